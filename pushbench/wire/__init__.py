@@ -1,0 +1,33 @@
+"""The sans-I/O WebSocket wire layer: bytes in, events out, no sockets inside.
+
+- :mod:`.frames`: frame encoding and the streaming :class:`FrameReader`;
+- :mod:`.protocol`: :class:`Connection`, message reassembly, ping/pong and the
+  close handshake state machine;
+- :mod:`.handshake`: the opening handshake, server and client side;
+- :mod:`.mask`, :mod:`.utf8`: the two byte-level primitives;
+- :mod:`.errors`: :class:`ProtocolError` (carrying the close code) and
+  :class:`HandshakeError` (carrying the HTTP status).
+"""
+
+from .errors import CloseCode, HandshakeError, ProtocolError
+from .frames import Frame, FrameReader, Opcode, encode_frame
+from .mask import apply_mask
+from .protocol import Close, Connection, Message, Ping, Pong, Role, State
+
+__all__ = [
+    "Close",
+    "CloseCode",
+    "Connection",
+    "Frame",
+    "FrameReader",
+    "HandshakeError",
+    "Message",
+    "Opcode",
+    "Ping",
+    "Pong",
+    "ProtocolError",
+    "Role",
+    "State",
+    "apply_mask",
+    "encode_frame",
+]

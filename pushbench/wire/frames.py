@@ -1,0 +1,393 @@
+"""WebSocket frames (RFC 6455 §5): encoding, and a streaming decoder.
+
+The decoder takes bytes in any chunking — one byte at a time or megabytes at
+once — and yields :class:`Frame` values. It enforces every framing rule the RFC
+puts on a receiver before it buffers a payload: reserved opcodes and RSV bits,
+masking direction, minimal length encoding, the 2^63 ceiling, control frames
+≤ 125 bytes and never fragmented, continuation frames only inside a fragmented
+message, and the configured frame and message size limits (1009). Text is
+validated as UTF-8 incrementally so a bad byte fails the message at once, even
+when the frame carrying it has not fully arrived.
+
+Memory is bounded: at most one partial header (< 14 bytes) is kept between
+calls, and a payload is accepted only after its length passed the limits.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import IntEnum
+from typing import NamedTuple
+
+from .errors import CloseCode, ProtocolError, is_valid_close_code
+from .mask import apply_mask, rotate_key
+from .utf8 import Utf8Validator
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_SIZE",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "Frame",
+    "FrameReader",
+    "Opcode",
+    "encode_close_payload",
+    "encode_frame",
+    "parse_close_payload",
+]
+
+DEFAULT_MAX_FRAME_SIZE = 1 << 20
+DEFAULT_MAX_MESSAGE_SIZE = 1 << 22
+
+
+class Opcode(IntEnum):
+    CONT = 0x0
+    TEXT = 0x1
+    BINARY = 0x2
+    CLOSE = 0x8
+    PING = 0x9
+    PONG = 0xA
+
+
+_CONTROL = frozenset({Opcode.CLOSE, Opcode.PING, Opcode.PONG})
+_DATA = frozenset({Opcode.CONT, Opcode.TEXT, Opcode.BINARY})
+
+
+class Frame(NamedTuple):
+    """One frame as received or to be sent. ``rsv`` holds RSV1-3 as bits 4-6."""
+
+    opcode: int
+    payload: bytes | bytearray
+    fin: bool = True
+    rsv: int = 0
+
+
+_new_frame = tuple.__new__
+
+
+# --- encoding -------------------------------------------------------------
+
+
+def encode_frame(
+    opcode: int,
+    payload: bytes | bytearray | memoryview,
+    *,
+    fin: bool = True,
+    mask: bool | bytes = False,
+    rsv: int = 0,
+) -> bytes:
+    """Serialize one frame with the minimal length encoding.
+
+    ``mask=True`` draws a fresh random key (what a client must do for every
+    frame); a 4-byte ``bytes`` key makes the output deterministic for tests.
+    Control-frame limits are the caller's to respect; :class:`FrameReader`
+    enforces them on the receiving side.
+    """
+    n = len(payload)
+    b0 = (0x80 if fin else 0) | rsv | opcode
+    if n < 126:
+        head = bytes((b0, n | 0x80 if mask else n))
+    elif n < 65536:
+        head = bytes((b0, 0xFE if mask else 126, n >> 8, n & 0xFF))
+    else:
+        head = bytes((b0, 0xFF if mask else 127)) + n.to_bytes(8)
+    if not mask:
+        return head + payload
+    key = os.urandom(4) if mask is True else mask
+    return head + key + apply_mask(payload, key)
+
+
+def encode_close_payload(code: int | None = None, reason: str = "") -> bytes:
+    """The payload of a Close frame: empty, or a 2-byte code plus UTF-8 reason."""
+    if code is None:
+        return b""
+    data = code.to_bytes(2) + reason.encode()
+    if len(data) > 125:
+        raise ValueError("close reason too long for a control frame")
+    return data
+
+
+def parse_close_payload(payload: bytes | bytearray) -> tuple[int, str]:
+    """Validate a received Close payload (§5.5.1, §7.4) → (code, reason).
+
+    An empty payload means "no status" and maps to 1005. A 1-byte payload, a
+    code that may not appear on the wire, or a reason that is not UTF-8 raise
+    :class:`ProtocolError` (1002, 1002, 1007).
+    """
+    n = len(payload)
+    if n == 0:
+        return CloseCode.NO_STATUS, ""
+    if n == 1:
+        raise ProtocolError(CloseCode.PROTOCOL_ERROR, "close payload of 1 byte")
+    code = int.from_bytes(payload[:2])
+    if not is_valid_close_code(code):
+        raise ProtocolError(CloseCode.PROTOCOL_ERROR, f"invalid close code {code}")
+    try:
+        reason = bytes(payload[2:]).decode()
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(CloseCode.INVALID_DATA, "close reason is not UTF-8") from exc
+    return code, reason
+
+
+# --- decoding -------------------------------------------------------------
+
+
+def _b0_table(rsv_allowed: int) -> tuple[int, ...]:
+    """For each first byte: -1 if invalid on its own, else the byte itself.
+
+    Folds the RSV check, the reserved-opcode check and "control frames are
+    never fragmented" into one indexed load on the hot path.
+    """
+    table = []
+    for b0 in range(256):
+        opcode = b0 & 0x0F
+        ok = (
+            (b0 & 0x70 & ~rsv_allowed) == 0
+            and opcode in Opcode._value2member_map_
+            and (opcode < 8 or b0 & 0x80)
+        )
+        table.append(b0 if ok else -1)
+    return tuple(table)
+
+
+_TABLES: dict[int, tuple[int, ...]] = {}
+
+
+def _explain_b0(b0: int, rsv_allowed: int) -> ProtocolError:
+    opcode = b0 & 0x0F
+    if b0 & 0x70 & ~rsv_allowed:
+        return ProtocolError(CloseCode.PROTOCOL_ERROR, "reserved RSV bit set")
+    if opcode not in Opcode._value2member_map_:
+        return ProtocolError(CloseCode.PROTOCOL_ERROR, f"reserved opcode {opcode:#x}")
+    return ProtocolError(CloseCode.PROTOCOL_ERROR, "fragmented control frame")
+
+
+class FrameReader:
+    """Streaming frame decoder for one direction of one connection.
+
+    ``masked`` is what the peer must send: True on a server (client frames are
+    masked), False on a client. ``rsv_allowed`` holds the RSV bits an
+    extension negotiated (0 when none). After a :class:`ProtocolError` the
+    reader is failed and every later call raises the same error.
+    """
+
+    __slots__ = (
+        "_acc",
+        "_cur_b0",
+        "_error",
+        "_key",
+        "_key_off",
+        "_masked",
+        "_max_frame",
+        "_max_message",
+        "_msg_opcode",
+        "_msg_size",
+        "_pending",
+        "_remaining",
+        "_rsv_allowed",
+        "_table",
+        "_utf8",
+    )
+
+    def __init__(
+        self,
+        *,
+        masked: bool,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        rsv_allowed: int = 0,
+    ) -> None:
+        self._masked = masked
+        self._max_frame = max_frame_size
+        self._max_message = max_message_size
+        self._rsv_allowed = rsv_allowed
+        table = _TABLES.get(rsv_allowed)
+        if table is None:
+            table = _TABLES[rsv_allowed] = _b0_table(rsv_allowed)
+        self._table = table
+        self._pending = b""  # an incomplete header carried to the next call
+        self._msg_opcode = 0  # TEXT/BINARY while a fragmented message is open
+        self._msg_size = 0
+        self._utf8: Utf8Validator | None = None
+        # State of a frame whose payload is still arriving (-1: none).
+        self._remaining = -1
+        self._cur_b0 = 0
+        self._key: bytes | None = None
+        self._key_off = 0
+        self._acc = bytearray()  # payload of that frame received so far
+        self._error: ProtocolError | None = None
+
+    @property
+    def in_message(self) -> bool:
+        """Whether a fragmented message has started and not yet finished."""
+        return self._msg_opcode != 0
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
+        """Decode what ``data`` completes; keep the rest for the next call."""
+        out: list[Frame] = []
+        self.feed_into(data, out)
+        return out
+
+    def feed_into(self, data: bytes | bytearray | memoryview, out: list[Frame]) -> None:
+        """Like :meth:`feed`, appending to ``out``.
+
+        Frames decoded before a violation stay in ``out`` when the
+        :class:`ProtocolError` propagates, so nothing valid is lost.
+        """
+        if self._error is not None:
+            raise self._error
+        try:
+            self._feed(data, out)
+        except ProtocolError as exc:
+            self._error = exc
+            raise
+
+    def _feed(self, data: bytes | bytearray | memoryview, out: list[Frame]) -> None:
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        if self._pending:
+            data = self._pending + data
+            self._pending = b""
+        end = len(data)
+        pos = 0
+        if self._remaining >= 0:
+            pos = self._continue_payload(data, 0, out)
+            if self._remaining >= 0:
+                return
+        table = self._table
+        masked = self._masked
+        max_frame = self._max_frame
+        append = out.append
+        new = _new_frame
+        while True:
+            avail = end - pos
+            if avail < 2:
+                break
+            b0 = table[data[pos]]
+            b1 = data[pos + 1]
+            length = b1 & 0x7F
+            if b0 < 0:
+                raise _explain_b0(data[pos], self._rsv_allowed)
+            if (b1 >> 7) != masked:
+                raise ProtocolError(
+                    CloseCode.PROTOCOL_ERROR,
+                    "unmasked client frame" if masked else "masked server frame",
+                )
+            opcode = b0 & 0x0F
+            head = 6 if masked else 2
+            if length >= 126:
+                if opcode >= 8:
+                    raise ProtocolError(CloseCode.PROTOCOL_ERROR, "control frame over 125 bytes")
+                if length == 126:
+                    head += 2
+                    if avail < head:
+                        break
+                    length = (data[pos + 2] << 8) | data[pos + 3]
+                    if length < 126:
+                        raise ProtocolError(CloseCode.PROTOCOL_ERROR, "non-minimal 16-bit length")
+                else:
+                    head += 8
+                    if avail < head:
+                        break
+                    length = int.from_bytes(data[pos + 2 : pos + 10])
+                    if length >> 63:
+                        raise ProtocolError(CloseCode.PROTOCOL_ERROR, "length over 2^63")
+                    if length < 65536:
+                        raise ProtocolError(CloseCode.PROTOCOL_ERROR, "non-minimal 64-bit length")
+            elif avail < head:
+                break
+            if length > max_frame:
+                raise ProtocolError(
+                    CloseCode.MESSAGE_TOO_BIG, f"frame of {length} bytes over {max_frame}"
+                )
+            fin = b0 >> 7
+            if opcode < 8:
+                self._check_data_frame(opcode, fin, length)
+            start = pos + head
+            stop = start + length
+            if stop > end:
+                # Payload still arriving: stream it so memory stays bounded and
+                # text fails fast; nothing of this frame is re-buffered.
+                self._cur_b0 = b0
+                self._key = data[start - 4 : start] if masked else None
+                self._key_off = 0
+                self._remaining = length
+                self._acc = bytearray()
+                self._continue_payload(data, start, out)
+                return
+            if masked:
+                payload: bytes | bytearray = apply_mask(data[start:stop], data[start - 4 : start])
+            else:
+                payload = data[start:stop]
+            if opcode == 1 or (opcode == 0 and self._msg_opcode == 1):
+                self._text(payload, fin)
+            if opcode < 8 and fin:
+                self._msg_opcode = 0
+                self._msg_size = 0
+            append(new(Frame, (opcode, payload, fin == 1, b0 & 0x70)))
+            pos = stop
+        if pos < end:
+            self._pending = data[pos:]
+
+    def _check_data_frame(self, opcode: int, fin: int, length: int) -> None:
+        if opcode == 0:
+            if not self._msg_opcode:
+                raise ProtocolError(CloseCode.PROTOCOL_ERROR, "continuation outside a message")
+            size = self._msg_size + length
+        else:
+            if self._msg_opcode:
+                raise ProtocolError(
+                    CloseCode.PROTOCOL_ERROR, "new data frame inside a fragmented message"
+                )
+            size = length
+            if not fin:
+                self._msg_opcode = opcode
+        if size > self._max_message:
+            raise ProtocolError(
+                CloseCode.MESSAGE_TOO_BIG, f"message of {size}+ bytes over {self._max_message}"
+            )
+        self._msg_size = size
+
+    def _text(self, payload: bytes | bytearray, fin: int) -> None:
+        v = self._utf8
+        if fin and v is None:
+            # Whole message in one frame: one C call validates it.
+            try:
+                payload.decode()
+            except UnicodeDecodeError as exc:
+                raise ProtocolError(CloseCode.INVALID_DATA, "invalid UTF-8 in text") from exc
+            return
+        if v is None:
+            v = self._utf8 = Utf8Validator()
+        v.feed(payload, bool(fin))
+        if fin:
+            self._utf8 = None
+
+    def _continue_payload(self, data: bytes, pos: int, out: list[Frame]) -> int:
+        """Consume payload bytes of the frame in progress; return the new pos."""
+        take = min(self._remaining, len(data) - pos)
+        chunk: bytes | bytearray = data[pos : pos + take]
+        if self._key is not None and take:
+            chunk = apply_mask(chunk, rotate_key(self._key, self._key_off))
+            self._key_off += take
+        self._remaining -= take
+        b0 = self._cur_b0
+        opcode = b0 & 0x0F
+        fin = b0 >> 7
+        done = self._remaining == 0
+        if take and (opcode == 1 or (opcode == 0 and self._msg_opcode == 1)):
+            v = self._utf8
+            if v is None:
+                v = self._utf8 = Utf8Validator()
+            v.feed(chunk, bool(fin and done))
+        self._acc += chunk
+        if not done:
+            return pos + take
+        payload = self._acc
+        self._acc = bytearray()
+        self._remaining = -1
+        if opcode < 8 and fin:
+            if opcode == 1 or (opcode == 0 and self._msg_opcode == 1):
+                self._utf8 = None
+            self._msg_opcode = 0
+            self._msg_size = 0
+        out.append(_new_frame(Frame, (opcode, payload, fin == 1, b0 & 0x70)))
+        return pos + take

@@ -1,0 +1,271 @@
+"""One WebSocket connection after the opening handshake, as a state machine.
+
+Bytes go in through :meth:`Connection.receive_data`, events come out; whatever
+the connection must send (our messages, the automatic pong, the close reply)
+collects in an outgoing buffer drained by :meth:`Connection.data_to_send`.
+There is no I/O and no clock here: keepalive and close timeouts are the
+shell's, which knows time.
+
+The close handshake (RFC 6455 §7), as a table of states:
+
+=========  ======================  ==============================================
+state      on Close received       on send_close()
+=========  ======================  ==============================================
+OPEN       reply Close → CLOSED    send Close → CLOSING
+CLOSING    → CLOSED                error (already sent)
+CLOSED     ignored                 error
+=========  ======================  ==============================================
+
+In CLOSED the server closes the TCP connection at once; the client waits for
+the server to do it (§7.1.1), which :attr:`Connection.closes_transport` says.
+A protocol violation *fails* the connection: a Close with the violation's code
+is queued, the state becomes CLOSED, and :class:`ProtocolError` propagates.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import NamedTuple
+
+from .errors import CloseCode, ProtocolError
+from .frames import (
+    DEFAULT_MAX_FRAME_SIZE,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    Frame,
+    FrameReader,
+    Opcode,
+    encode_close_payload,
+    encode_frame,
+    parse_close_payload,
+)
+
+__all__ = [
+    "Close",
+    "Connection",
+    "Event",
+    "Message",
+    "Ping",
+    "Pong",
+    "Role",
+    "State",
+]
+
+
+class Role(Enum):
+    SERVER = "server"
+    CLIENT = "client"
+
+
+class State(Enum):
+    OPEN = "open"
+    CLOSING = "closing"  # we sent Close, waiting for the peer's
+    CLOSED = "closed"  # both Close frames exchanged, or the connection failed
+
+
+class Message(NamedTuple):
+    """A whole data message; ``data`` of a TEXT message is valid UTF-8."""
+
+    opcode: int
+    data: bytes | bytearray
+
+    @property
+    def text(self) -> str:
+        return self.data.decode()
+
+
+class Ping(NamedTuple):
+    payload: bytes | bytearray
+
+
+class Pong(NamedTuple):
+    payload: bytes | bytearray
+
+
+class Close(NamedTuple):
+    """The peer's Close frame: 1005 when it carried no code."""
+
+    code: int
+    reason: str
+
+
+Event = Message | Ping | Pong | Close
+
+_new = tuple.__new__
+
+
+class Connection:
+    """RFC 6455 endpoint logic for one side of one connection.
+
+    ``auto_pong`` answers every Ping with a Pong carrying the same payload
+    (§5.5.2) before the Ping event is returned.
+    """
+
+    def __init__(
+        self,
+        role: Role,
+        *,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        auto_pong: bool = True,
+    ) -> None:
+        self.role = role
+        self._client = role is Role.CLIENT
+        self._reader = FrameReader(
+            masked=not self._client,
+            max_frame_size=max_frame_size,
+            max_message_size=max_message_size,
+        )
+        self._auto_pong = auto_pong
+        self._out: list[bytes] = []
+        self._parts: list[bytes | bytearray] = []
+        self._part_opcode = 0
+        self._frames: list[Frame] = []
+        self.state = State.OPEN
+        self.close_sent: tuple[int, str] | None = None
+        self.close_received: Close | None = None
+        self.error: ProtocolError | None = None
+        self._pending_events: list[Event] = []
+
+    # --- receiving --------------------------------------------------------
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
+        """Decode ``data`` into events; raise :class:`ProtocolError` on a violation.
+
+        On a violation the Close frame with its code is already queued in
+        :meth:`data_to_send`, and events decoded before it are kept in
+        :meth:`events_after_error`.
+        """
+        if self.state is State.CLOSED:
+            return []
+        frames = self._frames
+        frames.clear()
+        events: list[Event] = []
+        try:
+            self._reader.feed_into(data, frames)
+            self._process(frames, events)
+        except ProtocolError as exc:
+            self._pending_events = events
+            self._fail(exc)
+            raise
+        return events
+
+    def events_after_error(self) -> list[Event]:
+        """Events decoded in the call that raised, before the violation."""
+        events, self._pending_events = self._pending_events, []
+        return events
+
+    def _process(self, frames: list[Frame], events: list[Event]) -> None:
+        append = events.append
+        for frame in frames:
+            if self.close_received is not None:
+                break  # nothing may follow a Close (§5.5.1)
+            opcode = frame.opcode
+            if opcode == 1 or opcode == 2:
+                if frame.fin:
+                    append(_new(Message, (opcode, frame.payload)))
+                else:
+                    self._part_opcode = opcode
+                    self._parts = [frame.payload]
+            elif opcode == 0:
+                self._parts.append(frame.payload)
+                if frame.fin:
+                    parts = self._parts
+                    self._parts = []
+                    append(Message(self._part_opcode, b"".join(parts)))
+            elif opcode == Opcode.PING:
+                if self._auto_pong and self.state is State.OPEN:
+                    self._out.append(encode_frame(Opcode.PONG, frame.payload, mask=self._client))
+                append(Ping(frame.payload))
+            elif opcode == Opcode.PONG:
+                append(Pong(frame.payload))
+            else:
+                code, reason = parse_close_payload(frame.payload)
+                self.close_received = close = Close(code, reason)
+                if self.state is State.OPEN:
+                    # Echo the code (§5.5.1); "no status" is echoed as an empty body.
+                    echo = None if code == CloseCode.NO_STATUS else code
+                    self._queue_close(echo, "")
+                self.state = State.CLOSED
+                append(close)
+
+    def receive_eof(self) -> None:
+        """The transport closed. Without a Close exchange that is 1006 (abnormal)."""
+        if self.close_received is None:
+            self.close_received = Close(CloseCode.ABNORMAL, "")
+        self.state = State.CLOSED
+
+    def _fail(self, exc: ProtocolError) -> None:
+        self.error = exc
+        if self.close_sent is None:
+            self._queue_close(exc.code, exc.reason[:100])
+        self.state = State.CLOSED
+
+    # --- sending ----------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self.state is not State.OPEN:
+            raise RuntimeError(f"cannot send in state {self.state.value}")
+
+    def send_text(self, data: str | bytes) -> None:
+        self._check_open()
+        payload = data.encode() if isinstance(data, str) else data
+        self._out.append(encode_frame(Opcode.TEXT, payload, mask=self._client))
+
+    def send_binary(self, data: bytes | bytearray | memoryview) -> None:
+        self._check_open()
+        self._out.append(encode_frame(Opcode.BINARY, data, mask=self._client))
+
+    def send_fragments(self, opcode: int, parts: list[bytes]) -> None:
+        """Send one message as ``len(parts)`` frames (fragmentation, §5.4)."""
+        self._check_open()
+        if opcode not in (Opcode.TEXT, Opcode.BINARY) or not parts:
+            raise ValueError("fragments need TEXT or BINARY and at least one part")
+        last = len(parts) - 1
+        for i, part in enumerate(parts):
+            self._out.append(
+                encode_frame(
+                    opcode if i == 0 else Opcode.CONT, part, fin=i == last, mask=self._client
+                )
+            )
+
+    def send_ping(self, payload: bytes = b"") -> None:
+        self._check_open()
+        if len(payload) > 125:
+            raise ValueError("ping payload over 125 bytes")
+        self._out.append(encode_frame(Opcode.PING, payload, mask=self._client))
+
+    def send_pong(self, payload: bytes = b"") -> None:
+        self._check_open()
+        if len(payload) > 125:
+            raise ValueError("pong payload over 125 bytes")
+        self._out.append(encode_frame(Opcode.PONG, payload, mask=self._client))
+
+    def send_close(self, code: int | None = CloseCode.NORMAL, reason: str = "") -> None:
+        """Start the close handshake (OPEN → CLOSING)."""
+        self._check_open()
+        self._queue_close(code, reason)
+        self.state = State.CLOSING
+
+    def _queue_close(self, code: int | None, reason: str) -> None:
+        payload = encode_close_payload(code, reason)
+        self._out.append(encode_frame(Opcode.CLOSE, payload, mask=self._client))
+        self.close_sent = (CloseCode.NO_STATUS if code is None else code, reason)
+
+    def send_raw(self, frame_bytes: bytes) -> None:
+        """Queue an already-encoded data frame (one encoding, many receivers)."""
+        self._check_open()
+        self._out.append(frame_bytes)
+
+    def data_to_send(self) -> bytes:
+        """Everything queued since the last call, ready for the transport."""
+        out = self._out
+        if not out:
+            return b""
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        return data
+
+    @property
+    def closes_transport(self) -> bool:
+        """Whether this side should close TCP now (server, after the handshake)."""
+        return self.state is State.CLOSED and (not self._client or self.error is not None)
