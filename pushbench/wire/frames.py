@@ -19,8 +19,9 @@ import os
 from enum import IntEnum
 from typing import NamedTuple
 
+from . import mask as _mask
 from .errors import CloseCode, ProtocolError, is_valid_close_code
-from .mask import apply_mask, rotate_key
+from .mask import MASK_NUMPY_MIN, apply_mask, rotate_key
 from .utf8 import Utf8Validator
 
 __all__ = [
@@ -61,6 +62,7 @@ class Frame(NamedTuple):
 
 
 _new_frame = tuple.__new__
+_from_bytes = int.from_bytes
 
 
 # --- encoding -------------------------------------------------------------
@@ -253,28 +255,31 @@ class FrameReader:
             if self._remaining >= 0:
                 return
         table = self._table
-        masked = self._masked
+        mbit = 0x80 if self._masked else 0
+        head0 = 6 if mbit else 2
         max_frame = self._max_frame
+        max_message = self._max_message
         append = out.append
         new = _new_frame
+        from_bytes = _from_bytes
+        c_mask = _mask.C_MASK
         while True:
             avail = end - pos
             if avail < 2:
                 break
             b0 = table[data[pos]]
             b1 = data[pos + 1]
-            length = b1 & 0x7F
             if b0 < 0:
                 raise _explain_b0(data[pos], self._rsv_allowed)
-            if (b1 >> 7) != masked:
+            if b1 & 0x80 != mbit:
                 raise ProtocolError(
                     CloseCode.PROTOCOL_ERROR,
-                    "unmasked client frame" if masked else "masked server frame",
+                    "unmasked client frame" if mbit else "masked server frame",
                 )
-            opcode = b0 & 0x0F
-            head = 6 if masked else 2
+            length = b1 & 0x7F
+            head = head0
             if length >= 126:
-                if opcode >= 8:
+                if b0 & 0x08:
                     raise ProtocolError(CloseCode.PROTOCOL_ERROR, "control frame over 125 bytes")
                 if length == 126:
                     head += 2
@@ -287,7 +292,7 @@ class FrameReader:
                     head += 8
                     if avail < head:
                         break
-                    length = int.from_bytes(data[pos + 2 : pos + 10])
+                    length = from_bytes(data[pos + 2 : pos + 10])
                     if length >> 63:
                         raise ProtocolError(CloseCode.PROTOCOL_ERROR, "length over 2^63")
                     if length < 65536:
@@ -298,30 +303,49 @@ class FrameReader:
                 raise ProtocolError(
                     CloseCode.MESSAGE_TOO_BIG, f"frame of {length} bytes over {max_frame}"
                 )
+            opcode = b0 & 0x0F
             fin = b0 >> 7
-            if opcode < 8:
+            # Fast path: a whole message in one frame, or a control frame.
+            # Anything touching fragmentation state goes through _fragment().
+            fragment = opcode < 8 and (opcode == 0 or not fin or self._msg_opcode != 0)
+            if fragment:
                 self._check_data_frame(opcode, fin, length)
+            elif length > max_message and opcode < 8:
+                raise ProtocolError(
+                    CloseCode.MESSAGE_TOO_BIG, f"message of {length} bytes over {max_message}"
+                )
             start = pos + head
             stop = start + length
             if stop > end:
                 # Payload still arriving: stream it so memory stays bounded and
                 # text fails fast; nothing of this frame is re-buffered.
                 self._cur_b0 = b0
-                self._key = data[start - 4 : start] if masked else None
+                self._key = data[start - 4 : start] if mbit else None
                 self._key_off = 0
                 self._remaining = length
                 self._acc = bytearray()
                 self._continue_payload(data, start, out)
                 return
-            if masked:
-                payload: bytes | bytearray = apply_mask(data[start:stop], data[start - 4 : start])
-            else:
+            payload: bytes | bytearray
+            if not mbit:
                 payload = data[start:stop]
-            if opcode == 1 or (opcode == 0 and self._msg_opcode == 1):
-                self._text(payload, fin)
-            if opcode < 8 and fin:
-                self._msg_opcode = 0
-                self._msg_size = 0
+            elif c_mask is not None:
+                payload = c_mask(data[start:stop], data[start - 4 : start])
+            elif length < MASK_NUMPY_MIN:
+                # apply_mask's small path, inlined: this is the hottest line.
+                payload = (
+                    from_bytes(data[start:stop])
+                    ^ from_bytes((data[start - 4 : start] * ((length >> 2) + 1))[:length])
+                ).to_bytes(length)
+            else:
+                payload = apply_mask(data[start:stop], data[start - 4 : start])
+            if fragment:
+                self._fragment_done(opcode, fin, payload)
+            elif opcode == 1:
+                try:
+                    payload.decode()
+                except UnicodeDecodeError as exc:
+                    raise ProtocolError(CloseCode.INVALID_DATA, "invalid UTF-8 in text") from exc
             append(new(Frame, (opcode, payload, fin == 1, b0 & 0x70)))
             pos = stop
         if pos < end:
@@ -346,20 +370,18 @@ class FrameReader:
             )
         self._msg_size = size
 
-    def _text(self, payload: bytes | bytearray, fin: int) -> None:
-        v = self._utf8
-        if fin and v is None:
-            # Whole message in one frame: one C call validates it.
-            try:
-                payload.decode()
-            except UnicodeDecodeError as exc:
-                raise ProtocolError(CloseCode.INVALID_DATA, "invalid UTF-8 in text") from exc
-            return
-        if v is None:
-            v = self._utf8 = Utf8Validator()
-        v.feed(payload, bool(fin))
+    def _fragment_done(self, opcode: int, fin: int, payload: bytes | bytearray) -> None:
+        """Validate a complete fragment's text and close the message on FIN."""
+        if opcode == 1 or (opcode == 0 and self._msg_opcode == 1):
+            v = self._utf8
+            if v is None:
+                v = self._utf8 = Utf8Validator()
+            v.feed(payload, bool(fin))
+            if fin:
+                self._utf8 = None
         if fin:
-            self._utf8 = None
+            self._msg_opcode = 0
+            self._msg_size = 0
 
     def _continue_payload(self, data: bytes, pos: int, out: list[Frame]) -> int:
         """Consume payload bytes of the frame in progress; return the new pos."""

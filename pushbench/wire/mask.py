@@ -1,14 +1,28 @@
 """XOR masking of payloads (RFC 6455 §5.3), the codec's hottest primitive.
 
-Two paths, picked by size: small payloads XOR as one big Python integer (no
-per-byte loop, no temporary arrays); large ones XOR as a numpy ``uint64`` view
-against the 4-byte key widened to 8 bytes, which runs at memory bandwidth.
-The crossover was measured with ``make bench-codec`` (see ``MASK_NUMPY_MIN``).
+When the optional C helper (``_speedups.c``) is built, it masks every size.
+Otherwise two pure paths are picked by size: small payloads XOR as one big
+Python integer (no per-byte loop, no temporary arrays); large ones XOR as a
+numpy ``uint64`` view against the key widened to 8 bytes, at memory
+bandwidth. ``C_MASK`` is None without the helper, or when the environment sets
+``PUSHBENCH_NO_SPEEDUPS=1``; the benchmark flips it to measure both.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+
 import numpy as np
+
+MaskFunction = Callable[[bytes | bytearray | memoryview, bytes], bytes]
+
+C_MASK: MaskFunction | None = None
+if not os.environ.get("PUSHBENCH_NO_SPEEDUPS"):
+    try:
+        from ._speedups import apply_mask as C_MASK
+    except ImportError:  # pragma: no cover - depends on the build
+        C_MASK = None
 
 # Below this many bytes the integer path wins: numpy's per-call overhead is
 # about a microsecond, which a 125-byte integer XOR never reaches.
@@ -35,9 +49,11 @@ def apply_mask(data: bytes | bytearray | memoryview, key: bytes) -> bytes | byte
     """Return ``data`` XORed with the 4-byte ``key`` repeated from offset 0.
 
     Masking and unmasking are the same operation. ``key`` must be 4 bytes.
-    Small results are ``bytes``; from ``MASK_NUMPY_MIN`` bytes up they are a
-    fresh ``bytearray`` (see ``_mask_large`` for why).
+    The result is ``bytes``, except on the pure path from ``MASK_NUMPY_MIN``
+    bytes up, where it is a fresh ``bytearray`` (see ``_mask_large`` for why).
     """
+    if C_MASK is not None:
+        return C_MASK(data, key)
     if len(data) < MASK_NUMPY_MIN:
         return _mask_small(data, key)
     return _mask_large(data, key)

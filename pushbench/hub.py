@@ -1,0 +1,199 @@
+"""The hub: topics, publish, subscribe, bounded history, fan-out, slow consumers.
+
+Every server stack and every transport sits on one :class:`Hub`, so they differ
+only in how they put the same bytes on the wire. The hub owns:
+
+- sequence numbers (per topic, monotonic from 1; a backend such as Redis may
+  assign them instead so several processes agree);
+- encoding: each message is encoded once (:mod:`pushbench.contract`) and the
+  same :class:`Item` goes to every subscriber; transports cache their own
+  framing of it on the item (:meth:`Item.framed`), again once per message;
+- history: the last ``history`` items per topic, for resume (``since``,
+  Last-Event-ID) and for polling;
+- fan-out with a bounded queue per subscriber: a subscriber more than
+  ``queue_limit`` items behind is dropped and counted, never allowed to grow
+  memory.
+
+The in-process hub lives here; :mod:`pushbench.hub_redis` feeds the same
+fan-out from Redis pub/sub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .contract import Envelope, encode, now_ns
+
+__all__ = ["Hub", "HubStats", "Item", "Subscription"]
+
+
+class Item:
+    """One published message: its sequence number and its encoded bytes."""
+
+    __slots__ = ("_framed", "data", "seq", "topic")
+
+    def __init__(self, topic: str, seq: int, data: bytes) -> None:
+        self.topic = topic
+        self.seq = seq
+        self.data = data
+        self._framed: dict[str, bytes] = {}
+
+    def framed(self, key: str, frame: Callable[[Item], bytes]) -> bytes:
+        """This item framed for one transport, computed on first use only."""
+        out = self._framed.get(key)
+        if out is None:
+            out = self._framed[key] = frame(self)
+        return out
+
+
+class Subscription:
+    """One subscriber's view of a topic: a bounded queue of items not yet taken."""
+
+    __slots__ = ("_event", "_hub", "_items", "dropped", "topic")
+
+    def __init__(self, hub: Hub, topic: str, backlog: list[Item]) -> None:
+        self._hub = hub
+        self.topic = topic
+        self._items: list[Item] = backlog
+        self._event = asyncio.Event()
+        if backlog:
+            self._event.set()
+        self.dropped = False  # set when this subscriber fell too far behind
+
+    def _push(self, item: Item, limit: int) -> bool:
+        self._items.append(item)
+        self._event.set()
+        return len(self._items) <= limit
+
+    async def next_batch(self, timeout: float | None = None) -> list[Item]:
+        """Every item queued so far, waiting for at least one (or the timeout → [])."""
+        if not self._items and not self.dropped:
+            self._event.clear()
+            if timeout is None:
+                await self._event.wait()
+            else:
+                try:
+                    await asyncio.wait_for(self._event.wait(), timeout)
+                except TimeoutError:
+                    return []
+        items, self._items = self._items, []
+        return items
+
+    def close(self) -> None:
+        self._hub._unsubscribe(self)
+        self._event.set()
+
+
+@dataclass
+class _Topic:
+    history: deque[Item]
+    seq: int = 0
+    subs: set[Subscription] = field(default_factory=set)
+
+
+@dataclass
+class HubStats:
+    published: int = 0
+    delivered: int = 0  # items handed to subscriber queues
+    slow_consumers_dropped: int = 0
+    subscribers: int = 0
+
+
+class Hub:
+    """In-process hub. ``history`` items per topic; ``queue_limit`` per subscriber."""
+
+    backend = "memory"
+
+    def __init__(self, *, history: int = 1000, queue_limit: int = 10000) -> None:
+        self.history = history
+        self.queue_limit = queue_limit
+        self._topics: dict[str, _Topic] = {}
+        self.stats = HubStats()
+
+    def _topic(self, name: str) -> _Topic:
+        t = self._topics.get(name)
+        if t is None:
+            t = self._topics[name] = _Topic(deque(maxlen=self.history))
+        return t
+
+    async def start(self) -> None:
+        """Connect to whatever the backend needs (nothing in-process)."""
+
+    async def stop(self) -> None:
+        for t in self._topics.values():
+            for sub in list(t.subs):
+                sub.dropped = True
+                sub.close()
+
+    async def publish(self, topic: str, payload: str, scheduled_ns: int | None = None) -> int:
+        """Assign the next sequence number, encode once, fan out → the sequence number."""
+        t = self._topic(topic)
+        seq = t.seq + 1
+        pub = now_ns()
+        env = Envelope(topic, seq, pub if scheduled_ns is None else scheduled_ns, pub, payload)
+        self._deliver(Item(topic, seq, encode(env)))
+        return seq
+
+    def _deliver(self, item: Item) -> None:
+        """Append to history and to every subscriber's queue (sequence already assigned)."""
+        t = self._topic(item.topic)
+        if item.seq <= t.seq:
+            return  # a duplicate (e.g. replayed by a backend): never deliver twice
+        t.seq = item.seq
+        t.history.append(item)
+        self.stats.published += 1
+        limit = self.queue_limit
+        slow: list[Subscription] = []
+        for sub in t.subs:
+            if not sub._push(item, limit):
+                slow.append(sub)
+        self.stats.delivered += len(t.subs)
+        for sub in slow:
+            sub.dropped = True
+            sub.close()
+            self.stats.slow_consumers_dropped += 1
+
+    def since(self, topic: str, since: int) -> list[Item]:
+        """Items of ``topic`` with a sequence number above ``since`` still in history."""
+        t = self._topics.get(topic)
+        if t is None or t.seq <= since:
+            return []
+        hist = t.history
+        # History is contiguous, so the start index follows from the first seq.
+        first = hist[0].seq
+        start = max(0, since + 1 - first)
+        return [hist[i] for i in range(start, len(hist))]
+
+    def last_seq(self, topic: str) -> int:
+        t = self._topics.get(topic)
+        return t.seq if t is not None else 0
+
+    def subscribe(self, topic: str, since: int | None = None) -> Subscription:
+        """Live items from now on; with ``since``, first the history after it."""
+        t = self._topic(topic)
+        backlog = self.since(topic, since) if since is not None else []
+        sub = Subscription(self, topic, backlog)
+        t.subs.add(sub)
+        self.stats.subscribers += 1
+        return sub
+
+    def _unsubscribe(self, sub: Subscription) -> None:
+        t = self._topics.get(sub.topic)
+        if t is not None and sub in t.subs:
+            t.subs.discard(sub)
+            self.stats.subscribers -= 1
+
+    async def wait(self, topic: str, since: int, timeout: float) -> list[Item]:
+        """Long poll: items after ``since``, waiting up to ``timeout`` s for the first."""
+        items = self.since(topic, since)
+        if items:
+            return items
+        sub = self.subscribe(topic)
+        try:
+            await sub.next_batch(timeout)
+        finally:
+            sub.close()
+        return self.since(topic, since)

@@ -1,0 +1,250 @@
+"""What every server stack serves, independent of the stack: one table-driven core.
+
+A stack (aiohttp, Starlette on uvicorn, raw asyncio) only adapts its request
+and response objects to :class:`PushService`; parameter checks, auth, error
+bodies, poll batches, SSE framing and counters live here once, so the stacks
+cannot drift apart. The URL scheme (same on every stack):
+
+=================================  =============================================
+``GET /ws?topic=&since=``          WebSocket push stream (one text frame per message)
+``GET /sse?topic=&since=``         Server-Sent Events; Last-Event-ID resumes
+``GET /poll?topic=&since=&timeout=``  long poll: hold until a message after ``since``
+``GET /poll?topic=&since=&timeout=0`` short poll: answer at once (maybe empty)
+``GET /echo``                      WebSocket echo (same opcode back)
+``POST /publish?topic=``           body = payload → ``{"seq": N}``
+``GET /health``, ``GET /stats``    readiness, counters
+``POST /control/ticker?...``       start server-side load; ``DELETE`` stops it
+=================================  =============================================
+
+Errors are a status with a short JSON body ``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+
+from . import sse
+from .auth import check_token
+from .contract import ENCODING, valid_topic
+from .hub import Hub, Item
+from .ticker import Ticker
+
+__all__ = ["HttpError", "Params", "PushService", "ServerConfig", "ServiceStats"]
+
+MAX_SEQ = 2**62
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    ping_interval: float = 20.0  # WebSocket keepalive
+    heartbeat_interval: float = 15.0  # SSE comment lines
+    sse_retry_ms: int = 1000
+    max_publish_bytes: int = 65536
+    default_poll_timeout: float = 30.0
+    max_poll_timeout: float = 120.0
+    max_connections: int = 20000
+    auth_secret: bytes | None = None  # tokens required when set
+    origins: tuple[str, ...] | None = None  # WebSocket Origin allow-list when set
+
+
+class HttpError(Exception):
+    """A request the service refuses: ``status`` and a short reason for the JSON body."""
+
+    def __init__(self, status: int, error: str) -> None:
+        super().__init__(f"{status} {error}")
+        self.status = status
+        self.error = error
+
+    def body(self) -> bytes:
+        return json.dumps({"error": self.error}).encode()
+
+
+@dataclass(frozen=True)
+class Params:
+    topic: str
+    since: int | None
+    timeout: float
+
+
+@dataclass
+class ServiceStats:
+    connections_open: int = 0
+    connections_total: int = 0
+    connections_refused: int = 0
+    messages_delivered: int = 0
+    bytes_written: int = 0
+    requests: int = 0
+    bad_requests: int = 0
+    auth_failures: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+def _int(query: Mapping[str, str], name: str, lo: int, hi: int) -> int | None:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 19:
+        raise HttpError(400, f"{name} must be an integer in [{lo}, {hi}]")
+    value = int(raw)
+    if not lo <= value <= hi:
+        raise HttpError(400, f"{name} must be an integer in [{lo}, {hi}]")
+    return value
+
+
+def _float(query: Mapping[str, str], name: str, lo: float, hi: float) -> float | None:
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise HttpError(400, f"{name} must be a number in [{lo}, {hi}]") from None
+    if not lo <= value <= hi:  # also rejects nan
+        raise HttpError(400, f"{name} must be a number in [{lo}, {hi}]")
+    return value
+
+
+class PushService:
+    """The stack-independent half of every push server."""
+
+    def __init__(self, hub: Hub, config: ServerConfig | None = None) -> None:
+        self.hub = hub
+        self.config = config or ServerConfig()
+        self.stats = ServiceStats()
+        self.ticker: Ticker | None = None
+
+    # --- requests ---------------------------------------------------------
+
+    def params(self, query: Mapping[str, str], last_event_id: str | None = None) -> Params:
+        """Validate topic / since / timeout and the token → Params, or HttpError.
+
+        ``last_event_id`` (SSE's header) wins over ``since`` when present.
+        """
+        self.stats.requests += 1
+        try:
+            topic = query.get("topic", "")
+            if not valid_topic(topic):
+                raise HttpError(400, "topic must be 1-64 characters of [A-Za-z0-9_.-]")
+            since = _int(query, "since", 0, MAX_SEQ)
+            leid = last_event_id if last_event_id is not None else query.get("lastEventId")
+            if leid:
+                since = _int({"Last-Event-ID": leid}, "Last-Event-ID", 0, MAX_SEQ)
+            timeout = _float(query, "timeout", 0.0, self.config.max_poll_timeout)
+        except HttpError:
+            self.stats.bad_requests += 1
+            raise
+        secret = self.config.auth_secret
+        if secret is not None:
+            why = check_token(secret, topic, query.get("token"))
+            if why:
+                self.stats.auth_failures += 1
+                raise HttpError(401, f"token {why}")
+        return Params(
+            topic, since, self.config.default_poll_timeout if timeout is None else timeout
+        )
+
+    def open_connection(self) -> None:
+        """Count a long-lived connection; HttpError(503) past ``max_connections``."""
+        if self.stats.connections_open >= self.config.max_connections:
+            self.stats.connections_refused += 1
+            raise HttpError(503, "too many connections")
+        self.stats.connections_open += 1
+        self.stats.connections_total += 1
+
+    def close_connection(self) -> None:
+        self.stats.connections_open -= 1
+
+    async def publish(self, query: Mapping[str, str], body: bytes) -> bytes:
+        """POST /publish → ``{"seq": N}``; the body is the payload (UTF-8, bounded)."""
+        params = self.params(query)
+        if len(body) > self.config.max_publish_bytes:
+            self.stats.bad_requests += 1
+            raise HttpError(413, f"payload over {self.config.max_publish_bytes} bytes")
+        try:
+            payload = body.decode()
+        except UnicodeDecodeError:
+            self.stats.bad_requests += 1
+            raise HttpError(400, "payload must be UTF-8") from None
+        seq = await self.hub.publish(params.topic, payload)
+        return json.dumps({"seq": seq}).encode()
+
+    async def poll(self, params: Params) -> bytes:
+        """GET /poll: long when timeout > 0, short (immediate) when 0 → JSON batch."""
+        since = params.since if params.since is not None else self.hub.last_seq(params.topic)
+        if params.timeout > 0:
+            items = await self.hub.wait(params.topic, since, params.timeout)
+        else:
+            items = self.hub.since(params.topic, since)
+        body = batch(items, since)
+        self.count(len(items), len(body))
+        return body
+
+    def count(self, messages: int, nbytes: int) -> None:
+        self.stats.messages_delivered += messages
+        self.stats.bytes_written += nbytes
+
+    # --- SSE --------------------------------------------------------------
+
+    def sse_prelude(self) -> bytes:
+        return sse.retry(self.config.sse_retry_ms)
+
+    # --- observability ----------------------------------------------------
+
+    def stats_body(self) -> bytes:
+        s = asdict(self.stats)
+        extra = s.pop("extra")
+        s.update(extra)
+        s["hub_backend"] = self.hub.backend
+        s["encoding"] = ENCODING
+        s["slow_consumers_dropped"] = self.hub.stats.slow_consumers_dropped + extra.get(
+            "slow_consumers_dropped", 0
+        )
+        s["published"] = self.hub.stats.published
+        s["subscribers"] = self.hub.stats.subscribers
+        if self.ticker is not None:
+            s["ticker"] = self.ticker.status()
+        return json.dumps(s).encode()
+
+    # --- server-originated load -------------------------------------------
+
+    async def control_ticker(self, method: str, query: Mapping[str, str]) -> bytes:
+        """POST starts (or replaces) the ticker, DELETE stops it → its status."""
+        if method == "DELETE":
+            if self.ticker is not None:
+                await self.ticker.stop()
+            return json.dumps(self.ticker.status() if self.ticker else {}).encode()
+        topic = query.get("topic", "")
+        if not valid_topic(topic):
+            raise HttpError(400, "topic must be 1-64 characters of [A-Za-z0-9_.-]")
+        rate = _float(query, "rate", 0.001, 1e6) or 100.0
+        size = _int(query, "size", 0, self.config.max_publish_bytes)
+        count = _int(query, "count", 1, 10**9)
+        duration = _float(query, "duration", 0.001, 86400.0)
+        delay = _float(query, "delay", 0.0, 60.0) or 0.0
+        if self.ticker is not None:
+            await self.ticker.stop()
+        self.ticker = Ticker(
+            self.hub,
+            topic,
+            rate=rate,
+            payload_size=100 if size is None else size,
+            count=count,
+            duration_s=duration,
+            start_delay_s=delay,
+        )
+        self.ticker.start()
+        return json.dumps(self.ticker.status()).encode()
+
+
+def batch(items: list[Item], since: int) -> bytes:
+    """A poll answer built from the already-encoded items, no re-encoding:
+    ``{"last": <seq of the last item, or since>, "messages": [...]}``."""
+    last = items[-1].seq if items else since
+    return b'{"last":%d,"messages":[' % last + b",".join(i.data for i in items) + b"]}"
+
+
+def sse_frame(item: Item) -> bytes:
+    """The SSE event of an item, cached on it (see :meth:`Item.framed`)."""
+    return sse.event(item.data, item.seq)
