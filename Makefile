@@ -7,13 +7,19 @@ PY := $(VENV)/bin/python
 SCENARIO ?= quick
 export PYTHONHASHSEED := 0
 
-.PHONY: help venv test lint typecheck unit bench bench-codec clean
+.PHONY: help venv system-deps test lint typecheck unit bench bench-codec clean
+
+# Debian packages that tests and scenarios start for real (Redis for the scale-out hub).
+# Installed when missing and we are root; otherwise the command to run is printed.
+SYSTEM_PACKAGES := redis-server
+SYSTEM_BINARIES := redis-server
 
 help:
 	@echo "make bench        codec benchmark (+ the default scenario as later issues land)"
 	@echo "make bench-codec  the WebSocket codec benchmark alone"
 	@echo "make test         lint (ruff), type check (mypy) and the test suite (pytest)"
 	@echo "make venv         create $(VENV) from requirements.lock"
+	@echo "make system-deps  install the Debian packages real-part tests use ($(SYSTEM_PACKAGES))"
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +29,17 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	touch $@
 
 venv: $(VENV)/.installed
+
+system-deps:
+	@missing=""; for b in $(SYSTEM_BINARIES); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian packages: $(SYSTEM_PACKAGES)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; \
+	  else \
+	    echo "missing:$$missing — run: sudo apt-get install $(SYSTEM_PACKAGES)  (tests needing them will skip)"; \
+	  fi; \
+	fi
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -34,7 +51,7 @@ typecheck: venv
 unit: venv
 	$(VENV)/bin/pytest -q
 
-test: lint typecheck unit
+test: system-deps lint typecheck unit
 
 bench-codec: venv
 	$(VENV)/bin/pushbench bench-codec

@@ -1,0 +1,249 @@
+"""Unit tests of the stack-independent core: contract, hub, SSE framing, auth, ticker, service."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pushbench import sse
+from pushbench.auth import check_token, make_token
+from pushbench.contract import Envelope, decode, encode, valid_topic
+from pushbench.hub import Hub
+from pushbench.service import HttpError, PushService, ServerConfig, batch
+from pushbench.ticker import Ticker
+
+# --- contract -------------------------------------------------------------
+
+
+@given(
+    st.text(alphabet="abcXYZ019_.-", min_size=1, max_size=64),
+    st.integers(1, 2**62),
+    st.integers(0, 2**63),
+    st.text(max_size=200),
+)
+def test_envelope_round_trip(topic: str, seq: int, t: int, payload: str) -> None:
+    env = Envelope(topic, seq, t, t + 1, payload)
+    assert decode(encode(env)) == env
+
+
+def test_decode_rejects_non_messages() -> None:
+    for bad in (b"", b"[]", b'{"t":"a"}', b"not json"):
+        with pytest.raises(ValueError):
+            decode(bad)
+
+
+@pytest.mark.parametrize(
+    ("topic", "ok"),
+    [("a", True), ("news.eu-1_x", True), ("x" * 64, True), ("", False), ("x" * 65, False),
+     ("a b", False), ("ä", False), ("a/b", False), ("a\n", False)],
+)  # fmt: skip
+def test_valid_topic(topic: str, ok: bool) -> None:
+    assert valid_topic(topic) is ok
+
+
+# --- hub --------------------------------------------------------------------
+
+
+def test_hub_sequence_history_and_resume() -> None:
+    async def main() -> None:
+        hub = Hub(history=5)
+        seqs = [await hub.publish("t", f"m{i}") for i in range(8)]
+        assert seqs == list(range(1, 9))
+        assert [i.seq for i in hub.since("t", 0)] == [4, 5, 6, 7, 8]  # bounded history
+        assert [i.seq for i in hub.since("t", 6)] == [7, 8]
+        assert hub.since("t", 8) == [] and hub.since("other", 0) == []
+        sub = hub.subscribe("t", since=6)
+        await hub.publish("t", "m8")
+        got = await sub.next_batch()
+        assert [i.seq for i in got] == [7, 8, 9]
+        assert [decode(i.data).payload for i in got] == ["m6", "m7", "m8"]
+        sub.close()
+        assert hub.stats.subscribers == 0
+
+    asyncio.run(main())
+
+
+def test_hub_encodes_once_and_caches_framing() -> None:
+    async def main() -> None:
+        hub = Hub()
+        a, b = hub.subscribe("t"), hub.subscribe("t")
+        await hub.publish("t", "x")
+        (ia,), (ib,) = await a.next_batch(), await b.next_batch()
+        assert ia is ib  # one item, one encoding, shared by every subscriber
+        calls: list[int] = []
+
+        def frame(item: object) -> bytes:
+            calls.append(1)
+            return b"framed"
+
+        assert ia.framed("k", frame) == ib.framed("k", frame) == b"framed"
+        assert len(calls) == 1
+
+    asyncio.run(main())
+
+
+def test_hub_drops_slow_consumer_and_counts_it() -> None:
+    async def main() -> None:
+        hub = Hub(queue_limit=10)
+        slow, fast = hub.subscribe("t"), hub.subscribe("t")
+        for i in range(5):
+            await hub.publish("t", str(i))
+        assert len(await fast.next_batch()) == 5
+        for i in range(20):
+            await hub.publish("t", str(i))
+            if i % 5 == 0:
+                await fast.next_batch()
+        assert slow.dropped and not fast.dropped
+        assert hub.stats.slow_consumers_dropped == 1
+        assert hub.stats.subscribers == 1
+
+    asyncio.run(main())
+
+
+def test_hub_wait_long_poll() -> None:
+    async def main() -> None:
+        hub = Hub()
+        assert await hub.wait("t", 0, 0.05) == []  # timeout, nothing new
+        task = asyncio.create_task(hub.wait("t", 0, 5.0))
+        await asyncio.sleep(0.01)
+        await hub.publish("t", "a")
+        assert [i.seq for i in await asyncio.wait_for(task, 2)] == [1]
+        assert hub.stats.subscribers == 0
+
+    asyncio.run(main())
+
+
+# --- SSE --------------------------------------------------------------------
+
+
+@settings(max_examples=50)
+@given(
+    st.lists(st.binary(max_size=50).filter(lambda b: b"\r" not in b), max_size=8),
+    st.integers(1, 7),
+)
+def test_sse_round_trip_any_chunking(datas: list[bytes], step: int) -> None:
+    stream = sse.retry(1500) + b"".join(
+        sse.event(d, i + 1) + sse.comment(b"hb") for i, d in enumerate(datas)
+    )
+    parser = sse.EventParser()
+    events = []
+    for i in range(0, len(stream), step):
+        events += parser.feed(stream[i : i + step])
+    # An event with empty data and no lines is still dispatched ("data: " + "\n").
+    assert [e.data for e in events] == datas
+    assert [e.id for e in events] == [str(i + 1) for i in range(len(datas))]
+    assert parser.retry_ms == 1500
+    assert parser.comments == len(datas)
+
+
+# --- auth -------------------------------------------------------------------
+
+
+def test_tokens() -> None:
+    secret = b"s3cret"
+    tok = make_token(secret, "news", ttl_s=60, now=1000.0)
+    assert check_token(secret, "news", tok, now=1000.0) == ""
+    assert check_token(secret, "sport", tok, now=1000.0) == "forged"
+    assert check_token(b"other", "news", tok, now=1000.0) == "forged"
+    assert check_token(secret, "news", tok, now=2000.0) == "expired"
+    assert check_token(secret, "news", None) == "missing"
+    assert check_token(secret, "news", "12.zz") == "malformed"
+
+
+# --- ticker -----------------------------------------------------------------
+
+
+def test_ticker_stamps_the_schedule_open_loop() -> None:
+    async def main() -> None:
+        hub = Hub(history=1000)
+        sub = hub.subscribe("tick")
+        ticker = Ticker(hub, "tick", rate=1000.0, payload_size=10, count=200)
+        ticker.start()
+        got: list[Envelope] = []
+        while len(got) < 200:
+            got += [decode(i.data) for i in await asyncio.wait_for(sub.next_batch(), 5)]
+        await ticker.stop()
+        assert [e.seq for e in got] == list(range(1, 201))
+        gaps = {b.scheduled_ns - a.scheduled_ns for a, b in itertools.pairwise(got)}
+        assert gaps == {1_000_000}  # exactly the schedule, however late the wake-ups
+        assert all(e.published_ns >= e.scheduled_ns for e in got)
+        assert all(len(e.payload) == 10 for e in got)
+        assert ticker.status()["sent"] == 200
+
+    asyncio.run(main())
+
+
+# --- service ----------------------------------------------------------------
+
+BAD_QUERIES = [
+    {},
+    {"topic": ""},
+    {"topic": "x" * 65},
+    {"topic": "a b"},
+    {"topic": "t", "since": "-1"},
+    {"topic": "t", "since": "abc"},
+    {"topic": "t", "since": "9" * 25},
+    {"topic": "t", "timeout": "1e9"},
+    {"topic": "t", "timeout": "nan"},
+    {"topic": "t", "timeout": "-1"},
+]
+
+
+@pytest.mark.parametrize("query", BAD_QUERIES)
+def test_service_rejects_bad_params(query: dict[str, str]) -> None:
+    svc = PushService(Hub())
+    with pytest.raises(HttpError) as err:
+        svc.params(query)
+    assert err.value.status == 400
+    assert json.loads(err.value.body())["error"]
+    assert svc.stats.bad_requests == 1
+
+
+def test_service_params_and_last_event_id() -> None:
+    svc = PushService(Hub(), ServerConfig(default_poll_timeout=7.0))
+    p = svc.params({"topic": "t", "since": "3"})
+    assert (p.topic, p.since, p.timeout) == ("t", 3, 7.0)
+    assert svc.params({"topic": "t", "since": "3"}, last_event_id="9").since == 9
+    assert svc.params({"topic": "t", "lastEventId": "4"}).since == 4
+
+
+def test_service_auth_and_publish_limits() -> None:
+    async def main() -> None:
+        svc = PushService(Hub(), ServerConfig(auth_secret=b"k", max_publish_bytes=10))
+        for token in (None, "junk", make_token(b"other", "t"), make_token(b"k", "t", -5)):
+            query = {"topic": "t"} | ({"token": token} if token else {})
+            with pytest.raises(HttpError) as err:
+                svc.params(query)
+            assert err.value.status == 401
+        assert svc.stats.auth_failures == 4
+        ok = {"topic": "t", "token": make_token(b"k", "t")}
+        assert json.loads(await svc.publish(ok, b"hello")) == {"seq": 1}
+        with pytest.raises(HttpError) as err:
+            await svc.publish(ok, b"x" * 11)
+        assert err.value.status == 413
+        with pytest.raises(HttpError) as err:
+            await svc.publish(ok, b"\xff\xfe")
+        assert err.value.status == 400
+
+    asyncio.run(main())
+
+
+def test_poll_batch_reuses_encoded_items() -> None:
+    async def main() -> None:
+        svc = PushService(Hub())
+        for i in range(3):
+            await svc.hub.publish("t", f"p{i}")
+        body = await svc.poll(svc.params({"topic": "t", "since": "1", "timeout": "0"}))
+        obj = json.loads(body)
+        assert obj["last"] == 3
+        assert [m["s"] for m in obj["messages"]] == [2, 3]
+        empty = json.loads(batch([], 3))
+        assert empty == {"last": 3, "messages": []}
+        assert svc.stats.messages_delivered == 2
+
+    asyncio.run(main())
