@@ -29,7 +29,7 @@ def check_token(secret: bytes, topic: str, token: str | None, now: float | None 
     if not token:
         return "missing"
     expiry_s, sep, mac = token.partition(".")
-    if not sep or not expiry_s.isdigit() or len(mac) != 64:
+    if not sep or not (expiry_s.isascii() and expiry_s.isdigit()) or len(mac) != 64:
         return "malformed"
     expiry = int(expiry_s)
     if not hmac.compare_digest(mac, _mac(secret, topic, expiry)):

@@ -52,7 +52,7 @@ class Item:
 class Subscription:
     """One subscriber's view of a topic: a bounded queue of items not yet taken."""
 
-    __slots__ = ("_event", "_hub", "_items", "dropped", "topic")
+    __slots__ = ("_event", "_hub", "_items", "dropped", "on_drop", "topic")
 
     def __init__(self, hub: Hub, topic: str, backlog: list[Item]) -> None:
         self._hub = hub
@@ -62,6 +62,10 @@ class Subscription:
         if backlog:
             self._event.set()
         self.dropped = False  # set when this subscriber fell too far behind
+        # Called (synchronously, in the publisher's context) right after the hub
+        # drops this subscriber for falling behind: lets a transport stuck in a
+        # blocked write tear its connection down instead of waiting for the peer.
+        self.on_drop: Callable[[], None] | None = None
 
     def _push(self, item: Item, limit: int) -> bool:
         self._items.append(item)
@@ -128,6 +132,13 @@ class Hub:
                 sub.dropped = True
                 sub.close()
 
+    async def ensure_topic(self, topic: str) -> None:
+        """Make local history of ``topic`` complete before ``since``/``subscribe``/``last_seq``.
+
+        Nothing to do in-process; a backend whose history outlives the process
+        (Redis) loads it here. Await it before the synchronous calls.
+        """
+
     async def publish(self, topic: str, payload: str, scheduled_ns: int | None = None) -> int:
         """Assign the next sequence number, encode once, fan out → the sequence number."""
         t = self._topic(topic)
@@ -155,6 +166,8 @@ class Hub:
             sub.dropped = True
             sub.close()
             self.stats.slow_consumers_dropped += 1
+            if sub.on_drop is not None:
+                sub.on_drop()
 
     def since(self, topic: str, since: int) -> list[Item]:
         """Items of ``topic`` with a sequence number above ``since`` still in history."""

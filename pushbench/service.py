@@ -85,7 +85,8 @@ def _int(query: Mapping[str, str], name: str, lo: int, hi: int) -> int | None:
     raw = query.get(name)
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or len(raw) > 19:
+    # isascii: str.isdigit() also accepts "²" and other digits int() refuses (→ 500).
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
         raise HttpError(400, f"{name} must be an integer in [{lo}, {hi}]")
     value = int(raw)
     if not lo <= value <= hi:
@@ -145,6 +146,18 @@ class PushService:
             topic, since, self.config.default_poll_timeout if timeout is None else timeout
         )
 
+    def check_origin(self, origin: str | None) -> None:
+        """WebSocket Origin allow-list (``config.origins``) → HttpError(403) if refused.
+
+        Only browsers send Origin, and a browser always does, so a request
+        without one (a benchmark client, curl) is not refused: the list guards
+        against cross-site pages, which tokens in the URL alone do not.
+        """
+        allowed = self.config.origins
+        if allowed is not None and origin is not None and origin not in allowed:
+            self.stats.auth_failures += 1
+            raise HttpError(403, "origin not allowed")
+
     def open_connection(self) -> None:
         """Count a long-lived connection; HttpError(503) past ``max_connections``."""
         if self.stats.connections_open >= self.config.max_connections:
@@ -160,8 +173,7 @@ class PushService:
         """POST /publish → ``{"seq": N}``; the body is the payload (UTF-8, bounded)."""
         params = self.params(query)
         if len(body) > self.config.max_publish_bytes:
-            self.stats.bad_requests += 1
-            raise HttpError(413, f"payload over {self.config.max_publish_bytes} bytes")
+            raise self._too_large()
         try:
             payload = body.decode()
         except UnicodeDecodeError:
@@ -170,8 +182,35 @@ class PushService:
         seq = await self.hub.publish(params.topic, payload)
         return json.dumps({"seq": seq}).encode()
 
+    def publish_too_large(self, query: Mapping[str, str]) -> HttpError:
+        """The error for a publish whose body is known to be over the limit before it
+        was all read (Content-Length, or a stream cut off past the limit).
+
+        Checks the query first, so a bad topic or token is still answered
+        400/401 exactly as :meth:`publish` would; otherwise returns the 413.
+        """
+        self.params(query)
+        return self._too_large()
+
+    async def publish_text(self, topic: str, payload: str) -> int:
+        """A publish arriving as a text message on an open WebSocket → its seq.
+
+        The socket was authorised for ``topic`` when it opened; the payload is
+        bounded like POST /publish (HttpError 413, which the stack answers with
+        close 1009).
+        """
+        limit = self.config.max_publish_bytes
+        if len(payload) > limit or (len(payload) * 4 > limit and len(payload.encode()) > limit):
+            raise self._too_large()
+        return await self.hub.publish(topic, payload)
+
+    def _too_large(self) -> HttpError:
+        self.stats.bad_requests += 1
+        return HttpError(413, f"payload over {self.config.max_publish_bytes} bytes")
+
     async def poll(self, params: Params) -> bytes:
         """GET /poll: long when timeout > 0, short (immediate) when 0 → JSON batch."""
+        await self.hub.ensure_topic(params.topic)
         since = params.since if params.since is not None else self.hub.last_seq(params.topic)
         if params.timeout > 0:
             items = await self.hub.wait(params.topic, since, params.timeout)

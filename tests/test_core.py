@@ -153,6 +153,7 @@ def test_tokens() -> None:
     assert check_token(secret, "news", tok, now=2000.0) == "expired"
     assert check_token(secret, "news", None) == "missing"
     assert check_token(secret, "news", "12.zz") == "malformed"
+    assert check_token(secret, "news", "²." + "0" * 64) == "malformed"
 
 
 # --- ticker -----------------------------------------------------------------

@@ -151,7 +151,12 @@ def parse_response(head: bytes) -> Response:
     except HandshakeError as exc:
         raise HandshakeError(0, f"malformed response: {exc.reason}") from exc
     parts = first.split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+    # isdigit() alone accepts "²" (latin-1 superscripts), which int() rejects.
+    if (
+        len(parts) < 2
+        or not parts[0].startswith("HTTP/")
+        or not (parts[1].isascii() and parts[1].isdigit())
+    ):
         raise HandshakeError(0, "malformed status line")
     return Response(int(parts[1]), parts[2] if len(parts) > 2 else "", tuple(headers))
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import NamedTuple
 
-from .errors import CloseCode, ProtocolError
+from .errors import CloseCode, ProtocolError, is_valid_close_code
 from .frames import (
     DEFAULT_MAX_FRAME_SIZE,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -141,8 +141,17 @@ class Connection:
         frames.clear()
         events: list[Event] = []
         try:
-            self._reader.feed_into(data, frames)
-            self._process(frames, events)
+            try:
+                self._reader.feed_into(data, frames)
+            except ProtocolError:
+                # The frames decoded before the violation still count (their
+                # events are kept for events_after_error), and a violation in
+                # bytes after a valid Close is ignored like any data after it.
+                self._process(frames, events)
+                if self.close_received is None:
+                    raise
+            else:
+                self._process(frames, events)
         except ProtocolError as exc:
             self._pending_events = events
             self._fail(exc)
@@ -173,7 +182,9 @@ class Connection:
                     self._parts = []
                     append(Message(self._part_opcode, b"".join(parts)))
             elif opcode == Opcode.PING:
-                if self._auto_pong and self.state is State.OPEN:
+                # §5.5.2: a Ping MUST be answered unless a Close was *received*,
+                # so CLOSING (our Close sent, theirs not yet in) still pongs.
+                if self._auto_pong and self.state is not State.CLOSED:
                     self._out.append(encode_frame(Opcode.PONG, frame.payload, mask=self._client))
                 append(Ping(frame.payload))
             elif opcode == Opcode.PONG:
@@ -241,8 +252,14 @@ class Connection:
         self._out.append(encode_frame(Opcode.PONG, payload, mask=self._client))
 
     def send_close(self, code: int | None = CloseCode.NORMAL, reason: str = "") -> None:
-        """Start the close handshake (OPEN → CLOSING)."""
+        """Start the close handshake (OPEN → CLOSING).
+
+        ``code=None`` sends an empty Close; a code that may not appear on the
+        wire (1005, 1006, 1015, unassigned ones: §7.4) raises ValueError.
+        """
         self._check_open()
+        if code is not None and not is_valid_close_code(code):
+            raise ValueError(f"close code {code} may not be sent (RFC 6455 §7.4)")
         self._queue_close(code, reason)
         self.state = State.CLOSING
 
