@@ -1,0 +1,32 @@
+"""The contract between `pushbench serve` and a server stack.
+
+A stack module exposes ``STACK: Stack``. ``run`` serves the URL scheme of
+:mod:`pushbench.service` on ``host:port`` until ``stop`` is set, calling
+``on_ready(port)`` once it is listening (with the real port when 0 was asked).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from pushbench.service import PushService
+
+OnReady = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    """Stack-specific knobs, recorded in results (e.g. uvicorn's loop and ws impl)."""
+
+    loop: str = "asyncio"  # asyncio | uvloop (uvicorn's --loop)
+    ws: str = "websockets-sansio"  # uvicorn's --ws implementation
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Stack:
+    name: str
+    run: Callable[[PushService, str, int, OnReady, asyncio.Event, StackOptions], Awaitable[None]]
+    transports: tuple[str, ...]  # which of ws, sse, longpoll, shortpoll, echo it serves
