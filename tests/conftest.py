@@ -1,0 +1,151 @@
+"""Shared fixtures: free loopback ports and ``pushbench serve`` subprocesses.
+
+Integration tests run the real command in a child process on 127.0.0.1 with
+``--port 0`` and learn the port from its one ready line, so tests never race
+each other for a port. Every process a fixture starts is stopped in its
+teardown (SIGTERM, then SIGKILL), and a server that logged a traceback or
+exited non-zero fails the test that used it: errors inside asyncio callbacks
+are only ever logged, never raised into the test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+READY = re.compile(r"^pushbench serve: stack=(\S+) listening on http://(\S+):(\d+)$")
+READY_TIMEOUT = 20.0  # cold imports on a loaded CI machine
+
+
+@dataclass
+class ServerProcess:
+    """A running ``pushbench serve`` child and where it listens."""
+
+    proc: subprocess.Popen[bytes]
+    stack: str
+    host: str
+    port: int
+    log: Path  # the child's stderr
+
+    def url(self, path: str = "/", scheme: str = "http") -> str:
+        return f"{scheme}://{self.host}:{self.port}{path}"
+
+    def ws_url(self, path: str) -> str:
+        return self.url(path, "ws")
+
+    def stderr(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        """Signal the server (if still running) and reap it → exit status.
+
+        Falls back to SIGKILL after ``timeout``; a kill shows as a negative
+        status, which :meth:`check` reports.
+        """
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return self.proc.returncode
+
+    def check(self) -> None:
+        """Fail if the server exited badly or logged a traceback."""
+        rc = self.proc.returncode
+        text = self.stderr()
+        if rc != 0 or "Traceback" in text:
+            pytest.fail(f"{self.stack} server exited {rc}; stderr:\n{text}", pytrace=False)
+
+
+def start_server(log: Path, *args: str, stack: str = "raw") -> ServerProcess:
+    """Start ``pushbench serve --stack STACK`` on a free loopback port, wait until ready."""
+    cmd = [sys.executable, "-m", "pushbench.cli", "serve", "--stack", stack]
+    cmd += ["--host", "127.0.0.1", "--port", "0", *args]
+    with log.open("wb") as err:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=err)
+    assert proc.stdout is not None
+    line = b""
+    deadline = time.monotonic() + READY_TIMEOUT
+    try:
+        while not line.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([proc.stdout], [], [], left)[0]:
+                raise TimeoutError(f"no ready line within {READY_TIMEOUT} s")
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                raise RuntimeError("server exited before it was ready")
+            line += chunk
+        match = READY.match(line.decode().strip())
+        if match is None:
+            raise RuntimeError(f"unexpected ready line {line!r}")
+    except Exception as exc:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        raise RuntimeError(f"{' '.join(cmd)}: {exc}\n{log.read_text(errors='replace')}") from exc
+    return ServerProcess(proc, match[1], match[2], int(match[3]), log)
+
+
+@contextlib.contextmanager
+def serving(log: Path, *args: str, stack: str = "raw") -> Iterator[ServerProcess]:
+    """:func:`start_server` for a ``with`` block: stopped, then checked, on exit."""
+    server = start_server(log, *args, stack=stack)
+    try:
+        yield server
+    finally:
+        server.stop()
+    server.check()
+
+
+StartServer = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[StartServer]:
+    """``start(*cli_args, stack="raw")`` → ServerProcess; all stopped and checked at teardown."""
+    started: list[ServerProcess] = []
+
+    def start(*args: str, stack: str = "raw") -> ServerProcess:
+        server = start_server(tmp_path / f"server-{len(started)}.stderr", *args, stack=stack)
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()
+    for server in started:
+        server.check()
+
+
+@pytest.fixture(scope="module")
+def raw_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One raw-stack server with default settings, shared by a test module."""
+    with serving(tmp_path_factory.mktemp("raw") / "server.stderr") as server:
+        yield server
+
+
+@pytest.fixture
+def unused_tcp_port() -> int:
+    """A loopback port free right now (for tools that cannot take port 0)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

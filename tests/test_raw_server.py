@@ -1,0 +1,592 @@
+"""The raw asyncio stack end to end: a real ``pushbench serve`` subprocess, real clients.
+
+Well-behaved traffic comes from third-party clients (the ``websockets`` library
+and aiohttp), so the server is checked against implementations other than our
+own codec. Misbehaving peers (unmasked frames, silence, never reading) are raw
+sockets with frames built by hand here, again independent of the codec.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+import socket
+import time
+from collections.abc import Coroutine, Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+from conftest import ServerProcess, StartServer, serving
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK
+
+pytestmark = pytest.mark.timeout(60)
+
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # the RFC 6455 §1.3 example, and its answer
+ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+COUNTERS = {
+    "connections_open",
+    "connections_total",
+    "messages_in",
+    "messages_out",
+    "bytes_out",
+    "slow_consumers_dropped",
+    "dead_peers",
+    "protocol_errors",
+}
+PING_INTERVAL = 0.2
+PING_TIMEOUT = 0.4
+
+
+def run(coro: Coroutine[Any, Any, Any], timeout: float = 20.0) -> Any:
+    """Run one test coroutine on a fresh loop, never longer than ``timeout``."""
+    return asyncio.run(asyncio.wait_for(coro, timeout))
+
+
+@pytest.fixture(scope="module")
+def keepalive_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server pinging every 0.2 s that gives up on a peer silent for 0.4 s after a ping."""
+    args = ["--ping-interval", str(PING_INTERVAL), "--ping-timeout", str(PING_TIMEOUT)]
+    with serving(tmp_path_factory.mktemp("keepalive") / "server.stderr", *args) as server:
+        yield server
+
+
+# --- clients --------------------------------------------------------------
+
+
+def ws_connect(server: ServerProcess, path: str, **kwargs: Any) -> connect:
+    """A websockets client: no compression, no proxy, our own timeouts."""
+    options: dict[str, Any] = {
+        "compression": None,
+        "proxy": None,
+        "max_size": None,
+        "open_timeout": 5,
+        "close_timeout": 5,
+        "ping_interval": None,
+    }
+    options.update(kwargs)
+    return connect(server.ws_url(path), **options)
+
+
+async def get_stats(server: ServerProcess) -> dict[str, int]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(server.url("/stats")) as resp,
+    ):
+        assert resp.status == 200
+        assert resp.content_type == "application/json"
+        stats: dict[str, int] = await resp.json()
+        return stats
+
+
+async def wait_for_stat(server: ServerProcess, name: str, at_least: int, within: float) -> int:
+    """Poll /stats until counter ``name`` reaches ``at_least``; return its value."""
+    deadline = time.monotonic() + within
+    while True:
+        value = (await get_stats(server))[name]
+        if value >= at_least or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.05)
+
+
+def upgrade_request(
+    path: str = "/echo", *, key: str | None = KEY, version: str | None = "13"
+) -> bytes:
+    lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", "Upgrade: websocket"]
+    lines.append("Connection: Upgrade")
+    if key is not None:
+        lines.append(f"Sec-WebSocket-Key: {key}")
+    if version is not None:
+        lines.append(f"Sec-WebSocket-Version: {version}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+async def http_exchange(server: ServerProcess, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send raw request bytes, read until the server closes → (status, headers, body)."""
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        writer.write(request)
+        data = await reader.read()
+    finally:
+        writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.lower()] = value.strip()
+    return int(status_line.split()[1]), headers, body
+
+
+# --- hand-built frames (independent of pushbench.wire) --------------------
+
+
+def client_frame(
+    opcode: int, payload: bytes, *, fin: bool = True, mask: bytes | None = b"\x37\xfa\x21\x3d"
+) -> bytes:
+    b0 = (0x80 if fin else 0) | opcode
+    n = len(payload)
+    mbit = 0 if mask is None else 0x80
+    if n < 126:
+        head = bytes((b0, mbit | n))
+    elif n < 65536:
+        head = bytes((b0, mbit | 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((b0, mbit | 127)) + n.to_bytes(8, "big")
+    if mask is None:
+        return head + payload
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bool, bytes]:
+    """One server frame → (opcode, fin, payload); server frames are never masked."""
+    b0, b1 = await reader.readexactly(2)
+    assert not b1 & 0x80, "a server must not mask its frames"
+    n = b1 & 0x7F
+    if n == 126:
+        n = int.from_bytes(await reader.readexactly(2), "big")
+    elif n == 127:
+        n = int.from_bytes(await reader.readexactly(8), "big")
+    return b0 & 0x0F, bool(b0 & 0x80), await reader.readexactly(n)
+
+
+async def raw_websocket(
+    server: ServerProcess, path: str = "/echo"
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    writer.write(upgrade_request(path))
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    assert f"Sec-WebSocket-Accept: {ACCEPT}".encode() in head
+    return reader, writer
+
+
+def silent_peer(server: ServerProcess, path: str, rcvbuf: int | None = None) -> socket.socket:
+    """A blocking socket that completes the handshake by hand, then never reads or writes."""
+    sock = socket.socket()
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(5)
+    sock.connect((server.host, server.port))
+    sock.sendall(upgrade_request(path))
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):  # byte by byte: leave any frame unread
+        byte = sock.recv(1)
+        assert byte, "closed during the handshake"
+        head += byte
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    return sock
+
+
+def read_until_closed(sock: socket.socket, timeout: float) -> tuple[bytes, float]:
+    """Everything the peer sends until it closes → (bytes, seconds until closed)."""
+    start = time.monotonic()
+    sock.settimeout(timeout)
+    data = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data, time.monotonic() - start
+
+
+def payload_of(kind: str, size: int) -> str | bytes:
+    """``size`` bytes on the wire: text mixes 1- and 2-byte UTF-8, binary is random."""
+    if kind == "text":
+        return "é" * (size // 2) + "a" * (size % 2)
+    return random.Random(size).randbytes(size)
+
+
+SIZES = [0, 125, 126, 65535, 65536, 1 << 20]
+
+
+# --- plain HTTP -----------------------------------------------------------
+
+
+def test_health_is_200_ok(raw_server: ServerProcess) -> None:
+    async def main() -> None:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(raw_server.url("/health")) as resp,
+        ):
+            assert resp.status == 200
+            assert (await resp.text()).strip() == "ok"
+
+    run(main())
+
+
+def test_stats_are_json_counters(raw_server: ServerProcess) -> None:
+    stats = run(get_stats(raw_server))
+    assert set(stats) == COUNTERS
+    assert all(isinstance(v, int) and v >= 0 for v in stats.values())
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        pytest.param(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404, id="unknown-path"),
+        pytest.param(upgrade_request(key=None), 400, id="missing-key"),
+        pytest.param(upgrade_request(key="c2hvcnQ="), 400, id="short-key"),
+        pytest.param(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n", 400, id="not-an-upgrade"),
+        pytest.param(b"HELLO\r\n\r\n", 400, id="malformed-request-line"),
+        pytest.param(b"GET / HTTP/1.1\r\nX: " + b"a" * 20000, 400, id="head-too-large"),
+        pytest.param(b"POST /health HTTP/1.1\r\nHost: x\r\n\r\n", 405, id="post-health"),
+    ],
+)
+def test_http_refusals(raw_server: ServerProcess, request_bytes: bytes, status: int) -> None:
+    got, headers, _ = run(http_exchange(raw_server, request_bytes))
+    assert got == status
+    assert headers["connection"] == "close"
+
+
+def test_version_mismatch_is_426_naming_13(raw_server: ServerProcess) -> None:
+    status, headers, _ = run(http_exchange(raw_server, upgrade_request(version="12")))
+    assert status == 426
+    assert headers["sec-websocket-version"] == "13"
+
+
+# --- echo -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_echo_websockets_client(raw_server: ServerProcess, size: int) -> None:
+    async def main() -> None:
+        async with ws_connect(raw_server, "/echo") as ws:
+            for kind in ("text", "binary"):
+                message = payload_of(kind, size)
+                await ws.send(message)
+                assert await ws.recv() == message  # str back for text, bytes for binary
+
+    run(main())
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_echo_aiohttp_client(raw_server: ServerProcess, size: int) -> None:
+    async def main() -> None:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(raw_server.ws_url("/echo")) as ws,
+        ):
+            text = payload_of("text", size)
+            assert isinstance(text, str)
+            await ws.send_str(text)
+            msg = await ws.receive(timeout=5)
+            assert (msg.type, msg.data) == (aiohttp.WSMsgType.TEXT, text)
+            data = payload_of("binary", size)
+            assert isinstance(data, bytes)
+            await ws.send_bytes(data)
+            msg = await ws.receive(timeout=5)
+            assert (msg.type, msg.data) == (aiohttp.WSMsgType.BINARY, data)
+
+    run(main())
+
+
+def test_fragmented_message_echoes_as_one(raw_server: ServerProcess) -> None:
+    async def main() -> None:
+        async with ws_connect(raw_server, "/echo") as ws:
+            await ws.send(["frag", "mented ", "téxt"])
+            assert await ws.recv() == "fragmented téxt"
+            await ws.send([b"\x00\x01", b"", b"\x02" * 70000])
+            assert await ws.recv() == b"\x00\x01" + b"\x02" * 70000
+
+    run(main())
+
+
+def test_fragments_with_interleaved_ping_come_back_as_one_frame(
+    raw_server: ServerProcess,
+) -> None:
+    """Seen on the wire: the pong first, then one FIN frame holding the whole message."""
+
+    async def main() -> None:
+        reader, writer = await raw_websocket(raw_server)
+        writer.write(client_frame(0x1, b"one ", fin=False))
+        writer.write(client_frame(0x9, b"are you there"))
+        writer.write(client_frame(0x0, b"two ", fin=False))
+        writer.write(client_frame(0x0, b"three", fin=True))
+        assert await read_frame(reader) == (0xA, True, b"are you there")
+        assert await read_frame(reader) == (0x1, True, b"one two three")
+        writer.close()
+
+    run(main())
+
+
+def test_frame_sent_with_the_handshake_is_not_lost(raw_server: ServerProcess) -> None:
+    """Bytes after the request head, in the same segment, are the first frame."""
+
+    async def main() -> None:
+        reader, writer = await asyncio.open_connection(raw_server.host, raw_server.port)
+        writer.write(upgrade_request() + client_frame(0x2, b"early"))
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101 ")
+        assert await read_frame(reader) == (0x2, True, b"early")
+        writer.close()
+
+    run(main())
+
+
+def test_client_ping_gets_pong(raw_server: ServerProcess) -> None:
+    async def main() -> None:
+        async with ws_connect(raw_server, "/echo") as ws:
+            latency = await asyncio.wait_for(await ws.ping(b"probe"), 5)
+            assert latency >= 0
+
+    run(main())
+
+
+# --- closing and failing --------------------------------------------------
+
+
+def test_close_from_websockets_client_is_1000_both_ways(raw_server: ServerProcess) -> None:
+    async def main() -> None:
+        ws: ClientConnection
+        async with ws_connect(raw_server, "/echo") as ws:
+            await ws.send("bye")
+            assert await ws.recv() == "bye"
+            start = time.monotonic()
+            await ws.close()
+            # websockets waits for the server to close TCP; prompt means it did.
+            assert time.monotonic() - start < 1.0
+        assert ws.protocol.close_sent is not None and ws.protocol.close_sent.code == 1000
+        assert ws.protocol.close_rcvd is not None and ws.protocol.close_rcvd.code == 1000
+
+    run(main())
+
+
+def test_close_from_aiohttp_client_is_1000(raw_server: ServerProcess) -> None:
+    async def main() -> None:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(raw_server.ws_url("/echo")) as ws,
+        ):
+            await ws.close()
+            assert ws.close_code == 1000
+
+    run(main())
+
+
+def test_unmasked_frame_gets_1002_then_tcp_close(raw_server: ServerProcess) -> None:
+    async def main() -> None:
+        before = (await get_stats(raw_server))["protocol_errors"]
+        reader, writer = await raw_websocket(raw_server)
+        writer.write(client_frame(0x1, b"not masked", mask=None))
+        opcode, fin, payload = await read_frame(reader)
+        assert (opcode, fin) == (0x8, True)
+        assert int.from_bytes(payload[:2], "big") == 1002
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # then the server's FIN
+        writer.close()
+        assert (await get_stats(raw_server))["protocol_errors"] == before + 1
+
+    run(main())
+
+
+def test_invalid_utf8_text_gets_1007(raw_server: ServerProcess) -> None:
+    async def main() -> None:
+        async with ws_connect(raw_server, "/echo") as ws:
+            await ws.send(b"ok \xff\xfe", text=True)  # websockets sends bytes as-is
+            with pytest.raises(ConnectionClosedError) as caught:
+                await ws.recv()
+        assert caught.value.rcvd is not None and caught.value.rcvd.code == 1007
+
+    run(main())
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        pytest.param(b"\x00" * 1025, id="one-frame"),
+        pytest.param([b"\x00" * 400] * 3, id="fragments"),
+    ],
+)
+def test_oversize_message_gets_1009(
+    server_factory: StartServer, message: bytes | list[bytes]
+) -> None:
+    # A small limit keeps the client's send short: a client closed while a
+    # multi-MiB write is still buffered trips a CPython 3.11 asyncio bug
+    # (abort() after connection_lost → AttributeError) inside websockets.
+    server = server_factory("--max-message-size", "1024")
+
+    async def main() -> None:
+        async with ws_connect(server, "/echo") as ws:
+            await ws.send(b"\x00" * 1024)  # the limit itself is fine
+            assert len(await ws.recv()) == 1024
+            with contextlib.suppress(ConnectionClosedError):  # may land mid-send
+                await ws.send(message)
+            with pytest.raises(ConnectionClosedError) as caught:
+                await ws.recv()
+        assert caught.value.rcvd is not None and caught.value.rcvd.code == 1009
+
+    run(main())
+
+
+# --- keepalive ------------------------------------------------------------
+
+
+def test_server_ping_reaches_client(keepalive_server: ServerProcess) -> None:
+    async def main() -> None:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(keepalive_server.ws_url("/echo"), autoping=False) as ws,
+        ):
+            msg = await ws.receive(timeout=PING_INTERVAL * 10)
+            assert msg.type == aiohttp.WSMsgType.PING
+            await ws.pong(msg.data)
+
+    run(main())
+
+
+def test_responsive_peer_outlives_many_pings(keepalive_server: ServerProcess) -> None:
+    async def main() -> None:
+        before = (await get_stats(keepalive_server))["dead_peers"]
+        async with ws_connect(keepalive_server, "/echo") as ws:  # pongs automatically
+            await asyncio.sleep(6 * PING_INTERVAL + PING_TIMEOUT)
+            await ws.send("still here")
+            assert await ws.recv() == "still here"
+        assert (await get_stats(keepalive_server))["dead_peers"] == before
+
+    run(main())
+
+
+def test_silent_peer_is_aborted(keepalive_server: ServerProcess) -> None:
+    """Reads the server's ping but never answers: aborted one ping_timeout later."""
+
+    async def main() -> None:
+        before = (await get_stats(keepalive_server))["dead_peers"]
+        with silent_peer(keepalive_server, "/echo") as sock:
+            data, elapsed = read_until_closed(sock, timeout=5)
+        assert data.startswith(b"\x89\x00")  # the keepalive ping, empty payload
+        assert elapsed >= PING_TIMEOUT  # not before the deadline (ping time + timeout)
+        assert elapsed < PING_INTERVAL + PING_TIMEOUT + 1.0  # nor long after it
+        assert await wait_for_stat(keepalive_server, "dead_peers", before + 1, 2) == before + 1
+
+    run(main())
+
+
+# --- broadcast and slow consumers -----------------------------------------
+
+
+def test_broadcast_reaches_every_ws_client(raw_server: ServerProcess) -> None:
+    async def main() -> None:
+        before = await get_stats(raw_server)
+        async with (
+            ws_connect(raw_server, "/ws") as first,
+            ws_connect(raw_server, "/ws") as second,
+            aiohttp.ClientSession() as session,
+            session.ws_connect(raw_server.ws_url("/ws")) as third,
+        ):
+            await second.send("to everyone")
+            await second.send(b"\x00binary\xff")
+            for ws in (first, second):
+                assert await ws.recv() == "to everyone"
+                assert await ws.recv() == b"\x00binary\xff"
+            msg = await third.receive(timeout=5)
+            assert (msg.type, msg.data) == (aiohttp.WSMsgType.TEXT, "to everyone")
+            msg = await third.receive(timeout=5)
+            assert (msg.type, msg.data) == (aiohttp.WSMsgType.BINARY, b"\x00binary\xff")
+        after = await get_stats(raw_server)
+        assert after["messages_in"] - before["messages_in"] == 2
+        assert after["messages_out"] - before["messages_out"] == 2 * 3  # one per member
+
+    run(main())
+
+
+def test_stats_count_exact_wire_bytes(server_factory: StartServer) -> None:
+    """One echo of "hello" then a normal close: every counter is exactly predictable."""
+    server = server_factory()
+
+    async def main() -> None:
+        async with ws_connect(server, "/echo") as ws:
+            await ws.send("hello")
+            assert await ws.recv() == "hello"
+            assert (await get_stats(server))["connections_open"] == 1
+        deadline = time.monotonic() + 3
+        while (stats := await get_stats(server))["connections_open"]:
+            assert time.monotonic() < deadline, "server kept the connection after the close"
+            await asyncio.sleep(0.02)
+        assert stats == {
+            "connections_open": 0,
+            "connections_total": 1,
+            "messages_in": 1,
+            "messages_out": 1,
+            # the echo (2-byte header + 5) and the Close reply (2 + code 1000)
+            "bytes_out": 7 + 4,
+            "slow_consumers_dropped": 0,
+            "dead_peers": 0,
+            "protocol_errors": 0,
+        }
+
+    run(main())
+
+
+def test_slow_consumer_is_dropped(server_factory: StartServer) -> None:
+    server = server_factory("--write-buffer-limit", "262144", "--close-timeout", "1")
+
+    async def main() -> None:
+        # Tiny receive window: the kernel absorbs little, the server buffer fills.
+        sock = silent_peer(server, "/ws", rcvbuf=4096)
+        payload = b"\xab" * 65536
+        received = 0
+        async with ws_connect(server, "/ws", max_queue=None) as flooder:
+
+            async def drain() -> None:
+                nonlocal received
+                async for _ in flooder:
+                    received += 1
+
+            reading = asyncio.create_task(drain())
+            dropped = 0
+            for i in range(1000):  # at most 64 MiB, far past any socket buffer
+                await flooder.send(payload)
+                if i % 8 == 7:
+                    dropped = (await get_stats(server))["slow_consumers_dropped"]
+                    if dropped:
+                        break
+            assert dropped == 1, "the never-reading client was not dropped"
+            # The silent one is gone within close_timeout; the flooder is served on.
+            deadline = time.monotonic() + 3
+            while (await get_stats(server))["connections_open"] > 1:
+                assert time.monotonic() < deadline, "dropped client never aborted"
+                await asyncio.sleep(0.05)
+            await flooder.send(b"after")
+            while received < i + 2:
+                await asyncio.sleep(0.01)
+            reading.cancel()
+        sock.close()
+        async with ws_connect(server, "/echo") as ws:
+            await ws.send("responsive")
+            assert await ws.recv() == "responsive"
+        stats = await get_stats(server)
+        assert stats["slow_consumers_dropped"] == 1 and stats["dead_peers"] == 0
+
+    run(main())
+
+
+# --- graceful shutdown ----------------------------------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_closes_websockets_with_1001(server_factory: StartServer, sig: int) -> None:
+    server = server_factory("--close-timeout", "1")
+
+    async def main() -> None:
+        # A peer that never answers Close must not hold the exit past close_timeout.
+        sock = silent_peer(server, "/ws")
+        async with (
+            ws_connect(server, "/ws") as ws,
+            aiohttp.ClientSession() as session,
+            session.ws_connect(server.ws_url("/echo")) as aws,
+        ):
+            start = time.monotonic()
+            server.proc.send_signal(sig)
+            with pytest.raises(ConnectionClosedOK):
+                await ws.recv()
+            assert ws.close_code == 1001
+            msg = await aws.receive(timeout=5)
+            assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1001
+            rc = await asyncio.to_thread(server.proc.wait, 5)
+            elapsed = time.monotonic() - start
+        sock.close()
+        assert rc == 0
+        assert elapsed < 1 + 1.5, f"shutdown took {elapsed:.2f} s with close_timeout 1 s"
+
+    run(main())
