@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .contract import Envelope, encode, now_ns
+from .faults import Faults
 
 __all__ = ["Hub", "HubStats", "Item", "Subscription"]
 
@@ -94,7 +95,8 @@ class Subscription:
 @dataclass
 class _Topic:
     history: deque[Item]
-    seq: int = 0
+    seq: int = 0  # last sequence number delivered
+    assigned: int = 0  # last sequence number handed out by publish (≥ seq under a delay fault)
     subs: set[Subscription] = field(default_factory=set)
 
 
@@ -104,6 +106,7 @@ class HubStats:
     delivered: int = 0  # items handed to subscriber queues
     slow_consumers_dropped: int = 0
     subscribers: int = 0
+    fault_dropped: int = 0  # messages a Faults.drop_every fault discarded
 
 
 class Hub:
@@ -111,9 +114,12 @@ class Hub:
 
     backend = "memory"
 
-    def __init__(self, *, history: int = 1000, queue_limit: int = 10000) -> None:
+    def __init__(
+        self, *, history: int = 1000, queue_limit: int = 10000, faults: Faults | None = None
+    ) -> None:
         self.history = history
         self.queue_limit = queue_limit
+        self.faults = faults if faults is not None and faults.any else None
         self._topics: dict[str, _Topic] = {}
         self.stats = HubStats()
 
@@ -142,10 +148,14 @@ class Hub:
     async def publish(self, topic: str, payload: str, scheduled_ns: int | None = None) -> int:
         """Assign the next sequence number, encode once, fan out → the sequence number."""
         t = self._topic(topic)
-        seq = t.seq + 1
+        seq = t.assigned = max(t.assigned, t.seq) + 1
         pub = now_ns()
         env = Envelope(topic, seq, pub if scheduled_ns is None else scheduled_ns, pub, payload)
-        self._deliver(Item(topic, seq, encode(env)))
+        item = Item(topic, seq, encode(env))
+        if self.faults is not None and self.faults.delay_ms:
+            asyncio.get_running_loop().call_later(self.faults.delay_ms / 1000, self._deliver, item)
+        else:
+            self._deliver(item)
         return seq
 
     def _deliver(self, item: Item) -> None:
@@ -154,6 +164,9 @@ class Hub:
         if item.seq <= t.seq:
             return  # a duplicate (e.g. replayed by a backend): never deliver twice
         t.seq = item.seq
+        if self.faults is not None and self.faults.drops(item.seq):
+            self.stats.fault_dropped += 1
+            return  # deliberately lost, for the loss-accounting self-check
         t.history.append(item)
         self.stats.published += 1
         limit = self.queue_limit
@@ -174,11 +187,15 @@ class Hub:
         t = self._topics.get(topic)
         if t is None or t.seq <= since:
             return []
-        hist = t.history
-        # History is contiguous, so the start index follows from the first seq.
-        first = hist[0].seq
-        start = max(0, since + 1 - first)
-        return [hist[i] for i in range(start, len(hist))]
+        # Walk back from the newest: O(items returned), and right even when
+        # history has holes (a drop fault, a gap a backend could not fill).
+        out: list[Item] = []
+        for item in reversed(t.history):
+            if item.seq <= since:
+                break
+            out.append(item)
+        out.reverse()
+        return out
 
     def last_seq(self, topic: str) -> int:
         t = self._topics.get(topic)

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from pushbench import sse
 from pushbench.auth import check_token, make_token
-from pushbench.contract import Envelope, decode, encode, valid_topic
+from pushbench.contract import Envelope, decode, encode, now_ns, valid_topic
+from pushbench.faults import Faults
 from pushbench.hub import Hub
 from pushbench.service import HttpError, PushService, ServerConfig, batch
 from pushbench.ticker import Ticker
@@ -248,3 +249,45 @@ def test_poll_batch_reuses_encoded_items() -> None:
         assert svc.stats.messages_delivered == 2
 
     asyncio.run(main())
+
+
+# --- faults (the instrument's self-checks rely on them) ---------------------
+
+
+def test_fault_drop_every_loses_exactly_those_everywhere() -> None:
+    async def main() -> None:
+        hub = Hub(history=1000, faults=Faults(drop_every=10))
+        sub = hub.subscribe("t")
+        for i in range(100):
+            assert await hub.publish("t", str(i)) == i + 1  # numbering is unaffected
+        live = [i.seq for i in await sub.next_batch()]
+        expected = [s for s in range(1, 101) if s % 10]
+        assert live == expected
+        assert [i.seq for i in hub.since("t", 0)] == expected  # polls lose them too
+        assert [i.seq for i in hub.since("t", 55)] == [s for s in expected if s > 55]
+        assert hub.stats.fault_dropped == 10
+
+    asyncio.run(main())
+
+
+def test_fault_delay_holds_every_message() -> None:
+    async def main() -> None:
+        hub = Hub(faults=Faults(delay_ms=30))
+        sub = hub.subscribe("t")
+        seqs = [await hub.publish("t", "x") for _ in range(3)]
+        assert seqs == [1, 2, 3]  # sequence numbers assigned at publish, not delivery
+        assert await sub.next_batch(0.01) == []
+        got = await sub.next_batch(1.0)
+        got += await sub.next_batch(0.1) if len(got) < 3 else []
+        assert [i.seq for i in got] == [1, 2, 3]
+        assert all(now_ns() - decode(i.data).published_ns >= 30_000_000 for i in got)
+
+    asyncio.run(main())
+
+
+def test_fault_parse() -> None:
+    assert Faults.parse("delay_ms=5, drop_every=100") == Faults(delay_ms=5.0, drop_every=100)
+    assert not Faults.parse("").any
+    for bad in ("delay=5", "delay_ms=abc", "drop_every=1.5", "pause_ms=-1"):
+        with pytest.raises(ValueError):
+            Faults.parse(bad)
