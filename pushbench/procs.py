@@ -1,0 +1,213 @@
+"""Child processes of a run: start pinned, wait for readiness, measure, always stop.
+
+Only the runner starts processes, and it does so through here, so every
+process a run starts is tracked in one :class:`ProcessGroup` whose
+``stop_all`` runs on success, on Ctrl-C, on a crash and on timeout alike.
+
+Pinning: on Linux each child is bound to its CPU set with
+``os.sched_setaffinity`` before it runs any Python (``preexec_fn``), so a
+server and its load generator never share a core by accident. With fewer
+cores than roles, :func:`plan_pinning` says so instead of pretending.
+
+CPU and memory come from ``/proc/<pid>/stat`` and ``/proc/<pid>/status``:
+process CPU time (user + system, all threads) in clock ticks, and VmRSS.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "Pinning",
+    "ProcSample",
+    "ProcessGroup",
+    "ReadyTimeout",
+    "Started",
+    "plan_pinning",
+    "sample",
+]
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Pinning:
+    """Which CPUs the server and the clients get, and what the machine allowed."""
+
+    server: tuple[int, ...]
+    clients: tuple[int, ...]
+    available: tuple[int, ...]
+    note: str  # "" when server and clients have cores of their own
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "server_cpus": list(self.server),
+            "client_cpus": list(self.clients),
+            "available_cpus": list(self.available),
+            "pinning_note": self.note,
+        }
+
+
+def plan_pinning(server_cores: int = 1, available: Sequence[int] | None = None) -> Pinning:
+    """Give the server ``server_cores`` CPUs and the clients the rest.
+
+    With a single CPU both share it, and ``note`` says the figures include
+    contention between load generator and server.
+    """
+    cpus = tuple(sorted(available if available is not None else os.sched_getaffinity(0)))
+    if len(cpus) < 2:
+        return Pinning(cpus, cpus, cpus, "only one CPU: server and clients share it")
+    n = max(1, min(server_cores, len(cpus) - 1))
+    note = ""
+    if len(cpus) == 2:
+        note = "2 CPUs: server on one, all client processes on the other"
+    return Pinning(cpus[:n], cpus[n:], cpus, note)
+
+
+@dataclass(frozen=True)
+class ProcSample:
+    """One reading of a process: CPU seconds so far, resident memory, when."""
+
+    cpu_s: float
+    rss_bytes: int
+    at_ns: int
+
+
+def sample(pid: int) -> ProcSample | None:
+    """Read /proc for ``pid``; None when the process is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # Fields after the command name (which may contain spaces) start past ')'.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    cpu = (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+    rss = 0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1]) * 1024
+            break
+    return ProcSample(cpu, rss, time.monotonic_ns())
+
+
+class ReadyTimeout(RuntimeError):
+    """A child did not print its ready line in time (its output is in the message)."""
+
+
+@dataclass
+class Started:
+    name: str
+    proc: subprocess.Popen[bytes]
+    cpus: tuple[int, ...]
+    ready_line: str = ""
+    log_path: Path | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+@dataclass
+class ProcessGroup:
+    """Every process a run started; ``stop_all`` is safe to call any number of times."""
+
+    log_dir: Path
+    started: list[Started] = field(default_factory=list)
+
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        cpus: Sequence[int] = (),
+        ready_prefix: str,
+        timeout_s: float = 30.0,
+        env: dict[str, str] | None = None,
+    ) -> Started:
+        """Start ``argv`` pinned to ``cpus``; return once a stdout line starts with
+        ``ready_prefix``. stderr goes to ``log_dir/<name>.log`` (kept with the run)."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{name}.log"
+        cpu_set = set(cpus)
+
+        def pin() -> None:  # runs in the child before exec
+            if cpu_set:
+                os.sched_setaffinity(0, cpu_set)
+
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                list(argv),
+                stdout=subprocess.PIPE,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=pin,
+                env=env,
+                start_new_session=True,  # Ctrl-C in the terminal reaches only the runner
+            )
+        entry = Started(name, proc, tuple(sorted(cpu_set)), log_path=log_path)
+        self.started.append(entry)
+        entry.ready_line = self._wait_ready(entry, ready_prefix, timeout_s)
+        return entry
+
+    @staticmethod
+    def _wait_ready(entry: Started, prefix: str, timeout_s: float) -> str:
+        assert entry.proc.stdout is not None
+        fd = entry.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout_s
+        buf = b""
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    break  # EOF: the child exited
+                buf += chunk
+                for line in buf.decode(errors="replace").splitlines():
+                    if line.startswith(prefix):
+                        return line
+            elif entry.proc.poll() is not None:
+                break
+        tail = ""
+        if entry.log_path is not None and entry.log_path.exists():
+            tail = entry.log_path.read_text(errors="replace")[-2000:]
+        state = (
+            f"exited with {entry.proc.returncode}"
+            if entry.proc.poll() is not None
+            else f"no ready line after {timeout_s:.0f} s"
+        )
+        raise ReadyTimeout(f"{entry.name} {state}; stdout {buf[-500:]!r}; stderr tail:\n{tail}")
+
+    def dead(self) -> list[Started]:
+        """Processes that exited by themselves (a crash, as far as the run is concerned)."""
+        return [s for s in self.started if s.proc.poll() is not None]
+
+    def stop(self, entry: Started, grace_s: float = 5.0) -> int | None:
+        """SIGTERM, then SIGKILL after ``grace_s`` → the exit status."""
+        proc = entry.proc
+        if proc.poll() is None:
+            try:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+            except ProcessLookupError:
+                pass
+        if proc.stdout is not None:
+            proc.stdout.close()
+        return proc.returncode
+
+    def stop_all(self, grace_s: float = 5.0) -> dict[str, int | None]:
+        codes = {}
+        for entry in reversed(self.started):
+            codes[entry.name] = self.stop(entry, grace_s)
+        self.started.clear()
+        return codes
