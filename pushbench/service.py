@@ -31,22 +31,78 @@ from .contract import ENCODING, valid_topic
 from .hub import Hub, Item
 from .ticker import Ticker
 
-__all__ = ["HttpError", "Params", "PushService", "ServerConfig", "ServiceStats"]
+__all__ = [
+    "TICKER_KEYS",
+    "ConfigError",
+    "HttpError",
+    "Params",
+    "PushService",
+    "ServerConfig",
+    "ServiceStats",
+    "TickerOptions",
+    "parse_ticker",
+]
 
 MAX_SEQ = 2**62
 
 
+class ConfigError(ValueError):
+    """A :class:`ServerConfig` value out of range; ``field`` names it (for a CLI to map)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field} {message}")
+        self.field = field
+        self.message = message
+
+
 @dataclass(frozen=True)
 class ServerConfig:
-    ping_interval: float = 20.0  # WebSocket keepalive
+    """The knobs of a push server, read alike by every stack so runs compare like with like.
+
+    The WebSocket defaults follow the common libraries (websockets pings every
+    20 s and waits 20 s; aiohttp accepts 4 MiB messages). ``ping_interval`` 0
+    turns keepalive off. ``max_message_size`` bounds what ``/echo`` accepts
+    (``/ws`` publishes are bounded by ``max_publish_bytes``). Where a library
+    fixes a mechanism itself, its stack cannot honour the knob: aiohttp waits
+    half the ping interval for a pong and has its own close timeout; only the
+    raw stack has ``close_timeout`` and ``write_buffer_limit``.
+    """
+
+    ping_interval: float = 20.0  # WebSocket keepalive, 0 = off
+    ping_timeout: float = 20.0  # a peer silent this long after a ping is dead
+    close_timeout: float = 5.0  # wait this long for a peer's Close / EOF, then abort
     heartbeat_interval: float = 15.0  # SSE comment lines
     sse_retry_ms: int = 1000
+    max_message_size: int = 4 << 20  # largest incoming WebSocket message (1009 beyond)
     max_publish_bytes: int = 65536
+    write_buffer_limit: int = 1 << 20  # per-connection output buffer bound (bytes)
     default_poll_timeout: float = 30.0
     max_poll_timeout: float = 120.0
     max_connections: int = 20000
     auth_secret: bytes | None = None  # tokens required when set
     origins: tuple[str, ...] | None = None  # WebSocket Origin allow-list when set
+
+    def __post_init__(self) -> None:
+        # Nonsense is refused here, once, rather than surfacing as odd timer behaviour.
+        if not self.ping_interval >= 0:  # written so that nan fails too
+            raise ConfigError("ping_interval", "must be >= 0 (0 turns keepalive off)")
+        if not self.sse_retry_ms >= 0:
+            raise ConfigError("sse_retry_ms", "must be >= 0")
+        for name in (
+            "ping_timeout",
+            "close_timeout",
+            "heartbeat_interval",
+            "max_message_size",
+            "max_publish_bytes",
+            "write_buffer_limit",
+            "default_poll_timeout",
+            "max_poll_timeout",
+            "max_connections",
+        ):
+            if not getattr(self, name) > 0:
+                raise ConfigError(name, "must be > 0")
+        if self.default_poll_timeout > self.max_poll_timeout:
+            raise ConfigError("default_poll_timeout", "must be <= max_poll_timeout")
 
 
 class HttpError(Exception):
@@ -254,27 +310,57 @@ class PushService:
             if self.ticker is not None:
                 await self.ticker.stop()
             return json.dumps(self.ticker.status() if self.ticker else {}).encode()
-        topic = query.get("topic", "")
-        if not valid_topic(topic):
-            raise HttpError(400, "topic must be 1-64 characters of [A-Za-z0-9_.-]")
-        rate = _float(query, "rate", 0.001, 1e6) or 100.0
-        size = _int(query, "size", 0, self.config.max_publish_bytes)
-        count = _int(query, "count", 1, 10**9)
-        duration = _float(query, "duration", 0.001, 86400.0)
-        delay = _float(query, "delay", 0.0, 60.0) or 0.0
+        options = parse_ticker(query, self.config)
         if self.ticker is not None:
             await self.ticker.stop()
         self.ticker = Ticker(
             self.hub,
-            topic,
-            rate=rate,
-            payload_size=100 if size is None else size,
-            count=count,
-            duration_s=duration,
-            start_delay_s=delay,
+            options.topic,
+            rate=options.rate,
+            payload_size=options.size,
+            count=options.count,
+            duration_s=options.duration,
+            start_delay_s=options.delay,
         )
         self.ticker.start()
         return json.dumps(self.ticker.status()).encode()
+
+
+@dataclass(frozen=True)
+class TickerOptions:
+    """A validated ticker request (see :func:`parse_ticker`)."""
+
+    topic: str
+    rate: float
+    size: int
+    count: int | None
+    duration: float | None
+    delay: float
+
+
+TICKER_KEYS = ("topic", "rate", "size", "count", "duration", "delay")
+
+
+def parse_ticker(query: Mapping[str, str], config: ServerConfig) -> TickerOptions:
+    """Validate the parameters of a ticker → TickerOptions, or HttpError(400).
+
+    The one parser for ``POST /control/ticker`` and ``pushbench serve
+    --ticker``, so both accept exactly the same values. Keys other than
+    :data:`TICKER_KEYS` are ignored here (a query may carry a token).
+    """
+    topic = query.get("topic", "")
+    if not valid_topic(topic):
+        raise HttpError(400, "topic must be 1-64 characters of [A-Za-z0-9_.-]")
+    rate = _float(query, "rate", 0.001, 1e6) or 100.0
+    size = _int(query, "size", 0, config.max_publish_bytes)
+    return TickerOptions(
+        topic=topic,
+        rate=rate,
+        size=100 if size is None else size,
+        count=_int(query, "count", 1, 10**9),
+        duration=_float(query, "duration", 0.001, 86400.0),
+        delay=_float(query, "delay", 0.0, 60.0) or 0.0,
+    )
 
 
 def batch(items: list[Item], since: int) -> bytes:

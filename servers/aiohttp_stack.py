@@ -47,7 +47,6 @@ __all__ = ["CLOSE_TIMEOUT", "SHUTDOWN_TIMEOUT", "STACK", "make_app", "run"]
 
 CLOSE_TIMEOUT = 2.0  # s to wait for the peer's Close after ours, then the socket is closed
 SHUTDOWN_TIMEOUT = 3.0  # s aiohttp lets handlers finish after stop, before cancelling them
-ECHO_MAX_MESSAGE = 4 * 1024 * 1024  # /echo refuses larger messages with 1009
 
 _SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
@@ -208,7 +207,8 @@ class _Server:
         service = self.service
         service.check_origin(request.headers.get("Origin"))
         _require_upgrade(request)
-        ws = self._websocket(ECHO_MAX_MESSAGE)
+        # Messages over max_message_size are refused with 1009 (aiohttp: >= max_msg_size).
+        ws = self._websocket(service.config.max_message_size + 1)
         service.open_connection()
         try:
             try:

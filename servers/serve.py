@@ -1,80 +1,276 @@
 """``pushbench serve``: run one server stack until SIGINT or SIGTERM.
 
-Stacks are a table, name → module; each module exposes
-``async start(settings, host, port) -> RunningServer``. Adding aiohttp or
-Starlette is one row here plus its module. Once listening, exactly one line
-goes to stdout (flushed), which is what the runner and the tests wait for::
+Stacks are a table, name → module; each module exposes ``STACK``
+(:class:`servers.base.Stack`), so adding a stack is one row here plus its
+module. This command builds what every stack shares — the hub (in-process or
+Redis), the :class:`~pushbench.service.PushService` and its
+:class:`~pushbench.service.ServerConfig` — so every stack runs with the same
+knobs, then hands them to ``STACK.run``. Once listening, exactly one line goes
+to stdout (flushed), and nothing before it; it is what the runner and the
+tests wait for::
 
     pushbench serve: stack=raw listening on http://127.0.0.1:8765
 
-A signal starts a graceful shutdown: Close 1001 to every WebSocket, at most
-``--close-timeout`` seconds for peers to answer, then exit status 0.
+A signal starts a graceful shutdown: the stack closes its WebSockets with
+1001 and ends its streams, the ticker stops, the hub stops, exit status 0.
+Exit status 1: the server could not start (port taken, Redis unreachable);
+2: a bad option value, named in the message.
+
+Secrets never appear in argv or in logs: ``--auth-secret-env`` names the
+environment variable holding the token secret.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import TYPE_CHECKING
 
-from . import Settings
+from pushbench.service import TICKER_KEYS, ConfigError, HttpError, ServerConfig, parse_ticker
+
+from .base import StackOptions
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Mapping
 
-    from . import RunningServer
+    from pushbench.hub import Hub
 
-    StartFn = Callable[[Settings, str, int], Awaitable[RunningServer]]
+    from .base import Stack
 
-# stack name → module exposing ``start``; imported only for the chosen stack.
+# stack name → module exposing ``STACK``; imported only for the chosen stack.
 STACKS: dict[str, str] = {
     "raw": "servers.raw",
+    "aiohttp": "servers.aiohttp_stack",
+    "starlette": "servers.starlette_stack",
 }
+LOOPS = ("asyncio", "uvloop")
+WS_IMPLS = ("auto", "none", "websockets", "websockets-sansio", "wsproto")  # uvicorn's --ws
+DEFAULT_WS_IMPL = StackOptions.ws
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_HISTORY = 1000  # Hub's defaults
+DEFAULT_QUEUE_LIMIT = 10000
+
+
+class OptionError(Exception):
+    """A bad option value found after argparse: exit status 2, naming the option."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(f"argument {option}: {message}")
+        self.option = option
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be in [0, 65535], not {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, not {value}")
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    d = Settings()
-    parser.add_argument("--stack", choices=sorted(STACKS), default="raw", help="server stack")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
-    parser.add_argument(
-        "--port", type=int, default=8765, help="port to bind; 0 picks a free one (default 8765)"
+    d = ServerConfig()
+    add = parser.add_argument
+    add("--stack", choices=sorted(STACKS), default="raw", help="server stack (default %(default)s)")
+    add("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
+    add("--port", type=_port, default=8765, help="port to bind, 0 = any free one (default 8765)")
+    add(
+        "--loop",
+        choices=LOOPS,
+        default="asyncio",
+        help="event loop the stack runs on (default %(default)s)",
     )
-    parser.add_argument(
+    add(
+        "--ws-impl",
+        choices=WS_IMPLS,
+        default=None,
+        metavar="IMPL",
+        help=f"uvicorn's WebSocket implementation, one of {', '.join(WS_IMPLS)}; "
+        f"only meaningful for --stack starlette, ignored by the others "
+        f"(default {DEFAULT_WS_IMPL})",
+    )
+    hub = parser.add_argument_group("hub")
+    hub.add_argument(
+        "--hub",
+        choices=("memory", "redis"),
+        default="memory",
+        help="in-process hub, or Redis pub/sub shared by several servers (default %(default)s)",
+    )
+    hub.add_argument(
+        "--redis-url",
+        default=DEFAULT_REDIS_URL,
+        metavar="URL",
+        help="Redis for --hub redis (default %(default)s)",
+    )
+    hub.add_argument(
+        "--history",
+        type=_count,
+        default=DEFAULT_HISTORY,
+        metavar="N",
+        help="messages kept per topic for resume and polling (default %(default)s)",
+    )
+    hub.add_argument(
+        "--queue-limit",
+        type=_count,
+        default=DEFAULT_QUEUE_LIMIT,
+        metavar="N",
+        help="a subscriber this many messages behind is dropped as a slow consumer "
+        "(default %(default)s)",
+    )
+    ws = parser.add_argument_group("WebSocket")
+    ws.add_argument(
         "--ping-interval",
         type=float,
         default=d.ping_interval,
         metavar="S",
         help="seconds between keepalive pings, 0 = off (default %(default)s)",
     )
-    parser.add_argument(
+    ws.add_argument(
         "--ping-timeout",
         type=float,
         default=d.ping_timeout,
         metavar="S",
-        help="a peer silent this long after a ping is aborted (default %(default)s)",
+        help="a peer silent this long after a ping is dropped (raw, starlette; aiohttp waits "
+        "half the ping interval; default %(default)s)",
     )
-    parser.add_argument(
+    ws.add_argument(
         "--close-timeout",
         type=float,
         default=d.close_timeout,
         metavar="S",
-        help="wait this long for the peer's Close, then abort (default %(default)s)",
+        help="wait this long for a peer to close, then abort (raw; the others use their "
+        "own; default %(default)s)",
     )
-    parser.add_argument(
+    ws.add_argument(
         "--max-message-size",
         type=int,
         default=d.max_message_size,
         metavar="BYTES",
-        help="larger incoming messages are refused with close 1009 (default %(default)s)",
+        help="larger messages to /echo are refused with close 1009 (default %(default)s)",
     )
-    parser.add_argument(
+    ws.add_argument(
         "--write-buffer-limit",
         type=int,
         default=d.write_buffer_limit,
         metavar="BYTES",
-        help="a broadcast past this many buffered bytes drops the client with 1013 "
+        help="per-connection output buffer; writes pause at half of it (raw; default %(default)s)",
+    )
+    http = parser.add_argument_group("SSE, polling and publishing")
+    http.add_argument(
+        "--heartbeat-interval",
+        type=float,
+        default=d.heartbeat_interval,
+        metavar="S",
+        help="seconds between SSE heartbeat comments (default %(default)s)",
+    )
+    http.add_argument(
+        "--sse-retry-ms",
+        type=int,
+        default=d.sse_retry_ms,
+        metavar="MS",
+        help="the reconnection delay SSE clients are told (default %(default)s)",
+    )
+    http.add_argument(
+        "--max-publish-bytes",
+        type=int,
+        default=d.max_publish_bytes,
+        metavar="BYTES",
+        help="largest payload of POST /publish or a /ws text message, 413 / 1009 beyond "
         "(default %(default)s)",
     )
+    limits = parser.add_argument_group("access and limits")
+    limits.add_argument(
+        "--max-connections",
+        type=int,
+        default=d.max_connections,
+        metavar="N",
+        help="open WebSockets and SSE streams beyond this are refused with 503 "
+        "(default %(default)s)",
+    )
+    limits.add_argument(
+        "--auth-secret-env",
+        default=None,
+        metavar="NAME",
+        help="require tokens, checked with the secret in environment variable NAME "
+        "(never on the command line; default: no tokens required)",
+    )
+    limits.add_argument(
+        "--origin",
+        action="append",
+        default=None,
+        metavar="ORIGIN",
+        help="allow WebSocket upgrades only from this Origin; repeat for several "
+        "(default: any origin)",
+    )
+    load = parser.add_argument_group("server-originated load")
+    load.add_argument(
+        "--ticker",
+        default=None,
+        metavar="SPEC",
+        help="start the ticker at startup, as POST /control/ticker would: "
+        '"topic=T,rate=R,size=N,count=C,duration=S,delay=D" (topic required; defaults '
+        "rate=100 per s, size=100 bytes, no count or duration limit, delay=0; "
+        "default: no ticker)",
+    )
+
+
+def config_from(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> ServerConfig:
+    """The ServerConfig the options describe → OptionError naming a bad one."""
+    env = os.environ if environ is None else environ
+    secret: bytes | None = None
+    if args.auth_secret_env is not None:
+        value = env.get(args.auth_secret_env, "")
+        if not value:
+            raise OptionError(
+                "--auth-secret-env", f"environment variable {args.auth_secret_env} is not set"
+            )
+        secret = value.encode()
+    try:
+        return ServerConfig(
+            ping_interval=args.ping_interval,
+            ping_timeout=args.ping_timeout,
+            close_timeout=args.close_timeout,
+            heartbeat_interval=args.heartbeat_interval,
+            sse_retry_ms=args.sse_retry_ms,
+            max_message_size=args.max_message_size,
+            max_publish_bytes=args.max_publish_bytes,
+            write_buffer_limit=args.write_buffer_limit,
+            max_connections=args.max_connections,
+            auth_secret=secret,
+            origins=tuple(args.origin) if args.origin else None,
+        )
+    except ConfigError as exc:
+        raise OptionError("--" + exc.field.replace("_", "-"), exc.message) from None
+
+
+def ticker_query(spec: str, config: ServerConfig) -> dict[str, str]:
+    """``--ticker "topic=T,rate=R,..."`` → the query POST /control/ticker takes.
+
+    Validated here with the service's own parser, so a bad value stops the
+    command before anything starts; unknown keys are refused (a typo would
+    otherwise silently fall back to a default).
+    """
+    query: dict[str, str] = {}
+    for part in spec.split(","):
+        key, sep, value = part.strip().partition("=")
+        if not sep or key not in TICKER_KEYS:
+            raise OptionError(
+                "--ticker", f"expected KEY=VALUE with KEY in {', '.join(TICKER_KEYS)}"
+            )
+        if key in query:
+            raise OptionError("--ticker", f"{key} given twice")
+        query[key] = value.strip()
+    try:
+        parse_ticker(query, config)
+    except HttpError as exc:
+        raise OptionError("--ticker", exc.error) from None
+    return query
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,38 +278,91 @@ def run(args: argparse.Namespace) -> int:
     import importlib
 
     try:
-        settings = Settings(
-            ping_interval=args.ping_interval,
-            ping_timeout=args.ping_timeout,
-            close_timeout=args.close_timeout,
-            max_message_size=args.max_message_size,
-            write_buffer_limit=args.write_buffer_limit,
-        )
-    except ValueError as exc:
+        config = config_from(args)
+        ticker = ticker_query(args.ticker, config) if args.ticker is not None else None
+    except OptionError as exc:
         print(f"pushbench serve: error: {exc}", file=sys.stderr)
         return 2
-    start: StartFn = importlib.import_module(STACKS[args.stack]).start
-    return asyncio.run(_serve(args.stack, start, settings, args.host, args.port))
+    options = StackOptions(loop=args.loop, ws=args.ws_impl or DEFAULT_WS_IMPL)
+    stack: Stack = importlib.import_module(STACKS[args.stack]).STACK
+    loop_factory = None
+    if args.loop == "uvloop":
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(_serve(args, stack, config, ticker, options))
 
 
-async def _serve(name: str, start: StartFn, settings: Settings, host: str, port: int) -> int:
+def _make_hub(args: argparse.Namespace) -> Hub:
+    if args.hub == "redis":
+        from pushbench.hub_redis import RedisHub
+
+        return RedisHub(url=args.redis_url, history=args.history, queue_limit=args.queue_limit)
+    from pushbench.hub import Hub
+
+    return Hub(history=args.history, queue_limit=args.queue_limit)
+
+
+def _url(host: str, port: int) -> str:
+    if ":" in host:  # IPv6 literal: brackets in a URL
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+async def _serve(
+    args: argparse.Namespace,
+    stack: Stack,
+    config: ServerConfig,
+    ticker: dict[str, str] | None,
+    options: StackOptions,
+) -> int:
     import asyncio
     import signal
 
+    from pushbench.service import PushService
+
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:  # from the start: a signal during startup still ends cleanly
         loop.add_signal_handler(sig, stop.set)
+    ready = False
+
+    def on_ready(port: int) -> None:
+        nonlocal ready
+        ready = True
+        print(
+            f"pushbench serve: stack={stack.name} listening on {_url(args.host, port)}", flush=True
+        )
+
+    hub = _make_hub(args)
     try:
-        server = await start(settings, host, port)
-    except OSError as exc:  # typically: the port is taken
-        print(f"pushbench serve: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
-        return 1
-    bound_host, bound_port = server.address
-    if ":" in bound_host:  # IPv6 literal: brackets in a URL
-        bound_host = f"[{bound_host}]"
-    url = f"http://{bound_host}:{bound_port}"
-    print(f"pushbench serve: stack={name} listening on {url}", flush=True)
-    await stop.wait()
-    await server.shutdown()
-    return 0
+        try:
+            await hub.start()
+        except OSError as exc:  # RedisHubError names the (redacted) URL
+            print(f"pushbench serve: cannot start the {args.hub} hub: {exc}", file=sys.stderr)
+            return 1
+        service = PushService(hub, config)
+        try:
+            if ticker is not None:
+                await service.control_ticker("POST", ticker)
+            try:
+                await stack.run(service, args.host, args.port, on_ready, stop, options)
+            except OSError as exc:
+                if ready:
+                    raise
+                where = f"{args.host}:{args.port}"
+                print(f"pushbench serve: cannot listen on {where}: {exc}", file=sys.stderr)
+                return 1
+        finally:
+            if service.ticker is not None:
+                await service.ticker.stop()
+        if not stop.is_set():
+            print(f"pushbench serve: stack {stack.name} stopped by itself", file=sys.stderr)
+            return 1
+        return 0
+    finally:
+        await hub.stop()
+        for sig in signals:
+            loop.remove_signal_handler(sig)

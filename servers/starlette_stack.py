@@ -37,8 +37,9 @@ URLs and must never reach a log).
 
 ``options.ws`` picks uvicorn's WebSocket implementation; ``options.extra`` may
 set ``http`` (uvicorn's HTTP implementation, default ``httptools``) and
-``ws_max_size`` (uvicorn's cap on one incoming message, default 4 MiB as in
-aiohttp, for /echo; /ws publishes stop at ``max_publish_bytes`` regardless).
+``ws_max_size`` (uvicorn's cap on one incoming message, by default the config's
+``max_message_size``, for /echo; /ws publishes stop at ``max_publish_bytes``
+regardless). Keepalive is uvicorn's: ``ping_interval`` and ``ping_timeout``.
 """
 
 from __future__ import annotations
@@ -79,7 +80,6 @@ SSE_HEADERS = {
     "X-Accel-Buffering": "no",
 }
 HEARTBEAT = sse.comment()
-DEFAULT_WS_MAX_SIZE = 4 << 20  # uvicorn's per-message cap; /ws publishes are capped lower
 STOP_TIMEOUT = 2.0  # seconds for open sessions to send their close / end, at stop
 GRACEFUL_SHUTDOWN = 1  # then uvicorn cancels what is still running (held long polls)
 
@@ -198,6 +198,7 @@ class PushApp:
             await websocket.send_denial_response(_error(exc))
             return
         try:
+            await service.hub.ensure_topic(params.topic)  # complete history (Redis) for since
             await websocket.accept()
             sub = service.hub.subscribe(params.topic, params.since)
             session = _Session(sub)
@@ -288,6 +289,7 @@ class PushApp:
         """GET /sse: events from ``since`` (Last-Event-ID / lastEventId win), until gone."""
         service = self.service
         params = service.params(request.query_params, request.headers.get("last-event-id"))
+        await service.hub.ensure_topic(params.topic)  # complete history (Redis) for resume
         service.open_connection()
         sub = service.hub.subscribe(params.topic, params.since)
         session = _Session(sub)
@@ -479,8 +481,9 @@ async def run(
         loop=options.loop,  # informational: serve() runs on the caller's loop
         http=options.extra.get("http", "httptools"),
         ws=options.ws,
-        ws_max_size=int(options.extra.get("ws_max_size", DEFAULT_WS_MAX_SIZE)),
+        ws_max_size=int(options.extra.get("ws_max_size", cfg.max_message_size)),
         ws_ping_interval=cfg.ping_interval or None,
+        ws_ping_timeout=cfg.ping_timeout,
         ws_per_message_deflate=False,  # compression off, as on every stack
         lifespan="off",
         access_log=False,  # tokens are in URLs

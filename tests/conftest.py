@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,12 +74,18 @@ class ServerProcess:
             pytest.fail(f"{self.stack} server exited {rc}; stderr:\n{text}", pytrace=False)
 
 
-def start_server(log: Path, *args: str, stack: str = "raw") -> ServerProcess:
-    """Start ``pushbench serve --stack STACK`` on a free loopback port, wait until ready."""
+def start_server(
+    log: Path, *args: str, stack: str = "raw", env: Mapping[str, str] | None = None
+) -> ServerProcess:
+    """Start ``pushbench serve --stack STACK`` on a free loopback port, wait until ready.
+
+    ``env`` adds variables to the child's environment (e.g. an auth secret).
+    """
     cmd = [sys.executable, "-m", "pushbench.cli", "serve", "--stack", stack]
     cmd += ["--host", "127.0.0.1", "--port", "0", *args]
+    child_env = {**os.environ, **env} if env is not None else None
     with log.open("wb") as err:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=err)
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=err, env=child_env)
     assert proc.stdout is not None
     line = b""
     deadline = time.monotonic() + READY_TIMEOUT
@@ -104,9 +110,11 @@ def start_server(log: Path, *args: str, stack: str = "raw") -> ServerProcess:
 
 
 @contextlib.contextmanager
-def serving(log: Path, *args: str, stack: str = "raw") -> Iterator[ServerProcess]:
+def serving(
+    log: Path, *args: str, stack: str = "raw", env: Mapping[str, str] | None = None
+) -> Iterator[ServerProcess]:
     """:func:`start_server` for a ``with`` block: stopped, then checked, on exit."""
-    server = start_server(log, *args, stack=stack)
+    server = start_server(log, *args, stack=stack, env=env)
     try:
         yield server
     finally:
@@ -119,11 +127,15 @@ StartServer = Callable[..., ServerProcess]
 
 @pytest.fixture
 def server_factory(tmp_path: Path) -> Iterator[StartServer]:
-    """``start(*cli_args, stack="raw")`` → ServerProcess; all stopped and checked at teardown."""
+    """``start(*cli_args, stack="raw", env=None)`` → ServerProcess; all stopped and
+    checked at teardown."""
     started: list[ServerProcess] = []
 
-    def start(*args: str, stack: str = "raw") -> ServerProcess:
-        server = start_server(tmp_path / f"server-{len(started)}.stderr", *args, stack=stack)
+    def start(
+        *args: str, stack: str = "raw", env: Mapping[str, str] | None = None
+    ) -> ServerProcess:
+        log = tmp_path / f"server-{len(started)}.stderr"
+        server = start_server(log, *args, stack=stack, env=env)
         started.append(server)
         return server
 

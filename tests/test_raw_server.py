@@ -4,17 +4,23 @@ Well-behaved traffic comes from third-party clients (the ``websockets`` library
 and aiohttp), so the server is checked against implementations other than our
 own codec. Misbehaving peers (unmasked frames, silence, never reading) are raw
 sockets with frames built by hand here, again independent of the codec.
+
+Tests on the shared module server use a topic of their own (:func:`fresh_topic`),
+so they never see each other's messages.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import json
 import random
 import signal
 import socket
 import time
 from collections.abc import Coroutine, Iterator
+from dataclasses import fields
 from typing import Any
 
 import aiohttp
@@ -23,22 +29,29 @@ from conftest import ServerProcess, StartServer, serving
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK
 
+from pushbench.contract import decode
+from pushbench.service import ServiceStats
+from pushbench.sse import EventParser
+
 pytestmark = pytest.mark.timeout(60)
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # the RFC 6455 §1.3 example, and its answer
 ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-COUNTERS = {
-    "connections_open",
-    "connections_total",
-    "messages_in",
-    "messages_out",
-    "bytes_out",
-    "slow_consumers_dropped",
+# ServiceStats' counters, the raw stack's own, and the hub's (see PushService.stats_body).
+COUNTERS = {f.name for f in fields(ServiceStats) if f.name != "extra"} | {
     "dead_peers",
     "protocol_errors",
+    "slow_consumers_dropped",
+    "published",
+    "subscribers",
 }
 PING_INTERVAL = 0.2
 PING_TIMEOUT = 0.4
+_topics = itertools.count()
+
+
+def fresh_topic() -> str:
+    return f"t{next(_topics)}"
 
 
 def run(coro: Coroutine[Any, Any, Any], timeout: float = 20.0) -> Any:
@@ -71,15 +84,25 @@ def ws_connect(server: ServerProcess, path: str, **kwargs: Any) -> connect:
     return connect(server.ws_url(path), **options)
 
 
-async def get_stats(server: ServerProcess) -> dict[str, int]:
+async def get_stats(server: ServerProcess) -> dict[str, Any]:
     async with (
         aiohttp.ClientSession() as session,
         session.get(server.url("/stats")) as resp,
     ):
         assert resp.status == 200
         assert resp.content_type == "application/json"
-        stats: dict[str, int] = await resp.json()
+        stats: dict[str, Any] = await resp.json()
         return stats
+
+
+async def publish(server: ServerProcess, topic: str, payload: str) -> int:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(server.url("/publish"), params={"topic": topic}, data=payload) as resp,
+    ):
+        assert resp.status == 200, await resp.text()
+        seq: int = (await resp.json())["seq"]
+        return seq
 
 
 async def wait_for_stat(server: ServerProcess, name: str, at_least: int, within: float) -> int:
@@ -93,7 +116,11 @@ async def wait_for_stat(server: ServerProcess, name: str, at_least: int, within:
 
 
 def upgrade_request(
-    path: str = "/echo", *, key: str | None = KEY, version: str | None = "13"
+    path: str = "/echo",
+    *,
+    key: str | None = KEY,
+    version: str | None = "13",
+    headers: tuple[str, ...] = (),
 ) -> bytes:
     lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", "Upgrade: websocket"]
     lines.append("Connection: Upgrade")
@@ -101,6 +128,7 @@ def upgrade_request(
         lines.append(f"Sec-WebSocket-Key: {key}")
     if version is not None:
         lines.append(f"Sec-WebSocket-Version: {version}")
+    lines += headers
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
@@ -219,8 +247,10 @@ def test_health_is_200_ok(raw_server: ServerProcess) -> None:
 
 def test_stats_are_json_counters(raw_server: ServerProcess) -> None:
     stats = run(get_stats(raw_server))
-    assert set(stats) == COUNTERS
-    assert all(isinstance(v, int) and v >= 0 for v in stats.values())
+    stats.pop("ticker", None)  # there once a test started one
+    assert set(stats) == COUNTERS | {"hub_backend", "encoding"}
+    assert all(isinstance(stats[k], int) and stats[k] >= 0 for k in COUNTERS)
+    assert (stats["hub_backend"], stats["encoding"]) == ("memory", "json")
 
 
 @pytest.mark.parametrize(
@@ -233,18 +263,134 @@ def test_stats_are_json_counters(raw_server: ServerProcess) -> None:
         pytest.param(b"HELLO\r\n\r\n", 400, id="malformed-request-line"),
         pytest.param(b"GET / HTTP/1.1\r\nX: " + b"a" * 20000, 400, id="head-too-large"),
         pytest.param(b"POST /health HTTP/1.1\r\nHost: x\r\n\r\n", 405, id="post-health"),
+        pytest.param(b"GET /ws?topic=t HTTP/1.1\r\nHost: x\r\n\r\n", 400, id="ws-no-upgrade"),
+        pytest.param(upgrade_request("/ws"), 400, id="ws-no-topic"),
+        pytest.param(upgrade_request("/ws?topic=a%20b"), 400, id="ws-bad-topic"),
+        pytest.param(upgrade_request("/ws?topic=t&since=-1"), 400, id="ws-bad-since"),
+        pytest.param(b"GET /sse?topic= HTTP/1.1\r\nHost: x\r\n\r\n", 400, id="sse-no-topic"),
+        pytest.param(b"GET /poll?topic=t&timeout=x HTTP/1.1\r\n\r\n", 400, id="poll-timeout"),
+        pytest.param(b"POST /publish?topic=t HTTP/1.1\r\n\r\n", 411, id="publish-no-length"),
+        pytest.param(
+            b"POST /publish?topic=t HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            411,
+            id="publish-chunked",
+        ),
+        pytest.param(
+            b"POST /publish?topic=t HTTP/1.1\r\nContent-Length: 2\r\n\r\n\xff\xfe",
+            400,
+            id="publish-not-utf8",
+        ),
+        pytest.param(
+            b"POST /publish?topic=t HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n",
+            413,
+            id="publish-too-large",
+        ),
+        pytest.param(
+            b"POST /publish?topic=%20 HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n",
+            400,
+            id="publish-too-large-bad-topic",
+        ),
+        pytest.param(b"POST /control/ticker?rate=1 HTTP/1.1\r\n\r\n", 400, id="ticker-no-topic"),
     ],
 )
 def test_http_refusals(raw_server: ServerProcess, request_bytes: bytes, status: int) -> None:
-    got, headers, _ = run(http_exchange(raw_server, request_bytes))
+    """Every refusal, before any upgrade: the status, a JSON error body, and a close."""
+    got, headers, body = run(http_exchange(raw_server, request_bytes))
     assert got == status
     assert headers["connection"] == "close"
+    assert headers["content-type"] == "application/json"
+    assert int(headers["content-length"]) == len(body)
+    assert json.loads(body)["error"]
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
+    """One response with a Content-Length → (status, headers, body); the connection stays."""
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+    status_line, *header_lines = head.rstrip("\r\n").split("\r\n")
+    headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.lower()] = value.strip()
+    body = await reader.readexactly(int(headers["content-length"]))
+    return int(status_line.split()[1]), headers, body
+
+
+def test_keep_alive_serves_pipelined_requests(raw_server: ServerProcess) -> None:
+    """Three requests sent at once on one connection, three answers; an error closes it."""
+    topic = fresh_topic()
+
+    async def main() -> None:
+        reader, writer = await asyncio.open_connection(raw_server.host, raw_server.port)
+        try:
+            writer.write(
+                b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+                + f"POST /publish?topic={topic} HTTP/1.1\r\nHost: x\r\n".encode()
+                + b"Content-Length: 4\r\n\r\nkept"
+                + f"GET /poll?topic={topic}&since=0&timeout=0 HTTP/1.1\r\n\r\n".encode()
+            )
+            status, headers, body = await read_response(reader)
+            assert (status, body) == (200, b"ok")
+            assert "connection" not in headers  # HTTP/1.1: persistent by default
+            status, _, body = await read_response(reader)
+            assert (status, json.loads(body)) == (200, {"seq": 1})
+            status, _, body = await read_response(reader)
+            assert [m["p"] for m in json.loads(body)["messages"]] == ["kept"]
+            writer.write(b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, headers, _ = await read_response(reader)
+            assert (status, headers["connection"]) == (404, "close")
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # closed after the error
+        finally:
+            writer.close()
+
+    run(main())
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        pytest.param(b"GET /health HTTP/1.0\r\n\r\n", id="http-1.0"),
+        pytest.param(b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n", id="asked"),
+        pytest.param(b"GET /health HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc", id="unread-body"),
+    ],
+)
+def test_connection_closes_when_it_cannot_be_kept(
+    raw_server: ServerProcess, request_bytes: bytes
+) -> None:
+    status, headers, body = run(http_exchange(raw_server, request_bytes))  # reads until closed
+    assert (status, headers["connection"], body) == (200, "close", b"ok")
 
 
 def test_version_mismatch_is_426_naming_13(raw_server: ServerProcess) -> None:
-    status, headers, _ = run(http_exchange(raw_server, upgrade_request(version="12")))
-    assert status == 426
-    assert headers["sec-websocket-version"] == "13"
+    for path in ("/echo", "/ws?topic=t"):
+        status, headers, _ = run(http_exchange(raw_server, upgrade_request(path, version="12")))
+        assert status == 426
+        assert headers["sec-websocket-version"] == "13"
+
+
+def test_method_not_allowed_names_the_allowed_ones(raw_server: ServerProcess) -> None:
+    status, headers, _ = run(http_exchange(raw_server, b"GET /control/ticker HTTP/1.1\r\n\r\n"))
+    assert status == 405
+    assert headers["allow"] == "POST, DELETE"
+
+
+def test_ws_refusals_before_the_upgrade(server_factory: StartServer) -> None:
+    """Origin (403) and the connection limit (503) answer with HTTP statuses, like 400/401."""
+    server = server_factory("--origin", "http://good.example", "--max-connections", "1")
+
+    async def main() -> None:
+        evil = upgrade_request("/ws?topic=t", headers=("Origin: http://evil.example",))
+        status, _, body = await http_exchange(server, evil)
+        assert (status, json.loads(body)) == (403, {"error": "origin not allowed"})
+        good = ("Origin: http://good.example",)
+        async with ws_connect(server, "/ws?topic=t", origin="http://good.example"):
+            status, _, body = await http_exchange(server, upgrade_request("/ws?topic=t"))
+            assert (status, json.loads(body)) == (503, {"error": "too many connections"})
+            status, _, _ = await http_exchange(server, upgrade_request("/echo", headers=good))
+            assert status == 503
+        stats = await get_stats(server)
+        assert stats["auth_failures"] == 1 and stats["connections_refused"] == 2
+
+    run(main())
 
 
 # --- echo -----------------------------------------------------------------
@@ -462,93 +608,152 @@ def test_silent_peer_is_aborted(keepalive_server: ServerProcess) -> None:
     run(main())
 
 
-# --- broadcast and slow consumers -----------------------------------------
+# --- topics: push and publish over /ws -------------------------------------
 
 
-def test_broadcast_reaches_every_ws_client(raw_server: ServerProcess) -> None:
+def test_text_frame_published_on_ws_reaches_every_subscriber(raw_server: ServerProcess) -> None:
+    """Three subscribers (two libraries); one publishes: all three get the same envelope."""
+    topic = fresh_topic()
+    path = f"/ws?topic={topic}"
+
     async def main() -> None:
         before = await get_stats(raw_server)
         async with (
-            ws_connect(raw_server, "/ws") as first,
-            ws_connect(raw_server, "/ws") as second,
+            ws_connect(raw_server, path) as first,
+            ws_connect(raw_server, path) as second,
             aiohttp.ClientSession() as session,
-            session.ws_connect(raw_server.ws_url("/ws")) as third,
+            session.ws_connect(raw_server.ws_url(path)) as third,
         ):
             await second.send("to everyone")
-            await second.send(b"\x00binary\xff")
-            for ws in (first, second):
-                assert await ws.recv() == "to everyone"
-                assert await ws.recv() == b"\x00binary\xff"
+            received = [await asyncio.wait_for(ws.recv(), 5) for ws in (first, second)]
             msg = await third.receive(timeout=5)
-            assert (msg.type, msg.data) == (aiohttp.WSMsgType.TEXT, "to everyone")
-            msg = await third.receive(timeout=5)
-            assert (msg.type, msg.data) == (aiohttp.WSMsgType.BINARY, b"\x00binary\xff")
+            assert msg.type == aiohttp.WSMsgType.TEXT
+            received.append(msg.data)
+            assert all(isinstance(r, str) for r in received)  # one text frame each
+            assert len(set(received)) == 1  # the same bytes for everyone
+            env = decode(received[0])
+            assert (env.topic, env.seq, env.payload) == (topic, 1, "to everyone")
         after = await get_stats(raw_server)
-        assert after["messages_in"] - before["messages_in"] == 2
-        assert after["messages_out"] - before["messages_out"] == 2 * 3  # one per member
+        assert after["published"] - before["published"] == 1
+        assert after["messages_delivered"] - before["messages_delivered"] == 3
+
+    run(main())
+
+
+def test_ws_resumes_after_since_then_goes_live(raw_server: ServerProcess) -> None:
+    topic = fresh_topic()
+
+    async def main() -> None:
+        for i in range(3):
+            await publish(raw_server, topic, f"m{i}")
+        async with ws_connect(raw_server, f"/ws?topic={topic}&since=1") as ws:
+            got = [decode(await asyncio.wait_for(ws.recv(), 5)) for _ in range(2)]
+            assert [(e.seq, e.payload) for e in got] == [(2, "m1"), (3, "m2")]
+            assert await publish(raw_server, topic, "live") == 4
+            env = decode(await asyncio.wait_for(ws.recv(), 5))
+            assert (env.seq, env.payload) == (4, "live")
+
+    run(main())
+
+
+@pytest.mark.parametrize(
+    ("message", "code"),
+    [
+        pytest.param(b"\x00binary", 1003, id="binary"),
+        pytest.param("x" * 65537, 1009, id="over-max-publish-bytes"),
+    ],
+)
+def test_refused_ws_publish_closes_the_socket(
+    raw_server: ServerProcess, message: str | bytes, code: int
+) -> None:
+    async def main() -> None:
+        async with ws_connect(raw_server, f"/ws?topic={fresh_topic()}") as ws:
+            with contextlib.suppress(ConnectionClosedError):  # may land mid-send
+                await ws.send(message)
+            with pytest.raises(ConnectionClosedError) as caught:
+                await ws.recv()
+        assert caught.value.rcvd is not None and caught.value.rcvd.code == code
 
     run(main())
 
 
 def test_stats_count_exact_wire_bytes(server_factory: StartServer) -> None:
-    """One echo of "hello" then a normal close: every counter is exactly predictable."""
+    """One message pushed to one subscriber, then a normal close: every counter is exact."""
     server = server_factory()
 
     async def main() -> None:
-        async with ws_connect(server, "/echo") as ws:
-            await ws.send("hello")
-            assert await ws.recv() == "hello"
+        async with ws_connect(server, "/ws?topic=x") as ws:
+            assert await publish(server, "x", "hello") == 1
+            data = await asyncio.wait_for(ws.recv(), 5)
+            assert isinstance(data, str) and decode(data).payload == "hello"
             assert (await get_stats(server))["connections_open"] == 1
         deadline = time.monotonic() + 3
         while (stats := await get_stats(server))["connections_open"]:
             assert time.monotonic() < deadline, "server kept the connection after the close"
             await asyncio.sleep(0.02)
+        assert len(data.encode()) < 126  # so the frame header is 2 bytes
         assert stats == {
             "connections_open": 0,
             "connections_total": 1,
-            "messages_in": 1,
-            "messages_out": 1,
-            # the echo (2-byte header + 5) and the Close reply (2 + code 1000)
-            "bytes_out": 7 + 4,
-            "slow_consumers_dropped": 0,
+            "connections_refused": 0,
+            "messages_delivered": 1,
+            "bytes_written": 2 + len(data.encode()),  # the one text frame, header included
+            "requests": 2,  # the /ws and the /publish
+            "bad_requests": 0,
+            "auth_failures": 0,
             "dead_peers": 0,
             "protocol_errors": 0,
+            "hub_backend": "memory",
+            "encoding": "json",
+            "slow_consumers_dropped": 0,
+            "published": 1,
+            "subscribers": 0,
         }
 
     run(main())
 
 
 def test_slow_consumer_is_dropped(server_factory: StartServer) -> None:
-    server = server_factory("--write-buffer-limit", "262144", "--close-timeout", "1")
+    """A subscriber that never reads is dropped (and aborted) once it is queue_limit
+    messages behind; a subscriber that reads gets every message."""
+    server = server_factory(
+        "--queue-limit", "16", "--write-buffer-limit", "65536", "--close-timeout", "1"
+    )
+    path = "/ws?topic=slow"
 
     async def main() -> None:
-        # Tiny receive window: the kernel absorbs little, the server buffer fills.
-        sock = silent_peer(server, "/ws", rcvbuf=4096)
-        payload = b"\xab" * 65536
+        # Tiny receive window: the kernel absorbs little, the server's buffer fills.
+        sock = silent_peer(server, path, rcvbuf=4096)
+        payload = "x" * 60000
         received = 0
-        async with ws_connect(server, "/ws", max_queue=None) as flooder:
+        async with (
+            ws_connect(server, path, max_queue=None) as reader,
+            aiohttp.ClientSession() as session,
+        ):
 
             async def drain() -> None:
                 nonlocal received
-                async for _ in flooder:
+                async for _ in reader:
                     received += 1
 
             reading = asyncio.create_task(drain())
             dropped = 0
-            for i in range(1000):  # at most 64 MiB, far past any socket buffer
-                await flooder.send(payload)
-                if i % 8 == 7:
+            sent = 0
+            for sent in range(1, 1001):  # at most 60 MB, far past any socket buffer
+                url = server.url("/publish")
+                async with session.post(url, params={"topic": "slow"}, data=payload) as resp:
+                    assert resp.status == 200
+                if sent % 8 == 0:
                     dropped = (await get_stats(server))["slow_consumers_dropped"]
                     if dropped:
                         break
             assert dropped == 1, "the never-reading client was not dropped"
-            # The silent one is gone within close_timeout; the flooder is served on.
+            # The silent one is gone within close_timeout; the reader is served on.
             deadline = time.monotonic() + 3
             while (await get_stats(server))["connections_open"] > 1:
                 assert time.monotonic() < deadline, "dropped client never aborted"
                 await asyncio.sleep(0.05)
-            await flooder.send(b"after")
-            while received < i + 2:
+            while received < sent:
                 await asyncio.sleep(0.01)
             reading.cancel()
         sock.close()
@@ -557,6 +762,109 @@ def test_slow_consumer_is_dropped(server_factory: StartServer) -> None:
             assert await ws.recv() == "responsive"
         stats = await get_stats(server)
         assert stats["slow_consumers_dropped"] == 1 and stats["dead_peers"] == 0
+
+    run(main())
+
+
+# --- SSE and polling --------------------------------------------------------
+
+
+async def read_events(resp: aiohttp.ClientResponse, parser: EventParser, n: int) -> list[Any]:
+    events: list[Any] = []
+    while len(events) < n:
+        chunk = await asyncio.wait_for(resp.content.readany(), 5)
+        assert chunk, "the stream ended"
+        events += parser.feed(chunk)
+    return events
+
+
+def test_sse_resumes_streams_and_sends_heartbeats(server_factory: StartServer) -> None:
+    server = server_factory("--heartbeat-interval", "0.2", "--sse-retry-ms", "1234")
+
+    async def main() -> None:
+        for i in range(3):
+            await publish(server, "s", f"m{i}")
+        async with aiohttp.ClientSession() as session:
+            url = server.url("/sse?topic=s")
+            async with session.get(url, headers={"Last-Event-ID": "1"}) as resp:
+                assert resp.status == 200
+                assert resp.headers["Content-Type"] == "text/event-stream"
+                assert resp.headers["Cache-Control"] == "no-cache"
+                assert resp.headers["X-Accel-Buffering"] == "no"
+                assert "Content-Length" not in resp.headers
+                parser = EventParser()
+                events = await read_events(resp, parser, 2)
+                assert parser.retry_ms == 1234
+                assert [(e.id, decode(e.data).payload) for e in events] == [
+                    ("2", "m1"),
+                    ("3", "m2"),
+                ]
+                await publish(server, "s", "live")
+                (event,) = await read_events(resp, parser, 1)
+                assert (event.id, decode(event.data).payload) == ("4", "live")
+                while parser.comments == 0:  # a heartbeat within 0.2 s of idling
+                    parser.feed(await asyncio.wait_for(resp.content.readany(), 5))
+            # EventSource's polyfills resume with a query parameter instead.
+            async with session.get(server.url("/sse?topic=s&lastEventId=3")) as resp:
+                (event,) = await read_events(resp, EventParser(), 1)
+                assert event.id == "4"
+        stats = await get_stats(server)
+        assert stats["messages_delivered"] == 4
+
+    run(main())
+
+
+def test_short_and_long_polls(raw_server: ServerProcess) -> None:
+    topic = fresh_topic()
+
+    async def poll(session: aiohttp.ClientSession, query: str) -> Any:
+        async with session.get(raw_server.url(f"/poll?{query}")) as resp:
+            assert resp.status == 200
+            assert resp.content_type == "application/json"
+            return await resp.json()
+
+    async def main() -> None:
+        async with aiohttp.ClientSession() as session:
+            assert await poll(session, f"topic={topic}&timeout=0") == {"last": 0, "messages": []}
+            start = time.monotonic()
+            held = asyncio.create_task(poll(session, f"topic={topic}&since=0&timeout=5"))
+            await asyncio.sleep(0.2)
+            assert not held.done()
+            await publish(raw_server, topic, "wake")
+            body = await asyncio.wait_for(held, 5)
+            assert time.monotonic() - start < 2
+            assert body["last"] == 1
+            assert [decode(json.dumps(m)).payload for m in body["messages"]] == ["wake"]
+            # A repeated name: the last value wins, as on the Starlette stack.
+            body = await poll(session, f"topic=other&topic={topic}&since=0&timeout=0")
+            assert body["last"] == 1
+
+    run(main())
+
+
+def test_ticker_control(raw_server: ServerProcess) -> None:
+    topic = fresh_topic()
+
+    async def main() -> None:
+        async with aiohttp.ClientSession() as session:
+            query = {"topic": topic, "rate": "200", "count": "5", "size": "7"}
+            async with session.post(raw_server.url("/control/ticker"), params=query) as resp:
+                assert resp.status == 200
+                assert (await resp.json())["topic"] == topic
+            deadline = time.monotonic() + 5
+            while True:
+                url = raw_server.url(f"/poll?topic={topic}&since=0&timeout=0")
+                async with session.get(url) as resp:
+                    body = await resp.json()
+                if body["last"] == 5:
+                    break
+                assert time.monotonic() < deadline, "the ticker did not publish"
+                await asyncio.sleep(0.02)
+            assert [m["p"] for m in body["messages"]] == ["x" * 7] * 5
+            async with session.delete(raw_server.url("/control/ticker")) as resp:
+                assert resp.status == 200
+                status = await resp.json()
+                assert (status["sent"], status["running"]) == (5, False)
 
     run(main())
 
@@ -570,9 +878,9 @@ def test_signal_closes_websockets_with_1001(server_factory: StartServer, sig: in
 
     async def main() -> None:
         # A peer that never answers Close must not hold the exit past close_timeout.
-        sock = silent_peer(server, "/ws")
+        sock = silent_peer(server, "/ws?topic=t")
         async with (
-            ws_connect(server, "/ws") as ws,
+            ws_connect(server, "/ws?topic=t") as ws,
             aiohttp.ClientSession() as session,
             session.ws_connect(server.ws_url("/echo")) as aws,
         ):
@@ -588,5 +896,31 @@ def test_signal_closes_websockets_with_1001(server_factory: StartServer, sig: in
         sock.close()
         assert rc == 0
         assert elapsed < 1 + 1.5, f"shutdown took {elapsed:.2f} s with close_timeout 1 s"
+
+    run(main())
+
+
+def test_signal_ends_sse_streams_and_answers_long_polls(server_factory: StartServer) -> None:
+    server = server_factory("--close-timeout", "1")
+
+    async def main() -> None:
+        async with aiohttp.ClientSession() as session:
+            long_poll = session.get(server.url("/poll?topic=s&timeout=30"))
+            async with session.get(server.url("/sse?topic=s")) as stream:
+                assert await stream.content.readline() == b"retry: 1000\n"
+                polling = asyncio.create_task(long_poll.__aenter__())
+                deadline = time.monotonic() + 5
+                while (await get_stats(server))["subscribers"] < 2:  # both are waiting
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.02)
+                server.proc.send_signal(signal.SIGTERM)
+                rest = await asyncio.wait_for(stream.content.read(), 5)
+                assert rest == b"\n"  # the end of the prelude, then the end of the stream
+                resp = await asyncio.wait_for(polling, 5)
+                assert resp.status == 200
+                assert await resp.json() == {"last": 0, "messages": []}
+                resp.release()
+            rc = await asyncio.to_thread(server.proc.wait, 5)
+        assert rc == 0
 
     run(main())
