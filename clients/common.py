@@ -1,0 +1,430 @@
+"""What every client shares: the worker spec, per-connection counters, and the
+connection life cycle (connect, serve, reconnect with back-off, stop, publish).
+
+A transport module only says how *one* connection is opened and read
+(:meth:`Client.session`); :meth:`Client.run` keeps it connected until the stop
+event, counts connects, reconnects and errors, and cancels the session at
+stop so every client ends promptly. The receive path itself is
+:class:`~clients.recorder.Recorder`, called once per message.
+
+Connection time (``connect_ns``) runs from the start of the TCP connect to the
+end of the handshake (WebSocket 101, SSE response head, first poll answer).
+``reconnects`` counts connections established after the first one; a failed
+attempt counts in ``errors`` only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import socket
+import sys
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import quote, urlsplit
+
+import aiohttp
+
+from pushbench.contract import valid_topic
+
+from .recorder import Recorder
+from .tcpinfo import HasFileno, TcpMeter
+
+__all__ = [
+    "TRANSPORTS",
+    "Client",
+    "ConnStats",
+    "PublishSpec",
+    "SessionEnded",
+    "Spec",
+    "wait_stop",
+]
+
+TRANSPORTS = ("ws", "ws-aiohttp", "sse", "longpoll", "shortpoll")
+clock = time.monotonic_ns  # CLOCK_MONOTONIC, the contract's clock
+AddrInfo = tuple[Any, ...]  # (family, type, proto, canonname, sockaddr)
+
+
+# --- the worker spec ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublishSpec:
+    """Chat-like cells: each connection also publishes ``rate`` messages/s, open loop."""
+
+    rate: float
+    payload_size: int = 100
+
+
+@dataclass(frozen=True)
+class Spec:
+    """The worker spec of ``docs/runner-design.md``, plus a few optional knobs.
+
+    Extra keys beyond the design: ``loop`` ("asyncio" or "uvloop"),
+    ``connect_timeout_s``, ``connect_concurrency`` (connections opening at
+    once: a burst of thousands of SYNs overflows the listen backlog and turns
+    into 1 s retransmits) and ``first_conn`` (offset of this worker's
+    connection ids, so several workers' ids do not collide).
+    """
+
+    transport: str
+    base_url: str
+    topic: str = "bench"
+    connections: int = 1
+    duration_s: float = 10.0
+    warmup_s: float = 0.0
+    poll_interval_s: float = 0.1
+    poll_timeout_s: float = 30.0
+    capacity: int = 2_000_000
+    publish: PublishSpec | None = None
+    token: str | None = None
+    loop: str = "asyncio"
+    connect_timeout_s: float = 10.0
+    connect_concurrency: int = 100
+    first_conn: int = 0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.transport not in TRANSPORTS:
+            problems.append(f"transport must be one of {', '.join(TRANSPORTS)}")
+        if urlsplit(self.base_url).scheme != "http" or not urlsplit(self.base_url).hostname:
+            problems.append("base_url must be http://HOST[:PORT][/prefix]")
+        if not valid_topic(self.topic):
+            problems.append("topic must be 1-64 characters of [A-Za-z0-9_.-]")
+        if self.connections < 1 or self.capacity < 0 or self.connect_concurrency < 1:
+            problems.append("connections and connect_concurrency must be >= 1, capacity >= 0")
+        if self.first_conn < 0 or self.first_conn + self.connections > 2**32:
+            problems.append("connection ids must fit uint32")
+        times = (self.duration_s, self.warmup_s, self.poll_timeout_s, self.connect_timeout_s)
+        if not all(math.isfinite(t) and t >= 0 for t in times):
+            problems.append("durations and timeouts must be finite and >= 0")
+        if not (math.isfinite(self.poll_interval_s) and self.poll_interval_s > 0):
+            problems.append("poll_interval_s must be > 0")
+        if self.publish is not None and not (
+            math.isfinite(self.publish.rate) and self.publish.rate > 0
+        ):
+            problems.append("publish.rate must be > 0")
+        if self.loop not in ("asyncio", "uvloop"):
+            problems.append("loop must be asyncio or uvloop")
+        if problems:
+            raise ValueError("bad worker spec: " + "; ".join(problems))
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Spec:
+        """Build from the JSON object; unknown keys are reported on stderr and ignored."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            print(f"worker: ignoring unknown spec keys {unknown}", file=sys.stderr)
+        values = {k: v for k, v in raw.items() if k in known}
+        publish = values.get("publish")
+        if publish is not None:
+            values["publish"] = PublishSpec(**publish)
+        return cls(**values)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Spec:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.publish is not None:
+            out["publish"] = {"rate": self.publish.rate, "payload_size": self.publish.payload_size}
+        return out
+
+    def target(self, path: str, **query: str | int | float) -> str:
+        """The request target: the base URL's own path, ``path``, then topic, ``query``
+        and the token, URL-quoted."""
+        parts = [f"topic={self.topic}"]
+        parts += [f"{k}={quote(str(v), safe='')}" for k, v in query.items()]
+        if self.token is not None:
+            parts.append(f"token={quote(self.token, safe='')}")
+        return f"{urlsplit(self.base_url).path.rstrip('/')}{path}?{'&'.join(parts)}"
+
+    def url(self, path: str, **query: str | int | float) -> str:
+        """The absolute URL of :meth:`target`."""
+        base = urlsplit(self.base_url)
+        return f"{base.scheme}://{base.netloc}{self.target(path, **query)}"
+
+
+# --- per-connection counters -------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class ConnStats:
+    """The counters of one client connection, reported per connection in OUT.json."""
+
+    conn: int
+    connect_ns: int = -1  # first successful connection; -1: never connected
+    connects: int = 0
+    reconnects: int = 0
+    handshake_bytes_out: int = 0
+    handshake_bytes_in: int = 0
+    bytes_out: int = 0
+    bytes_in: int = 0
+    sockets_metered: int = 0
+    sockets_unmetered: int = 0
+    messages: int = 0  # received (recorded or overflowed)
+    last_seq: int = 0
+    requests: int = 0  # HTTP requests (polling)
+    empty_polls: int = 0
+    missed_polls: int = 0  # short-poll slots skipped because the previous poll ran late
+    errors: int = 0
+    last_error: str | None = None
+    published: int = 0
+    publish_errors: int = 0
+    publish_lag_max_ns: int = 0
+    publish_lag_sum_ns: int = 0
+    # Set once the first attempt is over (connected or failed): the worker's readiness.
+    settled: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    _OUTPUT: ClassVar[tuple[str, ...]] = (
+        "conn",
+        "connect_ns",
+        "connects",
+        "reconnects",
+        "handshake_bytes_out",
+        "handshake_bytes_in",
+        "bytes_out",
+        "bytes_in",
+        "messages",
+        "last_seq",
+        "requests",
+        "empty_polls",
+        "missed_polls",
+        "errors",
+        "published",
+        "publish_errors",
+        "publish_lag_max_ns",
+        "publish_lag_sum_ns",
+    )
+
+    @property
+    def connected(self) -> bool:
+        return self.connects > 0
+
+    @property
+    def bytes_source(self) -> str:
+        """Where the byte counts come from: ``tcp_info`` when the kernel measured every
+        socket, ``tcp_info-partial`` when some could not be, ``unavailable`` when none."""
+        if self.sockets_metered == 0:
+            return "unavailable"
+        return "tcp_info" if self.sockets_unmetered == 0 else "tcp_info-partial"
+
+    def established(self, connect_ns: int) -> None:
+        """A connection is up (handshake done) after ``connect_ns``."""
+        if self.connects == 0:
+            self.connect_ns = connect_ns
+        else:
+            self.reconnects += 1
+        self.connects += 1
+        self.settled.set()
+
+    def error(self, exc: BaseException | str) -> None:
+        self.errors += 1
+        text = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+        self.last_error = text[:300]
+
+    def start_meter(self, meter: TcpMeter, sock: HasFileno | None) -> None:
+        """The handshake of a socket is done: take ``meter``'s first snapshot."""
+        if not meter.start(sock):
+            self.sockets_unmetered += 1
+
+    def add_meter(self, meter: TcpMeter) -> None:
+        """Finish ``meter`` (one socket's life) and add its bytes to the connection's;
+        a meter already accounted for (or never started) adds nothing."""
+        done = meter.finish()
+        if done is None:
+            return
+        if not done:
+            self.sockets_unmetered += 1
+            return
+        self.sockets_metered += 1
+        self.handshake_bytes_out += meter.handshake_out
+        self.handshake_bytes_in += meter.handshake_in
+        self.bytes_out += meter.bytes_out
+        self.bytes_in += meter.bytes_in
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {name: getattr(self, name) for name in self._OUTPUT}
+        out["bytes_source"] = self.bytes_source
+        out["last_error"] = self.last_error
+        return out
+
+
+# --- the connection life cycle ------------------------------------------------------------
+
+
+class SessionEnded(Exception):
+    """The peer ended a connection in a way that counts as an error (e.g. WebSocket
+    close 1011/1013), or answered with an unexpected HTTP status."""
+
+
+async def wait_stop(stop: asyncio.Event, timeout: float) -> bool:
+    """Sleep up to ``timeout`` s, waking early when ``stop`` is set → whether it is."""
+    if not stop.is_set() and timeout > 0:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await stop.wait()
+    return stop.is_set()
+
+
+class Client(ABC):
+    """One client connection of a worker, kept connected until the stop event."""
+
+    RETRY_BASE_S: ClassVar[float] = 0.05  # back-off after an error: doubled per failure
+    RETRY_MAX_S: ClassVar[float] = 2.0
+
+    def __init__(self, conn_id: int, spec: Spec, recorder: Recorder, stats: ConnStats) -> None:
+        self.conn_id = conn_id
+        self.spec = spec
+        self.recorder = recorder
+        self.stats = stats
+        self._http: aiohttp.ClientSession | None = None
+        self.new_socket: socket.socket | None = None  # made by :meth:`http`, not yet seen
+        self._publish_http: aiohttp.ClientSession | None = None
+        size = spec.publish.payload_size if spec.publish is not None else 0
+        self.publish_payload = "x" * size
+
+    @classmethod
+    async def serve(
+        cls, conn_id: int, spec: Spec, recorder: Recorder, stats: ConnStats, stop: asyncio.Event
+    ) -> None:
+        """Keep one client of this kind connected until ``stop``: each transport module
+        exports this as its ``run(conn_id, spec, recorder, stats, stop_event)``."""
+        await cls(conn_id, spec, recorder, stats).run(stop)
+
+    @abstractmethod
+    async def session(self) -> None:
+        """Open one connection, call ``stats.established``, receive until the peer ends
+        it (return) or it fails (raise). Cancelled at stop; must clean up in ``finally``."""
+
+    def retry_delay(self, failures: int) -> float:
+        """Seconds before the next attempt, after ``failures`` consecutive failed ones
+        (0: the previous connection worked and then ended; still a short pause, so a
+        server that closes every connection at once is not hammered)."""
+        return min(self.RETRY_MAX_S, self.RETRY_BASE_S * float(1 << min(failures, 16)))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Connect, serve, reconnect, until ``stop``; every error is counted, none raised."""
+        stats = self.stats
+        stopper = asyncio.ensure_future(stop.wait())
+        failures = 0
+        try:
+            while not stop.is_set():
+                connects = stats.connects
+                task = asyncio.ensure_future(self.session())
+                try:
+                    await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    if not task.done():
+                        task.cancel()
+                        await asyncio.wait({task})  # let its cleanup run, never raises
+                if not task.cancelled():
+                    exc = task.exception()
+                    if exc is not None and not stop.is_set():
+                        stats.error(exc)
+                stats.settled.set()
+                if stop.is_set():
+                    break
+                failures = 0 if stats.connects > connects else failures + 1
+                await wait_stop(stop, self.retry_delay(failures))
+        finally:
+            stopper.cancel()
+            stats.settled.set()
+            await self.close()
+            for http in (self._http, self._publish_http):
+                if http is not None:
+                    await http.close()
+
+    async def close(self) -> None:  # noqa: B027 - an optional hook, empty by default
+        """At the very end: account for what outlives a session (a pooled socket)."""
+
+    # --- shared helpers -------------------------------------------------------------
+
+    def http(self) -> aiohttp.ClientSession:
+        """This connection's own HTTP client: one pooled keep-alive connection, so the
+        TCP connection (and its byte counters) belongs to exactly one client."""
+        if self._http is None:
+            self._http = _http_session(self.spec, self._make_socket)
+        return self._http
+
+    def _make_socket(self, addr_info: AddrInfo) -> socket.socket:
+        """aiohttp's socket factory: every new TCP connection of :meth:`http` passes
+        here, which is how a client learns that its keep-alive connection changed."""
+        family, kind, proto, _, _ = addr_info
+        self.new_socket = sock = socket.socket(family, kind, proto)
+        return sock
+
+    @contextlib.asynccontextmanager
+    async def publishing(self, send: Callable[[str], Awaitable[None]]) -> AsyncIterator[None]:
+        """Run the open-loop publisher (when the spec asks for one) inside the block."""
+        if self.spec.publish is None:
+            yield
+            return
+        task = asyncio.ensure_future(self._publish_loop(send, self.spec.publish.rate))
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.wait({task})
+
+    async def _publish_loop(self, send: Callable[[str], Awaitable[None]], rate: float) -> None:
+        """Message k is due at start + k/rate; a late publisher sends what is due at once
+        (never skipping) and its lateness is kept in ``publish_lag_*``."""
+        stats = self.stats
+        interval_ns = int(1e9 / rate)
+        payload = self.publish_payload
+        start = clock()
+        k = 0
+        while True:
+            due = start + k * interval_ns
+            now = clock()
+            if due > now:
+                await asyncio.sleep((due - now) / 1e9)
+                continue
+            lag = now - due
+            stats.publish_lag_sum_ns += lag
+            if lag > stats.publish_lag_max_ns:
+                stats.publish_lag_max_ns = lag
+            k += 1
+            try:
+                await send(payload)
+                stats.published += 1
+            except (OSError, aiohttp.ClientError, SessionEnded, RuntimeError) as exc:
+                stats.publish_errors += 1
+                stats.last_error = f"publish: {type(exc).__name__}: {exc}"[:300]
+                await asyncio.sleep(interval_ns / 1e9)
+
+    async def publish_http(self, payload: str) -> None:
+        """POST /publish on a connection of its own (not metered: the receive side is)."""
+        if self._publish_http is None:
+            self._publish_http = _http_session(self.spec)
+        async with self._publish_http.post(
+            self.spec.url("/publish"), data=payload.encode()
+        ) as resp:
+            await resp.read()
+            if resp.status != 200:
+                raise SessionEnded(f"publish answered {resp.status}")
+
+
+def _http_session(
+    spec: Spec, socket_factory: Callable[[AddrInfo], socket.socket] | None = None
+) -> aiohttp.ClientSession:
+    keepalive = max(60.0, 2 * spec.poll_interval_s + 10.0, spec.poll_timeout_s + 10.0)
+    connector = aiohttp.TCPConnector(
+        limit=1, keepalive_timeout=keepalive, force_close=False, socket_factory=socket_factory
+    )
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=spec.connect_timeout_s, sock_read=None)
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=timeout,
+        auto_decompress=False,
+        skip_auto_headers=("User-Agent",),
+    )

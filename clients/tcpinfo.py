@@ -1,0 +1,153 @@
+"""Bytes on the wire of one TCP connection, from the kernel's ``TCP_INFO``.
+
+Counting at the socket layer would miss nothing a client writes, but it sees
+what aiohttp hands up, not what crossed the wire; the kernel's counters are
+exact and cost one ``getsockopt`` per snapshot, so a connection is measured
+with two snapshots: right after its handshake and at its end.
+
+``struct tcp_info`` (``include/uapi/linux/tcp.h``) starts with eight ``__u8``
+(state, ca_state, retransmits, probes, backoff, options, the two window-scale
+nibbles, two flag bit-fields), then twenty-four ``__u32`` (rto … total_retrans,
+ending at offset 104), then the ``__u64`` fields ``tcpi_pacing_rate`` (104),
+``tcpi_max_pacing_rate`` (112), ``tcpi_bytes_acked`` (120, Linux ≥ 4.1) and
+``tcpi_bytes_received`` (128, Linux ≥ 4.1). ``tests/test_clients.py`` checks
+these offsets against a loopback transfer of known size.
+
+The counters are TCP sequence-space deltas, so control flags count as one byte
+each: on an actively opened socket ``bytes_acked`` includes our SYN, and
+``bytes_received`` includes the peer's FIN once it arrived (state CLOSE_WAIT,
+CLOSING, LAST_ACK or TIME_WAIT). :func:`payload` removes both, leaving
+exactly the payload bytes; our own FIN never counts because the final snapshot
+is taken before we close.
+
+A :class:`TcpMeter` reads through a duplicate of the socket's descriptor, so
+the final snapshot still works after the transport closed its own descriptor
+(aiohttp closes it as soon as the peer goes away). The duplicate keeps the
+socket open, so :meth:`TcpMeter.finish` must be called when the connection
+ends: every client does so in a ``finally`` block.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import struct
+import sys
+from typing import NamedTuple, Protocol
+
+__all__ = [
+    "AVAILABLE",
+    "BYTES_ACKED_OFFSET",
+    "BYTES_RECEIVED_OFFSET",
+    "HasFileno",
+    "TcpInfo",
+    "TcpMeter",
+    "payload",
+    "read",
+]
+
+BYTES_ACKED_OFFSET = 120
+BYTES_RECEIVED_OFFSET = 128
+_TCP_INFO = getattr(socket, "TCP_INFO", None)
+_TCP_INFO_LEN = 256  # larger than any kernel's struct; the kernel returns what it has
+_U64 = struct.Struct("<QQ" if sys.byteorder == "little" else ">QQ")
+# Linux TCP states in which the peer's FIN has been received (and counted once).
+_PEER_FIN_STATES = frozenset({6, 8, 9, 11})  # TIME_WAIT, CLOSE_WAIT, LAST_ACK, CLOSING
+
+AVAILABLE = _TCP_INFO is not None and sys.platform.startswith("linux")
+
+
+class HasFileno(Protocol):
+    """What a socket-like object must offer (asyncio's and uvloop's wrappers do)."""
+
+    def fileno(self) -> int: ...
+
+
+class TcpInfo(NamedTuple):
+    state: int
+    bytes_acked: int
+    bytes_received: int
+
+
+def read(sock: socket.socket) -> TcpInfo | None:
+    """The state and the two byte counters of ``sock``; None where the kernel lacks them."""
+    if not AVAILABLE or _TCP_INFO is None:
+        return None
+    try:
+        buf = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_LEN)
+    except OSError:
+        return None
+    if len(buf) < BYTES_RECEIVED_OFFSET + 8:
+        return None  # kernel older than 4.1
+    acked, received = _U64.unpack_from(buf, BYTES_ACKED_OFFSET)
+    return TcpInfo(buf[0], acked, received)
+
+
+def payload(info: TcpInfo, *, active_open: bool = True) -> tuple[int, int]:
+    """(payload bytes sent and acknowledged, payload bytes received): SYN and FIN removed."""
+    out = info.bytes_acked - (1 if active_open and info.bytes_acked > 0 else 0)
+    received = info.bytes_received - (1 if info.state in _PEER_FIN_STATES else 0)
+    return out, max(received, 0)
+
+
+class TcpMeter:
+    """Handshake bytes and bytes after it, for one TCP connection of a client.
+
+    :meth:`start` right after the handshake (WebSocket 101, first HTTP
+    response), :meth:`finish` at the end; both are cheap and idempotent enough
+    to call from several cleanup paths. Until :meth:`finish` ran, ``bytes_out``
+    and ``bytes_in`` are 0.
+    """
+
+    __slots__ = ("_sock", "bytes_in", "bytes_out", "finished", "handshake_in", "handshake_out")
+
+    def __init__(self) -> None:
+        self._sock: socket.socket | None = None
+        self.handshake_out = 0
+        self.handshake_in = 0
+        self.bytes_out = 0
+        self.bytes_in = 0
+        self.finished = False
+
+    @property
+    def started(self) -> bool:
+        return self._sock is not None
+
+    def start(self, sock: HasFileno | None) -> bool:
+        """Duplicate ``sock``'s descriptor and take the handshake snapshot → success."""
+        if sock is None or self._sock is not None or not AVAILABLE:
+            return False
+        try:
+            fd = os.dup(sock.fileno())
+        except OSError:
+            return False
+        dup = socket.socket(fileno=fd)
+        info = read(dup)
+        if info is None:
+            dup.close()
+            return False
+        self._sock = dup
+        self.handshake_out, self.handshake_in = payload(info)
+        return True
+
+    def finish(self) -> bool | None:
+        """Take the final snapshot and release the duplicate descriptor → whether the
+        snapshot worked; None when there was nothing to finish (never started, or
+        finished already), so a caller can account each socket exactly once."""
+        dup = self._sock
+        if dup is None:
+            return None
+        self._sock = None
+        try:
+            info = read(dup)
+            if info is None:
+                return False
+            out, received = payload(info)
+            self.bytes_out = out - self.handshake_out
+            self.bytes_in = received - self.handshake_in
+            self.finished = True
+            return True
+        finally:
+            with contextlib.suppress(OSError):
+                dup.close()

@@ -1,0 +1,305 @@
+"""A client worker process: ``python -m clients.worker SPEC.json OUT``.
+
+Runs ``connections`` clients of the spec's transport in one process (one
+event loop, one core; the runner starts several workers when one core is not
+enough), for ``warmup_s + duration_s`` after all of them are up, then stops
+them and writes
+
+- ``OUT.npz``: the recorder's arrays ``conn``, ``seq``, ``sched_ns``,
+  ``pub_ns``, ``recv_ns``, truncated to the rows used;
+- ``OUT.json``: ``complete`` and ``reason``; the times ``ready_ns``,
+  ``warmup_end_ns`` and ``end_ns`` (CLOCK_MONOTONIC); ``totals`` and
+  ``per_connection`` counters (:class:`~clients.common.ConnStats`); the
+  recorder's ``messages``, ``overflow``, ``parse_errors``, ``slow_parses``;
+  process CPU (``cpu_user_s``/``cpu_sys_s`` for the whole process,
+  ``*_run`` for ready → end) and ``max_rss_kb``; the harness's own pauses
+  (``max_loop_lag_ns`` with a histogram, ``gc_collections``,
+  ``gc_pause_ns_sum``/``_max``, measured from ready on).
+
+``OUT`` may be given with a ``.npz`` or ``.json`` suffix; both files are
+written next to each other, each atomically (temporary file, then rename),
+the JSON last, so a JSON file that exists is complete and so is its npz.
+
+Stdout carries one line, ``worker ready``, once every connection has either
+connected or failed its first attempt (failures are counted in
+``connect_failures`` and keep retrying); nothing else is printed there.
+SIGTERM or SIGINT stops the run early: the output is still written, with
+``"complete": false`` and the signal as ``reason``.
+
+Garbage collection: everything alive once the connections are up is frozen
+(``gc.freeze``), so the collections that still happen during the run only
+traverse what the run allocates, and every one of them is timed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import json
+import os
+import resource
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import poll, sse, ws_aiohttp, ws_light
+from .common import ConnStats, Spec, clock, wait_stop
+from .recorder import FIELDS, GcMonitor, LoopLagMonitor, Recorder
+
+__all__ = ["CLIENTS", "Worker", "main", "output_paths", "write_outputs"]
+
+ClientRun = Callable[[int, Spec, Recorder, ConnStats, asyncio.Event], Awaitable[None]]
+
+CLIENTS: dict[str, ClientRun] = {
+    "ws": ws_light.run,
+    "ws-aiohttp": ws_aiohttp.run,
+    "sse": sse.run,
+    "longpoll": poll.run_long,
+    "shortpoll": poll.run_short,
+}
+STOP_TIMEOUT_S = 10.0  # for the clients to end after stop, then they are cancelled
+READY_LINE = "worker ready"
+_SUMMED = (
+    "connects",
+    "reconnects",
+    "handshake_bytes_out",
+    "handshake_bytes_in",
+    "bytes_out",
+    "bytes_in",
+    "messages",
+    "requests",
+    "empty_polls",
+    "missed_polls",
+    "errors",
+    "published",
+    "publish_errors",
+    "publish_lag_sum_ns",
+)
+
+
+class Worker:
+    """One worker's run: connections, monitors, stop, and the result dictionary."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.recorder = Recorder(spec.capacity)
+        self.stats = [ConnStats(spec.first_conn + i) for i in range(spec.connections)]
+        self.stop = asyncio.Event()
+        self.reason: str | None = None
+        self.lag = LoopLagMonitor()
+        self.gc = GcMonitor()
+        self.ready_ns = 0
+        self.connect_failures = 0
+
+    def request_stop(self, reason: str) -> None:
+        """Stop early (a signal, or a caller); the first reason given is kept."""
+        if self.reason is None:
+            self.reason = reason
+        self.stop.set()
+
+    async def run(self, on_ready: Callable[[], None] | None = None) -> dict[str, Any]:
+        """Connect everything, run the timed window, stop → the OUT.json dictionary."""
+        spec = self.spec
+        client = CLIENTS[spec.transport]
+        tasks: list[asyncio.Task[None]] = []
+        gate = asyncio.Semaphore(spec.connect_concurrency)
+
+        async def launch(stats: ConnStats) -> None:
+            async with gate:  # at most connect_concurrency connections opening at once
+                if self.stop.is_set():
+                    return
+                coro = client(stats.conn, spec, self.recorder, stats, self.stop)
+                tasks.append(asyncio.ensure_future(coro))
+                await stats.settled.wait()
+
+        self.gc.install()
+        self.lag.start()
+        rusage_ready = resource.getrusage(resource.RUSAGE_SELF)
+        warmup_end = 0
+        try:
+            await asyncio.gather(*(launch(s) for s in self.stats))
+            if not self.stop.is_set():
+                self.connect_failures = sum(1 for s in self.stats if not s.connected)
+                GcMonitor.freeze()
+                self.gc.reset()
+                self.lag.reset()
+                rusage_ready = resource.getrusage(resource.RUSAGE_SELF)
+                self.ready_ns = clock()
+                warmup_end = self.ready_ns + int(spec.warmup_s * 1e9)
+                if on_ready is not None:
+                    on_ready()
+                if not await wait_stop(self.stop, spec.warmup_s + spec.duration_s):
+                    self.reason = "completed"
+            else:
+                self.connect_failures = sum(1 for s in self.stats if not s.connected)
+        finally:
+            # The window ends here: stopping the clients is not part of it.
+            end = clock()
+            rusage_end = resource.getrusage(resource.RUSAGE_SELF)
+            pauses = {**self.lag.summary(), **self.gc.summary()}
+            self.stop.set()
+            await _finish(tasks)
+            await self.lag.stop()
+            self.gc.uninstall()
+            gc.unfreeze()
+        return self._result(warmup_end, end, rusage_ready, rusage_end, pauses)
+
+    def _result(
+        self,
+        warmup_end_ns: int,
+        end_ns: int,
+        ready: resource.struct_rusage,
+        last: resource.struct_rusage,
+        pauses: dict[str, Any],
+    ) -> dict[str, Any]:
+        per_conn = [s.to_dict() for s in self.stats]
+        connected = [s for s in self.stats if s.connected]
+        totals: dict[str, Any] = {k: sum(c[k] for c in per_conn) for k in _SUMMED}
+        totals["connect_ns_mean"] = (
+            sum(s.connect_ns for s in connected) // len(connected) if connected else -1
+        )
+        totals["connect_ns_max"] = max((s.connect_ns for s in connected), default=-1)
+        totals["publish_lag_max_ns"] = max(s.publish_lag_max_ns for s in self.stats)
+        sources = {s.bytes_source for s in self.stats if s.connected}
+        return {
+            "complete": self.reason == "completed",
+            "reason": self.reason or "stopped",
+            "transport": self.spec.transport,
+            "connections": self.spec.connections,
+            "connected": len(connected),
+            "connect_failures": self.connect_failures,
+            "ready_ns": self.ready_ns,
+            "warmup_end_ns": warmup_end_ns,
+            "end_ns": end_ns,
+            "bytes_source": _combined(sources),
+            **self.recorder.counters(),
+            "cpu_user_s": last.ru_utime,
+            "cpu_sys_s": last.ru_stime,
+            "cpu_user_s_run": last.ru_utime - ready.ru_utime,
+            "cpu_sys_s_run": last.ru_stime - ready.ru_stime,
+            "max_rss_kb": last.ru_maxrss,
+            **pauses,
+            "totals": totals,
+            "per_connection": per_conn,
+            "arrays": list(FIELDS),
+            "pid": os.getpid(),
+            "python": sys.version.split()[0],
+            "spec": self.spec.to_dict(),
+        }
+
+
+def _combined(sources: set[str]) -> str:
+    """The connections' ``bytes_source`` values as one: the same everywhere, else partial."""
+    if not sources:
+        return "unavailable"
+    return sources.pop() if len(sources) == 1 else "tcp_info-partial"
+
+
+async def _finish(tasks: list[asyncio.Task[None]]) -> None:
+    """Wait for the clients to end after stop; cancel what is still running then."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_S)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending)
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            print(f"worker: client crashed: {task.exception()!r}", file=sys.stderr)
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def output_paths(out: str | Path) -> tuple[Path, Path]:
+    """``OUT`` (with or without ``.npz`` / ``.json``) → (OUT.npz, OUT.json)."""
+    path = Path(out)
+    if path.suffix in (".npz", ".json"):
+        path = path.with_suffix("")
+    return path.with_name(path.name + ".npz"), path.with_name(path.name + ".json")
+
+
+def write_outputs(out: str | Path, recorder: Recorder, result: dict[str, Any]) -> None:
+    """Both files, each atomically; the JSON last (its presence means both are whole)."""
+    npz_path, json_path = output_paths(out)
+    npz_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = npz_path.with_name(f".{npz_path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as f:
+        np.savez(f, **recorder.arrays())  # type: ignore[arg-type]
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, npz_path)
+    result = {**result, "npz": npz_path.name}
+    tmp = json_path.with_name(f".{json_path.name}.{os.getpid()}.tmp")
+    with tmp.open("w") as f:
+        json.dump(result, f, indent=1)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, json_path)
+
+
+def _raise_fd_limit(connections: int) -> None:
+    """A connection may hold three descriptors (socket, its meter's duplicate, a
+    publishing connection): raise the soft limit as far as the hard one allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 3 * connections + 64
+    if soft != resource.RLIM_INFINITY and soft < want:
+        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+
+
+async def _main_async(worker: Worker) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.request_stop, signal.Signals(sig).name)
+    try:
+        return await worker.run(lambda: print(READY_LINE, flush=True))
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: 0 when the output was written (also after an early stop)."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m clients.worker SPEC.json OUT", file=sys.stderr)
+        return 2
+    try:
+        spec = Spec.load(args[0])
+    except (OSError, ValueError, TypeError) as exc:
+        print(f"worker: {exc}", file=sys.stderr)
+        return 2
+    _raise_fd_limit(spec.connections)
+    loop_factory = None
+    if spec.loop == "uvloop":
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    worker = Worker(spec)
+    status = 0
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        try:
+            result = runner.run(_main_async(worker))
+        except Exception as exc:  # still write what was recorded, marked incomplete
+            print(f"worker: failed: {exc!r}", file=sys.stderr)
+            worker.reason = f"failed: {type(exc).__name__}: {exc}"
+            result = {"complete": False, "reason": worker.reason, **worker.recorder.counters()}
+            status = 1
+    # A late signal must not kill the process half-way through writing.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+    write_outputs(args[1], worker.recorder, result)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
