@@ -1,0 +1,353 @@
+"""Scenario files: shipped ones validate within their budgets, mistakes are named precisely.
+
+Every error test checks the three things a user needs to fix a file: which file,
+which field (dotted path) and what is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pushbench import scenario
+from pushbench.scenario import TRANSPORTS, Cell, Scenario, ScenarioError
+
+SHIPPED = {
+    "smoke",
+    "quick",
+    "latency-vs-rate",
+    "fanout",
+    "payload",
+    "idle",
+    "chat",
+    "full",
+    "selfcheck",
+}
+SAFE = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def load_text(text: str, tmp_path: Path, name: str = "test.toml") -> Scenario:
+    path = tmp_path / name
+    path.write_text(text)
+    return scenario.load(path)
+
+
+def error_of(text: str, tmp_path: Path) -> ScenarioError:
+    with pytest.raises(ScenarioError) as info:
+        load_text(text, tmp_path, "broken.toml")
+    return info.value
+
+
+# --- shipped scenarios -----------------------------------------------------
+
+
+def test_every_shipped_scenario_is_there() -> None:
+    assert {p.stem for p in scenario.list_scenarios()} == SHIPPED
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_scenario_validates(name: str) -> None:
+    path = scenario.resolve(name)
+    sc = scenario.load(path)
+    assert sc.name == name
+    assert sc.description
+    header = path.read_text().splitlines()[0]
+    assert header.startswith(f"# {name} — "), "each file opens with the question it answers"
+    ids = [c.cell_id for c in sc.cells()]
+    assert len(ids) == len(set(ids))
+    assert all(SAFE.fullmatch(i) for i in ids)
+    text = scenario.describe(sc)
+    assert f"{len(ids)} cells" in text and "estimated duration" in text
+
+
+def test_smoke_is_every_transport_on_aiohttp_within_a_minute() -> None:
+    sc = scenario.load("smoke")
+    assert {(c.stack, c.transport) for c in sc.cells()} == {("aiohttp", t) for t in TRANSPORTS}
+    assert scenario.estimate_seconds(sc) <= 60
+
+
+def test_quick_budget_and_coverage() -> None:
+    sc = scenario.load("quick")
+    want = {(s, t) for s in ("aiohttp", "starlette") for t in TRANSPORTS} | {("raw", "ws")}
+    assert {(c.stack, c.transport) for c in sc.cells()} == want
+    seconds = scenario.estimate_seconds(sc)
+    assert seconds <= 600
+    # the budget comment in the file states the same figure
+    assert f"= {seconds:.0f} s" in scenario.resolve("quick").read_text()
+
+
+def test_selfcheck_has_one_cell_per_fault() -> None:
+    cells = scenario.load("selfcheck").cells()
+    assert {(c.stack, c.transport) for c in cells} == {("aiohttp", "ws")}
+    faults = {c.cell_id.rsplit("-", 1)[-1] for c in cells if c.checks.active}
+    assert faults == {"delay5ms", "pause200ms", "drop100"}
+    pause = next(c for c in cells if c.checks.pause_ms)
+    assert pause.checks.pause_at_s == 5.0
+
+
+def test_sweep_and_slo_of_latency_vs_rate() -> None:
+    cells = scenario.load("latency-vs-rate").cells()
+    assert sorted({c.rate for c in cells}) == [100, 316, 1000, 3160, 10000]
+    assert all(c.slo is not None and c.slo.p99_ms == 50 for c in cells)
+
+
+def test_resolve_unknown_name_lists_the_known_ones() -> None:
+    with pytest.raises(ScenarioError, match=r"did you mean 'quick'.*known scenarios: "):
+        scenario.resolve("quik")
+
+
+# --- expansion -------------------------------------------------------------
+
+
+def test_matrix_expansion_counts_and_order(tmp_path: Path) -> None:
+    sc = load_text(
+        """
+        stacks = ["aiohttp", "starlette"]
+        transports = ["ws", "sse", "longpoll"]
+        subscribers = [10, 100]
+        rate = 1000
+        """,
+        tmp_path,
+    )
+    cells = sc.cells()
+    assert len(cells) == 2 * 3 * 2
+    assert cells[0].cell_id == "aiohttp-ws-sub10-rate1000-p100"
+    assert cells[-1].cell_id == "starlette-longpoll-sub100-rate1000-p100"
+    assert sc.name == "test"  # defaults to the file name
+    assert sc.runs == 12 * 3
+
+
+def test_blocks_exclude_and_collapse(tmp_path: Path) -> None:
+    sc = load_text(
+        """
+        subscribers = 10
+        rate = [100, 1000]
+        exclude = [{ transport = "sse", rate = 1000 }]
+
+        [[cells]]
+        stacks = ["aiohttp", "starlette"]
+        transports = ["ws", "sse"]
+        ws_client = ["light", "aiohttp"]   # applies to ws only: sse cells must not double
+        exclude = [{ stack = "starlette", ws_client = "aiohttp" }]
+
+        [[cells]]
+        stacks = "raw"
+        transports = "ws"
+        """,
+        tmp_path,
+    )
+    ids = [c.cell_id for c in sc.cells()]
+    assert ids == [
+        "aiohttp-ws-sub10-rate100-p100",
+        "aiohttp-ws-sub10-rate1000-p100",
+        "aiohttp-ws-aiohttp-sub10-rate100-p100",
+        "aiohttp-ws-aiohttp-sub10-rate1000-p100",
+        "aiohttp-sse-sub10-rate100-p100",
+        "starlette-ws-sub10-rate100-p100",
+        "starlette-ws-sub10-rate1000-p100",
+        "starlette-sse-sub10-rate100-p100",
+        "raw-ws-sub10-rate100-p100",
+        "raw-ws-sub10-rate1000-p100",
+    ]
+    sse = sc.cell("aiohttp-sse-sub10-rate100-p100")
+    assert sse.ws_client is None and sse.poll_interval_s is None and sse.heartbeat_s == 15
+
+
+def test_cell_ids_are_stable_and_name_non_defaults(tmp_path: Path) -> None:
+    a = load_text('transports = "ws"\nsubscribers = [1, 10]\nrate = 1000', tmp_path, "a.toml")
+    b = load_text('transports = ["sse", "ws"]\nsubscribers = 10\nrate = 1000', tmp_path, "b.toml")
+    assert a.cells()[1].as_dict() | {"scenario": "x"} == b.cells()[1].as_dict() | {"scenario": "x"}
+    assert a.cells()[1].cell_id == b.cells()[1].cell_id == "aiohttp-ws-sub10-rate1000-p100"
+    c = load_text(
+        """
+        transports = ["shortpoll", "longpoll", "sse"]
+        hub = "redis"
+        loop = "uvloop"
+        publishers = 2
+        rate = 0.5
+        duration_s = 4
+        poll_interval_s = 0.05
+        poll_timeout_s = 5
+        heartbeat_s = 1
+        """,
+        tmp_path,
+        "c.toml",
+    )
+    assert [x.cell_id for x in c.cells()] == [
+        "aiohttp-shortpoll-sub10-rate0.5-p100-pub2-redis-uvloop-pi50ms",
+        "aiohttp-longpoll-sub10-rate0.5-p100-pub2-redis-uvloop-pt5s",
+        "aiohttp-sse-sub10-rate0.5-p100-pub2-redis-uvloop-hb1s",
+    ]
+    assert c.cells()[0].publish_rate_per_publisher == 0.25
+
+
+@pytest.mark.parametrize(
+    ("sweep", "rates"),
+    [
+        ('{ start = 100, stop = 10000, steps = 5, scale = "log" }', [100, 316, 1000, 3160, 10000]),
+        ("{ start = 100, stop = 10000, steps = 3 }", [100, 1000, 10000]),
+        ('{ start = 0, stop = 900, steps = 4, scale = "linear" }', [0, 300, 600, 900]),
+    ],
+)
+def test_rate_sweeps(tmp_path: Path, sweep: str, rates: list[float]) -> None:
+    sc = load_text(f'transports = "ws"\nsubscribers = 1\nrate = {sweep}', tmp_path)
+    assert [c.rate for c in sc.cells()] == rates
+
+
+def test_defaults_and_estimate(tmp_path: Path) -> None:
+    sc = load_text('description = "x"', tmp_path)
+    assert [c.transport for c in sc.cells()] == ["ws", "sse", "longpoll", "shortpoll"]
+    cell = sc.cells()[0]
+    assert (cell.stack, cell.subscribers, cell.rate, cell.payload_size) == ("aiohttp", 10, 100, 100)
+    assert (cell.repeats, cell.client_processes, cell.slo, cell.checks.active) == (
+        3,
+        None,
+        None,
+        False,
+    )
+    assert scenario.estimate_seconds(sc, overhead_s=2) == 4 * 3 * (2 + 10 + 2)
+
+
+def test_slo_probes_count_in_the_estimate(tmp_path: Path) -> None:
+    sc = load_text(
+        """
+        transports = ["ws", "sse"]
+        rate = [100, 1000]
+        repeats = 1
+        duration_s = 10
+        warmup_s = 0
+        [slo]
+        p99_ms = 20
+        probes = 2
+        """,
+        tmp_path,
+    )
+    assert sc.cells()[0].slo == scenario.Slo(p99_ms=20, min_delivered_fraction=0.99, probes=2)
+    # 4 grid runs + 2 searches (ws, sse) × 2 probes, 12 s each
+    assert scenario.estimate_seconds(sc, overhead_s=2) == (4 + 4) * 12
+
+
+def test_checks_are_carried_and_pause_defaults_mid_window(tmp_path: Path) -> None:
+    sc = load_text(
+        """
+        transports = "ws"
+        duration_s = 8
+        [[cells]]
+        checks = { pause_ms = 200 }
+        [[cells]]
+        checks = { delay_ms = 5, drop_every = 100 }
+        """,
+        tmp_path,
+    )
+    pause, mixed = sc.cells()
+    assert pause.checks == scenario.Checks(pause_ms=200, pause_at_s=4.0)
+    assert mixed.cell_id.endswith("-delay5ms-drop100")
+
+
+# --- errors ----------------------------------------------------------------
+
+ALL_TRANSPORTS = "one of ws, ws-aiohttp, sse, longpoll, shortpoll"
+
+ERRORS = [
+    # (file text, field path, fragments the message must contain)
+    ("transport = 'ws'", "transport", ["unknown key", "did you mean 'transports'", "allowed keys"]),
+    ("[[cells]]\npayload = 10", "cells[0].payload", ["unknown key", "'payload_size'"]),
+    (
+        "transports = ['ws', 'wss']",
+        "transports[1]",
+        ["'wss' is not allowed", ALL_TRANSPORTS, "did you mean 'ws'"],
+    ),
+    ("stacks = 'flask'", "stacks", ["one of raw, aiohttp, starlette"]),
+    ("subscribers = 0", "subscribers", ["0 is not allowed", "integer from 1 to 20000"]),
+    ("subscribers = true", "subscribers", ["True is not allowed", "integer"]),
+    ("subscribers = 2.5", "subscribers", ["2.5 is not allowed", "integer"]),
+    ("rate = 'fast'", "rate", ["'fast'", "number from 0 to 1000000", "sweep table"]),
+    ("rate = -1", "rate", ["-1", "number from 0"]),
+    ("rate = []", "rate", ["[]", "non-empty list"]),
+    ("rate = [10, 10]", "rate[1]", ["each value once"]),
+    ("duration_s = [1, 2]", "duration_s", ["a single value"]),
+    ("duration_s = 0", "duration_s", ["greater than 0"]),
+    ("client_processes = 'many'", "client_processes", ['"auto" or an integer']),
+    ("rate = { start = 1, stop = 10 }", "rate.steps", ["missing"]),
+    ("rate = { start = 1, stop = 10, steps = 3, scale = 'lin' }", "rate.scale", ["'linear'"]),
+    ("rate = { start = 10, stop = 1, steps = 3 }", "rate.stop", ["greater than 10"]),
+    ("rate = { start = 1, stop = 10, step = 3 }", "rate.step", ["did you mean 'steps'"]),
+    ("hub = 'postgres'", "hub", ["one of memory, redis"]),
+    ("name = 'a b'", "name", ["letters, digits"]),
+    ("cells = 3", "cells", ["array of tables"]),
+    ("[slo]\nmin_delivered_fraction = 0.9", "slo.p99_ms", ["missing"]),
+    ("[slo]\np99_ms = 10\nmin_delivered_fraction = 1.5", "slo.min_delivered_fraction", ["to 1"]),
+    ("[checks]\npause_at_s = 1", "checks.pause_at_s", ["without pause_ms"]),
+    (
+        "[checks]\ndrop_every = 1",
+        "checks.drop_every",
+        ["0 or an integer from 2 to 1000000 (0 = off)"],
+    ),
+    ("[checks]\ndelay = 5", "checks.delay", ["did you mean 'delay_ms'"]),
+    ("exclude = [{ transports = 'sse' }]", "exclude[0].transports", ["did you mean 'transport'"]),
+    ("exclude = [{ transport = 'ssse' }]", "exclude[0].transport", [ALL_TRANSPORTS]),
+    ("exclude = [{ stack = 'raw' }]", "exclude[0]", ["matches no cell", "'raw'"]),
+    ("exclude = [{}]", "exclude[0]", ["empty rule"]),
+    (
+        "[[cells]]\nsubscribers = 2\npublishers = 3",
+        "cells[0].publishers",
+        ["3 is not allowed", "at most subscribers (2)", "cell aiohttp-ws-sub2"],
+    ),
+    ("publishers = 3\n[[cells]]\nsubscribers = 2", "publishers", ["at most subscribers (2)"]),
+    ("publishers = 1\nrate = 0", "rate", ["rate > 0 when publishers > 0"]),
+    ("publishers = 1\npayload_size = 100000", "payload_size", ["at most 65536 bytes"]),
+    ("rate = 0.05\nduration_s = 10", "rate", ["at least 0.1 messages/s"]),
+    ("rate = 10000\nsubscribers = 1000", "rate", ["20,000,000 receipts", "exclude the cell"]),
+    ("duration_s = 4\n[checks]\npause_ms = 1\npause_at_s = 4", "checks.pause_at_s", ["below"]),
+    ("rate = 0\n[checks]\ndrop_every = 10", "rate", ["a rate > 0 with [checks]"]),
+    ("rate = 0\n[slo]\np99_ms = 10", "rate", ["a rate > 0 with [slo]"]),
+    (
+        "transports = 'ws'\n[[cells]]\n[[cells]]\nrepeats = 1",
+        "cells[1]",
+        ["also defined by cells[0]", "different repeats"],
+    ),
+    ("repeats = 1\nrate = ?", "", ["not valid TOML", "line 2"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "fragments"), ERRORS, ids=[e[1] or "toml" for e in ERRORS]
+)
+def test_errors_name_file_field_value_and_allowed(
+    tmp_path: Path, text: str, path: str, fragments: list[str]
+) -> None:
+    err = error_of(text, tmp_path)
+    message = str(err)
+    assert err.file == str(tmp_path / "broken.toml")
+    assert message.startswith(f"{err.file}: ")
+    assert err.path == path, message
+    if path:
+        assert f": {path}: " in message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_error_for_an_unreadable_file(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_bytes(b"\xff\xfe")
+    with pytest.raises(ScenarioError, match=r"bad\.toml: cannot read the file"):
+        scenario.load(path)
+
+
+def test_with_rate_makes_a_probe() -> None:
+    cell: Cell = scenario.load("latency-vs-rate").cells()[0]
+    probe = cell.with_rate(1780)
+    assert probe.rate == 1780.0 and probe.cell_id == cell.cell_id.replace("rate100-", "rate1780-")
+
+
+def test_documented_examples_are_valid() -> None:
+    """The examples in the module docstring and scenarios/README.md parse as shown."""
+    doc = scenario.__doc__ or ""
+    example = textwrap.dedent(doc.split("::\n\n", 1)[1].split("\n\nParameters", 1)[0])
+    assert len(scenario.loads(example).cells()) == 34
+    readme = (scenario.SCENARIOS_DIR / "README.md").read_text()
+    toml = readme.split("## Format\n\n```toml\n", 1)[1].split("```", 1)[0]
+    assert scenario.loads(toml).cells()
