@@ -22,6 +22,7 @@ Errors are a status with a short JSON body ``{"error": "..."}``.
 from __future__ import annotations
 
 import json
+import resource
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
@@ -171,6 +172,9 @@ class PushService:
         self.config = config or ServerConfig()
         self.stats = ServiceStats()
         self.ticker: Ticker | None = None
+        # What this server is (stack, loop, WebSocket implementation, compression,
+        # faults), reported in /stats so results record what was measured.
+        self.info: dict[str, str] = {}
 
     # --- requests ---------------------------------------------------------
 
@@ -215,10 +219,13 @@ class PushService:
             raise HttpError(403, "origin not allowed")
 
     def open_connection(self) -> None:
-        """Count a long-lived connection; HttpError(503) past ``max_connections``."""
+        """Count a long-lived connection; HttpError(429) past ``max_connections``.
+
+        A flood of connections is the clients' excess, hence a 4xx.
+        """
         if self.stats.connections_open >= self.config.max_connections:
             self.stats.connections_refused += 1
-            raise HttpError(503, "too many connections")
+            raise HttpError(429, "too many connections")
         self.stats.connections_open += 1
         self.stats.connections_total += 1
 
@@ -300,6 +307,13 @@ class PushService:
         s["subscribers"] = self.hub.stats.subscribers
         if self.ticker is not None:
             s["ticker"] = self.ticker.status()
+        s["server"] = self.info
+        # Process CPU (µs resolution, unlike /proc's 10 ms ticks) and peak RSS, so a
+        # runner can charge CPU per delivered message without sampling /proc.
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        s["cpu_user_s"] = usage.ru_utime
+        s["cpu_sys_s"] = usage.ru_stime
+        s["max_rss_kb"] = usage.ru_maxrss
         return json.dumps(s).encode()
 
     # --- server-originated load -------------------------------------------
@@ -323,6 +337,8 @@ class PushService:
             start_delay_s=options.delay,
         )
         self.ticker.start()
+        if self.hub.faults is not None:
+            self.hub.faults.arm_pause()  # the self-check pause counts from ticker start
         return json.dumps(self.ticker.status()).encode()
 
 

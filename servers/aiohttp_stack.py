@@ -124,7 +124,7 @@ class _Server:
         _require_upgrade(request)
         # aiohttp refuses a message whose size is >= max_msg_size, hence the + 1.
         ws = self._websocket(service.config.max_publish_bytes + 1)
-        service.open_connection()  # 503 when full
+        service.open_connection()  # 429 when full
         try:
             await service.hub.ensure_topic(params.topic)
             # Subscribed before the 101 goes out: a client that saw the upgrade

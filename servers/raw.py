@@ -810,7 +810,7 @@ class HttpConnection(asyncio.Protocol):
         """``GET /sse``: the topic as an event stream; Last-Event-ID / lastEventId resume."""
         service = self._service
         params = service.params(query, request.get("Last-Event-ID"))
-        service.open_connection()  # 503 when full
+        service.open_connection()  # 429 when full
         sub: Subscription | None = None
         try:
             await service.hub.ensure_topic(params.topic)
@@ -851,7 +851,7 @@ class HttpConnection(asyncio.Protocol):
         params = service.params(query)  # 400 / 401
         service.check_origin(request.get("Origin"))  # 403
         response = accept(request)  # 400 / 426: not a valid upgrade
-        service.open_connection()  # 503
+        service.open_connection()  # 429 when full
         try:
             await service.hub.ensure_topic(params.topic)
             if self._server.closing:

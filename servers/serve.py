@@ -27,6 +27,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from pushbench.faults import Faults
 from pushbench.service import TICKER_KEYS, ConfigError, HttpError, ServerConfig, parse_ticker
 
 from .base import StackOptions
@@ -123,6 +124,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a subscriber this many messages behind is dropped as a slow consumer "
         "(default %(default)s)",
     )
+    hub.add_argument(
+        "--faults",
+        type=_faults,
+        default=None,
+        metavar="SPEC",
+        help="deliberate faults for the instrument's self-checks, e.g. 'delay_ms=5', "
+        "'drop_every=100', 'pause_ms=200,pause_at_s=1' (pause counted from ticker start); "
+        "never for real measurements (default: none)",
+    )
     ws = parser.add_argument_group("WebSocket")
     ws.add_argument(
         "--ping-interval",
@@ -190,7 +200,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=d.max_connections,
         metavar="N",
-        help="open WebSockets and SSE streams beyond this are refused with 503 "
+        help="open WebSockets and SSE streams beyond this are refused with 429 "
         "(default %(default)s)",
     )
     limits.add_argument(
@@ -283,6 +293,9 @@ def run(args: argparse.Namespace) -> int:
     except OptionError as exc:
         print(f"pushbench serve: error: {exc}", file=sys.stderr)
         return 2
+    if args.faults is not None and args.hub != "memory":
+        print("pushbench serve: error: argument --faults: needs --hub memory", file=sys.stderr)
+        return 2
     options = StackOptions(loop=args.loop, ws=args.ws_impl or DEFAULT_WS_IMPL)
     stack: Stack = importlib.import_module(STACKS[args.stack]).STACK
     loop_factory = None
@@ -294,6 +307,13 @@ def run(args: argparse.Namespace) -> int:
         return runner.run(_serve(args, stack, config, ticker, options))
 
 
+def _faults(value: str) -> Faults:
+    try:
+        return Faults.parse(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _make_hub(args: argparse.Namespace) -> Hub:
     if args.hub == "redis":
         from pushbench.hub_redis import RedisHub
@@ -301,7 +321,7 @@ def _make_hub(args: argparse.Namespace) -> Hub:
         return RedisHub(url=args.redis_url, history=args.history, queue_limit=args.queue_limit)
     from pushbench.hub import Hub
 
-    return Hub(history=args.history, queue_limit=args.queue_limit)
+    return Hub(history=args.history, queue_limit=args.queue_limit, faults=args.faults)
 
 
 def _url(host: str, port: int) -> str:
@@ -344,6 +364,13 @@ async def _serve(
             print(f"pushbench serve: cannot start the {args.hub} hub: {exc}", file=sys.stderr)
             return 1
         service = PushService(hub, config)
+        service.info.update(
+            stack=stack.name,
+            loop=args.loop,
+            ws_impl=options.ws if stack.name == "starlette" else stack.name,
+            compression="off",
+            faults=str(args.faults) if args.faults is not None else "none",
+        )
         try:
             if ticker is not None:
                 await service.control_ticker("POST", ticker)

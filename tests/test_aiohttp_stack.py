@@ -438,9 +438,9 @@ def test_origin_allow_list_and_connection_limit() -> None:
             ws = await s.ws_connect(srv.url("/ws?topic=o"), origin="https://good.example")
             with pytest.raises(aiohttp.WSServerHandshakeError) as err:
                 await s.ws_connect(srv.url("/ws?topic=o"))
-            assert err.value.status == 503
+            assert err.value.status == 429
             async with s.get(srv.url("/sse?topic=o")) as r:
-                assert r.status == 503
+                assert r.status == 429
             assert srv.service.stats.connections_refused == 2
             await ws.close()
             await eventually(lambda: srv.service.stats.connections_open == 0, "the close")

@@ -374,7 +374,7 @@ def test_method_not_allowed_names_the_allowed_ones(raw_server: ServerProcess) ->
 
 
 def test_ws_refusals_before_the_upgrade(server_factory: StartServer) -> None:
-    """Origin (403) and the connection limit (503) answer with HTTP statuses, like 400/401."""
+    """Origin (403) and the connection limit (429) answer with HTTP statuses, like 400/401."""
     server = server_factory("--origin", "http://good.example", "--max-connections", "1")
 
     async def main() -> None:
@@ -384,9 +384,9 @@ def test_ws_refusals_before_the_upgrade(server_factory: StartServer) -> None:
         good = ("Origin: http://good.example",)
         async with ws_connect(server, "/ws?topic=t", origin="http://good.example"):
             status, _, body = await http_exchange(server, upgrade_request("/ws?topic=t"))
-            assert (status, json.loads(body)) == (503, {"error": "too many connections"})
+            assert (status, json.loads(body)) == (429, {"error": "too many connections"})
             status, _, _ = await http_exchange(server, upgrade_request("/echo", headers=good))
-            assert status == 503
+            assert status == 429
         stats = await get_stats(server)
         assert stats["auth_failures"] == 1 and stats["connections_refused"] == 2
 

@@ -55,7 +55,7 @@ def test_help_gives_every_option_with_its_default() -> None:
     serve = subparsers.choices["serve"]
     text = serve.format_help()
     options = [a for a in serve._actions if a.option_strings and a.dest != "help"]
-    assert len(options) == 21
+    assert len(options) == 22
     for action in options:
         assert action.option_strings[0] in text
         assert action.help is not None and "default" in action.help, action.dest
@@ -244,3 +244,34 @@ def test_redis_hub_spans_two_stacks(
                 assert (await resp.json())["hub_backend"] == "redis"
 
     run(main())
+
+
+def test_faults_and_server_info_reach_stats(server_factory: StartServer) -> None:
+    """--faults drop_every=5 loses exactly every 5th message; /stats says what runs."""
+    server = server_factory("--faults", "drop_every=5", stack="aiohttp")
+
+    async def main() -> None:
+        async with aiohttp.ClientSession() as session:
+            for i in range(20):
+                async with session.post(
+                    server.url("/publish"), params={"topic": "f"}, data=str(i)
+                ) as resp:
+                    assert resp.status == 200
+            async with session.get(
+                server.url("/poll"), params={"topic": "f", "since": "0", "timeout": "0"}
+            ) as resp:
+                seqs = [m["s"] for m in (await resp.json())["messages"]]
+            assert seqs == [s for s in range(1, 21) if s % 5]
+            async with session.get(server.url("/stats")) as resp:
+                stats = await resp.json()
+            assert stats["server"]["stack"] == "aiohttp"
+            assert stats["server"]["faults"].startswith("Faults(")
+            assert stats["cpu_user_s"] + stats["cpu_sys_s"] > 0
+
+    run(main())
+
+
+def test_faults_refused_with_redis_and_bad_spec() -> None:
+    assert serve_once("--faults", "drop_every=5", "--hub", "redis").returncode == 2
+    bad = serve_once("--faults", "delay=5")
+    assert bad.returncode == 2 and "argument --faults" in bad.stderr

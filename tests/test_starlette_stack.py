@@ -528,9 +528,9 @@ def test_ws_refusals_are_http_statuses(ws_impl: str) -> None:
             assert (await status_of(srv, "ws", q, headers=evil))[0] == 403
             async with srv.http.ws_connect(srv.ws_url(f"/ws?{q}"), origin="http://ok"):
                 await until(lambda: srv.service.stats.connections_open == 1, "one open")
-                assert (await status_of(srv, "ws", q))[0] == 503  # max_connections
+                assert (await status_of(srv, "ws", q))[0] == 429  # max_connections
                 async with srv.http.get(srv.url(f"/sse?{q}")) as r:
-                    assert r.status == 503
+                    assert r.status == 429
             assert srv.service.stats.connections_refused == 2
 
     run_async(test)
