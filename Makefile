@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SCENARIO ?= quick
 export PYTHONHASHSEED := 0
 
-.PHONY: help venv system-deps test lint typecheck unit bench bench-codec clean
+.PHONY: help venv system-deps test lint typecheck unit bench bench-codec bench-scenario clean
 
 # Debian packages that tests and scenarios start for real (Redis for the scale-out hub).
 # Installed when missing and we are root; otherwise the command to run is printed.
@@ -15,7 +15,8 @@ SYSTEM_PACKAGES := redis-server
 SYSTEM_BINARIES := redis-server
 
 help:
-	@echo "make bench        codec benchmark (+ the default scenario as later issues land)"
+	@echo "make bench        codec benchmark, then scenarios/\$$SCENARIO.toml (default quick)"
+	@echo "make bench-scenario SCENARIO=smoke   one scenario alone"
 	@echo "make bench-codec  the WebSocket codec benchmark alone"
 	@echo "make test         lint (ruff), type check (mypy) and the test suite (pytest)"
 	@echo "make venv         create $(VENV) from requirements.lock"
@@ -56,7 +57,11 @@ test: system-deps lint typecheck unit
 bench-codec: venv
 	$(VENV)/bin/pushbench bench-codec
 
-bench: bench-codec
+bench-scenario: venv
+	$(VENV)/bin/pushbench run scenarios/$(SCENARIO).toml
+
+# The codec benchmark, then the scenario (default quick; `make bench SCENARIO=smoke`).
+bench: bench-codec bench-scenario
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

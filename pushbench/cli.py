@@ -15,6 +15,7 @@ from collections.abc import Sequence
 # name → (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("servers.serve", "start a push server stack on a host and port"),
+    "run": ("pushbench.runner", "run a scenario file"),
     "bench-codec": ("pushbench.bench.codec", "benchmark the WebSocket codec against peers"),
 }
 

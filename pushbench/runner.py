@@ -1,0 +1,611 @@
+"""``pushbench run SCENARIO``: measure every cell of a scenario (``docs/runner-design.md``).
+
+For each cell × repeat: a fresh server (``pushbench serve --port 0``) pinned to
+the server CPUs, client workers (``python -m clients.worker``) pinned to the
+client CPUs, then ``POST /control/ticker`` for ``rate × (warm-up + duration)``
+messages. Server CPU and RSS are read from /proc at the start and end of the
+measured window; after a short drain the workers are stopped (SIGTERM) and
+their receipts and counters read. Everything started is stopped in a
+``finally``: on success, on a crash, on Ctrl-C.
+
+``cells.csv`` (the :data:`~pushbench.metrics.COLUMNS` plus :data:`EXTRA_COLUMNS`)
+is rewritten atomically after every cell, so an interrupted run keeps what it
+measured. Self-check cells pass their faults to the server (``serve --faults``).
+Not supported yet, recorded as ``skipped`` with the reason: cells whose
+clients publish (``publishers > 0``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import re
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import metrics
+from .procs import Pinning, ProcessGroup, ProcSample, Started, plan_pinning, sample
+from .results import (
+    atomic_write_json,
+    atomic_write_text,
+    collect_metadata,
+    finish_metadata,
+    new_run_dir,
+    update_latest,
+)
+from .scenario import Cell, Scenario, ScenarioError, load
+
+__all__ = [
+    "EXTRA_COLUMNS",
+    "CellFailed",
+    "RunOptions",
+    "RunResult",
+    "add_arguments",
+    "run",
+    "run_scenario",
+]
+
+#: Columns the runner adds after :data:`metrics.COLUMNS`.
+EXTRA_COLUMNS: dict[str, str] = {
+    "status": "ok, failed or skipped",
+    "reason": "why a cell failed or was skipped (empty when ok)",
+    "client_processes": "client worker processes",
+    "client_cpu_fraction_max": "highest CPU fraction of one client process over its run",
+    "harness_bound": "a client process used >= 90 % of its core: the load generator "
+    "may be the bottleneck",
+    "ticker_lag_max_us": "longest delay of a ticker publish behind its schedule",
+}
+ALL_COLUMNS = [*metrics.COLUMNS, *EXTRA_COLUMNS]
+
+TOPIC = "bench"
+TICKER_DELAY_S = 0.2  # between POST /control/ticker and the first message
+DRAIN_S = 0.5  # after the window, for the last messages to arrive
+WORKER_SLACK_S = 30.0  # workers run this much past the window; the runner stops them
+HARNESS_BOUND_FRACTION = 0.9
+CONNECTIONS_PER_WORKER = 1000  # "auto" client processes
+READY_TIMEOUT_S = 30.0
+HTTP_TIMEOUT_S = 5.0
+_SERVE_READY = re.compile(r"listening on (http://\S+)")
+_DISTRIBUTIONS = ("aiohttp", "starlette", "uvicorn", "uvloop", "numpy", "hdrhistogram", "redis")
+
+
+class CellFailed(RuntimeError):
+    """A cell could not be measured (a process crashed, a request failed); the run goes on."""
+
+
+@dataclass
+class RunOptions:
+    out: Path = Path("results")
+    repeats: int | None = None  # overrides every cell's repeats
+    only: str | None = None  # substring of the cell id
+    progress: bool = True
+    #: Called with the server process of each cell once it is ready (tests use it).
+    on_server_started: Callable[[Started], None] | None = None
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    status: str  # complete / incomplete
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    reason: str = ""
+
+
+# --- CLI -------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("scenario", help="a scenario file, or the name of one in scenarios/")
+    add("--out", type=Path, default=Path("results"), help="results base (default %(default)s)")
+    add("--repeats", type=int, default=None, metavar="N", help="override every cell's repeats")
+    add("--only", default=None, metavar="SUBSTRING", help="run only cells whose id contains it")
+    add("--no-progress", action="store_true", help="no live progress line on stderr")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.repeats is not None and args.repeats < 1:
+        print("pushbench run: error: --repeats must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        scenario = load(args.scenario)
+    except ScenarioError as exc:
+        print(f"pushbench run: error: {exc}", file=sys.stderr)
+        return 2
+    options = RunOptions(
+        out=args.out,
+        repeats=args.repeats,
+        only=args.only,
+        progress=not args.no_progress and sys.stderr.isatty(),
+    )
+    if not _selected(scenario, options):
+        print(f"pushbench run: error: no cell id contains {args.only!r}", file=sys.stderr)
+        return 2
+    result = run_scenario(scenario, options)
+    print(f"pushbench run: {result.status}: {result.run_dir}", file=sys.stderr)
+    if result.reason == "interrupted":
+        return 130
+    return 0 if result.status == "complete" else 1
+
+
+# --- the run ---------------------------------------------------------------
+
+
+def _selected(scenario: Scenario, options: RunOptions) -> list[tuple[Cell, int]]:
+    runs = []
+    for cell in scenario.cells():
+        if options.only and options.only not in cell.cell_id:
+            continue
+        for repeat in range(options.repeats or cell.repeats):
+            runs.append((cell, repeat))
+    return runs
+
+
+def run_scenario(scenario: Scenario, options: RunOptions) -> RunResult:
+    """Measure every selected cell × repeat into a new run directory under ``options.out``."""
+    runs = _selected(scenario, options)
+    run_dir = new_run_dir(options.out)
+    pinning = plan_pinning()
+    source = Path(scenario.source)
+    meta = collect_metadata(
+        argv=sys.argv,
+        env=os.environ,
+        distributions=_DISTRIBUTIONS,
+        extra={
+            "scenario": scenario.name,
+            "scenario_file": str(source),
+            "scenario_text": source.read_text(encoding="utf-8") if source.is_file() else None,
+            "pinning": pinning.as_dict(),
+            "runs_planned": len(runs),
+        },
+    )
+    atomic_write_json(run_dir / "metadata.json", meta)
+    result = RunResult(run_dir, "incomplete")
+    started = time.monotonic()
+    progress = _Progress(options.progress, len(runs), started)
+    try:
+        for i, (cell, repeat) in enumerate(runs):
+            progress.cell(i, cell.cell_id)
+            row = _run_one(cell, repeat, run_dir, pinning, options, progress)
+            result.rows.append(row)
+            _write_csv(run_dir / "cells.csv", result.rows)
+    except KeyboardInterrupt:
+        result.reason = "interrupted"
+    finally:
+        progress.done()
+        failed = [r["cell_id"] for r in result.rows if r["status"] == "failed"]
+        if not result.reason and failed:
+            result.reason = f"{len(failed)} cell run(s) failed: {', '.join(failed)}"
+        result.status = "incomplete" if result.reason else "complete"
+        meta["reason"] = result.reason
+        meta["runs_done"] = len(result.rows)
+        meta["runs_by_status"] = {
+            s: sum(1 for r in result.rows if r["status"] == s) for s in ("ok", "failed", "skipped")
+        }
+        _write_csv(run_dir / "cells.csv", result.rows)
+        atomic_write_json(run_dir / "metadata.json", finish_metadata(meta, status=result.status))
+        update_latest(run_dir)
+    return result
+
+
+def _unsupported(cell: Cell) -> str:
+    if cell.checks.active and cell.hub != "memory":
+        return "self-check faults need the in-process hub (hub = memory)"
+    if cell.publishers:
+        return "cells with publishing clients are not supported by the runner yet"
+    return ""
+
+
+def _run_one(
+    cell: Cell,
+    repeat: int,
+    run_dir: Path,
+    pinning: Pinning,
+    options: RunOptions,
+    progress: _Progress,
+) -> dict[str, Any]:
+    skip = _unsupported(cell)
+    if skip:
+        return _bare_row(cell, repeat, "skipped", skip)
+    name = f"{cell.cell_id}-r{repeat}"
+    group = ProcessGroup(run_dir / "logs" / name)
+    try:
+        return _measure(cell, repeat, name, group, run_dir, pinning, options, progress)
+    except CellFailed as exc:
+        return _bare_row(cell, repeat, "failed", str(exc))
+    except Exception as exc:  # a ReadyTimeout, an HTTP error, unreadable output: go on
+        return _bare_row(cell, repeat, "failed", f"{type(exc).__name__}: {exc}"[:2000])
+    finally:
+        group.stop_all()
+
+
+@dataclass
+class _Worker:
+    started: Started
+    out: Path
+    connections: int
+
+
+def _server_argv(cell: Cell) -> list[str]:
+    argv = [sys.executable, "-m", "pushbench.cli", "serve", "--stack", cell.stack]
+    argv += ["--host", "127.0.0.1", "--port", "0", "--hub", cell.hub, "--loop", cell.loop]
+    argv += ["--max-connections", str(max(cell.subscribers + 100, 1000))]
+    if cell.heartbeat_s is not None:
+        hb = str(cell.heartbeat_s)
+        argv += ["--heartbeat-interval", hb, "--ping-interval", hb]
+    checks = cell.checks
+    if checks.active:
+        # The server counts the pause from ticker start; the scenario from the
+        # start of the measured window (default: its middle).
+        into_window = checks.pause_at_s if checks.pause_at_s is not None else cell.duration_s / 2
+        pause_at = TICKER_DELAY_S + cell.warmup_s + into_window
+        argv += [
+            "--faults",
+            f"delay_ms={checks.delay_ms},pause_ms={checks.pause_ms},"
+            f"pause_at_s={pause_at},drop_every={checks.drop_every}",
+        ]
+    return argv
+
+
+def _processes(cell: Cell, pinning: Pinning) -> int:
+    if cell.client_processes is not None:
+        return max(1, min(cell.client_processes, cell.subscribers))
+    auto = math.ceil(cell.subscribers / CONNECTIONS_PER_WORKER)
+    return max(1, min(auto, len(pinning.clients), cell.subscribers))
+
+
+def _spec(cell: Cell, base_url: str, connections: int, first_conn: int) -> dict[str, Any]:
+    capacity = math.ceil(cell.rate * (cell.warmup_s + cell.duration_s) * connections * 1.1) + 1000
+    return {
+        "transport": cell.transport,
+        "base_url": base_url,
+        "topic": TOPIC,
+        "connections": connections,
+        "duration_s": cell.duration_s + TICKER_DELAY_S + DRAIN_S + WORKER_SLACK_S,
+        "warmup_s": cell.warmup_s,
+        "poll_interval_s": cell.poll_interval_s or 0.1,
+        "poll_timeout_s": cell.poll_timeout_s or 30.0,
+        "capacity": capacity,
+        "publish": None,
+        "token": None,
+        "loop": cell.loop,
+        "first_conn": first_conn,
+    }
+
+
+def _http(method: str, url: str) -> dict[str, Any]:
+    req = urllib.request.Request(url, data=b"" if method == "POST" else None, method=method)
+    with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT_S) as resp:
+        body: dict[str, Any] = json.loads(resp.read())
+    return body
+
+
+def _check_alive(group: ProcessGroup, stopping: Sequence[Started] = ()) -> None:
+    for entry in group.dead():
+        if entry in stopping:
+            continue
+        code = entry.proc.returncode
+        if entry.name != "server" and code == 0:
+            continue  # a worker that ended its run by itself wrote its output
+        tail = ""
+        if entry.log_path is not None and entry.log_path.exists():
+            tail = entry.log_path.read_text(errors="replace").strip()[-300:]
+        raise CellFailed(f"{entry.name} (pid {entry.pid}) exited with {code}: {tail}".strip())
+
+
+def _wait(
+    group: ProcessGroup,
+    until: float,
+    progress: _Progress,
+    base_url: str,
+    stopping: Sequence[Started] = (),
+) -> None:
+    """Sleep until ``until`` (time.monotonic) in small steps, failing on a crashed process."""
+    while True:
+        _check_alive(group, stopping)
+        now = time.monotonic()
+        if now >= until:
+            return
+        progress.poll(base_url)
+        time.sleep(min(0.1, until - now))
+
+
+def _measure(
+    cell: Cell,
+    repeat: int,
+    name: str,
+    group: ProcessGroup,
+    run_dir: Path,
+    pinning: Pinning,
+    options: RunOptions,
+    progress: _Progress,
+) -> dict[str, Any]:
+    work = run_dir / "work" / name
+    work.mkdir(parents=True, exist_ok=True)
+    server = group.start(
+        "server",
+        _server_argv(cell),
+        cpus=pinning.server,
+        ready_prefix="pushbench serve:",
+        timeout_s=READY_TIMEOUT_S,
+    )
+    match = _SERVE_READY.search(server.ready_line)
+    if match is None:
+        raise CellFailed(f"server ready line without a URL: {server.ready_line!r}")
+    base_url = match.group(1)
+    if options.on_server_started is not None:
+        options.on_server_started(server)
+
+    workers: list[_Worker] = []
+    n = _processes(cell, pinning)
+    first = 0
+    for k in range(n):
+        conns = cell.subscribers // n + (1 if k < cell.subscribers % n else 0)
+        spec_path = work / f"worker{k}.spec.json"
+        atomic_write_json(spec_path, _spec(cell, base_url, conns, first))
+        out = work / f"worker{k}"
+        cpu = pinning.clients[k % len(pinning.clients)]
+        started = group.start(
+            f"worker{k}",
+            [sys.executable, "-m", "clients.worker", str(spec_path), str(out)],
+            cpus=(cpu,),
+            ready_prefix="worker ready",
+            timeout_s=READY_TIMEOUT_S,
+        )
+        workers.append(_Worker(started, out, conns))
+        first += conns
+    _check_alive(group)
+
+    count = max(1, round(cell.rate * (cell.warmup_s + cell.duration_s)))
+    query = urllib.parse.urlencode(
+        {
+            "topic": TOPIC,
+            "rate": repr(cell.rate),
+            "size": cell.payload_size,
+            "count": count,
+            "delay": TICKER_DELAY_S,
+        }
+    )
+    posted = time.monotonic()
+    _http("POST", f"{base_url}/control/ticker?{query}")
+    progress.reset(base_url)
+    measure_start = posted + TICKER_DELAY_S + cell.warmup_s
+    _wait(group, measure_start, progress, base_url)
+    cpu0 = sample(server.pid)
+    _wait(group, measure_start + cell.duration_s, progress, base_url)
+    cpu1 = sample(server.pid)
+    _wait(group, measure_start + cell.duration_s + DRAIN_S, progress, base_url)
+    _check_alive(group)
+    stats = _http("GET", f"{base_url}/stats")
+    for w in workers:
+        group.stop(w.started)
+    for w in workers:
+        code = w.started.proc.returncode
+        if code not in (0, None):
+            raise CellFailed(f"{w.started.name} exited with {code} after SIGTERM")
+    _check_alive(group, [w.started for w in workers])
+    return _compute(cell, repeat, name, run_dir, workers, stats, cpu0, cpu1)
+
+
+def _compute(
+    cell: Cell,
+    repeat: int,
+    name: str,
+    run_dir: Path,
+    workers: Sequence[_Worker],
+    stats: dict[str, Any],
+    cpu0: ProcSample | None,
+    cpu1: ProcSample | None,
+) -> dict[str, Any]:
+    outs = []
+    for w in workers:
+        json_path = w.out.with_name(w.out.name + ".json")
+        if not json_path.exists():
+            raise CellFailed(f"{w.started.name} wrote no output ({json_path.name})")
+        info = json.loads(json_path.read_text())
+        if "totals" not in info:
+            raise CellFailed(f"{w.started.name} failed: {info.get('reason')}")
+        receipts = metrics.Receipts.load(w.out.with_name(w.out.name + ".npz"))
+        outs.append((info, receipts))
+
+    ticker = stats.get("ticker") or {}
+    start_ns = int(ticker.get("start_ns") or 0)
+    if not start_ns:
+        raise CellFailed(f"the ticker did not start: {ticker}")
+    interval_ns = int(1e9 / cell.rate)  # as the ticker schedules
+    count = int(ticker.get("count") or 0)
+    warm_ns = int(cell.warmup_s * 1e9)
+    end_rel_ns = warm_ns + int(cell.duration_s * 1e9)
+    first_i = -(-warm_ns // interval_ns)  # ceil: first message scheduled in the window
+    last_i = min(-(-end_rel_ns // interval_ns) - 1, count - 1)
+    first_seq, last_seq = first_i + 1, last_i + 1  # seq numbers start at 1, one per message
+    window = (start_ns + warm_ns, start_ns + end_rel_ns)
+
+    all_r = metrics.Receipts(
+        *(
+            np.concatenate([getattr(r, k) for _, r in outs])
+            for k in ("conn", "seq", "sched_ns", "pub_ns", "recv_ns")
+        )
+    )
+    lat = metrics.latency_histograms(all_r, *window)
+    corrected, uncorrected = lat.summaries()
+    (run_dir / "hist").mkdir(exist_ok=True)
+    metrics.save_histograms(
+        run_dir / "hist" / f"{name}.hlog",
+        {"corrected": lat.corrected, "uncorrected": lat.uncorrected},
+    )
+    deliv = metrics.delivery(
+        all_r.conn,
+        all_r.seq,
+        first_seq=first_seq,
+        last_seq=last_seq,
+        connections=cell.subscribers,
+    )
+    tput = metrics.throughput(deliv, cell.duration_s)
+
+    totals = [info["totals"] for info, _ in outs]
+
+    def total(key: str) -> int:
+        return int(sum(t.get(key, 0) for t in totals))
+
+    connect = [
+        c["connect_ns"]
+        for info, _ in outs
+        for c in info.get("per_connection", [])
+        if c.get("connect_ns", -1) >= 0
+    ]
+    fractions = []
+    client_cpu = 0.0
+    for info, _ in outs:
+        cpu = float(info.get("cpu_user_s_run", 0.0)) + float(info.get("cpu_sys_s_run", 0.0))
+        client_cpu += cpu
+        wall = (int(info.get("end_ns", 0)) - int(info.get("ready_ns", 0))) / 1e9
+        if wall > 0:
+            fractions.append(cpu / wall)
+    sources = {str(info.get("bytes_source")) for info, _ in outs}
+    max_lag_ns = max(float(info.get("max_loop_lag_ns", 0)) for info, _ in outs)
+    overhead = metrics.Overhead(
+        server_cpu_s=None if cpu0 is None or cpu1 is None else cpu1.cpu_s - cpu0.cpu_s,
+        server_rss_bytes=None if cpu1 is None else cpu1.rss_bytes,
+        client_cpu_s=client_cpu,
+        bytes_in=total("bytes_in"),
+        bytes_out=total("bytes_out"),
+        handshake_bytes_in=total("handshake_bytes_in"),
+        handshake_bytes_out=total("handshake_bytes_out"),
+        bytes_source=sources.pop() if len(sources) == 1 else "mixed",
+        connect_p50_us=float(np.median(connect)) / 1e3 if connect else None,
+        requests=total("requests") if cell.protocol in ("longpoll", "shortpoll") else None,
+        errors=total("errors"),
+        reconnects=total("reconnects"),
+        client_max_loop_lag_us=max_lag_ns / 1e3,
+    )
+    row = metrics.cell_row(
+        cell,
+        repeat,
+        latency=corrected,
+        latency_uncorrected=uncorrected,
+        delivery=deliv,
+        throughput=tput,
+        overhead=overhead,
+    )
+    # Byte and request counters cover the whole run (warm-up too): per message received.
+    received = total("messages")
+    for column, key in (
+        ("bytes_in_per_msg", "bytes_in"),
+        ("bytes_out_per_msg", "bytes_out"),
+        ("requests_per_msg", "requests"),
+    ):
+        if row[column] is not None:
+            row[column] = total(key) / received if received else None
+    frac = max(fractions) if fractions else None
+    row.update(
+        status="ok",
+        reason="",
+        client_processes=len(workers),
+        client_cpu_fraction_max=frac,
+        harness_bound=frac is not None and frac >= HARNESS_BOUND_FRACTION,
+        ticker_lag_max_us=ticker.get("lag_max_us"),
+    )
+    return row
+
+
+_PARAM_COLUMNS = list(metrics.COLUMNS)[: list(metrics.COLUMNS).index("lat_count")]
+
+
+def _bare_row(cell: Cell, repeat: int, status: str, reason: str) -> dict[str, Any]:
+    """A row with the cell's parameters and no measurements (failed or skipped)."""
+    empty = metrics.Delivery(1, 0, *(np.zeros(0, dtype=np.int64) for _ in range(5)))
+    summary = metrics.summarize(metrics.new_histogram())
+    full = metrics.cell_row(
+        cell,
+        repeat,
+        latency=summary,
+        latency_uncorrected=summary,
+        delivery=empty,
+        throughput=metrics.Throughput(cell.duration_s, 0.0, 0.0, 0.0),
+    )
+    row: dict[str, Any] = {k: (full[k] if k in _PARAM_COLUMNS else None) for k in full}
+    row.update(
+        status=status,
+        reason=reason,
+        client_processes=None,
+        client_cpu_fraction_max=None,
+        harness_bound=None,
+        ticker_lag_max_us=None,
+    )
+    return row
+
+
+def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=ALL_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None else row[k] for k in ALL_COLUMNS})
+    atomic_write_text(path, buf.getvalue())
+
+
+# --- progress --------------------------------------------------------------
+
+
+class _Progress:
+    """One live line on stderr: cell i/n, elapsed, delivered msgs/s from /stats deltas."""
+
+    def __init__(self, enabled: bool, total: int, started: float) -> None:
+        self.enabled = enabled
+        self.total = total
+        self.started = started
+        self.index = 0
+        self.cell_id = ""
+        self.rate: float | None = None
+        self._last: tuple[float, int] | None = None
+        self._next_poll = 0.0
+
+    def cell(self, index: int, cell_id: str) -> None:
+        self.index, self.cell_id, self.rate, self._last = index, cell_id, None, None
+        self._show()
+
+    def reset(self, base_url: str) -> None:
+        self._last = None
+        self._next_poll = 0.0
+
+    def poll(self, base_url: str) -> None:
+        if not self.enabled or time.monotonic() < self._next_poll:
+            return
+        self._next_poll = time.monotonic() + 1.0
+        try:
+            stats = _http("GET", f"{base_url}/stats")
+        except (OSError, ValueError):
+            return
+        delivered = int(stats.get("messages_delivered", 0))
+        now = time.monotonic()
+        if self._last is not None and now > self._last[0]:
+            self.rate = (delivered - self._last[1]) / (now - self._last[0])
+        self._last = (now, delivered)
+        self._show()
+
+    def _show(self) -> None:
+        if not self.enabled:
+            return
+        elapsed = time.monotonic() - self.started
+        rate = "" if self.rate is None else f"  {self.rate:,.0f} msgs/s delivered"
+        line = f"cell {self.index + 1}/{self.total} {self.cell_id}  {elapsed:.0f} s{rate}"
+        sys.stderr.write("\r\x1b[K" + line[:200])
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+            sys.stderr.flush()

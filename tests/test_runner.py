@@ -1,0 +1,201 @@
+"""``pushbench run``: end to end on loopback, a bad scenario, a server crash mid-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pushbench import cli, runner, scenario
+from pushbench.procs import Started
+
+TINY = """
+name = "tiny"
+stacks = "aiohttp"
+transports = {transports}
+subscribers = 2
+rate = 50
+payload_size = 32
+duration_s = 2
+warmup_s = 0.5
+repeats = 1
+client_processes = 1
+"""
+
+
+def _write(tmp_path: Path, transports: str = '["ws", "sse"]') -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY.format(transports=transports))
+    return path
+
+
+def _run_dir(out: Path) -> Path:
+    dirs = [p for p in out.iterdir() if p.is_dir() and not p.is_symlink()]
+    assert len(dirs) == 1
+    return dirs[0]
+
+
+@pytest.mark.timeout(60)
+def test_run_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    code = cli.main(["run", str(_write(tmp_path)), "--out", str(out), "--no-progress"])
+    assert code == 0
+    run_dir = _run_dir(out)
+    assert (out / "latest").resolve() == run_dir.resolve()
+    df = pd.read_csv(run_dir / "cells.csv")
+    assert list(df["transport"]) == ["ws", "sse"]
+    assert (df["status"] == "ok").all()
+    assert (df["msgs_lost"] == 0).all()
+    assert (df["msgs_expected"] == 2 * 100).all()  # 50 msgs/s × 2 s × 2 subscribers
+    assert (df["msgs_delivered"] == df["msgs_expected"]).all()
+    assert (df["lat_p50_us"] > 0).all() and (df["lat_p99_us"] >= df["lat_p50_us"]).all()
+    assert (df["ulat_p50_us"] > 0).all()
+    assert (df["bytes_in_per_msg"] > 32).all()
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    assert meta["status"] == "complete"
+    assert meta["scenario_text"] == (tmp_path / "tiny.toml").read_text()
+    assert "server_cpus" in meta["pinning"]
+    hists = sorted(p.name for p in (run_dir / "hist").iterdir())
+    assert len(hists) == 2 and all(h.endswith(".hlog") for h in hists)
+
+
+def test_bad_scenario_exits_2_without_starting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(TINY.format(transports='["ws"]').replace("rate = 50", "rate = -5"))
+    out = tmp_path / "results"
+    assert cli.main(["run", str(path), "--out", str(out), "--no-progress"]) == 2
+    assert "rate" in capsys.readouterr().err
+    assert not out.exists()  # no run directory, hence nothing started
+
+
+@pytest.mark.timeout(60)
+def test_server_crash_marks_cell_failed(tmp_path: Path) -> None:
+    killers: list[threading.Timer] = []
+
+    def kill_later(server: Started) -> None:
+        t = threading.Timer(1.0, os.kill, (server.pid, signal.SIGKILL))
+        t.start()
+        killers.append(t)
+
+    scen = scenario.load(_write(tmp_path, '["ws"]'))
+    out = tmp_path / "results"
+    result = runner.run_scenario(
+        scen, runner.RunOptions(out=out, progress=False, on_server_started=kill_later)
+    )
+    for t in killers:
+        t.join()
+    assert result.status == "incomplete"
+    df = pd.read_csv(result.run_dir / "cells.csv")
+    assert len(df) == 1
+    assert df["status"][0] == "failed"
+    assert "server" in df["reason"][0] and "-9" in df["reason"][0]
+    meta = json.loads((result.run_dir / "metadata.json").read_text())
+    assert meta["status"] == "incomplete" and "failed" in meta["reason"]
+    assert meta["runs_by_status"] == {"ok": 0, "failed": 1, "skipped": 0}
+
+
+def _workers_of(run_dir: Path) -> list[int]:
+    """Pids of live processes whose command line names ``run_dir`` (the client workers)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if str(run_dir).encode() in cmdline:
+                pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_keeps_measured_cells_and_exits_130(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    argv = [sys.executable, "-m", "pushbench.cli", "run", str(_write(tmp_path))]
+    proc = subprocess.Popen(
+        [*argv, "--out", str(out), "--no-progress"],
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 40
+        csv_files: list[Path] = []
+        while time.monotonic() < deadline and not csv_files:
+            time.sleep(0.2)
+            csv_files = list(out.glob("*/cells.csv")) if out.exists() else []
+        assert csv_files, "the first cell never finished"
+        time.sleep(1.0)  # into the second cell
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err.decode()
+    run_dir = _run_dir(out)
+    df = pd.read_csv(run_dir / "cells.csv")
+    assert list(df["status"]) == ["ok"]
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    assert meta["status"] == "incomplete" and meta["reason"] == "interrupted"
+    assert _workers_of(run_dir) == []
+
+
+SELFCHECK = """
+name = "selfcheck-short"
+stacks = "aiohttp"
+transports = "ws"
+subscribers = 2
+rate = 200
+payload_size = 100
+duration_s = 3
+warmup_s = 0.5
+repeats = 1
+client_processes = 1
+
+[[cells]]
+checks = {}
+
+[[cells]]
+checks = { delay_ms = 5 }
+
+[[cells]]
+checks = { pause_ms = 200, pause_at_s = 1.5 }
+
+[[cells]]
+checks = { drop_every = 100 }
+"""
+
+
+@pytest.mark.timeout(120)
+def test_instrument_self_checks(tmp_path: Path) -> None:
+    """The issue's three self-checks of the instrument, through the real runner and server:
+    a known 5 ms delay shifts latency by 5 ± 0.5 ms; a 200 ms pause shows in latency from
+    the schedule and not in latency from the actual publish; dropping every 100th message
+    is reported as exactly 1 % loss."""
+    path = tmp_path / "selfcheck.toml"
+    path.write_text(SELFCHECK)
+    out = tmp_path / "results"
+    assert cli.main(["run", str(path), "--out", str(out), "--no-progress"]) == 0
+    df = pd.read_csv(_run_dir(out) / "cells.csv").set_index("cell_id")
+    assert (df["status"] == "ok").all(), df["reason"].tolist()
+    base = df[(df.check_delay_ms == 0) & (df.check_pause_ms == 0) & (df.check_drop_every == 0)]
+    delay, pause = df[df.check_delay_ms == 5], df[df.check_pause_ms == 200]
+    drop = df[df.check_drop_every == 100]
+    shift_us = float(delay["lat_p50_us"].iloc[0] - base["lat_p50_us"].iloc[0])
+    assert abs(shift_us - 5000) <= 500, shift_us
+    assert float(pause["lat_max_us"].iloc[0]) >= 150_000  # corrected: the pause is there
+    assert float(pause["ulat_max_us"].iloc[0]) < 50_000  # uncorrected: it vanishes
+    assert int(drop["msgs_expected"].iloc[0]) == 2 * 200 * 3
+    assert int(drop["msgs_lost"].iloc[0]) == int(drop["msgs_expected"].iloc[0]) // 100
+    assert float(drop["delivered_fraction"].iloc[0]) == pytest.approx(0.99)
