@@ -32,6 +32,7 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 
 from pushbench.contract import valid_topic
+from pushbench.schedule import open_loop
 
 from .recorder import Recorder
 from .tcpinfo import HasFileno, TcpMeter
@@ -379,28 +380,24 @@ class Client(ABC):
         """Message k is due at start + k/rate; a late publisher sends what is due at once
         (never skipping) and its lateness is kept in ``publish_lag_*``."""
         stats = self.stats
-        interval_ns = int(1e9 / rate)
         payload = self.publish_payload
-        start = clock()
-        k = 0
-        while True:
-            due = start + k * interval_ns
-            now = clock()
-            if due > now:
-                await asyncio.sleep((due - now) / 1e9)
-                continue
-            lag = now - due
-            stats.publish_lag_sum_ns += lag
-            if lag > stats.publish_lag_max_ns:
-                stats.publish_lag_max_ns = lag
-            k += 1
+        backoff_s = 1 / rate
+
+        def lag(lag_ns: int) -> None:
+            stats.publish_lag_sum_ns += lag_ns
+            if lag_ns > stats.publish_lag_max_ns:
+                stats.publish_lag_max_ns = lag_ns
+
+        async def send_one(due_ns: int) -> None:
             try:
                 await send(payload)
                 stats.published += 1
             except (OSError, aiohttp.ClientError, SessionEnded, RuntimeError) as exc:
                 stats.publish_errors += 1
                 stats.last_error = f"publish: {type(exc).__name__}: {exc}"[:300]
-                await asyncio.sleep(interval_ns / 1e9)
+                await asyncio.sleep(backoff_s)
+
+        await open_loop(send_one, rate=rate, start_ns=clock(), on_lag=lag)
 
     async def publish_http(self, payload: str) -> None:
         """POST /publish on a connection of its own (not metered: the receive side is)."""

@@ -15,6 +15,7 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from .contract import now_ns
+from .schedule import open_loop
 
 if TYPE_CHECKING:
     from .hub import Hub
@@ -64,23 +65,19 @@ class Ticker:
                 await self._task
 
     async def _run(self) -> None:
-        interval_ns = int(1e9 / self.rate)
-        self.start_ns = start = now_ns() + int(self.start_delay_s * 1e9)
-        i = 0
-        publish = self.hub.publish
-        while self.count is None or i < self.count:
-            due = start + i * interval_ns
-            now = now_ns()
-            if due > now:
-                await asyncio.sleep((due - now) / 1e9)
-                continue
-            lag = now - due
-            self.lag_sum_ns += lag
-            if lag > self.lag_max_ns:
-                self.lag_max_ns = lag
-            await publish(self.topic, self.payload, due)
-            i += 1
-            self.sent = i
+        self.start_ns = now_ns() + int(self.start_delay_s * 1e9)
+        await open_loop(
+            self._send, rate=self.rate, start_ns=self.start_ns, count=self.count, on_lag=self._lag
+        )
+
+    def _lag(self, lag_ns: int) -> None:
+        self.lag_sum_ns += lag_ns
+        if lag_ns > self.lag_max_ns:
+            self.lag_max_ns = lag_ns
+
+    async def _send(self, due_ns: int) -> None:
+        await self.hub.publish(self.topic, self.payload, due_ns)
+        self.sent += 1
 
     def status(self) -> dict[str, Any]:
         return {
