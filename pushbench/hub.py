@@ -34,13 +34,22 @@ __all__ = ["Hub", "HubStats", "Item", "Subscription"]
 class Item:
     """One published message: its sequence number and its encoded bytes."""
 
-    __slots__ = ("_framed", "data", "seq", "topic")
+    __slots__ = ("_framed", "_text", "data", "seq", "topic")
 
     def __init__(self, topic: str, seq: int, data: bytes) -> None:
         self.topic = topic
         self.seq = seq
         self.data = data
         self._framed: dict[str, bytes] = {}
+        self._text: str | None = None
+
+    @property
+    def text(self) -> str:
+        """``data`` as str, decoded once for every subscriber (ASGI text frames need str)."""
+        text = self._text
+        if text is None:
+            text = self._text = self.data.decode()
+        return text
 
     def framed(self, key: str, frame: Callable[[Item], bytes]) -> bytes:
         """This item framed for one transport, computed on first use only."""

@@ -210,7 +210,7 @@ class PushApp:
                 try:
                     for item in items:
                         # ASGI text frames are str: uvicorn encodes it back to the same bytes.
-                        await websocket.send_text(item.data.decode())
+                        await websocket.send_text(item.text)
                         n += len(item.data)
                 except WebSocketDisconnect as exc:  # Starlette's wrapper of the OSError
                     raise ConnectionError(f"peer gone ({exc.code})") from exc
