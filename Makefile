@@ -9,10 +9,11 @@ export PYTHONHASHSEED := 0
 
 .PHONY: help venv system-deps test lint typecheck unit bench bench-codec bench-scenario clean
 
-# Debian packages that tests and scenarios start for real (Redis for the scale-out hub).
+# Debian packages that tests and scenarios start for real: Redis for the scale-out hub,
+# Chromium as the browser client and the report check (driven headless through Playwright).
 # Installed when missing and we are root; otherwise the command to run is printed.
-SYSTEM_PACKAGES := redis-server
-SYSTEM_BINARIES := redis-server
+SYSTEM_PACKAGES := redis-server chromium
+SYSTEM_BINARIES := redis-server chromium
 
 help:
 	@echo "make bench        codec benchmark, then scenarios/\$$SCENARIO.toml (default quick)"
