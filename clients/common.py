@@ -70,8 +70,11 @@ class Spec:
     Extra keys beyond the design: ``loop`` ("asyncio" or "uvloop"),
     ``connect_timeout_s``, ``connect_concurrency`` (connections opening at
     once: a burst of thousands of SYNs overflows the listen backlog and turns
-    into 1 s retransmits) and ``first_conn`` (offset of this worker's
-    connection ids, so several workers' ids do not collide).
+    into 1 s retransmits), ``first_conn`` (offset of this worker's
+    connection ids, so several workers' ids do not collide) and
+    ``status_path`` (a small JSON file rewritten every second during the run
+    with the messages received and the p99 latency of the last second: the
+    runner's live progress line).
     """
 
     transport: str
@@ -89,6 +92,7 @@ class Spec:
     connect_timeout_s: float = 10.0
     connect_concurrency: int = 100
     first_conn: int = 0
+    status_path: str | None = None
 
     def __post_init__(self) -> None:
         problems = []

@@ -693,6 +693,8 @@ class Overhead:
 
     server_cpu_s: float | None = None
     server_rss_bytes: int | None = None
+    #: server RSS once every connection is up minus before the first one connected
+    server_rss_growth_bytes: int | None = None
     client_cpu_s: float | None = None
     bytes_in: int | None = None  # client-side, after the handshakes
     bytes_out: int | None = None
@@ -714,6 +716,7 @@ COLUMNS: dict[str, str] = {
     "stack": "server stack",
     "transport": "client transport (ws, ws-aiohttp, sse, longpoll, shortpoll)",
     "ws_client": "WebSocket client (light, aiohttp); empty for other transports",
+    "client": "who receives: python (clients.worker), browser (Chromium), locust",
     "subscribers": "connections receiving",
     "publishers": "connections also publishing (0: server ticker)",
     "rate_msgs_per_s": "configured publish rate into the topic",
@@ -752,7 +755,12 @@ COLUMNS: dict[str, str] = {
     "server_cpu_us_per_msg": "server CPU per delivered message",
     "server_rss_bytes": "server resident memory at the end",
     "server_rss_bytes_per_conn": "server_rss_bytes ÷ subscribers",
+    "server_rss_growth_bytes_per_conn": "memory per connection: server RSS growth from before "
+    "the first connection to all connected, ÷ subscribers",
+    "server_cpu_fraction": "server_cpu_s ÷ duration_s (1.0 = one core busy)",
     "client_cpu_s": "client processes CPU (user + sys)",
+    "delivered_msgs_per_client_cpu_s": "delivered messages per second of client CPU "
+    "(what one load-generator core can receive)",
     "bytes_in_per_msg": "bytes received by clients per delivered message",
     "bytes_out_per_msg": "bytes sent by clients per delivered message",
     "handshake_bytes_per_conn": "handshake bytes (both directions) per connection",
@@ -794,6 +802,7 @@ def cell_row(
         "stack": cell.stack,
         "transport": cell.transport,
         "ws_client": cell.ws_client,
+        "client": cell.client,
         "subscribers": cell.subscribers,
         "publishers": cell.publishers,
         "rate_msgs_per_s": cell.rate,
@@ -834,7 +843,12 @@ def cell_row(
         ),
         "server_rss_bytes": o.server_rss_bytes,
         "server_rss_bytes_per_conn": _per(o.server_rss_bytes, cell.subscribers),
+        "server_rss_growth_bytes_per_conn": _per(o.server_rss_growth_bytes, cell.subscribers),
+        "server_cpu_fraction": _per(o.server_cpu_s, cell.duration_s),
         "client_cpu_s": o.client_cpu_s,
+        "delivered_msgs_per_client_cpu_s": (
+            delivered / o.client_cpu_s if o.client_cpu_s else None
+        ),
         "bytes_in_per_msg": _per(o.bytes_in, delivered),
         "bytes_out_per_msg": _per(o.bytes_out, delivered),
         "handshake_bytes_per_conn": _per(handshake, cell.subscribers),

@@ -1,34 +1,45 @@
 """``pushbench run SCENARIO``: measure every cell of a scenario (``docs/runner-design.md``).
 
 For each cell × repeat: a fresh server (``pushbench serve --port 0``) pinned to
-the server CPUs, client workers (``python -m clients.worker``) pinned to the
-client CPUs, then ``POST /control/ticker`` for ``rate × (warm-up + duration)``
-messages. Server CPU and RSS are read from /proc at the start and end of the
-measured window; after a short drain the workers are stopped (SIGTERM) and
-their receipts and counters read. Everything started is stopped in a
-``finally``: on success, on a crash, on Ctrl-C.
+the server CPUs, client workers pinned to the client CPUs (``clients.worker``;
+``clients.browser_worker`` or ``clients.locust_worker`` when the cell's
+``client`` says so — all write the same output), then the load: the server's
+ticker (``POST /control/ticker`` for ``rate × (warm-up + duration)``
+messages), or for chat cells (``publishers > 0``) the publishing clients
+themselves. Server RSS is read before the first connection and once all are
+up (memory per connection); server CPU at the start and end of the measured
+window. After a short drain the workers are stopped (SIGTERM) and their
+receipts and counters read. Everything started is stopped in a ``finally``:
+on success, on a crash, on Ctrl-C and on SIGTERM.
 
 ``cells.csv`` (the :data:`~pushbench.metrics.COLUMNS` plus :data:`EXTRA_COLUMNS`)
 is rewritten atomically after every cell, so an interrupted run keeps what it
-measured. Self-check cells pass their faults to the server (``serve --faults``).
-Not supported yet, recorded as ``skipped`` with the reason: cells whose
-clients publish (``publishers > 0``).
+measured; ``series/<cell>-r<k>.csv`` keeps the latency over time. Self-check
+cells pass their faults to the server (``serve --faults``). Cells with an
+``[slo]`` are grouped by everything but the rate; after the listed rates the
+runner bisects towards the highest rate meeting the SLO (``probes`` extra
+rates, rows marked ``probe``) and writes ``saturation.csv`` with which side
+(server or client) had saturated at the first failing rate.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import functools
+import importlib.util
 import io
 import json
 import math
 import os
 import re
+import signal
 import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from . import metrics
+from .browser import MISSING_HINT, chromium_path
 from .procs import Pinning, ProcessGroup, ProcSample, Started, plan_pinning, sample
 from .results import (
     atomic_write_json,
@@ -65,7 +77,31 @@ EXTRA_COLUMNS: dict[str, str] = {
     "client_cpu_fraction_max": "highest CPU fraction of one client process over its run",
     "harness_bound": "a client process used >= 90 % of its core: the load generator "
     "may be the bottleneck",
-    "ticker_lag_max_us": "longest delay of a ticker publish behind its schedule",
+    "publish_lag_max_us": "longest delay of a publish behind its schedule (the server's "
+    "ticker, or the publishing clients in chat cells)",
+    "publish_lag_p99_us": "p99 of that delay (server ticker; empty for chat cells)",
+    "probe": "True for a rate the saturation search added (not listed in the scenario)",
+}
+#: Columns of saturation.csv: one row per group of [slo] cells differing only in rate.
+SATURATION_COLUMNS: dict[str, str] = {
+    "group_id": "the group's cell id with the rate left out",
+    "stack": "server stack",
+    "transport": "transport",
+    "ws_client": "WebSocket client",
+    "client": "who receives",
+    "subscribers": "connections receiving",
+    "publishers": "publishing connections (0: server ticker)",
+    "payload_bytes": "payload size",
+    "hub": "hub backend",
+    "slo_p99_us": "the SLO's p99 bound",
+    "min_delivered_fraction": "the SLO's delivery bound",
+    "max_rate": "highest rate meeting the SLO below every failing rate (msgs/s)",
+    "highest_passing": "highest rate meeting the SLO at all",
+    "lowest_failing": "lowest failing rate above max_rate (empty: none failed)",
+    "monotonic": "max_rate == highest_passing (no noisy pass above a failure)",
+    "saturated_side": "at lowest_failing: server (its CPU >= 90 %), client (harness-bound), "
+    "both, or neither (the SLO failed for another reason); empty when nothing failed",
+    "rates_tried": "every rate measured, ascending, ';'-separated",
 }
 ALL_COLUMNS = [*metrics.COLUMNS, *EXTRA_COLUMNS]
 
@@ -78,7 +114,25 @@ CONNECTIONS_PER_WORKER = 1000  # "auto" client processes
 READY_TIMEOUT_S = 30.0
 HTTP_TIMEOUT_S = 5.0
 _SERVE_READY = re.compile(r"listening on (http://\S+)")
-_DISTRIBUTIONS = ("aiohttp", "starlette", "uvicorn", "uvloop", "numpy", "hdrhistogram", "redis")
+_DISTRIBUTIONS = (
+    "aiohttp",
+    "starlette",
+    "uvicorn",
+    "sse-starlette",
+    "uvloop",
+    "numpy",
+    "hdrhistogram",
+    "redis",
+    "locust",
+    "playwright",
+)
+#: The worker module each ``client`` runs (same spec, same output contract).
+WORKER_MODULES: dict[str, str] = {
+    "python": "clients.worker",
+    "browser": "clients.browser_worker",
+    "locust": "clients.locust_worker",
+}
+SERVER_SATURATED_FRACTION = 0.9  # server CPU over the window, one core = 1.0
 
 
 class CellFailed(RuntimeError):
@@ -137,6 +191,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"pushbench run: {result.status}: {result.run_dir}", file=sys.stderr)
     if result.reason == "interrupted":
         return 130
+    if result.reason.startswith("terminated"):
+        return 143
     return 0 if result.status == "complete" else 1
 
 
@@ -169,25 +225,35 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> RunResult:
             "scenario_text": source.read_text(encoding="utf-8") if source.is_file() else None,
             "pinning": pinning.as_dict(),
             "runs_planned": len(runs),
+            "servers": {},
         },
     )
     atomic_write_json(run_dir / "metadata.json", meta)
     result = RunResult(run_dir, "incomplete")
     started = time.monotonic()
     progress = _Progress(options.progress, len(runs), started)
+    saturation: list[dict[str, Any]] = []
+
+    def measure(cell: Cell, repeat: int, probe: bool) -> dict[str, Any]:
+        progress.cell(len(result.rows), cell.cell_id)
+        row = _run_one(cell, repeat, run_dir, pinning, options, progress, meta["servers"])
+        row["probe"] = probe
+        result.rows.append(row)
+        _write_csv(run_dir / "cells.csv", result.rows)
+        return row
+
     try:
-        for i, (cell, repeat) in enumerate(runs):
-            progress.cell(i, cell.cell_id)
-            row = _run_one(cell, repeat, run_dir, pinning, options, progress)
-            result.rows.append(row)
-            _write_csv(run_dir / "cells.csv", result.rows)
-    except KeyboardInterrupt:
-        result.reason = "interrupted"
+        with _sigterm_as_interrupt():
+            for cell, repeat in runs:
+                measure(cell, repeat, probe=False)
+            for group, cells in _slo_groups(runs).items():
+                saturation.append(_search(group, cells, result.rows, measure, options, progress))
+                _write_saturation(run_dir / "saturation.csv", saturation)
+    except KeyboardInterrupt as exc:
+        result.reason = str(exc) or "interrupted"
     finally:
         progress.done()
-        failed = [r["cell_id"] for r in result.rows if r["status"] == "failed"]
-        if not result.reason and failed:
-            result.reason = f"{len(failed)} cell run(s) failed: {', '.join(failed)}"
+        result.reason = result.reason or _incomplete_reason(result.rows)
         result.status = "incomplete" if result.reason else "complete"
         meta["reason"] = result.reason
         meta["runs_done"] = len(result.rows)
@@ -195,16 +261,51 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> RunResult:
             s: sum(1 for r in result.rows if r["status"] == s) for s in ("ok", "failed", "skipped")
         }
         _write_csv(run_dir / "cells.csv", result.rows)
+        if saturation:
+            _write_saturation(run_dir / "saturation.csv", saturation)
         atomic_write_json(run_dir / "metadata.json", finish_metadata(meta, status=result.status))
         update_latest(run_dir)
     return result
 
 
+def _incomplete_reason(rows: Sequence[dict[str, Any]]) -> str:
+    """Why a run that went to its end is still incomplete ("" when it is complete)."""
+    failed = [r["cell_id"] for r in rows if r["status"] == "failed"]
+    if failed:
+        return f"{len(failed)} cell run(s) failed: {', '.join(failed)}"
+    if rows and not any(r["status"] == "ok" for r in rows):
+        reasons = sorted({str(r["reason"]) for r in rows})
+        return f"nothing measured: all {len(rows)} cell run(s) skipped ({'; '.join(reasons)})"
+    return ""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a CI timeout, ``kill``) ends the run like Ctrl-C: processes stopped,
+    partial results written, the run marked incomplete with the signal as reason."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt("terminated (SIGTERM)")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _unsupported(cell: Cell) -> str:
     if cell.checks.active and cell.hub != "memory":
         return "self-check faults need the in-process hub (hub = memory)"
-    if cell.publishers:
-        return "cells with publishing clients are not supported by the runner yet"
+    if cell.client == "browser" and chromium_path() is None:
+        return f"client = 'browser' needs Chromium: {MISSING_HINT}"
+    module = WORKER_MODULES[cell.client]
+    if importlib.util.find_spec(module) is None:
+        return f"client = {cell.client!r} needs {module}, which is not installed"
     return ""
 
 
@@ -215,6 +316,7 @@ def _run_one(
     pinning: Pinning,
     options: RunOptions,
     progress: _Progress,
+    servers: dict[str, Any],
 ) -> dict[str, Any]:
     skip = _unsupported(cell)
     if skip:
@@ -222,7 +324,7 @@ def _run_one(
     name = f"{cell.cell_id}-r{repeat}"
     group = ProcessGroup(run_dir / "logs" / name)
     try:
-        return _measure(cell, repeat, name, group, run_dir, pinning, options, progress)
+        return _measure(cell, repeat, name, group, run_dir, pinning, options, progress, servers)
     except CellFailed as exc:
         return _bare_row(cell, repeat, "failed", str(exc))
     except Exception as exc:  # a ReadyTimeout, an HTTP error, unreadable output: go on
@@ -231,11 +333,128 @@ def _run_one(
         group.stop_all()
 
 
+# --- saturation search ------------------------------------------------------
+
+
+def _slo_groups(runs: Sequence[tuple[Cell, int]]) -> dict[Cell, list[Cell]]:
+    """Cells with an ``[slo]``, grouped by everything but the rate (key: rate 0)."""
+    groups: dict[Cell, list[Cell]] = {}
+    for cell, repeat in runs:
+        if cell.slo is not None and repeat == 0:
+            groups.setdefault(cell.with_rate(0.0), []).append(cell)
+    return groups
+
+
+def _rate_points(group: Cell, rows: Sequence[dict[str, Any]]) -> dict[float, list[dict[str, Any]]]:
+    by_rate: dict[float, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row["status"] == "skipped" or _group_of(row) != group.with_rate(0.0).cell_id:
+            continue
+        by_rate.setdefault(float(row["rate_msgs_per_s"]), []).append(row)
+    return by_rate
+
+
+def _group_of(row: dict[str, Any]) -> str:
+    return str(row.get("_group", ""))
+
+
+def _point(rate: float, rows: Sequence[dict[str, Any]]) -> metrics.RatePoint:
+    """The median repeat at one rate; a failed repeat counts as nothing delivered."""
+    fractions = [
+        float(r["delivered_fraction"] or 0.0) if r["status"] == "ok" else 0.0 for r in rows
+    ]
+    p99s = [float(r["lat_p99_us"]) if r["status"] == "ok" else math.inf for r in rows]
+    return metrics.RatePoint(rate, float(np.median(fractions)), float(np.median(p99s)))
+
+
+def _search(
+    group: Cell,
+    cells: Sequence[Cell],
+    rows: list[dict[str, Any]],
+    measure: Callable[[Cell, int, bool], dict[str, Any]],
+    options: RunOptions,
+    progress: _Progress,
+) -> dict[str, Any]:
+    """Bisect between the last rate meeting the SLO and the first failing one."""
+    slo = group.slo
+    assert slo is not None
+    repeats = options.repeats or group.repeats
+    search = functools.partial(
+        metrics.saturation_search,
+        slo_p99_us=slo.p99_ms * 1000,
+        min_delivered_fraction=slo.min_delivered_fraction,
+    )
+    gid = group.with_rate(0.0).cell_id
+    for row in rows:  # tag this group's rows (listed rates)
+        if any(row["cell_id"] == c.cell_id for c in cells):
+            row["_group"] = gid
+    probes = 0
+    while True:
+        by_rate = _rate_points(group, rows)
+        if not by_rate:
+            break
+        found = search(_point(rate, rs) for rate, rs in by_rate.items())
+        if found.next_rate is None or probes >= slo.probes:
+            break
+        probes += 1
+        probe = group.with_rate(found.next_rate)
+        progress.total += repeats
+        for repeat in range(repeats):
+            row = measure(probe, repeat, True)
+            row["_group"] = gid
+    by_rate = _rate_points(group, rows)
+    out: dict[str, Any] = {
+        "group_id": gid,
+        "stack": group.stack,
+        "transport": group.transport,
+        "ws_client": group.ws_client,
+        "client": group.client,
+        "subscribers": group.subscribers,
+        "publishers": group.publishers,
+        "payload_bytes": group.payload_size,
+        "hub": group.hub,
+        "slo_p99_us": slo.p99_ms * 1000,
+        "min_delivered_fraction": slo.min_delivered_fraction,
+        "rates_tried": ";".join(f"{r:g}" for r in sorted(by_rate)),
+    }
+    if not by_rate:
+        return out | {"saturated_side": ""}
+    found = search(_point(rate, rs) for rate, rs in by_rate.items())
+    side = ""
+    if found.lowest_failing is not None:
+        failing = [r for r in by_rate[found.lowest_failing] if r["status"] == "ok"]
+        server = any((r["server_cpu_fraction"] or 0) >= SERVER_SATURATED_FRACTION for r in failing)
+        client = any(bool(r["harness_bound"]) for r in failing)
+        side = {(True, True): "both", (True, False): "server", (False, True): "client"}.get(
+            (server, client), "neither"
+        )
+    return out | {
+        "max_rate": found.max_rate,
+        "highest_passing": found.highest_passing,
+        "lowest_failing": found.lowest_failing,
+        "monotonic": found.monotonic,
+        "saturated_side": side,
+    }
+
+
+def _write_saturation(path: Path, rows: Sequence[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(SATURATION_COLUMNS), extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if row.get(k) is None else row.get(k) for k in SATURATION_COLUMNS})
+    atomic_write_text(path, buf.getvalue())
+
+
+# --- one cell -----------------------------------------------------------------
+
+
 @dataclass
 class _Worker:
     started: Started
     out: Path
     connections: int
+    publishes: bool = False
 
 
 def _server_argv(cell: Cell) -> list[str]:
@@ -259,16 +478,31 @@ def _server_argv(cell: Cell) -> list[str]:
     return argv
 
 
-def _processes(cell: Cell, pinning: Pinning) -> int:
-    if cell.client_processes is not None:
-        return max(1, min(cell.client_processes, cell.subscribers))
-    auto = math.ceil(cell.subscribers / CONNECTIONS_PER_WORKER)
-    return max(1, min(auto, len(pinning.clients), cell.subscribers))
+def _plan_workers(cell: Cell, pinning: Pinning) -> list[tuple[int, bool]]:
+    """(connections, publishes) per worker process: publishers in workers of their own
+    (a worker's spec makes all its connections publish), the other subscribers in
+    the rest. Browser and Locust cells use one worker (one browser; Locust's own
+    master/worker processes inside it)."""
+    if cell.client != "python":
+        return [(cell.subscribers, False)]
+    plan: list[tuple[int, bool]] = []
+    for conns, publishes in ((cell.publishers, True), (cell.subscribers - cell.publishers, False)):
+        if not conns:
+            continue
+        if cell.client_processes is not None:
+            share = round(cell.client_processes * conns / cell.subscribers)
+            n = max(1, min(share, conns))
+        else:
+            n = max(1, min(math.ceil(conns / CONNECTIONS_PER_WORKER), len(pinning.clients), conns))
+        plan += [(conns // n + (1 if k < conns % n else 0), publishes) for k in range(n)]
+    return plan
 
 
-def _spec(cell: Cell, base_url: str, connections: int, first_conn: int) -> dict[str, Any]:
+def _spec(
+    cell: Cell, base_url: str, connections: int, first_conn: int, publishes: bool, status: Path
+) -> dict[str, Any]:
     capacity = math.ceil(cell.rate * (cell.warmup_s + cell.duration_s) * connections * 1.1) + 1000
-    return {
+    spec: dict[str, Any] = {
         "transport": cell.transport,
         "base_url": base_url,
         "topic": TOPIC,
@@ -282,7 +516,17 @@ def _spec(cell: Cell, base_url: str, connections: int, first_conn: int) -> dict[
         "token": None,
         "loop": cell.loop,
         "first_conn": first_conn,
+        "status_path": str(status),
     }
+    if publishes:
+        spec["publish"] = {
+            "rate": cell.publish_rate_per_publisher,
+            "payload_size": cell.payload_size,
+        }
+    if cell.client == "locust":
+        n = cell.client_processes or 0
+        spec["locust_workers"] = n if n > 1 else 0
+    return spec
 
 
 def _http(method: str, url: str) -> dict[str, Any]:
@@ -331,6 +575,7 @@ def _measure(
     pinning: Pinning,
     options: RunOptions,
     progress: _Progress,
+    servers: dict[str, Any],
 ) -> dict[str, Any]:
     work = run_dir / "work" / name
     work.mkdir(parents=True, exist_ok=True)
@@ -347,48 +592,56 @@ def _measure(
     base_url = match.group(1)
     if options.on_server_started is not None:
         options.on_server_started(server)
+    rss_before = sample(server.pid)
 
     workers: list[_Worker] = []
-    n = _processes(cell, pinning)
     first = 0
-    for k in range(n):
-        conns = cell.subscribers // n + (1 if k < cell.subscribers % n else 0)
+    module = WORKER_MODULES[cell.client]
+    for k, (conns, publishes) in enumerate(_plan_workers(cell, pinning)):
         spec_path = work / f"worker{k}.spec.json"
-        atomic_write_json(spec_path, _spec(cell, base_url, conns, first))
+        status = work / f"worker{k}.status.json"
+        atomic_write_json(spec_path, _spec(cell, base_url, conns, first, publishes, status))
         out = work / f"worker{k}"
         cpu = pinning.clients[k % len(pinning.clients)]
         started = group.start(
             f"worker{k}",
-            [sys.executable, "-m", "clients.worker", str(spec_path), str(out)],
+            [sys.executable, "-m", module, str(spec_path), str(out)],
             cpus=(cpu,),
             ready_prefix="worker ready",
-            timeout_s=READY_TIMEOUT_S,
+            timeout_s=READY_TIMEOUT_S * (4 if cell.client != "python" else 1),
         )
-        workers.append(_Worker(started, out, conns))
+        workers.append(_Worker(started, out, conns, publishes))
         first += conns
     _check_alive(group)
+    rss_after = sample(server.pid)
+    progress.watch([work / f"worker{k}.status.json" for k in range(len(workers))])
 
-    count = max(1, round(cell.rate * (cell.warmup_s + cell.duration_s)))
-    query = urllib.parse.urlencode(
-        {
-            "topic": TOPIC,
-            "rate": repr(cell.rate),
-            "size": cell.payload_size,
-            "count": count,
-            "delay": TICKER_DELAY_S,
-        }
-    )
-    posted = time.monotonic()
-    _http("POST", f"{base_url}/control/ticker?{query}")
+    if cell.publishers:  # chat: the clients publish from their first connect on
+        window_start = time.monotonic() + cell.warmup_s
+    else:
+        count = max(1, round(cell.rate * (cell.warmup_s + cell.duration_s)))
+        query = urllib.parse.urlencode(
+            {
+                "topic": TOPIC,
+                "rate": repr(cell.rate),
+                "size": cell.payload_size,
+                "count": count,
+                "delay": TICKER_DELAY_S,
+            }
+        )
+        posted = time.monotonic()
+        _http("POST", f"{base_url}/control/ticker?{query}")
+        window_start = posted + TICKER_DELAY_S + cell.warmup_s
     progress.reset(base_url)
-    measure_start = posted + TICKER_DELAY_S + cell.warmup_s
-    _wait(group, measure_start, progress, base_url)
+    _wait(group, window_start, progress, base_url)
     cpu0 = sample(server.pid)
-    _wait(group, measure_start + cell.duration_s, progress, base_url)
+    _wait(group, window_start + cell.duration_s, progress, base_url)
     cpu1 = sample(server.pid)
-    _wait(group, measure_start + cell.duration_s + DRAIN_S, progress, base_url)
+    _wait(group, window_start + cell.duration_s + DRAIN_S, progress, base_url)
     _check_alive(group)
     stats = _http("GET", f"{base_url}/stats")
+    if isinstance(stats.get("server"), dict):
+        servers.setdefault(cell.stack, stats["server"])
     for w in workers:
         group.stop(w.started)
     for w in workers:
@@ -396,7 +649,42 @@ def _measure(
         if code not in (0, None):
             raise CellFailed(f"{w.started.name} exited with {code} after SIGTERM")
     _check_alive(group, [w.started for w in workers])
-    return _compute(cell, repeat, name, run_dir, workers, stats, cpu0, cpu1)
+    memory = None
+    if rss_before is not None and rss_after is not None:
+        memory = rss_after.rss_bytes - rss_before.rss_bytes
+    window_ns = None if not cell.publishers else int(window_start * 1e9)
+    return _compute(cell, repeat, name, run_dir, workers, stats, cpu0, cpu1, memory, window_ns)
+
+
+def _window(
+    cell: Cell, stats: dict[str, Any], window_start_ns: int | None, all_r: metrics.Receipts
+) -> tuple[tuple[int, int], int, int, dict[str, Any]]:
+    """The measured window (CLOCK_MONOTONIC ns) and the first and last seq published in it.
+
+    Ticker cells: from the ticker's own start and schedule. Chat cells: from the
+    runner's clock (the same CLOCK_MONOTONIC), and the seq range of what any
+    subscriber received with a scheduled time inside the window — the hub numbers
+    every message of the topic, so every seq in between was published.
+    """
+    warm_ns = int(cell.warmup_s * 1e9)
+    dur_ns = int(cell.duration_s * 1e9)
+    if window_start_ns is not None:
+        window = (window_start_ns, window_start_ns + dur_ns)
+        inside = (all_r.sched_ns >= window[0]) & (all_r.sched_ns < window[1])
+        seqs = all_r.seq[inside]
+        if not len(seqs):
+            raise CellFailed("no message scheduled in the window reached any subscriber")
+        return window, int(seqs.min()), int(seqs.max()), {}
+    ticker = stats.get("ticker") or {}
+    start_ns = int(ticker.get("start_ns") or 0)
+    if not start_ns:
+        raise CellFailed(f"the ticker did not start: {ticker}")
+    interval_ns = int(1e9 / cell.rate)  # as the ticker schedules
+    count = int(ticker.get("count") or 0)
+    end_rel_ns = warm_ns + dur_ns
+    first_i = -(-warm_ns // interval_ns)  # ceil: first message scheduled in the window
+    last_i = min(-(-end_rel_ns // interval_ns) - 1, count - 1)
+    return (start_ns + warm_ns, start_ns + end_rel_ns), first_i + 1, last_i + 1, ticker
 
 
 def _compute(
@@ -408,6 +696,8 @@ def _compute(
     stats: dict[str, Any],
     cpu0: ProcSample | None,
     cpu1: ProcSample | None,
+    memory_growth: int | None = None,
+    window_start_ns: int | None = None,
 ) -> dict[str, Any]:
     outs = []
     for w in workers:
@@ -420,25 +710,13 @@ def _compute(
         receipts = metrics.Receipts.load(w.out.with_name(w.out.name + ".npz"))
         outs.append((info, receipts))
 
-    ticker = stats.get("ticker") or {}
-    start_ns = int(ticker.get("start_ns") or 0)
-    if not start_ns:
-        raise CellFailed(f"the ticker did not start: {ticker}")
-    interval_ns = int(1e9 / cell.rate)  # as the ticker schedules
-    count = int(ticker.get("count") or 0)
-    warm_ns = int(cell.warmup_s * 1e9)
-    end_rel_ns = warm_ns + int(cell.duration_s * 1e9)
-    first_i = -(-warm_ns // interval_ns)  # ceil: first message scheduled in the window
-    last_i = min(-(-end_rel_ns // interval_ns) - 1, count - 1)
-    first_seq, last_seq = first_i + 1, last_i + 1  # seq numbers start at 1, one per message
-    window = (start_ns + warm_ns, start_ns + end_rel_ns)
-
     all_r = metrics.Receipts(
         *(
             np.concatenate([getattr(r, k) for _, r in outs])
             for k in ("conn", "seq", "sched_ns", "pub_ns", "recv_ns")
         )
     )
+    window, first_seq, last_seq, ticker = _window(cell, stats, window_start_ns, all_r)
     lat = metrics.latency_histograms(all_r, *window)
     corrected, uncorrected = lat.summaries()
     (run_dir / "hist").mkdir(exist_ok=True)
@@ -446,6 +724,7 @@ def _compute(
         run_dir / "hist" / f"{name}.hlog",
         {"corrected": lat.corrected, "uncorrected": lat.uncorrected},
     )
+    _write_series(run_dir / "series" / f"{name}.csv", all_r, window)
     deliv = metrics.delivery(
         all_r.conn,
         all_r.seq,
@@ -459,6 +738,9 @@ def _compute(
 
     def total(key: str) -> int:
         return int(sum(t.get(key, 0) for t in totals))
+
+    def total_max(key: str) -> int:
+        return int(max((t.get(key, 0) for t in totals), default=0))
 
     connect = [
         c["connect_ns"]
@@ -479,6 +761,7 @@ def _compute(
     overhead = metrics.Overhead(
         server_cpu_s=None if cpu0 is None or cpu1 is None else cpu1.cpu_s - cpu0.cpu_s,
         server_rss_bytes=None if cpu1 is None else cpu1.rss_bytes,
+        server_rss_growth_bytes=memory_growth,
         client_cpu_s=client_cpu,
         bytes_in=total("bytes_in"),
         bytes_out=total("bytes_out"),
@@ -516,9 +799,24 @@ def _compute(
         client_processes=len(workers),
         client_cpu_fraction_max=frac,
         harness_bound=frac is not None and frac >= HARNESS_BOUND_FRACTION,
-        ticker_lag_max_us=ticker.get("lag_max_us"),
+        publish_lag_max_us=ticker.get("lag_max_us"),
+        publish_lag_p99_us=ticker.get("lag_p99_us"),
+        probe=False,
     )
+    if cell.publishers:
+        row["publish_lag_max_us"] = total_max("publish_lag_max_ns") / 1e3
     return row
+
+
+def _write_series(path: Path, receipts: metrics.Receipts, window: tuple[int, int]) -> None:
+    """Corrected latency over the window in ≤ 2,000 time buckets (median and max each)."""
+    series = metrics.latency_series(receipts, *window)
+    buf = io.StringIO()
+    buf.write("t_s,width_s,count,p50_us,max_us\n")
+    for t, n, p50, mx in zip(series.t_s, series.count, series.p50_us, series.max_us, strict=True):
+        buf.write(f"{t:.6f},{series.bucket_s:.6f},{n},{p50:.1f},{mx:.1f}\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, buf.getvalue())
 
 
 _PARAM_COLUMNS = list(metrics.COLUMNS)[: list(metrics.COLUMNS).index("lat_count")]
@@ -543,7 +841,9 @@ def _bare_row(cell: Cell, repeat: int, status: str, reason: str) -> dict[str, An
         client_processes=None,
         client_cpu_fraction_max=None,
         harness_bound=None,
-        ticker_lag_max_us=None,
+        publish_lag_max_us=None,
+        publish_lag_p99_us=None,
+        probe=False,
     )
     return row
 
@@ -561,7 +861,8 @@ def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 
 
 class _Progress:
-    """One live line on stderr: cell i/n, elapsed, delivered msgs/s from /stats deltas."""
+    """One live line on stderr: run i/n, cell, elapsed, delivered msgs/s (from /stats
+    deltas) and the p99 of the last second (from the workers' status files)."""
 
     def __init__(self, enabled: bool, total: int, started: float) -> None:
         self.enabled = enabled
@@ -570,12 +871,24 @@ class _Progress:
         self.index = 0
         self.cell_id = ""
         self.rate: float | None = None
+        self.p99_us: float | None = None
+        self.status_files: list[Path] = []
         self._last: tuple[float, int] | None = None
         self._next_poll = 0.0
 
     def cell(self, index: int, cell_id: str) -> None:
-        self.index, self.cell_id, self.rate, self._last = index, cell_id, None, None
+        self.index, self.cell_id, self.rate, self.p99_us, self._last = (
+            index,
+            cell_id,
+            None,
+            None,
+            None,
+        )
+        self.status_files = []
         self._show()
+
+    def watch(self, status_files: list[Path]) -> None:
+        self.status_files = status_files
 
     def reset(self, base_url: str) -> None:
         self._last = None
@@ -594,6 +907,13 @@ class _Progress:
         if self._last is not None and now > self._last[0]:
             self.rate = (delivered - self._last[1]) / (now - self._last[0])
         self._last = (now, delivered)
+        p99s = []
+        for path in self.status_files:
+            with contextlib.suppress(OSError, ValueError):
+                p99 = json.loads(path.read_text()).get("p99_us")
+                if p99 is not None:
+                    p99s.append(float(p99))
+        self.p99_us = max(p99s) if p99s else None
         self._show()
 
     def _show(self) -> None:
@@ -601,7 +921,10 @@ class _Progress:
             return
         elapsed = time.monotonic() - self.started
         rate = "" if self.rate is None else f"  {self.rate:,.0f} msgs/s delivered"
-        line = f"cell {self.index + 1}/{self.total} {self.cell_id}  {elapsed:.0f} s{rate}"
+        p99 = "" if self.p99_us is None else f"  p99 {self.p99_us:,.0f} µs (last s)"
+        line = (
+            f"run {self.index + 1}/{self.total} {self.cell_id}  {elapsed:.0f} s elapsed{rate}{p99}"
+        )
         sys.stderr.write("\r\x1b[K" + line[:200])
         sys.stderr.flush()
 

@@ -34,6 +34,7 @@ published per second into the topic, total; a list or a sweep table),
 (short poll), ``poll_timeout_s`` (long poll), ``heartbeat_s`` (WebSocket ping
 and SSE comment interval), ``hub`` (memory, redis), ``ws_client`` (light,
 aiohttp; ``ws-aiohttp`` is the ``ws`` transport driven by the aiohttp client),
+``client`` (python, browser: headless Chromium's own APIs, locust: Locust users),
 ``loop`` (asyncio, uvloop), ``repeats``, ``client_processes`` ("auto" or N),
 and the tables ``[slo]`` (``p99_ms``, ``min_delivered_fraction``, ``probes``)
 and ``[checks]`` (fault injection that proves the instrument: ``delay_ms``,
@@ -63,6 +64,7 @@ from typing import Any
 
 __all__ = [
     "CELL_OVERHEAD_S",
+    "CLIENTS",
     "HUBS",
     "LOOPS",
     "MAX_RECEIPTS",
@@ -90,6 +92,10 @@ STACKS: tuple[str, ...] = ("raw", "aiohttp", "starlette")
 HUBS: tuple[str, ...] = ("memory", "redis")
 LOOPS: tuple[str, ...] = ("asyncio", "uvloop")
 WS_CLIENTS: tuple[str, ...] = ("light", "aiohttp")
+#: Who receives: our Python clients (clients.worker), headless Chromium's own
+#: WebSocket/EventSource/fetch (clients.browser_worker), or Locust users
+#: (clients.locust_worker). Each writes the same worker output.
+CLIENTS: tuple[str, ...] = ("python", "browser", "locust")
 SCALES: tuple[str, ...] = ("log", "linear")
 
 MAX_SUBSCRIBERS = 20_000  # the servers' default max_connections
@@ -184,6 +190,7 @@ class Cell:
     stack: str
     transport: str
     ws_client: str | None
+    client: str
     subscribers: int
     publishers: int
     rate: float
@@ -219,6 +226,7 @@ class Cell:
         if self.publishers:
             parts.append(f"pub{self.publishers}")
         optional = (  # (field, value shown in the id); left out when at its default
+            ("client", self.client),
             ("hub", self.hub),
             ("loop", self.loop),
             ("poll_interval_s", f"pi{_num_id((self.poll_interval_s or 0) * 1000)}ms"),
@@ -369,6 +377,7 @@ PARAMS: tuple[_Param, ...] = (
         "transports", _choice(TRANSPORTS), ("ws", "sse", "longpoll", "shortpoll"), field="transport"
     ),
     _p("ws_client", _choice(WS_CLIENTS), "light"),
+    _p("client", _choice(CLIENTS), "python"),
     _p("subscribers", _int(1, MAX_SUBSCRIBERS, " (connections)"), 10),
     _p("publishers", _int(0, MAX_SUBSCRIBERS, " (0 = the server's ticker)"), 0),
     _p("rate", _float(0, MAX_RATE, " (messages/s published, 0 = idle)"), 100.0),
@@ -604,8 +613,8 @@ def _normalize(values: dict[str, Any]) -> dict[str, Any]:
     values["transport"] = transport
     if transport == "ws-aiohttp":
         values["ws_client"] = "aiohttp"
-    elif transport != "ws":
-        values["ws_client"] = None
+    elif transport != "ws" or values["client"] != "python":
+        values["ws_client"] = None  # not a Python WebSocket client
     if transport != "shortpoll":
         values["poll_interval_s"] = None
     if transport != "longpoll":
@@ -631,6 +640,19 @@ def _check_cell(ctx: _Ctx, cell: Cell, top: _Block, block: _Block) -> None:
     def bad(key: str, value: Any, expected: str) -> ScenarioError:
         return ctx.bad(_where(key, top, block), value, f"{expected} (cell {cell.cell_id})")
 
+    if cell.client != "python" and cell.transport == "ws-aiohttp":
+        raise bad(
+            "ws_client",
+            cell.ws_client,
+            f"the light client only with client = {cell.client!r}: its own WebSocket is used",
+        )
+    if cell.client != "python" and (cell.publishers or cell.checks.active):
+        raise bad(
+            "client",
+            cell.client,
+            '"python" for cells with publishers or [checks] (the browser and Locust clients '
+            "only receive)",
+        )
     if cell.publishers > cell.subscribers:
         raise bad(
             "publishers",

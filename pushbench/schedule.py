@@ -4,16 +4,18 @@ The one pacing loop of the project (the server's ticker and the chat clients'
 publishers both run it). A late wake-up never delays the schedule: whatever
 is due is sent at once, each with its own due time, so lateness becomes
 measured latency instead of silently thinning the load (coordinated
-omission). asyncio timers wake on about millisecond boundaries; each send's
-lateness goes to ``on_lag`` so the harness's own pacing error is visible.
+omission). The waits use :class:`~pushbench.timers.DeadlineSleeper` (a timerfd:
+tens of µs late, where asyncio's own timers are up to a millisecond late);
+each send's lateness goes to ``on_lag`` so the harness's own pacing error is
+visible.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
 from .contract import now_ns
+from .timers import DeadlineSleeper
 
 __all__ = ["open_loop"]
 
@@ -31,13 +33,14 @@ async def open_loop(
         raise ValueError("rate must be positive")
     interval_ns = int(1e9 / rate)
     i = 0
-    while count is None or i < count:
-        due = start_ns + i * interval_ns
-        now = now_ns()
-        if due > now:
-            await asyncio.sleep((due - now) / 1e9)
-            continue
-        if on_lag is not None:
-            on_lag(now - due)
-        i += 1
-        await send(due)
+    with DeadlineSleeper() as sleeper:
+        while count is None or i < count:
+            due = start_ns + i * interval_ns
+            now = now_ns()
+            if due > now:
+                await sleeper.sleep_until(due)
+                continue
+            if on_lag is not None:
+                on_lag(now - due)
+            i += 1
+            await send(due)

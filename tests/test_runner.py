@@ -199,3 +199,133 @@ def test_instrument_self_checks(tmp_path: Path) -> None:
     assert int(drop["msgs_expected"].iloc[0]) == 2 * 200 * 3
     assert int(drop["msgs_lost"].iloc[0]) == int(drop["msgs_expected"].iloc[0]) // 100
     assert float(drop["delivered_fraction"].iloc[0]) == pytest.approx(0.99)
+
+
+CHAT = """
+name = "chat-short"
+stacks = "aiohttp"
+transports = ["ws", "sse"]
+subscribers = 4
+publishers = 2
+rate = 100
+payload_size = 50
+duration_s = 2
+warmup_s = 0.5
+repeats = 1
+"""
+
+
+@pytest.mark.timeout(90)
+def test_chat_cells_publish_from_the_clients(tmp_path: Path) -> None:
+    """Publishing clients (no ticker): every subscriber gets every message, once, in order;
+    also memory per connection, the latency series and the live status files are written."""
+    path = tmp_path / "chat.toml"
+    path.write_text(CHAT)
+    out = tmp_path / "results"
+    assert cli.main(["run", str(path), "--out", str(out), "--no-progress"]) == 0
+    run_dir = _run_dir(out)
+    df = pd.read_csv(run_dir / "cells.csv")
+    assert list(df["status"]) == ["ok", "ok"], df["reason"].tolist()
+    # 100 msgs/s in total × 2 s, each to 4 subscribers (± the edges of the window)
+    assert df["msgs_expected"].between(4 * 190, 4 * 210).all()
+    assert (df["msgs_delivered"] == df["msgs_expected"]).all()
+    assert (df[["msgs_lost", "msgs_duplicated", "msgs_out_of_order"]] == 0).all().all()
+    assert (df["lat_p50_us"] > 0).all()
+    assert (df["client_processes"] == 2).all()  # publishers in a worker of their own
+    assert df["publish_lag_max_us"].notna().all()
+    assert (df["server_rss_growth_bytes_per_conn"].notna()).all()
+    assert (df["delivered_msgs_per_client_cpu_s"] > 0).all()
+    for cell_id in df["cell_id"]:
+        series = pd.read_csv(run_dir / "series" / f"{cell_id}-r0.csv")
+        assert series["count"].sum() > 0 and (series["max_us"] >= series["p50_us"]).all()
+        status = json.loads(
+            (run_dir / "work" / f"{cell_id}-r0" / "worker0.status.json").read_text()
+        )
+        assert status["messages"] > 0
+
+
+SATURATION = """
+name = "sat-short"
+stacks = "aiohttp"
+transports = ["ws", "shortpoll"]
+subscribers = 2
+rate = [20, 40]
+poll_interval_s = 0.2
+payload_size = 50
+duration_s = 1.5
+warmup_s = 0.3
+repeats = 1
+
+[slo]
+p99_ms = 60
+probes = 1
+"""
+
+
+@pytest.mark.timeout(120)
+def test_saturation_search_probes_and_writes_saturation_csv(tmp_path: Path) -> None:
+    """WebSocket at 20/40 msg/s meets a 60 ms p99 SLO, so the search probes 80 msg/s;
+    short polling every 200 ms cannot (its p99 is about the interval), so it probes
+    below the lowest rate and reports no passing rate and no saturated side."""
+    path = tmp_path / "sat.toml"
+    path.write_text(SATURATION)
+    out = tmp_path / "results"
+    assert cli.main(["run", str(path), "--out", str(out), "--no-progress"]) == 0
+    run_dir = _run_dir(out)
+    df = pd.read_csv(run_dir / "cells.csv")
+    assert len(df) == 6 and (df["status"] == "ok").all()
+    probes = df[df["probe"]]
+    assert sorted(zip(probes["transport"], probes["rate_msgs_per_s"], strict=True)) == [
+        ("shortpoll", 10.0),
+        ("ws", 80.0),
+    ]
+    sat = pd.read_csv(run_dir / "saturation.csv").set_index("transport")
+    assert sat.loc["ws", "rates_tried"] == "20;40;80"
+    assert sat.loc["ws", "max_rate"] == 80.0 and pd.isna(sat.loc["ws", "lowest_failing"])
+    assert sat.loc["shortpoll", "rates_tried"] == "10;20;40"
+    assert pd.isna(sat.loc["shortpoll", "max_rate"])
+    assert sat.loc["shortpoll", "lowest_failing"] == 10.0
+    assert sat.loc["shortpoll", "saturated_side"] == "neither"
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_ends_the_run_incomplete_and_exits_143(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    argv = [sys.executable, "-m", "pushbench.cli", "run", str(_write(tmp_path))]
+    proc = subprocess.Popen(
+        [*argv, "--out", str(out), "--no-progress"],
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline and not list(out.glob("*/logs/*/worker0.log")):
+            time.sleep(0.2)
+        time.sleep(0.5)  # inside the first cell
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, err.decode()
+    run_dir = _run_dir(out)
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    assert meta["status"] == "incomplete" and meta["reason"] == "terminated (SIGTERM)"
+    assert _workers_of(run_dir) == []
+
+
+def test_a_run_that_measured_nothing_is_incomplete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Browser cells without Chromium are skipped with the install hint, and a run of
+    skipped cells only is not called complete."""
+    monkeypatch.setenv("PUSHBENCH_CHROMIUM", str(tmp_path / "no-such-chromium"))
+    path = tmp_path / "browser.toml"
+    path.write_text(TINY.format(transports='["sse"]') + 'client = "browser"\n')
+    out = tmp_path / "results"
+    result = runner.run_scenario(scenario.load(path), runner.RunOptions(out=out, progress=False))
+    assert result.status == "incomplete"
+    assert result.rows[0]["status"] == "skipped" and "chromium" in result.rows[0]["reason"]
+    assert result.reason.startswith("nothing measured")

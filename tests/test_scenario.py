@@ -351,3 +351,35 @@ def test_documented_examples_are_valid() -> None:
     readme = (scenario.SCENARIOS_DIR / "README.md").read_text()
     toml = readme.split("## Format\n\n```toml\n", 1)[1].split("```", 1)[0]
     assert scenario.loads(toml).cells()
+
+
+def test_client_parameter_in_cells_and_ids(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('name = "c"\ntransports = ["ws", "sse"]\nclient = ["python", "browser"]\n')
+    cells = scenario.load(path).cells()
+    assert [(c.transport, c.client, c.ws_client) for c in cells] == [
+        ("ws", "python", "light"),
+        ("ws", "browser", None),
+        ("sse", "python", None),
+        ("sse", "browser", None),
+    ]
+    assert [c.cell_id for c in cells if c.client == "browser"] == [
+        "aiohttp-ws-sub10-rate100-p100-browser",
+        "aiohttp-sse-sub10-rate100-p100-browser",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ('client = "locust"\nws_client = "aiohttp"\ntransports = "ws"\n', "ws_client"),
+        ('client = "browser"\npublishers = 2\n', "client"),
+        ('client = "chrome"\n', "client"),
+    ],
+)
+def test_client_mistakes_name_the_field(tmp_path: Path, extra: str, field: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('name = "c"\n' + extra)
+    with pytest.raises(scenario.ScenarioError) as info:
+        scenario.load(path)
+    assert info.value.path == field or info.value.path.endswith(field), str(info.value)
