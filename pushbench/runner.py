@@ -79,6 +79,7 @@ EXTRA_COLUMNS: dict[str, str] = {
     "may be the bottleneck",
     "publish_lag_max_us": "longest delay of a publish behind its schedule (the server's "
     "ticker, or the publishing clients in chat cells)",
+    "publish_lag_p50_us": "median of that delay (server ticker; empty for chat cells)",
     "publish_lag_p99_us": "p99 of that delay (server ticker; empty for chat cells)",
     "probe": "True for a rate the saturation search added (not listed in the scenario)",
 }
@@ -800,6 +801,7 @@ def _compute(
         client_cpu_fraction_max=frac,
         harness_bound=frac is not None and frac >= HARNESS_BOUND_FRACTION,
         publish_lag_max_us=ticker.get("lag_max_us"),
+        publish_lag_p50_us=ticker.get("lag_p50_us"),
         publish_lag_p99_us=ticker.get("lag_p99_us"),
         probe=False,
     )
@@ -842,6 +844,7 @@ def _bare_row(cell: Cell, repeat: int, status: str, reason: str) -> dict[str, An
         client_cpu_fraction_max=None,
         harness_bound=None,
         publish_lag_max_us=None,
+        publish_lag_p50_us=None,
         publish_lag_p99_us=None,
         probe=False,
     )
