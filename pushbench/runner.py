@@ -82,6 +82,8 @@ EXTRA_COLUMNS: dict[str, str] = {
     "publish_lag_p50_us": "median of that delay (server ticker; empty for chat cells)",
     "publish_lag_p99_us": "p99 of that delay (server ticker; empty for chat cells)",
     "probe": "True for a rate the saturation search added (not listed in the scenario)",
+    "bytes_per_conn_per_s": "bytes both ways per connection per second after the handshake, "
+    "over each worker's whole run: the keepalive cost of idle cells",
 }
 #: Columns of saturation.csv: one row per group of [slo] cells differing only in rate.
 SATURATION_COLUMNS: dict[str, str] = {
@@ -617,8 +619,8 @@ def _measure(
     rss_after = sample(server.pid)
     progress.watch([work / f"worker{k}.status.json" for k in range(len(workers))])
 
-    if cell.publishers:  # chat: the clients publish from their first connect on
-        window_start = time.monotonic() + cell.warmup_s
+    if cell.publishers or not cell.rate:  # chat: the clients publish from their first
+        window_start = time.monotonic() + cell.warmup_s  # connect on; idle: nobody does
     else:
         count = max(1, round(cell.rate * (cell.warmup_s + cell.duration_s)))
         query = urllib.parse.urlencode(
@@ -653,7 +655,7 @@ def _measure(
     memory = None
     if rss_before is not None and rss_after is not None:
         memory = rss_after.rss_bytes - rss_before.rss_bytes
-    window_ns = None if not cell.publishers else int(window_start * 1e9)
+    window_ns = int(window_start * 1e9) if cell.publishers or not cell.rate else None
     return _compute(cell, repeat, name, run_dir, workers, stats, cpu0, cpu1, memory, window_ns)
 
 
@@ -669,6 +671,8 @@ def _window(
     """
     warm_ns = int(cell.warmup_s * 1e9)
     dur_ns = int(cell.duration_s * 1e9)
+    if window_start_ns is not None and not cell.rate:  # idle: nothing is expected
+        return (window_start_ns, window_start_ns + dur_ns), 1, 0, {}
     if window_start_ns is not None:
         window = (window_start_ns, window_start_ns + dur_ns)
         inside = (all_r.sched_ns >= window[0]) & (all_r.sched_ns < window[1])
@@ -794,6 +798,8 @@ def _compute(
         if row[column] is not None:
             row[column] = total(key) / received if received else None
     frac = max(fractions) if fractions else None
+    walls = [(int(i.get("end_ns", 0)) - int(i.get("ready_ns", 0))) / 1e9 for i, _ in outs]
+    conn_s = sum(w.connections * wall for w, wall in zip(workers, walls, strict=True) if wall > 0)
     row.update(
         status="ok",
         reason="",
@@ -804,6 +810,7 @@ def _compute(
         publish_lag_p50_us=ticker.get("lag_p50_us"),
         publish_lag_p99_us=ticker.get("lag_p99_us"),
         probe=False,
+        bytes_per_conn_per_s=(total("bytes_in") + total("bytes_out")) / conn_s if conn_s else None,
     )
     if cell.publishers:
         row["publish_lag_max_us"] = total_max("publish_lag_max_ns") / 1e3
@@ -847,6 +854,7 @@ def _bare_row(cell: Cell, repeat: int, status: str, reason: str) -> dict[str, An
         publish_lag_p50_us=None,
         publish_lag_p99_us=None,
         probe=False,
+        bytes_per_conn_per_s=None,
     )
     return row
 

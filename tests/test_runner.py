@@ -329,3 +329,30 @@ def test_a_run_that_measured_nothing_is_incomplete(
     assert result.status == "incomplete"
     assert result.rows[0]["status"] == "skipped" and "chromium" in result.rows[0]["reason"]
     assert result.reason.startswith("nothing measured")
+
+
+IDLE = """
+name = "idle-short"
+stacks = "aiohttp"
+transports = ["ws", "sse"]
+subscribers = 50
+rate = 0
+heartbeat_s = 0.5
+duration_s = 1.5
+warmup_s = 0.2
+repeats = 1
+"""
+
+
+@pytest.mark.timeout(60)
+def test_idle_cells_measure_memory_and_keepalive_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "idle.toml"
+    path.write_text(IDLE)
+    out = tmp_path / "results"
+    assert cli.main(["run", str(path), "--out", str(out), "--no-progress"]) == 0
+    df = pd.read_csv(_run_dir(out) / "cells.csv")
+    assert (df["status"] == "ok").all(), df["reason"].tolist()
+    assert (df["msgs_expected"] == 0).all() and (df["lat_count"] == 0).all()
+    assert (df["server_rss_growth_bytes_per_conn"] > 0).all()  # 50 connections cost memory
+    assert (df["bytes_per_conn_per_s"] > 0).all()  # heartbeats every 0.5 s
+    assert (df["connect_p50_us"] > 0).all()
