@@ -237,6 +237,8 @@ class Cell:
             value = getattr(self, name)
             if value is not None and value != _DEFAULT[name]:
                 parts.append(shown)
+        if self.client == "locust" and self.client_processes:
+            parts.append(f"lw{self.client_processes}")  # Locust master + N workers
         parts += self.checks.id_parts()
         return "-".join(parts)
 

@@ -17,6 +17,8 @@ from pushbench.scenario import TRANSPORTS, Cell, Scenario, ScenarioError
 
 SHIPPED = {
     "smoke",
+    "browser",
+    "locust",
     "quick",
     "latency-vs-rate",
     "fanout",
