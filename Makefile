@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SCENARIO ?= quick
 export PYTHONHASHSEED := 0
 
-.PHONY: help venv system-deps test lint typecheck unit bench bench-codec bench-scenario clean
+.PHONY: help venv system-deps test lint typecheck unit bench bench-codec bench-scenario report clean
 
 # Debian packages that tests and scenarios start for real: Redis for the scale-out hub,
 # Chromium as the browser client and the report check (driven headless through Playwright).
@@ -19,6 +19,7 @@ help:
 	@echo "make bench        codec benchmark, then scenarios/\$$SCENARIO.toml (default quick)"
 	@echo "make bench-scenario SCENARIO=smoke   one scenario alone"
 	@echo "make bench-codec  the WebSocket codec benchmark alone"
+	@echo "make report       re-render results/latest/report.html from stored data"
 	@echo "make test         lint (ruff), type check (mypy) and the test suite (pytest)"
 	@echo "make venv         create $(VENV) from requirements.lock"
 	@echo "make system-deps  install the Debian packages real-part tests use ($(SYSTEM_PACKAGES))"
@@ -61,8 +62,13 @@ bench-codec: venv
 bench-scenario: venv
 	$(VENV)/bin/pushbench run scenarios/$(SCENARIO).toml
 
-# The codec benchmark, then the scenario (default quick; `make bench SCENARIO=smoke`).
+# The codec benchmark, then the scenario (default quick; `make bench SCENARIO=smoke`),
+# then the report of the scenario run (results/latest/report.html and report.md).
 bench: bench-codec bench-scenario
+	$(VENV)/bin/pushbench report results/latest
+
+report: venv
+	$(VENV)/bin/pushbench report results/latest
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -17,6 +17,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("servers.serve", "start a push server stack on a host and port"),
     "run": ("pushbench.runner", "run a scenario file"),
     "bench-codec": ("pushbench.bench.codec", "benchmark the WebSocket codec against peers"),
+    "report": ("pushbench.report.render", "render a run's report.html and report.md from its data"),
+    "compare": ("pushbench.report.compare", "compare two runs cell by cell, noise-aware"),
 }
 
 

@@ -1,0 +1,373 @@
+"""Assemble the report of a scenario run as a :class:`~.doc.Document`.
+
+Order: warnings first (banner), then the summary tables, the decision guide,
+the figures, the codec benchmark, an optional comparison, the failures and
+flags, and the environment. Everything comes from the stored run (and the
+stored codec run); nothing is measured here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import doc, guide, style
+from .load import METRICS, Run, point_label, variant_label
+from .plots import Plot
+from .saturation import SWEEP_KEY, run_slo, saturation_marks
+
+__all__ = ["SUMMARY_COLUMNS", "banners", "document", "fmt_value"]
+
+#: Columns of the summary table, after the transport · stack and repeats columns.
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "lat_p50_us",
+    "lat_p99_us",
+    "lat_p999_us",
+    "lat_max_us",
+    "delivered_fraction",
+    "delivered_msgs_per_s",
+    "server_cpu_us_per_msg",
+    "bytes_in_per_msg",
+    "bytes_out_per_msg",
+    "server_rss_growth_bytes_per_conn",
+)
+
+
+def fmt_value(column: str, value: Any, spread: Any = None) -> str:
+    """A median for a table: 3 significant digits or thousands, ``±x %`` when repeats differ."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "—"
+    v = float(value)
+    if METRICS.get(column) and METRICS[column].unit == "fraction":
+        text = f"{v * 100:.2f} %"
+    elif abs(v) >= 1000:
+        text = f"{v:,.0f}"
+    elif v == 0:
+        text = "0"
+    else:
+        text = f"{v:.3g}"
+    if spread is not None and spread == spread and spread > 0:
+        text += f" ±{spread * 100:.0f} %" if spread >= 0.01 else " ±<1 %"
+    return text
+
+
+def banners(run: Run) -> list[str]:
+    """The warnings a reader must see before any figure."""
+    out = []
+    if run.status != "complete":
+        reason = run.meta.get("reason") or "no reason recorded"
+        out.append(f"This run is {run.status.upper()}: {reason}. Figures cover what it measured.")
+    cells = run.cells
+    hb = cells[(cells["status"] == "ok") & cells["harness_bound"]]
+    if len(hb):
+        ids = ", ".join(dict.fromkeys(hb["cell_id"]))
+        out.append(
+            f"{len(hb)} repeat(s) were HARNESS-BOUND (a client process used ≥ 90 % of its core, "
+            f"so they measure the load generator as much as the server): {ids}."
+        )
+    bad = cells[cells["status"] != "ok"]
+    if len(bad):
+        counts = bad["status"].value_counts().to_dict()
+        text = ", ".join(f"{n} {s}" for s, n in counts.items())
+        out.append(f"{text} repeat(s) — listed under “Failures and flags”, never averaged in.")
+    return out
+
+
+def _summary_tables(run: Run) -> list[doc.Block]:
+    summary = run.summary()
+    grid = summary[~summary["probe"]] if "probe" in summary else summary
+    cols = [c for c in SUMMARY_COLUMNS if c in grid.columns and grid[c].notna().any()]
+    if "server_rss_growth_bytes_per_conn" not in cols and "server_rss_bytes_per_conn" in grid:
+        cols.append("server_rss_bytes_per_conn")
+    header = (
+        "transport · stack",
+        "ok / runs",
+        *(f"{METRICS[c].label} ({METRICS[c].unit})" for c in cols),
+        "flags",
+    )
+    blocks: list[doc.Block] = []
+    for point in run.points():
+        rows = run.at(point, grid)
+        recs = sorted(
+            rows.to_dict("records"),
+            key=lambda r: style.order_key(r["transport"], r["stack"], r["client"]),
+        )
+        table_rows, flags = [], []
+        for r in recs:
+            notes = []
+            if r["harness_bound"]:
+                notes.append(f"harness-bound {r['harness_bound']}/{r['ok']}")
+            if r["failed"] or r["skipped"]:
+                notes.append(f"{r['failed']} failed, {r['skipped']} skipped: {r['reasons']}")
+            table_rows.append(
+                (
+                    variant_label(r["stack"], r["transport"], r["client"]),
+                    f"{r['ok']} / {r['runs']}",
+                    *(fmt_value(c, r[c], r.get(f"{c}_spread")) for c in cols),
+                    "; ".join(notes),
+                )
+            )
+            flags.append("failed" if r["ok"] == 0 else "flagged" if notes else "")
+        blocks.append(
+            doc.Table(
+                header,
+                tuple(table_rows),
+                caption=f"{point_label(point)} — median over ok repeats, ±: largest distance "
+                "of a repeat from the median. Latency is corrected (from the scheduled send "
+                "time). Red rows measured nothing; yellow rows are flagged.",
+                flags=tuple(flags),
+            )
+        )
+    return blocks
+
+
+def _saturation_blocks(run: Run) -> list[doc.Block]:
+    marks = saturation_marks(run)
+    if not marks:
+        slo = run_slo(run)
+        why = "the scenario declares no [slo]" if slo is None else "no rate sweep in this run"
+        return [
+            doc.Missing(
+                "Saturation not measured",
+                f"{why}; run `make bench SCENARIO=latency-vs-rate` (a rate sweep with an SLO)",
+            )
+        ]
+    rows, flags = [], []
+    for m in sorted(marks, key=lambda m: style.order_key(m.key[1], m.key[0], m.key[2] or "python")):
+        ident = dict(zip(SWEEP_KEY, m.key, strict=True))
+        held = m.max_rate is not None and m.lowest_failing is None
+        rows.append(
+            (
+                variant_label(
+                    str(ident["stack"]), str(ident["transport"]), ident["client"] or "python"
+                ),
+                point_label({**ident, "rate_msgs_per_s": float("nan")}).replace("nan msg/s · ", ""),
+                "—"
+                if m.max_rate is None
+                else f"{m.max_rate:,.0f}" + (" (SLO held at all)" if held else ""),
+                "—" if m.lowest_failing is None else f"{m.lowest_failing:,.0f}",
+                m.saturated_side or "not recorded",
+            )
+        )
+        flags.append("failed" if m.max_rate is None else "")
+    slo = marks[0].slo
+    source = (
+        "the runner's search (saturation.csv)"
+        if marks[0].source == "runner"
+        else "the measured grid, computed by the report (no probes: as fine as the grid)"
+    )
+    return [
+        doc.Table(
+            ("transport · stack", "load", "max rate (msgs/s)", "lowest failing", "saturated side"),
+            tuple(rows),
+            caption=f"Highest rate with p99 ≤ {slo.p99_us / 1000:g} ms and ≥ "
+            f"{slo.min_delivered_fraction:.0%} delivered, from {source}. Red: the SLO failed at "
+            "every rate tried.",
+            flags=tuple(flags),
+        )
+    ]
+
+
+def _figure_blocks(plots: Sequence[Plot], keys: Sequence[str]) -> list[doc.Block]:
+    out: list[doc.Block] = []
+    for p in plots:
+        if not any(p.key.startswith(k) for k in keys):
+            continue
+        if p.path is not None:
+            out.append(doc.Figure(p.path, p.title, p.caption))
+        else:
+            out.append(doc.Missing(p.title, p.missing))
+    return out
+
+
+def _codec_section(codec_run: Path | None, how_found: str) -> doc.Section:
+    if codec_run is None:
+        return doc.Section(
+            "Codec benchmark and hot-path profile",
+            "codec",
+            (
+                doc.Missing(
+                    "No codec run found",
+                    "no run under results/ holds codec.json; make one with `make bench-codec` "
+                    "(or `pushbench bench-codec`), then re-render with `pushbench report RUN "
+                    "--codec CODEC_RUN`",
+                ),
+            ),
+        )
+    from pushbench.bench.codec import load_records
+
+    from . import codec
+
+    blocks: list[doc.Block] = [
+        doc.Paragraph(
+            f"From codec run `{codec_run.name}` ({how_found}); its own report is "
+            f"`{codec_run.name}/codec-report.md`, the interactive call tree "
+            f"`{codec_run.name}/codec-profile.html`."
+        )
+    ]
+    records = load_records(codec_run)
+    targets = codec.evaluate_targets(records)
+    blocks.append(
+        doc.Table(
+            ("target", "measured", "required", "result"),
+            tuple(
+                (t.name, f"{codec._fmt(t.value)} {t.unit}", t.requirement, t.verdict)
+                for t in targets
+            ),
+            caption="Judged on the records of that run; ratios against peers are in "
+            "codec-report.md.",
+            flags=tuple("flagged" if t.met is False else "" for t in targets),
+        )
+    )
+    titles = {
+        "codec-decode.png": (
+            "Codec decode throughput",
+            "payload MB/s against frame size, "
+            "our codec against wsproto, websockets and aiohttp, log-log",
+        ),
+        "codec-encode.png": ("Codec encode throughput", "payload MB/s against frame size"),
+        "codec-125b.png": ("Codec time per 125-byte frame", "µs per frame, lower is better"),
+        "codec-unmask.png": ("XOR-unmask 1 MiB", "GB/s of the masking kernels and copy floors"),
+    }
+    for name, (title, caption) in titles.items():
+        path = codec_run / name
+        if path.exists():
+            blocks.append(doc.Figure(path, title, caption))
+        else:
+            blocks.append(
+                doc.Missing(
+                    title,
+                    f"{name} not rendered; run `python -m pushbench.report.codec {codec_run}`",
+                )
+            )
+    profile = codec._profile_top(codec_run)
+    if profile:
+        blocks.append(
+            doc.Paragraph(
+                "Hot path: our decoder on 125-byte masked frames, top "
+                "functions by own time (cProfile):"
+            )
+        )
+        blocks.append(doc.Pre("\n".join(profile.splitlines()[:40])))
+    else:
+        blocks.append(doc.Missing("Hot-path profile", "the codec run has no codec-profile.txt"))
+    return doc.Section("Codec benchmark and hot-path profile", "codec", tuple(blocks))
+
+
+def _failures(run: Run) -> list[doc.Block]:
+    cells = run.cells
+    bad = cells[(cells["status"] != "ok") | cells["harness_bound"]]
+    if not len(bad):
+        return [doc.Paragraph("Every repeat measured; none was harness-bound.")]
+    rows, flags = [], []
+    for r in bad.to_dict("records"):
+        what = r["status"] if r["status"] != "ok" else "harness-bound"
+        cpu = r.get("client_cpu_fraction_max")
+        detail = r["reason"] or (f"client CPU {cpu:.0%} of a core" if cpu == cpu and cpu else "")
+        rows.append((r["cell_id"], str(int(r["repeat"])), what, detail))
+        flags.append("failed" if r["status"] != "ok" else "flagged")
+    return [doc.Table(("cell", "repeat", "status", "reason"), tuple(rows), flags=tuple(flags))]
+
+
+def _environment(run: Run) -> list[doc.Block]:
+    m = run.meta
+    cpu = m.get("cpu") or {}
+    pin = m.get("pinning") or {}
+    git = m.get("git") or {}
+    py = m.get("python") or {}
+    versions = m.get("versions") or {}
+    rows = [
+        ("run", f"{run.run_id} ({run.status})"),
+        ("scenario", f"{m.get('scenario')} — `{m.get('scenario_file')}`"),
+        ("date", f"{m.get('started')} → {m.get('finished')} ({m.get('duration_s')} s)"),
+        ("machine", f"{m.get('hostname')}, {m.get('platform')}, {m.get('machine')}"),
+        ("CPU", f"{cpu.get('model')}, {cpu.get('count')} cores, governor {cpu.get('governor')}"),
+        (
+            "pinning",
+            f"server on {pin.get('server_cpus')}, clients on {pin.get('client_cpus')}"
+            f"{' — ' + pin['pinning_note'] if pin.get('pinning_note') else ''}",
+        ),
+        ("load average", f"{m.get('loadavg_start')} at start, {m.get('loadavg_end')} at end"),
+        ("Python", f"{py.get('implementation')} {py.get('version')} ({py.get('compiler')})"),
+        ("libraries", ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))),
+        (
+            "git",
+            f"{git.get('commit')} on {git.get('branch')}"
+            f"{' (DIRTY: uncommitted changes)' if git.get('dirty') else ''}",
+        ),
+        ("command", f"`{' '.join(m.get('command') or [])}`"),
+    ]
+    server = m.get("server")
+    if isinstance(server, dict) and server:
+        rows.append(("server", ", ".join(f"{k}={v}" for k, v in sorted(server.items()))))
+    blocks: list[doc.Block] = [doc.Table(("", ""), tuple(rows))]
+    if m.get("scenario_text"):
+        blocks.append(doc.Paragraph("Scenario file as run:"))
+        blocks.append(doc.Pre(str(m["scenario_text"])))
+    return blocks
+
+
+def document(
+    run: Run,
+    plots: Sequence[Plot],
+    *,
+    codec_run: Path | None,
+    codec_how: str = "",
+    comparison: doc.Section | None = None,
+) -> doc.Document:
+    """The report of ``run`` with its drawn ``plots``."""
+    description = " ".join(str(_scenario_description(run)).split())
+    overview: list[doc.Block] = [
+        doc.Paragraph(
+            f"Scenario **{run.scenario}**: {description}"
+            if description
+            else f"Scenario **{run.scenario}**."
+        ),
+        doc.Paragraph(
+            f"{len(run.cells['cell_id'].unique())} cells, {len(run.cells)} repeats "
+            f"({int((run.cells['status'] == 'ok').sum())} ok). Every figure below is drawn from "
+            "the stored results of this run; re-render with `pushbench report "
+            f"{run.path}`. How to read it: docs/report.md."
+        ),
+    ]
+    sections = [
+        doc.Section("Overview", "overview", tuple(overview)),
+        doc.Section("Summary", "summary", tuple(_summary_tables(run))),
+        doc.Section("Saturation", "saturation", tuple(_saturation_blocks(run))),
+        guide.section(run),
+        doc.Section(
+            "Latency",
+            "latency",
+            tuple(_figure_blocks(plots, ("latency-pct", "latency-vs-rate", "latency-time"))),
+        ),
+        doc.Section(
+            "Throughput and cost",
+            "cost",
+            tuple(_figure_blocks(plots, ("throughput", "bytes", "cpu-per-msg", "memory-per"))),
+        ),
+        _codec_section(codec_run, codec_how),
+    ]
+    if comparison is not None:
+        sections.append(comparison)
+    sections += [
+        doc.Section("Failures and flags", "flags", tuple(_failures(run))),
+        doc.Section("Environment", "environment", tuple(_environment(run))),
+    ]
+    return doc.Document(
+        f"pushbench report — {run.scenario} — {run.run_id}",
+        tuple(banners(run)),
+        tuple(sections),
+    )
+
+
+def _scenario_description(run: Run) -> str:
+    import tomllib
+
+    text = run.meta.get("scenario_text")
+    if not text:
+        return ""
+    try:
+        return str(tomllib.loads(text).get("description", ""))
+    except tomllib.TOMLDecodeError:
+        return ""

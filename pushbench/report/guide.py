@@ -1,0 +1,470 @@
+"""The decision guide: for a few stated situations, which transport wins here, and by what figure.
+
+Rules are data (:data:`SITUATIONS`): each situation says which cells of the
+run decide it, which measured column ranks latency and which ranks cost, the
+scenario that measures it when this run does not, and its caveats. The
+verdicts are computed from this run's medians only; every one names the
+figure, its value and the cell it came from. Three verdicts per situation:
+
+- **latency**: the lowest median p99 (ties: p50) among cells that delivered
+  at least :data:`MIN_DELIVERED` of their messages;
+- **cost**: the lowest value of the situation's cost column (server CPU per
+  message; memory per connection when nothing is pushed);
+- **simplicity**: the simplest transport (:data:`SIMPLICITY`, a stated
+  property, not a measurement) among the *good enough* ones — delivered
+  everything and p99 within :data:`GOOD_ENOUGH` × the best p99 of the
+  situation — so simplicity never wins over a transport that cannot keep up.
+
+When the run holds no cell for a situation the guide says so and names the
+scenario to run instead of guessing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pushbench import metrics
+
+from . import doc, style
+from .compare import judge
+from .load import METRICS, Run, point_label, variant_label
+from .saturation import SWEEP_KEY, saturation_marks
+
+__all__ = ["GOOD_ENOUGH", "MIN_DELIVERED", "SIMPLICITY", "SITUATIONS", "Situation", "section"]
+
+MIN_DELIVERED = 0.99
+GOOD_ENOUGH = 2.0  # × the best p99 of the situation
+LOW_RATE_MAX = 1000.0  # msgs/s: "low rate" up to here, "high rate" from here
+MANY_SUBSCRIBERS = 1000
+
+#: transport → (rank, why): 1 is simplest. A property of the protocols, stated, not measured.
+SIMPLICITY: dict[str, tuple[int, str]] = {
+    "sse": (
+        1,
+        "one long HTTP response; EventSource reconnects by itself and resumes with Last-Event-ID",
+    ),
+    "shortpoll": (2, "stateless request/response any HTTP client, proxy and cache handles"),
+    "longpoll": (3, "plain HTTP, but the client loops and the server holds and times out requests"),
+    "ws": (4, "a protocol upgrade: reconnect, resume and heartbeats are yours to write"),
+    "ws-aiohttp": (4, "a protocol upgrade: reconnect, resume and heartbeats are yours to write"),
+}
+
+
+@dataclass(frozen=True)
+class Situation:
+    """One question a designer asks, and how this run answers it."""
+
+    key: str
+    title: str
+    need: str
+    select: Callable[[Any], Any]  # the run's per-cell summary → the cells that decide
+    scenario: str  # the scenario that measures it (`make bench SCENARIO=…`)
+    caveats: tuple[str, ...]
+    latency: str | None = "lat_p99_us"
+    cost: str = "server_cpu_us_per_msg"
+    transports: tuple[str, ...] = ()  # restrict to these (empty: all)
+
+
+def _python(rows: Any) -> Any:
+    """Our Python clients' cells when there are any (browser cells are another question)."""
+    py = rows[rows["client"] == "python"]
+    return py if len(py) else rows
+
+
+def _pushed(rows: Any) -> Any:
+    return rows[(rows["publishers"] == 0) & (rows["rate_msgs_per_s"] > 0)]
+
+
+def _one_point(rows: Any, prefer_high: bool = False) -> Any:
+    """The cells of one point: the lowest (or highest) rate, then the most cells measured."""
+    if not len(rows):
+        return rows
+    keys = [c for c in SWEEP_KEY[3:] if c in rows.columns] + ["rate_msgs_per_s"]
+    best = None
+    for _, group in rows.groupby(keys, sort=False, dropna=False):
+        rate = float(group["rate_msgs_per_s"].iloc[0])
+        score = (rate if prefer_high else -rate, len(group))
+        if best is None or score > best[0]:
+            best = (score, group)
+    assert best is not None
+    return best[1]
+
+
+def _low_rate(s: Any) -> Any:
+    rows = _python(_pushed(s))
+    return _one_point(rows[rows["rate_msgs_per_s"] < LOW_RATE_MAX])
+
+
+def _high_rate(s: Any) -> Any:
+    rows = _python(_pushed(s))
+    return _one_point(rows[rows["rate_msgs_per_s"] >= LOW_RATE_MAX], prefer_high=True)
+
+
+def _chat(s: Any) -> Any:
+    return _one_point(_python(s[(s["publishers"] > 0) & (s["ok"] > 0)]))
+
+
+def _idle(s: Any) -> Any:
+    rows = _python(s[(s["rate_msgs_per_s"] == 0) | (s["subscribers"] >= MANY_SUBSCRIBERS)])
+    return _one_point(rows[rows["ok"] > 0], prefer_high=False)
+
+
+def _proxies(s: Any) -> Any:
+    return _low_rate(s)
+
+
+_RECONNECT = (
+    "SSE's EventSource reconnects by itself and resumes with Last-Event-ID; a WebSocket "
+    "client needs its own reconnect and resume logic (pushbench's `since=` shows one way)"
+)
+_SHORTPOLL = "short polling's latency is set by its interval, not by the transport"
+
+SITUATIONS: tuple[Situation, ...] = (
+    Situation(
+        "low-rate",
+        "Server-only push at a low rate",
+        "a server tells clients about occasional events (notifications, dashboards)",
+        _low_rate,
+        "quick",
+        (_SHORTPOLL, _RECONNECT),
+    ),
+    Situation(
+        "high-rate",
+        "High-rate ticker",
+        f"the server streams ≥ {LOW_RATE_MAX:,.0f} messages/s to every subscriber (prices, "
+        "telemetry)",
+        _high_rate,
+        "latency-vs-rate",
+        (
+            "long and short polling batch messages at high rates: cheaper per message, but each "
+            "batch waits for the next request",
+            _RECONNECT,
+        ),
+    ),
+    Situation(
+        "chat",
+        "Chat (both ways)",
+        "clients publish as well as receive",
+        _chat,
+        "chat",
+        (
+            "with SSE and polling every client message is a separate HTTP POST; a WebSocket "
+            "carries both directions on one connection",
+            _RECONNECT,
+        ),
+    ),
+    Situation(
+        "idle",
+        "Many idle subscribers",
+        "thousands of connections open, little to say (presence, rare alerts)",
+        _idle,
+        "idle",
+        (
+            "heartbeats (WebSocket ping, SSE comment) keep proxies from closing idle "
+            "connections, and cost bytes and CPU; short polling pays a request per interval "
+            "per client even when nothing is new",
+            "browsers allow about 6 HTTP/1.1 connections per origin: many EventSource or "
+            "long-poll tabs queue behind each other (HTTP/2 lifts this)",
+        ),
+        latency=None,
+        cost="server_rss_growth_bytes_per_conn",
+    ),
+    Situation(
+        "proxies",
+        "Clients behind restrictive proxies",
+        "only plain HTTP gets through (no WebSocket upgrade), responses may be buffered",
+        _proxies,
+        "quick",
+        (
+            "not measured here: real proxies. Some block the WebSocket upgrade, some buffer "
+            "streamed responses (SSE arrives late or in lumps unless the proxy flushes), most "
+            "close idle connections (heartbeats help); long and short polling get through "
+            "nearly everything",
+            _SHORTPOLL,
+        ),
+        transports=("sse", "longpoll", "shortpoll"),
+    ),
+)
+
+
+# --- verdicts ------------------------------------------------------------------
+
+
+def _fmt(column: str, value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    m = METRICS.get(column)
+    unit = m.unit if m else ""
+    v = float(value)
+    if unit == "fraction":
+        return f"{v * 100:.2f} %"
+    text = f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+    return f"{text} {unit}".strip()
+
+
+def _cite(rec: dict[str, Any], column: str) -> str:
+    n = rec.get(f"{column}_n") or 0
+    return (
+        f"{_fmt(column, rec[column])} (median of {n} repeat{'s' if n != 1 else ''}, "
+        f"cell `{rec['cell_id']}`)"
+    )
+
+
+def _name(rec: dict[str, Any]) -> str:
+    return f"**{variant_label(rec['stack'], rec['transport'], rec['client'])}**"
+
+
+def _cost_column(sit: Situation, rows: Any) -> str | None:
+    for col in (sit.cost, "server_rss_bytes_per_conn", "server_cpu_us_per_msg"):
+        if col in rows.columns and rows[col].notna().any():
+            return col
+    return None
+
+
+def _verdicts(sit: Situation, run: Run, rows: Any) -> tuple[list[str], list[str]]:
+    """(verdict lines, disqualified lines) for the cells ``rows`` of situation ``sit``."""
+    recs: list[dict[str, Any]] = rows.to_dict("records")
+    lat = sit.latency or "lat_p99_us"
+    good, out = [], []
+    for r in recs:
+        frac = r.get("delivered_fraction")
+        if r["ok"] == 0:
+            out.append(f"{_name(r)}: not measured ({r['reasons'] or 'no ok repeat'})")
+        elif sit.latency and (frac is None or frac != frac or frac < MIN_DELIVERED):
+            out.append(f"{_name(r)}: delivered only {_cite(r, 'delivered_fraction')}")
+        else:
+            good.append(r)
+    lines: list[str] = []
+    if not good:
+        return ["no cell qualified (see below)"], out
+    point = point_label({k: good[0].get(k) for k in (*SWEEP_KEY[3:], "rate_msgs_per_s")})
+    figure_pct = f"figure “Latency percentiles — {point}”"
+    if sit.latency:
+        best = min(good, key=lambda r: (r[lat], r["lat_p50_us"]))
+        lines.append(
+            f"Latency: {_name(best)} — p99 {_cite(best, lat)}, p50 "
+            f"{_fmt('lat_p50_us', best['lat_p50_us'])}; {figure_pct}." + _runner_up(best, good, lat)
+        )
+        if sit.key == "high-rate":
+            lines.extend(_saturation_line(run))
+    cost = _cost_column(sit, rows)
+    if cost is not None:
+        costed = [r for r in good if r.get(cost) == r.get(cost) and r.get(cost) is not None]
+        if costed:
+            cheap = min(costed, key=lambda r: r[cost])
+            fig = (
+                "Server memory per connection"
+                if "rss" in cost
+                else ("Server CPU per delivered message")
+            )
+            text = (
+                f"Cost: {_name(cheap)} — {METRICS[cost].label} {_cite(cheap, cost)}; "
+                f"figure “{fig}”."
+            )
+            if sit.latency:
+                floor = min(r[lat] for r in good)
+                if cheap[lat] > GOOD_ENOUGH * floor:
+                    enough = [r for r in costed if r[lat] <= GOOD_ENOUGH * floor]
+                    text += f" But its p99 is {cheap[lat] / floor:.0f}× the best"
+                    if enough:
+                        alt = min(enough, key=lambda r: r[cost])
+                        text += (
+                            f"; the cheapest within {GOOD_ENOUGH:g}× the best p99 is "
+                            f"{_name(alt)} at {_cite(alt, cost)}"
+                        )
+                    text += "."
+            lines.append(text)
+            if cost == "server_rss_bytes_per_conn":
+                lines.append(
+                    "(memory here is the server's whole RSS ÷ connections: this run predates "
+                    "the per-connection growth measurement)"
+                )
+    if sit.latency:
+        floor = min(r[lat] for r in good)
+        enough = [r for r in good if r[lat] <= GOOD_ENOUGH * floor]
+        simple = min(
+            enough,
+            key=lambda r: (SIMPLICITY.get(r["transport"], (9, ""))[0], r[lat]),
+        )
+        why = SIMPLICITY.get(simple["transport"], (9, "unranked"))[1]
+        lines.append(
+            f"Simplicity: {_name(simple)} — the simplest transport whose p99 is within "
+            f"{GOOD_ENOUGH:g}× the best ({_fmt(lat, simple[lat])} vs "
+            f"{_fmt(lat, floor)}) with everything delivered; {why}."
+        )
+    else:
+        lines.append(
+            "Simplicity: not ranked without a latency requirement; see the properties below."
+        )
+    return lines, out
+
+
+def _stats(rec: dict[str, Any], column: str) -> metrics.RepeatStats | None:
+    """The repeat statistics of ``column`` a summary row carries."""
+    med = rec.get(column)
+    if med is None or med != med:
+        return None
+    lo, hi = float(rec[f"{column}_min"]), float(rec[f"{column}_max"])
+    spread = float(rec[f"{column}_spread"])
+    rng = (hi - lo) / abs(med) if med else 0.0
+    return metrics.RepeatStats(int(rec[f"{column}_n"]), float(med), lo, hi, spread, rng)
+
+
+def _runner_up(best: dict[str, Any], good: list[dict[str, Any]], column: str) -> str:
+    """The best cell of another transport, and whether the lead is beyond the repeats' noise."""
+    others = [r for r in good if r["transport"] != best["transport"]]
+    if not others:
+        return ""
+    second = min(others, key=lambda r: r[column])
+    verdict, rel, _ = judge(column, _stats(best, column), _stats(second, column))
+    if verdict == "within noise":
+        how = "a tie within the repeats' noise"
+    else:
+        how = f"{(rel or 0.0) * 100:+.0f} %, beyond the repeats' noise"
+    return (
+        f" Next transport: {_name(second)} at {_fmt(column, second[column])} ({how}; rule of "
+        "`pushbench compare`)."
+    )
+
+
+def _saturation_line(run: Run) -> list[str]:
+    marks = [m for m in saturation_marks(run) if m.max_rate is not None]
+    if not marks:
+        return [
+            "Saturation: not known for this run (no rate sweep with an SLO); the "
+            "`latency-vs-rate` scenario finds it."
+        ]
+    best = max(marks, key=lambda m: m.max_rate or 0.0)
+    ident = dict(zip(SWEEP_KEY, best.key, strict=True))
+    held = "" if best.lowest_failing is not None else " (the SLO held at every rate tried)"
+    name = variant_label(ident["stack"], ident["transport"], ident["client"] or "python")
+    return [
+        f"Highest sustainable rate: **{name}** — "
+        f"{best.max_rate:,.0f} msgs/s within p99 ≤ {best.slo.p99_us / 1000:g} ms and "
+        f"≥ {best.slo.min_delivered_fraction:.0%} delivered{held}; figure “Latency against "
+        "offered rate”."
+    ]
+
+
+def _per_transport_table(sit: Situation, rows: Any) -> doc.Table:
+    """The best stack of each transport at the deciding point, with the deciding figures."""
+    cols = [
+        c
+        for c in ("lat_p50_us", "lat_p99_us", "server_cpu_us_per_msg", "bytes_in_per_msg", sit.cost)
+        if c in rows.columns
+    ]
+    cols = list(
+        dict.fromkeys(
+            cols if sit.latency else [sit.cost, "server_cpu_fraction", "bytes_per_conn_per_s"]
+        )
+    )
+    cols = [c for c in cols if c in rows.columns and rows[c].notna().any()]
+    rank = cols[1] if sit.latency and len(cols) > 1 else (cols[0] if cols else None)
+    best: dict[str, dict[str, Any]] = {}
+    for r in rows[rows["ok"] > 0].to_dict("records"):
+        cur = best.get(r["transport"])
+        if rank is None or cur is None or (r[rank] == r[rank] and r[rank] < cur[rank]):
+            best[r["transport"]] = r
+    table_rows = [
+        (variant_label(r["stack"], r["transport"], r["client"]), *(_fmt(c, r[c]) for c in cols))
+        for r in sorted(best.values(), key=lambda r: style.order_key(r["transport"], r["stack"]))
+    ]
+    header = (
+        "best stack per transport",
+        *(f"{METRICS[c].label} ({METRICS[c].unit})" for c in cols),
+    )
+    return doc.Table(header, tuple(table_rows), caption="medians over repeats")
+
+
+def _situation(sit: Situation, run: Run, summary: Any) -> doc.Section:
+    rows = sit.select(summary)
+    if sit.transports and len(rows):
+        rows = rows[rows["transport"].isin(sit.transports)]
+    blocks: list[doc.Block] = [doc.Paragraph(f"Situation: {sit.need}.")]
+    if not len(rows) or not (rows["ok"] > 0).any():
+        skipped = _skipped(sit, summary)
+        blocks.append(
+            doc.Missing(
+                "Not measured in this run",
+                f"run `make bench SCENARIO={sit.scenario}`{skipped}",
+            )
+        )
+    else:
+        point = point_label(rows.iloc[0].to_dict())
+        blocks.append(doc.Paragraph(f"Decided at **{point}** ({len(rows)} cells)."))
+        lines, out = _verdicts(sit, run, rows)
+        blocks.append(doc.Bullets(tuple(lines)))
+        if out:
+            blocks.append(doc.Note("Left out: " + "; ".join(out) + ".", warning=True))
+        blocks.append(_per_transport_table(sit, rows))
+        if sit.key == "proxies":
+            blocks.append(doc.Paragraph(_proxy_facts(rows)))
+    caveats = [*sit.caveats, *_measured_caveats(sit, rows)]
+    blocks.append(doc.Paragraph("Caveats: " + "; ".join(caveats) + "."))
+    return doc.Section(sit.title, f"guide-{sit.key}", tuple(blocks))
+
+
+def _skipped(sit: Situation, summary: Any) -> str:
+    """Cells the run planned for this situation but could not measure (skipped or failed)."""
+    if sit.key != "chat":
+        return ""
+    planned = summary[summary["publishers"] > 0]
+    if not len(planned):
+        return ""
+    reasons = "; ".join(dict.fromkeys(r for r in planned["reasons"] if r))
+    return f" — this run planned {len(planned)} such cells, none measured: {reasons}"
+
+
+def _proxy_facts(rows: Any) -> str:
+    facts = []
+    for r in rows.to_dict("records"):
+        frac = r.get("delivered_fraction")
+        ok = frac is not None and frac == frac and frac >= MIN_DELIVERED
+        facts.append(
+            f"{variant_label(r['stack'], r['transport'], r['client'])} "
+            f"{'delivered' if ok else 'did NOT deliver'} {_fmt('delivered_fraction', frac)} "
+            "over plain HTTP/1.1"
+            + (
+                f" with {r['errors']:g} client errors"
+                if r.get("errors") == r.get("errors") and r.get("errors") is not None
+                else ""
+            )
+        )
+    return "Measured here, direct on loopback: " + "; ".join(facts) + "."
+
+
+def _measured_caveats(sit: Situation, rows: Any) -> list[str]:
+    out = []
+    if "poll_interval_s" in rows.columns:
+        for r in rows[(rows["transport"] == "shortpoll") & (rows["ok"] > 0)].to_dict("records"):
+            iv = r.get("poll_interval_s")
+            if iv == iv and iv:
+                out.append(
+                    f"here short polling ({r['stack']}) polls every {iv * 1000:g} ms and its "
+                    f"p50 is {_fmt('lat_p50_us', r['lat_p50_us'])}: about half the interval"
+                )
+                break
+    return out
+
+
+def section(run: Run) -> doc.Section:
+    """The whole decision guide of ``run``."""
+    summary = run.summary()
+    if "probe" in summary.columns:
+        summary = summary[~summary["probe"].astype(bool)]
+    intro = doc.Paragraph(
+        "Computed from this run's medians, not written in advance: a different machine or "
+        "scenario can change every verdict. Latency = lowest p99 among cells that delivered "
+        f"≥ {MIN_DELIVERED:.0%}; cost = lowest server CPU per message (memory per connection "
+        f"when idle); simplicity = simplest transport within {GOOD_ENOUGH:g}× the best p99 "
+        "(the order sse, shortpoll, longpoll, WebSocket is a stated property, not measured)."
+    )
+    return doc.Section(
+        "Decision guide",
+        "guide",
+        (intro,),
+        tuple(_situation(s, run, summary) for s in SITUATIONS),
+    )

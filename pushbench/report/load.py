@@ -1,0 +1,368 @@
+"""The project's own loader: a stored scenario run as pandas DataFrames plus its metadata.
+
+Everything that reads a run — the report, ``pushbench compare``, the
+notebooks — goes through :func:`load_run`, so column types, the meaning of a
+"scenario point" and the per-cell medians are defined once::
+
+    from pushbench.report.load import load_run
+    run = load_run("results/latest")
+    run.cells            # one row per cell × repeat (cells.csv), typed
+    run.summary()        # one row per cell: medians over the ok repeats and their spread
+    run.histogram("aiohttp-ws-sub50-rate200-p100")   # corrected latency, repeats merged
+    run.series("aiohttp-ws-sub50-rate200-p100", 0)   # latency over time, or None
+
+Older runs lack some files and columns (``series/``, ``saturation.csv``,
+``server_rss_growth_bytes_per_conn``, …); they load all the same, and the
+accessors return ``None`` or empty frames so the report can say what is
+missing. Nothing here writes to a run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pushbench import metrics
+from pushbench.results import read_json, resolve_run
+
+__all__ = [
+    "HEADLINE",
+    "IDENTITY",
+    "METRICS",
+    "POINT",
+    "Metric",
+    "Run",
+    "find_codec_run",
+    "load_run",
+    "point_label",
+    "variant_label",
+]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """How a result column reads: a label, its unit, and which direction is better."""
+
+    label: str
+    unit: str
+    lower_is_better: bool = True
+    digits: int = 3
+
+
+#: Result columns a report shows, in order (a column missing from a run is skipped).
+METRICS: dict[str, Metric] = {
+    "lat_p50_us": Metric("p50 latency", "µs"),
+    "lat_p99_us": Metric("p99 latency", "µs"),
+    "lat_p999_us": Metric("p99.9 latency", "µs"),
+    "lat_max_us": Metric("max latency", "µs"),
+    "delivered_fraction": Metric("delivered", "fraction", lower_is_better=False, digits=4),
+    "delivered_msgs_per_s": Metric("delivered", "msgs/s", lower_is_better=False),
+    "server_cpu_us_per_msg": Metric("server CPU", "µs/msg"),
+    "server_cpu_fraction": Metric("server CPU", "cores"),
+    "bytes_in_per_msg": Metric("bytes in", "B/msg"),
+    "bytes_out_per_msg": Metric("bytes out", "B/msg"),
+    "server_rss_growth_bytes_per_conn": Metric("memory", "B/conn"),
+    "server_rss_bytes_per_conn": Metric("RSS ÷ conns", "B/conn"),
+    "handshake_bytes_per_conn": Metric("handshake", "B/conn"),
+    "connect_p50_us": Metric("connect p50", "µs"),
+    "requests_per_msg": Metric("requests", "per msg"),
+    "delivered_msgs_per_client_cpu_s": Metric(
+        "client capacity", "msgs/client-CPU-s", lower_is_better=False
+    ),
+    "bytes_per_conn_per_s": Metric("keepalive bytes", "B/conn/s"),
+    "errors": Metric("client errors", "count"),
+    "reconnects": Metric("reconnects", "count"),
+}
+
+#: The figures ``pushbench compare`` judges and the summary table leads with.
+HEADLINE: tuple[str, ...] = (
+    "lat_p50_us",
+    "lat_p99_us",
+    "delivered_msgs_per_s",
+    "server_cpu_us_per_msg",
+    "bytes_in_per_msg",
+)
+
+#: What a cell's transport is: a report line per distinct combination.
+IDENTITY: tuple[str, ...] = ("stack", "transport", "client")
+
+#: What a scenario point is: the load, the same for every transport compared at it.
+POINT: tuple[str, ...] = (
+    "subscribers",
+    "publishers",
+    "rate_msgs_per_s",
+    "payload_bytes",
+    "hub",
+    "loop",
+    "check_delay_ms",
+    "check_pause_ms",
+    "check_drop_every",
+)
+
+_TEXT = (
+    "scenario",
+    "cell_id",
+    "stack",
+    "transport",
+    "ws_client",
+    "client",
+    "hub",
+    "loop",
+    "bytes_source",
+    "status",
+    "reason",
+)
+_BOOL = ("harness_bound", "probe")
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return False
+    return bool(value)
+
+
+def _typed(frame: Any) -> Any:
+    """cells.csv as read by pandas → text, bool and numeric columns, whatever the run's age."""
+    import pandas as pd
+
+    for col in frame.columns:
+        if col in _TEXT:
+            frame[col] = frame[col].astype("string").fillna("").astype(str)
+        elif col in _BOOL:
+            frame[col] = frame[col].map(_as_bool).astype(bool)
+        else:
+            frame[col] = pd.to_numeric(frame[col], errors="coerce")
+    if "client" not in frame.columns:
+        frame["client"] = "python"  # runs before browser and Locust clients existed
+    frame["client"] = frame["client"].replace("", "python")
+    for col in _BOOL:
+        if col not in frame.columns:
+            frame[col] = False
+    return frame
+
+
+def point_label(point: dict[str, Any]) -> str:
+    """``50 subscribers · 200 msg/s · 100 B`` (+ what differs from the usual: hub, loop, …)."""
+    parts = [
+        f"{int(point['subscribers'])} subscriber{'s' if point['subscribers'] != 1 else ''}",
+        f"{_num(point['rate_msgs_per_s'])} msg/s",
+        f"{int(point['payload_bytes'])} B",
+    ]
+    if point.get("publishers"):
+        parts.append(f"{int(point['publishers'])} publishing")
+    if point.get("hub") not in (None, "", "memory"):
+        parts.append(f"{point['hub']} hub")
+    if point.get("loop") not in (None, "", "asyncio"):
+        parts.append(str(point["loop"]))
+    for col, unit in (("check_delay_ms", "ms delay"), ("check_pause_ms", "ms pause")):
+        if point.get(col):
+            parts.append(f"{_num(point[col])} {unit}")
+    if point.get("check_drop_every"):
+        parts.append(f"drop 1/{int(point['check_drop_every'])}")
+    return " · ".join(parts)
+
+
+def variant_label(stack: str, transport: str, client: str = "python") -> str:
+    """``sse · aiohttp`` (``… · browser`` when not our Python client)."""
+    label = f"{transport} · {stack}"
+    return label if client in ("", "python") else f"{label} · {client}"
+
+
+def _num(x: Any) -> str:
+    x = float(x)
+    return f"{x:,.0f}" if x.is_integer() else f"{x:,.3g}"
+
+
+@dataclass(frozen=True)
+class Run:
+    """A stored scenario run: typed ``cells``, ``meta`` and lazily read extras."""
+
+    path: Path
+    meta: dict[str, Any]
+    cells: Any  # pandas.DataFrame, one row per cell × repeat
+    saturation: Any | None = None  # pandas.DataFrame of saturation.csv, if the run has one
+    _hist_cache: dict[tuple[str, int], Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def status(self) -> str:
+        return str(self.meta.get("status") or "unknown")
+
+    @property
+    def scenario(self) -> str:
+        return str(self.meta.get("scenario") or self.path.name)
+
+    @property
+    def ok(self) -> Any:
+        """Rows of repeats that measured (status ok)."""
+        return self.cells[self.cells["status"] == "ok"]
+
+    @property
+    def grid(self) -> Any:
+        """Rows of the scenario's own grid: saturation-search probes left out."""
+        return self.cells[~self.cells["probe"]]
+
+    def has(self, column: str) -> bool:
+        """Whether the run has ``column`` with at least one value."""
+        return column in self.cells.columns and bool(self.cells[column].notna().any())
+
+    def points(self, frame: Any | None = None) -> list[dict[str, Any]]:
+        """The distinct scenario points of ``frame`` (default: the grid), in file order."""
+        frame = self.grid if frame is None else frame
+        cols = [c for c in POINT if c in frame.columns]
+        seen: list[dict[str, Any]] = []
+        for rec in frame[cols].drop_duplicates().to_dict("records"):
+            seen.append({k: (None if _isnan(v) else v) for k, v in rec.items()})
+        return seen
+
+    def at(self, point: dict[str, Any], frame: Any | None = None) -> Any:
+        """Rows of ``frame`` (default: all cells) at ``point``."""
+        frame = self.cells if frame is None else frame
+        mask = None
+        for col, value in point.items():
+            if col not in frame.columns:
+                continue
+            m = frame[col].isna() if value is None else frame[col] == value
+            mask = m if mask is None else mask & m
+        return frame if mask is None else frame[mask]
+
+    @cached_property
+    def _summary(self) -> Any:
+        return summarize(self.cells)
+
+    def summary(self) -> Any:
+        """One row per cell (see :func:`summarize`); a copy, so callers may change it."""
+        return self._summary.copy()
+
+    # --- per-repeat files --------------------------------------------------
+
+    def histograms(self, cell_id: str, repeat: int) -> dict[str, Any] | None:
+        """``{"corrected", "uncorrected"}`` HdrHistograms of one repeat, or None."""
+        key = (cell_id, repeat)
+        if key not in self._hist_cache:
+            path = self.path / "hist" / f"{cell_id}-r{repeat}.hlog"
+            self._hist_cache[key] = metrics.load_histograms(path) if path.exists() else None
+        hists: dict[str, Any] | None = self._hist_cache[key]
+        return hists
+
+    def histogram(self, cell_id: str, kind: str = "corrected") -> Any | None:
+        """``kind`` latency of every ok repeat of ``cell_id`` merged (exact), or None."""
+        rows = self.ok[self.ok["cell_id"] == cell_id]
+        found = []
+        for repeat in rows["repeat"].astype(int):
+            hists = self.histograms(cell_id, int(repeat))
+            if hists and kind in hists:
+                found.append(hists[kind])
+        return metrics.merge_histograms(found) if found else None
+
+    def series(self, cell_id: str, repeat: int) -> Any | None:
+        """``series/<cell>-r<k>.csv`` (t_s, width_s, count, p50_us, max_us), or None."""
+        import pandas as pd
+
+        path = self.path / "series" / f"{cell_id}-r{repeat}.csv"
+        return pd.read_csv(path) if path.exists() else None
+
+    def has_series(self) -> bool:
+        return any((self.path / "series").glob("*.csv"))
+
+
+def _isnan(v: Any) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+def summarize(cells: Any, columns: Iterable[str] | None = None) -> Any:
+    """One row per ``cell_id``: parameters, run counts, flags and each metric over ok repeats.
+
+    For every metric column ``m`` present: ``m`` (median over the ok repeats,
+    :func:`pushbench.metrics.repeat_stats`), ``m_min``, ``m_max`` and
+    ``m_spread`` (largest relative distance of a repeat from the median).
+    ``runs``/``ok``/``failed``/``skipped`` count repeats, ``harness_bound``
+    counts ok repeats flagged harness-bound, ``reasons`` joins the distinct
+    failure or skip reasons — so nothing failed is hidden by a median.
+    """
+    import pandas as pd
+
+    wanted = [c for c in (columns or METRICS) if c in cells.columns]
+    params = ["cell_id", "scenario", *IDENTITY, "ws_client", *POINT, "probe"]
+    params += [c for c in ("poll_interval_s", "poll_timeout_s", "heartbeat_s") if c not in params]
+    params = [c for c in params if c in cells.columns]
+    out = []
+    for cell_id, rows in cells.groupby("cell_id", sort=False):
+        rec: dict[str, Any] = {c: rows[c].iloc[0] for c in params}
+        rec["cell_id"] = cell_id
+        ok = rows[rows["status"] == "ok"]
+        rec["runs"] = len(rows)
+        for status in ("ok", "failed", "skipped"):
+            rec[status] = int((rows["status"] == status).sum())
+        rec["harness_bound"] = int(ok["harness_bound"].sum()) if "harness_bound" in ok else 0
+        reasons = [r for r in dict.fromkeys(rows["reason"]) if r]
+        rec["reasons"] = "; ".join(reasons)
+        for col in wanted:
+            stats = metrics.repeat_stats(ok[col].tolist())
+            rec[col] = None if stats is None else stats.median
+            rec[f"{col}_min"] = None if stats is None else stats.min
+            rec[f"{col}_max"] = None if stats is None else stats.max
+            rec[f"{col}_spread"] = None if stats is None else stats.rel_spread
+            rec[f"{col}_n"] = 0 if stats is None else stats.n
+        out.append(rec)
+    return pd.DataFrame(out)
+
+
+def load_run(path: Path | str) -> Run:
+    """Read a scenario run: ``cells.csv``, ``metadata.json``, ``saturation.csv`` if present.
+
+    ``path`` may be a run directory, a ``latest`` link or a results base.
+    Raises FileNotFoundError when there is no ``cells.csv`` (a codec-only run,
+    or a run that measured nothing yet).
+    """
+    import pandas as pd
+
+    run_dir = resolve_run(path)
+    cells_path = run_dir / "cells.csv"
+    if not cells_path.exists():
+        raise FileNotFoundError(
+            f"{run_dir} has no cells.csv: not a scenario run (make one with `pushbench run`)"
+        )
+    meta_path = run_dir / "metadata.json"
+    meta: dict[str, Any] = read_json(meta_path) if meta_path.exists() else {}
+    cells = _typed(pd.read_csv(cells_path, keep_default_na=True))
+    if cells.empty:
+        raise FileNotFoundError(
+            f"{cells_path} holds no rows: the run measured nothing "
+            f"(status {meta.get('status')!r}, {meta.get('reason') or 'no reason recorded'})"
+        )
+    sat_path = run_dir / "saturation.csv"
+    saturation = None
+    if sat_path.exists():
+        saturation = pd.read_csv(sat_path)
+        for col in ("stack", "transport", "ws_client", "client", "saturated_side", "group_id"):
+            if col in saturation.columns:
+                saturation[col] = saturation[col].fillna("").astype(str)
+    return Run(run_dir, meta, cells, saturation)
+
+
+def find_codec_run(results: Path | str, exclude: Sequence[Path] = ()) -> Path | None:
+    """The newest run directory under ``results`` holding ``codec.json``, or None.
+
+    Run ids start with a UTC timestamp, so the newest sorts last.
+    """
+    base = Path(results)
+    if not base.is_dir():
+        return None
+    skip = {p.resolve() for p in exclude}
+    found = sorted(
+        p
+        for p in base.iterdir()
+        if p.is_dir() and not p.is_symlink() and (p / "codec.json").exists()
+    )
+    found = [p for p in found if p.resolve() not in skip]
+    return found[-1].resolve() if found else None

@@ -1,0 +1,314 @@
+"""The scenario report: rendered from the stored fixture run (a real short run), never re-run.
+
+Checks every plot file is produced and non-empty, the HTML is self-contained
+and opens in headless Chromium without console errors with every image
+decoded, warnings are shown for incomplete and harness-bound runs, sections
+without data say what is missing, the decision guide cites measured cells,
+protocol floors match real encoder bytes, and rendering is idempotent and
+leaves the run's data untouched.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+import shutil
+from pathlib import Path
+
+import h11
+import pytest
+
+from pushbench import sse
+from pushbench.cli import main as cli_main
+from pushbench.report import codec as codec_report
+from pushbench.report import floors, render
+from pushbench.report.load import load_run
+from pushbench.results import atomic_write_json, read_json
+from pushbench.wire.frames import Opcode, encode_frame
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+RUN = FIXTURES / "report-run"
+CODEC = FIXTURES / "codec-run"
+PLOT_KEYS = (
+    "latency-pct-0.png",
+    "latency-pct-1.png",
+    "latency-vs-rate-0.png",
+    "throughput.png",
+    "bytes.png",
+    "cpu-per-msg.png",
+    "memory-per-conn.png",
+    "latency-time.png",
+)
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _digest(run: Path) -> dict[str, str]:
+    """Hashes of the run's data files (what a report must never change)."""
+    files = [run / "cells.csv", run / "metadata.json", *sorted((run / "hist").iterdir())]
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A results base holding copies of the scenario and codec fixture runs."""
+    base = tmp_path_factory.mktemp("results")
+    _copy(RUN, base / "20260101T000000Z-aaaaaa")
+    codec = _copy(CODEC, base / "20250101T000000Z-cccccc")
+    codec_report.render(codec)  # its PNGs, from its codec.json
+    return base
+
+
+@pytest.fixture(scope="module")
+def rendered(results: Path) -> tuple[Path, list[Path]]:
+    run = results / "20260101T000000Z-aaaaaa"
+    return run, render(run)
+
+
+def test_every_plot_file_is_produced_and_non_empty(rendered: tuple[Path, list[Path]]) -> None:
+    run, written = rendered
+    names = {p.name for p in written}
+    for key in PLOT_KEYS:
+        assert key in names, f"{key} not drawn"
+        data = (run / key).read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 5000, key
+    assert {"report.html", "report.md"} <= names
+
+
+def test_html_is_self_contained(rendered: tuple[Path, list[Path]]) -> None:
+    run, _ = rendered
+    page = (run / "report.html").read_text()
+    assert "<script" not in page
+    # no external resource: every src is a data URI, no link to another file or host
+    srcs = re.findall(r'src="([^"]+)"', page)
+    assert len(srcs) >= len(PLOT_KEYS) + 4  # the run's plots and the codec run's four
+    assert all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert not re.search(r"(href|src)=\"(https?:)?//", page)
+    assert "<link" not in page
+
+
+def test_report_sections_from_the_data(rendered: tuple[Path, list[Path]]) -> None:
+    run, _ = rendered
+    md = (run / "report.md").read_text()
+    for heading in (
+        "## Summary",
+        "## Saturation",
+        "## Decision guide",
+        "## Latency",
+        "## Throughput and cost",
+        "## Codec benchmark and hot-path profile",
+        "## Failures and flags",
+        "## Environment",
+    ):
+        assert heading in md, heading
+    cells = list(csv.DictReader((run / "cells.csv").open()))
+    # one summary row per transport × stack at each point: 5 transports × 2 rates
+    summary = md.split("## Summary", 1)[1].split("\n## ", 1)[0]
+    assert summary.count("| ws · raw |") == 2 and summary.count("| shortpoll · aiohttp |") == 2
+    # the median p99 of a cell, as the table prints it
+    p99 = sorted(int(r["lat_p99_us"]) for r in cells if r["cell_id"] == cells[0]["cell_id"])
+    median = (p99[0] + p99[1]) / 2
+    assert (f"{median:,.0f}" if median >= 1000 else f"{median:.3g}") in md
+    meta = read_json(run / "metadata.json")
+    assert meta["git"]["commit"] in md and meta["cpu"]["model"] in md
+    assert "codec run `20250101T000000Z-cccccc` (the newest codec run" in md
+    assert "Hot path" in md and "decode 125 B masked" in md
+
+
+def test_decision_guide_cites_measured_cells(rendered: tuple[Path, list[Path]]) -> None:
+    run, _ = rendered
+    md = (run / "report.md").read_text()
+    guide = md.split("## Decision guide", 1)[1].split("\n## ", 1)[0]
+    ids = {r["cell_id"] for r in csv.DictReader((run / "cells.csv").open())}
+    low = guide.split("### Server-only push at a low rate", 1)[1].split("\n### ", 1)[0]
+    cited = set(re.findall(r"cell `([^`]+)`", low))
+    assert cited and cited <= ids
+    assert "Latency:" in low and "Cost:" in low and "Simplicity:" in low
+    # the fixture has no chat, idle or high-rate cells: the guide says which scenario to run
+    assert "run `make bench SCENARIO=chat`" in guide
+    assert "run `make bench SCENARIO=idle`" in guide
+    assert "run `make bench SCENARIO=latency-vs-rate`" in guide
+    proxies = guide.split("### Clients behind restrictive proxies", 1)[1]
+    assert "not measured here: real proxies" in proxies
+    assert not re.search(r"\*\*ws ·", proxies.split("Caveats", 1)[0])  # no WebSocket verdict
+
+
+def test_series_match_the_measured_window() -> None:
+    """The fixture's per-bucket series count exactly the latency samples of their row."""
+    run = load_run(RUN)
+    for rec in run.ok.to_dict("records"):
+        series = run.series(rec["cell_id"], int(rec["repeat"]))
+        assert series is not None
+        assert int(series["count"].sum()) == int(rec["lat_count"]), rec["cell_id"]
+
+
+def test_rendering_is_idempotent_and_leaves_data_alone(tmp_path: Path) -> None:
+    run = _copy(RUN, tmp_path / "run")
+    before = _digest(run)
+    first = render(run)
+    snapshot = {p.name: p.read_bytes() for p in first}
+    second = render(run)
+    assert [p.name for p in second] == [p.name for p in first]
+    assert {p.name: p.read_bytes() for p in second} == snapshot
+    assert _digest(run) == before
+    assert not list(run.glob(".*.tmp"))  # atomic writes left no temporary file
+
+
+def test_banner_for_incomplete_and_harness_bound_runs(tmp_path: Path) -> None:
+    run = _copy(RUN, tmp_path / "run")
+    meta = read_json(run / "metadata.json")
+    meta.update(status="incomplete", reason="interrupted")
+    atomic_write_json(run / "metadata.json", meta)
+    rows = list(csv.DictReader((run / "cells.csv").open()))
+    rows[0]["harness_bound"] = "True"
+    rows[1].update(status="failed", reason="worker0 exited with 1")
+    with (run / "cells.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    render(run, out=tmp_path / "out")
+    page = (tmp_path / "out" / "report.html").read_text()
+    banners = re.findall(r'<div class="banner" role="alert">(.*?)</div>', page)
+    assert any("INCOMPLETE" in b and "interrupted" in b for b in banners)
+    assert any("HARNESS-BOUND" in b and rows[0]["cell_id"] in b for b in banners)
+    assert any("1 failed" in b for b in banners)
+    assert 'class="failed"' in page and "worker0 exited with 1" in page
+    assert 'class="flagged"' in page
+    assert not (run / "report.html").exists()  # --out: the run directory is untouched
+
+
+def test_missing_data_is_named_not_hidden(tmp_path: Path) -> None:
+    run = _copy(RUN, tmp_path / "run")
+    shutil.rmtree(run / "series")
+    (tmp_path / "lonely").mkdir()  # no codec run anywhere beside it
+    target = _copy(run, tmp_path / "lonely" / "run")
+    render(target)
+    md = (target / "report.md").read_text()
+    assert "this run has no series/" in md
+    assert "No codec run found" in md and "make bench-codec" in md
+
+
+def test_report_command(results: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = results / "20260101T000000Z-aaaaaa"
+    codec = results / "20250101T000000Z-cccccc"
+    out = run.parent / "cli-out"
+    assert cli_main(["report", str(run), "--codec", str(codec), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed == [str(out / "report.html"), str(out / "report.md")]
+    assert "given with --codec" in (out / "report.md").read_text()
+    assert cli_main(["report", str(results / "nothing-here")]) == 1
+    assert "no run directory" in capsys.readouterr().err
+
+
+def test_report_opens_in_chromium_without_errors(rendered: tuple[Path, list[Path]]) -> None:
+    from pushbench.browser import CHROMIUM_ARGS, MISSING_HINT, chromium_path
+
+    exe = chromium_path()
+    if exe is None:
+        pytest.skip(MISSING_HINT)
+    sync_api = pytest.importorskip("playwright.sync_api")
+    run, _ = rendered
+    errors: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(exe), args=list(CHROMIUM_ARGS[1:]), headless=True
+        )
+        try:
+            page = browser.new_page()
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto((run / "report.html").as_uri(), wait_until="load")
+            widths = page.eval_on_selector_all(
+                "img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)"
+            )
+            title = page.title()
+        finally:
+            browser.close()
+    assert errors == []
+    assert len(widths) >= len(PLOT_KEYS) and all(w > 0 for w in widths)
+    assert title.startswith("pushbench report")
+
+
+# --- protocol floors against real bytes -------------------------------------------
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65_535, 65_536, 100_000])
+def test_websocket_floor_matches_the_encoder(size: int) -> None:
+    payload = b"x" * size
+    frame = encode_frame(Opcode.TEXT, payload)
+    assert floors.ws_header(size) == len(frame) - size
+    masked = encode_frame(Opcode.TEXT, payload, mask=b"abcd")
+    assert floors.ws_header(size, masked=True) == len(masked) - size
+    assert floors.floor("ws", size) == floors.Floor(len(frame), 0.0)
+
+
+@pytest.mark.parametrize(("size", "event_id"), [(1, 1), (64, 7), (100, 12345), (5000, 10**9)])
+def test_sse_floor_matches_the_encoder_and_h11_chunking(size: int, event_id: int) -> None:
+    data = b"y" * size
+    event = sse.event(data, event_id)
+    assert floors.sse_event_overhead(size, event_id) == len(event) - size
+    # chunked framing as an independent HTTP/1.1 implementation writes it
+    conn = h11.Connection(h11.SERVER)
+    conn.receive_data(b"GET /sse HTTP/1.1\r\nHost: a\r\n\r\n")
+    conn.next_event()
+    conn.send(h11.Response(status_code=200, headers=[("Transfer-Encoding", "chunked")]))
+    chunk = conn.send(h11.Data(data=event))
+    assert chunk is not None
+    assert floors.chunk_overhead(len(event)) == len(chunk) - len(event)
+    minimal = floors.floor("sse", size)
+    assert minimal is not None
+    assert minimal.bytes_in == len(sse.event(data, 1)) + floors.chunk_overhead(
+        len(sse.event(data, 1))
+    )
+
+
+def test_polling_floor_matches_minimal_http_messages() -> None:
+    client = h11.Connection(h11.CLIENT)
+    request = client.send(h11.Request(method="GET", target="/p", headers=[("Host", "a")]))
+    request = (request or b"") + (client.send(h11.EndOfMessage()) or b"")
+    assert floors.MIN_HTTP_REQUEST == len(request) == 28
+    body = b"z" * 100
+    server = h11.Connection(h11.SERVER)
+    server.receive_data(request)
+    server.next_event()
+    head = server.send(
+        h11.Response(status_code=200, headers=[("Content-Length", str(len(body)))], reason="OK")
+    )
+    # h11 adds no header of its own to a response with Content-Length
+    assert head is not None and floors.http_response_head(len(body)) == len(head)
+    one = floors.floor("longpoll", 100, requests_per_msg=1.0)
+    assert one == floors.Floor(100 + len(head), 28.0)
+    assert floors.floor("shortpoll", 100) is None  # unknown without the measured poll count
+    batched = floors.floor("shortpoll", 100, requests_per_msg=0.25)
+    assert batched is not None and batched.bytes_out == 7.0
+    assert floors.floor("carrier-pigeon", 100) is None
+
+
+def test_saturation_from_the_runners_csv(tmp_path: Path) -> None:
+    """A run with saturation.csv shows the runner's search, not the report's estimate."""
+    run = _copy(RUN, tmp_path / "run")
+    header = (
+        "group_id,stack,transport,ws_client,subscribers,payload_bytes,hub,client,slo_p99_us,"
+        "min_delivered_fraction,max_rate,highest_passing,lowest_failing,monotonic,"
+        "saturated_side,rates_tried"
+    )
+    row = "g0,aiohttp,ws,light,4,64,memory,python,50000,0.99,137,137,160,True,server,50;137;160;200"
+    (run / "saturation.csv").write_text(header + "\n" + row + "\n")
+    render(run, out=tmp_path / "out")
+    md = (tmp_path / "out" / "report.md").read_text()
+    sat = md.split("## Saturation", 1)[1].split("\n## ", 1)[0]
+    assert "the runner's search (saturation.csv)" in sat
+    assert "| ws · aiohttp | 4 subscribers · 64 B | 137 | 160 | server |" in sat
+    assert (tmp_path / "out" / "latency-vs-rate-0.png").stat().st_size > 5000
+
+
+def test_a_run_that_measured_nothing_is_refused_clearly(tmp_path: Path) -> None:
+    run = _copy(RUN, tmp_path / "run")
+    header = (run / "cells.csv").read_text().splitlines()[0]
+    (run / "cells.csv").write_text(header + "\n")
+    with pytest.raises(FileNotFoundError, match="measured nothing"):
+        render(run)
