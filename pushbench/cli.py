@@ -17,6 +17,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("servers.serve", "start a push server stack on a host and port"),
     "run": ("pushbench.runner", "run a scenario file"),
     "bench-codec": ("pushbench.bench.codec", "benchmark the WebSocket codec against peers"),
+    "bench-client": (
+        "pushbench.bench.client",
+        "benchmark how many messages per second a client receives on one core",
+    ),
     "report": ("pushbench.report.render", "render a run's report.html and report.md from its data"),
     "compare": ("pushbench.report.compare", "compare two runs cell by cell, noise-aware"),
 }

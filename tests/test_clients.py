@@ -4,9 +4,9 @@ Every transport's client must record exactly the messages a server-side ticker
 published, once each, with the server's stamps; SSE and WebSocket clients must
 resume after the server drops them without loss or duplicates; the kernel's
 byte counters must be read at the right offsets; the worker process must write
-valid output when it completes and when it is stopped by SIGTERM. A last test
-prints (never asserts) how many messages per second the light WebSocket client
-takes on one core, fed by a process that does nothing but send frames.
+valid output when it completes and when it is stopped by SIGTERM. How many
+messages per second a client takes on one core is measured by the benchmark
+``pushbench bench-client`` (:mod:`pushbench.bench.client`), not here.
 
 Everything binds 127.0.0.1 port 0 and stops what it started.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import multiprocessing
 import os
 import signal
 import socket
@@ -43,7 +42,6 @@ from pushbench.contract import Envelope, decode, encode
 from pushbench.hub import Hub
 from pushbench.service import PushService, ServerConfig
 from pushbench.wire import Opcode, encode_frame
-from pushbench.wire.handshake import accept, parse_request
 from servers.aiohttp_stack import run as run_aiohttp
 from servers.base import StackOptions
 
@@ -623,113 +621,5 @@ def test_worker_counts_connections_that_fail(tmp_path: Path) -> None:
         assert result["complete"] is True and result["connect_failures"] == 2
         assert result["connected"] == 0 and result["totals"]["errors"] >= 2
         assert len(arrays["seq"]) == 0 and result["bytes_source"] == "unavailable"
-
-    arun(main())
-
-
-# --- throughput (printed, never asserted) -----------------------------------------------------
-
-
-def _firehose(sock: socket.socket, frames: bytes, per_tick: int, go: Any) -> None:
-    """A WebSocket "server" that answers the upgrade, waits for ``go``, then sends
-    ``frames`` (``per_tick`` messages) every 10 ms, or back to back when per_tick is 0."""
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            writer.write(accept(parse_request(head)).serialize())
-            while not go.is_set():
-                await asyncio.sleep(0.01)
-            start = time.monotonic()
-            k = 0
-            while True:
-                writer.write(frames)
-                await writer.drain()
-                if per_tick:
-                    k += 1
-                    await asyncio.sleep(max(0.0, start + k * 0.01 - time.monotonic()))
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-
-    async def serve() -> None:
-        server = await asyncio.start_server(handle, sock=sock, backlog=256)
-        await server.serve_forever()
-
-    asyncio.run(serve())
-
-
-async def _measure_ws_light(tmp: Path, per_tick: int) -> dict[str, Any]:
-    """100 light clients in one worker process against the firehose → figures."""
-    now = time.monotonic_ns()
-    count = per_tick or 400
-    frames = b"".join(
-        encode_frame(Opcode.TEXT, encode(Envelope("bench", i, now, now, "x" * 100)))
-        for i in range(1, count + 1)
-    )
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(256)
-    ctx = multiprocessing.get_context("fork")
-    go = ctx.Event()
-    firehose = ctx.Process(target=_firehose, args=(listener, frames, per_tick, go), daemon=True)
-    firehose.start()
-    try:
-        spec = {
-            "transport": "ws",
-            "base_url": f"http://127.0.0.1:{listener.getsockname()[1]}",
-            "connections": 100,
-            "warmup_s": 0.3,
-            "duration_s": 1.5,
-            "capacity": 2_500_000,
-        }
-        listener.close()
-        proc, out = await _start_worker(spec, tmp)
-        go.set()
-        await _wait_worker(proc)
-    finally:
-        firehose.terminate()
-        firehose.join(STEP)
-    arrays, result = _outputs(out)
-    recv = arrays["recv_ns"]
-    window = (recv >= result["warmup_end_ns"]) & (recv < result["end_ns"])
-    seconds = (result["end_ns"] - result["warmup_end_ns"]) / 1e9
-    cpu = result["cpu_user_s_run"] + result["cpu_sys_s_run"]
-    return {
-        "rate": int(window.sum() / seconds),
-        "cpu_share": cpu / ((result["end_ns"] - result["ready_ns"]) / 1e9),
-        "overflow": result["overflow"],
-        "lag_ms": result["max_loop_lag_ns"] / 1e6,
-        "lag_hist": result["loop_lag_hist"]["counts"],
-        "gc": result["gc_collections_by_generation"],
-        "gc_max_ms": result["gc_pause_ns_max"] / 1e6,
-        "gc_sum_ms": result["gc_pause_ns_sum"] / 1e6,
-    }
-
-
-def _report(what: str, m: dict[str, Any]) -> None:
-    print(
-        f"\nws light, 100 connections, 100-byte payloads, {what}: {m['rate']:,} msgs/s "
-        f"(CPU {m['cpu_share']:.0%} of a core, overflow {m['overflow']}); "
-        f"max loop lag {m['lag_ms']:.2f} ms {m['lag_hist']}; GC collections by generation "
-        f"{m['gc']}, pauses max {m['gc_max_ms']:.2f} ms, sum {m['gc_sum_ms']:.1f} ms"
-    )
-
-
-def test_light_websocket_receive_rate(tmp_path: Path) -> None:
-    """The client's ceiling on one core: a firehose sends as fast as it can."""
-
-    async def main() -> None:
-        _report("saturated", await _measure_ws_light(tmp_path, 0))
-
-    arun(main())
-
-
-def test_light_websocket_pauses_at_200k(tmp_path: Path) -> None:
-    """The harness's own pauses below saturation: 100 x 2,000 msgs/s."""
-
-    async def main() -> None:
-        _report("offered 200,000 msgs/s", await _measure_ws_light(tmp_path, 20))
 
     arun(main())
