@@ -846,9 +846,7 @@ def cell_row(
         "server_rss_growth_bytes_per_conn": _per(o.server_rss_growth_bytes, cell.subscribers),
         "server_cpu_fraction": _per(o.server_cpu_s, cell.duration_s),
         "client_cpu_s": o.client_cpu_s,
-        "delivered_msgs_per_client_cpu_s": (
-            delivered / o.client_cpu_s if o.client_cpu_s else None
-        ),
+        "delivered_msgs_per_client_cpu_s": (delivered / o.client_cpu_s if o.client_cpu_s else None),
         "bytes_in_per_msg": _per(o.bytes_in, delivered),
         "bytes_out_per_msg": _per(o.bytes_out, delivered),
         "handshake_bytes_per_conn": _per(handshake, cell.subscribers),

@@ -13,6 +13,8 @@ cannot drift apart. The URL scheme (same on every stack):
 ``GET /echo``                      WebSocket echo (same opcode back)
 ``POST /publish?topic=``           body = payload → ``{"seq": N}``
 ``GET /health``, ``GET /stats``    readiness, counters
+``GET /clock``                     the server's CLOCK_MONOTONIC ns, for the browser client
+``GET /client``, ``/client.js``    the browser client page (:mod:`pushbench.client_page`)
 ``POST /control/ticker?...``       start server-side load; ``DELETE`` stops it
 =================================  =============================================
 
@@ -28,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 
 from . import sse
 from .auth import check_token
-from .contract import ENCODING, valid_topic
+from .contract import ENCODING, now_ns, valid_topic
 from .hub import Hub, Item
 from .ticker import Ticker
 
@@ -315,6 +317,13 @@ class PushService:
         s["cpu_sys_s"] = usage.ru_stime
         s["max_rss_kb"] = usage.ru_maxrss
         return json.dumps(s).encode()
+
+    @staticmethod
+    def clock_body() -> bytes:
+        """``GET /clock`` → ``{"mono_ns": "<digits>"}``: this host's CLOCK_MONOTONIC, read
+        as late as the handler can. A string, because a JavaScript Number is exact only up
+        to 2**53 ns (104 days of uptime); the browser page reads it into a BigInt."""
+        return b'{"mono_ns":"%d"}' % now_ns()
 
     # --- server-originated load -------------------------------------------
 

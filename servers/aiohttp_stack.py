@@ -36,7 +36,7 @@ from typing import TypeVar
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from pushbench import sse
+from pushbench import client_page, sse
 from pushbench.hub import Item, Subscription
 from pushbench.service import HttpError, PushService, sse_frame
 from pushbench.sessions import push_loop
@@ -342,6 +342,15 @@ class _Server:
     async def stats(self, request: web.Request) -> web.StreamResponse:
         return web.Response(body=self.service.stats_body(), headers=_JSON_HEADERS)
 
+    async def clock(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(body=self.service.clock_body(), headers=_POLL_HEADERS)
+
+    async def page(self, request: web.Request) -> web.StreamResponse:
+        """``GET /client``, ``/client.js``: the browser client (:mod:`pushbench.client_page`)."""
+        page = client_page.asset(request.path)
+        headers = {**dict(page.headers), "Content-Type": page.content_type}
+        return web.Response(body=page.body, headers=headers)
+
     async def ticker(self, request: web.Request) -> web.StreamResponse:
         body = await self.service.control_ticker(request.method, request.query)
         return web.Response(body=body, headers=_JSON_HEADERS)
@@ -405,6 +414,9 @@ def make_app(service: PushService) -> web.Application:
     app.router.add_post("/publish", server.publish)
     app.router.add_get("/health", server.health)
     app.router.add_get("/stats", server.stats)
+    app.router.add_get("/clock", server.clock)
+    for path in client_page.PATHS:
+        app.router.add_get(path, server.page)
     app.router.add_post("/control/ticker", server.ticker)
     app.router.add_delete("/control/ticker", server.ticker)
     app.on_shutdown.append(server.shutdown)

@@ -48,7 +48,7 @@ from http import HTTPStatus
 from typing import Protocol, cast
 from urllib.parse import parse_qsl
 
-from pushbench import sse
+from pushbench import client_page, sse
 from pushbench.hub import Item, Subscription
 from pushbench.service import HttpError, PushService, sse_frame
 from pushbench.sessions import push_loop
@@ -766,6 +766,14 @@ class HttpConnection(asyncio.Protocol):
     async def _stats(self, request: Request, query: Query) -> None:
         self._respond(200, self._service.stats_body(), _JSON, _NO_CACHE)
 
+    async def _clock(self, request: Request, query: Query) -> None:
+        self._respond(200, self._service.clock_body(), _JSON, _NO_CACHE)
+
+    async def _page(self, request: Request, query: Query) -> None:
+        """``GET /client``, ``/client.js``: the browser client (:mod:`pushbench.client_page`)."""
+        page = client_page.asset(request.path)
+        self._respond(200, page.body, page.content_type, page.headers)
+
     async def _ticker(self, request: Request, query: Query) -> None:
         body = await self._service.control_ticker(request.method, query)
         self._respond(200, body, _JSON)
@@ -910,6 +918,8 @@ _ROUTES: dict[str, tuple[tuple[str, ...], Handler]] = {
     "/publish": (("POST",), HttpConnection._publish),
     "/health": (("GET",), HttpConnection._health),
     "/stats": (("GET",), HttpConnection._stats),
+    "/clock": (("GET",), HttpConnection._clock),
+    **{path: (("GET",), HttpConnection._page) for path in client_page.PATHS},
     "/control/ticker": (("POST", "DELETE"), HttpConnection._ticker),
 }
 

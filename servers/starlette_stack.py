@@ -22,8 +22,8 @@ How each transport is served:
   sse-starlette's own ``ping`` (sent every ``heartbeat_interval`` whether or
   not events flowed — the library's behaviour), with the same bytes as the
   other stacks' heartbeat (``:\\n\\n``).
-- ``/poll``, ``/publish``, ``/health``, ``/stats``, ``/control/ticker``: plain
-  endpoints; a publish body is read only up to the limit.
+- ``/poll``, ``/publish``, ``/health``, ``/stats``, ``/clock``, ``/client``,
+  ``/control/ticker``: plain endpoints; a publish body is read only up to the limit.
 
 uvicorn runs programmatically on the *running* event loop: ``run`` does not
 create a loop, so the loop choice (``options.loop``) is applied by the caller,
@@ -61,7 +61,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from pushbench import sse
+from pushbench import client_page, sse
 from pushbench.hub import Item, Subscription
 from pushbench.service import HttpError, PushService, sse_frame
 from pushbench.sessions import push_loop, push_stream
@@ -180,6 +180,8 @@ class PushApp:
                 Route("/publish", self.publish, methods=["POST"]),
                 Route("/health", self.health, methods=["GET"]),
                 Route("/stats", self.stats, methods=["GET"]),
+                Route("/clock", self.clock, methods=["GET"]),
+                *(Route(path, self.page, methods=["GET"]) for path in client_page.PATHS),
                 Route("/control/ticker", self.control_ticker, methods=["POST", "DELETE"]),
             ],
             exception_handlers={HttpError: _on_http_error, HTTPException: _on_starlette_error},
@@ -359,6 +361,16 @@ class PushApp:
 
     async def stats(self, request: Request) -> Response:
         return _json(self.service.stats_body())
+
+    async def clock(self, request: Request) -> Response:
+        return _json(self.service.clock_body())
+
+    async def page(self, request: Request) -> Response:
+        """GET /client, /client.js: the browser client (:mod:`pushbench.client_page`)."""
+        page = client_page.asset(request.url.path)
+        return Response(
+            page.body, headers={**dict(page.headers), "Content-Type": page.content_type}
+        )
 
     async def control_ticker(self, request: Request) -> Response:
         return _json(await self.service.control_ticker(request.method, request.query_params))

@@ -167,6 +167,9 @@ BAD_INPUT: list[tuple[str, str, dict[str, str], bytes, str, int]] = [
     ("POST", "/publish", {"topic": "t"}, b"x" * 70000, "valid", 413),
     ("POST", "/publish", {"topic": "t"}, b"\xff\xfe", "valid", 400),
     ("GET", "/no-such-path", {}, b"", "none", 404),
+    ("GET", "/clock", {}, b"", "none", 200),  # the browser client's clock: no token needed
+    ("GET", "/client", {}, b"", "none", 200),
+    ("POST", "/clock", {}, b"", "none", 405),
     ("WS", "/ws", {"topic": "t"}, b"", "none", 401),
     ("WS", "/ws", {"topic": "t"}, b"", "forged", 401),
     ("WS", "/ws", {"topic": "t"}, b"", "expired", 401),
