@@ -1,6 +1,7 @@
 """The client receive benchmark: the feeder speaks WebSocket, a tiny run goes through the
-real code path (feeder and worker processes, pinned) and stores consistent files, and the
-verdicts (saturated side, lower bound, target) follow their rules.
+real code path (feeder and worker processes, pinned) and stores consistent files, its report
+re-renders from those files alone, and the verdicts (saturated side, lower bound, target)
+follow their rules.
 
 No timing is asserted beyond "more than zero": performance figures belong to the
 benchmark's output, not to tests.
@@ -12,7 +13,9 @@ import csv
 import json
 import os
 import re
+import shutil
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,9 +24,11 @@ import pytest
 
 from pushbench import results
 from pushbench.bench import client as bench
-from pushbench.bench.client import Case, CaseResult, FeederSpec, Sample
+from pushbench.bench.client import Case, CaseResult, Sample
+from pushbench.bench.feeder import FEEDER_READY, FeederSpec
 from pushbench.contract import decode
 from pushbench.procs import ProcessGroup
+from pushbench.report import client as report
 from pushbench.wire import FrameReader, Opcode, encode_frame
 from pushbench.wire.frames import encode_close_payload, parse_close_payload
 from pushbench.wire.handshake import check_response, client_request, parse_response
@@ -119,11 +124,43 @@ def test_tiny_run_prints_table_and_target(tiny_run: tuple[Path, str]) -> None:
     (line,) = [x for x in printed.splitlines() if x.startswith("target:")]
     assert re.search(r": (MET|NOT MET)", line)
     assert "10 connections" in line and "not the target's conditions" in line
-    report = (run_dir / "client-report.md").read_text()
-    assert line in report and "| ws/saturation |" in report
+    text = (run_dir / "client-report.md").read_text()
+    assert line in text and "| ws/saturation |" in text
     # The report is rendered from the stored files alone.
     (run_dir / "client-report.md").unlink()
-    assert bench.render_report(run_dir).read_text() == report
+    assert report.render_report(run_dir).read_text() == text
+
+
+def test_report_module_rerenders_a_stored_run(tiny_run: tuple[Path, str], tmp_path: Path) -> None:
+    """``python -m pushbench.report.client RUN_DIR`` needs only client.json and metadata.json."""
+    run_dir, printed = tiny_run
+    stored = tmp_path / run_dir.name
+    stored.mkdir()
+    for name in ("client.json", "metadata.json"):
+        shutil.copy(run_dir / name, stored / name)
+
+    def rerender() -> tuple[str, str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "pushbench.report.client", str(stored)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout, (stored / "client-report.md").read_text()
+
+    out, text = rerender()
+    assert text == (run_dir / "client-report.md").read_text()
+    (line,) = [x for x in printed.splitlines() if x.startswith("target:")]
+    assert line in out.splitlines() and f"wrote {stored.resolve() / 'client-report.md'}" in out
+    # What it shows comes from client.json: change a stored figure and it follows.
+    data = results.read_json(stored / "client.json")
+    data["cases"][0]["msgs_per_s_median"] = 123_456
+    results.atomic_write_json(stored / "client.json", data)
+    _, text = rerender()
+    assert "| ws/saturation | 123,456 |" in text
+    # No run there: an error, not a traceback.
+    assert report.main([str(tmp_path / "nothing")]) == 1
 
 
 # --- the feeder -------------------------------------------------------------------------------
@@ -144,11 +181,11 @@ def test_feeder_answers_the_upgrade_sends_envelopes_and_closes(tmp_path: Path) -
     try:
         feeder = group.start(
             "feeder",
-            [sys.executable, "-m", "pushbench.bench.client", "--feeder", json.dumps(spec.__dict__)],
-            ready_prefix=bench.FEEDER_READY,
+            [sys.executable, "-m", "pushbench.bench.feeder", json.dumps(spec.__dict__)],
+            ready_prefix=FEEDER_READY,
             timeout_s=20,
         )
-        port = int(feeder.ready_line.removeprefix(bench.FEEDER_READY))
+        port = int(feeder.ready_line.removeprefix(FEEDER_READY))
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             request, key = client_request(f"127.0.0.1:{port}", "/ws?topic=bench")
             sock.sendall(request)
@@ -280,28 +317,28 @@ def _result(
 
 def test_target_line() -> None:
     met = bench.evaluate_target([_result("ws", 300_000), _result("ws-aiohttp", 90_000)])
-    line = bench.format_target(met)
+    line = report.format_target(met)
     assert met["met"] is True and ": MET, 300,000 msgs/s median" in line
     assert "aiohttp client (ws-aiohttp): 90,000 msgs/s" in line and "LOWER BOUND" not in line
     assert "not the target's conditions" not in line
 
-    missed = bench.format_target(bench.evaluate_target([_result("ws", 200_000)]))
+    missed = report.format_target(bench.evaluate_target([_result("ws", 200_000)]))
     assert ": NOT MET, 200,000" in missed and "aiohttp" not in missed
 
-    bound = bench.format_target(bench.evaluate_target([_result("ws", 200_000, lower=True)]))
+    bound = report.format_target(bench.evaluate_target([_result("ws", 200_000, lower=True)]))
     assert "NOT MET (inconclusive)" in bound and "LOWER BOUND" in bound
 
-    other = bench.format_target(bench.evaluate_target([_result("ws", 300_000, connections=10)]))
+    other = report.format_target(bench.evaluate_target([_result("ws", 300_000, connections=10)]))
     assert "MET" in other and "10 connections" in other and "not the target's conditions" in other
 
     busy = _result("ws", 200_000)
     busy.contended, busy.client_cpu_median, busy.msgs_per_client_cpu_s_median = 2, 0.5, 4e5
-    contended = bench.format_target(bench.evaluate_target([busy]))
+    contended = report.format_target(bench.evaluate_target([busy]))
     assert "NOT MET (inconclusive)" in contended and "CONTENDED in 2/3 repeats" in contended
     assert "50% of its CPU" in contended and "≈ 400,000 msgs/s" in contended
 
     nothing = bench.evaluate_target([_result("ws-aiohttp", 90_000)])
-    assert nothing["met"] is None and "not measured" in bench.format_target(nothing)
+    assert nothing["met"] is None and "not measured" in report.format_target(nothing)
 
 
 def test_help_and_bad_options(capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,8 +3,9 @@
 - :mod:`.codec`: the WebSocket frame codec against wsproto, websockets and
   aiohttp (``pushbench bench-codec``);
 - :mod:`.client`: how many messages per second a client worker receives on
-  one core, fed by a process that only sends pre-encoded frames
-  (``pushbench bench-client``);
+  one core (``pushbench bench-client``): cases, measuring, stored results;
+- :mod:`.feeder`: the process that feeds it, sending only pre-encoded frames
+  (``python -m pushbench.bench.feeder JSON``);
 - :mod:`.peers`: the per-library adapters and the reference codec they are
   checked against.
 

@@ -27,12 +27,15 @@ Three parts, as for ``bench-codec``: the cases are data (:func:`build_cases`,
 client × mode), one runner measures them (:func:`measure_case`, repeats
 interleaved so a change in machine load spreads over every case), and the
 results are stored as data (``client.json``, ``client.csv``, written
-atomically into a run directory of :mod:`pushbench.results`), from which
-``client-report.md`` is rendered (:func:`render_report`) without re-running
-anything.
+atomically into a run directory of :mod:`pushbench.results`). This module owns
+those three, the target and its evaluation, and the command line; the two
+other sides live apart so each stays small and does one thing:
 
-The feeder is this module too: ``python -m pushbench.bench.client --feeder
-JSON`` (see :func:`feeder_main`).
+- :mod:`pushbench.bench.feeder`: the feeder process
+  (``python -m pushbench.bench.feeder JSON``), started here;
+- :mod:`pushbench.report.client`: the table, the target line and
+  ``client-report.md``, rendered from the stored files alone (so an old run
+  re-renders without re-running: ``python -m pushbench.report.client RUN_DIR``).
 """
 
 from __future__ import annotations
@@ -53,9 +56,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    import asyncio
+from pushbench.bench.feeder import FEEDER_READY, TOPIC, FeederSpec
 
+if TYPE_CHECKING:
     from pushbench.procs import Pinning, ProcessGroup, Started
 
 __all__ = [
@@ -64,18 +67,13 @@ __all__ = [
     "TARGET",
     "Case",
     "CaseResult",
-    "FeederSpec",
     "Sample",
     "Target",
     "add_arguments",
     "build_cases",
     "evaluate_target",
-    "feeder_main",
-    "format_table",
-    "format_target",
     "main",
     "measure_case",
-    "render_report",
     "run",
     "saturated_side",
     "summarize",
@@ -105,11 +103,6 @@ SATURATED_FRACTION = 0.9  # a CPU this busy over the window is saturated (as pus
 FED_FRACTION = 0.9
 KEPT_UP_FRACTION = 0.97  # offered mode: received at least this share of the offered rate
 QUEUE_SAMPLE_S = 0.1  # how often the window samples the bytes waiting for the client
-TOPIC = "bench"
-FEEDER_READY = "feeder listening on port "
-SEND_CHUNK = 64 * 1024  # bytes per write at saturation: one syscall per ~400 small frames
-TICK_S = 0.01  # offered mode: each connection sends what is due every 10 ms
-FEEDER_START_TIMEOUT_S = 30.0  # send even if not every expected connection arrived
 # Worker capacity (rows of its preallocated arrays, 36 bytes each): room for this many
 # msgs/s over warm-up + window; more is counted as overflow and makes the figure a bound.
 CAPACITY_RATE = 1_000_000
@@ -347,165 +340,6 @@ def summarize(case: Case, samples: Sequence[Sample], connections: int, payload: 
     return out
 
 
-# --- the feeder ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FeederSpec:
-    """What the feeder sends: ``rate`` total msgs/s over ``connections`` (0: back to back)."""
-
-    connections: int
-    payload: int
-    rate: float = 0.0
-    topic: str = TOPIC
-
-    def frames(self, count: int) -> tuple[bytes, int]:
-        """``count`` text frames of envelopes of equal length, joined → (bytes, frame length).
-
-        Sequence numbers start at 10^9 so they all have the same number of
-        digits: a prefix of ``k`` frames is then exactly ``k`` frame lengths.
-        """
-        from pushbench.contract import Envelope, encode
-        from pushbench.wire import Opcode, encode_frame
-
-        now = time.monotonic_ns()
-        frames = [
-            encode_frame(
-                Opcode.TEXT, encode(Envelope(self.topic, 10**9 + i, now, now, "x" * self.payload))
-            )
-            for i in range(count)
-        ]
-        return b"".join(frames), len(frames[0])
-
-
-def feeder_main(argv: Sequence[str]) -> int:
-    """``python -m pushbench.bench.client --feeder JSON``: serve until SIGTERM or SIGINT.
-
-    Binds 127.0.0.1 on a free port, prints ``feeder listening on port N`` on
-    stdout, answers every upgrade, and once ``connections`` connections are up
-    (or 30 s after the first) sends on all of them. It answers a Close with a
-    Close and a Ping with a Pong, so clients stop as they would with a server.
-    """
-    import asyncio
-
-    if len(argv) != 1:
-        print("usage: python -m pushbench.bench.client --feeder JSON", file=sys.stderr)
-        return 2
-    spec = FeederSpec(**json.loads(argv[0]))
-    sent = asyncio.run(_feed(spec))
-    print(f"feeder: sent {sent:,} frames on {spec.connections} connections", file=sys.stderr)
-    return 0
-
-
-async def _feed(spec: FeederSpec) -> int:
-    """The feeder's event loop → frames sent."""
-    import asyncio
-    import signal
-
-    from pushbench.wire import FrameReader, Opcode, encode_frame
-    from pushbench.wire.errors import HandshakeError, ProtocolError
-    from pushbench.wire.handshake import accept, parse_request, reject
-
-    loop = asyncio.get_running_loop()
-    _, frame_len = spec.frames(1)
-    batch = max(1, SEND_CHUNK // frame_len)
-    chunk, _ = spec.frames(batch)
-    per_conn = spec.rate / spec.connections
-    stop = asyncio.Event()
-    go = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    writers: set[asyncio.StreamWriter] = set()  # open connections
-    upgraded = [0]  # connections upgraded so far: the next one's index
-    sent = [0]
-    go_at = [0.0]
-
-    async def back_to_back(writer: asyncio.StreamWriter) -> None:
-        while True:
-            writer.write(chunk)
-            sent[0] += batch
-            await writer.drain()  # blocks while the client's socket buffer is full
-
-    async def paced(writer: asyncio.StreamWriter, index: int) -> None:
-        # Open loop: what is due by now is sent every tick, late or not; the ticks
-        # of the connections are spread over the 10 ms so they do not all burst at once.
-        start = go_at[0] + (index % spec.connections) / spec.connections * TICK_S
-        done = 0
-        k = 0
-        while True:
-            k += 1
-            await asyncio.sleep(max(0.0, start + k * TICK_S - loop.time()))
-            due = int(per_conn * (loop.time() - start)) - done
-            while due > 0:
-                n = min(due, batch)
-                writer.write(chunk[: n * frame_len])
-                done += n
-                due -= n
-                sent[0] += n
-                await writer.drain()
-
-    async def control(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes | None:
-        """Read what the client sends until its Close (→ its code) or EOF (→ None)."""
-        frames = FrameReader(masked=True)
-        while data := await reader.read(65536):
-            for frame in frames.feed(data):
-                if frame.opcode == Opcode.CLOSE:
-                    return bytes(frame.payload[:2])
-                if frame.opcode == Opcode.PING:
-                    writer.write(encode_frame(Opcode.PONG, frame.payload))
-        return None
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        sender: asyncio.Future[None] | None = None
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            try:
-                response = accept(parse_request(head))
-            except HandshakeError as exc:
-                writer.write(reject(exc).serialize())
-                return
-            writer.write(response.serialize())
-            index = upgraded[0]
-            upgraded[0] += 1
-            writers.add(writer)
-            if upgraded[0] >= spec.connections:
-                go_at[0] = loop.time()
-                go.set()
-            elif upgraded[0] == 1:
-                loop.call_later(FEEDER_START_TIMEOUT_S, go.set)
-            await go.wait()
-            if not go_at[0]:
-                go_at[0] = loop.time()
-            sender = asyncio.ensure_future(
-                paced(writer, index) if spec.rate > 0 else back_to_back(writer)
-            )
-            code = await control(reader, writer)
-            sender.cancel()
-            await asyncio.wait({sender})
-            if code is not None:
-                writer.write(encode_frame(Opcode.CLOSE, code))
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            pass
-        except ProtocolError as exc:
-            print(f"feeder: protocol error from a client: {exc}", file=sys.stderr)
-        finally:
-            if sender is not None:
-                sender.cancel()
-            writers.discard(writer)
-            writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024)
-    port = server.sockets[0].getsockname()[1]
-    print(f"{FEEDER_READY}{port}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        server.close()
-        for writer in list(writers):
-            writer.transport.abort()  # unsent frames are of no use to anyone
-    return sent[0]
-
-
 # --- measuring one repeat -----------------------------------------------------------------
 
 
@@ -646,13 +480,7 @@ def _measure(
     feeder_spec = FeederSpec(options.connections, options.payload, float(case.offered))
     feeder = group.start(
         "feeder",
-        [
-            sys.executable,
-            "-m",
-            "pushbench.bench.client",
-            "--feeder",
-            json.dumps(asdict(feeder_spec)),
-        ],
+        [sys.executable, "-m", "pushbench.bench.feeder", json.dumps(asdict(feeder_spec))],
         cpus=pinning.server,
         ready_prefix=FEEDER_READY,
         timeout_s=READY_TIMEOUT_S,
@@ -771,7 +599,7 @@ def _measure(
     )
 
 
-# --- storage and rendering ------------------------------------------------------------------
+# --- storage ----------------------------------------------------------------------------------
 
 
 def write_results(
@@ -851,185 +679,6 @@ def evaluate_target(summaries: Sequence[CaseResult], target: Target = TARGET) ->
         "client_cpu_median": mine.client_cpu_median if mine is not None else None,
         "per_client_cpu_s_median": mine.msgs_per_client_cpu_s_median if mine is not None else None,
     }
-
-
-def _rate(x: float | None) -> str:
-    return "-" if x is None else f"{x:,.0f}"
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{x:.0%}"
-
-
-def _ms(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2f}"
-
-
-def format_target(target: dict[str, Any]) -> str:
-    """The target line: MET / NOT MET from the median, with its caveats and the reference."""
-    head = f"target: {target['text']}: "
-    if target["median"] is None:
-        return head + "not measured (the light client's saturation case did not run or failed)"
-    word = "MET" if target["met"] else "NOT MET"
-    if (target["lower_bound"] or target.get("contended")) and not target["met"]:
-        word += " (inconclusive)"
-    line = (
-        f"{head}{word}, {_rate(target['median'])} msgs/s median "
-        f"(min {_rate(target['min'])}, max {_rate(target['max'])})"
-    )
-    if target.get("contended"):
-        line += (
-            f"; CONTENDED in {target['contended']}/{target['repeats']} repeats: the client "
-            f"had {_pct(target['client_cpu_median'])} of its CPU (median), other processes "
-            "the rest, so it may take more on a core of its own (at its measured cost, one "
-            f"full core ≈ {_rate(target['per_client_cpu_s_median'])} msgs/s: an "
-            "extrapolation, not a measurement)"
-        )
-    if target["lower_bound"]:
-        line += (
-            "; a LOWER BOUND: the feeder did not keep the client supplied (or the worker's "
-            "arrays overflowed), so the client may take more"
-        )
-    if not target["conditions_match"]:
-        line += (
-            f"; measured with {target['connections']} connections and "
-            f"{target['payload']}-byte payloads, not the target's conditions"
-        )
-    if target["reference_median"] is not None:
-        ref = f"{_rate(target['reference_median'])} msgs/s"
-        if target["reference_lower_bound"]:
-            ref += " (lower bound)"
-        line += f"; aiohttp client ({target['reference']}): {ref}"
-    return line
-
-
-_TABLE_HEAD = (
-    "case",
-    "msgs/s median",
-    "min",
-    "max",
-    "client CPU",
-    "feeder CPU",
-    "client core",
-    "feeder core",
-    "msgs/client-CPU-s",
-    "GC n",
-    "GC max ms",
-    "loop lag max ms",
-    "fed",
-    "saturated CPU",
-    "figure",
-)
-
-
-def _table_rows(summaries: Sequence[CaseResult]) -> list[tuple[str, ...]]:
-    rows = []
-    for s in summaries:
-        if not s.repeats:
-            rows.append((s.case, f"failed ({s.failed} repeats)", *("-",) * (len(_TABLE_HEAD) - 2)))
-            continue
-        figure = s.verdict + (f"; contended {s.contended}/{s.repeats}" if s.contended else "")
-        figure += f"; {s.failed} repeat(s) failed" if s.failed else ""
-        rows.append(
-            (
-                s.case,
-                _rate(s.msgs_per_s_median),
-                _rate(s.msgs_per_s_min),
-                _rate(s.msgs_per_s_max),
-                _pct(s.client_cpu_median),
-                _pct(s.feeder_cpu_median),
-                _pct(s.client_core_busy_median),
-                _pct(s.feeder_core_busy_median),
-                _rate(s.msgs_per_client_cpu_s_median),
-                "-" if s.gc_collections_median is None else f"{s.gc_collections_median:g}",
-                _ms(s.gc_pause_max_ms),
-                _ms(s.max_loop_lag_ms),
-                _pct(s.fed_fraction_min),
-                s.saturated,
-                figure,
-            )
-        )
-    return rows
-
-
-def format_table(summaries: Sequence[CaseResult]) -> str:
-    """The summaries as an aligned plain-text table."""
-    rows = [_TABLE_HEAD, *_table_rows(summaries)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(_TABLE_HEAD))]
-    lines = []
-    for k, row in enumerate(rows):
-        cells = [
-            c.ljust(w) if i in (0, len(row) - 2, len(row) - 1) else c.rjust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  ".join(cells).rstrip())
-        if k == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def render_report(run_dir: Path) -> Path:
-    """``client-report.md`` from ``client.json`` and ``metadata.json`` only (no re-run)."""
-    from pushbench.results import atomic_write_text, read_json
-
-    data = read_json(run_dir / "client.json")
-    meta = read_json(run_dir / "metadata.json")
-    opts = data["options"]
-    summaries = [CaseResult.from_dict(c) for c in data["cases"]]
-    cpu = meta.get("cpu") or {}
-    pin = opts.get("pinning") or {}
-    table = [
-        "| " + " | ".join(_TABLE_HEAD) + " |",
-        "|"
-        + "|".join(
-            "---" if i in (0, len(_TABLE_HEAD) - 2, len(_TABLE_HEAD) - 1) else "---:"
-            for i in range(len(_TABLE_HEAD))
-        )
-        + "|",
-        *("| " + " | ".join(row) + " |" for row in _table_rows(summaries)),
-    ]
-    note = f" ({pin['note']})" if pin.get("note") else ""
-    text = f"""# Client receive throughput
-
-Run `{meta.get("run_id", run_dir.name)}`, started {meta.get("started")}, status
-{meta.get("status")}. {cpu.get("model")}, {cpu.get("count")} CPUs; load average (1, 5, 15 min)
-{meta.get("loadavg_start")} at the start, {meta.get("loadavg_end")} at the end.
-
-Feeder on CPU {pin.get("feeder_cpus")}, client worker on CPU {pin.get("client_cpus")}{note}.
-{opts["connections"]} connections, {opts["payload"]}-byte payloads ({opts["frame_bytes"]}-byte
-frames), {opts["loop"]} event loop; a {opts["duration_s"]} s window after {opts["warmup_s"]} s of
-warm-up; {opts["repeats"]} repeat(s), interleaved: median, min and max.
-
-**{format_target(data["target"])}**
-
-{chr(10).join(table)}
-
-- *msgs/s*: envelopes the worker recorded with a receive time inside the window, per second.
-- *client CPU*, *feeder CPU*: each process's CPU time over the window, as a fraction of one core.
-  *client core*, *feeder core*: how busy the CPU each was pinned to was, every process counted
-  (`/proc/stat`); the difference is other load on the machine.
-- *msgs/client-CPU-s*: msgs/s divided by the client's CPU fraction: what one fully used core
-  would take at that efficiency (less sensitive to other load than msgs/s).
-- *GC n*: the worker's collections over its run (median), *GC max ms* the longest; *loop lag*:
-  how late a 1 ms sleep of the worker's event loop woke, at worst.
-- *fed*: the share of the window's queue samples (every {QUEUE_SAMPLE_S} s, `/proc/net/tcp`) in
-  which bytes were waiting for the client (unread in its sockets or unacknowledged in the
-  feeder's), the lowest over the repeats. A client that always had data waiting set the pace
-  itself.
-- *saturated CPU*: the side whose CPU was ≥ {SATURATED_FRACTION:.0%} busy (the most frequent
-  over the repeats), whoever used it.
-- *figure*: at saturation, *client-bound* when data was waiting for the client in ≥
-  {FED_FRACTION:.0%} of the samples: the figure is the client's ceiling on this machine, even if
-  the feeder's core was busy too; otherwise a *lower bound* (the feeder did not keep it supplied,
-  or the worker's arrays overflowed), and the client may take more. Offered-rate cases show what
-  the client costs below saturation (*kept up*: ≥ {KEPT_UP_FRACTION:.0%} of the offered rate
-  received), not its ceiling. *contended k/n*: in k repeats the client's CPU was ≥
-  {SATURATED_FRACTION:.0%} busy while the client itself had less than that: other processes took
-  the rest, and msgs/s understates what the client takes on a core of its own.
-"""
-    path = run_dir / "client-report.md"
-    atomic_write_text(path, text)
-    return path
 
 
 # --- command line ---------------------------------------------------------------------------
@@ -1167,6 +816,9 @@ def run(args: argparse.Namespace) -> int:
     from pushbench import results
     from pushbench.procs import plan_pinning
 
+    # Here, not at the top: pushbench.report.client imports this module.
+    from pushbench.report.client import format_table, format_target, render_report
+
     started = datetime.now(UTC)
     t0 = time.perf_counter()
     quick: bool = args.quick
@@ -1275,6 +927,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_sample(i: int, n: int, s: Sample) -> None:
+    from pushbench.report.client import _ms, _pct, _rate
+
     head = f"[{i:>{len(str(n))}}/{n}] {s.case:<28} r{s.repeat}"
     if s.status != "ok":
         print(f"{head} FAILED: {s.reason}", flush=True)
@@ -1290,11 +944,8 @@ def _print_sample(i: int, n: int, s: Sample) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m pushbench.bench.client``: the same as ``pushbench bench-client``
-    (and, with ``--feeder JSON`` first, the feeder process itself)."""
+    """``python -m pushbench.bench.client``: the same as ``pushbench bench-client``."""
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["--feeder"]:
-        return feeder_main(args[1:])
     parser = argparse.ArgumentParser(
         prog="pushbench bench-client",
         description="benchmark how many messages per second a client receives on one core",

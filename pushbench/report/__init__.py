@@ -8,7 +8,8 @@ and it does so inside functions, so importing a report module stays cheap.
 - :mod:`.guide`: the decision guide, rules as data;
 - :mod:`.build`, :mod:`.doc`, :mod:`.html`, :mod:`.md`: the document and its writers;
 - :mod:`.render`: ``pushbench report``; :mod:`.compare`: ``pushbench compare``;
-- :mod:`.codec`: plots, Markdown report and targets of a ``bench-codec`` run.
+- :mod:`.codec`: plots, Markdown report and targets of a ``bench-codec`` run;
+- :mod:`.client`: table, target line and Markdown report of a ``bench-client`` run.
 """
 
 from __future__ import annotations
