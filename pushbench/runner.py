@@ -646,7 +646,7 @@ def _measure(
     if isinstance(stats.get("server"), dict):
         servers.setdefault(cell.stack, stats["server"])
     for w in workers:
-        group.stop(w.started)
+        group.stop(w.started, grace_s=5.0 if cell.client == "python" else 15.0)
     for w in workers:
         code = w.started.proc.returncode
         if code not in (0, None):

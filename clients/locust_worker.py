@@ -1,0 +1,480 @@
+"""A client worker that runs Locust: ``python -m clients.locust_worker SPEC.json OUT``.
+
+The same contract as :mod:`clients.worker` (``docs/runner-design.md``): the
+same spec (``transport`` ``ws``, ``sse``, ``longpoll`` or ``shortpoll``;
+``connections`` = Locust users), one ``worker ready`` line on stdout once
+every user has connected or failed its first attempt, ``warmup_s +
+duration_s`` of run, SIGTERM/SIGINT ending it early with ``"complete":
+false``, then ``OUT.npz`` (receipts) and ``OUT.json`` (counters), each
+written atomically, the JSON last.
+
+Inside, it starts Locust headless on ``clients/locustfile.py`` — one process,
+or with ``"locust_workers": N`` in the spec a ``--master`` and N
+``--worker`` processes on this machine — with ``PUSHBENCH_RECEIPTS_DIR``
+pointing at a scratch directory (``OUT.locust.d``) where every process that
+runs users notes its progress (``<pid>.ready``) and, when it quits, leaves
+its receipts and counters. The run ends with ``SIGUSR1`` to the local or
+master process, which the locustfile turns into what ``--run-time`` does
+(the runner quits: users stopped, every worker's last report in), so Locust
+writes its reports complete. This wrapper then merges the processes' receipts
+(connection ids made contiguous from the spec's ``first_conn``, in worker
+order) and counters, and removes the scratch directory.
+
+Locust's own files stay next to ``OUT``: ``OUT.locust_stats.csv``,
+``OUT.locust_stats_history.csv``, ``OUT.locust_failures.csv``,
+``OUT.locust_exceptions.csv``, ``OUT.locust.html`` and ``OUT.locust.json``
+(its final stats, written after the last worker report). ``OUT.json`` names
+them under ``"locust"``, with the push events and failures Locust counted.
+
+CPU (``cpu_user_s_run``, ``cpu_sys_s_run``) is that of every Locust process
+(master included) from ready to the end of the window, read from
+``/proc/<pid>/stat``; byte counts come from the users' socket layer
+(``bytes_source`` "socket"); ``max_loop_lag_ns`` is the longest a 1 ms
+``gevent.sleep`` overslept in any process once its users were connected.
+Locust's output goes to this process's stderr; stdout carries only the
+ready line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import io
+import json
+import math
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+
+from pushbench.results import atomic_write_bytes, atomic_write_json
+
+from .common import Spec, clock
+from .recorder import FIELDS
+from .worker import READY_LINE, output_paths
+
+__all__ = ["USER_CLASSES", "LocustRun", "locust_files", "main"]
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+#: Transport (worker spec) → the locustfile's User class.
+USER_CLASSES = {"ws": "WsUser", "sse": "SseUser", "longpoll": "LongPollUser",
+                "shortpoll": "ShortPollUser"}  # fmt: skip
+CLIENT_IMPL = "raw gevent socket + pushbench.wire / pushbench.sse / clients.locust_http"
+READY_TIMEOUT_S = 60.0  # Locust start-up plus every user's first connection attempt
+STOP_TIMEOUT_S = 30.0  # for Locust to stop, report and exit after SIGUSR1
+RUN_TIME_SLACK_S = 120.0  # Locust's own --run-time: a safety net should this process vanish
+_POLL_S = 0.02
+_TICK = os.sysconf("SC_CLK_TCK")
+_PR_SET_PDEATHSIG = 1
+_SUMMED = (
+    "connects",
+    "reconnects",
+    "handshake_bytes_out",
+    "handshake_bytes_in",
+    "bytes_out",
+    "bytes_in",
+    "messages",
+    "requests",
+    "empty_polls",
+    "missed_polls",
+    "errors",
+)
+_RECORDER_SUMMED = ("messages", "capacity", "overflow", "parse_errors", "slow_parses")
+
+
+class LocustFailed(RuntimeError):
+    """Locust did not start, died, or left no output."""
+
+
+def locust_files(out: str | Path) -> dict[str, Path]:
+    """Where Locust's own outputs go for ``OUT``: CSV prefix, HTML, JSON (and its base)."""
+    base = output_paths(out)[0].with_suffix("")
+    return {
+        "csv_prefix": base.with_name(base.name + ".locust"),
+        "stats_csv": base.with_name(base.name + ".locust_stats.csv"),
+        "html": base.with_name(base.name + ".locust.html"),
+        "json_base": base.with_name(base.name + ".locust"),
+        "json": base.with_name(base.name + ".locust.json"),
+        "scratch": base.with_name(base.name + ".locust.d"),
+    }
+
+
+@dataclass
+class _Proc:
+    role: str  # "local", "master" or "worker"
+    popen: subprocess.Popen[bytes]
+
+
+@dataclass
+class LocustRun:
+    """One worker run: start Locust, wait for ready, time the window, stop, merge."""
+
+    spec: Spec
+    out: Path
+    locust_workers: int = 0
+    procs: list[_Proc] = field(default_factory=list)
+    reason: str | None = None
+    ready_ns: int = 0
+
+    def request_stop(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+
+    # --- the run ---------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        spec = self.spec
+        files = locust_files(self.out)
+        scratch = files["scratch"]
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
+        warmup_end = end = 0
+        cpu0: dict[int, tuple[float, float]] = {}
+        cpu1: dict[int, tuple[float, float]] = {}
+        try:
+            self._start(files)
+            if self._wait_ready(scratch):
+                cpu0 = self._cpu()
+                self.ready_ns = clock()
+                warmup_end = self.ready_ns + int(spec.warmup_s * 1e9)
+                print(READY_LINE, flush=True)
+                deadline = self.ready_ns + int((spec.warmup_s + spec.duration_s) * 1e9)
+                while self.reason is None and clock() < deadline:
+                    self._check_alive()
+                    time.sleep(min(0.05, max(0.0, (deadline - clock()) / 1e9)))
+                if self.reason is None:
+                    self.reason = "completed"
+            end = clock()
+            cpu1 = self._cpu()
+        except (LocustFailed, OSError) as exc:
+            self.request_stop(f"failed: {exc}")
+            end = end or clock()
+        finally:
+            self._stop()
+        result = self._merge(scratch, files, warmup_end, end, cpu0, cpu1)
+        shutil.rmtree(scratch, ignore_errors=True)
+        return result
+
+    def _start(self, files: dict[str, Path]) -> None:
+        spec = self.spec
+        users = spec.connections
+        n = self.locust_workers
+        per_process = users if n == 0 else -(-users // n)
+        env = {
+            **os.environ,
+            "PUSHBENCH_RECEIPTS_DIR": str(files["scratch"]),
+            # rows per process: its share of the spec's capacity, plus room for unevenness
+            "PUSHBENCH_RECEIPTS_CAPACITY": str(
+                math.ceil(spec.capacity * per_process / users) + 1000
+            ),
+            "LOCUST_PUSH_TOKEN": spec.token or "",
+        }
+        base = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--exit-code-on-error", "0"]
+        run_time = READY_TIMEOUT_S + spec.warmup_s + spec.duration_s + RUN_TIME_SLACK_S
+        main = [
+            *base,
+            "--headless",
+            "--users", str(users),
+            "--spawn-rate", str(users),
+            "--run-time", f"{math.ceil(run_time)}s",
+            "--host", spec.base_url,
+            "--csv", str(files["csv_prefix"]),
+            "--html", str(files["html"]),
+            "--json-file", str(files["json_base"]),
+            "--only-summary",
+            "--push-topic", spec.topic,
+            "--push-poll-interval", repr(spec.poll_interval_s),
+            "--push-poll-timeout", repr(spec.poll_timeout_s),
+            "--push-connect-timeout", repr(spec.connect_timeout_s),
+        ]  # fmt: skip
+        if n == 0:
+            local = [*main, USER_CLASSES[spec.transport]]
+            self.procs.append(_Proc("local", _spawn(local, env, files["scratch"])))
+            return
+        port = _free_port()
+        master = [
+            *main,
+            "--master",
+            "--master-bind-host", "127.0.0.1",
+            "--master-bind-port", str(port),
+            "--expect-workers", str(n),
+            "--expect-workers-max-wait", str(int(READY_TIMEOUT_S)),
+            USER_CLASSES[spec.transport],
+        ]  # fmt: skip
+        self.procs.append(_Proc("master", _spawn(master, env, files["scratch"])))
+        worker = [*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+        for _ in range(n):
+            self.procs.append(_Proc("worker", _spawn(worker, env, files["scratch"])))
+
+    def _wait_ready(self, scratch: Path) -> bool:
+        """Until every user has settled → True; False when a stop came first."""
+        deadline = time.monotonic() + READY_TIMEOUT_S + self.spec.connect_timeout_s
+        while self.reason is None:
+            self._check_alive()
+            settled = 0
+            for path in scratch.glob("*.ready"):
+                with contextlib.suppress(OSError, ValueError):
+                    settled += int(json.loads(path.read_text())["settled"])
+            if settled >= self.spec.connections:
+                return True
+            if time.monotonic() > deadline:
+                raise LocustFailed(f"only {settled} of {self.spec.connections} users settled")
+            time.sleep(_POLL_S)
+        return False
+
+    def _check_alive(self) -> None:
+        for proc in self.procs:
+            code = proc.popen.poll()
+            if code is not None:
+                raise LocustFailed(f"locust {proc.role} (pid {proc.popen.pid}) exited with {code}")
+
+    def _cpu(self) -> dict[int, tuple[float, float]]:
+        out = {}
+        for proc in self.procs:
+            times = _cpu_times(proc.popen.pid)
+            if times is not None:
+                out[proc.popen.pid] = times
+        return out
+
+    def _stop(self) -> None:
+        """SIGUSR1 to the local/master process; everything else follows from it. What
+        has not exited after STOP_TIMEOUT_S (or at once, if the head is gone) is
+        terminated, then killed."""
+        if not self.procs:
+            return
+        head = self.procs[0].popen
+        if head.poll() is None:
+            head.send_signal(signal.SIGUSR1)
+            self._wait_all(STOP_TIMEOUT_S)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            alive = [p.popen for p in self.procs if p.popen.poll() is None]
+            if not alive:
+                return
+            print(f"locust_worker: {sig.name} to {len(alive)} Locust process(es)", file=sys.stderr)
+            for popen in alive:
+                popen.send_signal(sig)
+            self._wait_all(5.0)
+
+    def _wait_all(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        for proc in self.procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.popen.wait(max(0.01, deadline - time.monotonic()))
+
+    # --- output ----------------------------------------------------------------------
+
+    def _merge(
+        self,
+        scratch: Path,
+        files: dict[str, Path],
+        warmup_end_ns: int,
+        end_ns: int,
+        cpu0: dict[int, tuple[float, float]],
+        cpu1: dict[int, tuple[float, float]],
+    ) -> dict[str, Any]:
+        spec = self.spec
+        parts = []
+        for path in scratch.glob("*.json"):
+            info = json.loads(path.read_text())
+            with np.load(path.with_suffix(".npz")) as npz:
+                parts.append((info, {name: npz[name] for name in FIELDS}))
+        parts.sort(key=lambda p: (p[0]["worker_index"], p[0]["pid"]))
+        per_conn: list[dict[str, Any]] = []
+        arrays: dict[str, list[Any]] = {name: [] for name in FIELDS}
+        for info, arr in parts:
+            offset = spec.first_conn + len(per_conn)
+            for entry in info["per_connection"]:
+                per_conn.append({**entry, "conn": offset + entry["conn"]})
+            arr["conn"] = (arr["conn"].astype(np.int64) + offset).astype(np.uint32)
+            for name in FIELDS:
+                arrays[name].append(arr[name])
+        merged = {
+            name: np.concatenate(chunks) if chunks else np.zeros(0, dtype=_DTYPES[name])
+            for name, chunks in arrays.items()
+        }
+        buf = io.BytesIO()
+        np.savez(buf, **merged)  # type: ignore[arg-type]
+        npz_path, _ = output_paths(self.out)
+        atomic_write_bytes(npz_path, buf.getvalue())
+
+        totals: dict[str, Any] = {k: sum(int(c.get(k, 0)) for c in per_conn) for k in _SUMMED}
+        connected = [c for c in per_conn if c["connects"] > 0]
+        totals["connect_ns_mean"] = (
+            sum(c["connect_ns"] for c in connected) // len(connected) if connected else -1
+        )
+        totals["connect_ns_max"] = max((c["connect_ns"] for c in connected), default=-1)
+        recorder = {
+            k: sum(int(info["recorder"].get(k, 0)) for info, _ in parts) for k in _RECORDER_SUMMED
+        }
+        recorder["messages"] = len(merged["seq"])
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        ran = [pid for pid in cpu1 if pid in cpu0]
+        reason = self.reason or "stopped"
+        if not parts and reason == "completed":
+            reason = "failed: no Locust process wrote receipts"
+        return {
+            "complete": reason == "completed",
+            "reason": reason,
+            "transport": spec.transport,
+            "connections": spec.connections,
+            "connected": len(connected),
+            "connect_failures": spec.connections - len(connected),
+            "ready_ns": self.ready_ns,
+            "warmup_end_ns": warmup_end_ns,
+            "end_ns": end_ns,
+            "bytes_source": "socket",
+            **recorder,
+            "cpu_user_s": children.ru_utime,
+            "cpu_sys_s": children.ru_stime,
+            "cpu_user_s_run": sum(cpu1[p][0] - cpu0[p][0] for p in ran),
+            "cpu_sys_s_run": sum(cpu1[p][1] - cpu0[p][1] for p in ran),
+            "max_rss_kb": children.ru_maxrss,
+            "max_loop_lag_ns": max((int(info["max_loop_lag_ns"]) for info, _ in parts), default=0),
+            "totals": totals,
+            "per_connection": per_conn,
+            "arrays": list(FIELDS),
+            "pid": os.getpid(),
+            "python": sys.version.split()[0],
+            "spec": {**spec.to_dict(), "locust_workers": self.locust_workers},
+            "locust": self._locust_summary(files, parts),
+        }
+
+    def _locust_summary(
+        self, files: dict[str, Path], parts: Sequence[tuple[dict[str, Any], Any]]
+    ) -> dict[str, Any]:
+        """What Locust itself counted (its final JSON stats), beside what each process fired."""
+        requests = failures = None
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            entries = json.loads(files["json"].read_text())
+            requests = sum(
+                int(e["num_requests"]) - int(e["num_failures"])
+                for e in entries
+                if e["name"] == self.spec.topic
+            )
+            failures = sum(int(e["num_failures"]) for e in entries)
+        return {
+            "stats_csv": files["stats_csv"].name,
+            "html": files["html"].name,
+            "json": files["json"].name,
+            "requests": requests,
+            "failures": failures,
+            "client_impl": CLIENT_IMPL,
+            "user_class": USER_CLASSES[self.spec.transport],
+            "workers": self.locust_workers,
+            "processes": [
+                {
+                    "pid": info["pid"],
+                    "role": info["role"],
+                    "worker_index": info["worker_index"],
+                    "users": info["users"],
+                    "events": info["events"],
+                    "failures": info["failures"],
+                    "messages": info["recorder"].get("messages", 0),
+                }
+                for info, _ in parts
+            ],
+        }
+
+
+_DTYPES = {"conn": np.uint32, "seq": np.int64, "sched_ns": np.int64, "pub_ns": np.int64,
+           "recv_ns": np.int64}  # fmt: skip
+
+
+def _spawn(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
+    """A Locust process whose output goes to our stderr and which dies with us. Its own
+    session: a Ctrl-C in a terminal reaches only this wrapper, which stops Locust in
+    order. Its own directory: no ``locust.conf`` of the caller's is picked up."""
+    return subprocess.Popen(
+        argv,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=sys.stderr.fileno(),
+        stderr=sys.stderr.fileno(),
+        env=env,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,
+    )
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when this worker dies (Linux), so a worker
+    killed by the runner leaves no Locust behind."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _cpu_times(pid: int) -> tuple[float, float] | None:
+    """(user, system) CPU seconds of ``pid`` so far, from /proc; None when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[11]) / _TICK, int(fields[12]) / _TICK
+
+
+def _load_spec(path: str) -> tuple[Spec, int]:
+    """The worker spec plus this worker's own key, ``locust_workers`` (0: one process)."""
+    raw = json.loads(Path(path).read_text())
+    if not isinstance(raw, dict):
+        raise ValueError("the spec must be a JSON object")
+    workers = raw.pop("locust_workers", 0)
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+        raise ValueError("locust_workers must be an integer >= 0")
+    spec = Spec.from_dict(raw)
+    if spec.transport not in USER_CLASSES:
+        raise ValueError(
+            f"transport {spec.transport!r} has no Locust user (Locust users: "
+            f"{', '.join(USER_CLASSES)}; ws-aiohttp is the aiohttp client of clients.worker)"
+        )
+    if spec.publish is not None:
+        raise ValueError("the Locust users do not publish (publish must be null)")
+    return spec, workers
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: 0 when the output was written (also after an early stop)."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m clients.locust_worker SPEC.json OUT", file=sys.stderr)
+        return 2
+    try:
+        spec, workers = _load_spec(args[0])
+    except (OSError, ValueError, TypeError) as exc:
+        print(f"locust_worker: {exc}", file=sys.stderr)
+        return 2
+    run = LocustRun(spec, Path(args[1]).absolute(), workers)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        run.request_stop(signal.Signals(signum).name)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    result = run.run()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # nothing may interrupt the writing
+        signal.signal(sig, signal.SIG_IGN)
+    _, json_path = output_paths(args[1])
+    atomic_write_json(json_path, {**result, "npz": output_paths(args[1])[0].name})
+    return 1 if str(result["reason"]).startswith("failed") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
