@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pushbench.results import atomic_write_bytes
+
 from . import doc, guide, style
 from .load import METRICS, Run, point_label, variant_label
 from .plots import Plot
@@ -181,7 +183,9 @@ def _figure_blocks(plots: Sequence[Plot], keys: Sequence[str]) -> list[doc.Block
     return out
 
 
-def _codec_section(codec_run: Path | None, how_found: str) -> doc.Section:
+def _codec_section(codec_run: Path | None, how_found: str, out: Path | None) -> doc.Section:
+    """The codec run's targets, plots and profile; its plots are copied into ``out`` (the
+    report's folder) so the report's folder stands alone."""
     if codec_run is None:
         return doc.Section(
             "Codec benchmark and hot-path profile",
@@ -233,6 +237,10 @@ def _codec_section(codec_run: Path | None, how_found: str) -> doc.Section:
     for name, (title, caption) in titles.items():
         path = codec_run / name
         if path.exists():
+            if out is not None and out.resolve() != codec_run.resolve():
+                copy = out / name
+                atomic_write_bytes(copy, path.read_bytes())
+                path = copy
             blocks.append(doc.Figure(path, title, caption))
         else:
             blocks.append(
@@ -315,8 +323,9 @@ def document(
     codec_run: Path | None,
     codec_how: str = "",
     comparison: doc.Section | None = None,
+    out: Path | None = None,
 ) -> doc.Document:
-    """The report of ``run`` with its drawn ``plots``."""
+    """The report of ``run`` with its drawn ``plots`` (written to ``out``)."""
     description = " ".join(str(_scenario_description(run)).split())
     overview: list[doc.Block] = [
         doc.Paragraph(
@@ -346,7 +355,7 @@ def document(
             "cost",
             tuple(_figure_blocks(plots, ("throughput", "bytes", "cpu-per-msg", "memory-per"))),
         ),
-        _codec_section(codec_run, codec_how),
+        _codec_section(codec_run, codec_how, out),
     ]
     if comparison is not None:
         sections.append(comparison)

@@ -17,7 +17,6 @@ Nothing here runs a benchmark: re-rendering an old run is
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -385,9 +384,9 @@ def _colors() -> dict[str, Any]:
 
 
 def _save(fig: Any, path: Path) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-    atomic_write_bytes(path, buf.getvalue())
+    from .plots import png_bytes
+
+    atomic_write_bytes(path, png_bytes(fig, dpi=120, bbox_inches="tight"))
     return path
 
 

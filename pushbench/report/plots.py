@@ -56,10 +56,26 @@ def _figure(width: float, height: float) -> Any:
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def _save(fig: Any, path: Path) -> Path:
+def png_bytes(fig: Any, *, dpi: int = DPI, **savefig: Any) -> bytes:
+    """The figure as a PNG with a 256-colour palette: plots use a few colours, so this
+    loses nothing visible and makes the files (and the HTML that embeds them) about a
+    third the size."""
+    from PIL import Image
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
-    atomic_write_bytes(path, buf.getvalue())
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None}, **savefig)
+    buf.seek(0)
+    with Image.open(buf) as image:
+        palette = image.convert("RGB").quantize(
+            colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+        )
+    out = io.BytesIO()
+    palette.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def _save(fig: Any, path: Path) -> Path:
+    atomic_write_bytes(path, png_bytes(fig))
     return path
 
 

@@ -59,7 +59,7 @@ def render(
     if compare_to is not None:
         comparison = compare.section(compare.compare_runs(load_run(compare_to), run))
     document = build.document(
-        run, plots, codec_run=codec_path, codec_how=how, comparison=comparison
+        run, plots, codec_run=codec_path, codec_how=how, comparison=comparison, out=target
     )
     html_path, md_path = target / "report.html", target / "report.md"
     atomic_write_text(html_path, html.render(document))
