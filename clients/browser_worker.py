@@ -65,7 +65,7 @@ import numpy.typing as npt
 
 from pushbench.browser import CHROMIUM_ARGS, MISSING_HINT, chromium_path
 
-from .common import Spec, clock, wait_stop
+from .common import SUMMED, Spec, clock, wait_stop
 from .proctree import bytes_between, cpu_between, socket_bytes, tree_cpu
 from .recorder import FIELDS, Recorder
 from .worker import READY_LINE, write_outputs
@@ -85,22 +85,6 @@ OPEN_CONCURRENCY = 4  # pages being created and loaded at once
 COLLECT_TIMEOUT_S = 3.0  # for all pages to stop and hand over their receipts
 STATUS_INTERVAL_S = 1.0  # the live status file (spec.status_path), as clients.worker
 SETTLED = "() => window.pushbench !== undefined && window.pushbench.state.settled"
-_SUMMED = (
-    "connects",
-    "reconnects",
-    "handshake_bytes_out",
-    "handshake_bytes_in",
-    "bytes_out",
-    "bytes_in",
-    "messages",
-    "requests",
-    "empty_polls",
-    "missed_polls",
-    "errors",
-    "published",
-    "publish_errors",
-    "publish_lag_sum_ns",
-)
 
 
 class SpecRefused(ValueError):
@@ -385,7 +369,7 @@ class BrowserWorker:
                 parts.append((page.conn, got))
             per_conn.append(self._per_connection(page, window))
         self.result_receipts = _arrays(parts)
-        totals: dict[str, Any] = {k: sum(c[k] for c in per_conn) for k in _SUMMED}
+        totals: dict[str, Any] = {k: sum(c[k] for c in per_conn) for k in SUMMED}
         nbytes = window.get("bytes")
         if nbytes is not None:
             totals["bytes_out"], totals["bytes_in"] = nbytes[0], nbytes[1]

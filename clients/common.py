@@ -38,6 +38,7 @@ from .recorder import Recorder
 from .tcpinfo import HasFileno, TcpMeter
 
 __all__ = [
+    "SUMMED",
     "TRANSPORTS",
     "Client",
     "ConnStats",
@@ -159,6 +160,25 @@ class Spec:
 
 
 # --- per-connection counters -------------------------------------------------------------
+
+
+#: The per-connection counters a worker adds up into its ``totals`` (every worker kind).
+SUMMED: tuple[str, ...] = (
+    "connects",
+    "reconnects",
+    "handshake_bytes_out",
+    "handshake_bytes_in",
+    "bytes_out",
+    "bytes_in",
+    "messages",
+    "requests",
+    "empty_polls",
+    "missed_polls",
+    "errors",
+    "published",
+    "publish_errors",
+    "publish_lag_sum_ns",
+)
 
 
 @dataclass(eq=False)

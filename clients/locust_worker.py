@@ -60,7 +60,7 @@ import numpy as np
 
 from pushbench.results import atomic_write_bytes, atomic_write_json
 
-from .common import Spec, clock
+from .common import SUMMED, Spec, clock
 from .recorder import FIELDS
 from .worker import READY_LINE, output_paths
 
@@ -77,19 +77,6 @@ RUN_TIME_SLACK_S = 120.0  # Locust's own --run-time: a safety net should this pr
 _POLL_S = 0.02
 _TICK = os.sysconf("SC_CLK_TCK")
 _PR_SET_PDEATHSIG = 1
-_SUMMED = (
-    "connects",
-    "reconnects",
-    "handshake_bytes_out",
-    "handshake_bytes_in",
-    "bytes_out",
-    "bytes_in",
-    "messages",
-    "requests",
-    "empty_polls",
-    "missed_polls",
-    "errors",
-)
 _RECORDER_SUMMED = ("messages", "capacity", "overflow", "parse_errors", "slow_parses")
 
 
@@ -308,7 +295,7 @@ class LocustRun:
         npz_path, _ = output_paths(self.out)
         atomic_write_bytes(npz_path, buf.getvalue())
 
-        totals: dict[str, Any] = {k: sum(int(c.get(k, 0)) for c in per_conn) for k in _SUMMED}
+        totals: dict[str, Any] = {k: sum(int(c.get(k, 0)) for c in per_conn) for k in SUMMED}
         connected = [c for c in per_conn if c["connects"] > 0]
         totals["connect_ns_mean"] = (
             sum(c["connect_ns"] for c in connected) // len(connected) if connected else -1

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from . import poll, sse, ws_aiohttp, ws_light
-from .common import ConnStats, Spec, clock, wait_stop
+from .common import SUMMED, ConnStats, Spec, clock, wait_stop
 from .recorder import FIELDS, GcMonitor, LoopLagMonitor, Recorder
 
 __all__ = ["CLIENTS", "Worker", "main", "output_paths", "write_outputs"]
@@ -65,22 +65,6 @@ CLIENTS: dict[str, ClientRun] = {
 STATUS_INTERVAL_S = 1.0  # live status file (spec.status_path)
 STOP_TIMEOUT_S = 10.0  # for the clients to end after stop, then they are cancelled
 READY_LINE = "worker ready"
-_SUMMED = (
-    "connects",
-    "reconnects",
-    "handshake_bytes_out",
-    "handshake_bytes_in",
-    "bytes_out",
-    "bytes_in",
-    "messages",
-    "requests",
-    "empty_polls",
-    "missed_polls",
-    "errors",
-    "published",
-    "publish_errors",
-    "publish_lag_sum_ns",
-)
 
 
 class Worker:
@@ -186,7 +170,7 @@ class Worker:
     ) -> dict[str, Any]:
         per_conn = [s.to_dict() for s in self.stats]
         connected = [s for s in self.stats if s.connected]
-        totals: dict[str, Any] = {k: sum(c[k] for c in per_conn) for k in _SUMMED}
+        totals: dict[str, Any] = {k: sum(c[k] for c in per_conn) for k in SUMMED}
         totals["connect_ns_mean"] = (
             sum(s.connect_ns for s in connected) // len(connected) if connected else -1
         )

@@ -118,8 +118,9 @@ def _workers_of(run_dir: Path) -> list[int]:
     return pids
 
 
-@pytest.mark.timeout(60)
-def test_ctrl_c_keeps_measured_cells_and_exits_130(tmp_path: Path) -> None:
+def _interrupt(tmp_path: Path, sig: signal.Signals, wait_for: str, after_s: float) -> int:
+    """Run the tiny scenario in a subprocess, send ``sig`` ``after_s`` after a file
+    matching ``wait_for`` (a glob under the results folder) appears → the exit code."""
     out = tmp_path / "results"
     argv = [sys.executable, "-m", "pushbench.cli", "run", str(_write(tmp_path))]
     proc = subprocess.Popen(
@@ -130,20 +131,25 @@ def test_ctrl_c_keeps_measured_cells_and_exits_130(tmp_path: Path) -> None:
     )
     try:
         deadline = time.monotonic() + 40
-        csv_files: list[Path] = []
-        while time.monotonic() < deadline and not csv_files:
+        while time.monotonic() < deadline and not (out.exists() and list(out.glob(wait_for))):
             time.sleep(0.2)
-            csv_files = list(out.glob("*/cells.csv")) if out.exists() else []
-        assert csv_files, "the first cell never finished"
-        time.sleep(1.0)  # into the second cell
-        proc.send_signal(signal.SIGINT)
+        assert list(out.glob(wait_for)), f"{wait_for} never appeared"
+        time.sleep(after_s)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130, err.decode()
-    run_dir = _run_dir(out)
+    assert proc.returncode is not None, err.decode()
+    return proc.returncode
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_keeps_measured_cells_and_exits_130(tmp_path: Path) -> None:
+    # after the first cell's row is written, into the second cell
+    assert _interrupt(tmp_path, signal.SIGINT, "*/cells.csv", 1.0) == 130
+    run_dir = _run_dir(tmp_path / "results")
     df = pd.read_csv(run_dir / "cells.csv")
     assert list(df["status"]) == ["ok"]
     meta = json.loads((run_dir / "metadata.json").read_text())
@@ -290,27 +296,9 @@ def test_saturation_search_probes_and_writes_saturation_csv(tmp_path: Path) -> N
 
 @pytest.mark.timeout(60)
 def test_sigterm_ends_the_run_incomplete_and_exits_143(tmp_path: Path) -> None:
-    out = tmp_path / "results"
-    argv = [sys.executable, "-m", "pushbench.cli", "run", str(_write(tmp_path))]
-    proc = subprocess.Popen(
-        [*argv, "--out", str(out), "--no-progress"],
-        cwd=Path(__file__).resolve().parent.parent,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 40
-        while time.monotonic() < deadline and not list(out.glob("*/logs/*/worker0.log")):
-            time.sleep(0.2)
-        time.sleep(0.5)  # inside the first cell
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 143, err.decode()
-    run_dir = _run_dir(out)
+    # inside the first cell, once its client worker has started
+    assert _interrupt(tmp_path, signal.SIGTERM, "*/logs/*/worker0.log", 0.5) == 143
+    run_dir = _run_dir(tmp_path / "results")
     meta = json.loads((run_dir / "metadata.json").read_text())
     assert meta["status"] == "incomplete" and meta["reason"] == "terminated (SIGTERM)"
     assert _workers_of(run_dir) == []
