@@ -22,8 +22,9 @@ import pytest
 from pushbench import sse
 from pushbench.cli import main as cli_main
 from pushbench.report import codec as codec_report
-from pushbench.report import floors, render
+from pushbench.report import floors
 from pushbench.report.load import load_run
+from pushbench.report.render import render
 from pushbench.results import atomic_write_json, read_json
 from pushbench.wire.frames import Opcode, encode_frame
 

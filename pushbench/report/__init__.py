@@ -7,22 +7,8 @@ and it does so inside functions, so importing a report module stays cheap.
 - :mod:`.plots`, :mod:`.floors`, :mod:`.saturation`, :mod:`.style`: figures;
 - :mod:`.guide`: the decision guide, rules as data;
 - :mod:`.build`, :mod:`.doc`, :mod:`.html`, :mod:`.md`: the document and its writers;
-- :mod:`.render`: ``pushbench report``; :mod:`.compare`: ``pushbench compare``;
+- :mod:`.render`: ``pushbench report`` (``render.render(run_dir)`` from code);
+- :mod:`.compare`: ``pushbench compare``;
 - :mod:`.codec`: plots, Markdown report and targets of a ``bench-codec`` run;
 - :mod:`.client`: table, target line and Markdown report of a ``bench-client`` run.
 """
-
-from __future__ import annotations
-
-from pathlib import Path
-
-__all__ = ["render"]
-
-
-def render(
-    run_dir: Path | str, codec_run: Path | str | None = None, *, out: Path | str | None = None
-) -> list[Path]:
-    """Render ``report.html``, ``report.md`` and the plots of a scenario run → their paths."""
-    from .render import render as _render
-
-    return _render(run_dir, codec_run, out=out)
