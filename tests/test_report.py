@@ -118,6 +118,14 @@ def test_report_sections_from_the_data(rendered: tuple[Path, list[Path]]) -> Non
     assert meta["git"]["commit"] in md and meta["cpu"]["model"] in md
     assert "codec run `20250101T000000Z-cccccc` (the newest codec run" in md
     assert "Hot path" in md and "decode 125 B masked" in md
+    # the harness's own figures: each cell's worst client loop stall, as stored
+    harness = md.split("## The harness itself", 1)[1].split("\n## ", 1)[0]
+    first = cells[0]["cell_id"]
+    stall_ms = (
+        max(float(r["client_max_loop_lag_us"]) for r in cells if r["cell_id"] == first) / 1000
+    )
+    line = next(line for line in harness.splitlines() if line.startswith(f"| {first} |"))
+    assert f"{stall_ms:,.1f}" in line
 
 
 def test_decision_guide_cites_measured_cells(rendered: tuple[Path, list[Path]]) -> None:

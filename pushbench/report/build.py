@@ -263,6 +263,43 @@ def _codec_section(codec_run: Path | None, how_found: str, out: Path | None) -> 
     return doc.Section("Codec benchmark and hot-path profile", "codec", tuple(blocks))
 
 
+#: The harness's own figures per cell (worst repeat): (column, header, scale, format).
+_HARNESS: tuple[tuple[str, str, float, str], ...] = (
+    ("client_cpu_fraction_max", "client core busy (max)", 100.0, "{:.0f} %"),
+    ("client_max_loop_lag_us", "client loop stall (max, ms)", 1e-3, "{:,.1f}"),
+    ("publish_lag_p99_us", "publisher late p99 (µs)", 1.0, "{:,.0f}"),
+    ("publish_lag_max_us", "publisher late max (µs)", 1.0, "{:,.0f}"),
+    ("ticker_lag_max_us", "publisher late max (µs)", 1.0, "{:,.0f}"),  # runs before 2026-11-26
+)
+
+
+def _harness(run: Run) -> list[doc.Block]:
+    """The instrument's own pauses and load, shown rather than assumed away: how busy the
+    client cores were, the longest stall of a client's event loop (GC included), and how
+    late the publisher ran behind its schedule (already inside the corrected latency)."""
+    ok = run.cells[run.cells["status"] == "ok"]
+    cols = [spec for spec in _HARNESS if spec[0] in ok and ok[spec[0]].notna().any()]
+    if not len(ok) or not cols:
+        return [doc.Missing("Harness figures", "this run's cells.csv has no harness columns")]
+    rows = []
+    for cell_id, group in ok.groupby("cell_id", sort=False):
+        values = []
+        for column, _, scale, fmt in cols:
+            worst = group[column].max()
+            values.append("—" if worst != worst else fmt.format(float(worst) * scale))
+        rows.append((str(cell_id), *values))
+    header = ("cell", *dict.fromkeys(h for _, h, _, _ in cols))
+    return [
+        doc.Table(
+            header,
+            tuple(rows),
+            caption="The worst repeat of each cell. A client core ≥ 90 % busy flags the cell "
+            "harness-bound; publisher lateness is measured from the schedule, so it is part of "
+            "the corrected latency, never hidden.",
+        )
+    ]
+
+
 def _failures(run: Run) -> list[doc.Block]:
     cells = run.cells
     bad = cells[(cells["status"] != "ok") | cells["harness_bound"]]
@@ -360,6 +397,7 @@ def document(
     if comparison is not None:
         sections.append(comparison)
     sections += [
+        doc.Section("The harness itself", "harness", tuple(_harness(run))),
         doc.Section("Failures and flags", "flags", tuple(_failures(run))),
         doc.Section("Environment", "environment", tuple(_environment(run))),
     ]
