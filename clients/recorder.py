@@ -280,9 +280,11 @@ class LoopLagMonitor:
     def __init__(self, interval_s: float = 0.001) -> None:
         self.interval_s = interval_s
         self.max_lag_ns = 0
+        self.max_lag_at_ns = 0  # when the longest stall ended (CLOCK_MONOTONIC)
         self.sum_lag_ns = 0
         self.samples = 0
         self.counts = [0] * (len(self.EDGES_US) + 1)  # last bucket: ≥ 100 ms
+        self._discard = False  # the sleep in flight at reset() began before it
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -301,8 +303,9 @@ class LoopLagMonitor:
 
     def reset(self) -> None:
         """Forget what was measured so far (the connection ramp is not the run)."""
-        self.max_lag_ns = self.sum_lag_ns = self.samples = 0
+        self.max_lag_ns = self.max_lag_at_ns = self.sum_lag_ns = self.samples = 0
         self.counts = [0] * (len(self.EDGES_US) + 1)
+        self._discard = True
 
     async def _run(self) -> None:
         interval_ns = int(self.interval_s * 1e9)
@@ -311,18 +314,24 @@ class LoopLagMonitor:
         while True:
             t0 = clock()
             await asyncio.sleep(self.interval_s)
-            lag = clock() - t0 - interval_ns
+            t1 = clock()
+            if self._discard:  # it spans the reset (and what ran just before it)
+                self._discard = False
+                continue
+            lag = t1 - t0 - interval_ns
             if lag < 0:
                 lag = 0
             self.samples += 1
             self.sum_lag_ns += lag
             if lag > self.max_lag_ns:
                 self.max_lag_ns = lag
+                self.max_lag_at_ns = t1
             self.counts[bisect.bisect_right(edges, lag)] += 1
 
     def summary(self) -> dict[str, Any]:
         return {
             "max_loop_lag_ns": self.max_lag_ns,
+            "max_loop_lag_at_ns": self.max_lag_at_ns,
             "mean_loop_lag_ns": self.sum_lag_ns // self.samples if self.samples else 0,
             "loop_lag_samples": self.samples,
             "loop_lag_hist": {"edges_us": list(self.EDGES_US), "counts": list(self.counts)},

@@ -431,6 +431,29 @@ def test_loop_lag_and_gc_monitors() -> None:
     assert 0 < summary["gc_pause_ns_max"] <= summary["gc_pause_ns_sum"]
 
 
+def test_loop_lag_reset_drops_the_sample_in_flight() -> None:
+    """What ran before ``reset()`` (the connection ramp, gc.freeze) is not the run: the
+    sleep in flight at the reset is dropped, a stall after it is counted, with its time."""
+
+    async def main() -> None:
+        lag = LoopLagMonitor()
+        lag.start()
+        await asyncio.sleep(0.01)
+        time.sleep(0.05)  # before the reset
+        lag.reset()
+        await asyncio.sleep(0.02)
+        assert lag.max_lag_ns < 40_000_000
+        time.sleep(0.03)  # after it
+        before = time.monotonic_ns()
+        await asyncio.sleep(0.02)
+        await lag.stop()
+        summary = lag.summary()
+        assert summary["max_loop_lag_ns"] >= 25_000_000
+        assert summary["max_loop_lag_at_ns"] <= before + 5_000_000
+
+    arun(main())
+
+
 # --- TCP_INFO -------------------------------------------------------------------------------
 
 
