@@ -273,7 +273,13 @@ def test_clients_publish_over_their_transport(transport: str) -> None:
     async def main() -> None:
         async with serving() as server:
             async with clients(transport, server.base_url, n=2, publish=publish) as run:
-                await eventually(lambda: all(run.received(c) >= 40 for c in range(2)), "messages")
+                await eventually(
+                    lambda: (
+                        all(run.received(c) >= 40 for c in range(2))
+                        and all(s.published >= 20 for s in run.stats)
+                    ),
+                    "messages",
+                )
             published = {e.seq: e for e in server.published()}
         for s in run.stats:
             assert s.published >= 20 and s.publish_errors == 0, s.last_error
