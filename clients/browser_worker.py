@@ -67,8 +67,8 @@ from pushbench.browser import CHROMIUM_ARGS, MISSING_HINT, chromium_path
 
 from .common import SUMMED, Spec, clock, wait_stop
 from .proctree import bytes_between, cpu_between, socket_bytes, tree_cpu
-from .recorder import FIELDS, Recorder
-from .worker import READY_LINE, write_outputs
+from .recorder import FIELDS
+from .worker import run_until_signalled, write_outputs
 
 __all__ = [
     "TRANSPORTS",
@@ -542,28 +542,6 @@ def _log(message: str) -> None:
 # --- output and entry point --------------------------------------------------------------------
 
 
-def _as_recorder(arrays: dict[str, npt.NDArray[Any]]) -> Recorder:
-    """The arrays in a :class:`Recorder`, so :func:`clients.worker.write_outputs` writes them
-    exactly as it writes the Python clients' receipts."""
-    n = len(arrays["seq"])
-    recorder = Recorder(n)
-    for name in FIELDS:
-        getattr(recorder, name)[:] = arrays[name]
-    recorder.n = n
-    return recorder
-
-
-async def _main_async(worker: BrowserWorker) -> dict[str, Any]:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, worker.request_stop, signal.Signals(sig).name)
-    try:
-        return await worker.run(lambda: print(READY_LINE, flush=True))
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point: 0 when the output was written (also after an early stop), 2 for a spec
     this worker refuses, 1 when the run failed (output still written, incomplete)."""
@@ -581,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     started = time.monotonic()
     try:
-        result = asyncio.run(_main_async(worker))
+        result = asyncio.run(run_until_signalled(worker))
     except Exception as exc:  # still write what there is, marked incomplete
         _log(f"failed after {time.monotonic() - started:.1f} s: {exc!r}")
         worker.reason = f"failed: {type(exc).__name__}: {exc}"
@@ -591,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
     # A late signal must not kill the process half-way through writing.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_IGN)
-    write_outputs(args[1], _as_recorder(worker.result_receipts), result)
+    write_outputs(args[1], worker.result_receipts, result)
     return status
 
 

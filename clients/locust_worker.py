@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import io
 import json
 import math
 import os
@@ -57,12 +56,11 @@ from types import FrameType
 from typing import Any
 
 import numpy as np
-
-from pushbench.results import atomic_write_bytes, atomic_write_json
+import numpy.typing as npt
 
 from .common import SUMMED, Spec, clock
 from .recorder import FIELDS
-from .worker import READY_LINE, output_paths
+from .worker import READY_LINE, output_paths, write_outputs
 
 __all__ = ["USER_CLASSES", "LocustRun", "locust_files", "main"]
 
@@ -113,6 +111,8 @@ class LocustRun:
     procs: list[_Proc] = field(default_factory=list)
     reason: str | None = None
     ready_ns: int = 0
+    #: the merged receipt arrays (FIELDS), set by the merge at the end of :meth:`run`
+    receipts: dict[str, npt.NDArray[Any]] = field(default_factory=dict)
 
     def request_stop(self, reason: str) -> None:
         if self.reason is None:
@@ -290,10 +290,7 @@ class LocustRun:
             name: np.concatenate(chunks) if chunks else np.zeros(0, dtype=_DTYPES[name])
             for name, chunks in arrays.items()
         }
-        buf = io.BytesIO()
-        np.savez(buf, **merged)  # type: ignore[arg-type]
-        npz_path, _ = output_paths(self.out)
-        atomic_write_bytes(npz_path, buf.getvalue())
+        self.receipts = merged  # written with the result by clients.worker.write_outputs
 
         totals: dict[str, Any] = {k: sum(int(c.get(k, 0)) for c in per_conn) for k in SUMMED}
         connected = [c for c in per_conn if c["connects"] > 0]
@@ -458,8 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run.run()
     for sig in (signal.SIGTERM, signal.SIGINT):  # nothing may interrupt the writing
         signal.signal(sig, signal.SIG_IGN)
-    _, json_path = output_paths(args[1])
-    atomic_write_json(json_path, {**result, "npz": output_paths(args[1])[0].name})
+    write_outputs(args[1], run.receipts, result)
     return 1 if str(result["reason"]).startswith("failed") else 0
 
 

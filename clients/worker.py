@@ -41,17 +41,26 @@ import os
 import resource
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from . import poll, sse, ws_aiohttp, ws_light
 from .common import SUMMED, ConnStats, Spec, clock, wait_stop
 from .recorder import FIELDS, GcMonitor, LoopLagMonitor, Recorder
 
-__all__ = ["CLIENTS", "Worker", "main", "output_paths", "write_outputs"]
+__all__ = [
+    "CLIENTS",
+    "Stoppable",
+    "Worker",
+    "main",
+    "output_paths",
+    "run_until_signalled",
+    "write_outputs",
+]
 
 ClientRun = Callable[[int, Spec, Recorder, ConnStats, asyncio.Event], Awaitable[None]]
 
@@ -238,13 +247,16 @@ def output_paths(out: str | Path) -> tuple[Path, Path]:
     return path.with_name(path.name + ".npz"), path.with_name(path.name + ".json")
 
 
-def write_outputs(out: str | Path, recorder: Recorder, result: dict[str, Any]) -> None:
-    """Both files, each atomically; the JSON last (its presence means both are whole)."""
+def write_outputs(
+    out: str | Path, arrays: Mapping[str, npt.NDArray[Any]], result: dict[str, Any]
+) -> None:
+    """Both files of every worker kind, each atomically; the JSON last (its presence means
+    both are whole). ``arrays``: the receipt arrays of :data:`~clients.recorder.FIELDS`."""
     npz_path, json_path = output_paths(out)
     npz_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = npz_path.with_name(f".{npz_path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as f:
-        np.savez(f, **recorder.arrays())  # type: ignore[arg-type]
+    with tmp.open("wb") as f:  # streamed: a second copy of millions of receipts is not needed
+        np.savez(f, **arrays)  # type: ignore[arg-type]
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, npz_path)
@@ -258,6 +270,27 @@ def write_outputs(out: str | Path, recorder: Recorder, result: dict[str, Any]) -
     os.replace(tmp, json_path)
 
 
+class Stoppable(Protocol):
+    """A worker run that a signal can end early (every worker kind)."""
+
+    def request_stop(self, reason: str) -> None: ...
+
+    async def run(self, on_ready: Callable[[], None] | None = None) -> dict[str, Any]: ...
+
+
+async def run_until_signalled(worker: Stoppable) -> dict[str, Any]:
+    """``worker.run()``, printing :data:`READY_LINE` when ready; SIGTERM/SIGINT stop it early
+    (the output is still written, incomplete)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.request_stop, signal.Signals(sig).name)
+    try:
+        return await worker.run(lambda: print(READY_LINE, flush=True))
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
 def _raise_fd_limit(connections: int) -> None:
     """A connection may hold three descriptors (socket, its meter's duplicate, a
     publishing connection): raise the soft limit as far as the hard one allows."""
@@ -267,17 +300,6 @@ def _raise_fd_limit(connections: int) -> None:
         new = want if hard == resource.RLIM_INFINITY else min(want, hard)
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
-
-
-async def _main_async(worker: Worker) -> dict[str, Any]:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, worker.request_stop, signal.Signals(sig).name)
-    try:
-        return await worker.run(lambda: print(READY_LINE, flush=True))
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         try:
-            result = runner.run(_main_async(worker))
+            result = runner.run(run_until_signalled(worker))
         except Exception as exc:  # still write what was recorded, marked incomplete
             print(f"worker: failed: {exc!r}", file=sys.stderr)
             worker.reason = f"failed: {type(exc).__name__}: {exc}"
@@ -310,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     # A late signal must not kill the process half-way through writing.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_IGN)
-    write_outputs(args[1], worker.recorder, result)
+    write_outputs(args[1], worker.recorder.arrays(), result)
     return status
 
 

@@ -556,7 +556,6 @@ def _wait(
     group: ProcessGroup,
     until: float,
     progress: _Progress,
-    base_url: str,
     stopping: Sequence[Started] = (),
 ) -> None:
     """Sleep until ``until`` (time.monotonic) in small steps, failing on a crashed process."""
@@ -565,7 +564,7 @@ def _wait(
         now = time.monotonic()
         if now >= until:
             return
-        progress.poll(base_url)
+        progress.poll()
         time.sleep(min(0.1, until - now))
 
 
@@ -635,12 +634,11 @@ def _measure(
         posted = time.monotonic()
         _http("POST", f"{base_url}/control/ticker?{query}")
         window_start = posted + TICKER_DELAY_S + cell.warmup_s
-    progress.reset(base_url)
-    _wait(group, window_start, progress, base_url)
+    _wait(group, window_start, progress)
     cpu0 = sample(server.pid)
-    _wait(group, window_start + cell.duration_s, progress, base_url)
+    _wait(group, window_start + cell.duration_s, progress)
     cpu1 = sample(server.pid)
-    _wait(group, window_start + cell.duration_s + DRAIN_S, progress, base_url)
+    _wait(group, window_start + cell.duration_s + DRAIN_S, progress)
     _check_alive(group)
     stats = _http("GET", f"{base_url}/stats")
     if isinstance(stats.get("server"), dict):
@@ -872,8 +870,9 @@ def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
 
 
 class _Progress:
-    """One live line on stderr: run i/n, cell, elapsed, delivered msgs/s (from /stats
-    deltas) and the p99 of the last second (from the workers' status files)."""
+    """One live line on stderr: run i/n, cell, elapsed, delivered msgs/s and the p99 of the
+    last second, both from the workers' status files (nothing asks the server during the
+    window: the display must not add load to what it shows)."""
 
     def __init__(self, enabled: bool, total: int, started: float) -> None:
         self.enabled = enabled
@@ -884,46 +883,34 @@ class _Progress:
         self.rate: float | None = None
         self.p99_us: float | None = None
         self.status_files: list[Path] = []
-        self._last: tuple[float, int] | None = None
+        self._last: tuple[int, int] | None = None  # (t_ns, messages) of the last reading
         self._next_poll = 0.0
 
     def cell(self, index: int, cell_id: str) -> None:
-        self.index, self.cell_id, self.rate, self.p99_us, self._last = (
-            index,
-            cell_id,
-            None,
-            None,
-            None,
-        )
+        self.index, self.cell_id = index, cell_id
+        self.rate = self.p99_us = self._last = None
         self.status_files = []
         self._show()
 
     def watch(self, status_files: list[Path]) -> None:
         self.status_files = status_files
 
-    def reset(self, base_url: str) -> None:
-        self._last = None
-        self._next_poll = 0.0
-
-    def poll(self, base_url: str) -> None:
+    def poll(self) -> None:
         if not self.enabled or time.monotonic() < self._next_poll:
             return
         self._next_poll = time.monotonic() + 1.0
-        try:
-            stats = _http("GET", f"{base_url}/stats")
-        except (OSError, ValueError):
-            return
-        delivered = int(stats.get("messages_delivered", 0))
-        now = time.monotonic()
-        if self._last is not None and now > self._last[0]:
-            self.rate = (delivered - self._last[1]) / (now - self._last[0])
-        self._last = (now, delivered)
-        p99s = []
+        readings = []
         for path in self.status_files:
             with contextlib.suppress(OSError, ValueError):
-                p99 = json.loads(path.read_text()).get("p99_us")
-                if p99 is not None:
-                    p99s.append(float(p99))
+                readings.append(json.loads(path.read_text()))
+        if not readings:
+            return
+        now = max(int(r["t_ns"]) for r in readings)
+        messages = sum(int(r["messages"]) for r in readings)
+        if self._last is not None and now > self._last[0]:
+            self.rate = (messages - self._last[1]) / ((now - self._last[0]) / 1e9)
+        self._last = (now, messages)
+        p99s = [float(r["p99_us"]) for r in readings if r.get("p99_us") is not None]
         self.p99_us = max(p99s) if p99s else None
         self._show()
 

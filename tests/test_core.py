@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pushbench import sse
+from pushbench import ticker as ticker_module
 from pushbench.auth import check_token, make_token
 from pushbench.contract import Envelope, decode, encode, now_ns, valid_topic
 from pushbench.faults import Faults
@@ -175,9 +176,22 @@ def test_ticker_stamps_the_schedule_open_loop() -> None:
         assert gaps == {1_000_000}  # exactly the schedule, however late the wake-ups
         assert all(e.published_ns >= e.scheduled_ns for e in got)
         assert all(len(e.payload) == 10 for e in got)
-        assert ticker.status()["sent"] == 200
+        status = ticker.status()
+        assert status["sent"] == 200
+        # every publish's lateness is kept: its percentiles lie within [0, max]
+        assert 0 <= status["lag_p50_us"] <= status["lag_p99_us"] <= status["lag_max_us"]
 
     asyncio.run(main())
+
+
+def test_ticker_lag_ring_keeps_the_most_recent(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ticker_module, "LAG_CAPACITY", 4)
+    t = Ticker(Hub(), "t", rate=10.0)  # no count: a ring of LAG_CAPACITY
+    for lag_ns in (9_000_000, 9_000_000, 1_000, 2_000, 3_000, 4_000):
+        t._lag(lag_ns)
+    status = t.status()
+    assert status["lag_max_us"] == 9000.0  # the max covers every publish
+    assert status["lag_p99_us"] <= 4.0  # the percentiles the last four
 
 
 # --- service ----------------------------------------------------------------

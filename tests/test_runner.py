@@ -344,3 +344,23 @@ def test_idle_cells_measure_memory_and_keepalive_bytes(tmp_path: Path) -> None:
     assert (df["server_rss_growth_bytes_per_conn"] > 0).all()  # 50 connections cost memory
     assert (df["bytes_per_conn_per_s"] > 0).all()  # heartbeats every 0.5 s
     assert (df["connect_p50_us"] > 0).all()
+
+
+def test_progress_line_reads_the_workers_status_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Delivered msgs/s and the last second's p99 come from the workers, not the server."""
+    files = [tmp_path / "w0.status.json", tmp_path / "w1.status.json"]
+    progress = runner._Progress(True, 3, time.monotonic())
+    progress.cell(0, "aiohttp-ws-sub2-rate50-p32")
+    progress.watch(files)
+    for t_ns, counts, p99s in (
+        (1_000_000_000, (100, 50), (800.0, None)),
+        (2_000_000_000, (1100, 550), (900.0, 1200.0)),
+    ):
+        for path, n, p99 in zip(files, counts, p99s, strict=True):
+            path.write_text(json.dumps({"t_ns": t_ns, "messages": n, "p99_us": p99}))
+        progress._next_poll = 0.0
+        progress.poll()
+    assert progress.rate == 1500.0 and progress.p99_us == 1200.0
+    assert "1,500 msgs/s delivered" in capsys.readouterr().err
