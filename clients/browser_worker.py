@@ -1,6 +1,6 @@
-"""Chromium pages as push clients: ``python -m clients.browser_worker SPEC.json OUT``.
+"""Chromium pages as push clients: ``python -m pushbench.clients.browser_worker SPEC.json OUT``.
 
-The browser twin of :mod:`clients.worker`, with the same contract
+The browser twin of :mod:`pushbench.clients.worker`, with the same contract
 (docs/runner-design.md), so the runner starts either unchanged: the same spec
 JSON, ``worker ready`` on stdout once every page has connected or failed its
 first attempt, ``warmup_s + duration_s`` of run, SIGTERM/SIGINT ending it early
@@ -64,8 +64,9 @@ import numpy as np
 import numpy.typing as npt
 
 from pushbench.browser import CHROMIUM_ARGS, MISSING_HINT, chromium_path
+from pushbench.schema.worker import WorkerSpec
 
-from .common import SUMMED, Spec, clock, wait_stop
+from .common import SUMMED, clock, wait_stop
 from .proctree import bytes_between, cpu_between, socket_bytes, tree_cpu
 from .recorder import FIELDS
 from .worker import run_until_signalled, write_outputs
@@ -83,7 +84,7 @@ __all__ = [
 TRANSPORTS = ("ws", "sse", "longpoll", "shortpoll")
 OPEN_CONCURRENCY = 4  # pages being created and loaded at once
 COLLECT_TIMEOUT_S = 3.0  # for all pages to stop and hand over their receipts
-STATUS_INTERVAL_S = 1.0  # the live status file (spec.status_path), as clients.worker
+STATUS_INTERVAL_S = 1.0  # the live status file (spec.status_path), as pushbench.clients.worker
 SETTLED = "() => window.pushbench !== undefined && window.pushbench.state.settled"
 
 
@@ -91,14 +92,16 @@ class SpecRefused(ValueError):
     """A spec this worker cannot run (a transport or option the browser has no meaning for)."""
 
 
-def check_spec(spec: Spec) -> None:
+def check_spec(spec: WorkerSpec) -> None:
     if spec.transport not in TRANSPORTS:
         raise SpecRefused(
             f"transport {spec.transport!r} is not a browser transport "
-            f"(one of {', '.join(TRANSPORTS)}); use clients.worker for it"
+            f"(one of {', '.join(TRANSPORTS)}); use pushbench.clients.worker for it"
         )
     if spec.publish is not None:
-        raise SpecRefused("the browser client does not publish (chat cells): use clients.worker")
+        raise SpecRefused(
+            "the browser client does not publish (chat cells): use pushbench.clients.worker"
+        )
 
 
 def launch_options(path: Path) -> dict[str, Any]:
@@ -119,7 +122,7 @@ def launch_options(path: Path) -> dict[str, Any]:
     }
 
 
-def page_url(spec: Spec, conn: int, capacity: int, **extra: str | int | float) -> str:
+def page_url(spec: WorkerSpec, conn: int, capacity: int, **extra: str | int | float) -> str:
     """The URL of one page of the browser client (parameters: clients/browser/client.js)."""
     return spec.url(
         "/client",
@@ -203,7 +206,7 @@ class _Page:
 class BrowserWorker:
     """One worker's run: a browser, its pages, the timed window, the result dictionary."""
 
-    spec: Spec
+    spec: WorkerSpec
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     reason: str | None = None
     pages: list[_Page] = field(default_factory=list)
@@ -305,7 +308,7 @@ class BrowserWorker:
         return False
 
     async def _report_status(self, path: Path) -> None:
-        """Every second, as clients.worker does: messages so far and the p99 (corrected)
+        """Every second, as pushbench.clients.worker does: messages so far and the p99 (corrected)
         of the last second's receipts, written atomically for the runner's progress line."""
         tmp = path.with_name(f".{path.name}.tmp")
         live = [p for p in self.pages if p.page is not None and p.error is None]
@@ -547,10 +550,10 @@ def main(argv: list[str] | None = None) -> int:
     this worker refuses, 1 when the run failed (output still written, incomplete)."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        print("usage: python -m clients.browser_worker SPEC.json OUT", file=sys.stderr)
+        print("usage: python -m pushbench.clients.browser_worker SPEC.json OUT", file=sys.stderr)
         return 2
     try:
-        spec = Spec.load(args[0])
+        spec = WorkerSpec.load(args[0])
         check_spec(spec)
     except (OSError, ValueError, TypeError) as exc:
         print(f"browser_worker: {exc}", file=sys.stderr)

@@ -5,7 +5,7 @@ A transport module only says how *one* connection is opened and read
 (:meth:`Client.session`); :meth:`Client.run` keeps it connected until the stop
 event, counts connects, reconnects and errors, and cancels the session at
 stop so every client ends promptly. The receive path itself is
-:class:`~clients.recorder.Recorder`, called once per message.
+:class:`~pushbench.clients.recorder.Recorder`, called once per message.
 
 Connection time (``connect_ns``) runs from the start of the TCP connect to the
 end of the handshake (WebSocket 101, SSE response head, first poll answer).
@@ -17,146 +17,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import math
 import socket
-import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
-from urllib.parse import quote, urlsplit
 
 import aiohttp
 
-from pushbench.contract import valid_topic
 from pushbench.schedule import open_loop
+from pushbench.schema.worker import WorkerSpec
 
 from .recorder import Recorder
 from .tcpinfo import HasFileno, TcpMeter
 
 __all__ = [
     "SUMMED",
-    "TRANSPORTS",
     "Client",
     "ConnStats",
-    "PublishSpec",
     "SessionEnded",
-    "Spec",
     "wait_stop",
 ]
 
-TRANSPORTS = ("ws", "ws-aiohttp", "sse", "longpoll", "shortpoll")
 clock = time.monotonic_ns  # CLOCK_MONOTONIC, the contract's clock
 AddrInfo = tuple[Any, ...]  # (family, type, proto, canonname, sockaddr)
-
-
-# --- the worker spec ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PublishSpec:
-    """Chat-like cells: each connection also publishes ``rate`` messages/s, open loop."""
-
-    rate: float
-    payload_size: int = 100
-
-
-@dataclass(frozen=True)
-class Spec:
-    """The worker spec of ``docs/runner-design.md``, plus a few optional knobs.
-
-    Extra keys beyond the design: ``loop`` ("asyncio" or "uvloop"),
-    ``connect_timeout_s``, ``connect_concurrency`` (connections opening at
-    once: a burst of thousands of SYNs overflows the listen backlog and turns
-    into 1 s retransmits), ``first_conn`` (offset of this worker's
-    connection ids, so several workers' ids do not collide) and
-    ``status_path`` (a small JSON file rewritten every second during the run
-    with the messages received and the p99 latency of the last second: the
-    runner's live progress line).
-    """
-
-    transport: str
-    base_url: str
-    topic: str = "bench"
-    connections: int = 1
-    duration_s: float = 10.0
-    warmup_s: float = 0.0
-    poll_interval_s: float = 0.1
-    poll_timeout_s: float = 30.0
-    capacity: int = 2_000_000
-    publish: PublishSpec | None = None
-    token: str | None = None
-    loop: str = "asyncio"
-    connect_timeout_s: float = 10.0
-    connect_concurrency: int = 100
-    first_conn: int = 0
-    status_path: str | None = None
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.transport not in TRANSPORTS:
-            problems.append(f"transport must be one of {', '.join(TRANSPORTS)}")
-        if urlsplit(self.base_url).scheme != "http" or not urlsplit(self.base_url).hostname:
-            problems.append("base_url must be http://HOST[:PORT][/prefix]")
-        if not valid_topic(self.topic):
-            problems.append("topic must be 1-64 characters of [A-Za-z0-9_.-]")
-        if self.connections < 1 or self.capacity < 0 or self.connect_concurrency < 1:
-            problems.append("connections and connect_concurrency must be >= 1, capacity >= 0")
-        if self.first_conn < 0 or self.first_conn + self.connections > 2**32:
-            problems.append("connection ids must fit uint32")
-        times = (self.duration_s, self.warmup_s, self.poll_timeout_s, self.connect_timeout_s)
-        if not all(math.isfinite(t) and t >= 0 for t in times):
-            problems.append("durations and timeouts must be finite and >= 0")
-        if not (math.isfinite(self.poll_interval_s) and self.poll_interval_s > 0):
-            problems.append("poll_interval_s must be > 0")
-        if self.publish is not None and not (
-            math.isfinite(self.publish.rate) and self.publish.rate > 0
-        ):
-            problems.append("publish.rate must be > 0")
-        if self.loop not in ("asyncio", "uvloop"):
-            problems.append("loop must be asyncio or uvloop")
-        if problems:
-            raise ValueError("bad worker spec: " + "; ".join(problems))
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> Spec:
-        """Build from the JSON object; unknown keys are reported on stderr and ignored."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            print(f"worker: ignoring unknown spec keys {unknown}", file=sys.stderr)
-        values = {k: v for k, v in raw.items() if k in known}
-        publish = values.get("publish")
-        if publish is not None:
-            values["publish"] = PublishSpec(**publish)
-        return cls(**values)
-
-    @classmethod
-    def load(cls, path: str | Path) -> Spec:
-        return cls.from_dict(json.loads(Path(path).read_text()))
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        if self.publish is not None:
-            out["publish"] = {"rate": self.publish.rate, "payload_size": self.publish.payload_size}
-        return out
-
-    def target(self, path: str, **query: str | int | float) -> str:
-        """The request target: the base URL's own path, ``path``, then topic, ``query``
-        and the token, URL-quoted."""
-        parts = [f"topic={self.topic}"]
-        parts += [f"{k}={quote(str(v), safe='')}" for k, v in query.items()]
-        if self.token is not None:
-            parts.append(f"token={quote(self.token, safe='')}")
-        return f"{urlsplit(self.base_url).path.rstrip('/')}{path}?{'&'.join(parts)}"
-
-    def url(self, path: str, **query: str | int | float) -> str:
-        """The absolute URL of :meth:`target`."""
-        base = urlsplit(self.base_url)
-        return f"{base.scheme}://{base.netloc}{self.target(path, **query)}"
 
 
 # --- per-connection counters -------------------------------------------------------------
@@ -306,7 +191,9 @@ class Client(ABC):
     RETRY_BASE_S: ClassVar[float] = 0.05  # back-off after an error: doubled per failure
     RETRY_MAX_S: ClassVar[float] = 2.0
 
-    def __init__(self, conn_id: int, spec: Spec, recorder: Recorder, stats: ConnStats) -> None:
+    def __init__(
+        self, conn_id: int, spec: WorkerSpec, recorder: Recorder, stats: ConnStats
+    ) -> None:
         self.conn_id = conn_id
         self.spec = spec
         self.recorder = recorder
@@ -319,7 +206,12 @@ class Client(ABC):
 
     @classmethod
     async def serve(
-        cls, conn_id: int, spec: Spec, recorder: Recorder, stats: ConnStats, stop: asyncio.Event
+        cls,
+        conn_id: int,
+        spec: WorkerSpec,
+        recorder: Recorder,
+        stats: ConnStats,
+        stop: asyncio.Event,
     ) -> None:
         """Keep one client of this kind connected until ``stop``: each transport module
         exports this as its ``run(conn_id, spec, recorder, stats, stop_event)``."""
@@ -436,7 +328,7 @@ class Client(ABC):
 
 
 def _http_session(
-    spec: Spec, socket_factory: Callable[[AddrInfo], socket.socket] | None = None
+    spec: WorkerSpec, socket_factory: Callable[[AddrInfo], socket.socket] | None = None
 ) -> aiohttp.ClientSession:
     keepalive = max(60.0, 2 * spec.poll_interval_s + 10.0, spec.poll_timeout_s + 10.0)
     connector = aiohttp.TCPConnector(

@@ -1,6 +1,6 @@
 """HTTP/1.1 for the Locust users, sans-I/O: request bytes out, response head and body in.
 
-The Locust users (:mod:`clients.locust_users`) speak HTTP over plain gevent
+The Locust users (:mod:`pushbench.clients.locust_users`) speak HTTP over plain gevent
 sockets rather than through Locust's ``HttpUser`` (requests) or
 ``FastHttpUser`` (geventhttpclient): an SSE stream never ends, so a client
 must hand over body bytes as they arrive, and the polls want one keep-alive

@@ -8,10 +8,10 @@ user's greenlet (``GreenletExit``, a ``BaseException``, passes every
 subclass says only how one connection is opened and read, over the same
 sans-I/O code the asyncio clients use: :mod:`pushbench.wire` (WebSocket
 handshake and frames), :class:`pushbench.sse.EventParser`, and
-:mod:`clients.locust_http` (HTTP/1.1 heads, chunked and sized bodies).
+:mod:`pushbench.clients.locust_http` (HTTP/1.1 heads, chunked and sized bodies).
 
 Every message goes to :class:`MessageSink`: one row of the receipt arrays
-(:class:`clients.recorder.Recorder`, the asyncio clients' own receive path)
+(:class:`pushbench.clients.recorder.Recorder`, the asyncio clients' own receive path)
 and one Locust request event — ``request_type`` per transport (``WS``,
 ``SSE``, ``LONGPOLL``, ``SHORTPOLL``), ``name`` the topic, ``response_time``
 = receive − *scheduled* publish time in ms, ``response_length`` = the socket
@@ -23,7 +23,7 @@ of an established one ``disconnect``.
 
 :class:`LocustProcess` is the per-process part: the shared receipt arrays, a
 limit on connections opening at once, the readiness file the runner's
-wrapper (:mod:`clients.locust_worker`) waits for, how late the gevent loop
+wrapper (:mod:`pushbench.clients.locust_worker`) waits for, how late the gevent loop
 wakes up, and the output written when the process quits. Without an output
 directory (Locust run by hand) the arrays are a ring that is reused, so a
 long run never fills them.
@@ -52,11 +52,12 @@ import gevent.socket
 import numpy as np
 
 from pushbench.results import atomic_write_bytes, atomic_write_json
+from pushbench.schema.worker import WorkerSpec
 from pushbench.sse import EventParser
 from pushbench.wire import Close, Connection, Message, ProtocolError, Role, State
 from pushbench.wire.handshake import check_response, client_request, find_head_end, parse_response
 
-from .common import ConnStats, SessionEnded, Spec, clock
+from .common import ConnStats, SessionEnded, clock
 from .locust_http import ResponseReader, request
 from .recorder import Recorder
 
@@ -233,7 +234,7 @@ class LocustProcess:
         self.role = "local"
         self.worker_index = 0
 
-    def new_session(self, kind: type[PushSession], spec: Spec) -> PushSession:
+    def new_session(self, kind: type[PushSession], spec: WorkerSpec) -> PushSession:
         """A session for a new user; its connection id is its index in this process."""
         if self.sink is None:
             recorder = Recorder(self.capacity)
@@ -302,7 +303,7 @@ class PushSession(ABC):
     RETRY_BASE_S: ClassVar[float] = 0.05  # back-off after an error: doubled per failure
     RETRY_MAX_S: ClassVar[float] = 2.0
 
-    def __init__(self, conn: int, spec: Spec, process: LocustProcess) -> None:
+    def __init__(self, conn: int, spec: WorkerSpec, process: LocustProcess) -> None:
         assert process.sink is not None
         self.conn = conn
         self.spec = spec
@@ -425,7 +426,7 @@ class WsSession(PushSession):
 
     REQUEST_TYPE = "WS"
 
-    def __init__(self, conn: int, spec: Spec, process: LocustProcess) -> None:
+    def __init__(self, conn: int, spec: WorkerSpec, process: LocustProcess) -> None:
         super().__init__(conn, spec, process)
         self.ws: Connection | None = None
         self.close_code: int | None = None
@@ -511,7 +512,7 @@ class SseSession(PushSession):
     REQUEST_TYPE = "SSE"
     DEFAULT_RETRY_MS = 3000  # EventSource's usual default, until the server sends one
 
-    def __init__(self, conn: int, spec: Spec, process: LocustProcess) -> None:
+    def __init__(self, conn: int, spec: WorkerSpec, process: LocustProcess) -> None:
         super().__init__(conn, spec, process)
         self.last_event_id: str | None = None
         self.retry_ms = self.DEFAULT_RETRY_MS
@@ -571,7 +572,7 @@ class PollSession(PushSession):
 
     LONG: ClassVar[bool]
 
-    def __init__(self, conn: int, spec: Spec, process: LocustProcess) -> None:
+    def __init__(self, conn: int, spec: WorkerSpec, process: LocustProcess) -> None:
         super().__init__(conn, spec, process)
         self.cursor: int | None = None
         self.keep_alive = True
@@ -633,7 +634,7 @@ class ShortPollSession(PollSession):
     REQUEST_TYPE = "SHORTPOLL"
     LONG = False
 
-    def __init__(self, conn: int, spec: Spec, process: LocustProcess) -> None:
+    def __init__(self, conn: int, spec: WorkerSpec, process: LocustProcess) -> None:
         super().__init__(conn, spec, process)
         self.interval_ns = max(1, int(spec.poll_interval_s * 1e9))
         self.phase_ns = int((conn * _GOLDEN) % 1.0 * self.interval_ns)

@@ -1,6 +1,6 @@
-"""A client worker that runs Locust: ``python -m clients.locust_worker SPEC.json OUT``.
+"""A client worker that runs Locust: ``python -m pushbench.clients.locust_worker SPEC.json OUT``.
 
-The same contract as :mod:`clients.worker` (``docs/runner-design.md``): the
+The same contract as :mod:`pushbench.clients.worker` (``docs/runner-design.md``): the
 same spec (``transport`` ``ws``, ``sse``, ``longpoll`` or ``shortpoll``;
 ``connections`` = Locust users), one ``worker ready`` line on stdout once
 every user has connected or failed its first attempt, ``warmup_s +
@@ -58,7 +58,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .common import SUMMED, Spec, clock
+from pushbench.schema.worker import WorkerSpec
+
+from .common import SUMMED, clock
 from .recorder import FIELDS
 from .worker import READY_LINE, output_paths, write_outputs
 
@@ -68,7 +70,7 @@ LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 #: Transport (worker spec) → the locustfile's User class.
 USER_CLASSES = {"ws": "WsUser", "sse": "SseUser", "longpoll": "LongPollUser",
                 "shortpoll": "ShortPollUser"}  # fmt: skip
-CLIENT_IMPL = "raw gevent socket + pushbench.wire / pushbench.sse / clients.locust_http"
+CLIENT_IMPL = "raw gevent socket + pushbench.wire / pushbench.sse / pushbench.clients.locust_http"
 READY_TIMEOUT_S = 60.0  # Locust start-up plus every user's first connection attempt
 STOP_TIMEOUT_S = 30.0  # for Locust to stop, report and exit after SIGUSR1
 RUN_TIME_SLACK_S = 120.0  # Locust's own --run-time: a safety net should this process vanish
@@ -105,7 +107,7 @@ class _Proc:
 class LocustRun:
     """One worker run: start Locust, wait for ready, time the window, stop, merge."""
 
-    spec: Spec
+    spec: WorkerSpec
     out: Path
     locust_workers: int = 0
     procs: list[_Proc] = field(default_factory=list)
@@ -290,7 +292,7 @@ class LocustRun:
             name: np.concatenate(chunks) if chunks else np.zeros(0, dtype=_DTYPES[name])
             for name, chunks in arrays.items()
         }
-        self.receipts = merged  # written with the result by clients.worker.write_outputs
+        self.receipts = merged  # written with the result by pushbench.clients.worker.write_outputs
 
         totals: dict[str, Any] = {k: sum(int(c.get(k, 0)) for c in per_conn) for k in SUMMED}
         connected = [c for c in per_conn if c["connects"] > 0]
@@ -415,7 +417,7 @@ def _cpu_times(pid: int) -> tuple[float, float] | None:
     return int(fields[11]) / _TICK, int(fields[12]) / _TICK
 
 
-def _load_spec(path: str) -> tuple[Spec, int]:
+def _load_spec(path: str) -> tuple[WorkerSpec, int]:
     """The worker spec plus this worker's own key, ``locust_workers`` (0: one process)."""
     raw = json.loads(Path(path).read_text())
     if not isinstance(raw, dict):
@@ -423,11 +425,12 @@ def _load_spec(path: str) -> tuple[Spec, int]:
     workers = raw.pop("locust_workers", 0)
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
         raise ValueError("locust_workers must be an integer >= 0")
-    spec = Spec.from_dict(raw)
+    spec = WorkerSpec.from_dict(raw)
     if spec.transport not in USER_CLASSES:
         raise ValueError(
             f"transport {spec.transport!r} has no Locust user (Locust users: "
-            f"{', '.join(USER_CLASSES)}; ws-aiohttp is the aiohttp client of clients.worker)"
+            f"{', '.join(USER_CLASSES)}; ws-aiohttp is the aiohttp client of "
+            "pushbench.clients.worker)"
         )
     if spec.publish is not None:
         raise ValueError("the Locust users do not publish (publish must be null)")
@@ -438,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: 0 when the output was written (also after an early stop)."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        print("usage: python -m clients.locust_worker SPEC.json OUT", file=sys.stderr)
+        print("usage: python -m pushbench.clients.locust_worker SPEC.json OUT", file=sys.stderr)
         return 2
     try:
         spec, workers = _load_spec(args[0])

@@ -2,7 +2,7 @@
 
 One User class per transport — ``WsUser``, ``SseUser``, ``LongPollUser``,
 ``ShortPollUser`` — all the same :class:`PushUser` over a different
-:class:`~clients.locust_users.PushSession`. A user connects to ``--host``
+:class:`~pushbench.clients.locust_users.PushSession`. A user connects to ``--host``
 (the server's base URL, e.g. ``http://127.0.0.1:8080``), subscribes to the
 topic and stays subscribed; every message it receives is one Locust request
 event (type = the transport, name = the topic, response time = receive −
@@ -19,7 +19,7 @@ and ``--push-poll-timeout`` (seconds, short and long polling),
 ``--push-connect-timeout``. Outside Locust's options:
 ``PUSHBENCH_RECEIPTS_DIR`` makes every process that runs users write its
 receipts (``<pid>.npz``) and counters (``<pid>.json``) there when it quits,
-and a ``<pid>.ready`` note while users connect (``clients.locust_worker``
+and a ``<pid>.ready`` note while users connect (``pushbench.clients.locust_worker``
 reads them); ``PUSHBENCH_RECEIPTS_CAPACITY`` sizes the receipt arrays
 (rows per process, default 2,000,000).
 
@@ -46,8 +46,8 @@ from locust import User, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from clients.common import Spec
-from clients.locust_users import SESSIONS, LocustProcess, PushSession
+from pushbench.clients.locust_users import SESSIONS, LocustProcess, PushSession
+from pushbench.schema.worker import WorkerSpec
 
 RECEIPTS_DIR_ENV = "PUSHBENCH_RECEIPTS_DIR"
 CAPACITY_ENV = "PUSHBENCH_RECEIPTS_CAPACITY"
@@ -152,7 +152,7 @@ events.test_stopping.add_listener(_on_test_stopping)  # type: ignore[no-untyped-
 events.quitting.add_listener(_on_quitting)  # type: ignore[no-untyped-call]
 
 
-def _spec(user: PushUser) -> Spec:
+def _spec(user: PushUser) -> WorkerSpec:
     """The user's connection settings, from ``--host`` and the ``--push-*`` options
     (defaults when Locust runs without a command line, e.g. as a library)."""
     options = user.environment.parsed_options
@@ -160,7 +160,7 @@ def _spec(user: PushUser) -> Spec:
     def opt(name: str, default: Any) -> Any:
         return getattr(options, name, default)
 
-    return Spec(
+    return WorkerSpec(
         transport=user.transport,
         base_url=(user.host or "").rstrip("/"),
         topic=opt("push_topic", "bench"),

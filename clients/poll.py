@@ -32,7 +32,9 @@ from typing import ClassVar
 
 import aiohttp
 
-from .common import Client, ConnStats, SessionEnded, Spec, clock
+from pushbench.schema.worker import WorkerSpec
+
+from .common import Client, ConnStats, SessionEnded, clock
 from .recorder import Recorder
 from .tcpinfo import TcpMeter
 
@@ -47,7 +49,9 @@ class PollClient(Client):
 
     LONG: ClassVar[bool]
 
-    def __init__(self, conn_id: int, spec: Spec, recorder: Recorder, stats: ConnStats) -> None:
+    def __init__(
+        self, conn_id: int, spec: WorkerSpec, recorder: Recorder, stats: ConnStats
+    ) -> None:
         super().__init__(conn_id, spec, recorder, stats)
         self.cursor: int | None = None
         self._meter = TcpMeter()
@@ -127,7 +131,9 @@ class ShortPollClient(PollClient):
 
     LONG = False
 
-    def __init__(self, conn_id: int, spec: Spec, recorder: Recorder, stats: ConnStats) -> None:
+    def __init__(
+        self, conn_id: int, spec: WorkerSpec, recorder: Recorder, stats: ConnStats
+    ) -> None:
         super().__init__(conn_id, spec, recorder, stats)
         self.interval_ns = max(1, int(spec.poll_interval_s * 1e9))
         self.phase_ns = int((conn_id * _GOLDEN) % 1.0 * self.interval_ns)

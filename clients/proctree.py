@@ -5,7 +5,7 @@ a dozen Chromium processes) is charged for all of them. CPU comes from
 ``/proc/<pid>/stat`` (user and system ticks, all threads) of every process whose
 parent chain leads to the root; bytes from the kernel's TCP_INFO counters of
 those processes' sockets (``tcpi_bytes_acked``, ``tcpi_bytes_received``, what
-:mod:`clients.tcpinfo` reads for sockets of our own), which ``ss -tinp`` reads
+:mod:`pushbench.clients.tcpinfo` reads for sockets of our own), which ``ss -tinp`` reads
 for sockets of other processes. Both are read twice, at the start and the end of
 a window, and differenced per process / per socket.
 """
@@ -127,7 +127,7 @@ def bytes_between(first: Sockets, last: Sockets) -> tuple[int, int, bool]:
     """(bytes out, bytes in, complete) between two :func:`socket_bytes` readings.
 
     ``bytes_acked`` counts the SYN as one byte: a socket opened in between has
-    it taken off (as :mod:`clients.tcpinfo` does). A socket closed in between
+    it taken off (as :mod:`pushbench.clients.tcpinfo` does). A socket closed in between
     makes the figure incomplete (its last bytes are unknown).
     """
     out = into = 0

@@ -16,9 +16,10 @@ import asyncio
 
 import aiohttp
 
+from pushbench.schema.worker import WorkerSpec
 from pushbench.sse import EventParser
 
-from .common import Client, ConnStats, SessionEnded, Spec, clock
+from .common import Client, ConnStats, SessionEnded, clock
 from .recorder import Recorder
 from .tcpinfo import TcpMeter
 
@@ -31,7 +32,9 @@ _HEADERS = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
 class SseClient(Client):
     """``GET /sse?topic=``; ``Last-Event-ID`` on reconnect; honours ``retry:``."""
 
-    def __init__(self, conn_id: int, spec: Spec, recorder: Recorder, stats: ConnStats) -> None:
+    def __init__(
+        self, conn_id: int, spec: WorkerSpec, recorder: Recorder, stats: ConnStats
+    ) -> None:
         super().__init__(conn_id, spec, recorder, stats)
         self.last_event_id: str | None = None
         self.retry_ms = DEFAULT_RETRY_MS

@@ -1,4 +1,4 @@
-"""A client worker process: ``python -m clients.worker SPEC.json OUT``.
+"""A client worker process: ``python -m pushbench.clients.worker SPEC.json OUT``.
 
 Runs ``connections`` clients of the spec's transport in one process (one
 event loop, one core; the runner starts several workers when one core is not
@@ -9,7 +9,7 @@ them and writes
   ``pub_ns``, ``recv_ns``, truncated to the rows used;
 - ``OUT.json``: ``complete`` and ``reason``; the times ``ready_ns``,
   ``warmup_end_ns`` and ``end_ns`` (CLOCK_MONOTONIC); ``totals`` and
-  ``per_connection`` counters (:class:`~clients.common.ConnStats`); the
+  ``per_connection`` counters (:class:`~pushbench.clients.common.ConnStats`); the
   recorder's ``messages``, ``overflow``, ``parse_errors``, ``slow_parses``;
   process CPU (``cpu_user_s``/``cpu_sys_s`` for the whole process,
   ``*_run`` for ready → end) and ``max_rss_kb``; the harness's own pauses
@@ -48,8 +48,10 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from pushbench.schema.worker import WorkerSpec
+
 from . import poll, sse, ws_aiohttp, ws_light
-from .common import SUMMED, ConnStats, Spec, clock, wait_stop
+from .common import SUMMED, ConnStats, clock, wait_stop
 from .recorder import FIELDS, GcMonitor, LoopLagMonitor, Recorder
 
 __all__ = [
@@ -62,7 +64,7 @@ __all__ = [
     "write_outputs",
 ]
 
-ClientRun = Callable[[int, Spec, Recorder, ConnStats, asyncio.Event], Awaitable[None]]
+ClientRun = Callable[[int, WorkerSpec, Recorder, ConnStats, asyncio.Event], Awaitable[None]]
 
 CLIENTS: dict[str, ClientRun] = {
     "ws": ws_light.run,
@@ -79,7 +81,7 @@ READY_LINE = "worker ready"
 class Worker:
     """One worker's run: connections, monitors, stop, and the result dictionary."""
 
-    def __init__(self, spec: Spec) -> None:
+    def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
         self.recorder = Recorder(spec.capacity)
         self.stats = [ConnStats(spec.first_conn + i) for i in range(spec.connections)]
@@ -251,7 +253,8 @@ def write_outputs(
     out: str | Path, arrays: Mapping[str, npt.NDArray[Any]], result: dict[str, Any]
 ) -> None:
     """Both files of every worker kind, each atomically; the JSON last (its presence means
-    both are whole). ``arrays``: the receipt arrays of :data:`~clients.recorder.FIELDS`."""
+    both are whole). ``arrays``: the receipt arrays of
+    :data:`~pushbench.clients.recorder.FIELDS`."""
     npz_path, json_path = output_paths(out)
     npz_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = npz_path.with_name(f".{npz_path.name}.{os.getpid()}.tmp")
@@ -306,10 +309,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: 0 when the output was written (also after an early stop)."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
-        print("usage: python -m clients.worker SPEC.json OUT", file=sys.stderr)
+        print("usage: python -m pushbench.clients.worker SPEC.json OUT", file=sys.stderr)
         return 2
     try:
-        spec = Spec.load(args[0])
+        spec = WorkerSpec.load(args[0])
     except (OSError, ValueError, TypeError) as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return 2

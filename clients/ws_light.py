@@ -39,10 +39,11 @@ import threading
 from typing import cast
 from urllib.parse import urlsplit
 
+from pushbench.schema.worker import WorkerSpec
 from pushbench.wire import Close, Connection, Message, ProtocolError, Role, State
 from pushbench.wire.handshake import check_response, client_request, find_head_end, parse_response
 
-from .common import Client, ConnStats, SessionEnded, Spec, clock
+from .common import Client, ConnStats, SessionEnded, clock
 from .recorder import Recorder
 from .tcpinfo import TcpMeter
 
@@ -214,7 +215,9 @@ class _WsProtocol(asyncio.BufferedProtocol):
 class WsLightClient(Client):
     """``GET /ws?topic=`` over :mod:`pushbench.wire`; resumes with ``since`` on reconnect."""
 
-    def __init__(self, conn_id: int, spec: Spec, recorder: Recorder, stats: ConnStats) -> None:
+    def __init__(
+        self, conn_id: int, spec: WorkerSpec, recorder: Recorder, stats: ConnStats
+    ) -> None:
         super().__init__(conn_id, spec, recorder, stats)
         url = urlsplit(spec.base_url)
         self.host = url.hostname or "127.0.0.1"

@@ -34,11 +34,19 @@ MISSING_HINT = "install Debian's chromium: `make system-deps` (or: sudo apt-get 
 _CANDIDATES = ("chromium", "chromium-browser")
 
 
+_OVERRIDE: str | None = None
+
+
+def use_chromium(path: str | None) -> None:
+    """Use this Chromium executable (``PUSHBENCH_CHROMIUM`` through the settings); None: search."""
+    global _OVERRIDE
+    _OVERRIDE = path
+
+
 def chromium_path() -> Path | None:
-    """The Chromium executable: ``$PUSHBENCH_CHROMIUM`` if set, else the system's, else None."""
-    override = os.environ.get("PUSHBENCH_CHROMIUM")
-    if override:
-        path = Path(override)
+    """The Chromium executable: the configured one if set, else the system's, else None."""
+    if _OVERRIDE:
+        path = Path(_OVERRIDE)
         return path if path.is_file() and os.access(path, os.X_OK) else None
     for name in _CANDIDATES:
         found = shutil.which(name)

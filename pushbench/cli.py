@@ -1,4 +1,4 @@
-"""The `pushbench` command: the only place that reads argv.
+"""The `pushbench` command: the only place that reads argv and the environment.
 
 Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
 ``run(args) -> int``; this file only wires them into argparse, imported lazily
@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
+from pushbench.settings import Settings
+
 # name → (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("servers.serve", "start a push server stack on a host and port"),
+    "serve": ("pushbench.servers.serve", "start a push server stack on a host and port"),
     "run": ("pushbench.runner", "run a scenario file"),
     "bench-codec": ("pushbench.bench.codec", "benchmark the WebSocket codec against peers"),
     "bench-client": (
@@ -42,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.command_line = [sys.argv[0], *(sys.argv[1:] if argv is None else argv)]
+    args.settings = Settings.from_environ(os.environ)
+    args.settings.apply()
     module = importlib.import_module(args._module)
     try:
         return int(module.run(args))

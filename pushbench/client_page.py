@@ -47,5 +47,5 @@ class Asset:
 def asset(path: str) -> Asset:
     """The asset served at ``path`` (one of :data:`PATHS`; KeyError otherwise)."""
     name, content_type = _FILES[path]
-    body = resources.files("clients").joinpath("browser", name).read_bytes()
+    body = resources.files("pushbench.clients").joinpath("browser", name).read_bytes()
     return Asset(body, content_type)

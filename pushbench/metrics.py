@@ -716,7 +716,7 @@ COLUMNS: dict[str, str] = {
     "stack": "server stack",
     "transport": "client transport (ws, ws-aiohttp, sse, longpoll, shortpoll)",
     "ws_client": "WebSocket client (light, aiohttp); empty for other transports",
-    "client": "who receives: python (clients.worker), browser (Chromium), locust",
+    "client": "who receives: python (pushbench.clients.worker), browser (Chromium), locust",
     "subscribers": "connections receiving",
     "publishers": "connections also publishing (0: server ticker)",
     "rate_msgs_per_s": "configured publish rate into the topic",

@@ -1,8 +1,8 @@
 """``pushbench run SCENARIO``: measure every cell of a scenario (``docs/runner-design.md``).
 
 For each cell × repeat: a fresh server (``pushbench serve --port 0``) pinned to
-the server CPUs, client workers pinned to the client CPUs (``clients.worker``;
-``clients.browser_worker`` or ``clients.locust_worker`` when the cell's
+the server CPUs, client workers pinned to the client CPUs (``pushbench.clients.worker``;
+``pushbench.clients.browser_worker`` or ``pushbench.clients.locust_worker`` when the cell's
 ``client`` says so — all write the same output), then the load: the server's
 ticker (``POST /control/ticker`` for ``rate × (warm-up + duration)``
 messages), or for chat cells (``publishers > 0``) the publishing clients
@@ -131,9 +131,9 @@ _DISTRIBUTIONS = (
 )
 #: The worker module each ``client`` runs (same spec, same output contract).
 WORKER_MODULES: dict[str, str] = {
-    "python": "clients.worker",
-    "browser": "clients.browser_worker",
-    "locust": "clients.locust_worker",
+    "python": "pushbench.clients.worker",
+    "browser": "pushbench.clients.browser_worker",
+    "locust": "pushbench.clients.locust_worker",
 }
 SERVER_SATURATED_FRACTION = 0.9  # server CPU over the window, one core = 1.0
 

@@ -92,9 +92,9 @@ STACKS: tuple[str, ...] = ("raw", "aiohttp", "starlette")
 HUBS: tuple[str, ...] = ("memory", "redis")
 LOOPS: tuple[str, ...] = ("asyncio", "uvloop")
 WS_CLIENTS: tuple[str, ...] = ("light", "aiohttp")
-#: Who receives: our Python clients (clients.worker), headless Chromium's own
-#: WebSocket/EventSource/fetch (clients.browser_worker), or Locust users
-#: (clients.locust_worker). Each writes the same worker output.
+#: Who receives: our Python clients (pushbench.clients.worker), headless Chromium's own
+#: WebSocket/EventSource/fetch (pushbench.clients.browser_worker), or Locust users
+#: (pushbench.clients.locust_worker). Each writes the same worker output.
 CLIENTS: tuple[str, ...] = ("python", "browser", "locust")
 SCALES: tuple[str, ...] = ("log", "linear")
 

@@ -49,6 +49,13 @@ def _libc() -> ctypes.CDLL | None:
 
 
 _LIBC = _libc()
+_PRECISE = True
+
+
+def use_precise(enabled: bool) -> None:
+    """Pace on a timerfd (the default) or, with ``enabled`` False, on asyncio's timers."""
+    global _PRECISE
+    _PRECISE = enabled
 
 
 class DeadlineSleeper:
@@ -63,7 +70,7 @@ class DeadlineSleeper:
         self._fd = -1
         self._waiter: asyncio.Future[None] | None = None
         self._spec = _Itimerspec()
-        if _LIBC is not None and os.environ.get("PUSHBENCH_COARSE_TIMERS") != "1":
+        if _LIBC is not None and _PRECISE:
             fd = _LIBC.timerfd_create(_CLOCK_MONOTONIC, _TFD_NONBLOCK | _TFD_CLOEXEC)
             self._fd = int(fd)
 

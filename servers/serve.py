@@ -1,7 +1,7 @@
 """``pushbench serve``: run one server stack until SIGINT or SIGTERM.
 
 Stacks are a table, name → module; each module exposes ``STACK``
-(:class:`servers.base.Stack`), so adding a stack is one row here plus its
+(:class:`pushbench.servers.base.Stack`), so adding a stack is one row here plus its
 module. This command builds what every stack shares — the hub (in-process or
 Redis), the :class:`~pushbench.service.PushService` and its
 :class:`~pushbench.service.ServerConfig` — so every stack runs with the same
@@ -41,9 +41,9 @@ if TYPE_CHECKING:
 
 # stack name → module exposing ``STACK``; imported only for the chosen stack.
 STACKS: dict[str, str] = {
-    "raw": "servers.raw",
-    "aiohttp": "servers.aiohttp_stack",
-    "starlette": "servers.starlette_stack",
+    "raw": "pushbench.servers.raw",
+    "aiohttp": "pushbench.servers.aiohttp_stack",
+    "starlette": "pushbench.servers.starlette_stack",
 }
 LOOPS = ("asyncio", "uvloop")
 WS_IMPLS = ("auto", "none", "websockets", "websockets-sansio", "wsproto")  # uvicorn's --ws

@@ -63,9 +63,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from pushbench import client_page, sse
 from pushbench.hub import Item, Subscription
+from pushbench.servers.base import OnReady, Stack, StackOptions
 from pushbench.service import HttpError, PushService, sse_frame
 from pushbench.sessions import push_loop, push_stream
-from servers.base import OnReady, Stack, StackOptions
 
 __all__ = ["STACK", "PushApp", "run"]
 

@@ -24,11 +24,11 @@ from yarl import URL
 from pushbench.auth import make_token
 from pushbench.contract import Envelope, decode
 from pushbench.hub import Hub
+from pushbench.servers.aiohttp_stack import CLOSE_TIMEOUT, STACK, run
+from pushbench.servers.base import StackOptions
 from pushbench.service import PushService, ServerConfig
 from pushbench.sse import Event, EventParser
 from pushbench.wire.handshake import check_response, client_request, find_head_end, parse_response
-from servers.aiohttp_stack import CLOSE_TIMEOUT, STACK, run
-from servers.base import StackOptions
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -7,7 +7,7 @@
 - the WebSocket page reconnects after a server restart with growing back-off
   and resumes without a gap (the Redis hub keeps the history across the
   restart, and messages are published while the server is down);
-- ``python -m clients.browser_worker`` keeps the worker contract.
+- ``python -m pushbench.clients.browser_worker`` keeps the worker contract.
 
 One Chromium is shared by the module (Playwright's sync API, system Chromium
 through its executable path); every page gets a browser context of its own,
@@ -35,11 +35,11 @@ import pytest
 from conftest import ROOT, ServerProcess, start_server
 from test_hub_redis import redis_url  # noqa: F401  (a fixture: redis-server, or skip)
 
-from clients.browser_worker import SETTLED, launch_options, receipts
-from clients.browser_worker import main as worker_main
-from clients.worker import READY_LINE, output_paths
 from pushbench.auth import make_token
 from pushbench.browser import MISSING_HINT, chromium_path, playwright_available
+from pushbench.clients.browser_worker import SETTLED, launch_options, receipts
+from pushbench.clients.browser_worker import main as worker_main
+from pushbench.clients.worker import READY_LINE, output_paths
 
 CHROMIUM = chromium_path()
 needs_chromium = pytest.mark.skipif(
@@ -311,7 +311,7 @@ def _spec(tmp: Path, server: ServerProcess, **fields: Any) -> Path:
 
 def _start_worker(spec: Path, out: Path) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "clients.browser_worker", str(spec), str(out)],
+        [sys.executable, "-m", "pushbench.clients.browser_worker", str(spec), str(out)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -32,18 +32,19 @@ import numpy as np
 import pytest
 import uvloop
 
-from clients import tcpinfo
-from clients.common import ConnStats, Spec
-from clients.recorder import GcMonitor, LoopLagMonitor, Recorder
-from clients.worker import CLIENTS, READY_LINE, output_paths
-from clients.worker import main as worker_main
 from pushbench.auth import make_token
+from pushbench.clients import tcpinfo
+from pushbench.clients.common import ConnStats
+from pushbench.clients.recorder import GcMonitor, LoopLagMonitor, Recorder
+from pushbench.clients.worker import CLIENTS, READY_LINE, output_paths
+from pushbench.clients.worker import main as worker_main
 from pushbench.contract import Envelope, decode, encode
 from pushbench.hub import Hub
+from pushbench.schema.worker import WorkerSpec
+from pushbench.servers.aiohttp_stack import run as run_aiohttp
+from pushbench.servers.base import StackOptions
 from pushbench.service import PushService, ServerConfig
 from pushbench.wire import Opcode, encode_frame
-from servers.aiohttp_stack import run as run_aiohttp
-from servers.base import StackOptions
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -150,7 +151,7 @@ async def clients(transport: str, base_url: str, n: int = 3, **spec: Any) -> Asy
     spec.setdefault("poll_interval_s", 0.01)
     spec.setdefault("capacity", 10 * COUNT)
     spec.update(transport=transport, base_url=base_url, topic=TOPIC, connections=n)
-    full = Spec.from_dict(spec)
+    full = WorkerSpec.from_dict(spec)
     recorder = Recorder(full.capacity)
     stats = [ConnStats(i) for i in range(n)]
     stop = asyncio.Event()
@@ -523,7 +524,7 @@ async def _start_worker(spec: dict[str, Any], tmp: Path) -> tuple[Any, Path]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "clients.worker",
+        "pushbench.clients.worker",
         str(spec_path),
         str(out),
         cwd=ROOT,

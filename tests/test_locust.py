@@ -1,4 +1,5 @@
-"""The Locust users (``clients/locustfile.py``) and their wrapper ``clients.locust_worker``.
+"""The Locust users (``clients/locustfile.py``) and their wrapper
+``pushbench.clients.locust_worker``.
 
 Locust monkey-patches the standard library with gevent when it is imported,
 so it never is here: every Locust run is a child process (the wrapper, or the
@@ -37,10 +38,10 @@ import numpy as np
 import pytest
 from conftest import ROOT, ServerProcess, StartServer, serving
 
-from clients.locust_http import BadResponse, ResponseReader, request
-from clients.locust_worker import USER_CLASSES, locust_files
-from clients.recorder import FIELDS
 from pushbench import metrics
+from pushbench.clients.locust_http import BadResponse, ResponseReader, request
+from pushbench.clients.locust_worker import USER_CLASSES, locust_files
+from pushbench.clients.recorder import FIELDS
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -76,13 +77,13 @@ class WorkerRun:
 def run_worker(
     tmp_path: Path, spec: dict[str, Any], *, sigterm_after_s: float | None = None
 ) -> WorkerRun:
-    """``python -m clients.locust_worker SPEC OUT``; wait for ready, optionally SIGTERM
+    """``python -m pushbench.clients.locust_worker SPEC OUT``; wait for ready, optionally SIGTERM
     it some seconds later, wait for it to exit; always reaped."""
     spec_path = tmp_path / "spec.json"
     spec_path.write_text(json.dumps(spec))
     out = tmp_path / "w0"
     err_path = tmp_path / "worker.stderr"
-    argv = [sys.executable, "-m", "clients.locust_worker", str(spec_path), str(out)]
+    argv = [sys.executable, "-m", "pushbench.clients.locust_worker", str(spec_path), str(out)]
     with err_path.open("wb") as err:
         proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=err)
     assert proc.stdout is not None
@@ -288,7 +289,7 @@ def test_wrapper_refuses_what_it_cannot_run(
 ) -> None:
     spec = {"transport": "ws", "base_url": "http://127.0.0.1:9", **change}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
-    argv = [sys.executable, "-m", "clients.locust_worker", str(tmp_path / "spec.json")]
+    argv = [sys.executable, "-m", "pushbench.clients.locust_worker", str(tmp_path / "spec.json")]
     done = subprocess.run([*argv, str(tmp_path / "out")], cwd=ROOT, capture_output=True, timeout=30)
     assert done.returncode == 2 and message in done.stderr.decode()
     assert done.stdout == b"" and not list(tmp_path.glob("out*"))

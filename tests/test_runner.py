@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pushbench import cli, runner, scenario
+from pushbench import browser, cli, runner, scenario
 from pushbench.procs import Started
 
 TINY = """
@@ -309,7 +309,7 @@ def test_a_run_that_measured_nothing_is_incomplete(
 ) -> None:
     """Browser cells without Chromium are skipped with the install hint, and a run of
     skipped cells only is not called complete."""
-    monkeypatch.setenv("PUSHBENCH_CHROMIUM", str(tmp_path / "no-such-chromium"))
+    monkeypatch.setattr(browser, "_OVERRIDE", str(tmp_path / "no-such-chromium"))
     path = tmp_path / "browser.toml"
     path.write_text(TINY.format(transports='["sse"]') + 'client = "browser"\n')
     out = tmp_path / "results"

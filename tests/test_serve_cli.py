@@ -27,8 +27,8 @@ from test_hub_redis import redis_url  # noqa: F401  (a fixture: redis-server, or
 from pushbench.auth import make_token
 from pushbench.cli import build_parser
 from pushbench.contract import decode
+from pushbench.servers.serve import STACKS, ticker_query
 from pushbench.service import ConfigError, ServerConfig, TickerOptions, parse_ticker
-from servers.serve import STACKS, ticker_query
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -1,7 +1,7 @@
 """The Starlette/uvicorn stack, served in-process on port 0 and driven with aiohttp.
 
 Each test runs its own event loop (``asyncio.Runner``, so uvloop can be chosen)
-with a fresh hub and service, starts :func:`servers.starlette_stack.run` as a
+with a fresh hub and service, starts :func:`pushbench.servers.starlette_stack.run` as a
 task, waits for ``on_ready`` and always stops the server, every wait bounded.
 """
 
@@ -25,10 +25,10 @@ import uvloop
 from pushbench.auth import make_token
 from pushbench.contract import Envelope, decode
 from pushbench.hub import Hub
+from pushbench.servers.base import StackOptions
+from pushbench.servers.starlette_stack import STACK, run
 from pushbench.service import PushService, ServerConfig
 from pushbench.sse import Event, EventParser
-from servers.base import StackOptions
-from servers.starlette_stack import STACK, run
 
 WAIT = 5.0  # bound on every single wait in these tests
 TEST_CONFIG = ServerConfig(

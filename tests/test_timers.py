@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from pushbench import timers
 from pushbench.contract import now_ns
 from pushbench.schedule import open_loop
 from pushbench.timers import DeadlineSleeper
@@ -16,7 +17,7 @@ from pushbench.timers import DeadlineSleeper
 @pytest.mark.parametrize("coarse", [False, True], ids=["timerfd", "asyncio-sleep"])
 def test_never_wakes_before_the_deadline(monkeypatch: pytest.MonkeyPatch, coarse: bool) -> None:
     if coarse:
-        monkeypatch.setenv("PUSHBENCH_COARSE_TIMERS", "1")
+        monkeypatch.setattr(timers, "_PRECISE", False)
 
     async def main() -> list[int]:
         early = []

@@ -6,7 +6,7 @@ one envelope (:mod:`pushbench.contract`) with a ``--payload``-byte payload,
 on every connection: back to back (``saturation``: written as fast as the
 socket takes them) or at an offered total rate (``offered``: each connection
 gets its share, sent every 10 ms, the connections' ticks staggered). The
-client under test is the real worker process, ``python -m clients.worker
+client under test is the real worker process, ``python -m pushbench.clients.worker
 SPEC OUT``, running ``--connections`` connections of one transport on one
 event loop: ``ws`` (our light client on :mod:`pushbench.wire`) and
 ``ws-aiohttp`` (aiohttp's ``ws_connect``, the reference). The feeder and the
@@ -473,7 +473,7 @@ def _measure(
 ) -> Sample:
     import numpy as np
 
-    from clients.worker import READY_LINE, output_paths
+    from pushbench.clients.worker import READY_LINE, output_paths
     from pushbench.procs import sample
     from pushbench.results import atomic_write_json, read_json
 
@@ -506,7 +506,7 @@ def _measure(
     client_cpus = pinning.clients[:1]
     worker = group.start(
         "worker",
-        [sys.executable, "-m", "clients.worker", str(spec_path), str(out)],
+        [sys.executable, "-m", "pushbench.clients.worker", str(spec_path), str(out)],
         cpus=client_cpus,
         ready_prefix=READY_LINE,
         timeout_s=READY_TIMEOUT_S,
@@ -713,7 +713,7 @@ clients:
 {chr(10).join(f"  {k:<11} {v}" for k, v in CLIENTS.items())}
 
 Each repeat starts a feeder process pinned to one CPU and one client worker
-(python -m clients.worker) pinned to another, and measures over the window:
+(python -m pushbench.clients.worker) pinned to another, and measures over the window:
 msgs/s received, the worker's CPU, GC collections and longest pause, longest
 loop lag; the feeder's CPU; how busy each CPU was (>= 90 %: saturated); and how
 often data was waiting for the client. At saturation a client that always had

@@ -4,25 +4,32 @@ When the optional C helper (``_speedups.c``) is built, it masks every size.
 Otherwise two pure paths are picked by size: small payloads XOR as one big
 Python integer (no per-byte loop, no temporary arrays); large ones XOR as a
 numpy ``uint64`` view against the key widened to 8 bytes, at memory
-bandwidth. ``C_MASK`` is None without the helper, or when the environment sets
-``PUSHBENCH_NO_SPEEDUPS=1``; the benchmark flips it to measure both.
+bandwidth. ``C_MASK`` is None without the helper, or after
+``use_speedups(False)`` (``PUSHBENCH_NO_SPEEDUPS=1`` through
+:class:`pushbench.settings.Settings`); the benchmark flips it to measure both.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 import numpy as np
 
 MaskFunction = Callable[[bytes | bytearray | memoryview, bytes], bytes]
 
-C_MASK: MaskFunction | None = None
-if not os.environ.get("PUSHBENCH_NO_SPEEDUPS"):
-    try:
-        from ._speedups import apply_mask as C_MASK
-    except ImportError:  # pragma: no cover - depends on the build
-        C_MASK = None
+_BUILT: MaskFunction | None
+try:
+    from ._speedups import apply_mask as _BUILT
+except ImportError:  # pragma: no cover - depends on the build
+    _BUILT = None
+C_MASK: MaskFunction | None = _BUILT
+
+
+def use_speedups(enabled: bool) -> None:
+    """Mask with the C helper (when built) or, with ``enabled`` False, on the pure path."""
+    global C_MASK
+    C_MASK = _BUILT if enabled else None
+
 
 # Below this many bytes the integer path wins: numpy's per-call overhead is
 # about a microsecond, which a 125-byte integer XOR never reaches.

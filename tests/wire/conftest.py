@@ -16,7 +16,7 @@ def mask_impl(request: pytest.FixtureRequest) -> Iterator[str]:
     """Set ``mask.C_MASK`` for a module's tests (module scope: hypothesis-friendly).
 
     FrameReader and apply_mask read ``mask.C_MASK`` on every call, so flipping
-    it switches the whole codec, as PUSHBENCH_NO_SPEEDUPS=1 does at import.
+    it switches the whole codec, as ``mask.use_speedups(False)`` does.
     """
     saved = mask.C_MASK
     if request.param == "c" and saved is None:

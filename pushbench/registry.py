@@ -1,0 +1,365 @@
+"""Every transport and every server stack pushbench knows, as rows of data.
+
+This module is the one place a transport or a stack is named. Scenario
+validation, the worker dispatch of each client engine (asyncio, gevent for
+Locust, the browser page), the runner's server start, the report's colours,
+markers, protocol floors and simplicity order all read these tables, so adding
+a transport or a stack is one row here plus the modules the row names
+(``docs/architecture.md`` has the checklist, and ``tests/test_registry.py``
+adds a dummy row and checks that every consumer picks it up).
+
+Two kinds of row:
+
+- :class:`Transport` — what a cell's ``transport`` value means: the wire
+  *protocol* it measures (``ws-aiohttp`` is the ``ws`` protocol received by
+  aiohttp's client, a *variant*), the URL path, streaming or polling, the
+  client entry point per engine (``"module:attribute"``, imported only by the
+  engine that needs it, so this module imports nothing of the project), the
+  floor rule of :mod:`pushbench.report.floors`, colour, marker and the
+  simplicity rank the decision guide states.
+- :class:`Stack` — a server: a module exposing ``run`` (started as
+  ``pushbench serve --stack NAME``) or an external command line with the line
+  it prints once listening (a Node server is a row too), the protocols it
+  serves, and the distributions whose versions a run records.
+
+Rows are frozen; the tables are read through functions (:func:`transports`,
+:func:`transport`, :func:`stacks`, …) at the time of use, never copied at
+import time, so :func:`extended` can add rows for a test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+__all__ = [
+    "ENGINES",
+    "PROTOCOL_LABELS",
+    "Engine",
+    "RegistryError",
+    "Stack",
+    "Transport",
+    "extended",
+    "protocol_names",
+    "stack",
+    "stack_names",
+    "stacks",
+    "transport",
+    "transport_names",
+    "transports",
+]
+
+Engine = Literal["asyncio", "gevent", "browser"]
+#: Client engines: our asyncio clients (pushbench.clients.worker), gevent users under
+#: Locust (pushbench.clients.locust_worker), and the browser page driven by Chromium.
+ENGINES: tuple[Engine, ...] = ("asyncio", "gevent", "browser")
+#: Cell parameters that only some transports use (blanked to None elsewhere).
+OPTIONAL_PARAMS: tuple[str, ...] = ("poll_interval_s", "poll_timeout_s", "heartbeat_s")
+
+
+class RegistryError(KeyError):
+    """An unknown transport or stack name, with the known ones in the message."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; say it plainly
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class Transport:
+    """One value of a cell's ``transport``.
+
+    ``protocol`` is the wire protocol measured: a transport whose name differs
+    from its protocol is a client *variant* of it (``ws-aiohttp``: the WebSocket
+    protocol, received with aiohttp's client instead of ours), compared with
+    its protocol's other variants but never counted as another protocol.
+    ``clients`` maps an engine to the entry point that receives this
+    transport (``"module:attribute"``); an engine missing from it cannot run
+    the transport. ``ws_client`` names the Python WebSocket client for the
+    scenario's ``ws_client`` knob (``None`` for non-WebSocket transports).
+    ``params`` are the optional cell parameters that apply to it.
+    """
+
+    name: str
+    protocol: str
+    label: str
+    path: str
+    delivery: Literal["streaming", "polling"]
+    upgrade: bool  # needs a protocol upgrade (not plain HTTP request/response)
+    floor: Literal["ws", "sse", "poll"]
+    color: str
+    marker: str
+    simplicity: int  # 1 is simplest; a stated property of the protocol, not measured
+    simplicity_why: str
+    clients: Mapping[Engine, str]
+    params: frozenset[str] = frozenset()
+    ws_client: str | None = None
+    default: bool = True  # in a scenario's default list of transports
+
+    @property
+    def is_variant(self) -> bool:
+        return self.name != self.protocol
+
+    def client(self, engine: Engine) -> str:
+        """The entry point of ``engine`` for this transport, or RegistryError."""
+        try:
+            return self.clients[engine]
+        except KeyError:
+            can = ", ".join(self.clients) or "none"
+            raise RegistryError(
+                f"transport {self.name!r} has no {engine} client (engines: {can})"
+            ) from None
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A server stack the runner can start.
+
+    Either ``module`` (a module exposing ``STACK``, started through
+    ``pushbench serve --stack NAME``) or ``argv`` (an external command line;
+    ``{host}`` and ``{port}`` are substituted) is set. ``ready_line`` is the
+    start of the stdout line the process prints once it listens; for
+    ``pushbench serve`` it carries the bound port. ``serves`` lists the
+    protocols it serves (``echo`` included where it has ``/echo``).
+    """
+
+    name: str
+    label: str
+    serves: tuple[str, ...]
+    module: str | None = None
+    argv: tuple[str, ...] | None = None
+    ready_line: str = "pushbench serve:"
+    distributions: tuple[str, ...] = ()
+    linestyle: str = "-"
+    marker: str = "o"
+    options: tuple[str, ...] = field(default=())  # stack-specific serve options it honours
+
+    def __post_init__(self) -> None:
+        if (self.module is None) == (self.argv is None):
+            raise ValueError(f"stack {self.name!r}: exactly one of module and argv")
+
+    @property
+    def external(self) -> bool:
+        return self.argv is not None
+
+    def command(self, host: str, port: int) -> list[str]:
+        """An external stack's argv with ``{host}``/``{port}`` filled in."""
+        if self.argv is None:
+            raise ValueError(f"stack {self.name!r} is started by pushbench serve, not argv")
+        return [a.format(host=host, port=port) for a in self.argv]
+
+
+_WS_WHY = "a protocol upgrade: reconnect, resume and heartbeats are yours to write"
+
+#: Protocol → the name a reader sees.
+PROTOCOL_LABELS: Mapping[str, str] = MappingProxyType(
+    {"ws": "WebSocket", "sse": "SSE", "longpoll": "long polling", "shortpoll": "short polling"}
+)
+
+# Colours: colour-blind-safe Okabe–Ito; the two WebSocket clients share a hue family.
+_TRANSPORTS: dict[str, Transport] = {
+    t.name: t
+    for t in (
+        Transport(
+            name="ws",
+            protocol="ws",
+            label="WebSocket",
+            path="/ws",
+            delivery="streaming",
+            upgrade=True,
+            floor="ws",
+            color="#0072B2",
+            marker="o",
+            simplicity=4,
+            simplicity_why=_WS_WHY,
+            clients={
+                "asyncio": "pushbench.clients.ws_light:run",
+                "gevent": "pushbench.clients.locust_users:WsSession",
+                "browser": "ws",
+            },
+            params=frozenset({"heartbeat_s"}),
+            ws_client="light",
+        ),
+        Transport(
+            name="ws-aiohttp",
+            protocol="ws",
+            label="WebSocket (aiohttp client)",
+            path="/ws",
+            delivery="streaming",
+            upgrade=True,
+            floor="ws",
+            color="#56B4E9",
+            marker="o",
+            simplicity=4,
+            simplicity_why=_WS_WHY,
+            clients={"asyncio": "pushbench.clients.ws_aiohttp:run"},
+            params=frozenset({"heartbeat_s"}),
+            ws_client="aiohttp",
+            default=False,
+        ),
+        Transport(
+            name="sse",
+            protocol="sse",
+            label="SSE",
+            path="/sse",
+            delivery="streaming",
+            upgrade=False,
+            floor="sse",
+            color="#E69F00",
+            marker="s",
+            simplicity=1,
+            simplicity_why="one long HTTP response; EventSource reconnects by itself and "
+            "resumes with Last-Event-ID",
+            clients={
+                "asyncio": "pushbench.clients.sse:run",
+                "gevent": "pushbench.clients.locust_users:SseSession",
+                "browser": "sse",
+            },
+            params=frozenset({"heartbeat_s"}),
+        ),
+        Transport(
+            name="longpoll",
+            protocol="longpoll",
+            label="long polling",
+            path="/poll",
+            delivery="polling",
+            upgrade=False,
+            floor="poll",
+            color="#009E73",
+            marker="^",
+            simplicity=3,
+            simplicity_why="plain HTTP, but the client loops and the server holds and times "
+            "out requests",
+            clients={
+                "asyncio": "pushbench.clients.poll:run_long",
+                "gevent": "pushbench.clients.locust_users:LongPollSession",
+                "browser": "longpoll",
+            },
+            params=frozenset({"poll_timeout_s"}),
+        ),
+        Transport(
+            name="shortpoll",
+            protocol="shortpoll",
+            label="short polling",
+            path="/poll",
+            delivery="polling",
+            upgrade=False,
+            floor="poll",
+            color="#D55E00",
+            marker="v",
+            simplicity=2,
+            simplicity_why="stateless request/response any HTTP client, proxy and cache handles",
+            clients={
+                "asyncio": "pushbench.clients.poll:run_short",
+                "gevent": "pushbench.clients.locust_users:ShortPollSession",
+                "browser": "shortpoll",
+            },
+            params=frozenset({"poll_interval_s"}),
+        ),
+    )
+}
+
+_SERVED = ("ws", "sse", "longpoll", "shortpoll", "echo")
+_COMMON_DISTS = ("numpy", "hdrhistogram", "redis", "uvloop")
+
+_STACKS: dict[str, Stack] = {
+    s.name: s
+    for s in (
+        Stack(
+            name="raw",
+            label="raw (asyncio Protocols + pushbench.wire)",
+            serves=_SERVED,
+            module="pushbench.servers.raw",
+            distributions=_COMMON_DISTS,
+            linestyle=":",
+            marker="^",
+        ),
+        Stack(
+            name="aiohttp",
+            label="aiohttp",
+            serves=_SERVED,
+            module="pushbench.servers.aiohttp_stack",
+            distributions=("aiohttp", *_COMMON_DISTS),
+            linestyle="-",
+            marker="o",
+        ),
+        Stack(
+            name="starlette",
+            label="Starlette + sse-starlette on uvicorn",
+            serves=_SERVED,
+            module="pushbench.servers.starlette_stack",
+            distributions=("starlette", "uvicorn", "sse-starlette", "httptools", *_COMMON_DISTS),
+            linestyle="--",
+            marker="s",
+            options=("ws_impl",),
+        ),
+    )
+}
+
+
+# --- reading the tables ------------------------------------------------------------------
+
+
+def transports() -> tuple[Transport, ...]:
+    """Every transport, in the report's order (most to least "push")."""
+    return tuple(_TRANSPORTS.values())
+
+
+def transport_names() -> tuple[str, ...]:
+    return tuple(_TRANSPORTS)
+
+
+def protocol_names() -> tuple[str, ...]:
+    """The distinct protocols, in transport order (variants folded into theirs)."""
+    return tuple(dict.fromkeys(t.protocol for t in _TRANSPORTS.values()))
+
+
+def transport(name: str) -> Transport:
+    """The row of ``name``, or RegistryError naming the known transports."""
+    try:
+        return _TRANSPORTS[name]
+    except KeyError:
+        raise RegistryError(
+            f"unknown transport {name!r} (known: {', '.join(_TRANSPORTS)})"
+        ) from None
+
+
+def stacks() -> tuple[Stack, ...]:
+    return tuple(_STACKS.values())
+
+
+def stack_names() -> tuple[str, ...]:
+    return tuple(_STACKS)
+
+
+def stack(name: str) -> Stack:
+    """The row of ``name``, or RegistryError naming the known stacks."""
+    try:
+        return _STACKS[name]
+    except KeyError:
+        raise RegistryError(f"unknown stack {name!r} (known: {', '.join(_STACKS)})") from None
+
+
+@contextlib.contextmanager
+def extended(
+    *, transports: tuple[Transport, ...] = (), stacks: tuple[Stack, ...] = ()
+) -> Iterator[None]:
+    """Add rows for the duration of a ``with`` block (tests: a dummy transport or stack).
+
+    Names already known are refused: a row is added, never replaced.
+    """
+    clash = [t.name for t in transports if t.name in _TRANSPORTS]
+    clash += [s.name for s in stacks if s.name in _STACKS]
+    if clash:
+        raise ValueError(f"already registered: {', '.join(clash)}")
+    _TRANSPORTS.update((t.name, t) for t in transports)
+    _STACKS.update((s.name, s) for s in stacks)
+    try:
+        yield
+    finally:
+        for t in transports:
+            _TRANSPORTS.pop(t.name, None)
+        for s in stacks:
+            _STACKS.pop(s.name, None)

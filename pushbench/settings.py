@@ -1,0 +1,77 @@
+"""The process's settings: read from the environment once, by an entry point, then applied.
+
+Only the CLI and the process entry points (``pushbench``, the worker modules,
+the feeder, the locustfile) read ``os.environ`` and ``sys.argv``: each builds
+one :class:`Settings` with :meth:`Settings.from_environ` and calls
+:meth:`Settings.apply`, which hands the values to the modules that use them
+(the mask's C helper, the timerfd pacing, the Chromium path). Nothing else in
+the package reads the environment, and nothing reads it at import time, so a
+test can apply settings of its own. Child processes inherit the environment
+the variables came from, so a worker or a server sees the settings the
+runner saw; :meth:`Settings.environ` gives them back as variables for a child
+started with a clean environment.
+
+- ``PUSHBENCH_NO_SPEEDUPS=1`` → ``speedups = False``: the pure Python/numpy mask
+  path instead of the C helper;
+- ``PUSHBENCH_COARSE_TIMERS=1`` → ``precise_timers = False``: pacing on asyncio's
+  own timers instead of a timerfd;
+- ``PUSHBENCH_CHROMIUM=PATH`` → ``chromium = PATH``: the Chromium the browser
+  client and the report check use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["ENV", "Settings"]
+
+#: Setting → the environment variable that carries it.
+ENV: Mapping[str, str] = {
+    "speedups": "PUSHBENCH_NO_SPEEDUPS",
+    "precise_timers": "PUSHBENCH_COARSE_TIMERS",
+    "chromium": "PUSHBENCH_CHROMIUM",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the environment may change about how pushbench runs (defaults: all on)."""
+
+    speedups: bool = True
+    precise_timers: bool = True
+    chromium: str | None = None
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        """The settings a process started with ``environ`` runs under."""
+        return cls(
+            speedups=not environ.get(ENV["speedups"]),
+            precise_timers=environ.get(ENV["precise_timers"]) != "1",
+            chromium=environ.get(ENV["chromium"]) or None,
+        )
+
+    def environ(self) -> dict[str, str]:
+        """The environment variables that give a child process these settings."""
+        out: dict[str, str] = {}
+        if not self.speedups:
+            out[ENV["speedups"]] = "1"
+        if not self.precise_timers:
+            out[ENV["precise_timers"]] = "1"
+        if self.chromium:
+            out[ENV["chromium"]] = self.chromium
+        return out
+
+    def apply(self) -> None:
+        """Hand every setting to the module that uses it (idempotent)."""
+        from pushbench import browser, timers
+        from pushbench.wire import mask
+
+        mask.use_speedups(self.speedups)
+        timers.use_precise(self.precise_timers)
+        browser.use_chromium(self.chromium)
+
+    def to_dict(self) -> dict[str, Any]:
+        """For run metadata."""
+        return asdict(self)
