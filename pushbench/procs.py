@@ -1,6 +1,7 @@
 """Child processes of a run: start pinned, wait for readiness, measure, always stop.
 
-Only the runner starts processes, and it does so through here, so every
+Only the runner and the benchmark orchestrators start processes, and they do
+so through here (short tools such as git and ss too: :func:`run_tool`), so every
 process a run starts is tracked in one :class:`ProcessGroup` whose
 ``stop_all`` runs on success, on Ctrl-C, on a crash and on timeout alike.
 
@@ -31,10 +32,23 @@ __all__ = [
     "ReadyTimeout",
     "Started",
     "plan_pinning",
+    "run_tool",
     "sample",
 ]
 
 _TICK = os.sysconf("SC_CLK_TCK")
+
+
+def run_tool(argv: Sequence[str], *, cwd: Path | None = None, timeout: float = 10.0) -> str | None:
+    """Run a short command-line tool (git, ss) to completion → its stdout, stripped;
+    None when it is missing, fails or outlives ``timeout`` seconds."""
+    try:
+        proc = subprocess.run(
+            list(argv), cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
 
 
 @dataclass(frozen=True)

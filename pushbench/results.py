@@ -31,7 +31,6 @@ import json
 import os
 import platform
 import secrets
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -40,8 +39,10 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+from .procs import run_tool
+from .settings import BLAS_ENV_VARS, Settings
+
 __all__ = [
-    "BLAS_ENV_VARS",
     "LATEST",
     "atomic_write_bytes",
     "atomic_write_json",
@@ -57,16 +58,6 @@ __all__ = [
 
 LATEST = "latest"
 
-# Thread-count variables of the BLAS/OpenMP runtimes numpy may load. They change
-# how many threads numpy spins up, so a run records whether they were set.
-BLAS_ENV_VARS = (
-    "OPENBLAS_NUM_THREADS",
-    "OPENBLAS_CORETYPE",
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-)
 
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -219,18 +210,7 @@ def _loadavg() -> list[float] | None:
 
 
 def _git(*args: str) -> str | None:
-    try:
-        proc = subprocess.run(
-            ["git", *args],
-            cwd=_PROJECT_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return proc.stdout.strip() if proc.returncode == 0 else None
+    return run_tool(["git", *args], cwd=_PROJECT_ROOT)
 
 
 def _git_info() -> dict[str, Any]:
@@ -256,16 +236,17 @@ def _versions(distributions: Iterable[str]) -> dict[str, str | None]:
 
 def collect_metadata(
     *,
-    argv: Sequence[str],
-    env: Mapping[str, str],
+    command: Sequence[str],
+    settings: Settings,
     distributions: Iterable[str],
     started: datetime | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Describe the machine, software and command of a run, as a JSON-able dict.
 
-    ``argv`` and ``env`` are passed in (the CLI owns them); ``distributions``
-    are the installed packages whose versions matter to this run.
+    ``command`` and ``settings`` are passed in (the CLI owns argv and the
+    environment); ``distributions`` are the installed packages whose versions
+    matter to this run.
     """
     try:
         affinity: list[int] | None = sorted(os.sched_getaffinity(0))
@@ -278,7 +259,8 @@ def collect_metadata(
         "finished": None,
         "duration_s": None,
         "status": "running",
-        "command": list(argv),
+        "command": list(command),
+        "settings": settings.to_dict(),
         "python": {
             "version": platform.python_version(),
             "implementation": platform.python_implementation(),
@@ -299,8 +281,8 @@ def collect_metadata(
         "loadavg_start": _loadavg(),
         "git": _git_info(),
         "versions": _versions(["pushbench", *distributions]),
-        "blas_env": {name: env.get(name) for name in BLAS_ENV_VARS},
-        "blas_env_set": any(name in env for name in BLAS_ENV_VARS),
+        "blas_env": {name: dict(settings.blas_env).get(name) for name in BLAS_ENV_VARS},
+        "blas_env_set": bool(settings.blas_env),
     }
     if extra:
         meta.update(extra)

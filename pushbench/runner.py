@@ -32,7 +32,6 @@ import importlib.util
 import io
 import json
 import math
-import os
 import re
 import signal
 import sys
@@ -58,6 +57,7 @@ from .results import (
     update_latest,
 )
 from .scenario import Cell, Scenario, ScenarioError, load
+from .settings import Settings
 
 __all__ = [
     "EXTRA_COLUMNS",
@@ -148,6 +148,9 @@ class RunOptions:
     repeats: int | None = None  # overrides every cell's repeats
     only: str | None = None  # substring of the cell id
     progress: bool = True
+    #: The command line and settings the CLI read (recorded in metadata.json).
+    command: tuple[str, ...] = ()
+    settings: Settings = field(default_factory=Settings)
     #: Called with the server process of each cell once it is ready (tests use it).
     on_server_started: Callable[[Started], None] | None = None
 
@@ -186,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
         repeats=args.repeats,
         only=args.only,
         progress=not args.no_progress and sys.stderr.isatty(),
+        command=tuple(args.command_line),
+        settings=args.settings,
     )
     if not _selected(scenario, options):
         print(f"pushbench run: error: no cell id contains {args.only!r}", file=sys.stderr)
@@ -219,8 +224,8 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> RunResult:
     pinning = plan_pinning()
     source = Path(scenario.source)
     meta = collect_metadata(
-        argv=sys.argv,
-        env=os.environ,
+        command=options.command,
+        settings=options.settings,
         distributions=_DISTRIBUTIONS,
         extra={
             "scenario": scenario.name,

@@ -25,7 +25,17 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["ENV", "Settings"]
+__all__ = ["BLAS_ENV_VARS", "ENV", "Settings"]
+
+#: Thread-count variables of the BLAS and OpenMP runtimes numpy may use: recorded per run.
+BLAS_ENV_VARS: tuple[str, ...] = (
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "OPENBLAS_CORETYPE",
+)
 
 #: Setting → the environment variable that carries it.
 ENV: Mapping[str, str] = {
@@ -42,6 +52,8 @@ class Settings:
     speedups: bool = True
     precise_timers: bool = True
     chromium: str | None = None
+    #: The BLAS/OpenMP thread variables that were set (name, value): they change numpy.
+    blas_env: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -50,6 +62,7 @@ class Settings:
             speedups=not environ.get(ENV["speedups"]),
             precise_timers=environ.get(ENV["precise_timers"]) != "1",
             chromium=environ.get(ENV["chromium"]) or None,
+            blas_env=tuple((k, environ[k]) for k in BLAS_ENV_VARS if k in environ),
         )
 
     def environ(self) -> dict[str, str]:
@@ -61,6 +74,7 @@ class Settings:
             out[ENV["precise_timers"]] = "1"
         if self.chromium:
             out[ENV["chromium"]] = self.chromium
+        out.update(self.blas_env)
         return out
 
     def apply(self) -> None:

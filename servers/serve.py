@@ -23,7 +23,6 @@ environment variable holding the token secret.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -230,9 +229,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def config_from(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> ServerConfig:
-    """The ServerConfig the options describe → OptionError naming a bad one."""
-    env = os.environ if environ is None else environ
+def config_from(args: argparse.Namespace, environ: Mapping[str, str]) -> ServerConfig:
+    """The ServerConfig the options describe → OptionError naming a bad one.
+
+    ``environ`` is the environment the CLI read (``--auth-secret-env`` names a variable
+    of it: the secret never travels in argv)."""
+    env = environ
     secret: bytes | None = None
     if args.auth_secret_env is not None:
         value = env.get(args.auth_secret_env, "")
@@ -288,7 +290,7 @@ def run(args: argparse.Namespace) -> int:
     import importlib
 
     try:
-        config = config_from(args)
+        config = config_from(args, args.environ)
         ticker = ticker_query(args.ticker, config) if args.ticker is not None else None
     except OptionError as exc:
         print(f"pushbench serve: error: {exc}", file=sys.stderr)

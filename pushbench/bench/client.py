@@ -45,7 +45,6 @@ import csv
 import io
 import json
 import math
-import os
 import statistics
 import sys
 import time
@@ -862,8 +861,8 @@ def run(args: argparse.Namespace) -> int:
         },
     }
     meta = results.collect_metadata(
-        argv=sys.argv,
-        env=os.environ,
+        command=args.command_line,
+        settings=args.settings,
         distributions=DISTRIBUTIONS,
         started=started,
         extra={"benchmark": "client", "run_id": run_dir.name, "options": stored},

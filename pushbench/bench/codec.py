@@ -701,8 +701,8 @@ def run(args: argparse.Namespace) -> int:
         "min_frames": MIN_FRAMES,
     }
     meta = results.collect_metadata(
-        argv=sys.argv,
-        env=os.environ,
+        command=args.command_line,
+        settings=args.settings,
         distributions=DISTRIBUTIONS,
         started=started,
         extra={"benchmark": "codec", "run_id": run_dir.name, "options": options},
