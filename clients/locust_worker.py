@@ -38,7 +38,6 @@ ready line.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import math
 import os
@@ -46,37 +45,35 @@ import resource
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from pushbench import procs
 from pushbench.schema.worker import WorkerSpec
+from pushbench.settings import Settings
 
 from .common import SUMMED, clock
+from .locust_users import user_classes
 from .recorder import FIELDS
 from .worker import READY_LINE, output_paths, write_outputs
 
-__all__ = ["USER_CLASSES", "LocustRun", "locust_files", "main"]
+__all__ = ["LocustRun", "locust_files", "main"]
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
-#: Transport (worker spec) → the locustfile's User class.
-USER_CLASSES = {"ws": "WsUser", "sse": "SseUser", "longpoll": "LongPollUser",
-                "shortpoll": "ShortPollUser"}  # fmt: skip
 CLIENT_IMPL = "raw gevent socket + pushbench.wire / pushbench.sse / pushbench.clients.locust_http"
 READY_TIMEOUT_S = 60.0  # Locust start-up plus every user's first connection attempt
 STOP_TIMEOUT_S = 30.0  # for Locust to stop, report and exit after SIGUSR1
 RUN_TIME_SLACK_S = 120.0  # Locust's own --run-time: a safety net should this process vanish
 _POLL_S = 0.02
 _TICK = os.sysconf("SC_CLK_TCK")
-_PR_SET_PDEATHSIG = 1
 _RECORDER_SUMMED = ("messages", "capacity", "overflow", "parse_errors", "slow_parses")
 
 
@@ -97,19 +94,35 @@ def locust_files(out: str | Path) -> dict[str, Path]:
     }
 
 
+class _Child(Protocol):
+    """What the wrapper uses of a started Locust process (a ``subprocess.Popen``)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def poll(self) -> int | None: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+
 @dataclass
 class _Proc:
     role: str  # "local", "master" or "worker"
-    popen: subprocess.Popen[bytes]
+    popen: _Child
 
 
 @dataclass
 class LocustRun:
-    """One worker run: start Locust, wait for ready, time the window, stop, merge."""
+    """One worker run: start Locust, wait for ready, time the window, stop, merge.
+
+    ``environ`` is the environment the Locust processes get (plus the scratch
+    directory, receipt capacity and token); the spec's ``locust_workers`` says
+    how many of them there are (0: one local process; N: a master and N workers).
+    """
 
     spec: WorkerSpec
     out: Path
-    locust_workers: int = 0
+    environ: Mapping[str, str] = field(default_factory=dict)
     procs: list[_Proc] = field(default_factory=list)
     reason: str | None = None
     ready_ns: int = 0
@@ -158,10 +171,10 @@ class LocustRun:
     def _start(self, files: dict[str, Path]) -> None:
         spec = self.spec
         users = spec.connections
-        n = self.locust_workers
+        n = spec.locust_workers
         per_process = users if n == 0 else -(-users // n)
         env = {
-            **os.environ,
+            **self.environ,
             "PUSHBENCH_RECEIPTS_DIR": str(files["scratch"]),
             # rows per process: its share of the spec's capacity, plus room for unevenness
             "PUSHBENCH_RECEIPTS_CAPACITY": str(
@@ -187,8 +200,9 @@ class LocustRun:
             "--push-poll-timeout", repr(spec.poll_timeout_s),
             "--push-connect-timeout", repr(spec.connect_timeout_s),
         ]  # fmt: skip
+        user_class = user_classes()[spec.transport]
         if n == 0:
-            local = [*main, USER_CLASSES[spec.transport]]
+            local = [*main, user_class]
             self.procs.append(_Proc("local", _spawn(local, env, files["scratch"])))
             return
         port = _free_port()
@@ -199,7 +213,7 @@ class LocustRun:
             "--master-bind-port", str(port),
             "--expect-workers", str(n),
             "--expect-workers-max-wait", str(int(READY_TIMEOUT_S)),
-            USER_CLASSES[spec.transport],
+            user_class,
         ]  # fmt: skip
         self.procs.append(_Proc("master", _spawn(master, env, files["scratch"])))
         worker = [*base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
@@ -257,9 +271,8 @@ class LocustRun:
 
     def _wait_all(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        for proc in self.procs:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.popen.wait(max(0.01, deadline - time.monotonic()))
+        while any(p.popen.poll() is None for p in self.procs) and time.monotonic() < deadline:
+            time.sleep(_POLL_S)
 
     # --- output ----------------------------------------------------------------------
 
@@ -332,7 +345,7 @@ class LocustRun:
             "arrays": list(FIELDS),
             "pid": os.getpid(),
             "python": sys.version.split()[0],
-            "spec": {**spec.to_dict(), "locust_workers": self.locust_workers},
+            "spec": spec.to_dict(),
             "locust": self._locust_summary(files, parts),
         }
 
@@ -356,8 +369,8 @@ class LocustRun:
             "requests": requests,
             "failures": failures,
             "client_impl": CLIENT_IMPL,
-            "user_class": USER_CLASSES[self.spec.transport],
-            "workers": self.locust_workers,
+            "user_class": user_classes()[self.spec.transport],
+            "workers": self.spec.locust_workers,
             "processes": [
                 {
                     "pid": info["pid"],
@@ -377,28 +390,11 @@ _DTYPES = {"conn": np.uint32, "seq": np.int64, "sched_ns": np.int64, "pub_ns": n
            "recv_ns": np.int64}  # fmt: skip
 
 
-def _spawn(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
-    """A Locust process whose output goes to our stderr and which dies with us. Its own
-    session: a Ctrl-C in a terminal reaches only this wrapper, which stops Locust in
-    order. Its own directory: no ``locust.conf`` of the caller's is picked up."""
-    return subprocess.Popen(
-        argv,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=sys.stderr.fileno(),
-        stderr=sys.stderr.fileno(),
-        env=env,
-        start_new_session=True,
-        preexec_fn=_die_with_parent,
-    )
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL when this worker dies (Linux), so a worker
-    killed by the runner leaves no Locust behind."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+def _spawn(argv: list[str], env: dict[str, str], cwd: Path) -> _Child:
+    """A Locust process whose output goes to our stderr and which dies with us
+    (:func:`pushbench.procs.spawn`). Its own directory: no ``locust.conf`` of the
+    caller's is picked up."""
+    return procs.spawn(argv, cwd=cwd, env=env, output=sys.stderr.fileno(), die_with_parent=True)
 
 
 def _free_port() -> int:
@@ -417,24 +413,18 @@ def _cpu_times(pid: int) -> tuple[float, float] | None:
     return int(fields[11]) / _TICK, int(fields[12]) / _TICK
 
 
-def _load_spec(path: str) -> tuple[WorkerSpec, int]:
-    """The worker spec plus this worker's own key, ``locust_workers`` (0: one process)."""
-    raw = json.loads(Path(path).read_text())
-    if not isinstance(raw, dict):
-        raise ValueError("the spec must be a JSON object")
-    workers = raw.pop("locust_workers", 0)
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
-        raise ValueError("locust_workers must be an integer >= 0")
-    spec = WorkerSpec.from_dict(raw)
-    if spec.transport not in USER_CLASSES:
+def _load_spec(path: str) -> WorkerSpec:
+    """The worker spec, refused when the Locust users cannot run it."""
+    spec = WorkerSpec.load(path)
+    users = user_classes()
+    if spec.transport not in users:
         raise ValueError(
             f"transport {spec.transport!r} has no Locust user (Locust users: "
-            f"{', '.join(USER_CLASSES)}; ws-aiohttp is the aiohttp client of "
-            "pushbench.clients.worker)"
+            f"{', '.join(users)}: the transports with a gevent client in pushbench.registry)"
         )
     if spec.publish is not None:
         raise ValueError("the Locust users do not publish (publish must be null)")
-    return spec, workers
+    return spec
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -443,12 +433,13 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 2:
         print("usage: python -m pushbench.clients.locust_worker SPEC.json OUT", file=sys.stderr)
         return 2
+    Settings.from_environ(os.environ).apply()
     try:
-        spec, workers = _load_spec(args[0])
+        spec = _load_spec(args[0])
     except (OSError, ValueError, TypeError) as exc:
         print(f"locust_worker: {exc}", file=sys.stderr)
         return 2
-    run = LocustRun(spec, Path(args[1]).absolute(), workers)
+    run = LocustRun(spec, Path(args[1]).absolute(), dict(os.environ))
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         run.request_stop(signal.Signals(signum).name)

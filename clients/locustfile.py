@@ -1,8 +1,10 @@
 """Locust users for pushbench's push transports: ``locust -f clients/locustfile.py``.
 
-One User class per transport — ``WsUser``, ``SseUser``, ``LongPollUser``,
-``ShortPollUser`` — all the same :class:`PushUser` over a different
-:class:`~pushbench.clients.locust_users.PushSession`. A user connects to ``--host``
+One User class per transport with a ``gevent`` client in :mod:`pushbench.registry`
+— ``WsUser``, ``SseUser``, ``LongPollUser``, ``ShortPollUser`` (named by
+:mod:`pushbench.clients.locust_users`) — all the same :class:`PushUser` over the
+row's :class:`~pushbench.clients.locust_common.PushSession` class, made here from
+the rows when Locust imports this file. A user connects to ``--host``
 (the server's base URL, e.g. ``http://127.0.0.1:8080``), subscribes to the
 topic and stays subscribed; every message it receives is one Locust request
 event (type = the transport, name = the topic, response time = receive −
@@ -30,6 +32,10 @@ sub-millisecond push as 0 ms), and ``SIGUSR1`` to a local or master process
 ends the test the way ``--run-time`` does (the runner quits: users stopped, a
 master's workers send their last report first, so the HTML report and the
 final stats include it).
+
+Locust imports this file as its entry point: the process's
+:class:`~pushbench.settings.Settings` are read from the environment and applied
+here, at import.
 """
 
 from __future__ import annotations
@@ -46,8 +52,14 @@ from locust import User, events, task
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from pushbench.clients.locust_users import SESSIONS, LocustProcess, PushSession
+from pushbench import registry
+from pushbench.clients.locust_common import PushSession, session_class
+from pushbench.clients.locust_process import LocustProcess
+from pushbench.clients.locust_users import user_classes
 from pushbench.schema.worker import WorkerSpec
+from pushbench.settings import Settings
+
+Settings.from_environ(os.environ).apply()
 
 RECEIPTS_DIR_ENV = "PUSHBENCH_RECEIPTS_DIR"
 CAPACITY_ENV = "PUSHBENCH_RECEIPTS_CAPACITY"
@@ -182,32 +194,21 @@ class PushUser(User):
     def on_start(self) -> None:
         if _process is None:
             raise RuntimeError("clients/locustfile.py: the init event has not run")
-        self.session = _process.new_session(SESSIONS[self.transport], _spec(self))
+        self.session = _process.new_session(session_class(self.transport), _spec(self))
 
     @task
     def receive(self) -> None:
         self.session.serve()
 
 
-class WsUser(PushUser):
-    """WebSocket: ``GET /ws``, one text frame per message (request type ``WS``)."""
-
-    transport = "ws"
-
-
-class SseUser(PushUser):
-    """Server-Sent Events: ``GET /sse``, one event per message (request type ``SSE``)."""
-
-    transport = "sse"
+def _user_class(transport: str, name: str) -> type[PushUser]:
+    """The User class of ``transport``: :class:`PushUser` bound to it."""
+    row = registry.transport(transport)
+    doc = f"{row.label}: ``GET {row.path}``, one Locust request event per message."
+    attrs = {"transport": transport, "__module__": __name__, "__doc__": doc}
+    return type(name, (PushUser,), attrs)
 
 
-class LongPollUser(PushUser):
-    """Long polling: ``GET /poll?since=&timeout=`` held until messages arrive (``LONGPOLL``)."""
-
-    transport = "longpoll"
-
-
-class ShortPollUser(PushUser):
-    """Short polling every ``--push-poll-interval`` seconds (request type ``SHORTPOLL``)."""
-
-    transport = "shortpoll"
+# Locust finds the User classes among this module's globals (by name on its command line).
+for _transport, _name in user_classes().items():
+    globals()[_name] = _user_class(_transport, _name)

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from pushbench.procs import run_tool
 
 __all__ = ["bytes_between", "cpu_between", "socket_bytes", "tree_cpu"]
 
@@ -97,16 +98,9 @@ _SS_RECEIVED = re.compile(r"\bbytes_received:(\d+)")
 def socket_bytes(port: int, pids: set[int]) -> Sockets | None:
     """TCP sockets of ``pids`` connected to ``port`` → (bytes acked, bytes received), read
     with ``ss -tinp`` (the kernel's TCP_INFO of another process's sockets); None if ``ss``
-    cannot be run."""
-    try:
-        out = subprocess.run(
-            ["ss", "-tinpH", "state", "established", f"( dport = :{port} )"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
+    cannot be run (:func:`pushbench.procs.run_tool`)."""
+    out = run_tool(["ss", "-tinpH", "state", "established", f"( dport = :{port} )"], timeout=5)
+    if out is None:
         return None
     found: Sockets = {}
     key: tuple[str, str] | None = None

@@ -225,3 +225,37 @@ class ProcessGroup:
             codes[entry.name] = self.stop(entry, grace_s)
         self.started.clear()
         return codes
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    output: int | None = None,
+    die_with_parent: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Start a process its caller supervises itself (Locust under its worker wrapper):
+    no stdin; stdout and stderr to the file descriptor ``output`` (inherited when None);
+    a session of its own, so a Ctrl-C in a terminal reaches only the caller, which stops
+    it in order; with ``die_with_parent``, SIGKILLed when the caller dies (Linux
+    ``PR_SET_PDEATHSIG``), so a caller killed by the runner leaves nothing behind."""
+
+    import contextlib  # here, not in the child: no imports between fork and exec
+    import ctypes
+
+    def before_exec() -> None:  # in the child
+        if die_with_parent:
+            with contextlib.suppress(OSError, AttributeError):  # not Linux: no such call
+                ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PDEATHSIG
+
+    return subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=output,
+        env=env,
+        start_new_session=True,
+        preexec_fn=before_exec,
+    )

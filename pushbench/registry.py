@@ -176,7 +176,7 @@ _TRANSPORTS: dict[str, Transport] = {
             simplicity_why=_WS_WHY,
             clients={
                 "asyncio": "pushbench.clients.ws_light:run",
-                "gevent": "pushbench.clients.locust_users:WsSession",
+                "gevent": "pushbench.clients.locust_ws:WsSession",
                 "browser": "ws",
             },
             params=frozenset({"heartbeat_s"}),
@@ -214,7 +214,7 @@ _TRANSPORTS: dict[str, Transport] = {
             "resumes with Last-Event-ID",
             clients={
                 "asyncio": "pushbench.clients.sse:run",
-                "gevent": "pushbench.clients.locust_users:SseSession",
+                "gevent": "pushbench.clients.locust_sse:SseSession",
                 "browser": "sse",
             },
             params=frozenset({"heartbeat_s"}),
@@ -234,7 +234,7 @@ _TRANSPORTS: dict[str, Transport] = {
             "out requests",
             clients={
                 "asyncio": "pushbench.clients.poll:run_long",
-                "gevent": "pushbench.clients.locust_users:LongPollSession",
+                "gevent": "pushbench.clients.locust_poll:LongPollSession",
                 "browser": "longpoll",
             },
             params=frozenset({"poll_timeout_s"}),
@@ -253,7 +253,7 @@ _TRANSPORTS: dict[str, Transport] = {
             simplicity_why="stateless request/response any HTTP client, proxy and cache handles",
             clients={
                 "asyncio": "pushbench.clients.poll:run_short",
-                "gevent": "pushbench.clients.locust_users:ShortPollSession",
+                "gevent": "pushbench.clients.locust_poll:ShortPollSession",
                 "browser": "shortpoll",
             },
             params=frozenset({"poll_interval_s"}),

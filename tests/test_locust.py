@@ -19,6 +19,7 @@ users share is checked in-process (it imports no gevent).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -38,9 +39,10 @@ import numpy as np
 import pytest
 from conftest import ROOT, ServerProcess, StartServer, serving
 
-from pushbench import metrics
+from pushbench import metrics, registry
 from pushbench.clients.locust_http import BadResponse, ResponseReader, request
-from pushbench.clients.locust_worker import USER_CLASSES, locust_files
+from pushbench.clients.locust_users import user_classes
+from pushbench.clients.locust_worker import locust_files
 from pushbench.clients.recorder import FIELDS
 
 pytestmark = pytest.mark.timeout(60)
@@ -207,7 +209,7 @@ def assert_contract(run: WorkerRun, transport: str, connections: int) -> None:
 # --- one headless run per transport ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("transport", list(USER_CLASSES))
+@pytest.mark.parametrize("transport", list(user_classes()))
 def test_headless_run_records_every_push_in_locust_and_in_receipts(
     transport: str, server: ServerProcess, tmp_path: Path
 ) -> None:
@@ -280,7 +282,7 @@ def test_refused_connections_are_locust_failures(
     ("change", "message"),
     [
         ({"transport": "ws-aiohttp"}, "has no Locust user"),
-        ({"locust_workers": -1}, "locust_workers must be an integer"),
+        ({"locust_workers": -1}, "locust_workers must be >= 0"),
         ({"publish": {"rate": 1.0}}, "do not publish"),
     ],
 )
@@ -293,6 +295,44 @@ def test_wrapper_refuses_what_it_cannot_run(
     done = subprocess.run([*argv, str(tmp_path / "out")], cwd=ROOT, capture_output=True, timeout=30)
     assert done.returncode == 2 and message in done.stderr.decode()
     assert done.stdout == b"" and not list(tmp_path.glob("out*"))
+
+
+# --- the users come from the registry ---------------------------------------------------------
+
+
+def test_locust_users_are_the_rows_with_a_gevent_client() -> None:
+    assert user_classes() == {
+        "ws": "WsUser",
+        "sse": "SseUser",
+        "longpoll": "LongPollUser",
+        "shortpoll": "ShortPollUser",
+    }
+    row = dataclasses.replace(
+        registry.transport("sse"),
+        name="sse-copy",
+        clients={"gevent": "pushbench.clients.locust_sse:SseCopySession"},
+        default=False,
+    )
+    with registry.extended(transports=(row,)):
+        assert user_classes()["sse-copy"] == "SseCopyUser"
+    assert "sse-copy" not in user_classes()
+
+
+def test_every_gevent_entry_point_is_a_session_class() -> None:
+    """Imported in a child process (gevent stays out of the test process)."""
+    code = (
+        "from pushbench import registry\n"
+        "from pushbench.clients.locust_common import session_class\n"
+        "for t in registry.transports():\n"
+        "    if 'gevent' in t.clients:\n"
+        "        print(t.name, session_class(t.name).REQUEST_TYPE)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    found = dict(line.split() for line in done.stdout.splitlines())
+    assert found == REQUEST_TYPES
 
 
 # --- by hand: the web UI ----------------------------------------------------------------------

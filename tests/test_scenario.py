@@ -6,14 +6,15 @@ which field (dotted path) and what is allowed.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from pushbench import scenario
-from pushbench.scenario import TRANSPORTS, Cell, Scenario, ScenarioError
+from pushbench import registry, scenario
+from pushbench.scenario import Cell, Scenario, ScenarioError, transport_names
 
 SHIPPED = {
     "smoke",
@@ -67,13 +68,15 @@ def test_shipped_scenario_validates(name: str) -> None:
 
 def test_smoke_is_every_transport_on_aiohttp_within_a_minute() -> None:
     sc = scenario.load("smoke")
-    assert {(c.stack, c.transport) for c in sc.cells()} == {("aiohttp", t) for t in TRANSPORTS}
+    assert {(c.stack, c.transport) for c in sc.cells()} == {
+        ("aiohttp", t) for t in transport_names()
+    }
     assert scenario.estimate_seconds(sc) <= 60
 
 
 def test_quick_budget_and_coverage() -> None:
     sc = scenario.load("quick")
-    want = {(s, t) for s in ("aiohttp", "starlette") for t in TRANSPORTS} | {("raw", "ws")}
+    want = {(s, t) for s in ("aiohttp", "starlette") for t in transport_names()} | {("raw", "ws")}
     assert {(c.stack, c.transport) for c in sc.cells()} == want
     seconds = scenario.estimate_seconds(sc)
     assert seconds <= 600
@@ -385,3 +388,136 @@ def test_client_mistakes_name_the_field(tmp_path: Path, extra: str, field: str) 
     with pytest.raises(scenario.ScenarioError) as info:
         scenario.load(path)
     assert info.value.path == field or info.value.path.endswith(field), str(info.value)
+
+
+# --- the registry decides ------------------------------------------------------------------
+
+WS_ONLY = registry.Stack(
+    name="wsonly", label="serves WebSocket only", serves=("ws",), module="pushbench.servers.raw"
+)
+DUMMY = registry.Transport(
+    name="dummy",
+    protocol="dummy",
+    label="dummy",
+    path="/dummy",
+    delivery="polling",
+    upgrade=False,
+    floor="poll",
+    color="#000000",
+    marker="x",
+    simplicity=5,
+    simplicity_why="a test row",
+    clients={"asyncio": "pushbench.clients.poll:run_short"},
+    params=frozenset({"poll_interval_s"}),
+    default=False,
+)
+DUMMY_STACK = registry.Stack(
+    name="dummystack", label="serves dummy", serves=("dummy",), module="pushbench.servers.raw"
+)
+
+
+def test_a_stack_row_added_to_the_registry_is_a_valid_value() -> None:
+    assert "wsonly" not in scenario.stack_names()
+    with pytest.raises(ScenarioError, match=r"expected one of raw, aiohttp, starlette, a list"):
+        scenario.loads('stacks = "wsonly"\ntransports = "ws"')
+    with registry.extended(stacks=(WS_ONLY,)):
+        with pytest.raises(ScenarioError, match=r"one of raw, aiohttp, starlette, wsonly, a"):
+            scenario.loads('stacks = "wsonl"')
+        cells = scenario.loads('stacks = "wsonly"\ntransports = "ws"').cells()
+        assert [c.cell_id for c in cells] == ["wsonly-ws-sub10-rate100-p100"]
+    with pytest.raises(ScenarioError):  # gone again with the row
+        scenario.loads('stacks = "wsonly"\ntransports = "ws"')
+
+
+@pytest.mark.parametrize(
+    ("text", "path"),
+    [
+        ('stacks = "wsonly"\ntransports = ["ws", "sse"]', "stacks"),
+        ('transports = ["ws", "sse"]\n[[cells]]\nstacks = "wsonly"', "cells[0].stacks"),
+    ],
+)
+def test_a_stack_that_does_not_serve_the_protocol_is_refused(text: str, path: str) -> None:
+    with registry.extended(stacks=(WS_ONLY,)), pytest.raises(ScenarioError) as info:
+        scenario.loads(text, source="x.toml")
+    err = info.value
+    assert err.path == path, str(err)
+    for fragment in (
+        "'wsonly' is not allowed",
+        "a stack that serves the sse protocol of transport 'sse' (raw, aiohttp, starlette)",
+        "wsonly serves ws",
+        "cell wsonly-sse-sub10",
+    ):
+        assert fragment in str(err), str(err)
+
+
+def test_a_transport_row_added_to_the_registry_is_expanded_by_its_row() -> None:
+    with registry.extended(transports=(DUMMY,), stacks=(DUMMY_STACK,)):
+        assert "dummy" in scenario.transport_names()
+        assert "dummy" not in scenario.default_transports()  # default=False
+        (cell,) = scenario.loads(
+            'stacks = "dummystack"\ntransports = "dummy"\nws_client = "aiohttp"\n'
+            "poll_interval_s = 0.5\npoll_timeout_s = 5\nheartbeat_s = 1"
+        ).cells()
+        # only the parameters the row names apply; no WebSocket client on it
+        assert (cell.transport, cell.protocol, cell.ws_client) == ("dummy", "dummy", None)
+        assert (cell.poll_interval_s, cell.poll_timeout_s, cell.heartbeat_s) == (0.5, None, None)
+        with pytest.raises(ScenarioError) as info:  # the default stack does not serve it
+            scenario.loads('transports = "dummy"')
+        assert info.value.path == "stacks"
+        assert "serves the dummy protocol of transport 'dummy' (dummystack)" in str(info.value)
+
+
+def test_default_transports_are_the_rows_marked_default() -> None:
+    default_dummy = dataclasses.replace(DUMMY, default=True)
+    with registry.extended(transports=(default_dummy,), stacks=(DUMMY_STACK,)):
+        assert scenario.default_transports() == ("ws", "sse", "longpoll", "shortpoll", "dummy")
+        sc = scenario.loads('stacks = ["aiohttp", "dummystack"]\nexclude = [{ stack = "aiohttp", '
+                            'transport = "dummy" }, { stack = "dummystack", transport = "ws" }, '
+                            '{ stack = "dummystack", transport = "sse" }, { stack = "dummystack", '
+                            'transport = "longpoll" }, { stack = "dummystack", '
+                            'transport = "shortpoll" }]')  # fmt: skip
+        assert [(c.stack, c.transport) for c in sc.cells()] == [
+            ("aiohttp", "ws"),
+            ("aiohttp", "sse"),
+            ("aiohttp", "longpoll"),
+            ("aiohttp", "shortpoll"),
+            ("dummystack", "dummy"),
+        ]
+
+
+@pytest.mark.parametrize(
+    ("client", "engine", "able"),
+    [
+        ("browser", "browser", "ws, sse, longpoll, shortpoll"),
+        ("locust", "gevent", "ws, sse, longpoll, shortpoll"),
+    ],
+)
+def test_a_client_whose_engine_the_transport_lacks_is_refused(
+    client: str, engine: str, able: str
+) -> None:
+    text = f'stacks = "dummystack"\ntransports = "dummy"\nclient = "{client}"'
+    with registry.extended(transports=(DUMMY,), stacks=(DUMMY_STACK,)):
+        with pytest.raises(ScenarioError) as info:
+            scenario.loads(text, source="x.toml")
+        assert scenario.loads('stacks = "dummystack"\ntransports = "dummy"').cells()
+    err = info.value
+    assert err.path == "transports", str(err)
+    for fragment in (
+        "'dummy' is not allowed",
+        f"a transport with a {engine} client for client = '{client}' ({able})",
+        "transport 'dummy' has none",
+    ):
+        assert fragment in str(err), str(err)
+
+
+def test_the_aiohttp_websocket_client_is_refused_by_the_same_rule() -> None:
+    """ws-aiohttp has only an asyncio client: the general rule, no special case."""
+    with pytest.raises(ScenarioError) as info:
+        scenario.loads('transports = "ws-aiohttp"\nclient = "browser"')
+    assert info.value.path == "transports"
+    assert "a transport with a browser client for client = 'browser'" in str(info.value)
+    with pytest.raises(ScenarioError) as info:
+        scenario.loads('transports = "ws"\nws_client = "aiohttp"\nclient = "locust"')
+    assert info.value.path == "ws_client"
+    assert "'aiohttp' is not allowed" in str(info.value)
+    assert "transport 'ws-aiohttp' has none" in str(info.value)

@@ -1,0 +1,89 @@
+"""A scenario in words and seconds: what varies, how many cells and runs, how long.
+
+The estimates in ``scenarios/README.md`` (and the budget comments of the
+shipped files) come from here; they count the saturation probes an ``[slo]``
+allows, the most a search may add.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from typing import Any
+
+from .model import CELL_OVERHEAD_S, Cell, Scenario
+from .params import FIELDS, PARAMS, num_id
+
+__all__ = ["describe", "estimate_seconds"]
+
+
+def _probe_groups(scenario: Scenario) -> dict[tuple[Any, ...], Cell]:
+    """Cells with an SLO, grouped by everything but the rate: one search per group."""
+    groups: dict[tuple[Any, ...], Cell] = {}
+    for c in scenario.cells():
+        if c.slo is not None and c.slo.probes:
+            key = tuple(getattr(c, f) for f in FIELDS if f != "rate")
+            groups.setdefault(key, c)
+    return groups
+
+
+def estimate_seconds(scenario: Scenario, overhead_s: float = CELL_OVERHEAD_S) -> float:
+    """Wall time of the whole scenario: Σ repeats × (warm-up + duration + overhead).
+
+    Saturation probes count too: ``slo.probes`` extra runs (× repeats) per
+    group of cells that differ only in rate, the most a search may add.
+    """
+    grid = sum(c.repeats * c.run_seconds(overhead_s) for c in scenario.cells())
+    probes = sum(
+        c.slo.probes * c.repeats * c.run_seconds(overhead_s)
+        for c in _probe_groups(scenario).values()
+        if c.slo is not None
+    )
+    return grid + probes
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def describe(scenario: Scenario, overhead_s: float = CELL_OVERHEAD_S) -> str:
+    """A human summary: what varies, how many cells and runs, how long it will take."""
+    cells = scenario.cells()
+    lines = [f"scenario {scenario.name} ({scenario.source})"]
+    if scenario.description:
+        lines += textwrap.wrap(
+            scenario.description, 96, initial_indent="  ", subsequent_indent="  "
+        )
+    repeats = "/".join(str(r) for r in sorted({c.repeats for c in cells}))
+    lines.append(
+        f"{len(cells)} cells × {repeats} repeat{'s' * (repeats != '1')} = {scenario.runs} runs"
+    )
+    for p in PARAMS:
+        seen = dict.fromkeys(getattr(c, p.field) for c in cells)
+        if p.key == "client_processes":
+            shown = ["auto" if v is None else str(v) for v in seen]
+        else:  # None: not applicable to those cells' transport
+            shown = [num_id(v) if isinstance(v, float) else str(v) for v in seen if v is not None]
+        if shown:
+            varies = "  (varies)" if len(shown) > 1 else ""
+            lines.append(f"  {p.key}: {', '.join(shown)}{varies}")
+    for slo in dict.fromkeys(c.slo for c in cells if c.slo is not None):
+        lines.append(
+            f"  SLO: p99 ≤ {num_id(slo.p99_ms)} ms and ≥ {slo.min_delivered_fraction:.2%} "
+            f"delivered; up to {slo.probes} bisection probes per rate sweep"
+        )
+    checks = [c for c in cells if c.checks.active]
+    if checks:
+        lines.append("  self-checks: " + ", ".join(c.cell_id for c in checks))
+    total = estimate_seconds(scenario, overhead_s)
+    probes = len(_probe_groups(scenario))
+    lines.append(
+        f"estimated duration: {_duration(total)} ({total:.0f} s, counting ~{num_id(overhead_s)} s "
+        "of process start-up per run"
+        + (f" and the probes of {probes} searches" * bool(probes))
+        + ")"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,203 @@
+"""What a validated scenario is: :class:`Cell` (one measured point), :class:`Scenario`,
+the ``[slo]`` and ``[checks]`` values, and :class:`ScenarioError`.
+
+These are plain frozen values: the runner, the metrics and the report read
+them; :mod:`pushbench.scenario.parse` is the only code that builds them from a
+file.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from pushbench import registry
+
+from .params import default, num_id
+
+__all__ = ["CELL_OVERHEAD_S", "Cell", "Checks", "Scenario", "ScenarioError", "Slo"]
+
+# Seconds each run spends outside warm-up and measurement: starting the server
+# and client processes, connecting, collecting and writing results.
+CELL_OVERHEAD_S = 2.0
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be run, and how to fix it.
+
+    ``file`` and ``path`` (dotted, e.g. ``cells[2].rate``; empty for the whole
+    file) locate the mistake; the message also carries the bad value and the
+    allowed values or range.
+    """
+
+    def __init__(self, file: str, path: str, problem: str) -> None:
+        self.file = file
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{file}: {path}: {problem}" if path else f"{file}: {problem}")
+
+
+@dataclass(frozen=True)
+class Slo:
+    """Service level for the saturation search: p99 and delivered fraction, both required.
+
+    ``probes`` is how many extra rates the runner may try (bisection) beyond
+    the listed ones for each group of cells that differ only in rate.
+    """
+
+    p99_ms: float
+    min_delivered_fraction: float = 0.99
+    probes: int = 3
+
+
+@dataclass(frozen=True)
+class Checks:
+    """Faults the server injects so the instrument can prove it sees them.
+
+    ``delay_ms``: every message is delayed by this much (latency must rise by it);
+    ``pause_ms`` at ``pause_at_s`` (seconds into the measured window): the event
+    loop stalls once (a spike, no lost messages); ``drop_every``: every Nth
+    message is dropped (loss must be exactly 1/N). Zero means off.
+    """
+
+    delay_ms: float = 0.0
+    pause_ms: float = 0.0
+    pause_at_s: float | None = None
+    drop_every: int = 0
+
+    @property
+    def active(self) -> bool:
+        return bool(self.delay_ms or self.pause_ms or self.drop_every)
+
+    def id_parts(self) -> list[str]:
+        parts = []
+        if self.delay_ms:
+            parts.append(f"delay{num_id(self.delay_ms)}ms")
+        if self.pause_ms:
+            parts.append(f"pause{num_id(self.pause_ms)}ms")
+        if self.drop_every:
+            parts.append(f"drop{self.drop_every}")
+        return parts
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One measured point: a stack, a transport and every parameter, fully resolved.
+
+    Parameters that do not apply are ``None``: ``ws_client`` outside
+    WebSocket cells, ``poll_interval_s`` outside short polling,
+    ``poll_timeout_s`` outside long polling, ``heartbeat_s`` for polling.
+    ``rate`` is the total messages per second published into the topic (by
+    the server's ticker when ``publishers`` is 0, else shared by the
+    publishers); ``client_processes`` ``None`` means "auto".
+    """
+
+    scenario: str
+    stack: str
+    transport: str
+    ws_client: str | None
+    client: str
+    subscribers: int
+    publishers: int
+    rate: float
+    payload_size: int
+    hub: str
+    loop: str
+    poll_interval_s: float | None
+    poll_timeout_s: float | None
+    heartbeat_s: float | None
+    duration_s: float
+    warmup_s: float
+    repeats: int
+    client_processes: int | None
+    slo: Slo | None
+    checks: Checks
+
+    @property
+    def cell_id(self) -> str:
+        """Stable and filesystem-safe, e.g. ``aiohttp-ws-sub10-rate1000-p100``.
+
+        It depends only on the cell's own parameters (not on its position or
+        on the other cells), so the same point has the same id in every
+        scenario and run. Parameters at their default are left out; run
+        settings (durations, repeats, processes, SLO) are not part of it.
+        """
+        parts = [
+            self.stack,
+            self.transport,
+            f"sub{self.subscribers}",
+            f"rate{num_id(self.rate)}",
+            f"p{self.payload_size}",
+        ]
+        if self.publishers:
+            parts.append(f"pub{self.publishers}")
+        optional = (  # (field, value shown in the id); left out when at its default
+            ("client", self.client),
+            ("hub", self.hub),
+            ("loop", self.loop),
+            ("poll_interval_s", f"pi{num_id((self.poll_interval_s or 0) * 1000)}ms"),
+            ("poll_timeout_s", f"pt{num_id(self.poll_timeout_s or 0)}s"),
+            ("heartbeat_s", f"hb{num_id(self.heartbeat_s or 0)}s"),
+        )
+        for name, shown in optional:
+            value = getattr(self, name)
+            if value is not None and value != default(name):
+                parts.append(shown)
+        if self.client == "locust" and self.client_processes:
+            parts.append(f"lw{self.client_processes}")  # Locust master + N workers
+        parts += self.checks.id_parts()
+        return "-".join(parts)
+
+    @property
+    def protocol(self) -> str:
+        """The wire protocol measured (the registry row's): ``ws`` for both WebSocket
+        clients."""
+        return registry.transport(self.transport).protocol
+
+    @property
+    def publish_rate_per_publisher(self) -> float:
+        """Messages per second each publishing client sends (0 for ticker cells)."""
+        return self.rate / self.publishers if self.publishers else 0.0
+
+    @property
+    def expected_messages(self) -> int:
+        """Messages published during the measured window (each goes to every subscriber)."""
+        return math.floor(self.rate * self.duration_s)
+
+    def run_seconds(self, overhead_s: float = CELL_OVERHEAD_S) -> float:
+        """Wall time of one repeat: warm-up + measurement + process overhead."""
+        return self.warmup_s + self.duration_s + overhead_s
+
+    def with_rate(self, rate: float) -> Cell:
+        """The same cell at another rate (a saturation-search probe)."""
+        return replace(self, rate=float(rate))
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every parameter plus ``cell_id``, JSON-ready (``slo``/``checks`` nested)."""
+        return {"cell_id": self.cell_id, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario: its name, description, source file and expanded cells."""
+
+    name: str
+    description: str
+    source: str
+    expanded: tuple[Cell, ...]
+
+    def cells(self) -> tuple[Cell, ...]:
+        """Every cell, in file order (blocks, then the cartesian product)."""
+        return self.expanded
+
+    def cell(self, cell_id: str) -> Cell:
+        for c in self.expanded:
+            if c.cell_id == cell_id:
+                return c
+        raise KeyError(cell_id)
+
+    @property
+    def runs(self) -> int:
+        """Cell × repeat runs on the grid (saturation probes not included)."""
+        return sum(c.repeats for c in self.expanded)
