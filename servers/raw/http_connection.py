@@ -127,7 +127,7 @@ class HttpConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = t = cast(asyncio.Transport, transport)
-        # Past half the limit writes pause (see the module docstring).
+        # Past half the limit writes pause (see the package docstring).
         t.set_write_buffer_limits(high=max(1, self._service.config.write_buffer_limit // 2))
         self._server.track(self)
         self._arm_idle()
