@@ -12,8 +12,9 @@ Each of the spec's ``connections`` is one page of the browser client
 context of its own: Chromium allows 6 HTTP/1.1 connections per host and
 context, so SSE streams and held long polls of more pages in one context would
 queue behind each other (measured: 8 SSE pages in one context, 6 connect).
-Transport ``ws-aiohttp`` names a Python library and has no browser meaning;
-``publish`` (chat cells) is not supported by the page: both are refused.
+A transport without a ``"browser"`` client in :mod:`pushbench.registry` (``ws-aiohttp``
+names a Python library and has no browser meaning) and ``publish`` (chat cells, which
+the page does not support) are refused.
 
 Chromium is Debian's (:func:`pushbench.browser.chromium_path`), driven by
 Playwright through its executable path (never a downloaded browser), headless,
@@ -63,8 +64,10 @@ from urllib.parse import urlsplit
 import numpy as np
 import numpy.typing as npt
 
+from pushbench import registry
 from pushbench.browser import CHROMIUM_ARGS, MISSING_HINT, chromium_path
 from pushbench.schema.worker import WorkerSpec
+from pushbench.settings import Settings
 
 from .common import SUMMED, clock, wait_stop
 from .proctree import bytes_between, cpu_between, socket_bytes, tree_cpu
@@ -72,7 +75,6 @@ from .recorder import FIELDS
 from .worker import run_until_signalled, write_outputs
 
 __all__ = [
-    "TRANSPORTS",
     "BrowserWorker",
     "PageReceipts",
     "launch_options",
@@ -81,7 +83,6 @@ __all__ = [
     "receipts",
 ]
 
-TRANSPORTS = ("ws", "sse", "longpoll", "shortpoll")
 OPEN_CONCURRENCY = 4  # pages being created and loaded at once
 COLLECT_TIMEOUT_S = 3.0  # for all pages to stop and hand over their receipts
 STATUS_INTERVAL_S = 1.0  # the live status file (spec.status_path), as pushbench.clients.worker
@@ -93,10 +94,17 @@ class SpecRefused(ValueError):
 
 
 def check_spec(spec: WorkerSpec) -> None:
-    if spec.transport not in TRANSPORTS:
+    """Refuse what the page cannot run: a transport the registry gives no browser client,
+    or publishing."""
+    try:
+        browser = "browser" in registry.transport(spec.transport).clients
+    except registry.RegistryError:
+        browser = False
+    if not browser:
+        names = [t.name for t in registry.transports() if "browser" in t.clients]
         raise SpecRefused(
             f"transport {spec.transport!r} is not a browser transport "
-            f"(one of {', '.join(TRANSPORTS)}); use pushbench.clients.worker for it"
+            f"(one of {', '.join(names)}); use pushbench.clients.worker for it"
         )
     if spec.publish is not None:
         raise SpecRefused(
@@ -547,7 +555,11 @@ def _log(message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: 0 when the output was written (also after an early stop), 2 for a spec
-    this worker refuses, 1 when the run failed (output still written, incomplete)."""
+    this worker refuses, 1 when the run failed (output still written, incomplete).
+
+    The settings (the Chromium path among them) come from the environment the runner
+    started this process with, read here once and applied before anything runs."""
+    Settings.from_environ(os.environ).apply()
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2:
         print("usage: python -m pushbench.clients.browser_worker SPEC.json OUT", file=sys.stderr)

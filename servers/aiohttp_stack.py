@@ -452,4 +452,4 @@ async def run(
         await runner.cleanup()
 
 
-STACK = Stack("aiohttp", run, ("ws", "sse", "longpoll", "shortpoll", "echo"))
+STACK = Stack("aiohttp", run)

@@ -1,6 +1,7 @@
 """The contract between `pushbench serve` and a server stack.
 
-A stack module exposes ``STACK: Stack``. ``run`` serves the URL scheme of
+A stack module (named by its row in :mod:`pushbench.registry`) exposes
+``STACK: Stack``. ``run`` serves the URL scheme of
 :mod:`pushbench.service` on ``host:port`` until ``stop`` is set, calling
 ``on_ready(port)`` once it is listening (with the real port when 0 was asked).
 """
@@ -27,6 +28,8 @@ class StackOptions:
 
 @dataclass(frozen=True)
 class Stack:
+    """A stack's entry point. What it serves is its row in :mod:`pushbench.registry`
+    (``serves``), the one place that says it; ``name`` is that row's name."""
+
     name: str
     run: Callable[[PushService, str, int, OnReady, asyncio.Event, StackOptions], Awaitable[None]]
-    transports: tuple[str, ...]  # which of ws, sse, longpoll, shortpoll, echo it serves

@@ -1,9 +1,11 @@
 """``pushbench serve``: run one server stack until SIGINT or SIGTERM.
 
-Stacks are a table, name → module; each module exposes ``STACK``
-(:class:`pushbench.servers.base.Stack`), so adding a stack is one row here plus its
-module. This command builds what every stack shares — the hub (in-process or
-Redis), the :class:`~pushbench.service.PushService` and its
+The stacks are the rows of :mod:`pushbench.registry` that name a module (an
+external stack, started from its own command line, is not served from here); each
+module exposes ``STACK`` (:class:`pushbench.servers.base.Stack`) and is imported only
+when chosen, so adding a stack is one registry row plus its module. This command
+builds what every stack shares — the hub (in-process or Redis), the
+:class:`~pushbench.service.PushService` and its
 :class:`~pushbench.service.ServerConfig` — so every stack runs with the same
 knobs, then hands them to ``STACK.run``. Once listening, exactly one line goes
 to stdout (flushed), and nothing before it; it is what the runner and the
@@ -26,6 +28,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from pushbench import registry
 from pushbench.faults import Faults
 from pushbench.service import TICKER_KEYS, ConfigError, HttpError, ServerConfig, parse_ticker
 
@@ -38,18 +41,25 @@ if TYPE_CHECKING:
 
     from .base import Stack
 
-# stack name → module exposing ``STACK``; imported only for the chosen stack.
-STACKS: dict[str, str] = {
-    "raw": "pushbench.servers.raw",
-    "aiohttp": "pushbench.servers.aiohttp_stack",
-    "starlette": "pushbench.servers.starlette_stack",
-}
 LOOPS = ("asyncio", "uvloop")
 WS_IMPLS = ("auto", "none", "websockets", "websockets-sansio", "wsproto")  # uvicorn's --ws
 DEFAULT_WS_IMPL = StackOptions.ws
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_HISTORY = 1000  # Hub's defaults
 DEFAULT_QUEUE_LIMIT = 10000
+
+
+def stack_names() -> tuple[str, ...]:
+    """The stacks ``pushbench serve`` runs: the registry's rows with a module, in its order."""
+    return tuple(s.name for s in registry.stacks() if s.module is not None)
+
+
+def stack_module(name: str) -> str:
+    """The module exposing ``STACK`` for stack ``name`` (RegistryError if unknown)."""
+    module = registry.stack(name).module
+    if module is None:
+        raise registry.RegistryError(f"stack {name!r} is external: not served by pushbench serve")
+    return module
 
 
 class OptionError(Exception):
@@ -77,7 +87,12 @@ def _count(text: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = ServerConfig()
     add = parser.add_argument
-    add("--stack", choices=sorted(STACKS), default="raw", help="server stack (default %(default)s)")
+    add(
+        "--stack",
+        choices=sorted(stack_names()),
+        default="raw",
+        help="server stack (default %(default)s)",
+    )
     add("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
     add("--port", type=_port, default=8765, help="port to bind, 0 = any free one (default 8765)")
     add(
@@ -299,7 +314,7 @@ def run(args: argparse.Namespace) -> int:
         print("pushbench serve: error: argument --faults: needs --hub memory", file=sys.stderr)
         return 2
     options = StackOptions(loop=args.loop, ws=args.ws_impl or DEFAULT_WS_IMPL)
-    stack: Stack = importlib.import_module(STACKS[args.stack]).STACK
+    stack: Stack = importlib.import_module(stack_module(args.stack)).STACK
     loop_factory = None
     if args.loop == "uvloop":
         import uvloop
@@ -369,7 +384,8 @@ async def _serve(
         service.info.update(
             stack=stack.name,
             loop=args.loop,
-            ws_impl=options.ws if stack.name == "starlette" else stack.name,
+            # a stack that takes --ws-impl records it; for the others it is the stack's own
+            ws_impl=options.ws if "ws_impl" in registry.stack(stack.name).options else stack.name,
             compression="off",
             faults=str(args.faults) if args.faults is not None else "none",
         )

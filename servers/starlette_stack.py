@@ -530,4 +530,4 @@ async def run(
             uvicorn_log.removeFilter(_DENIAL_LOG_FILTER)
 
 
-STACK = Stack("starlette", run, ("ws", "sse", "longpoll", "shortpoll", "echo"))
+STACK = Stack("starlette", run)

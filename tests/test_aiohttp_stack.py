@@ -21,6 +21,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
+from pushbench import registry
 from pushbench.auth import make_token
 from pushbench.contract import Envelope, decode
 from pushbench.hub import Hub
@@ -138,7 +139,9 @@ EXPECTED = [(i, f"m{i}") for i in range(1, 21)]
 
 def test_stack_declares_itself() -> None:
     assert STACK.name == "aiohttp"
-    assert set(STACK.transports) == {"ws", "sse", "longpoll", "shortpoll", "echo"}
+    row = registry.stack(STACK.name)  # what it serves is its registry row's, nowhere else
+    assert row.module == "pushbench.servers.aiohttp_stack"
+    assert set(row.serves) == {"ws", "sse", "longpoll", "shortpoll", "echo"}
 
 
 def test_every_transport_delivers_the_same_sequence() -> None:

@@ -35,19 +35,28 @@ import pytest
 from conftest import ROOT, ServerProcess, start_server
 from test_hub_redis import redis_url  # noqa: F401  (a fixture: redis-server, or skip)
 
+from pushbench import client_page as page_assets
+from pushbench import registry
 from pushbench.auth import make_token
 from pushbench.browser import MISSING_HINT, chromium_path, playwright_available
-from pushbench.clients.browser_worker import SETTLED, launch_options, receipts
+from pushbench.clients.browser_worker import (
+    SETTLED,
+    SpecRefused,
+    check_spec,
+    launch_options,
+    receipts,
+)
 from pushbench.clients.browser_worker import main as worker_main
 from pushbench.clients.worker import READY_LINE, output_paths
+from pushbench.schema.worker import WorkerSpec
 
 CHROMIUM = chromium_path()
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None or not playwright_available(), reason=f"no Chromium: {MISSING_HINT}"
 )
 
-STACKS = ("aiohttp", "starlette", "raw")
-TRANSPORTS = ("ws", "sse", "longpoll", "shortpoll")
+STACKS = tuple(s.name for s in registry.stacks() if s.module is not None)
+TRANSPORTS = tuple(t.name for t in registry.transports() if "browser" in t.clients)
 SECRET = "browser-secret"
 # Payloads that trip framing and parsing: empty, non-ASCII, quotes, newlines, 1000 bytes.
 PAYLOADS = ["", "plain", "äöü € 😀", 'quote " and \\ back', "line\nbreak\r\n", "x" * 1000]
@@ -132,13 +141,74 @@ def time_origin_ns(page: Any) -> int:
 # --- the routes --------------------------------------------------------------------------------
 
 
+def page_file(name: str) -> bytes:
+    """A file of the page as served: client.html with the transport table in place."""
+    data = (ROOT / "clients" / "browser" / name).read_bytes()
+    if name == "client.html":
+        assert data.count(page_assets.PLACEHOLDER) == 1
+        data = data.replace(page_assets.PLACEHOLDER, page_assets.transport_script())
+    return data
+
+
+def served_table(html: bytes) -> dict[str, Any]:
+    start = html.index(b'<script type="application/json" id="pushbench-transports">')
+    body = html[start:].split(b">", 1)[1].split(b"</script>", 1)[0]
+    table: dict[str, Any] = json.loads(body)
+    return table
+
+
+def test_the_page_gets_its_transports_from_the_registry() -> None:
+    """The page's table is the registry's transports with a browser client, in its order,
+    and the script names no transport list of its own."""
+    table = served_table(page_assets.asset("/client").body)
+    assert list(table) == list(TRANSPORTS) == ["ws", "sse", "longpoll", "shortpoll"]
+    for name, row in table.items():
+        t = registry.transport(name)
+        assert row == {
+            "protocol": t.protocol,
+            "path": t.path,
+            "starter": t.clients["browser"],
+            "params": sorted(t.params),
+        }
+    script = page_assets.asset("/client.js").body.decode()
+    assert "const TRANSPORTS" not in script and "pushbench-transports" in script
+    for row in table.values():  # every starter the table names is one the script has
+        assert f"    {row['starter']}: " in script.split("const STARTERS = {", 1)[1]
+
+
+def test_a_new_browser_transport_row_reaches_the_page_and_the_worker() -> None:
+    row = registry.Transport(
+        name="sse-dummy",
+        protocol="sse",
+        label="SSE (dummy)",
+        path="/sse",
+        delivery="streaming",
+        upgrade=False,
+        floor="sse",
+        color="#000000",
+        marker="x",
+        simplicity=1,
+        simplicity_why="a test row",
+        clients={"browser": "sse"},
+        default=False,
+    )
+    with registry.extended(transports=(row,)):
+        spec = WorkerSpec.from_dict({"base_url": "http://127.0.0.1:1", "transport": "sse-dummy"})
+        table = served_table(page_assets.asset("/client").body)
+        assert table["sse-dummy"]["starter"] == "sse"
+        check_spec(spec)  # a browser transport now
+    assert "sse-dummy" not in served_table(page_assets.asset("/client").body)
+    with pytest.raises(SpecRefused, match="not a browser transport"):
+        check_spec(spec)
+
+
 def test_every_stack_serves_the_page_and_the_clock(servers: dict[str, ServerProcess]) -> None:
     files = {"/client": "client.html", "/client.js": "client.js"}
     for stack, server in servers.items():
         for path, name in files.items():
             with urllib.request.urlopen(server.url(path), timeout=10) as response:
                 assert response.status == 200
-                assert response.read() == (ROOT / "clients" / "browser" / name).read_bytes()
+                assert response.read() == page_file(name)
                 kind = "text/html" if name.endswith(".html") else "text/javascript"
                 assert response.headers["Content-Type"].startswith(kind), stack
                 # cross-origin isolation: what gives performance.now() 5 µs resolution

@@ -27,12 +27,12 @@ from test_hub_redis import redis_url  # noqa: F401  (a fixture: redis-server, or
 from pushbench.auth import make_token
 from pushbench.cli import build_parser
 from pushbench.contract import decode
-from pushbench.servers.serve import STACKS, ticker_query
+from pushbench.servers.serve import stack_names, ticker_query
 from pushbench.service import ConfigError, ServerConfig, TickerOptions, parse_ticker
 
 pytestmark = pytest.mark.timeout(60)
 
-STACK_NAMES = sorted(STACKS)
+STACK_NAMES = sorted(stack_names())
 SECRET_ENV = "PUSHBENCH_TEST_SECRET"
 SECRET = "not-on-the-command-line"
 

@@ -22,6 +22,7 @@ import aiohttp
 import pytest
 import uvloop
 
+from pushbench import registry
 from pushbench.auth import make_token
 from pushbench.contract import Envelope, decode
 from pushbench.hub import Hub
@@ -160,7 +161,9 @@ def check_events(events: list[Event], first: int, last: int) -> None:
 
 def test_stack_entry() -> None:
     assert STACK.name == "starlette"
-    assert set(STACK.transports) == {"ws", "sse", "longpoll", "shortpoll", "echo"}
+    row = registry.stack(STACK.name)  # what it serves is its registry row's, nowhere else
+    assert row.module == "pushbench.servers.starlette_stack"
+    assert set(row.serves) == {"ws", "sse", "longpoll", "shortpoll", "echo"}
 
 
 def test_every_transport_delivers_in_order() -> None:

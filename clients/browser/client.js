@@ -4,7 +4,7 @@
  * Served by every stack at GET /client.js (GET /client is the page). The query string of
  * the page configures it:
  *
- *   transport      ws | sse | longpoll | shortpoll                         (ws)
+ *   transport      one of the server's browser transports (below)          (the first)
  *   topic, token   the topic, and a token when the server requires one     (bench, none)
  *   conn           this page's connection id (short polls' phase offset)   (0)
  *   interval       short poll interval, s                                  (0.1)
@@ -17,6 +17,13 @@
  *   clock_samples  /clock exchanges per clock sync                         (12)
  *   lag            main-thread lag monitor period, ms; 0 turns it off      (10)
  *   autostart      0: wait for pushbench.start()                           (1)
+ *
+ * Which transports there are is the server's to say: the page it serves carries the
+ * registry's transports that have a browser client (pushbench.registry, rendered by
+ * pushbench/client_page.py) as JSON in <script id="pushbench-transports">, name →
+ * {protocol, path, starter, params}; `starter` names the function below that receives it
+ * (STARTERS), `path` is where it connects, `params` are the optional cell parameters
+ * that apply. This file names no transport of its own.
  *
  * How each transport is received, as the seed article's client example does it:
  * `new WebSocket(url)` with open / message / close / error listeners; `new EventSource(url)`;
@@ -55,7 +62,6 @@
 "use strict";
 
 (() => {
-  const TRANSPORTS = ["ws", "sse", "longpoll", "shortpoll"];
   const GOLDEN = 0.6180339887498949; // short polls' phase: conn * golden ratio, mod 1
   const now = () => performance.now();
 
@@ -73,10 +79,25 @@
     return value;
   }
 
+  function transportTable() {
+    // name → {protocol, path, starter, params}: the server's registry (see the top)
+    const element = document.getElementById("pushbench-transports");
+    if (element === null) {
+      throw new Error("no transport table in the page: open it from a pushbench server");
+    }
+    return JSON.parse(element.textContent);
+  }
+
   function readConfig() {
-    const transport = query.get("transport") || "ws";
-    if (!TRANSPORTS.includes(transport)) {
-      throw new Error(`transport must be one of ${TRANSPORTS.join(", ")}`);
+    const transports = transportTable();
+    const names = Object.keys(transports);
+    const transport = query.get("transport") || names[0];
+    if (!Object.hasOwn(transports, transport)) {
+      throw new Error(`transport must be one of ${names.join(", ")}`);
+    }
+    const row = transports[transport];
+    if (!Object.hasOwn(STARTERS, row.starter)) {
+      throw new Error(`transport ${transport}: this page has no starter ${row.starter}`);
     }
     const since = query.get("since");
     if (since !== null && since !== "" && !/^[0-9]{1,19}$/.test(since)) {
@@ -84,6 +105,9 @@
     }
     return {
       transport,
+      starter: row.starter,
+      path: row.path.replace(/^\//, ""), // relative: resolved against the page's own URL
+      params: row.params,
       topic: query.get("topic") || "bench",
       token: query.get("token"),
       conn: number("conn", 0, 0),
@@ -315,7 +339,7 @@
       const t0 = now();
       let open = false;
       const since = resumeFrom();
-      ws = new WebSocket(url("ws", since === null ? {} : { since }, scheme));
+      ws = new WebSocket(url(cfg.path, since === null ? {} : { since }, scheme));
       ws.addEventListener("open", () => {
         open = true;
         retry.succeeded();
@@ -359,7 +383,7 @@
       const since = resumeFrom();
       // Only the first request uses the query's since: EventSource's own reconnects send
       // Last-Event-ID, which the server prefers.
-      const source = new EventSource(url("sse", since === null ? {} : { since }));
+      const source = new EventSource(url(cfg.path, since === null ? {} : { since }));
       es = source;
       source.addEventListener("open", () => {
         live = true;
@@ -416,7 +440,7 @@
       const params = { timeout: timeout_s };
       if (cursor !== null) params.since = cursor;
       const t0 = now();
-      const response = await fetch(url("poll", params), {
+      const response = await fetch(url(cfg.path, params), {
         cache: "no-store",
         signal: controller.signal,
       });
@@ -473,6 +497,7 @@
     };
   }
 
+  // starter name (the transport table's `starter`) → the function that connects
   const STARTERS = {
     ws: startWebSocket,
     sse: startEventSource,
@@ -553,7 +578,7 @@
       clock.rtts_ms = rtts;
       if (cfg.lag_ms > 0) stopLag = startLagMonitor(cfg.lag_ms);
       if (state.stopped) return;
-      stopTransport = STARTERS[cfg.transport]();
+      stopTransport = STARTERS[cfg.starter]();
     } catch (error) {
       state.failed = String(error);
       failed(String(error));

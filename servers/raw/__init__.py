@@ -1,0 +1,74 @@
+"""The raw stack: plain asyncio Protocols around the :mod:`pushbench.wire` codecs.
+
+All protocol logic lives in the sans-I/O codecs — HTTP/1.1 requests in
+:mod:`pushbench.wire.http11`, WebSocket frames, messages and the close
+handshake in :class:`pushbench.wire.Connection` — and everything the stacks
+share lives in :class:`~pushbench.service.PushService` and
+:func:`~pushbench.sessions.push_loop`; this package is only the I/O shell:
+bytes from ``data_received`` go into a codec, whatever must go out goes to
+``transport.write``, and what needs a clock or a socket (keepalive pings,
+idle and close timeouts, flow control) is done here, and only here. It serves
+the URL scheme of :mod:`pushbench.service` like every other stack, with the
+knobs of :class:`~pushbench.service.ServerConfig`.
+
+- :mod:`.listener`: the listening socket, the open connections, graceful shutdown;
+- :mod:`.http_connection`: a connection while it speaks HTTP/1.1 — the routes,
+  plain responses, polls, publishes and SSE streams, and the WebSocket upgrade;
+- :mod:`.websocket`: a connection once upgraded (keepalive, close timeouts,
+  reading paused under backpressure); :mod:`.ws_apps`: ``/echo`` and ``/ws``;
+- :mod:`.flow`: waiting for a transport's buffer to drain.
+
+Flow control: each transport pauses at half of ``write_buffer_limit``; then a
+WebSocket stops reading from its peer and a push write waits until the buffer
+drains, so a connection buffers at most that much plus one batch. A subscriber
+that falls ``queue_limit`` items behind is dropped by the hub
+(``slow_consumers_dropped``): Close 1013, or an abort when the peer is so
+stuck that even the Close could not be written. Request heads are bounded
+(16 KiB, else 400), as is every body read.
+
+Extra counters in ``GET /stats``: ``dead_peers`` and ``protocol_errors``
+(WebSockets failed with 1002/1007/1009 by the codec).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from pushbench.service import PushService
+
+from ..base import OnReady, Stack, StackOptions
+from .http_connection import HttpConnection, parse_query
+from .listener import Listener
+from .websocket import WebSocket
+
+__all__ = ["STACK", "HttpConnection", "WebSocket", "parse_query", "run"]
+
+_EXTRA_COUNTERS = ("dead_peers", "protocol_errors")
+
+
+async def run(
+    service: PushService,
+    host: str,
+    port: int,
+    on_ready: OnReady,
+    stop_event: asyncio.Event,
+    options: StackOptions,
+) -> None:
+    """Serve on ``host:port`` until ``stop_event`` is set, then shut down gracefully.
+
+    ``options`` has nothing for this stack: the event loop (asyncio or uvloop)
+    is whatever loop this coroutine runs on. OSError (e.g. the port is taken)
+    propagates before ``on_ready``.
+    """
+    for name in _EXTRA_COUNTERS:
+        service.stats.extra.setdefault(name, 0)
+    listener = Listener(service)
+    bound = await listener.listen(host, port, lambda: HttpConnection(listener))
+    try:
+        on_ready(bound)
+        await stop_event.wait()
+    finally:
+        await listener.shutdown()
+
+
+STACK = Stack("raw", run)

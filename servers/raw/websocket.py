@@ -1,0 +1,256 @@
+"""One upgraded connection of the raw stack: the :mod:`pushbench.wire` codec in, the
+transport out, and everything that needs a clock or a socket around it.
+
+The codec (:class:`pushbench.wire.Connection`) turns bytes into messages and
+queues what must go out (pongs, Close replies); this module only moves bytes
+between it and the transport and adds what a pure codec cannot do:
+
+- keepalive: a Ping every ``ping_interval``; a peer that sends nothing at all
+  within ``ping_timeout`` after it is aborted (counted as ``dead_peers``);
+- timeouts on closing: once we sent Close, or the close handshake finished,
+  the transport is half-closed (FIN after the queued bytes, so unread input
+  cannot turn into a RST that destroys them) and aborted if the peer has not
+  closed within ``close_timeout``;
+- flow control: while the transport's buffer is over its mark, reading from
+  the peer stops (its own traffic, echoes and pongs, cannot be what fills it)
+  and :meth:`WebSocket.send_frames` waits until the buffer drains.
+
+What a path does with messages is its :class:`App` (``ws_apps``: ``/echo`` and
+``/ws?topic=``), attached once the 101 is out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+from pushbench.wire import CloseCode, Connection, Message, ProtocolError, Role, State
+
+from .flow import Drain
+from .listener import Listener
+
+__all__ = ["App", "WebSocket"]
+
+
+class App(Protocol):
+    """The behaviour behind one WebSocket path, attached once the 101 is out."""
+
+    def start(self, ws: WebSocket) -> None: ...
+
+    def on_message(self, ws: WebSocket, message: Message) -> None: ...
+
+    def stop(self) -> None:
+        """The WebSocket is closing or gone: release everything, never raise."""
+        ...
+
+
+class WebSocket(asyncio.Protocol):
+    """The asyncio glue for one upgraded connection: codec in, transport out."""
+
+    __slots__ = (
+        "_abort_timer",
+        "_app",
+        "_config",
+        "_conn",
+        "_drain",
+        "_hold",
+        "_joined",
+        "_keepalive",
+        "_last_rx",
+        "_loop",
+        "_ping_at",
+        "_reading_paused",
+        "_server",
+        "_stats",
+        "transport",
+    )
+
+    def __init__(
+        self, server: Listener, transport: asyncio.Transport, app: App, max_message_size: int
+    ) -> None:
+        self._server = server
+        self._config = server.service.config
+        self._stats = server.service.stats.extra
+        self._app = app
+        self.transport = transport
+        self._loop = asyncio.get_running_loop()
+        self._conn = Connection(
+            Role.SERVER,
+            # A single frame can never be longer than the message it carries.
+            max_frame_size=max_message_size,
+            max_message_size=max_message_size,
+        )
+        self._drain = Drain()
+        self._hold = False  # the app asked us to stop reading (see hold_reading)
+        self._reading_paused = False
+        self._joined = False
+        self._last_rx = self._loop.time()
+        self._ping_at = 0.0
+        self._keepalive: asyncio.TimerHandle | None = None
+        self._abort_timer: asyncio.TimerHandle | None = None
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self, early_data: bytes) -> None:
+        """Called once the 101 is written; ``early_data`` followed the request head."""
+        self._joined = True
+        self._app.start(self)
+        if self._config.ping_interval > 0:
+            self._keepalive = self._loop.call_later(self._config.ping_interval, self._ping)
+        if early_data:
+            self.data_received(early_data)
+
+    def data_received(self, data: bytes) -> None:
+        # Any byte proves the peer alive: a large message may take longer than
+        # ping_timeout to arrive, and its frames are events only once complete.
+        self._last_rx = self._loop.time()
+        conn = self._conn
+        if conn.state is State.CLOSED:
+            return  # closing: what the peer still sends is read and dropped
+        try:
+            events = conn.receive_data(data)
+        except ProtocolError:
+            # The codec queued a Close with the RFC code; send it and hang up.
+            self._stats["protocol_errors"] += 1
+            self._finish()
+            return
+        # Not joined any more: we sent Close, so what still arrives is ignored.
+        # Messages before a Close *received* in this batch are still delivered.
+        for event in events:
+            if isinstance(event, Message) and self._joined:
+                self._app.on_message(self, event)
+        self._flush()  # pongs, echoes and the Close reply, in codec order
+        if conn.closes_transport:
+            self._finish()
+
+    def eof_received(self) -> bool | None:
+        self._conn.receive_eof()
+        self._leave()
+        return None  # let asyncio close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for timer in (self._keepalive, self._abort_timer):
+            if timer is not None:
+                timer.cancel()
+        self._conn.receive_eof()
+        self._drain.lost()
+        self._leave()
+        self._server.service.close_connection()
+        self._server.forget(self)
+
+    # -- flow control ----------------------------------------------------------
+
+    def pause_writing(self) -> None:
+        self._drain.pause()
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._drain.resume()
+        self._update_reading()
+
+    def hold_reading(self, hold: bool) -> None:
+        """Stop (True) or resume (False) reading for the app, e.g. while publishes queue."""
+        self._hold = hold
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        # Once both Close frames are exchanged we always read: the peer's EOF must be seen.
+        pause = (self._drain.paused or self._hold) and self._conn.state is not State.CLOSED
+        if pause != self._reading_paused and not self.transport.is_closing():
+            self._reading_paused = pause
+            if pause:
+                self.transport.pause_reading()
+            else:
+                self.transport.resume_reading()
+
+    # -- sending -------------------------------------------------------------
+
+    def send(self, frame: bytes) -> None:
+        """Queue an encoded data frame; written at the end of the current read.
+
+        For replies to what the peer sent (the echo): the peer is throttled by
+        pause_reading, so no flow control is needed here.
+        """
+        if self._conn.state is State.OPEN:
+            self._conn.send_raw(frame)
+
+    async def send_frames(self, frames: bytes) -> int:
+        """Write already-encoded data frames in one write, once the transport takes
+        more → bytes written; ConnectionError when the socket is closing or gone."""
+        await self._drain.wait()
+        if self._conn.state is not State.OPEN:
+            raise ConnectionError("WebSocket is closing")
+        self._conn.send_raw(frames)
+        self._flush()
+        return len(frames)
+
+    def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        """Start the close handshake; abort if it is not done in close_timeout."""
+        if self._conn.state is not State.OPEN:
+            return
+        self._conn.send_close(code, reason)
+        self._flush()
+        self._leave()
+        self._arm_abort()
+
+    def abort(self) -> None:
+        self.transport.abort()
+
+    def _flush(self) -> None:
+        data = self._conn.data_to_send()
+        if data:
+            self.transport.write(data)
+
+    def _finish(self) -> None:
+        """Both Close frames are exchanged, or the connection failed: close TCP.
+
+        A half-close (FIN after the queued bytes) rather than close(): bytes the
+        peer still sends are read and dropped instead of answered with a RST,
+        which would destroy our Close frame before the peer reads it.
+        """
+        self._flush()
+        self._leave()
+        transport = self.transport
+        if transport.can_write_eof():
+            transport.write_eof()
+        else:  # pragma: no cover - TCP transports can
+            transport.close()
+        self._update_reading()  # keep reading, or the peer's EOF is never seen
+        self._arm_abort()
+
+    def _leave(self) -> None:
+        if self._joined:
+            self._joined = False
+            self._app.stop()
+
+    def _arm_abort(self) -> None:
+        if self._abort_timer is None:
+            self._abort_timer = self._loop.call_later(
+                self._config.close_timeout, self.transport.abort
+            )
+
+    # -- keepalive -----------------------------------------------------------
+
+    def _ping(self) -> None:
+        if self._conn.state is not State.OPEN:
+            return
+        self._conn.send_ping()
+        self._flush()
+        self._ping_at = self._loop.time()
+        self._keepalive = self._loop.call_later(self._config.ping_timeout, self._check_alive)
+
+    def _check_alive(self) -> None:
+        # While we are not reading (backpressure) silence proves nothing. Such a
+        # peer costs bounded memory, and on /ws the hub drops it once it falls
+        # queue_limit items behind.
+        if self._last_rx < self._ping_at and not self._reading_paused:
+            self._stats["dead_peers"] += 1
+            self.transport.abort()
+            return
+        delay = max(0.0, self._ping_at + self._config.ping_interval - self._loop.time())
+        self._keepalive = self._loop.call_later(delay, self._ping)
+
+    # -- shutdown --------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        self.close(CloseCode.GOING_AWAY, "server shutdown")

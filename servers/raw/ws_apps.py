@@ -1,0 +1,119 @@
+"""What the raw stack's WebSocket paths do with messages: ``/echo`` and ``/ws?topic=``.
+
+Each is an :class:`~.websocket.App` that the HTTP connection attaches to its
+:class:`~.websocket.WebSocket` once the 101 is out. ``/ws`` pushes the topic's
+items through :func:`pushbench.sessions.push_loop`, as every stack does, and
+publishes the client's text messages; ``/echo`` sends every message back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from pushbench.hub import Item, Subscription
+from pushbench.service import HttpError, PushService
+from pushbench.sessions import push_loop
+from pushbench.wire import CloseCode, Message, Opcode, encode_frame
+
+from .websocket import WebSocket
+
+__all__ = ["MAX_PENDING_PUBLISHES", "Echo", "TopicSession"]
+
+log = logging.getLogger(__name__)
+
+# A /ws client whose publishes are this many messages ahead of the hub is not
+# read from until they are through: its input cannot queue without bound.
+MAX_PENDING_PUBLISHES = 64
+
+
+def _ws_frame(item: Item) -> bytes:
+    """An item as one unmasked text frame; cached on the item, so encoded once per message."""
+    return encode_frame(Opcode.TEXT, item.data)
+
+
+class Echo:
+    """``/echo``: every data message goes back unchanged, same opcode."""
+
+    def start(self, ws: WebSocket) -> None:
+        pass
+
+    def on_message(self, ws: WebSocket, message: Message) -> None:
+        ws.send(encode_frame(message.opcode, message.data))
+
+    def stop(self) -> None:
+        pass
+
+
+def _cancel(task: asyncio.Task[None] | None) -> None:
+    """Cancel a helper task, unless it is the one running (it is finishing anyway)."""
+    if task is not None and task is not asyncio.current_task():
+        task.cancel()
+
+
+class TopicSession:
+    """``/ws?topic=``: the topic's items out, one text frame each; text in = publishes.
+
+    Items go out through :func:`push_loop`, framed once per message for every
+    raw subscriber (:meth:`Item.framed`); a batch is one transport write. The
+    client's text messages are published in order by one task; a refused one
+    closes the socket (over ``max_publish_bytes`` → 1009), binary → 1003.
+    """
+
+    __slots__ = ("_inbox", "_publisher", "_pusher", "_service", "_sub", "_topic")
+
+    def __init__(self, service: PushService, topic: str, sub: Subscription) -> None:
+        self._service = service
+        self._topic = topic
+        self._sub = sub
+        self._inbox: deque[str] = deque()
+        self._pusher: asyncio.Task[None] | None = None
+        self._publisher: asyncio.Task[None] | None = None
+
+    def start(self, ws: WebSocket) -> None:
+        self._pusher = asyncio.get_running_loop().create_task(self._push(ws))
+
+    async def _push(self, ws: WebSocket) -> None:
+        async def send_batch(items: list[Item]) -> int:
+            return await ws.send_frames(b"".join([item.framed("ws", _ws_frame) for item in items]))
+
+        reason = await push_loop(self._service, self._sub, send_batch, abort=ws.abort)
+        self._pusher = None
+        if reason == "slow-consumer":
+            ws.close(CloseCode.TRY_AGAIN_LATER, "slow consumer")
+        # "disconnected": the transport is gone, connection_lost cleans up.
+
+    def on_message(self, ws: WebSocket, message: Message) -> None:
+        if message.opcode != Opcode.TEXT:
+            ws.close(CloseCode.UNSUPPORTED_DATA, "publish with text messages")
+            return
+        self._inbox.append(message.data.decode())  # the codec checked the UTF-8
+        if len(self._inbox) >= MAX_PENDING_PUBLISHES:
+            ws.hold_reading(True)
+        if self._publisher is None:
+            self._publisher = asyncio.get_running_loop().create_task(self._publish(ws))
+
+    async def _publish(self, ws: WebSocket) -> None:
+        inbox = self._inbox
+        try:
+            while inbox:
+                try:
+                    await self._service.publish_text(self._topic, inbox.popleft())
+                except HttpError as exc:
+                    code = CloseCode.MESSAGE_TOO_BIG if exc.status == 413 else 1008
+                    ws.close(code, exc.error)
+                    return
+                except OSError as exc:  # the hub's backend (Redis) failed
+                    log.warning("raw stack: publish on /ws failed: %s", exc)
+                    ws.close(CloseCode.INTERNAL_ERROR, "publish failed")
+                    return
+        finally:
+            self._publisher = None
+            ws.hold_reading(False)
+
+    def stop(self) -> None:
+        _cancel(self._pusher)
+        _cancel(self._publisher)
+        self._inbox.clear()
+        self._sub.close()
