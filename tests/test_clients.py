@@ -36,7 +36,7 @@ from pushbench.auth import make_token
 from pushbench.clients import tcpinfo
 from pushbench.clients.common import ConnStats
 from pushbench.clients.recorder import GcMonitor, LoopLagMonitor, Recorder
-from pushbench.clients.worker import CLIENTS, READY_LINE, output_paths
+from pushbench.clients.worker import READY_LINE, client_run, output_paths
 from pushbench.clients.worker import main as worker_main
 from pushbench.contract import Envelope, decode, encode
 from pushbench.hub import Hub
@@ -155,7 +155,7 @@ async def clients(transport: str, base_url: str, n: int = 3, **spec: Any) -> Asy
     recorder = Recorder(full.capacity)
     stats = [ConnStats(i) for i in range(n)]
     stop = asyncio.Event()
-    run = CLIENTS[transport]
+    run = client_run(transport)
     tasks: list[asyncio.Future[None]] = [
         asyncio.ensure_future(run(i, full, recorder, s, stop)) for i, s in enumerate(stats)
     ]

@@ -16,6 +16,7 @@ import pytest
 
 from pushbench import browser, cli, runner, scenario
 from pushbench.procs import Started
+from pushbench.runner.progress import Progress
 
 TINY = """
 name = "tiny"
@@ -351,7 +352,7 @@ def test_progress_line_reads_the_workers_status_files(
 ) -> None:
     """Delivered msgs/s and the last second's p99 come from the workers, not the server."""
     files = [tmp_path / "w0.status.json", tmp_path / "w1.status.json"]
-    progress = runner._Progress(True, 3, time.monotonic())
+    progress = Progress(True, 3, time.monotonic())
     progress.cell(0, "aiohttp-ws-sub2-rate50-p32")
     progress.watch(files)
     for t_ns, counts, p99s in (
