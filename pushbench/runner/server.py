@@ -6,8 +6,9 @@ and its ready line carries the URL it bound. An *external* stack
 (``Stack.argv``, e.g. a Node server) gets a free loopback port chosen here,
 ``{host}`` and ``{port}`` filled into its argv, and is ready once it prints a
 line starting with its ``ready_line``; it is told nothing else, so cells that
-need server options it cannot receive (faults, heartbeats, another hub) are
-skipped with the reason. Either way the server runs pinned to the server
+need server options it cannot receive (faults, a heartbeat other than the
+scenario default of :data:`EXTERNAL_HEARTBEAT_S`, another hub) are skipped
+with the reason. Either way the server runs pinned to the server
 CPUs in the cell's :class:`~pushbench.procs.ProcessGroup`.
 """
 
@@ -26,6 +27,7 @@ from .options import READY_TIMEOUT_S, TICKER_DELAY_S, CellFailed
 
 __all__ = [
     "CLIENT_DISTRIBUTIONS",
+    "EXTERNAL_HEARTBEAT_S",
     "HOST",
     "Server",
     "distributions",
@@ -35,6 +37,8 @@ __all__ = [
 ]
 
 HOST = "127.0.0.1"
+#: The heartbeat interval an external server is expected to use: the scenario default.
+EXTERNAL_HEARTBEAT_S = 15.0
 _SERVE_READY = re.compile(r"listening on (http://\S+)")
 #: Distributions of the client side whose versions a run records (the stacks' own come
 #: from their registry rows).
@@ -63,8 +67,8 @@ def unsupported_by_stack(cell: Cell) -> str:
     needs = []
     if cell.checks.active:
         needs.append("self-check faults")
-    if cell.heartbeat_s is not None:
-        needs.append("heartbeat_s")
+    if cell.heartbeat_s not in (None, EXTERNAL_HEARTBEAT_S):
+        needs.append(f"heartbeat_s = {cell.heartbeat_s} (not {EXTERNAL_HEARTBEAT_S})")
     if cell.hub != "memory":
         needs.append(f"hub = {cell.hub!r}")
     if needs:
