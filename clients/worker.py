@@ -1,20 +1,24 @@
 """A client worker process: ``python -m pushbench.clients.worker SPEC.json OUT``.
 
-Runs ``connections`` clients of the spec's transport in one process (one
+Runs ``connections`` clients of the spec's transport (its registry row's ``asyncio``
+entry point, imported when needed) in one process (one
 event loop, one core; the runner starts several workers when one core is not
 enough), for ``warmup_s + duration_s`` after all of them are up, then stops
 them and writes
 
 - ``OUT.npz``: the recorder's arrays ``conn``, ``seq``, ``sched_ns``,
   ``pub_ns``, ``recv_ns``, truncated to the rows used;
-- ``OUT.json``: ``complete`` and ``reason``; the times ``ready_ns``,
-  ``warmup_end_ns`` and ``end_ns`` (CLOCK_MONOTONIC); ``totals`` and
-  ``per_connection`` counters (:class:`~pushbench.clients.common.ConnStats`); the
-  recorder's ``messages``, ``overflow``, ``parse_errors``, ``slow_parses``;
-  process CPU (``cpu_user_s``/``cpu_sys_s`` for the whole process,
-  ``*_run`` for ready → end) and ``max_rss_kb``; the harness's own pauses
-  (``max_loop_lag_ns`` with a histogram, ``gc_collections``,
-  ``gc_pause_ns_sum``/``_max``, measured from ready on).
+- ``OUT.json``: a :class:`~pushbench.schema.worker.WorkerResult` (every worker
+  kind writes one; the runner reads it back with ``read_output``):
+  ``complete`` and ``reason``; the times ``ready_ns``, ``warmup_end_ns`` and
+  ``end_ns`` (CLOCK_MONOTONIC); ``totals`` and ``per_connection`` counters
+  (:class:`~pushbench.clients.common.ConnStats`); the recorder's ``messages``,
+  ``overflow``, ``parse_errors``, ``slow_parses``; process CPU
+  (``cpu_user_s``/``cpu_sys_s`` for the whole process, ``*_run`` for ready →
+  end) and ``max_rss_kb``; the harness's own pauses (``max_loop_lag_ns`` with a
+  histogram, ``gc_collections``, ``gc_pause_ns_sum``/``_max``, measured from
+  ready on). A run that fails outright writes a
+  :class:`~pushbench.schema.worker.WorkerFailure` instead.
 
 ``OUT`` may be given with a ``.npz`` or ``.json`` suffix; both files are
 written next to each other, each atomically (temporary file, then rename),
@@ -35,7 +39,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
+import importlib
 import json
 import os
 import resource
@@ -43,21 +49,30 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from pushbench.schema.worker import WorkerSpec
+from pushbench import registry
+from pushbench.schema.worker import (
+    OutputError,
+    WorkerFailure,
+    WorkerOutput,
+    WorkerResult,
+    WorkerSpec,
+    read_output,
+)
+from pushbench.settings import Settings
 
-from . import poll, sse, ws_aiohttp, ws_light
 from .common import SUMMED, ConnStats, clock, wait_stop
 from .recorder import FIELDS, GcMonitor, LoopLagMonitor, Recorder
 
 __all__ = [
-    "CLIENTS",
+    "ClientRun",
     "Stoppable",
     "Worker",
+    "client_run",
     "main",
     "output_paths",
     "run_until_signalled",
@@ -65,21 +80,24 @@ __all__ = [
 ]
 
 ClientRun = Callable[[int, WorkerSpec, Recorder, ConnStats, asyncio.Event], Awaitable[None]]
+R_co = TypeVar("R_co", covariant=True)
 
-CLIENTS: dict[str, ClientRun] = {
-    "ws": ws_light.run,
-    "ws-aiohttp": ws_aiohttp.run,
-    "sse": sse.run,
-    "longpoll": poll.run_long,
-    "shortpoll": poll.run_short,
-}
+
+def client_run(transport: str) -> ClientRun:
+    """The asyncio client of ``transport``, from its registry row (``"module:attribute"``),
+    imported only now: a worker loads the one client it runs."""
+    module, _, attribute = registry.transport(transport).client("asyncio").partition(":")
+    run: ClientRun = getattr(importlib.import_module(module), attribute)
+    return run
+
+
 STATUS_INTERVAL_S = 1.0  # live status file (spec.status_path)
 STOP_TIMEOUT_S = 10.0  # for the clients to end after stop, then they are cancelled
 READY_LINE = "worker ready"
 
 
 class Worker:
-    """One worker's run: connections, monitors, stop, and the result dictionary."""
+    """One worker's run: connections, monitors, stop, and the :class:`WorkerResult`."""
 
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
@@ -98,10 +116,10 @@ class Worker:
             self.reason = reason
         self.stop.set()
 
-    async def run(self, on_ready: Callable[[], None] | None = None) -> dict[str, Any]:
-        """Connect everything, run the timed window, stop → the OUT.json dictionary."""
+    async def run(self, on_ready: Callable[[], None] | None = None) -> WorkerResult:
+        """Connect everything, run the timed window, stop → the OUT.json record."""
         spec = self.spec
-        client = CLIENTS[spec.transport]
+        client = client_run(spec.transport)
         tasks: list[asyncio.Task[None]] = []
         gate = asyncio.Semaphore(spec.connect_concurrency)
 
@@ -180,41 +198,62 @@ class Worker:
         ready: resource.struct_rusage,
         last: resource.struct_rusage,
         pauses: dict[str, Any],
-    ) -> dict[str, Any]:
+    ) -> WorkerResult:
         per_conn = [s.to_dict() for s in self.stats]
         connected = [s for s in self.stats if s.connected]
-        totals: dict[str, Any] = {k: sum(c[k] for c in per_conn) for k in SUMMED}
+        totals: dict[str, int] = {k: sum(c[k] for c in per_conn) for k in SUMMED}
         totals["connect_ns_mean"] = (
             sum(s.connect_ns for s in connected) // len(connected) if connected else -1
         )
         totals["connect_ns_max"] = max((s.connect_ns for s in connected), default=-1)
         totals["publish_lag_max_ns"] = max(s.publish_lag_max_ns for s in self.stats)
         sources = {s.bytes_source for s in self.stats if s.connected}
-        return {
-            "complete": self.reason == "completed",
-            "reason": self.reason or "stopped",
-            "transport": self.spec.transport,
-            "connections": self.spec.connections,
-            "connected": len(connected),
-            "connect_failures": self.connect_failures,
-            "ready_ns": self.ready_ns,
-            "warmup_end_ns": warmup_end_ns,
-            "end_ns": end_ns,
-            "bytes_source": _combined(sources),
-            **self.recorder.counters(),
-            "cpu_user_s": last.ru_utime,
-            "cpu_sys_s": last.ru_stime,
-            "cpu_user_s_run": last.ru_utime - ready.ru_utime,
-            "cpu_sys_s_run": last.ru_stime - ready.ru_stime,
-            "max_rss_kb": last.ru_maxrss,
-            **pauses,
-            "totals": totals,
-            "per_connection": per_conn,
-            "arrays": list(FIELDS),
-            "pid": os.getpid(),
-            "python": sys.version.split()[0],
-            "spec": self.spec.to_dict(),
+        typed = {
+            "max_loop_lag_ns",
+            "mean_loop_lag_ns",
+            "loop_lag_samples",
+            "gc_collections",
+            "gc_pause_ns_sum",
+            "gc_pause_ns_max",
         }
+        rec = self.recorder
+        return WorkerResult(
+            complete=self.reason == "completed",
+            reason=self.reason or "stopped",
+            transport=self.spec.transport,
+            connections=self.spec.connections,
+            connected=len(connected),
+            connect_failures=self.connect_failures,
+            ready_ns=self.ready_ns,
+            warmup_end_ns=warmup_end_ns,
+            end_ns=end_ns,
+            bytes_source=_combined(sources),
+            messages=rec.n,
+            capacity=rec.capacity,
+            overflow=rec.overflow,
+            parse_errors=rec.parse_errors,
+            slow_parses=rec.slow_parses,
+            cpu_user_s=last.ru_utime,
+            cpu_sys_s=last.ru_stime,
+            cpu_user_s_run=last.ru_utime - ready.ru_utime,
+            cpu_sys_s_run=last.ru_stime - ready.ru_stime,
+            max_rss_kb=last.ru_maxrss,
+            max_loop_lag_ns=int(pauses["max_loop_lag_ns"]),
+            mean_loop_lag_ns=int(pauses["mean_loop_lag_ns"]),
+            loop_lag_samples=int(pauses["loop_lag_samples"]),
+            gc_collections=int(pauses["gc_collections"]),
+            gc_pause_ns_sum=int(pauses["gc_pause_ns_sum"]),
+            gc_pause_ns_max=int(pauses["gc_pause_ns_max"]),
+            totals=totals,
+            per_connection=tuple(per_conn),
+            extra={
+                **{k: v for k, v in pauses.items() if k not in typed},
+                "arrays": list(FIELDS),
+                "pid": os.getpid(),
+                "python": sys.version.split()[0],
+                "spec": self.spec.to_dict(),
+            },
+        )
 
 
 def _combined(sources: set[str]) -> str:
@@ -250,11 +289,19 @@ def output_paths(out: str | Path) -> tuple[Path, Path]:
 
 
 def write_outputs(
-    out: str | Path, arrays: Mapping[str, npt.NDArray[Any]], result: dict[str, Any]
+    out: str | Path,
+    arrays: Mapping[str, npt.NDArray[Any]],
+    result: WorkerOutput | Mapping[str, Any],
 ) -> None:
     """Both files of every worker kind, each atomically; the JSON last (its presence means
     both are whole). ``arrays``: the receipt arrays of
-    :data:`~pushbench.clients.recorder.FIELDS`."""
+    :data:`~pushbench.clients.recorder.FIELDS`; ``result``: the record for OUT.json.
+
+    A worker kind that still builds its result as a dictionary passes that: it is read
+    as a record here (:func:`~pushbench.schema.worker.read_output`), and one that is not
+    a whole record is written as a :class:`WorkerFailure` saying what it lacks, so the
+    runner fails the cell with that reason instead of reading zeros."""
+    record = _as_record(result)
     npz_path, json_path = output_paths(out)
     npz_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = npz_path.with_name(f".{npz_path.name}.{os.getpid()}.tmp")
@@ -263,25 +310,43 @@ def write_outputs(
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, npz_path)
-    result = {**result, "npz": npz_path.name}
+    if isinstance(record, WorkerResult):
+        record = dataclasses.replace(record, npz=npz_path.name)
+    body = record.to_dict()
+    if isinstance(record, WorkerFailure):
+        body["npz"] = npz_path.name
     tmp = json_path.with_name(f".{json_path.name}.{os.getpid()}.tmp")
     with tmp.open("w") as f:
-        json.dump(result, f, indent=1)
+        json.dump(body, f, indent=1)
         f.write("\n")
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, json_path)
 
 
-class Stoppable(Protocol):
-    """A worker run that a signal can end early (every worker kind)."""
+def _as_record(result: WorkerOutput | Mapping[str, Any]) -> WorkerOutput:
+    if isinstance(result, WorkerResult | WorkerFailure):
+        return result
+    try:
+        return read_output(result)
+    except (OutputError, TypeError, ValueError) as exc:
+        reason = f"failed: bad worker output: {exc}"
+        print(f"worker: {reason}", file=sys.stderr)
+        rest = {k: v for k, v in result.items() if k not in ("complete", "failed", "reason")}
+        rest.pop("messages", None)
+        return WorkerFailure(reason, int(result.get("messages", 0) or 0), rest)
+
+
+class Stoppable(Protocol[R_co]):
+    """A worker run that a signal can end early (every worker kind); ``run`` returns what
+    the worker kind passes to :func:`write_outputs`."""
 
     def request_stop(self, reason: str) -> None: ...
 
-    async def run(self, on_ready: Callable[[], None] | None = None) -> dict[str, Any]: ...
+    async def run(self, on_ready: Callable[[], None] | None = None) -> R_co: ...
 
 
-async def run_until_signalled(worker: Stoppable) -> dict[str, Any]:
+async def run_until_signalled(worker: Stoppable[R_co]) -> R_co:
     """``worker.run()``, printing :data:`READY_LINE` when ready; SIGTERM/SIGINT stop it early
     (the output is still written, incomplete)."""
     loop = asyncio.get_running_loop()
@@ -311,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 2:
         print("usage: python -m pushbench.clients.worker SPEC.json OUT", file=sys.stderr)
         return 2
+    Settings.from_environ(os.environ).apply()
     try:
         spec = WorkerSpec.load(args[0])
     except (OSError, ValueError, TypeError) as exc:
@@ -324,13 +390,16 @@ def main(argv: list[str] | None = None) -> int:
         loop_factory = uvloop.new_event_loop
     worker = Worker(spec)
     status = 0
+    result: WorkerOutput
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         try:
             result = runner.run(run_until_signalled(worker))
         except Exception as exc:  # still write what was recorded, marked incomplete
             print(f"worker: failed: {exc!r}", file=sys.stderr)
             worker.reason = f"failed: {type(exc).__name__}: {exc}"
-            result = {"complete": False, "reason": worker.reason, **worker.recorder.counters()}
+            counters = worker.recorder.counters()
+            messages = counters.pop("messages")
+            result = WorkerFailure(worker.reason, messages, counters)
             status = 1
     # A late signal must not kill the process half-way through writing.
     for sig in (signal.SIGTERM, signal.SIGINT):

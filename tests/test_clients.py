@@ -36,11 +36,11 @@ from pushbench.auth import make_token
 from pushbench.clients import tcpinfo
 from pushbench.clients.common import ConnStats
 from pushbench.clients.recorder import GcMonitor, LoopLagMonitor, Recorder
-from pushbench.clients.worker import CLIENTS, READY_LINE, output_paths
+from pushbench.clients.worker import READY_LINE, client_run, output_paths
 from pushbench.clients.worker import main as worker_main
 from pushbench.contract import Envelope, decode, encode
 from pushbench.hub import Hub
-from pushbench.schema.worker import WorkerSpec
+from pushbench.schema.worker import WorkerResult, WorkerSpec, read_output
 from pushbench.servers.aiohttp_stack import run as run_aiohttp
 from pushbench.servers.base import StackOptions
 from pushbench.service import PushService, ServerConfig
@@ -155,7 +155,7 @@ async def clients(transport: str, base_url: str, n: int = 3, **spec: Any) -> Asy
     recorder = Recorder(full.capacity)
     stats = [ConnStats(i) for i in range(n)]
     stop = asyncio.Event()
-    run = CLIENTS[transport]
+    run = client_run(transport)
     tasks: list[asyncio.Future[None]] = [
         asyncio.ensure_future(run(i, full, recorder, s, stop)) for i, s in enumerate(stats)
     ]
@@ -596,6 +596,9 @@ def test_worker_writes_its_output(transport: str, loop: str, tmp_path: Path) -> 
         assert all(c["connect_ns"] > 0 for c in result["per_connection"])
         assert result["cpu_user_s"] > 0 and result["max_loop_lag_ns"] > 0
         assert "gc_collections" in result and result["spec"]["loop"] == loop
+        record = read_output(result)  # the typed record the runner reads
+        assert isinstance(record, WorkerResult) and record.gc_collections is not None
+        assert record.messages == 300 and record.total("messages") == 300
 
     arun(main())
 
@@ -630,6 +633,23 @@ def test_worker_refuses_a_bad_spec(tmp_path: Path, capsys: pytest.CaptureFixture
     assert worker_main([str(spec), str(tmp_path / "out")]) == 2
     assert "transport must be one of" in capsys.readouterr().err
     assert not (tmp_path / "out.json").exists()
+
+
+def test_worker_entry_point_applies_the_settings_of_its_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker is a process entry point: it reads its environment into Settings once."""
+    from pushbench import timers
+    from pushbench.settings import Settings
+
+    monkeypatch.setenv("PUSHBENCH_COARSE_TIMERS", "1")
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"transport": "carrier-pigeon", "base_url": "http://x"}))
+    try:
+        assert worker_main([str(spec), str(tmp_path / "out")]) == 2
+        assert timers._PRECISE is False
+    finally:
+        Settings().apply()
 
 
 def test_worker_counts_connections_that_fail(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -14,8 +15,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pushbench import browser, cli, runner, scenario
+from pushbench import browser, cli, metrics, registry, runner, scenario
 from pushbench.procs import Started
+from pushbench.runner.progress import Progress
+from pushbench.runner.server import EXTERNAL_HEARTBEAT_S, distributions
+from pushbench.runner.tables import write_cells
+from pushbench.schema.cells import ALL_COLUMNS, CELLS_SCHEMA_VERSION
 
 TINY = """
 name = "tiny"
@@ -351,7 +356,7 @@ def test_progress_line_reads_the_workers_status_files(
 ) -> None:
     """Delivered msgs/s and the last second's p99 come from the workers, not the server."""
     files = [tmp_path / "w0.status.json", tmp_path / "w1.status.json"]
-    progress = runner._Progress(True, 3, time.monotonic())
+    progress = Progress(True, 3, time.monotonic())
     progress.cell(0, "aiohttp-ws-sub2-rate50-p32")
     progress.watch(files)
     for t_ns, counts, p99s in (
@@ -364,3 +369,86 @@ def test_progress_line_reads_the_workers_status_files(
         progress.poll()
     assert progress.rate == 1500.0 and progress.p99_us == 1200.0
     assert "1,500 msgs/s delivered" in capsys.readouterr().err
+
+
+def _external_aiohttp() -> registry.Stack:
+    """A stack row of the external kind whose command line is really our aiohttp server."""
+    return registry.Stack(
+        name="aiohttp-ext",
+        label="aiohttp, started as an external command",
+        serves=registry.stack("aiohttp").serves,
+        argv=(
+            sys.executable,
+            "-m",
+            "pushbench.cli",
+            "serve",
+            "--stack",
+            "aiohttp",
+            "--host",
+            "{host}",
+            "--port",
+            "{port}",
+        ),
+        ready_line="pushbench serve:",
+    )
+
+
+def _on_stack(scen: scenario.Scenario, stack: str) -> scenario.Scenario:
+    """``scen`` with every cell moved to ``stack`` (a row registered by the test)."""
+    cells = tuple(dataclasses.replace(c, stack=stack) for c in scen.cells())
+    return dataclasses.replace(scen, expanded=cells)
+
+
+@pytest.mark.timeout(60)
+def test_an_external_stack_row_is_started_from_its_argv(tmp_path: Path) -> None:
+    """A stack row with ``argv`` (the way a Node server would be added) is started with a
+    free loopback port filled in, found ready by its ready line, and measured like any."""
+    servers: list[Started] = []
+    out = tmp_path / "results"
+    with registry.extended(stacks=(_external_aiohttp(),)):
+        scen = _on_stack(scenario.load(_write(tmp_path, '["ws"]')), "aiohttp-ext")
+        result = runner.run_scenario(
+            scen, runner.RunOptions(out=out, progress=False, on_server_started=servers.append)
+        )
+    assert result.status == "complete", result.reason
+    argv = [str(a) for a in servers[0].proc.args]  # type: ignore[union-attr]
+    port = argv[argv.index("--port") + 1]
+    assert port.isdigit() and int(port) > 0 and "{port}" not in argv
+    assert f"127.0.0.1:{port}" in servers[0].ready_line
+    df = pd.read_csv(result.run_dir / "cells.csv")
+    assert list(df["stack"]) == ["aiohttp-ext"] and list(df["status"]) == ["ok"]
+    assert (df["msgs_delivered"] == df["msgs_expected"]).all() and df["msgs_expected"][0] == 200
+    meta = json.loads((result.run_dir / "metadata.json").read_text())
+    assert meta["cells_schema"] == CELLS_SCHEMA_VERSION
+
+
+def test_an_external_stack_skips_cells_needing_serve_options(tmp_path: Path) -> None:
+    """An external server gets only host and port: a heartbeat cell is skipped, with why,
+    before anything is started."""
+    path = tmp_path / "hb.toml"
+    path.write_text(TINY.format(transports='["sse"]') + "heartbeat_s = 1\n")
+    with registry.extended(stacks=(_external_aiohttp(),)):
+        scen = _on_stack(scenario.load(path), "aiohttp-ext")
+        result = runner.run_scenario(scen, runner.RunOptions(out=tmp_path / "r", progress=False))
+    row = result.rows[0]
+    assert row["status"] == "skipped" and "heartbeat_s" in row["reason"]
+    assert not (result.run_dir / "logs").exists()
+    # the heartbeat an external server is expected to use is the scenario default
+    default = scenario.load(_write(tmp_path, '["ws"]')).cells()[0].heartbeat_s
+    assert default == EXTERNAL_HEARTBEAT_S
+
+
+def test_recorded_distributions_come_from_the_stack_rows() -> None:
+    extra = dataclasses.replace(_external_aiohttp(), distributions=("some-node-bridge",))
+    with registry.extended(stacks=(extra,)):
+        names = distributions()
+    for row in registry.stacks():
+        assert set(row.distributions) <= set(names)
+    assert "some-node-bridge" in names and {"locust", "playwright"} <= set(names)
+    assert len(names) == len(set(names))
+
+
+def test_cells_csv_header_is_the_schema(tmp_path: Path) -> None:
+    write_cells(tmp_path / "cells.csv", [])
+    header = (tmp_path / "cells.csv").read_text().splitlines()[0].split(",")
+    assert header == ALL_COLUMNS == [*metrics.COLUMNS, *runner.EXTRA_COLUMNS]

@@ -1,24 +1,37 @@
-"""The worker spec: the one record the runner writes for every worker process it starts.
+"""The worker records: the spec the runner writes for every worker, and what each writes back.
 
 Every worker kind (our asyncio clients, the browser worker, the Locust
 worker) reads the same :class:`WorkerSpec` from ``SPEC.json``; the runner and
-the client benchmark build it. ``docs/runner-design.md`` describes the
-contract (spec in, receipts and counters out).
+the client benchmark build it. Every kind writes its ``OUT.json`` as a
+:class:`WorkerResult` (a run, complete or stopped early) or a
+:class:`WorkerFailure` (the run itself failed), and the runner reads it back
+with :func:`read_output`. ``docs/runner-design.md`` describes the contract
+(spec in, receipts and counters out).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 from pushbench import registry
 from pushbench.contract import valid_topic
 
-__all__ = ["PublishSpec", "WorkerSpec"]
+__all__ = [
+    "REQUIRED_TOTALS",
+    "OutputError",
+    "PublishSpec",
+    "WorkerFailure",
+    "WorkerOutput",
+    "WorkerResult",
+    "WorkerSpec",
+    "read_output",
+]
 
 
 @dataclass(frozen=True)
@@ -131,3 +144,192 @@ class WorkerSpec:
         """The absolute URL of :meth:`target`."""
         base = urlsplit(self.base_url)
         return f"{base.scheme}://{base.netloc}{self.target(path, **query)}"
+
+
+# --- what a worker writes back (OUT.json) ---------------------------------------------------
+
+#: Counters every worker kind sums over its connections into ``totals`` (the runner's inputs).
+REQUIRED_TOTALS: tuple[str, ...] = (
+    "connects",
+    "reconnects",
+    "handshake_bytes_out",
+    "handshake_bytes_in",
+    "bytes_out",
+    "bytes_in",
+    "messages",
+    "requests",
+    "errors",
+    "connect_ns_mean",
+    "connect_ns_max",
+)
+
+
+class OutputError(ValueError):
+    """An ``OUT.json`` that is not a worker record (a field missing or of the wrong kind)."""
+
+
+def _missing(kind: str, raw: Mapping[str, Any], names: tuple[str, ...]) -> None:
+    absent = [n for n in names if n not in raw]
+    if absent:
+        raise OutputError(f"{kind} without {', '.join(absent)}")
+
+
+@dataclass(frozen=True)
+class WorkerResult:
+    """A worker's run, complete or stopped early (``complete`` False, ``reason`` the signal).
+
+    Times are CLOCK_MONOTONIC ns: ``ready_ns`` once every connection is up (or
+    failed its first attempt), ``warmup_end_ns``, ``end_ns`` at the end of the
+    window. ``totals`` sums the per-connection counters (at least
+    :data:`REQUIRED_TOTALS`; ``publish_lag_max_ns`` from the kinds that publish);
+    ``per_connection`` holds each connection's counters as the worker kind
+    records them (``connect_ns`` in every one). ``messages`` … ``slow_parses``
+    are the recorder's counters; ``cpu_*_run`` the CPU seconds from ready to
+    end; ``max_loop_lag_ns`` the harness's longest pause.
+
+    The optional figures are measured by some worker kinds only: ``None`` means
+    "not measured by this kind", never zero (the asyncio worker writes all of
+    them; the browser has no process RSS or GC of its own to report, Locust no
+    GC timing). ``extra`` keeps the kind's own details (browser clock
+    quality, Locust's own counts, versions, the spec it ran) for the record:
+    nothing of the runner reads it.
+    """
+
+    complete: bool
+    reason: str
+    transport: str
+    connections: int
+    connected: int
+    connect_failures: int
+    ready_ns: int
+    warmup_end_ns: int
+    end_ns: int
+    bytes_source: str
+    messages: int
+    capacity: int
+    overflow: int
+    parse_errors: int
+    slow_parses: int
+    cpu_user_s_run: float
+    cpu_sys_s_run: float
+    max_loop_lag_ns: int
+    totals: Mapping[str, int]
+    per_connection: tuple[Mapping[str, Any], ...]
+    cpu_user_s: float | None = None  # whole process (Locust: its child processes)
+    cpu_sys_s: float | None = None
+    max_rss_kb: int | None = None
+    mean_loop_lag_ns: int | None = None
+    loop_lag_samples: int | None = None
+    gc_collections: int | None = None
+    gc_pause_ns_sum: int | None = None
+    gc_pause_ns_max: int | None = None
+    npz: str = ""  # the receipts file next to this one (set by the writer)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    _OPTIONAL: ClassVar[tuple[str, ...]] = (
+        "cpu_user_s",
+        "cpu_sys_s",
+        "max_rss_kb",
+        "mean_loop_lag_ns",
+        "loop_lag_samples",
+        "gc_collections",
+        "gc_pause_ns_sum",
+        "gc_pause_ns_max",
+    )
+
+    @classmethod
+    def required(cls) -> tuple[str, ...]:
+        """The fields every worker kind must write."""
+        skip = {*cls._OPTIONAL, "npz", "extra"}
+        return tuple(f.name for f in fields(cls) if f.name not in skip)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> WorkerResult:
+        """Read an ``OUT.json`` object: a required field or total missing raises OutputError
+        (never a silent 0); an optional figure missing is None; other keys go to ``extra``."""
+        required = cls.required()
+        _missing("worker result", raw, required)
+        totals = raw["totals"]
+        if not isinstance(totals, Mapping):
+            raise OutputError("worker result: totals is not an object")
+        _missing("worker result totals", totals, REQUIRED_TOTALS)
+        known = {f.name for f in fields(cls)} - {"extra"}
+        values: dict[str, Any] = {k: raw[k] for k in required}
+        values.update({k: raw.get(k) for k in cls._OPTIONAL})
+        values["totals"] = dict(totals)
+        values["per_connection"] = tuple(raw["per_connection"])
+        values["npz"] = str(raw.get("npz", ""))
+        values["extra"] = {k: v for k, v in raw.items() if k not in known}
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``OUT.json`` object: the fields flat (optional ones only when measured),
+        then ``extra``'s keys."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "extra" or (f.name in self._OPTIONAL and value is None):
+                continue
+            if f.name == "npz" and not value:
+                continue
+            out[f.name] = value
+        out["totals"] = dict(self.totals)
+        out["per_connection"] = [dict(c) for c in self.per_connection]
+        clash = sorted(set(self.extra) & set(out))
+        if clash:
+            raise OutputError(f"worker result: extra repeats fields {clash}")
+        return out | dict(self.extra)
+
+    def total(self, name: str) -> int:
+        """``totals[name]``; KeyError when this worker kind does not count it."""
+        return int(self.totals[name])
+
+    def connect_times_ns(self) -> list[int]:
+        """Connect time of every connection that connected (TCP connect → ready)."""
+        return [int(c["connect_ns"]) for c in self.per_connection if int(c["connect_ns"]) >= 0]
+
+    @property
+    def run_s(self) -> float:
+        """Wall seconds from ready to the end of the window."""
+        return (self.end_ns - self.ready_ns) / 1e9
+
+    @property
+    def cpu_run_s(self) -> float:
+        """CPU seconds (user + system) from ready to the end of the window."""
+        return float(self.cpu_user_s_run) + float(self.cpu_sys_s_run)
+
+
+@dataclass(frozen=True)
+class WorkerFailure:
+    """A worker whose run failed (an exception, no usable window): what it had recorded.
+
+    Written instead of a :class:`WorkerResult`, with ``"failed": true`` and
+    ``"complete": false`` in the JSON; the runner marks the cell failed with
+    ``reason``.
+    """
+
+    reason: str
+    messages: int = 0
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> WorkerFailure:
+        _missing("worker failure", raw, ("reason",))
+        rest = {k: v for k, v in raw.items() if k not in ("reason", "messages", "complete")}
+        rest.pop("failed", None)
+        return cls(str(raw["reason"]), int(raw.get("messages", 0)), rest)
+
+    def to_dict(self) -> dict[str, Any]:
+        head = {"complete": False, "failed": True, "reason": self.reason}
+        return head | {"messages": self.messages} | dict(self.extra)
+
+
+WorkerOutput = WorkerResult | WorkerFailure
+
+
+def read_output(raw: Mapping[str, Any]) -> WorkerOutput:
+    """An ``OUT.json`` object → the record it holds. A failure says so (``"failed"``, or
+    no ``totals``: nothing was measured); anything else must be a whole WorkerResult."""
+    if raw.get("failed") is True or "totals" not in raw:
+        return WorkerFailure.from_dict(raw)
+    return WorkerResult.from_dict(raw)

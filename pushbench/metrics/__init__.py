@@ -1,0 +1,95 @@
+"""From receipt arrays to the numbers a report shows: pure functions, no I/O but save/load.
+
+Input is what each client worker writes (``docs/runner-design.md``): per
+received message ``conn``, ``seq``, ``sched_ns``, ``pub_ns``, ``recv_ns``
+(CLOCK_MONOTONIC nanoseconds, comparable across processes on one host).
+
+- **Latency** goes into HDR histograms in whole **microseconds** (1 µs … 60 s,
+  3 significant digits: resolution 1 µs below ~2 ms, ≤ 0.1 % above), from the
+  maintained ``hdrhistogram`` package. *Corrected* latency is ``recv − sched``
+  (what a user sees, publisher lateness included: no coordinated omission);
+  *uncorrected* is ``recv − pub``. Messages scheduled before the measured
+  window (warm-up) or after it are left out by ``sched_ns``. Values are
+  rounded to the nearest µs; negative ones (clock granularity) count as 0 and
+  ones above 60 s as 60 s, and both are counted so nothing disappears.
+- **Merging** histograms of several client processes adds their counts, which
+  is exact: the merge equals one histogram of all the values. Histograms are
+  stored as HdrHistogram V2 base64 strings (``encode()``), one per line.
+- **Delivery** accounting is per connection from ``seq`` against the range the
+  server published in the window: delivered, lost, duplicated, out of order.
+- Throughput, a down-sampled latency-over-time series, the saturation search,
+  repeat statistics and the flat result row (:func:`cell_row`, :data:`COLUMNS`).
+
+One module per responsibility, every public name re-exported here
+(``from pushbench import metrics; metrics.delivery(...)``): :mod:`.receipts`
+(the arrays), :mod:`.latency` (histograms, summaries, ``.hlog`` files, the
+series), :mod:`.delivery` (delivery and throughput), :mod:`.saturation` (the
+SLO search), :mod:`.repeats` (spread over repeats) and :mod:`.row` (the
+``cells.csv`` row; its columns live in :mod:`pushbench.schema.cells`).
+"""
+
+from __future__ import annotations
+
+from .delivery import Delivery, Throughput, delivery, merge_deliveries, throughput
+from .latency import (
+    HIST_HIGHEST_US,
+    HIST_LOWEST_US,
+    HIST_SIGNIFICANT_FIGURES,
+    PERCENTILES,
+    LatencyHistograms,
+    LatencySummary,
+    Series,
+    decode_histogram,
+    encode_histogram,
+    histogram_of,
+    latency_histograms,
+    latency_series,
+    load_histograms,
+    merge_histograms,
+    new_histogram,
+    record,
+    save_histograms,
+    summarize,
+    to_us,
+)
+from .receipts import Receipts
+from .repeats import RepeatStats, repeat_stats
+from .row import COLUMNS, Overhead, cell_row
+from .saturation import RatePoint, Saturation, meets_slo, saturation_search
+
+__all__ = [
+    "COLUMNS",
+    "HIST_HIGHEST_US",
+    "HIST_LOWEST_US",
+    "HIST_SIGNIFICANT_FIGURES",
+    "PERCENTILES",
+    "Delivery",
+    "LatencyHistograms",
+    "LatencySummary",
+    "Overhead",
+    "RatePoint",
+    "Receipts",
+    "RepeatStats",
+    "Saturation",
+    "Series",
+    "Throughput",
+    "cell_row",
+    "decode_histogram",
+    "delivery",
+    "encode_histogram",
+    "histogram_of",
+    "latency_histograms",
+    "latency_series",
+    "load_histograms",
+    "meets_slo",
+    "merge_deliveries",
+    "merge_histograms",
+    "new_histogram",
+    "record",
+    "repeat_stats",
+    "saturation_search",
+    "save_histograms",
+    "summarize",
+    "throughput",
+    "to_us",
+]

@@ -1,0 +1,266 @@
+"""Measuring one cell × repeat: server, workers, load, window, stop, then the row.
+
+For each run: a fresh server (:mod:`.server`) pinned to the server CPUs,
+client workers pinned to the client CPUs (``pushbench.clients.worker``;
+``pushbench.clients.browser_worker`` or ``pushbench.clients.locust_worker``
+when the cell's ``client`` says so — all read a
+:class:`~pushbench.schema.worker.WorkerSpec` and write a
+:class:`~pushbench.schema.worker.WorkerResult`), then the load: the server's
+ticker (``POST /control/ticker`` for ``rate × (warm-up + duration)``
+messages), or for chat cells (``publishers > 0``) the publishing clients
+themselves. Server RSS is read before the first connection and once all are
+up (memory per connection); server CPU at the start and end of the measured
+window. After a short drain the workers are stopped (SIGTERM) and their
+outputs turned into the row (:mod:`.rows`). Everything started is stopped in
+a ``finally``, whatever happened.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pushbench.browser import MISSING_HINT, chromium_path
+from pushbench.procs import Pinning, ProcessGroup, Started, sample
+from pushbench.results import atomic_write_json
+from pushbench.scenario import Cell
+from pushbench.schema.worker import PublishSpec, WorkerSpec
+
+from .options import (
+    DRAIN_S,
+    READY_TIMEOUT_S,
+    TICKER_DELAY_S,
+    TOPIC,
+    WORKER_SLACK_S,
+    CellFailed,
+    RunOptions,
+)
+from .progress import Progress
+from .rows import WorkerRun, bare_row, compute
+from .server import start_server, unsupported_by_stack
+
+__all__ = ["CONNECTIONS_PER_WORKER", "WORKER_MODULES", "plan_workers", "run_one", "worker_spec"]
+
+CONNECTIONS_PER_WORKER = 1000  # "auto" client processes
+HTTP_TIMEOUT_S = 5.0
+#: The worker module each ``client`` runs (same spec, same output contract).
+WORKER_MODULES: dict[str, str] = {
+    "python": "pushbench.clients.worker",
+    "browser": "pushbench.clients.browser_worker",
+    "locust": "pushbench.clients.locust_worker",
+}
+
+
+def _unsupported(cell: Cell) -> str:
+    if cell.checks.active and cell.hub != "memory":
+        return "self-check faults need the in-process hub (hub = memory)"
+    by_stack = unsupported_by_stack(cell)
+    if by_stack:
+        return by_stack
+    if cell.client == "browser" and chromium_path() is None:
+        return f"client = 'browser' needs Chromium: {MISSING_HINT}"
+    module = WORKER_MODULES[cell.client]
+    if importlib.util.find_spec(module) is None:
+        return f"client = {cell.client!r} needs {module}, which is not installed"
+    return ""
+
+
+def run_one(
+    cell: Cell,
+    repeat: int,
+    run_dir: Path,
+    pinning: Pinning,
+    options: RunOptions,
+    progress: Progress,
+    servers: dict[str, Any],
+) -> dict[str, Any]:
+    skip = _unsupported(cell)
+    if skip:
+        return bare_row(cell, repeat, "skipped", skip)
+    name = f"{cell.cell_id}-r{repeat}"
+    group = ProcessGroup(run_dir / "logs" / name)
+    try:
+        return _measure(cell, repeat, name, group, run_dir, pinning, options, progress, servers)
+    except CellFailed as exc:
+        return bare_row(cell, repeat, "failed", str(exc))
+    except Exception as exc:  # a ReadyTimeout, an HTTP error, unreadable output: go on
+        return bare_row(cell, repeat, "failed", f"{type(exc).__name__}: {exc}"[:2000])
+    finally:
+        group.stop_all()
+
+
+def plan_workers(cell: Cell, pinning: Pinning) -> list[tuple[int, bool]]:
+    """(connections, publishes) per worker process: publishers in workers of their own
+    (a worker's spec makes all its connections publish), the other subscribers in
+    the rest. Browser and Locust cells use one worker (one browser; Locust's own
+    master/worker processes inside it)."""
+    if cell.client != "python":
+        return [(cell.subscribers, False)]
+    plan: list[tuple[int, bool]] = []
+    for conns, publishes in ((cell.publishers, True), (cell.subscribers - cell.publishers, False)):
+        if not conns:
+            continue
+        if cell.client_processes is not None:
+            share = round(cell.client_processes * conns / cell.subscribers)
+            n = max(1, min(share, conns))
+        else:
+            n = max(1, min(math.ceil(conns / CONNECTIONS_PER_WORKER), len(pinning.clients), conns))
+        plan += [(conns // n + (1 if k < conns % n else 0), publishes) for k in range(n)]
+    return plan
+
+
+def worker_spec(
+    cell: Cell, base_url: str, connections: int, first_conn: int, publishes: bool, status: Path
+) -> WorkerSpec:
+    """The spec of one worker process of ``cell``: its connections, their ids, whether they
+    publish, and a run long enough for the window (the runner stops it after the drain)."""
+    capacity = math.ceil(cell.rate * (cell.warmup_s + cell.duration_s) * connections * 1.1) + 1000
+    publish = None
+    if publishes:
+        publish = PublishSpec(rate=cell.publish_rate_per_publisher, payload_size=cell.payload_size)
+    locust_workers = 0
+    if cell.client == "locust":
+        n = cell.client_processes or 0
+        locust_workers = n if n > 1 else 0
+    return WorkerSpec(
+        transport=cell.transport,
+        base_url=base_url,
+        topic=TOPIC,
+        connections=connections,
+        duration_s=cell.duration_s + TICKER_DELAY_S + DRAIN_S + WORKER_SLACK_S,
+        warmup_s=cell.warmup_s,
+        poll_interval_s=cell.poll_interval_s or 0.1,
+        poll_timeout_s=cell.poll_timeout_s or 30.0,
+        capacity=capacity,
+        publish=publish,
+        token=None,
+        loop=cell.loop,
+        first_conn=first_conn,
+        status_path=str(status),
+        locust_workers=locust_workers,
+    )
+
+
+def _http(method: str, url: str) -> dict[str, Any]:
+    req = urllib.request.Request(url, data=b"" if method == "POST" else None, method=method)
+    with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT_S) as resp:
+        body: dict[str, Any] = json.loads(resp.read())
+    return body
+
+
+def _check_alive(group: ProcessGroup, stopping: Sequence[Started] = ()) -> None:
+    for entry in group.dead():
+        if entry in stopping:
+            continue
+        code = entry.proc.returncode
+        if entry.name != "server" and code == 0:
+            continue  # a worker that ended its run by itself wrote its output
+        tail = ""
+        if entry.log_path is not None and entry.log_path.exists():
+            tail = entry.log_path.read_text(errors="replace").strip()[-300:]
+        raise CellFailed(f"{entry.name} (pid {entry.pid}) exited with {code}: {tail}".strip())
+
+
+def _wait(
+    group: ProcessGroup,
+    until: float,
+    progress: Progress,
+    stopping: Sequence[Started] = (),
+) -> None:
+    """Sleep until ``until`` (time.monotonic) in small steps, failing on a crashed process."""
+    while True:
+        _check_alive(group, stopping)
+        now = time.monotonic()
+        if now >= until:
+            return
+        progress.poll()
+        time.sleep(min(0.1, until - now))
+
+
+def _measure(
+    cell: Cell,
+    repeat: int,
+    name: str,
+    group: ProcessGroup,
+    run_dir: Path,
+    pinning: Pinning,
+    options: RunOptions,
+    progress: Progress,
+    servers: dict[str, Any],
+) -> dict[str, Any]:
+    work = run_dir / "work" / name
+    work.mkdir(parents=True, exist_ok=True)
+    handle = start_server(group, cell, pinning)
+    server, base_url = handle.started, handle.base_url
+    if options.on_server_started is not None:
+        options.on_server_started(server)
+    rss_before = sample(server.pid)
+
+    workers: list[WorkerRun] = []
+    first = 0
+    module = WORKER_MODULES[cell.client]
+    for k, (conns, publishes) in enumerate(plan_workers(cell, pinning)):
+        spec_path = work / f"worker{k}.spec.json"
+        status = work / f"worker{k}.status.json"
+        spec = worker_spec(cell, base_url, conns, first, publishes, status)
+        atomic_write_json(spec_path, spec.to_dict())
+        out = work / f"worker{k}"
+        cpu = pinning.clients[k % len(pinning.clients)]
+        started = group.start(
+            f"worker{k}",
+            [sys.executable, "-m", module, str(spec_path), str(out)],
+            cpus=(cpu,),
+            ready_prefix="worker ready",
+            timeout_s=READY_TIMEOUT_S * (4 if cell.client != "python" else 1),
+        )
+        workers.append(WorkerRun(started, out, conns, publishes))
+        first += conns
+    _check_alive(group)
+    rss_after = sample(server.pid)
+    progress.watch([work / f"worker{k}.status.json" for k in range(len(workers))])
+
+    if cell.publishers or not cell.rate:  # chat: the clients publish from their first
+        window_start = time.monotonic() + cell.warmup_s  # connect on; idle: nobody does
+    else:
+        count = max(1, round(cell.rate * (cell.warmup_s + cell.duration_s)))
+        query = urllib.parse.urlencode(
+            {
+                "topic": TOPIC,
+                "rate": repr(cell.rate),
+                "size": cell.payload_size,
+                "count": count,
+                "delay": TICKER_DELAY_S,
+            }
+        )
+        posted = time.monotonic()
+        _http("POST", f"{base_url}/control/ticker?{query}")
+        window_start = posted + TICKER_DELAY_S + cell.warmup_s
+    _wait(group, window_start, progress)
+    cpu0 = sample(server.pid)
+    _wait(group, window_start + cell.duration_s, progress)
+    cpu1 = sample(server.pid)
+    _wait(group, window_start + cell.duration_s + DRAIN_S, progress)
+    _check_alive(group)
+    stats = _http("GET", f"{base_url}/stats")
+    if isinstance(stats.get("server"), dict):
+        servers.setdefault(cell.stack, stats["server"])
+    for w in workers:
+        group.stop(w.started, grace_s=5.0 if cell.client == "python" else 15.0)
+    for w in workers:
+        code = w.started.proc.returncode
+        if code not in (0, None):
+            raise CellFailed(f"{w.started.name} exited with {code} after SIGTERM")
+    _check_alive(group, [w.started for w in workers])
+    memory = None
+    if rss_before is not None and rss_after is not None:
+        memory = rss_after.rss_bytes - rss_before.rss_bytes
+    window_ns = int(window_start * 1e9) if cell.publishers or not cell.rate else None
+    return compute(cell, repeat, name, run_dir, workers, stats, cpu0, cpu1, memory, window_ns)

@@ -1,0 +1,59 @@
+"""``pushbench run SCENARIO``: the command's options and its exit codes.
+
+The CLI (:mod:`pushbench.cli`) owns argv and the environment; it calls
+:func:`add_arguments` and :func:`run` with what it parsed (the command line and
+the :class:`~pushbench.settings.Settings` it read included). Exit codes: 0
+complete, 1 incomplete, 2 a bad scenario or option (nothing started), 130
+Ctrl-C, 143 SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pushbench.scenario import ScenarioError, load
+
+from .options import RunOptions
+from .orchestrate import run_scenario, selected
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("scenario", help="a scenario file, or the name of one in scenarios/")
+    add("--out", type=Path, default=Path("results"), help="results base (default %(default)s)")
+    add("--repeats", type=int, default=None, metavar="N", help="override every cell's repeats")
+    add("--only", default=None, metavar="SUBSTRING", help="run only cells whose id contains it")
+    add("--no-progress", action="store_true", help="no live progress line on stderr")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.repeats is not None and args.repeats < 1:
+        print("pushbench run: error: --repeats must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        scenario = load(args.scenario)
+    except ScenarioError as exc:
+        print(f"pushbench run: error: {exc}", file=sys.stderr)
+        return 2
+    options = RunOptions(
+        out=args.out,
+        repeats=args.repeats,
+        only=args.only,
+        progress=not args.no_progress and sys.stderr.isatty(),
+        command=tuple(args.command_line),
+        settings=args.settings,
+    )
+    if not selected(scenario, options):
+        print(f"pushbench run: error: no cell id contains {args.only!r}", file=sys.stderr)
+        return 2
+    result = run_scenario(scenario, options)
+    print(f"pushbench run: {result.status}: {result.run_dir}", file=sys.stderr)
+    if result.reason == "interrupted":
+        return 130
+    if result.reason.startswith("terminated"):
+        return 143
+    return 0 if result.status == "complete" else 1

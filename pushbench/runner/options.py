@@ -1,0 +1,59 @@
+"""What a run is given and what it gives back, and the timing every cell shares.
+
+:class:`RunOptions` (from the CLI or a test), :class:`RunResult` (the run
+directory, status and rows), :class:`CellFailed` (one cell could not be
+measured; the run goes on), and the constants of a cell's timeline that the
+server start, the measurement and the worker spec must agree on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pushbench.procs import Started
+from pushbench.settings import Settings
+
+__all__ = [
+    "DRAIN_S",
+    "READY_TIMEOUT_S",
+    "TICKER_DELAY_S",
+    "TOPIC",
+    "WORKER_SLACK_S",
+    "CellFailed",
+    "RunOptions",
+    "RunResult",
+]
+
+TOPIC = "bench"
+TICKER_DELAY_S = 0.2  # between POST /control/ticker and the first message
+DRAIN_S = 0.5  # after the window, for the last messages to arrive
+WORKER_SLACK_S = 30.0  # workers run this much past the window; the runner stops them
+READY_TIMEOUT_S = 30.0  # for a server or a worker to print its ready line
+
+
+class CellFailed(RuntimeError):
+    """A cell could not be measured (a process crashed, a request failed); the run goes on."""
+
+
+@dataclass
+class RunOptions:
+    out: Path = Path("results")
+    repeats: int | None = None  # overrides every cell's repeats
+    only: str | None = None  # substring of the cell id
+    progress: bool = True
+    #: The command line and settings the CLI read (recorded in metadata.json).
+    command: tuple[str, ...] = ()
+    settings: Settings = field(default_factory=Settings)
+    #: Called with the server process of each cell once it is ready (tests use it).
+    on_server_started: Callable[[Started], None] | None = None
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    status: str  # complete / incomplete
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    reason: str = ""

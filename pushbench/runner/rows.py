@@ -1,0 +1,238 @@
+"""From what a cell's processes left behind to its ``cells.csv`` row.
+
+The workers' outputs (:class:`~pushbench.schema.worker.WorkerResult` and
+receipts), the server's ``/stats`` and the ``/proc`` samples become one row:
+the measured window, latency histograms (saved under ``hist/``), the latency
+series (``series/``), delivery, throughput, overhead, and the runner's own
+columns. Failed and skipped cells get a row of their parameters only.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pushbench import metrics
+from pushbench.procs import ProcSample, Started
+from pushbench.results import atomic_write_text
+from pushbench.scenario import Cell
+from pushbench.schema.cells import PARAM_COLUMNS
+from pushbench.schema.worker import WorkerFailure, WorkerResult, read_output
+
+from .options import CellFailed
+
+__all__ = ["HARNESS_BOUND_FRACTION", "WorkerRun", "bare_row", "compute", "read_results"]
+
+HARNESS_BOUND_FRACTION = 0.9
+
+
+@dataclass
+class WorkerRun:
+    """One worker process of a cell: its process, output path and share of the connections."""
+
+    started: Started
+    out: Path
+    connections: int
+    publishes: bool = False
+
+
+def measured_window(
+    cell: Cell, stats: dict[str, Any], window_start_ns: int | None, all_r: metrics.Receipts
+) -> tuple[tuple[int, int], int, int, dict[str, Any]]:
+    """The measured window (CLOCK_MONOTONIC ns) and the first and last seq published in it.
+
+    Ticker cells: from the ticker's own start and schedule. Chat cells: from the
+    runner's clock (the same CLOCK_MONOTONIC), and the seq range of what any
+    subscriber received with a scheduled time inside the window — the hub numbers
+    every message of the topic, so every seq in between was published.
+    """
+    warm_ns = int(cell.warmup_s * 1e9)
+    dur_ns = int(cell.duration_s * 1e9)
+    if window_start_ns is not None and not cell.rate:  # idle: nothing is expected
+        return (window_start_ns, window_start_ns + dur_ns), 1, 0, {}
+    if window_start_ns is not None:
+        window = (window_start_ns, window_start_ns + dur_ns)
+        inside = (all_r.sched_ns >= window[0]) & (all_r.sched_ns < window[1])
+        seqs = all_r.seq[inside]
+        if not len(seqs):
+            raise CellFailed("no message scheduled in the window reached any subscriber")
+        return window, int(seqs.min()), int(seqs.max()), {}
+    ticker = stats.get("ticker") or {}
+    start_ns = int(ticker.get("start_ns") or 0)
+    if not start_ns:
+        raise CellFailed(f"the ticker did not start: {ticker}")
+    interval_ns = int(1e9 / cell.rate)  # as the ticker schedules
+    count = int(ticker.get("count") or 0)
+    end_rel_ns = warm_ns + dur_ns
+    first_i = -(-warm_ns // interval_ns)  # ceil: first message scheduled in the window
+    last_i = min(-(-end_rel_ns // interval_ns) - 1, count - 1)
+    return (start_ns + warm_ns, start_ns + end_rel_ns), first_i + 1, last_i + 1, ticker
+
+
+def compute(
+    cell: Cell,
+    repeat: int,
+    name: str,
+    run_dir: Path,
+    workers: Sequence[WorkerRun],
+    stats: dict[str, Any],
+    cpu0: ProcSample | None,
+    cpu1: ProcSample | None,
+    memory_growth: int | None = None,
+    window_start_ns: int | None = None,
+) -> dict[str, Any]:
+    outs = read_results(workers)
+    all_r = metrics.Receipts(
+        *(
+            np.concatenate([getattr(r, k) for _, r in outs])
+            for k in ("conn", "seq", "sched_ns", "pub_ns", "recv_ns")
+        )
+    )
+    window, first_seq, last_seq, ticker = measured_window(cell, stats, window_start_ns, all_r)
+    lat = metrics.latency_histograms(all_r, *window)
+    corrected, uncorrected = lat.summaries()
+    (run_dir / "hist").mkdir(exist_ok=True)
+    metrics.save_histograms(
+        run_dir / "hist" / f"{name}.hlog",
+        {"corrected": lat.corrected, "uncorrected": lat.uncorrected},
+    )
+    write_series(run_dir / "series" / f"{name}.csv", all_r, window)
+    deliv = metrics.delivery(
+        all_r.conn,
+        all_r.seq,
+        first_seq=first_seq,
+        last_seq=last_seq,
+        connections=cell.subscribers,
+    )
+    tput = metrics.throughput(deliv, cell.duration_s)
+
+    results = [info for info, _ in outs]
+
+    def total(key: str) -> int:
+        return sum(r.total(key) for r in results)
+
+    def total_max(key: str) -> int:
+        return max((r.total(key) for r in results), default=0)
+
+    connect = [ns for r in results for ns in r.connect_times_ns()]
+    fractions = []
+    client_cpu = 0.0
+    for r in results:
+        client_cpu += r.cpu_run_s
+        if r.run_s > 0:
+            fractions.append(r.cpu_run_s / r.run_s)
+    sources = {r.bytes_source for r in results}
+    max_lag_ns = max(float(r.max_loop_lag_ns) for r in results)
+    overhead = metrics.Overhead(
+        server_cpu_s=None if cpu0 is None or cpu1 is None else cpu1.cpu_s - cpu0.cpu_s,
+        server_rss_bytes=None if cpu1 is None else cpu1.rss_bytes,
+        server_rss_growth_bytes=memory_growth,
+        client_cpu_s=client_cpu,
+        bytes_in=total("bytes_in"),
+        bytes_out=total("bytes_out"),
+        handshake_bytes_in=total("handshake_bytes_in"),
+        handshake_bytes_out=total("handshake_bytes_out"),
+        bytes_source=sources.pop() if len(sources) == 1 else "mixed",
+        connect_p50_us=float(np.median(connect)) / 1e3 if connect else None,
+        requests=total("requests") if cell.protocol in ("longpoll", "shortpoll") else None,
+        errors=total("errors"),
+        reconnects=total("reconnects"),
+        client_max_loop_lag_us=max_lag_ns / 1e3,
+    )
+    row = metrics.cell_row(
+        cell,
+        repeat,
+        latency=corrected,
+        latency_uncorrected=uncorrected,
+        delivery=deliv,
+        throughput=tput,
+        overhead=overhead,
+    )
+    # Byte and request counters cover the whole run (warm-up too): per message received.
+    received = total("messages")
+    for column, key in (
+        ("bytes_in_per_msg", "bytes_in"),
+        ("bytes_out_per_msg", "bytes_out"),
+        ("requests_per_msg", "requests"),
+    ):
+        if row[column] is not None:
+            row[column] = total(key) / received if received else None
+    frac = max(fractions) if fractions else None
+    walls = [r.run_s for r in results]
+    conn_s = sum(w.connections * wall for w, wall in zip(workers, walls, strict=True) if wall > 0)
+    row.update(
+        status="ok",
+        reason="",
+        client_processes=len(workers),
+        client_cpu_fraction_max=frac,
+        harness_bound=frac is not None and frac >= HARNESS_BOUND_FRACTION,
+        publish_lag_max_us=ticker.get("lag_max_us"),
+        publish_lag_p50_us=ticker.get("lag_p50_us"),
+        publish_lag_p99_us=ticker.get("lag_p99_us"),
+        probe=False,
+        bytes_per_conn_per_s=(total("bytes_in") + total("bytes_out")) / conn_s if conn_s else None,
+    )
+    if cell.publishers:
+        row["publish_lag_max_us"] = total_max("publish_lag_max_ns") / 1e3
+    return row
+
+
+def write_series(path: Path, receipts: metrics.Receipts, window: tuple[int, int]) -> None:
+    """Corrected latency over the window in ≤ 2,000 time buckets (median and max each)."""
+    series = metrics.latency_series(receipts, *window)
+    buf = io.StringIO()
+    buf.write("t_s,width_s,count,p50_us,max_us\n")
+    for t, n, p50, mx in zip(series.t_s, series.count, series.p50_us, series.max_us, strict=True):
+        buf.write(f"{t:.6f},{series.bucket_s:.6f},{n},{p50:.1f},{mx:.1f}\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, buf.getvalue())
+
+
+def bare_row(cell: Cell, repeat: int, status: str, reason: str) -> dict[str, Any]:
+    """A row with the cell's parameters and no measurements (failed or skipped)."""
+    empty = metrics.Delivery(1, 0, *(np.zeros(0, dtype=np.int64) for _ in range(5)))
+    summary = metrics.summarize(metrics.new_histogram())
+    full = metrics.cell_row(
+        cell,
+        repeat,
+        latency=summary,
+        latency_uncorrected=summary,
+        delivery=empty,
+        throughput=metrics.Throughput(cell.duration_s, 0.0, 0.0, 0.0),
+    )
+    row: dict[str, Any] = {k: (full[k] if k in PARAM_COLUMNS else None) for k in full}
+    row.update(
+        status=status,
+        reason=reason,
+        client_processes=None,
+        client_cpu_fraction_max=None,
+        harness_bound=None,
+        publish_lag_max_us=None,
+        publish_lag_p50_us=None,
+        publish_lag_p99_us=None,
+        probe=False,
+        bytes_per_conn_per_s=None,
+    )
+    return row
+
+
+def read_results(workers: Sequence[WorkerRun]) -> list[tuple[WorkerResult, metrics.Receipts]]:
+    """Each worker's OUT.json record and receipts; CellFailed for a worker that wrote no
+    output or a :class:`~pushbench.schema.worker.WorkerFailure`."""
+    outs = []
+    for w in workers:
+        json_path = w.out.with_name(w.out.name + ".json")
+        if not json_path.exists():
+            raise CellFailed(f"{w.started.name} wrote no output ({json_path.name})")
+        info = read_output(json.loads(json_path.read_text()))
+        if isinstance(info, WorkerFailure):
+            raise CellFailed(f"{w.started.name} failed: {info.reason}")
+        receipts = metrics.Receipts.load(w.out.with_name(w.out.name + ".npz"))
+        outs.append((info, receipts))
+    return outs
