@@ -199,7 +199,7 @@ def _codec_section(codec_run: Path | None, how_found: str, out: Path | None) -> 
                 ),
             ),
         )
-    from pushbench.bench.codec import load_records
+    from pushbench.schema.codec import load_records
 
     from . import codec
 
