@@ -384,7 +384,7 @@ def _colors() -> dict[str, Any]:
 
 
 def _save(fig: Any, path: Path) -> Path:
-    from .plots import png_bytes
+    from .figure import png_bytes
 
     atomic_write_bytes(path, png_bytes(fig, dpi=120, bbox_inches="tight"))
     return path
