@@ -19,9 +19,12 @@ from pushbench.settings import Settings
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("pushbench.servers.serve", "start a push server stack on a host and port"),
     "run": ("pushbench.runner", "run a scenario file"),
-    "bench-codec": ("pushbench.bench.codec", "benchmark the WebSocket codec against peers"),
+    "bench-codec": (
+        "pushbench.commands.bench_codec",
+        "benchmark the WebSocket codec against peers",
+    ),
     "bench-client": (
-        "pushbench.bench.client",
+        "pushbench.commands.bench_client",
         "benchmark how many messages per second a client receives on one core",
     ),
     "report": ("pushbench.report.render", "render a run's report.html and report.md from its data"),

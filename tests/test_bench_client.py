@@ -22,13 +22,14 @@ from typing import Any
 
 import pytest
 
-from pushbench import results
+from pushbench import cli, results
 from pushbench.bench import client as bench
-from pushbench.bench.client import Case, CaseResult, Sample
+from pushbench.bench.client import Case
 from pushbench.bench.feeder import FEEDER_READY, FeederSpec
 from pushbench.contract import decode
 from pushbench.procs import ProcessGroup
 from pushbench.report import client as report
+from pushbench.schema.client_bench import CASE_COLUMNS, CaseResult, Sample
 from pushbench.wire import FrameReader, Opcode, encode_frame
 from pushbench.wire.frames import encode_close_payload, parse_close_payload
 from pushbench.wire.handshake import check_response, client_request, parse_response
@@ -50,7 +51,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     printed = io.StringIO()
     argv = [*TINY, "--clients", "ws", "--offered", str(OFFERED), "--out", str(out)]
     with contextlib.redirect_stdout(printed):
-        assert bench.main(argv) == 0
+        assert cli.main(["bench-client", *argv]) == 0
     (run_dir,) = [p for p in out.iterdir() if p.name != results.LATEST]
     return run_dir, printed.getvalue()
 
@@ -113,7 +114,7 @@ def test_tiny_run_figures_are_measured_and_consistent(tiny_run: tuple[Path, str]
     assert cases[0].msgs_per_s_median == samples[0].msgs_per_s == cases[0].msgs_per_s_max
     with open(run_dir / "client.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert tuple(rows[0]) == bench.CASE_COLUMNS
+    assert tuple(rows[0]) == CASE_COLUMNS
     assert [r["case"] for r in rows] == [c.case for c in cases]
     assert float(rows[0]["msgs_per_s_median"]) == cases[0].msgs_per_s_median
 
@@ -341,17 +342,22 @@ def test_target_line() -> None:
     assert nothing["met"] is None and "not measured" in report.format_target(nothing)
 
 
+def _bench_client(*argv: str) -> int:
+    """``pushbench bench-client ARGV``, through the CLI (the only reader of argv)."""
+    return cli.main(["bench-client", *argv])
+
+
 def test_help_and_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
-        bench.main(["--help"])
+        _bench_client("--help")
     assert exc.value.code == 0
     text = capsys.readouterr().out
     for option in ("--connections", "--payload", "--duration", "--repeats", "--clients", "--out"):
         assert option in text
     assert "--quick" in text and "250,000" in text and "lower bound" in text
     with pytest.raises(SystemExit):
-        bench.main(["--clients", "carrier-pigeon"])
+        _bench_client("--clients", "carrier-pigeon")
     assert "unknown client carrier-pigeon" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        bench.main(["--offered", "-5"])
-    assert bench.main(["--repeats", "0", "--out", "/nonexistent"]) == 2
+        _bench_client("--offered", "-5")
+    assert _bench_client("--repeats", "0", "--out", "/nonexistent") == 2

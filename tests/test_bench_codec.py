@@ -18,10 +18,14 @@ from typing import Any
 
 import pytest
 
-from pushbench import results
-from pushbench.bench import codec, peers
-from pushbench.bench.codec import Case, Record, Workloads
+from pushbench import cli, results
+from pushbench.bench import codec, codec_profile, codec_runner, peers, timing
+from pushbench.bench.codec import Case, Workloads
+from pushbench.bench.peers.ours import _PureMask
+from pushbench.commands import bench_codec
 from pushbench.report import codec as report
+from pushbench.schema import codec as schema
+from pushbench.schema.codec import Record
 
 EXPECTED_FILES = (
     "metadata.json",
@@ -40,9 +44,9 @@ TINY = ["--quick", "--min-time", "0.002", "--repeats", "2"]
 
 
 def _run(out: Path, *extra: str) -> Path:
-    """One ``bench-codec`` run into ``out``; return its run directory."""
+    """One ``pushbench bench-codec`` run into ``out``; return its run directory."""
     before = set(out.iterdir()) if out.exists() else set()
-    assert codec.main([*TINY, "--out", str(out), *extra]) == 0
+    assert cli.main(["bench-codec", *TINY, "--out", str(out), *extra]) == 0
     (new,) = [p for p in out.iterdir() if p not in before and p.name != results.LATEST]
     return new
 
@@ -83,7 +87,7 @@ def test_quick_run_writes_every_file(quick_run: Path) -> None:
 def test_csv_loads_in_pandas(quick_run: Path) -> None:
     pd = pytest.importorskip("pandas")
     df = pd.read_csv(quick_run / "codec.csv")
-    assert tuple(df.columns) == codec.CSV_COLUMNS
+    assert tuple(df.columns) == schema.CSV_COLUMNS
     cases = codec.build_cases(codec.QUICK_SIZES, codec.LIBRARIES)
     assert len(df) == len(cases)
     assert set(df["status"]) == {"ok"}, df[df["status"] != "ok"][["case", "notes"]]
@@ -97,7 +101,7 @@ def test_csv_loads_in_pandas(quick_run: Path) -> None:
 
 
 def test_json_records_keep_raw_repeats(quick_run: Path) -> None:
-    records = codec.load_records(quick_run)
+    records = schema.load_records(quick_run)
     assert records and all(r.status == "ok" for r in records)
     for r in records:
         assert len(r.repeats_ns) == 2
@@ -226,8 +230,8 @@ def test_correctness_check_catches_a_flipped_byte(
 def test_a_failed_check_is_recorded_not_timed(monkeypatch: pytest.MonkeyPatch) -> None:
     broken = _broken_peer(peers.peer_by_name("pushbench"), lambda f: f[:-1])
     monkeypatch.setattr(peers, "PEERS", (*peers.PEERS, broken))
-    monkeypatch.setattr(codec, "measure", _forbidden)
-    (record,) = codec.run_cases([Case("decode", True, 125, "broken")])
+    monkeypatch.setattr(codec_runner, "measure", _forbidden)
+    (record,) = codec_runner.run_cases([Case("decode", True, 125, "broken")])
     assert record.status == "error"
     assert "frames" in record.notes
     assert record.per_frame_us_median is None
@@ -258,10 +262,10 @@ def test_measure_pauses_gc_and_times_every_repeat() -> None:
     import gc
 
     seen: list[bool] = []
-    timing = codec.measure(lambda: seen.append(gc.isenabled()), repeats=3, min_time=0.001)
-    assert len(timing.repeats_ns) == 3
-    assert timing.iterations >= 1
-    assert all(ns > 0 for ns in timing.repeats_ns)
+    got = timing.measure(lambda: seen.append(gc.isenabled()), repeats=3, min_time=0.001)
+    assert len(got.repeats_ns) == 3
+    assert got.iterations >= 1
+    assert all(ns > 0 for ns in got.repeats_ns)
     assert seen and not any(seen)
     assert gc.isenabled()
 
@@ -284,7 +288,7 @@ def test_build_cases_table() -> None:
 
 def test_only_option_is_validated() -> None:
     parser = argparse.ArgumentParser()
-    codec.add_arguments(parser)
+    bench_codec.add_arguments(parser)
     assert parser.parse_args(["--only", "wsproto,aiohttp-c"]).only == ["wsproto", "aiohttp-c"]
     with pytest.raises(SystemExit):
         parser.parse_args(["--only", "nosuchlib"])
@@ -360,8 +364,16 @@ def test_report_rerenders_from_stored_data_only(
     rendered = [p for p in copy.iterdir() if p.suffix == ".png" or p.name == "codec-report.md"]
     for p in rendered:
         p.unlink()
-    for name in ("run_cases", "measure", "prepare", "_time_calls", "profile_decoder"):
-        monkeypatch.setattr(codec, name, _forbidden)
+    for module, name in (
+        (codec_runner, "run_cases"),
+        (codec_runner, "measure"),
+        (timing, "measure"),
+        (timing, "_time_calls"),
+        (codec, "prepare"),
+        (codec_runner, "prepare"),
+        (codec_profile, "profile_decoder"),
+    ):
+        monkeypatch.setattr(module, name, _forbidden)
     written = report.render(copy)
     assert {p.name for p in written} == {p.name for p in rendered}
     assert all(p.stat().st_size > 0 for p in written)
@@ -423,7 +435,7 @@ def test_pure_switch_reaches_the_codec(monkeypatch: pytest.MonkeyPatch) -> None:
     assert frames.FrameReader(masked=True).feed(stream)[0].payload == b"x" * 125
     frames.encode_frame(2, b"y" * 125, mask=True)
     assert calls == [125, 125]
-    with peers._PureMask():
+    with _PureMask():
         frames.FrameReader(masked=True).feed(stream)
         frames.encode_frame(2, b"y" * 125, mask=True)
     assert calls == [125, 125]  # switched off: the pure path ran

@@ -19,10 +19,10 @@ from pathlib import Path
 import h11
 import pytest
 
-from pushbench import sse
+from pushbench import registry, sse
 from pushbench.cli import main as cli_main
 from pushbench.report import codec as codec_report
-from pushbench.report import floors
+from pushbench.report import floors, guide, style
 from pushbench.report.load import load_run
 from pushbench.report.render import render
 from pushbench.results import atomic_write_json, read_json
@@ -295,6 +295,82 @@ def test_polling_floor_matches_minimal_http_messages() -> None:
     batched = floors.floor("shortpoll", 100, requests_per_msg=0.25)
     assert batched is not None and batched.bytes_out == 7.0
     assert floors.floor("carrier-pigeon", 100) is None
+
+
+# --- the report reads the registry --------------------------------------------------
+
+_PIGEON = registry.Transport(
+    name="pigeon",
+    protocol="pigeon",
+    label="pigeon post",
+    path="/pigeon",
+    delivery="streaming",
+    upgrade=False,
+    floor="sse",
+    color="#123456",
+    marker="*",
+    simplicity=0,
+    simplicity_why="a bird needs no protocol",
+    clients={},
+)
+_LOFT = registry.Stack(
+    name="loft",
+    label="a pigeon loft",
+    serves=("pigeon",),
+    argv=("true",),
+    linestyle="--",
+    marker="P",
+)
+
+
+def test_a_registry_row_is_drawn_ordered_floored_and_ranked_from_its_own_fields() -> None:
+    """A transport and a stack added as registry rows reach the report with no report edit:
+    colour, order, floor rule and simplicity come from the transport's row, line style,
+    marker and hatch from the stack's; outside the ``with`` block they are unknown again."""
+    before = style.order_key("shortpoll", "starlette")
+    with registry.extended(transports=(_PIGEON,), stacks=(_LOFT,)):
+        assert style.color("pigeon") == "#123456"
+        assert style.transport_colors()["pigeon"] == "#123456"
+        assert style.transports()[-1] == "pigeon" and style.stacks()[-1] == "loft"
+        # after every known transport, before an unknown one
+        assert before < style.order_key("pigeon", "raw") < style.order_key("nope", "raw")
+        assert style.order_key("pigeon", "raw") < style.order_key("pigeon", "loft")
+        assert (style.linestyle("loft"), style.marker("loft"), style.hatch("loft")) == (
+            "--",
+            "P",
+            "//",
+        )
+        # its floor rule is SSE's: the same bytes as SSE for every payload
+        for size in (0, 100, 70_000):
+            assert floors.floor("pigeon", size) == floors.floor("sse", size) is not None
+        assert guide.simplicity("pigeon") == (0, "a bird needs no protocol")
+        # no protocol upgrade: it is one of the plain-HTTP transports behind proxies
+        (proxies,) = [s for s in guide.SITUATIONS if s.key == "proxies"]
+        assert proxies.transports() == ("sse", "longpoll", "shortpoll", "pigeon")
+    assert style.color("pigeon") == "#7f7f7f" and floors.floor("pigeon", 100) is None
+    assert style.order_key("pigeon", "loft") == (len(style.transports()), len(style.stacks()), "")
+    assert guide.simplicity("pigeon") == (9, "unranked")
+
+
+def test_the_look_and_ranks_are_the_registrys_rows() -> None:
+    """Every known transport and stack is styled, floored and ranked by its own row:
+    transports that name the same floor rule get the same floor, different rules differ."""
+    floors_by_rule: dict[str, set[floors.Floor | None]] = {}
+    for t in registry.transports():
+        assert style.color(t.name) == t.color
+        assert guide.simplicity(t.name) == (t.simplicity, t.simplicity_why)
+        got = floors.floor(t.name, 100, requests_per_msg=1.0)
+        floors_by_rule.setdefault(t.floor, set()).add(got)
+    assert {rule: len(got) for rule, got in floors_by_rule.items()} == {
+        "ws": 1,
+        "sse": 1,
+        "poll": 1,
+    }
+    assert len({next(iter(got)) for got in floors_by_rule.values()}) == 3
+    for s in registry.stacks():
+        assert (style.linestyle(s.name), style.marker(s.name)) == (s.linestyle, s.marker)
+    assert style.transports() == registry.transport_names()
+    assert style.stacks() == registry.stack_names()
 
 
 def test_saturation_from_the_runners_csv(tmp_path: Path) -> None:

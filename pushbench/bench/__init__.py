@@ -1,13 +1,17 @@
 """Benchmarks: cases declared as data, one runner each, results stored as data.
 
-- :mod:`.codec`: the WebSocket frame codec against wsproto, websockets and
-  aiohttp (``pushbench bench-codec``);
-- :mod:`.client`: how many messages per second a client worker receives on
-  one core (``pushbench bench-client``): cases, measuring, stored results;
+- :mod:`.codec` (cases), :mod:`.codec_runner`, :mod:`.codec_profile`: the
+  WebSocket frame codec against wsproto, websockets and aiohttp (``pushbench
+  bench-codec``), timed by the shared loop of :mod:`.timing`;
+- :mod:`.peers`: the per-library adapters, one module per library, and the
+  reference codec they are checked against;
+- :mod:`.client` (cases, rules, summaries), :mod:`.client_runner`: how many
+  messages per second a client worker receives on one core (``pushbench
+  bench-client``);
 - :mod:`.feeder`: the process that feeds it, sending only pre-encoded frames
-  (``python -m pushbench.bench.feeder JSON``);
-- :mod:`.peers`: the per-library adapters and the reference codec they are
-  checked against.
+  (``python -m pushbench.bench.feeder JSON``).
 
-Rendering lives in :mod:`pushbench.report`, storage in :mod:`pushbench.results`.
+The records they store are :mod:`pushbench.schema` (``codec``, ``client_bench``);
+rendering lives in :mod:`pushbench.report`, which never imports this package, and
+this package never imports the report: :mod:`pushbench.commands` composes the two.
 """

@@ -11,13 +11,14 @@ writing and little else: the client under test, not the feeder, should set
 the pace.
 
 It is its own module so the process imports only what it runs, and so the
-measuring side (:mod:`pushbench.bench.client`, which starts it pinned to its
+measuring side (:mod:`pushbench.bench.client_runner`, which starts it pinned to its
 own CPU and reads its ready line, :data:`FEEDER_READY`) stays about measuring.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -67,10 +68,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     free port, prints ``feeder listening on port N`` on stdout, answers every
     upgrade, and once ``connections`` connections are up (or 30 s after the
     first) sends on all of them. It answers a Close with a Close and a Ping with
-    a Pong, so clients stop as they would with a server.
+    a Pong, so clients stop as they would with a server. As every process entry
+    point, it applies the settings its environment carries (:mod:`pushbench.settings`).
     """
     import asyncio
 
+    from pushbench.settings import Settings
+
+    Settings.from_environ(os.environ).apply()
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:
         print("usage: python -m pushbench.bench.feeder JSON", file=sys.stderr)

@@ -15,8 +15,8 @@ from typing import Any
 from pushbench.results import atomic_write_bytes
 
 from . import doc, guide, style
+from .figure import Plot
 from .load import METRICS, Run, point_label, variant_label
-from .plots import Plot
 from .saturation import SWEEP_KEY, run_slo, saturation_marks
 
 __all__ = ["SUMMARY_COLUMNS", "banners", "document", "fmt_value"]
@@ -199,7 +199,7 @@ def _codec_section(codec_run: Path | None, how_found: str, out: Path | None) -> 
                 ),
             ),
         )
-    from pushbench.bench.codec import load_records
+    from pushbench.schema.codec import load_records
 
     from . import codec
 

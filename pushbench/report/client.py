@@ -1,14 +1,17 @@
 """Table, target line and Markdown report of a ``bench-client`` run, from its stored files.
 
-Reads ``client.json`` (the options, the per-case summaries and the target as
-evaluated when the run was stored) and ``metadata.json`` of a run directory,
-and writes ``client-report.md`` beside them: the machine and its load, how the
-feeder and the client were pinned, the options, the target line (MET / NOT
-MET with its caveats), one table row per case and what every column means.
+Reads ``client.json`` (records of :mod:`pushbench.schema.client_bench`: the
+options, the per-case summaries and the target as evaluated when the run was
+stored) and ``metadata.json`` of a run directory, and writes
+``client-report.md`` beside them: the machine and its load, how the feeder and
+the client were pinned, the options, the target line (MET / NOT MET with its
+caveats), one table row per case and what every column means.
 :func:`format_table` and :func:`format_target` are also what ``pushbench
-bench-client`` prints at the end of a run.
+bench-client`` prints at the end of a run, :func:`format_sample` the line it
+prints per repeat.
 
-Nothing here runs a benchmark (measuring is :mod:`pushbench.bench.client`):
+Nothing here runs a benchmark (measuring is :mod:`pushbench.bench.client`,
+which this module never imports):
 re-rendering an old run is ``python -m pushbench.report.client RUN_DIR`` (or
 :func:`render_report`).
 """
@@ -21,16 +24,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pushbench.bench.client import (
+from pushbench.results import atomic_write_text, read_json, resolve_run
+from pushbench.schema.client_bench import (
     FED_FRACTION,
     KEPT_UP_FRACTION,
     QUEUE_SAMPLE_S,
     SATURATED_FRACTION,
     CaseResult,
+    Sample,
+    load_client_results,
 )
-from pushbench.results import atomic_write_text, read_json, resolve_run
 
-__all__ = ["format_table", "format_target", "main", "render_report"]
+__all__ = ["format_sample", "format_table", "format_target", "main", "render_report"]
 
 
 def _rate(x: float | None) -> str:
@@ -43,6 +48,20 @@ def _pct(x: float | None) -> str:
 
 def _ms(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}"
+
+
+def format_sample(i: int, n: int, s: Sample) -> str:
+    """The progress line of repeat ``i`` of ``n``: its rate, CPUs, GC, lag and saturated side."""
+    head = f"[{i:>{len(str(n))}}/{n}] {s.case:<28} r{s.repeat}"
+    if s.status != "ok":
+        return f"{head} FAILED: {s.reason}"
+    return (
+        f"{head} {_rate(s.msgs_per_s):>10} msgs/s  client CPU {_pct(s.client_cpu):>4} "
+        f"(core {_pct(s.client_core_busy)})  feeder CPU {_pct(s.feeder_cpu):>4} "
+        f"(core {_pct(s.feeder_core_busy)})  GC {s.gc_collections} max {_ms(s.gc_pause_max_ms)} ms"
+        f"  lag {_ms(s.max_loop_lag_ms)} ms  saturated: {s.saturated}"
+        f"{' (lower bound)' if s.lower_bound else ''}"
+    )
 
 
 def format_target(target: dict[str, Any]) -> str:
@@ -150,10 +169,10 @@ def format_table(summaries: Sequence[CaseResult]) -> str:
 
 def render_report(run_dir: Path) -> Path:
     """``client-report.md`` from ``client.json`` and ``metadata.json`` only (no re-run)."""
-    data = read_json(run_dir / "client.json")
+    stored = load_client_results(run_dir)
     meta = read_json(run_dir / "metadata.json")
-    opts = data["options"]
-    summaries = [CaseResult.from_dict(c) for c in data["cases"]]
+    opts = stored.options
+    summaries = stored.cases
     cpu = meta.get("cpu") or {}
     pin = opts.get("pinning") or {}
     table = [
@@ -178,7 +197,7 @@ Feeder on CPU {pin.get("feeder_cpus")}, client worker on CPU {pin.get("client_cp
 frames), {opts["loop"]} event loop; a {opts["duration_s"]} s window after {opts["warmup_s"]} s of
 warm-up; {opts["repeats"]} repeat(s), interleaved: median, min and max.
 
-**{format_target(data["target"])}**
+**{format_target(stored.target)}**
 
 {chr(10).join(table)}
 
@@ -230,10 +249,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"report: {exc}", file=sys.stderr)
         return 1
-    data = read_json(run_dir / "client.json")
-    print(format_table([CaseResult.from_dict(c) for c in data["cases"]]))
+    stored = load_client_results(run_dir)
+    print(format_table(stored.cases))
     print()
-    print(format_target(data["target"]))
+    print(format_target(stored.target))
     print()
     print(f"wrote {report}")
     return 0

@@ -1,7 +1,7 @@
 """Plots, Markdown report and targets of a ``bench-codec`` run, from its stored files.
 
-Reads ``codec.json``, ``metadata.json`` and ``codec-profile.txt`` of a run
-directory and writes, beside them:
+Reads ``codec.json`` (records of :mod:`pushbench.schema.codec`), ``metadata.json``
+and ``codec-profile.txt`` of a run directory and writes, beside them:
 
 - ``codec-decode.png`` / ``codec-encode.png``: payload MB/s against payload
   size, log-log, one line per library, masked and unmasked as two panels;
@@ -10,7 +10,7 @@ directory and writes, beside them:
 - ``codec-report.md``: tables, the targets with ratios against the peers of the
   same run, what each figure includes, and the profile's top functions.
 
-Nothing here runs a benchmark: re-rendering an old run is
+Nothing here runs a benchmark, nor imports one: re-rendering an old run is
 ``python -m pushbench.report.codec RUN_DIR`` (or :func:`render`).
 """
 
@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pushbench.bench.codec import (
+from pushbench.results import atomic_write_bytes, atomic_write_text, read_json, resolve_run
+from pushbench.schema.codec import (
     LIBRARIES,
     MAX_FRAMES,
     MIN_FRAMES,
@@ -31,7 +32,6 @@ from pushbench.bench.codec import (
     Record,
     load_records,
 )
-from pushbench.results import atomic_write_bytes, atomic_write_text, read_json, resolve_run
 
 __all__ = [
     "TargetResult",
@@ -384,7 +384,7 @@ def _colors() -> dict[str, Any]:
 
 
 def _save(fig: Any, path: Path) -> Path:
-    from .plots import png_bytes
+    from .figure import png_bytes
 
     atomic_write_bytes(path, png_bytes(fig, dpi=120, bbox_inches="tight"))
     return path

@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pushbench import contract
+from pushbench import contract, registry
 
 __all__ = [
     "MIN_HTTP_REQUEST",
@@ -107,13 +107,11 @@ def _poll(n: int, requests_per_msg: float | None) -> Floor | None:
     )
 
 
-#: transport → how its floor is computed (both WebSocket clients share one protocol).
-_FLOORS: dict[str, Callable[[int, float | None], Floor | None]] = {
+#: Floor rule (a transport row's ``floor`` in :mod:`pushbench.registry`) → how it is computed.
+_RULES: dict[str, Callable[[int, float | None], Floor | None]] = {
     "ws": _ws,
-    "ws-aiohttp": _ws,
     "sse": _sse,
-    "longpoll": _poll,
-    "shortpoll": _poll,
+    "poll": _poll,
 }
 
 
@@ -122,13 +120,19 @@ def floor(
 ) -> Floor | None:
     """The protocol floor per pushed message of ``payload_bytes``, or None when unknown.
 
+    The rule is the one the transport's registry row names (both WebSocket
+    clients share ``ws``; long and short polling share ``poll``).
     ``requests_per_msg`` (measured, polling only) is how many polls each
     delivered message cost; without it a polling floor is unknown. An unknown
     transport also gives None.
     """
     if payload_bytes < 0:
         raise ValueError("payload_bytes must be >= 0")
-    rule = _FLOORS.get(transport)
+    try:
+        row = registry.transport(transport)
+    except registry.RegistryError:
+        return None
+    rule = _RULES.get(row.floor)
     return None if rule is None else rule(payload_bytes, requests_per_msg)
 
 

@@ -10,8 +10,9 @@ figure, its value and the cell it came from. Three verdicts per situation:
   at least :data:`MIN_DELIVERED` of their messages;
 - **cost**: the lowest value of the situation's cost column (server CPU per
   message; memory per connection when nothing is pushed);
-- **simplicity**: the simplest transport (:data:`SIMPLICITY`, a stated
-  property, not a measurement) among the *good enough* ones — delivered
+- **simplicity**: the simplest transport (:func:`simplicity`: the rank each
+  row of :mod:`pushbench.registry` states, not a measurement) among the *good
+  enough* ones — delivered
   everything and p99 within :data:`GOOD_ENOUGH` × the best p99 of the
   situation — so simplicity never wins over a transport that cannot keep up.
 
@@ -26,31 +27,36 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pushbench import metrics
+from pushbench import metrics, registry
 
 from . import doc, style
 from .compare import judge
 from .load import METRICS, Run, point_label, variant_label
 from .saturation import SWEEP_KEY, saturation_marks
 
-__all__ = ["GOOD_ENOUGH", "MIN_DELIVERED", "SIMPLICITY", "SITUATIONS", "Situation", "section"]
+__all__ = ["GOOD_ENOUGH", "MIN_DELIVERED", "SITUATIONS", "Situation", "section", "simplicity"]
 
 MIN_DELIVERED = 0.99
 GOOD_ENOUGH = 2.0  # × the best p99 of the situation
 LOW_RATE_MAX = 1000.0  # msgs/s: "low rate" up to here, "high rate" from here
 MANY_SUBSCRIBERS = 1000
 
-#: transport → (rank, why): 1 is simplest. A property of the protocols, stated, not measured.
-SIMPLICITY: dict[str, tuple[int, str]] = {
-    "sse": (
-        1,
-        "one long HTTP response; EventSource reconnects by itself and resumes with Last-Event-ID",
-    ),
-    "shortpoll": (2, "stateless request/response any HTTP client, proxy and cache handles"),
-    "longpoll": (3, "plain HTTP, but the client loops and the server holds and times out requests"),
-    "ws": (4, "a protocol upgrade: reconnect, resume and heartbeats are yours to write"),
-    "ws-aiohttp": (4, "a protocol upgrade: reconnect, resume and heartbeats are yours to write"),
-}
+_UNRANKED = 9  # below every stated rank: a transport the registry does not know
+
+
+def simplicity(transport: str) -> tuple[int, str]:
+    """(rank, why) of ``transport``, 1 the simplest: a property of the protocol its
+    registry row states, not a measurement; ``(9, "unranked")`` for an unknown name."""
+    try:
+        row = registry.transport(transport)
+    except registry.RegistryError:
+        return (_UNRANKED, "unranked")
+    return (row.simplicity, row.simplicity_why)
+
+
+def _plain_http(row: registry.Transport) -> bool:
+    """A transport that needs no protocol upgrade: plain HTTP requests and responses."""
+    return not row.upgrade
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,14 @@ class Situation:
     caveats: tuple[str, ...]
     latency: str | None = "lat_p99_us"
     cost: str = "server_cpu_us_per_msg"
-    transports: tuple[str, ...] = ()  # restrict to these (empty: all)
+    # Restrict to the transports whose registry row this admits (None: all).
+    admits: Callable[[registry.Transport], bool] | None = None
+
+    def transports(self) -> tuple[str, ...] | None:
+        """The transports this situation considers, from the registry now (None: all)."""
+        if self.admits is None:
+            return None
+        return tuple(t.name for t in registry.transports() if self.admits(t))
 
 
 def _python(rows: Any) -> Any:
@@ -185,7 +198,7 @@ SITUATIONS: tuple[Situation, ...] = (
             "nearly everything",
             _SHORTPOLL,
         ),
-        transports=("sse", "longpoll", "shortpoll"),
+        admits=_plain_http,
     ),
 )
 
@@ -285,11 +298,8 @@ def _verdicts(sit: Situation, run: Run, rows: Any) -> tuple[list[str], list[str]
     if sit.latency:
         floor = min(r[lat] for r in good)
         enough = [r for r in good if r[lat] <= GOOD_ENOUGH * floor]
-        simple = min(
-            enough,
-            key=lambda r: (SIMPLICITY.get(r["transport"], (9, ""))[0], r[lat]),
-        )
-        why = SIMPLICITY.get(simple["transport"], (9, "unranked"))[1]
+        simple = min(enough, key=lambda r: (simplicity(r["transport"])[0], r[lat]))
+        why = simplicity(simple["transport"])[1]
         lines.append(
             f"Simplicity: {_name(simple)} — the simplest transport whose p99 is within "
             f"{GOOD_ENOUGH:g}× the best ({_fmt(lat, simple[lat])} vs "
@@ -381,8 +391,9 @@ def _per_transport_table(sit: Situation, rows: Any) -> doc.Table:
 
 def _situation(sit: Situation, run: Run, summary: Any) -> doc.Section:
     rows = sit.select(summary)
-    if sit.transports and len(rows):
-        rows = rows[rows["transport"].isin(sit.transports)]
+    allowed = sit.transports()
+    if allowed is not None and len(rows):
+        rows = rows[rows["transport"].isin(allowed)]
     blocks: list[doc.Block] = [doc.Paragraph(f"Situation: {sit.need}.")]
     if not len(rows) or not (rows["ok"] > 0).any():
         skipped = _skipped(sit, summary)
@@ -437,13 +448,19 @@ def _proxy_facts(rows: Any) -> str:
 
 
 def _measured_caveats(sit: Situation, rows: Any) -> list[str]:
-    out = []
-    if "poll_interval_s" in rows.columns:
-        for r in rows[(rows["transport"] == "shortpoll") & (rows["ok"] > 0)].to_dict("records"):
+    out: list[str] = []
+    if "poll_interval_s" not in rows.columns:
+        return out
+    # Transports that poll on an interval (their rows take poll_interval_s): the interval,
+    # not the transport, sets their latency.
+    for row in registry.transports():
+        if "poll_interval_s" not in row.params:
+            continue
+        for r in rows[(rows["transport"] == row.name) & (rows["ok"] > 0)].to_dict("records"):
             iv = r.get("poll_interval_s")
             if iv == iv and iv:
                 out.append(
-                    f"here short polling ({r['stack']}) polls every {iv * 1000:g} ms and its "
+                    f"here {row.label} ({r['stack']}) polls every {iv * 1000:g} ms and its "
                     f"p50 is {_fmt('lat_p50_us', r['lat_p50_us'])}: about half the interval"
                 )
                 break

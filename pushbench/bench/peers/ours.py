@@ -1,0 +1,196 @@
+"""The adapter of our own codec, as installed and on its pure Python/numpy mask path.
+
+Two :class:`~.adapter.Peer` rows (``pushbench``, ``pushbench-py``) and our
+1 MiB mask kernels. The pure rows run the same code with the C mask helper
+switched off around each timed call (:class:`_PureMask`), so the fallback
+build is measured in the same process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from .adapter import MAX_FRAME, MAX_MESSAGE, OPCODE_BINARY, Decoder, EncodeFn, Masker, Peer
+
+__all__ = ["MASKERS", "PEERS"]
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+class _PureMask:
+    """Context manager: run our codec on its pure Python/numpy mask path.
+
+    ``pushbench.wire.mask.C_MASK`` is the switch the codec reads on every
+    ``feed``/``apply_mask`` call (``PUSHBENCH_NO_SPEEDUPS=1`` sets it at
+    import); flipping it around a timed call measures the fallback build in
+    the same process. It costs two attribute stores per call of ≥ 4 frames.
+    """
+
+    __slots__ = ("_mod", "_saved")
+
+    def __init__(self) -> None:
+        from pushbench.wire import mask
+
+        self._mod: Any = mask
+        self._saved: Any = None
+
+    def __enter__(self) -> None:
+        self._saved = getattr(self._mod, "C_MASK", None)
+        self._mod.C_MASK = None
+
+    def __exit__(self, *exc: object) -> None:
+        self._mod.C_MASK = self._saved
+
+
+def _pure(func: Callable[[_T], _R]) -> Callable[[_T], _R]:
+    """``func`` run with our C mask helper switched off (see :class:`_PureMask`)."""
+    switch = _PureMask()
+
+    def wrapped(arg: _T) -> _R:
+        with switch:
+            return func(arg)
+
+    return wrapped
+
+
+def _ours_probe(pure: bool) -> Callable[[], str]:
+    def probe() -> str:
+        from pushbench.wire import mask
+
+        small = f"int XOR below {mask.MASK_NUMPY_MIN} B, numpy uint64 above"
+        if pure:
+            return f"sans-I/O codec, pure mask path forced (C_MASK=None): {small}"
+        if getattr(mask, "C_MASK", None) is not None:
+            return "sans-I/O codec with its C mask helper (pushbench.wire._speedups)"
+        return f"sans-I/O codec, C mask helper NOT built: {small}"
+
+    return probe
+
+
+def _ours_decoder(pure: bool) -> Callable[[bool], Decoder]:
+    def make(masked: bool) -> Decoder:
+        from pushbench.wire.frames import FrameReader
+
+        def decode(stream: bytes) -> Any:
+            return FrameReader(
+                masked=masked, max_frame_size=MAX_FRAME, max_message_size=MAX_MESSAGE
+            ).feed(stream)
+
+        def frames(out: Any) -> list[tuple[int, bytes]]:
+            return [(f.opcode, bytes(f.payload)) for f in out]
+
+        return Decoder(_pure(decode) if pure else decode, frames)
+
+    return make
+
+
+def _ours_encoder(pure: bool) -> Callable[[bool], EncodeFn]:
+    def make(masked: bool) -> EncodeFn:
+        from pushbench.wire.frames import encode_frame
+
+        def encode(payloads: list[bytes]) -> list[Any]:
+            return [encode_frame(OPCODE_BINARY, p, mask=masked) for p in payloads]
+
+        return _pure(encode) if pure else encode
+
+    return make
+
+
+def _mask_ours_alloc(data: bytes, key: bytes) -> tuple[Callable[[], object], Callable[[], bytes]]:
+    from pushbench.wire.mask import apply_mask
+
+    return (lambda: apply_mask(data, key)), (lambda: bytes(apply_mask(data, key)))
+
+
+def _mask_ours_alloc_pure(
+    data: bytes, key: bytes
+) -> tuple[Callable[[], object], Callable[[], bytes]]:
+    from pushbench.wire.mask import apply_mask
+
+    switch = _PureMask()
+
+    def call() -> object:
+        with switch:
+            return apply_mask(data, key)
+
+    def result() -> bytes:
+        with switch:
+            return bytes(apply_mask(data, key))
+
+    return call, result
+
+
+def _mask_ours_into(data: bytes, key: bytes) -> tuple[Callable[[], object], Callable[[], bytes]]:
+    from pushbench.wire.mask import apply_mask_into
+
+    out = bytearray(len(data))
+    return (lambda: apply_mask_into(data, key, out)), (lambda: bytes(out))
+
+
+def _mask_ours_in_place(
+    data: bytes, key: bytes
+) -> tuple[Callable[[], object], Callable[[], bytes]]:
+    from pushbench.wire.mask import apply_mask_into
+
+    buf = bytearray(data)
+
+    def result() -> bytes:
+        fresh = bytearray(data)
+        apply_mask_into(fresh, key, fresh)
+        return bytes(fresh)
+
+    # Like aiohttp's: each call re-masks the same buffer, touching 1 MiB, not 2.
+    return (lambda: apply_mask_into(buf, key, buf)), result
+
+
+PEERS: tuple[Peer, ...] = (
+    Peer(
+        "pushbench",
+        "pushbench",
+        "ours as installed: pushbench.wire.frames.FrameReader.feed / encode_frame",
+        _ours_probe(pure=False),
+        _ours_decoder(pure=False),
+        _ours_encoder(pure=False),
+    ),
+    Peer(
+        "pushbench-py",
+        "pushbench",
+        "ours on the pure Python/numpy mask path (C helper switched off)",
+        _ours_probe(pure=True),
+        _ours_decoder(pure=True),
+        _ours_encoder(pure=True),
+    ),
+)
+
+MASKERS: tuple[Masker, ...] = (
+    Masker(
+        "pushbench",
+        "apply_mask",
+        "pushbench",
+        "ours as installed, fresh result (what FrameReader uses)",
+        _mask_ours_alloc,
+    ),
+    Masker(
+        "pushbench-py",
+        "apply_mask",
+        "pushbench",
+        "ours, pure path (C helper off): copy to a fresh bytearray + numpy uint64 XOR",
+        _mask_ours_alloc_pure,
+    ),
+    Masker(
+        "pushbench",
+        "apply_mask_into",
+        "pushbench",
+        "ours, numpy uint64 XOR into a preallocated buffer",
+        _mask_ours_into,
+    ),
+    Masker(
+        "pushbench",
+        "apply_mask_into in place",
+        "pushbench",
+        "ours, numpy uint64 XOR in place on a bytearray",
+        _mask_ours_in_place,
+    ),
+)

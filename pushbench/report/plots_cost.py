@@ -1,0 +1,255 @@
+"""Cost figures: bytes on the wire per message (beside the protocol floor), server CPU per
+delivered message and server memory per connection (grouped bars: colour the transport,
+hatch the stack).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import floors, style
+from .figure import (
+    MAX_POINT_FIGURES,
+    Plot,
+    cells_by_point,
+    finite,
+    label,
+    line_kw,
+    log_if_wide,
+    new_figure,
+    save,
+    variants,
+)
+from .load import Run, point_label
+
+__all__ = ["bytes_per_message", "cpu_per_message", "memory_per_connection"]
+
+
+def _floor(rec: dict[str, Any]) -> floors.Floor | None:
+    if rec.get("publishers"):
+        return None  # clients publish too: client → server bytes are not push overhead
+    rpm = rec.get("requests_per_msg")
+    return floors.floor(
+        rec["transport"],
+        int(rec["payload_bytes"]),
+        requests_per_msg=float(rpm) if rpm is not None and finite(rpm) else None,
+    )
+
+
+def bytes_per_message(run: Run, out: Path) -> list[Plot]:
+    """Bytes on the wire per delivered message against payload size, with the protocol floor."""
+    title = "Bytes on the wire per message"
+    env = floors.envelope_overhead()
+    caption = (
+        "TCP payload bytes per delivered message, both directions (received by clients plus "
+        "sent by them: poll requests, pongs), from the kernel's TCP counters, handshakes not "
+        "included; median over repeats. The floor (open marks / thin lines) is the fewest bytes "
+        "the protocol allows for the payload (see docs/report.md; polling floors use the "
+        "measured requests per message). Between floor and measurement: pushbench's own "
+        f"envelope (≈ {env} B of JSON: topic, sequence number, two timestamps), "
+        "and what each stack adds (headers, CRLF line ends, batch wrappers). IP/TCP headers "
+        "(40–52 B per segment) are not counted."
+    )
+    summary = run.summary()
+    if "bytes_in_per_msg" not in summary or summary["bytes_in_per_msg"].isna().all():
+        return [Plot("bytes", title, caption, missing="no byte counts in this run")]
+    rows = summary[summary["bytes_in_per_msg"].notna() & (summary["rate_msgs_per_s"] > 0)]
+    if not len(rows):
+        return [Plot("bytes", title, caption, missing="no pushed messages in this run (idle)")]
+    sizes = sorted(rows["payload_bytes"].unique())
+    recs = variants(rows)
+    if len(sizes) >= 2:
+        fig = new_figure(9, 5.5)
+        ax = fig.subplots()
+        for key in dict.fromkeys((r["stack"], r["transport"], r["client"]) for r in recs):
+            mine = [r for r in recs if (r["stack"], r["transport"], r["client"]) == key]
+            by_size: dict[int, list[dict[str, Any]]] = {}
+            for r in mine:
+                by_size.setdefault(int(r["payload_bytes"]), []).append(r)
+            xs = sorted(by_size)
+            ys = [float(np.median([_total(r) for r in by_size[x]])) for x in xs]
+            ax.plot(xs, ys, **line_kw(mine[0]))
+            fl = [_floor(by_size[x][0]) for x in xs]
+            fx = [x for x, f in zip(xs, fl, strict=True) if f is not None]
+            fy = [f.total for f in fl if f is not None]
+            ax.plot(
+                fx,
+                fy,
+                color=style.color(key[1]),
+                lw=0.8,
+                marker=style.marker(key[0]),
+                mfc="none",
+                ls="-",
+            )
+        ax.plot(sizes, sizes, color="k", ls=":", lw=1, label="payload alone")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("payload (bytes, log)")
+        ax.set_ylabel("bytes on the wire per message (log)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize="small")
+        ax.set_title(title)
+    else:
+        size = int(sizes[0])
+        fig = new_figure(9, 0.42 * len(recs) + 1.6)
+        ax = fig.subplots()
+        labels = [label(r) for r in recs]
+        ins = [float(r["bytes_in_per_msg"]) for r in recs]
+        outs = [
+            float(r["bytes_out_per_msg"]) if finite(r.get("bytes_out_per_msg")) else 0.0
+            for r in recs
+        ]
+        colors = [style.color(r["transport"]) for r in recs]
+        ypos = list(range(len(recs)))
+        ax.barh(ypos, ins, color=colors, label="received by clients")
+        ax.barh(ypos, outs, left=ins, color=colors, alpha=0.35, hatch="//", label="sent by clients")
+        for y, r, total in zip(
+            ypos, recs, (a + b for a, b in zip(ins, outs, strict=True)), strict=True
+        ):
+            ax.annotate(
+                f"{total:,.0f}",
+                (total, y),
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize="small",
+            )
+            f = _floor(r)
+            if f is not None:
+                ax.plot([f.total, f.total], [y - 0.4, y + 0.4], color="k", lw=2)
+        ax.plot([], [], color="k", lw=2, label="protocol floor")
+        ax.axvline(size, color="k", ls=":", lw=1, label=f"payload ({size} B)")
+        ax.set_yticks(ypos, labels)
+        ax.invert_yaxis()
+        ax.set_xlabel("bytes on the wire per delivered message")
+        ax.legend(fontsize="small", loc="lower right")
+        title = f"{title} — {size} B payload"
+        ax.set_title(title)
+    return [Plot("bytes", title, caption, save(fig, out / "bytes.png"))]
+
+
+def _total(rec: dict[str, Any]) -> float:
+    out = rec.get("bytes_out_per_msg")
+    return float(rec["bytes_in_per_msg"]) + (float(out) if out is not None and finite(out) else 0.0)
+
+
+# --- grouped bars: CPU and memory ----------------------------------------------
+
+
+def _grouped_bars(
+    run: Run, out: Path, key: str, column: str, ylabel: str, title: str, caption: str, missing: str
+) -> list[Plot]:
+    summary = run.summary()
+    if column not in summary or summary[column].isna().all():
+        return [Plot(key, title, caption, missing=missing)]
+    points = [(p, rows) for p, rows in cells_by_point(run, summary) if rows[column].notna().any()]
+    shown = points[:MAX_POINT_FIGURES]
+    fig = new_figure(min(4.2 * len(shown) + 1, 14), 4.6)
+    axes = np.atleast_1d(fig.subplots(1, len(shown), squeeze=False)[0])
+    for ax, (point, rows) in zip(axes, shown, strict=True):
+        recs = [r for r in variants(rows) if finite(r[column])]
+        transports = list(dict.fromkeys(r["transport"] for r in recs))
+        stacks = list(dict.fromkeys((r["stack"], r["client"]) for r in recs))
+        width = 0.8 / max(1, len(stacks))
+        for j, (stack, client) in enumerate(stacks):
+            mine = [r for r in recs if (r["stack"], r["client"]) == (stack, client)]
+            xs = [
+                transports.index(r["transport"]) + (j - (len(stacks) - 1) / 2) * width for r in mine
+            ]
+            ys = [float(r[column]) for r in mine]
+            err = [
+                [y - float(r[f"{column}_min"]) for y, r in zip(ys, mine, strict=True)],
+                [float(r[f"{column}_max"]) - y for y, r in zip(ys, mine, strict=True)],
+            ]
+            bars = ax.bar(
+                xs,
+                ys,
+                width,
+                yerr=err,
+                capsize=2,
+                color=[style.color(r["transport"]) for r in mine],
+                hatch=style.hatch(stack),
+                edgecolor="k",
+                lw=0.5,
+                label=stack if client == "python" else f"{stack} · {client}",
+            )
+            ax.bar_label(bars, labels=[_short(y) for y in ys], fontsize=7, padding=1)
+        ax.set_xticks(range(len(transports)), transports)
+        ax.set_title(point_label(point), fontsize="medium")
+        ax.grid(True, axis="y", alpha=0.3)
+        log_if_wide(ax, [float(r[column]) for r in recs])
+    axes[0].set_ylabel(ylabel)
+    handles = [
+        _stack_patch(s)
+        for s in dict.fromkeys(r["stack"] for _, rows in shown for r in variants(rows))
+    ]
+    axes[-1].legend(handles=handles, fontsize="small", title="stack (hatch)")
+    fig.suptitle(title)
+    note = ""
+    if len(points) > len(shown):
+        note = f" {len(points) - len(shown)} more points are in the tables."
+    return [Plot(key, title, caption + note, save(fig, out / f"{key}.png"))]
+
+
+def _stack_patch(stack: str) -> Any:
+    from matplotlib.patches import Patch
+
+    return Patch(
+        facecolor="white",
+        edgecolor="k",
+        hatch=style.hatch(stack),
+        label=stack,
+    )
+
+
+def _short(y: float) -> str:
+    if y >= 1e6:
+        return f"{y / 1e6:.3g}M"
+    if y >= 1e4:
+        return f"{y / 1e3:.3g}k"
+    return f"{y:.3g}"
+
+
+def cpu_per_message(run: Run, out: Path) -> list[Plot]:
+    return _grouped_bars(
+        run,
+        out,
+        "cpu-per-msg",
+        "server_cpu_us_per_msg",
+        "server CPU per delivered message (µs)",
+        "Server CPU per delivered message",
+        "Server process CPU (user + system) over the measured window ÷ messages delivered to "
+        "all subscribers; median over repeats, bars span the repeats. Colour: transport; "
+        "hatch: stack. Lower is cheaper.",
+        "no server CPU measured in this run",
+    )
+
+
+def memory_per_connection(run: Run, out: Path) -> list[Plot]:
+    if run.has("server_rss_growth_bytes_per_conn"):
+        column = "server_rss_growth_bytes_per_conn"
+        what = (
+            "growth of the server's resident memory from before the first connection to "
+            "all connected, ÷ connections"
+        )
+    else:
+        column = "server_rss_bytes_per_conn"
+        what = (
+            "the server's whole resident memory ÷ connections — this run predates the "
+            "growth measurement, so the interpreter's baseline (tens of MB) is included and "
+            "small connection counts read as megabytes; the `idle` scenario measures many "
+            "connections"
+        )
+    return _grouped_bars(
+        run,
+        out,
+        "memory-per-conn",
+        column,
+        "bytes per connection",
+        "Server memory per connection",
+        f"Memory per connection: {what}. Median over repeats, bars span the repeats.",
+        "no server memory measured in this run",
+    )
