@@ -393,10 +393,10 @@ def _external_aiohttp() -> registry.Stack:
     )
 
 
-def _on_stack(scen: scenario.Scenario, stack: str) -> scenario.Scenario:
-    """``scen`` with every cell moved to ``stack`` (a row registered by the test)."""
-    cells = tuple(dataclasses.replace(c, stack=stack) for c in scen.cells())
-    return dataclasses.replace(scen, expanded=cells)
+def _on_external(path: Path) -> Path:
+    """The scenario file at ``path`` with its cells on the test's external stack row."""
+    path.write_text(path.read_text().replace('stacks = "aiohttp"', 'stacks = "aiohttp-ext"'))
+    return path
 
 
 @pytest.mark.timeout(60)
@@ -406,7 +406,7 @@ def test_an_external_stack_row_is_started_from_its_argv(tmp_path: Path) -> None:
     servers: list[Started] = []
     out = tmp_path / "results"
     with registry.extended(stacks=(_external_aiohttp(),)):
-        scen = _on_stack(scenario.load(_write(tmp_path, '["ws"]')), "aiohttp-ext")
+        scen = scenario.load(_on_external(_write(tmp_path, '["ws"]')))
         result = runner.run_scenario(
             scen, runner.RunOptions(out=out, progress=False, on_server_started=servers.append)
         )
@@ -428,7 +428,7 @@ def test_an_external_stack_skips_cells_needing_serve_options(tmp_path: Path) -> 
     path = tmp_path / "hb.toml"
     path.write_text(TINY.format(transports='["sse"]') + "heartbeat_s = 1\n")
     with registry.extended(stacks=(_external_aiohttp(),)):
-        scen = _on_stack(scenario.load(path), "aiohttp-ext")
+        scen = scenario.load(_on_external(path))
         result = runner.run_scenario(scen, runner.RunOptions(out=tmp_path / "r", progress=False))
     row = result.rows[0]
     assert row["status"] == "skipped" and "heartbeat_s" in row["reason"]
