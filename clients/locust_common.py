@@ -35,7 +35,6 @@ process (:class:`~pushbench.clients.locust_process.LocustProcess`) is
 
 from __future__ import annotations
 
-import importlib
 import socket as stdlib_socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -296,8 +295,8 @@ class PushSession(ABC):
 
 def session_class(transport: str) -> type[PushSession]:
     """The session class of ``transport``'s ``gevent`` entry point in the registry."""
-    module, _, attribute = registry.transport(transport).client("gevent").partition(":")
-    found = getattr(importlib.import_module(module), attribute)
+    row = registry.transport(transport)
+    found = row.load_client("gevent")
     if not (isinstance(found, type) and issubclass(found, PushSession)):
-        raise TypeError(f"{module}:{attribute} is not a PushSession class")
+        raise TypeError(f"{row.client('gevent')} is not a PushSession class")
     return found

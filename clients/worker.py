@@ -41,7 +41,6 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
-import importlib
 import json
 import os
 import resource
@@ -86,8 +85,7 @@ R_co = TypeVar("R_co", covariant=True)
 def client_run(transport: str) -> ClientRun:
     """The asyncio client of ``transport``, from its registry row (``"module:attribute"``),
     imported only now: a worker loads the one client it runs."""
-    module, _, attribute = registry.transport(transport).client("asyncio").partition(":")
-    run: ClientRun = getattr(importlib.import_module(module), attribute)
+    run: ClientRun = registry.transport(transport).load_client("asyncio")  # type: ignore[assignment]
     return run
 
 

@@ -30,6 +30,7 @@ import time, so :func:`extended` can add rows for a test.
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -111,6 +112,14 @@ class Transport:
             raise RegistryError(
                 f"transport {self.name!r} has no {engine} client (engines: {can})"
             ) from None
+
+    def load_client(self, engine: Engine) -> object:
+        """Import the ``"module:attribute"`` entry point of ``engine`` and return the
+        attribute: only the engine that runs a transport imports its client."""
+        module, sep, attribute = self.client(engine).partition(":")
+        if not sep:
+            raise RegistryError(f"transport {self.name!r}: {engine} client is not module:attribute")
+        return getattr(importlib.import_module(module), attribute)
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,19 @@ import aiohttp
 import pytest
 from conftest import ServerProcess, start_server
 
-from pushbench import sse
+from pushbench import registry, sse
 from pushbench.auth import make_token
 from pushbench.contract import decode
 
-STACKS = ("raw", "aiohttp", "starlette")
-TRANSPORTS = ("ws", "sse", "longpoll", "shortpoll")
+# Every stack pushbench serve runs × every protocol it serves, from the registry: a new
+# stack or protocol is tested here as soon as its row exists.
+STACKS = tuple(s.name for s in registry.stacks() if s.module is not None)
+PAIRS = [
+    (stack, protocol)
+    for stack in STACKS
+    for protocol in registry.protocol_names()
+    if protocol in registry.stack(stack).serves
+]
 SECRET = "equivalence-secret"
 # Payloads chosen to trip framing: empty, non-ASCII, quotes and newlines (SSE data
 # lines, JSON escaping), a 16-bit-length WebSocket frame.
@@ -115,8 +122,7 @@ async def receive(
     return got
 
 
-@pytest.mark.parametrize("transport", TRANSPORTS)
-@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize(("stack", "transport"), PAIRS)
 def test_same_sequence_and_exact_resume(
     servers: dict[str, ServerProcess], stack: str, transport: str
 ) -> None:

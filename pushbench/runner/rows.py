@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from pushbench import metrics
+from pushbench import metrics, registry
 from pushbench.procs import ProcSample, Started
 from pushbench.results import atomic_write_text
 from pushbench.scenario import Cell
@@ -26,6 +26,12 @@ from pushbench.schema.cells import PARAM_COLUMNS
 from pushbench.schema.worker import WorkerFailure, WorkerResult, read_output
 
 from .options import CellFailed
+
+
+def _polling(transport: str) -> bool:
+    """Whether the transport answers requests (its ``requests`` count means something)."""
+    return registry.transport(transport).delivery == "polling"
+
 
 __all__ = ["HARNESS_BOUND_FRACTION", "WorkerRun", "bare_row", "compute", "read_results"]
 
@@ -140,7 +146,7 @@ def compute(
         handshake_bytes_out=total("handshake_bytes_out"),
         bytes_source=sources.pop() if len(sources) == 1 else "mixed",
         connect_p50_us=float(np.median(connect)) / 1e3 if connect else None,
-        requests=total("requests") if cell.protocol in ("longpoll", "shortpoll") else None,
+        requests=total("requests") if _polling(cell.transport) else None,
         errors=total("errors"),
         reconnects=total("reconnects"),
         client_max_loop_lag_us=max_lag_ns / 1e3,

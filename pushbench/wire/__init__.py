@@ -4,6 +4,8 @@
 - :mod:`.protocol`: :class:`Connection`, message reassembly, ping/pong and the
   close handshake state machine;
 - :mod:`.handshake`: the opening handshake, server and client side;
+- :mod:`.http11`: HTTP/1.1 requests on the server side (the raw stack's HTTP layer),
+  a state machine whose transitions are a table;
 - :mod:`.mask`, :mod:`.utf8`: the two byte-level primitives;
 - :mod:`.errors`: :class:`ProtocolError` (carrying the close code) and
   :class:`HandshakeError` (carrying the HTTP status).
