@@ -38,17 +38,9 @@ from pushbench.bench.client import (
 )
 from pushbench.bench.feeder import FeederSpec
 
+from .options import name_list
+
 __all__ = ["add_arguments", "run"]
-
-
-def _client_list(text: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in CLIENTS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown client {', '.join(unknown) or '(none)'}; choose from {', '.join(CLIENTS)}"
-        )
-    return names
 
 
 def _rate_list(text: str) -> list[int]:
@@ -131,7 +123,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--clients",
-        type=_client_list,
+        type=name_list("client", lambda: CLIENTS),
         default=None,
         metavar="NAME[,NAME]",
         help=f"clients to measure (default {','.join(CLIENTS)})",

@@ -35,18 +35,9 @@ from pushbench.bench.codec import (
 )
 from pushbench.schema.codec import MAX_FRAMES, MIN_FRAMES, STREAM_BYTES
 
+from .options import name_list
+
 __all__ = ["add_arguments", "run"]
-
-
-def _library_list(text: str) -> list[str]:
-    known = known_libraries()
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in known]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown library {', '.join(unknown) or '(none)'}; choose from {', '.join(known)}"
-        )
-    return names
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--only",
-        type=_library_list,
+        type=name_list("library", known_libraries),
         default=None,
         metavar="LIB[,LIB]",
         help=f"run only these libraries ({', '.join(LIBRARIES)}); "
