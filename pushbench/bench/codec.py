@@ -253,4 +253,4 @@ def known_libraries() -> list[str]:
     """The library names ``--only`` accepts: the codecs, then the mask-only rows."""
     from .peers import MASKERS
 
-    return list(LIBRARIES) + [m.library for m in MASKERS if m.library not in LIBRARIES]
+    return list(dict.fromkeys([*LIBRARIES, *(m.library for m in MASKERS)]))
