@@ -25,7 +25,7 @@ class SseSession(PushSession):
 
     def __init__(self, conn: int, spec: WorkerSpec, process: SessionHost) -> None:
         super().__init__(conn, spec, process)
-        self.last_event_id: str | None = None
+        self.last_event_id = ""  # EventSource's last event ID string; "" sends no header
         self.retry_ms = self.DEFAULT_RETRY_MS
 
     def retry_delay(self, failures: int) -> float:
@@ -33,7 +33,7 @@ class SseSession(PushSession):
 
     def session(self) -> None:
         headers = [("Accept", "text/event-stream"), ("Cache-Control", "no-cache")]
-        if self.last_event_id is not None:
+        if self.last_event_id:
             headers.append(("Last-Event-ID", self.last_event_id))
         reader = ResponseReader()
         with self.process.gate:
@@ -49,8 +49,7 @@ class SseSession(PushSession):
                 raise SessionEnded(f"/sse answered {reader.head.status}")
             sock.settimeout(None)
         self.established(t0)
-        parser = EventParser()
-        parser.last_id = self.last_event_id
+        parser = EventParser(self.last_event_id)
         try:
             self._events(parser, body, now)
             while not reader.done:
@@ -60,6 +59,7 @@ class SseSession(PushSession):
                     reader.feed_eof()
                     break
                 self._events(parser, reader.feed(data), now)
+            parser.feed_eof()  # the stream ended: a partial event is dropped
         finally:
             if parser.retry_ms is not None:
                 self.retry_ms = parser.retry_ms
@@ -70,4 +70,4 @@ class SseSession(PushSession):
         events = parser.feed(body)
         if events:
             self.sink.deliver(self, [e.data for e in events], now)
-            self.last_event_id = parser.last_id
+        self.last_event_id = parser.last_event_id  # an id-only block moves it too

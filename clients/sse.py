@@ -6,8 +6,9 @@ the chunk is parsed; every event's data goes to :meth:`Recorder.record`. When
 the server ends the stream, the client waits the ``retry`` the server sent
 (EventSource's rule; doubled per consecutive failure) and reconnects with the
 last event id, so the server replays what was missed and nothing is lost or
-received twice. The id survives across connections; a partial event cut off
-by a disconnect is discarded, as the spec requires.
+received twice. The id survives across connections (an ``id:`` block without
+data moves it too; an empty ``id:`` clears it, and then no header is sent); a
+partial event cut off by a disconnect is discarded, as the spec requires.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class SseClient(Client):
         self, conn_id: int, spec: WorkerSpec, recorder: Recorder, stats: ConnStats
     ) -> None:
         super().__init__(conn_id, spec, recorder, stats)
-        self.last_event_id: str | None = None
+        self.last_event_id = ""  # EventSource's last event ID string; "" sends no header
         self.retry_ms = DEFAULT_RETRY_MS
 
     def retry_delay(self, failures: int) -> float:
@@ -44,7 +45,7 @@ class SseClient(Client):
 
     async def session(self) -> None:
         headers = dict(_HEADERS)
-        if self.last_event_id is not None:
+        if self.last_event_id:
             headers["Last-Event-ID"] = self.last_event_id
         meter = TcpMeter()
         t0 = clock()
@@ -64,8 +65,7 @@ class SseClient(Client):
             resp.close()
 
     async def _receive(self, content: aiohttp.StreamReader) -> None:
-        parser = EventParser()
-        parser.last_id = self.last_event_id
+        parser = EventParser(self.last_event_id)
         record = self.recorder.record
         conn = self.conn_id
         stats = self.stats
@@ -78,7 +78,8 @@ class SseClient(Client):
                     if seq > stats.last_seq:
                         stats.last_seq = seq
                 stats.messages += len(events)
-                self.last_event_id = parser.last_id
+                self.last_event_id = parser.last_event_id
+            parser.feed_eof()  # the server ended the stream: a partial event is dropped
         finally:
             if parser.retry_ms is not None:
                 self.retry_ms = parser.retry_ms
