@@ -1,9 +1,9 @@
 """Assemble the report of a scenario run as a :class:`~.doc.Document`.
 
-Order: warnings first (banner), then the summary tables, the decision guide,
-the figures, the codec benchmark, an optional comparison, the failures and
-flags, and the environment. Everything comes from the stored run (and the
-stored codec run); nothing is measured here.
+Order: warnings first (banner), then the thresholds (if the run stored any), the
+summary tables, the decision guide, the figures, the codec benchmark, an optional
+comparison, the failures and flags, and the environment. Everything comes from the
+stored run (and the stored codec run); nothing is measured here.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from pushbench.results import atomic_write_bytes
 
-from . import doc, guide, style
+from . import doc, guide, style, thresholds
 from .figure import Plot
 from .load import METRICS, Run, point_label, variant_label
 from .saturation import SWEEP_KEY, run_slo, saturation_marks
@@ -379,6 +379,7 @@ def document(
     ]
     sections = [
         doc.Section("Overview", "overview", tuple(overview)),
+        *thresholds.section(run),  # the CI gate's verdict, as stored by `pushbench run`
         doc.Section("Summary", "summary", tuple(_summary_tables(run))),
         doc.Section("Saturation", "saturation", tuple(_saturation_blocks(run))),
         guide.section(run),

@@ -42,6 +42,11 @@ and the tables ``[slo]`` (``p99_ms``, ``min_delivered_fraction``, ``probes``)
 and ``[checks]`` (fault injection that proves the instrument: ``delay_ms``,
 ``pause_ms`` + ``pause_at_s``, ``drop_every``). A block's ``[slo]`` or
 ``[checks]`` replaces the top-level table as a whole.
+A top-level ``[thresholds]`` table holds k6-style pass/fail conditions on the
+measured columns (``lat_p99_us = "< 5000"``, ``"lat_p99_us{transport:sse}" =
+"< 20000"``), parsed by :mod:`pushbench.thresholds` and checked against the
+expanded cells here (``Scenario.thresholds``); ``pushbench run`` judges them at
+the end and exits 3 when one fails.
 
 Why so strict: a typo in a scenario otherwise shows up an hour later as a
 missing or wrong curve. Every mistake raises :class:`ScenarioError` naming the

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from pushbench import registry
+from pushbench.thresholds import Threshold
 
 from .params import default, num_id
 
@@ -180,12 +181,14 @@ class Cell:
 
 @dataclass(frozen=True)
 class Scenario:
-    """A validated scenario: its name, description, source file and expanded cells."""
+    """A validated scenario: its name, description, source file, expanded cells and the
+    ``[thresholds]`` that gate a run of it (:mod:`pushbench.thresholds`)."""
 
     name: str
     description: str
     source: str
     expanded: tuple[Cell, ...]
+    thresholds: tuple[Threshold, ...] = ()
 
     def cells(self) -> tuple[Cell, ...]:
         """Every cell, in file order (blocks, then the cartesian product)."""

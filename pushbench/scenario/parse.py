@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pushbench import registry
+from pushbench import registry, thresholds
 
 from .model import Cell, Checks, Scenario, ScenarioError, Slo
 from .params import (
@@ -361,7 +361,7 @@ def from_dict(
 ) -> Scenario:
     """Validate parsed TOML and expand it into a :class:`Scenario` (or raise ScenarioError)."""
     ctx = _Ctx(source)
-    ctx.check_keys(data, "", TOP_KEYS)
+    ctx.check_keys(data, "", (*TOP_KEYS, "thresholds"))
     name = data.get("name", default_name)
     if not isinstance(name, str) or not _SAFE_ID.fullmatch(name):
         raise ctx.bad("name", name, "letters, digits, '.', '_' or '-' (it names result files)")
@@ -403,7 +403,28 @@ def from_dict(
                 f"different {', '.join(_differences(cell, other[0]))}; one id must name one "
                 "set of parameters: make them equal or change a parameter that is part of the id",
             )
-    return Scenario(name, description.strip(), source, tuple(cells))
+    gates = _thresholds(ctx, data["thresholds"], cells) if "thresholds" in data else ()
+    return Scenario(name, description.strip(), source, tuple(cells), gates)
+
+
+def _thresholds(ctx: _Ctx, table: Any, cells: Sequence[Cell]) -> tuple[thresholds.Threshold, ...]:
+    """``[thresholds]``: the syntax (:func:`pushbench.thresholds.parse`), then each filter's
+    value as the parameter of that name allows it, and each threshold on some cell."""
+    try:
+        parsed = thresholds.parse(table)
+    except thresholds.ThresholdInvalid as exc:
+        raise ctx.error(exc.path, exc.problem) from None
+    for t in parsed:
+        for tag, value in t.where:
+            if tag != "cell":
+                kind = BY_FIELD[tag].kind
+                ctx.value(replace(kind, text=f"{kind.expected} (filter {tag})"), value, t.field)
+        if not any(t.applies(c) for c in cells):
+            raise ctx.error(
+                t.field,
+                f"{t.name!r} matches no cell of the scenario; fix its filters or remove it",
+            )
+    return parsed
 
 
 def loads(text: str, *, source: str = "<string>", default_name: str = "scenario") -> Scenario:
