@@ -107,6 +107,14 @@ def test_save_and_load_histograms(tmp_path: Path) -> None:
     assert list(loaded) == ["corrected", "empty"]
     assert metrics.summarize(loaded["corrected"]) == metrics.summarize(hists["corrected"])
     assert metrics.summarize(loaded["empty"]).count == 0
+    # an HdrHistogram log: hdrh's own reader finds one interval per name, tagged with it
+    from hdrh.log import HistogramLogReader
+
+    reader = HistogramLogReader(str(path), metrics.new_histogram())
+    tagged = [reader.get_next_interval_histogram() for _ in range(3)]
+    reader.close()
+    assert [h.get_tag() for h in tagged[:2]] == ["corrected", "empty"] and tagged[2] is None
+    assert metrics.summarize(tagged[0]) == metrics.summarize(hists["corrected"])
     with pytest.raises(ValueError, match="without spaces"):
         metrics.save_histograms(path, {"a b": metrics.new_histogram()})
 

@@ -13,8 +13,9 @@ received message ``conn``, ``seq``, ``sched_ns``, ``pub_ns``, ``recv_ns``
   rounded to the nearest µs; negative ones (clock granularity) count as 0 and
   ones above 60 s as 60 s, and both are counted so nothing disappears.
 - **Merging** histograms of several client processes adds their counts, which
-  is exact: the merge equals one histogram of all the values. Histograms are
-  stored as HdrHistogram V2 base64 strings (``encode()``), one per line.
+  is exact: the merge equals one histogram of all the values. Each repeat's
+  histograms are stored as an HdrHistogram interval log (one histogram per
+  second and tag, ``corrected``/``uncorrected``), written and read by ``hdrh``.
 - **Delivery** accounting is per connection from ``seq`` against the range the
   server published in the window: delivered, lost, duplicated, out of order.
 - Throughput, a down-sampled latency-over-time series, the saturation search,
@@ -22,15 +23,27 @@ received message ``conn``, ``seq``, ``sched_ns``, ``pub_ns``, ``recv_ns``
 
 One module per responsibility, every public name re-exported here
 (``from pushbench import metrics; metrics.delivery(...)``): :mod:`.receipts`
-(the arrays), :mod:`.latency` (histograms, summaries, ``.hlog`` files, the
-series), :mod:`.delivery` (delivery and throughput), :mod:`.saturation` (the
-SLO search), :mod:`.repeats` (spread over repeats) and :mod:`.row` (the
-``cells.csv`` row; its columns live in :mod:`pushbench.schema.cells`).
+(the arrays), :mod:`.latency` (histograms, summaries, the series),
+:mod:`.hlog` (the ``.hlog`` files: HdrHistogram interval logs), :mod:`.delivery`
+(delivery and throughput), :mod:`.saturation` (the SLO search), :mod:`.repeats`
+(spread over repeats) and :mod:`.row` (the ``cells.csv`` row; its columns live in
+:mod:`pushbench.schema.cells`).
 """
 
 from __future__ import annotations
 
 from .delivery import Delivery, Throughput, delivery, merge_deliveries, throughput
+from .hlog import (
+    INTERVAL_S,
+    TAGS,
+    HistogramLog,
+    Interval,
+    latency_log,
+    load_histograms,
+    read_hlog,
+    save_histograms,
+    write_hlog,
+)
 from .latency import (
     HIST_HIGHEST_US,
     HIST_LOWEST_US,
@@ -44,11 +57,9 @@ from .latency import (
     histogram_of,
     latency_histograms,
     latency_series,
-    load_histograms,
     merge_histograms,
     new_histogram,
     record,
-    save_histograms,
     summarize,
     to_us,
 )
@@ -62,8 +73,12 @@ __all__ = [
     "HIST_HIGHEST_US",
     "HIST_LOWEST_US",
     "HIST_SIGNIFICANT_FIGURES",
+    "INTERVAL_S",
     "PERCENTILES",
+    "TAGS",
     "Delivery",
+    "HistogramLog",
+    "Interval",
     "LatencyHistograms",
     "LatencySummary",
     "Overhead",
@@ -79,12 +94,14 @@ __all__ = [
     "encode_histogram",
     "histogram_of",
     "latency_histograms",
+    "latency_log",
     "latency_series",
     "load_histograms",
     "meets_slo",
     "merge_deliveries",
     "merge_histograms",
     "new_histogram",
+    "read_hlog",
     "record",
     "repeat_stats",
     "saturation_search",
@@ -92,4 +109,5 @@ __all__ = [
     "summarize",
     "throughput",
     "to_us",
+    "write_hlog",
 ]

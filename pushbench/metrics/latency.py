@@ -10,24 +10,21 @@ nearest µs; negative ones (clock granularity) count as 0 and ones above 60 s
 as 60 s, and both are counted so nothing disappears.
 
 Merging histograms of several client processes adds their counts, which is
-exact: the merge equals one histogram of all the values. Histograms are stored
-as HdrHistogram V2 base64 strings (``encode()``), one per line. The series is
-a down-sampled latency over the window, for the plots over time.
+exact: the merge equals one histogram of all the values. The files holding them
+are HdrHistogram interval logs (:mod:`.hlog`). The series is a down-sampled
+latency over the window, for the plots over time.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from hdrh.histogram import HdrHistogram
 from numpy.typing import NDArray
-
-from pushbench.results import atomic_write_text
 
 from .receipts import Int64s, Receipts
 
@@ -44,11 +41,9 @@ __all__ = [
     "histogram_of",
     "latency_histograms",
     "latency_series",
-    "load_histograms",
     "merge_histograms",
     "new_histogram",
     "record",
-    "save_histograms",
     "summarize",
     "to_us",
 ]
@@ -194,33 +189,6 @@ def encode_histogram(hist: HdrHistogram) -> str:
 def decode_histogram(text: str) -> HdrHistogram:
     """Inverse of :func:`encode_histogram`."""
     return HdrHistogram.decode(text.strip())
-
-
-_HLOG_HEADER = (
-    "# pushbench latency histograms: one per line, '<name> <HdrHistogram V2 base64>'\n"
-    f"# unit=us lowest={HIST_LOWEST_US} highest={HIST_HIGHEST_US} "
-    f"significant_figures={HIST_SIGNIFICANT_FIGURES}\n"
-)
-
-
-def save_histograms(path: Path | str, hists: Mapping[str, HdrHistogram]) -> None:
-    """Write named histograms to a ``.hlog``-like text file, atomically."""
-    lines = []
-    for name, hist in hists.items():
-        if not name or any(ch.isspace() for ch in name):
-            raise ValueError(f"histogram names must be non-empty without spaces: {name!r}")
-        lines.append(f"{name} {encode_histogram(hist)}\n")
-    atomic_write_text(path, _HLOG_HEADER + "".join(lines))
-
-
-def load_histograms(path: Path | str) -> dict[str, HdrHistogram]:
-    """Read a file written by :func:`save_histograms`."""
-    out: dict[str, HdrHistogram] = {}
-    for line in Path(path).read_text(encoding="ascii").splitlines():
-        if line.strip() and not line.startswith("#"):
-            name, _, blob = line.partition(" ")
-            out[name] = decode_histogram(blob)
-    return out
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ notebooks — goes through :func:`load_run`, so column types, the meaning of a
     run.cells            # one row per cell × repeat (cells.csv), typed
     run.summary()        # one row per cell: medians over the ok repeats and their spread
     run.histogram("aiohttp-ws-sub50-rate200-p100")   # corrected latency, repeats merged
+    run.histogram_log("aiohttp-ws-sub50-rate200-p100", 0)   # the repeat's HdrHistogram log
     run.series("aiohttp-ws-sub50-rate200-p100", 0)   # latency over time, or None
 
 Older runs lack some files and columns (``series/``, ``saturation.csv``,
@@ -245,12 +246,25 @@ class Run:
 
     # --- per-repeat files --------------------------------------------------
 
+    def histogram_log(self, cell_id: str, repeat: int) -> metrics.HistogramLog | None:
+        """``hist/<cell>-r<k>.hlog`` as read by ``hdrh``'s ``HistogramLogReader``, or None.
+
+        One interval histogram per second and tag (``corrected``, ``uncorrected``);
+        runs made before the HdrHistogram log format give one whole-window
+        histogram per tag (``legacy``).
+        """
+        path = self.path / "hist" / f"{cell_id}-r{repeat}.hlog"
+        return metrics.read_hlog(path) if path.exists() else None
+
     def histograms(self, cell_id: str, repeat: int) -> dict[str, Any] | None:
-        """``{"corrected", "uncorrected"}`` HdrHistograms of one repeat, or None."""
+        """``{"corrected", "uncorrected"}`` HdrHistograms of one repeat's window, or None.
+
+        Each is its log's intervals of that tag added up (exact).
+        """
         key = (cell_id, repeat)
         if key not in self._hist_cache:
-            path = self.path / "hist" / f"{cell_id}-r{repeat}.hlog"
-            self._hist_cache[key] = metrics.load_histograms(path) if path.exists() else None
+            log = self.histogram_log(cell_id, repeat)
+            self._hist_cache[key] = None if log is None else log.merged()
         hists: dict[str, Any] | None = self._hist_cache[key]
         return hists
 

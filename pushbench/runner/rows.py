@@ -2,15 +2,17 @@
 
 The workers' outputs (:class:`~pushbench.schema.worker.WorkerResult` and
 receipts), the server's ``/stats`` and the ``/proc`` samples become one row:
-the measured window, latency histograms (saved under ``hist/``), the latency
-series (``series/``), delivery, throughput, overhead, and the runner's own
-columns. Failed and skipped cells get a row of their parameters only.
+the measured window, latency histograms (an HdrHistogram interval log per
+repeat under ``hist/``), the latency series (``series/``), delivery,
+throughput, overhead, and the runner's own columns. Failed and skipped cells
+get a row of their parameters only.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,11 +105,7 @@ def compute(
     window, first_seq, last_seq, ticker = measured_window(cell, stats, window_start_ns, all_r)
     lat = metrics.latency_histograms(all_r, *window)
     corrected, uncorrected = lat.summaries()
-    (run_dir / "hist").mkdir(exist_ok=True)
-    metrics.save_histograms(
-        run_dir / "hist" / f"{name}.hlog",
-        {"corrected": lat.corrected, "uncorrected": lat.uncorrected},
-    )
+    write_hlog(run_dir / "hist" / f"{name}.hlog", all_r, window)
     write_series(run_dir / "series" / f"{name}.csv", all_r, window)
     deliv = metrics.delivery(
         all_r.conn,
@@ -187,6 +185,17 @@ def compute(
     if cell.publishers:
         row["publish_lag_max_us"] = total_max("publish_lag_max_ns") / 1e3
     return row
+
+
+def write_hlog(path: Path, receipts: metrics.Receipts, window: tuple[int, int]) -> None:
+    """The window's corrected and uncorrected latency per second as an HdrHistogram log.
+
+    The window is on CLOCK_MONOTONIC (the receipts' clock); the log's StartTime is
+    that instant on the wall clock, so HdrHistogram's tools show when it ran.
+    """
+    wall_s = (window[0] + time.time_ns() - time.monotonic_ns()) / 1e9
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metrics.write_hlog(path, metrics.latency_log(receipts, *window, start_time_s=wall_s))
 
 
 def write_series(path: Path, receipts: metrics.Receipts, window: tuple[int, int]) -> None:
