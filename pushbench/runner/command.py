@@ -4,7 +4,9 @@ The CLI (:mod:`pushbench.cli`) owns argv and the environment; it calls
 :func:`add_arguments` and :func:`run` with what it parsed (the command line and
 the :class:`~pushbench.settings.Settings` it read included). Exit codes: 0
 complete, 1 incomplete, 2 a bad scenario or option (nothing started), 130
-Ctrl-C, 143 SIGTERM.
+Ctrl-C, 143 SIGTERM (:mod:`pushbench.exitcodes`). ``--dry-run`` stops after
+validating: it prints what would run (``pushbench describe``'s text, narrowed
+by ``--only`` and ``--repeats``) and exits 0 without starting anything.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from pushbench.scenario import ScenarioError, load
+from pushbench.scenario import ScenarioError, describe, load
+from pushbench.scenario.describe import narrow
 
 from .options import RunOptions
 from .orchestrate import run_scenario, selected
@@ -23,11 +26,16 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add("scenario", help="a scenario file, or the name of one in scenarios/")
+    add("scenario", help="a bundled scenario's name (`pushbench describe` lists them) or a file")
     add("--out", type=Path, default=Path("results"), help="results base (default %(default)s)")
     add("--repeats", type=int, default=None, metavar="N", help="override every cell's repeats")
     add("--only", default=None, metavar="SUBSTRING", help="run only cells whose id contains it")
     add("--no-progress", action="store_true", help="no live progress line on stderr")
+    add(
+        "--dry-run",
+        action="store_true",
+        help="validate and print what would run (cells, parameters, estimated time); start nothing",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
     if not selected(scenario, options):
         print(f"pushbench run: error: no cell id contains {args.only!r}", file=sys.stderr)
         return 2
+    if args.dry_run:
+        print(describe(narrow(scenario, args.only, args.repeats)))
+        return 0
     result = run_scenario(scenario, options)
     print(f"pushbench run: {result.status}: {result.run_dir}", file=sys.stderr)
     if result.reason == "interrupted":
