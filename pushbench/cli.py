@@ -3,6 +3,9 @@
 Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
 ``run(args) -> int``; this file only wires them into argparse, imported lazily
 so `pushbench --help` stays fast and a server never imports matplotlib.
+Every subcommand exits with the codes of :mod:`pushbench.exitcodes`, which
+``pushbench --help`` lists; ``pushbench --version`` names the version and where
+the package was imported from (a checkout or an installed wheel).
 """
 
 from __future__ import annotations
@@ -10,15 +13,23 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import platform
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+import pushbench
+from pushbench.exitcodes import ExitCode, epilog, summary
 from pushbench.settings import Settings
 
 # name → (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("pushbench.servers.serve", "start a push server stack on a host and port"),
-    "run": ("pushbench.runner", "run a scenario file"),
+    "run": ("pushbench.runner", "run a scenario (a bundled name such as smoke, or a file)"),
+    "describe": (
+        "pushbench.commands.describe",
+        "show a scenario's cells, parameters and estimated time without running it",
+    ),
     "bench-codec": (
         "pushbench.commands.bench_codec",
         "benchmark the WebSocket codec against peers",
@@ -35,15 +46,25 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pushbench",
-        description="Benchmark how a server pushes data to clients: WebSocket, SSE, "
+        description="Benchmark how a server pushes data to clients: WebSocket, SSE,\n"
         "long polling and short polling, measured from the scheduled send time.",
+        epilog=epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keeps the exit-code table
     )
+    parser.add_argument("--version", action="version", version=version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)
         importlib.import_module(module).add_arguments(p)
+        p.epilog = f"{p.epilog} {summary()}" if p.epilog else summary()
     return parser
+
+
+def version() -> str:
+    """``pushbench 0.1.0 from /…/pushbench (Python 3.11.9)``, as pip and Locust say it."""
+    where = Path(pushbench.__file__).resolve().parent
+    return f"pushbench {pushbench.__version__} from {where} (Python {platform.python_version()})"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(module.run(args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -43,6 +43,7 @@ from .procs import run_tool
 from .settings import BLAS_ENV_VARS, Settings
 
 __all__ = [
+    "DEFAULT_BASE",
     "LATEST",
     "atomic_write_bytes",
     "atomic_write_json",
@@ -114,13 +115,23 @@ def update_latest(run_dir: Path | str) -> Path:
     return latest
 
 
+#: Where runs go unless told otherwise (``--out``), relative to the working directory.
+DEFAULT_BASE = Path("results")
+
+
 def resolve_run(path: Path | str) -> Path:
     """The run directory ``path`` designates.
 
-    Accepts a run directory itself, a ``latest`` symlink or file, or a results
-    base directory (then its ``latest`` is followed).
+    Accepts a run directory itself, a ``latest`` symlink or file, a results
+    base directory (then its ``latest`` is followed), or the bare word
+    ``latest`` (when nothing of that name is in the working directory):
+    ``results/latest``, the newest run under the default base. Every command
+    that names a run goes through here, so ``latest`` means the same everywhere.
+    Raises FileNotFoundError when nothing there is a run directory.
     """
     path = Path(path)
+    if path == Path(LATEST) and not path.exists() and not path.is_symlink():
+        path = DEFAULT_BASE / LATEST
     if path.is_dir() and (path / LATEST).exists() and not (path / "metadata.json").exists():
         path = path / LATEST
     if path.is_symlink() or path.is_dir():

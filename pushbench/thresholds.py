@@ -41,7 +41,6 @@ from pushbench.schema.cells import ALL_COLUMNS, PARAM_COLUMNS
 
 __all__ = [
     "COLUMNS",
-    "EXIT_THRESHOLDS_FAILED",
     "FILTERS",
     "OPERATORS",
     "THRESHOLDS_FILE",
@@ -57,9 +56,6 @@ __all__ = [
     "summarize_rows",
 ]
 
-#: ``pushbench run``'s exit code when a threshold failed (0 ok, 1 incomplete, 2 usage,
-#: 130/143 signals; k6 uses 99 for the same thing).
-EXIT_THRESHOLDS_FAILED = 3
 #: The verdict's file in the run directory.
 THRESHOLDS_FILE = "thresholds.json"
 #: Version of the ``thresholds.json`` layout.

@@ -209,7 +209,7 @@ def test_report_command(results: Path, capsys: pytest.CaptureFixture[str]) -> No
     printed = capsys.readouterr().out.split()
     assert printed == [str(out / "report.html"), str(out / "report.md")]
     assert "given with --codec" in (out / "report.md").read_text()
-    assert cli_main(["report", str(results / "nothing-here")]) == 1
+    assert cli_main(["report", str(results / "nothing-here")]) == 2  # bad input, as in compare
     assert "no run directory" in capsys.readouterr().err
 
 

@@ -5,5 +5,6 @@ A command module exposes ``add_arguments(parser)`` and ``run(args) -> int``
 ``args.settings``). It sits above both sides it composes, so the benchmark
 (:mod:`pushbench.bench`) never imports the report (:mod:`pushbench.report`)
 and the report never imports the benchmark: they meet only through the
-records of :mod:`pushbench.schema`.
+records of :mod:`pushbench.schema`. ``describe`` only reads a scenario: it is here
+because it is a subcommand, the layer that may print and exit.
 """

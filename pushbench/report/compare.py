@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pushbench import metrics
+from pushbench.exitcodes import ExitCode
 from pushbench.results import atomic_write_text
 
 from . import doc, html
@@ -238,8 +239,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "2 when a run cannot be read."
     )
     add = parser.add_argument
-    add("run_a", type=Path, metavar="RUN_A", help="baseline run directory (or results/latest)")
-    add("run_b", type=Path, metavar="RUN_B", help="run to judge against the baseline")
+    add(
+        "run_a",
+        type=Path,
+        metavar="RUN_A",
+        help="baseline run: a run directory, a results base, or `latest` (= results/latest)",
+    )
+    add("run_b", type=Path, metavar="RUN_B", help="run to judge against the baseline (the same)")
     add(
         "--html",
         type=Path,
@@ -255,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
         a, b = load_run(args.run_a), load_run(args.run_b)
     except FileNotFoundError as exc:
         print(f"pushbench compare: error: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     cmp = compare_runs(a, b)
     sys.stdout.write(format_text(cmp))
     if args.html is not None:
@@ -264,4 +270,4 @@ def run(args: argparse.Namespace) -> int:
         )
         atomic_write_text(args.html, html.render(page))
         print(f"wrote {args.html}", file=sys.stderr)
-    return 1 if args.fail_on_worse and cmp.count(WORSE) else 0
+    return ExitCode.INCOMPLETE if args.fail_on_worse and cmp.count(WORSE) else ExitCode.OK

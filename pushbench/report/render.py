@@ -18,6 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pushbench.exitcodes import ExitCode
 from pushbench.results import atomic_write_text, resolve_run
 
 from . import build, compare, html, md
@@ -85,8 +86,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="CODEC_RUN",
-        help="codec run for the codec section (default: this run if it has codec.json, else "
-        "the newest codec run beside it)",
+        help="codec run (a directory or `latest`) for the codec section (default: this run if "
+        "it has codec.json, else the newest codec run beside it)",
     )
     add(
         "--out",
@@ -100,28 +101,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="BASE_RUN",
-        help="add a comparison section against this baseline run",
+        help="add a comparison section against this baseline run (a directory or `latest`)",
     )
-
-
-def _resolve_arg(path: Path) -> Path:
-    if str(path) == "latest" and not path.exists():
-        return Path("results") / "latest"
-    return path
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        written = render(
-            _resolve_arg(args.run),
-            args.codec,
-            out=args.out,
-            compare_to=None if args.compare is None else _resolve_arg(args.compare),
-        )
-    except FileNotFoundError as exc:
+        written = render(args.run, args.codec, out=args.out, compare_to=args.compare)
+    except FileNotFoundError as exc:  # no such run: bad input, as in compare
         print(f"pushbench report: error: {exc}", file=sys.stderr)
-        return 1
+        return ExitCode.USAGE
     for path in written[-2:]:
         print(path)
     print(f"pushbench report: {len(written) - 2} plots", file=sys.stderr)
-    return 0
+    return ExitCode.OK

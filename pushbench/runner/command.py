@@ -5,9 +5,12 @@ The CLI (:mod:`pushbench.cli`) owns argv and the environment; it calls
 the :class:`~pushbench.settings.Settings` it read included). Exit codes: 0
 complete, 1 incomplete, 2 a bad scenario or option (nothing started), 3 a
 ``[thresholds]`` condition failed (before 1: the table names the failed cells),
-130 Ctrl-C, 143 SIGTERM. The scenario's thresholds are judged at the end of
-every run (:mod:`pushbench.thresholds`): a table on stdout, ``thresholds.json``
-in the run directory, and ``--junit FILE`` for CI.
+130 Ctrl-C, 143 SIGTERM (:mod:`pushbench.exitcodes`). The scenario's thresholds
+are judged at the end of every run (:mod:`pushbench.thresholds`): a table on
+stdout, ``thresholds.json`` in the run directory, and ``--junit FILE`` for CI.
+``--dry-run`` stops after validating: it prints what would run (``pushbench
+describe``'s text, narrowed by ``--only`` and ``--repeats``) and exits 0
+without starting anything.
 """
 
 from __future__ import annotations
@@ -18,26 +21,20 @@ from pathlib import Path
 from typing import Any
 
 from pushbench import thresholds
+from pushbench.exitcodes import ExitCode
 from pushbench.results import atomic_write_json, atomic_write_text
-from pushbench.scenario import Scenario, ScenarioError, load
+from pushbench.scenario import Scenario, ScenarioError, describe, load
+from pushbench.scenario.describe import narrow
 
 from .options import RunOptions
 from .orchestrate import run_scenario, selected
 
 __all__ = ["add_arguments", "run"]
 
-EXIT_CODES = (
-    "exit codes: 0 complete and every threshold passed, 1 incomplete (a cell failed or "
-    "nothing was measured), 2 a bad scenario or option (nothing started), "
-    f"{thresholds.EXIT_THRESHOLDS_FAILED} a [thresholds] condition failed, 130 Ctrl-C, "
-    "143 SIGTERM"
-)
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = EXIT_CODES
     add = parser.add_argument
-    add("scenario", help="a scenario file, or the name of one in scenarios/")
+    add("scenario", help="a bundled scenario's name (`pushbench describe` lists them) or a file")
     add("--out", type=Path, default=Path("results"), help="results base (default %(default)s)")
     add("--repeats", type=int, default=None, metavar="N", help="override every cell's repeats")
     add("--only", default=None, metavar="SUBSTRING", help="run only cells whose id contains it")
@@ -49,6 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="write the scenario's [thresholds] as JUnit XML to FILE (one testcase per "
         "threshold × cell) for CI test reports",
+    )
+    add(
+        "--dry-run",
+        action="store_true",
+        help="validate and print what would run (cells, parameters, estimated time); start nothing",
     )
 
 
@@ -72,16 +74,19 @@ def run(args: argparse.Namespace) -> int:
     if not selected(scenario, options):
         print(f"pushbench run: error: no cell id contains {args.only!r}", file=sys.stderr)
         return 2
+    if args.dry_run:
+        print(describe(narrow(scenario, args.only, args.repeats)))
+        return 0
     result = run_scenario(scenario, options)
     gates_passed = _judge(scenario, result.rows, result.run_dir, args.junit)
     print(f"pushbench run: {result.status}: {result.run_dir}", file=sys.stderr)
     if result.reason == "interrupted":
-        return 130
+        return ExitCode.INTERRUPTED
     if result.reason.startswith("terminated"):
-        return 143
+        return ExitCode.TERMINATED
     if not gates_passed:
-        return thresholds.EXIT_THRESHOLDS_FAILED
-    return 0 if result.status == "complete" else 1
+        return ExitCode.THRESHOLD
+    return ExitCode.OK if result.status == "complete" else ExitCode.INCOMPLETE
 
 
 def _judge(

@@ -1,19 +1,22 @@
-"""A scenario in words and seconds: what varies, how many cells and runs, how long.
+"""A scenario in words and seconds: what varies, which cells, how many runs, how long.
 
-The estimates in ``scenarios/README.md`` (and the budget comments of the
-shipped files) come from here; they count the saturation probes an ``[slo]``
-allows, the most a search may add.
+``pushbench describe SCENARIO`` and ``pushbench run SCENARIO --dry-run`` print
+:func:`describe`; the estimates in ``scenarios/README.md`` (and the budget
+comments of the shipped files) come from here; they count the saturation probes
+an ``[slo]`` allows, the most a search may add. :func:`narrow` applies ``run``'s
+``--only`` and ``--repeats`` so a dry run describes exactly what would run.
 """
 
 from __future__ import annotations
 
 import textwrap
+from dataclasses import replace
 from typing import Any
 
 from .model import CELL_OVERHEAD_S, Cell, Scenario
 from .params import FIELDS, PARAMS, num_id
 
-__all__ = ["describe", "estimate_seconds"]
+__all__ = ["describe", "estimate_seconds", "format_duration", "narrow"]
 
 
 def _probe_groups(scenario: Scenario) -> dict[tuple[Any, ...], Cell]:
@@ -41,7 +44,22 @@ def estimate_seconds(scenario: Scenario, overhead_s: float = CELL_OVERHEAD_S) ->
     return grid + probes
 
 
-def _duration(seconds: float) -> str:
+def narrow(scenario: Scenario, only: str | None = None, repeats: int | None = None) -> Scenario:
+    """The scenario as ``pushbench run --only SUBSTRING --repeats N`` would run it.
+
+    Cells whose id does not contain ``only`` are left out (possibly all of them: the
+    caller says so); ``repeats`` replaces every cell's repeats.
+    """
+    cells = tuple(
+        replace(c, repeats=repeats or c.repeats)
+        for c in scenario.cells()
+        if not only or only in c.cell_id
+    )
+    return replace(scenario, expanded=cells)
+
+
+def format_duration(seconds: float) -> str:
+    """``22 s``, ``6 min 03 s``, ``3 h 21 min``: how long, as a person says it."""
     minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     if hours:
@@ -49,8 +67,18 @@ def _duration(seconds: float) -> str:
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
+def _cell_lines(scenario: Scenario, overhead_s: float) -> list[str]:
+    """One line per cell: its id, repeats and the seconds of one repeat (probes not included:
+    the SLO line and the total count them)."""
+    width = max(len(c.cell_id) for c in scenario.cells())
+    return [
+        f"  {c.cell_id:<{width}}  {c.repeats} × {num_id(round(c.run_seconds(overhead_s), 1))} s"
+        for c in scenario.cells()
+    ]
+
+
 def describe(scenario: Scenario, overhead_s: float = CELL_OVERHEAD_S) -> str:
-    """A human summary: what varies, how many cells and runs, how long it will take."""
+    """A human summary: what varies, every cell, how many runs, how long it will take."""
     cells = scenario.cells()
     lines = [f"scenario {scenario.name} ({scenario.source})"]
     if scenario.description:
@@ -78,11 +106,13 @@ def describe(scenario: Scenario, overhead_s: float = CELL_OVERHEAD_S) -> str:
     checks = [c for c in cells if c.checks.active]
     if checks:
         lines.append("  self-checks: " + ", ".join(c.cell_id for c in checks))
+    lines.append(f"cells ({len(cells)}; id, repeats × seconds each):")
+    lines += _cell_lines(scenario, overhead_s)
     total = estimate_seconds(scenario, overhead_s)
     probes = len(_probe_groups(scenario))
     lines.append(
-        f"estimated duration: {_duration(total)} ({total:.0f} s, counting ~{num_id(overhead_s)} s "
-        "of process start-up per run"
+        f"estimated duration: {format_duration(total)} ({total:.0f} s, counting "
+        f"~{num_id(overhead_s)} s of process start-up per run"
         + (f" and the probes of {probes} searches" * bool(probes))
         + ")"
     )

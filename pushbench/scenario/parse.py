@@ -51,7 +51,10 @@ from .params import (
 
 __all__ = ["SCENARIOS_DIR", "from_dict", "list_scenarios", "load", "loads", "resolve"]
 
-SCENARIOS_DIR = Path(__file__).resolve().parent.parent.parent / "scenarios"
+#: The bundled scenarios, found by name: ``pushbench/scenarios`` is package data (a link to the
+#: checkout's top-level ``scenarios/``, copied into a wheel), so ``pushbench run smoke`` works
+#: from a checkout and from an installed wheel alike, in any directory.
+SCENARIOS_DIR = (Path(__file__).resolve().parent.parent / "scenarios").resolve()
 
 _SAFE_ID = re.compile(r"[A-Za-z0-9._-]+")
 
@@ -437,7 +440,7 @@ def loads(text: str, *, source: str = "<string>", default_name: str = "scenario"
 
 
 def resolve(name_or_path: str | Path, directory: Path = SCENARIOS_DIR) -> Path:
-    """``quick`` → ``scenarios/quick.toml``; an existing path is returned as is."""
+    """``quick`` → the bundled ``quick.toml`` (:data:`SCENARIOS_DIR`); an existing path as is."""
     path = Path(name_or_path)
     if path.suffix == ".toml" or path.exists():
         return path
@@ -454,7 +457,7 @@ def resolve(name_or_path: str | Path, directory: Path = SCENARIOS_DIR) -> Path:
 
 
 def load(name_or_path: str | Path) -> Scenario:
-    """Read, validate and expand a scenario file (a path, or a name in ``scenarios/``)."""
+    """Read, validate and expand a scenario file (a path, or a bundled scenario's name)."""
     path = resolve(name_or_path)
     try:
         text = path.read_text(encoding="utf-8")
