@@ -18,7 +18,7 @@ from pushbench.settings import Settings
 # name → (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("pushbench.servers.serve", "start a push server stack on a host and port"),
-    "run": ("pushbench.runner", "run a scenario file"),
+    "run": ("pushbench.commands.run", "run a scenario file, then print its summary and report"),
     "bench-codec": (
         "pushbench.commands.bench_codec",
         "benchmark the WebSocket codec against peers",
