@@ -11,7 +11,8 @@ What is checked: per transport, a headless run through the wrapper records
 push events in Locust's own stats CSV with plausible latencies, exactly the
 response times our receipts hold, and no loss or duplicate in the receipts;
 a master with two workers merges the workers' counts exactly (and stops on
-SIGTERM with its output written); the wrapper's output obeys the worker
+SIGTERM with its output written), and through the runner its row counts the three
+processes that ran; the wrapper's output obeys the worker
 contract; the web UI runs the same users by hand. The HTTP/1.1 reader the
 users share is checked in-process (it imports no gevent).
 """

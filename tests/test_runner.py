@@ -1,4 +1,6 @@
-"""``pushbench run``: end to end on loopback, a bad scenario, a server crash mid-run."""
+"""``pushbench run``: end to end on loopback, a bad scenario, a server crash mid-run; what a
+run prints (progress lines with an ETA, the summary table, the report, the guide's verdicts),
+where ``latest`` points, and what ``client_processes`` counts."""
 
 from __future__ import annotations
 
