@@ -62,10 +62,10 @@ bench-codec: venv
 bench-scenario: venv
 	$(VENV)/bin/pushbench run scenarios/$(SCENARIO).toml
 
-# The codec benchmark, then the scenario (default quick; `make bench SCENARIO=smoke`),
-# then the report of the scenario run (results/latest/report.html and report.md).
+# The codec benchmark, then the scenario (default quick; `make bench SCENARIO=smoke`).
+# `pushbench run` ends with its answer: the summary table, the report rendered into the
+# run's directory (report.html and report.md), the decision guide's verdicts and the path.
 bench: bench-codec bench-scenario
-	$(VENV)/bin/pushbench report results/latest
 
 report: venv
 	$(VENV)/bin/pushbench report results/latest

@@ -25,7 +25,10 @@ from pushbench.settings import Settings
 # name → (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("pushbench.servers.serve", "start a push server stack on a host and port"),
-    "run": ("pushbench.runner", "run a scenario (a bundled name such as smoke, or a file)"),
+    "run": (
+        "pushbench.commands.run",
+        "run a scenario (a bundled name such as smoke, or a file), then print its answer",
+    ),
     "describe": (
         "pushbench.commands.describe",
         "show a scenario's cells, parameters and estimated time without running it",

@@ -17,9 +17,12 @@ Why this shape:
 - Every file is written to a temporary name in the same directory and renamed
   over the target (``os.replace``): a reader, or a crash, sees the old file or
   the whole new one, never half of one.
-- ``latest`` is repointed the same way, so it always names a complete run
-  directory. Where symlinks are not allowed it is a small file holding the run
-  id; :func:`resolve_run` understands both.
+- ``latest`` is repointed the same way, and only to a run whose metadata says
+  it is complete (:func:`update_latest` refuses any other), so it always names
+  the newest *complete* run: an interrupted or failed run leaves it where it
+  was, and the report a user just rendered does not "disappear". Where
+  symlinks are not allowed it is a small file holding the run id;
+  :func:`resolve_run` understands both.
 
 Nothing here knows about any particular benchmark, so later benchmarks reuse it.
 """
@@ -93,11 +96,20 @@ def new_run_dir(base: Path | str) -> Path:
 def update_latest(run_dir: Path | str) -> Path:
     """Point ``<base>/latest`` at ``run_dir`` atomically; return the ``latest`` path.
 
-    A relative symlink is created under a temporary name and renamed over
-    ``latest``. If the filesystem refuses symlinks, ``latest`` becomes a file
-    containing the run id, written just as atomically.
+    ``run_dir``'s ``metadata.json``, when it has one, must say ``"status":
+    "complete"``: ``latest`` names the newest complete run, and a caller that
+    asks for an incomplete one gets a ValueError (callers move it only once
+    the run is stamped complete). A relative symlink is created under a
+    temporary name and renamed over ``latest``. If the filesystem refuses
+    symlinks, ``latest`` becomes a file containing the run id, written just as
+    atomically.
     """
     run_dir = Path(run_dir)
+    meta = run_dir / "metadata.json"
+    if meta.exists():
+        status = read_json(meta).get("status")
+        if status != "complete":
+            raise ValueError(f"{run_dir} is {status!r}, not complete: {LATEST} stays where it is")
     base = run_dir.parent
     latest = base / LATEST
     tmp = base / f".{LATEST}.{secrets.token_hex(4)}.tmp"

@@ -11,7 +11,8 @@ What is checked: per transport, a headless run through the wrapper records
 push events in Locust's own stats CSV with plausible latencies, exactly the
 response times our receipts hold, and no loss or duplicate in the receipts;
 a master with two workers merges the workers' counts exactly (and stops on
-SIGTERM with its output written); the wrapper's output obeys the worker
+SIGTERM with its output written), and through the runner its row counts the three
+processes that ran; the wrapper's output obeys the worker
 contract; the web UI runs the same users by hand. The HTTP/1.1 reader the
 users share is checked in-process (it imports no gevent).
 """
@@ -39,7 +40,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, ServerProcess, StartServer, serving
 
-from pushbench import metrics, registry
+from pushbench import metrics, registry, runner, scenario
 from pushbench.clients.locust_http import BadResponse, ResponseReader, request
 from pushbench.clients.locust_users import user_classes
 from pushbench.clients.locust_worker import locust_files
@@ -249,6 +250,35 @@ def test_master_and_two_workers_merge_their_counts(server: ServerProcess, tmp_pa
     fired = sum(p["events"] for p in processes)
     assert locust_entry(run.files["json"], "WS")["num_requests"] == fired
     assert int(stats_row(run.files["stats_csv"], "WS")["Request Count"]) == fired
+
+
+LW2 = """
+name = "locust-lw2"
+stacks = "aiohttp"
+transports = "ws"
+subscribers = 4
+rate = 50
+payload_size = 32
+duration_s = 2
+warmup_s = 0.5
+repeats = 1
+client = "locust"
+client_processes = 2
+"""
+
+
+def test_the_row_of_a_master_and_two_workers_counts_three_processes(tmp_path: Path) -> None:
+    """Through the runner: the ``…-locust-lw2`` row records the Locust processes that ran
+    (the master and its two workers, as the wrapper's output reports them), not 1."""
+    path = tmp_path / "lw2.toml"
+    path.write_text(LW2)
+    options = runner.RunOptions(out=tmp_path / "results", progress=False)
+    result = runner.run_scenario(scenario.load(path), options)
+    (row,) = result.rows
+    assert row["cell_id"].endswith("-locust-lw2")
+    assert row["status"] == "ok", row["reason"]
+    assert row["msgs_delivered"] == row["msgs_expected"] > 0
+    assert row["client_processes"] == 3
 
 
 # --- failures -----------------------------------------------------------------------------

@@ -1,8 +1,11 @@
-"""``pushbench run``: end to end on loopback, a bad scenario, a server crash mid-run."""
+"""``pushbench run``: end to end on loopback, a bad scenario, a server crash mid-run; what a
+run prints (progress lines with an ETA, the summary table, the report, the guide's verdicts),
+where ``latest`` points, and what ``client_processes`` counts."""
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import signal
@@ -11,16 +14,25 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
-from pushbench import browser, cli, metrics, registry, runner, scenario
+from pushbench import browser, cli, metrics, registry, results, runner, scenario
 from pushbench.procs import Started
-from pushbench.runner.progress import Progress
+from pushbench.report import doc, guide
+from pushbench.report.load import load_run
+from pushbench.runner import progress as progress_module
+from pushbench.runner.progress import Progress, format_duration
+from pushbench.runner.rows import processes_ran
 from pushbench.runner.server import EXTERNAL_HEARTBEAT_S, distributions
+from pushbench.runner.summary import format_table, summarize
 from pushbench.runner.tables import write_cells
 from pushbench.schema.cells import ALL_COLUMNS, CELLS_SCHEMA_VERSION
+from pushbench.schema.worker import REQUIRED_TOTALS, WorkerResult
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "report-run"
 
 TINY = """
 name = "tiny"
@@ -452,3 +464,214 @@ def test_cells_csv_header_is_the_schema(tmp_path: Path) -> None:
     write_cells(tmp_path / "cells.csv", [])
     header = (tmp_path / "cells.csv").read_text().splitlines()[0].split(",")
     assert header == ALL_COLUMNS == [*metrics.COLUMNS, *runner.EXTRA_COLUMNS]
+
+
+# --- what a run prints: progress, the summary, the report, the guide; where latest points ---
+
+
+@pytest.mark.timeout(90)
+def test_a_run_ends_with_its_answer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Stderr is not a terminal here (captured, as in CI or ``| tee``): a plain progress line
+    per run with the ETA; stdout ends with the summary table, the guide's verdicts and the
+    report's path, and the report is in the run directory."""
+    out = tmp_path / "results"
+    assert cli.main(["run", str(_write(tmp_path)), "--out", str(out)]) == 0
+    run_dir = _run_dir(out)
+    captured = capsys.readouterr()
+    lines = [ln for ln in captured.err.splitlines() if ln.startswith("pushbench run: run ")]
+    assert "\r" not in captured.err and "\x1b" not in captured.err
+    assert any(ln.startswith("pushbench run: run 1/2 aiohttp-ws-") for ln in lines), lines
+    assert any(ln.startswith("pushbench run: run 2/2 aiohttp-sse-") for ln in lines), lines
+    assert all(" elapsed " in ln and " ETA " in ln for ln in lines), lines
+    text = captured.out
+    assert "p50 µs" in text and "CPU µs/msg" in text and "flags" in text
+    for cell_id in pd.read_csv(run_dir / "cells.csv")["cell_id"]:
+        assert any(ln.startswith(cell_id) and "100.00%" in ln for ln in text.splitlines())
+    assert "Decision guide" in text and "Latency:" in text and "**" not in text
+    assert text.rstrip().splitlines()[-1].startswith(f"report: {run_dir / 'report.html'}")
+    assert (run_dir / "report.html").is_file() and (run_dir / "report.md").is_file()
+    assert (out / "latest").resolve() == run_dir.resolve()
+
+
+@pytest.mark.timeout(60)
+def test_no_report_prints_the_summary_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "results"
+    argv = ["run", str(_write(tmp_path, '["ws"]')), "--out", str(out), "--no-progress"]
+    assert cli.main([*argv, "--no-report"]) == 0
+    run_dir = _run_dir(out)
+    captured = capsys.readouterr()
+    assert not (run_dir / "report.html").exists() and not (run_dir / "report.md").exists()
+    assert "p99 µs" in captured.out and "Decision guide" not in captured.out
+    assert "report:" not in captured.out
+    assert captured.err.strip() == f"pushbench run: complete: {run_dir}"  # no progress
+
+
+def test_latest_is_not_moved_by_an_incomplete_run(tmp_path: Path) -> None:
+    """An interrupted run (Ctrl-C in its first cell) leaves ``latest`` on the last complete
+    run, and ``update_latest`` refuses a run that is not stamped complete."""
+    out = tmp_path / "results"
+    previous = results.new_run_dir(out)
+    results.atomic_write_json(previous / "metadata.json", {"status": "complete"})
+    results.update_latest(previous)
+
+    def interrupt(server: Started) -> None:
+        raise KeyboardInterrupt
+
+    scen = scenario.load(_write(tmp_path, '["ws"]'))
+    result = runner.run_scenario(
+        scen, runner.RunOptions(out=out, progress=False, on_server_started=interrupt)
+    )
+    assert result.status == "incomplete" and result.reason == "interrupted"
+    assert results.resolve_run(out / "latest") == previous.resolve()
+    with pytest.raises(ValueError, match="not complete"):
+        results.update_latest(result.run_dir)
+    assert results.resolve_run(out / "latest") == previous.resolve()
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_progress_lines_for_logs_with_an_eta(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a terminal: a line when each run starts and one every ~10 s inside it, each
+    with run i/n, elapsed, the ETA (the estimate left, at the pace measured so far) and the
+    delivered rate once the workers report one."""
+    clock = _Clock()
+    monkeypatch.setattr(progress_module.time, "monotonic", clock)
+    buf = io.StringIO()
+    progress = Progress("lines", 2, clock.now, estimates=[10.0, 10.0], extra_s=5.0, stream=buf)
+    progress.cell(0, "cell-a")
+    assert buf.getvalue() == "pushbench run: run 1/2 cell-a  elapsed 0s  ETA 25s\n"
+    clock.now += 4
+    assert progress.eta_s() == pytest.approx(21.0)  # 25 s estimated, 4 s into it
+    progress.rate = 1500.0
+    progress.poll()  # within 10 s of the last line: nothing
+    assert buf.getvalue().count("\n") == 1
+    clock.now += 7
+    progress.poll()
+    assert buf.getvalue().splitlines()[-1] == (
+        "pushbench run: run 1/2 cell-a  elapsed 11s  ETA 15s  1,500 msgs/s delivered"
+    )
+    clock.now += 9  # the first run took 20 s for its 10 estimated: the pace doubles the ETA
+    progress.cell(1, "cell-b")
+    assert progress.eta_s() == pytest.approx(30.0)  # (10 + 5) estimated × 2
+    assert buf.getvalue().splitlines()[-1] == (
+        "pushbench run: run 2/2 cell-b  elapsed 20s  ETA 30s"
+    )
+    progress.done()  # a log gets no trailing control characters
+    assert "\r" not in buf.getvalue() and "\x1b" not in buf.getvalue()
+
+
+def test_the_live_line_has_an_eta(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _Clock()
+    monkeypatch.setattr(progress_module.time, "monotonic", clock)
+    buf = io.StringIO()
+    progress = Progress(True, 3, clock.now, estimates=[60.0] * 3, stream=buf)
+    progress.cell(0, "cell-a")
+    clock.now += 30
+    progress.poll()
+    assert buf.getvalue().endswith("\r\x1b[Krun 1/3 cell-a  elapsed 30s  ETA 2m30s")
+    assert format_duration(3725) == "1h02m"
+
+
+def _row(cell_id: str, status: str = "ok", **values: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "cell_id": cell_id,
+        "status": status,
+        "reason": "",
+        "lat_count": 100,
+        "lat_p50_us": 500.0,
+        "lat_p99_us": 900.0,
+        "lat_max_us": 1200.0,
+        "delivered_fraction": 1.0,
+        "delivered_msgs_per_s": 100.0,
+        "server_cpu_us_per_msg": 12.5,
+        "msgs_lost": 0,
+        "harness_bound": False,
+        "probe": False,
+    }
+    if status != "ok":
+        row.update(dict.fromkeys(list(row)[3:-1]), harness_bound=None)
+    return row | values
+
+
+def test_the_summary_table_has_medians_maxima_and_flags() -> None:
+    rows = [
+        _row("a", lat_p50_us=400.0, lat_p99_us=800.0, lat_max_us=5000.0),
+        _row("a", lat_p50_us=600.0, lat_p99_us=1000.0, harness_bound=True),
+        _row("a", "failed", reason="worker0 exited with 1: boom\ntraceback"),
+        _row("b", "skipped", reason="client = 'browser' needs Chromium"),
+        _row("c", msgs_lost=3, delivered_fraction=0.97, probe=True),
+    ]
+    a, b, c = summarize(rows)
+    assert (a.ok, a.runs, a.p50_us, a.p99_us, a.max_us) == (2, 3, 500.0, 900.0, 5000.0)
+    assert a.flags == ("failed 1/3", "harness_bound") and a.reasons == (
+        "worker0 exited with 1: boom",
+    )
+    assert (b.ok, b.p99_us, b.flags) == (0, None, ("skipped",))
+    assert c.flags == ("lost", "probe")
+    table = format_table([a, b, c]).splitlines()
+    assert table[0].split() == [
+        "cell", "ok", "p50", "µs", "p99", "µs", "max", "µs", "delivered", "msgs/s", "CPU",
+        "µs/msg", "flags",
+    ]  # fmt: skip
+    assert table[1].split() == [
+        "a", "2/3", "500", "900", "5,000", "100.00%", "100", "12.5", "failed", "1/3,",
+        "harness_bound",
+    ]  # fmt: skip
+    assert table[2].split() == ["b", "0/1", "—", "—", "—", "—", "—", "—", "skipped"]
+    assert "97.00%" in table[3]
+    assert "  a: worker0 exited with 1: boom" in table
+    assert "  b: client = 'browser' needs Chromium" in table
+
+
+def test_the_guide_prints_its_verdicts_as_plain_text() -> None:
+    """What ``pushbench run`` (and so ``make bench``) ends with: each situation's verdicts
+    or the scenario that measures it, without the report's inline marks."""
+    text = guide.text(load_run(FIXTURE))
+    lines = text.splitlines()
+    assert lines[0].startswith("Decision guide")
+    assert "  Server-only push at a low rate, decided at 4 subscribers · 50 msg/s · 64 B:" in lines
+    assert any(ln.startswith("    Latency: ") for ln in lines)
+    assert any(ln.startswith("    Cost: ") for ln in lines)
+    assert any(ln.startswith("    Simplicity: ") for ln in lines)
+    assert "  Chat (both ways): not measured in this run (make bench SCENARIO=chat)" in lines
+    assert "**" not in text and "`" not in text
+    assert max(len(ln) for ln in lines) <= 100
+    # the verdicts are the report's own, word for word
+    report = " ".join(
+        " ".join(b.items)
+        for s in guide.section(load_run(FIXTURE)).subsections
+        for b in s.blocks
+        if isinstance(b, doc.Bullets)
+    )
+    assert " ".join(text.split()).count("Latency: ") == report.count("Latency: ")
+
+
+def _result(**extra: Any) -> WorkerResult:
+    raw: dict[str, Any] = {k: 0 for k in WorkerResult.required()}
+    raw.update(
+        transport="ws",
+        reason="completed",
+        bytes_source="socket",
+        totals={k: 0 for k in REQUIRED_TOTALS},
+        per_connection=[],
+    )
+    return WorkerResult.from_dict(raw | extra)
+
+
+def test_client_processes_counts_what_ran() -> None:
+    """One process per asyncio worker; Locust's master and the workers that ran users;
+    the browser's own processes when its worker read them."""
+    assert processes_ran(_result()) == 1
+    assert processes_ran(_result(locust={"workers": 0, "processes": [{"role": "local"}]})) == 1
+    workers = [{"role": "worker"}, {"role": "worker"}]
+    assert processes_ran(_result(locust={"workers": 2, "processes": workers})) == 3
+    assert processes_ran(_result(client="browser", cpu_processes=5)) == 5
+    assert processes_ran(_result(client="browser", cpu_processes=0)) == 1

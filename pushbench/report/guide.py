@@ -17,12 +17,15 @@ figure, its value and the cell it came from. Three verdicts per situation:
   situation — so simplicity never wins over a transport that cannot keep up.
 
 When the run holds no cell for a situation the guide says so and names the
-scenario to run instead of guessing.
+scenario to run instead of guessing. :func:`section` is the report's section;
+:func:`text` the same verdicts as plain text, which ``pushbench run`` prints
+at its end.
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +37,15 @@ from .compare import judge
 from .load import METRICS, Run, point_label, variant_label
 from .saturation import SWEEP_KEY, saturation_marks
 
-__all__ = ["GOOD_ENOUGH", "MIN_DELIVERED", "SITUATIONS", "Situation", "section", "simplicity"]
+__all__ = [
+    "GOOD_ENOUGH",
+    "MIN_DELIVERED",
+    "SITUATIONS",
+    "Situation",
+    "section",
+    "simplicity",
+    "text",
+]
 
 MIN_DELIVERED = 0.99
 GOOD_ENOUGH = 2.0  # × the best p99 of the situation
@@ -389,11 +400,17 @@ def _per_transport_table(sit: Situation, rows: Any) -> doc.Table:
     return doc.Table(header, tuple(table_rows), caption="medians over repeats")
 
 
-def _situation(sit: Situation, run: Run, summary: Any) -> doc.Section:
+def _deciding(sit: Situation, summary: Any) -> Any:
+    """The cells of ``summary`` that decide ``sit`` (its selection, its transports)."""
     rows = sit.select(summary)
     allowed = sit.transports()
     if allowed is not None and len(rows):
         rows = rows[rows["transport"].isin(allowed)]
+    return rows
+
+
+def _situation(sit: Situation, run: Run, summary: Any) -> doc.Section:
+    rows = _deciding(sit, summary)
     blocks: list[doc.Block] = [doc.Paragraph(f"Situation: {sit.need}.")]
     if not len(rows) or not (rows["ok"] > 0).any():
         skipped = _skipped(sit, summary)
@@ -467,11 +484,17 @@ def _measured_caveats(sit: Situation, rows: Any) -> list[str]:
     return out
 
 
-def section(run: Run) -> doc.Section:
-    """The whole decision guide of ``run``."""
+def _summary(run: Run) -> Any:
+    """The run's per-cell medians the guide reads: the listed cells, not the probes."""
     summary = run.summary()
     if "probe" in summary.columns:
         summary = summary[~summary["probe"].astype(bool)]
+    return summary
+
+
+def section(run: Run) -> doc.Section:
+    """The whole decision guide of ``run``."""
+    summary = _summary(run)
     intro = doc.Paragraph(
         "Computed from this run's medians, not written in advance: a different machine or "
         "scenario can change every verdict. Latency = lowest p99 among cells that delivered "
@@ -485,3 +508,40 @@ def section(run: Run) -> doc.Section:
         (intro,),
         tuple(_situation(s, run, summary) for s in SITUATIONS),
     )
+
+
+def _plain(text: str) -> str:
+    """Text without the document's inline marks (``**bold**``, backticks)."""
+    return text.replace("**", "").replace("`", "")
+
+
+def text(run: Run, width: int = 100) -> str:
+    """The guide's verdicts as plain text for a terminal: per situation, the point that
+    decided it and its latency, cost and simplicity verdicts (or the scenario that
+    measures it), without the tables and caveats of the report."""
+    summary = _summary(run)
+    out = ["Decision guide (this run's medians; the evidence is in the report):"]
+
+    def say(line: str, indent: str = "  ") -> None:
+        wrapped = textwrap.wrap(
+            _plain(line),
+            width,
+            initial_indent=indent,
+            subsequent_indent=indent + "  ",
+            break_on_hyphens=False,  # cell ids stay whole
+            break_long_words=False,
+        )
+        out.extend(wrapped)
+
+    for sit in SITUATIONS:
+        rows = _deciding(sit, summary)
+        if not len(rows) or not (rows["ok"] > 0).any():
+            say(f"{sit.title}: not measured in this run (make bench SCENARIO={sit.scenario})")
+            continue
+        say(f"{sit.title}, decided at {point_label(rows.iloc[0].to_dict())}:")
+        lines, left_out = _verdicts(sit, run, rows)
+        for line in lines:
+            say(line, "    ")
+        if left_out:
+            say("Left out: " + "; ".join(left_out), "    ")
+    return "\n".join(out)

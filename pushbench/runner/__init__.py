@@ -21,8 +21,10 @@ One module per responsibility: :mod:`.command` (the CLI's options and exit
 codes), :mod:`.orchestrate` (the run loop, signals, metadata), :mod:`.cell`
 (one cell × repeat: processes, load, window), :mod:`.server` (starting the
 stack), :mod:`.rows` (outputs → the row), :mod:`.saturation` (the SLO search),
-:mod:`.progress` (the live line), :mod:`.tables` (CSV writing) and
-:mod:`.options` (what a run is given and returns).
+:mod:`.progress` (the live line, or plain lines in a log, with an ETA),
+:mod:`.summary` (the table printed at the end), :mod:`.tables` (CSV writing)
+and :mod:`.options` (what a run is given and returns). ``pushbench run``
+itself is :mod:`pushbench.commands.run`: this runner, then the report.
 """
 
 from __future__ import annotations

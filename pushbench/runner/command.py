@@ -1,16 +1,20 @@
-"""``pushbench run SCENARIO``: the command's options and its exit codes.
+"""``pushbench run SCENARIO``: the command's options, its end-of-run summary and its exit codes.
 
 The CLI (:mod:`pushbench.cli`) owns argv and the environment; it calls
 :func:`add_arguments` and :func:`run` with what it parsed (the command line and
-the :class:`~pushbench.settings.Settings` it read included). Exit codes: 0
-complete, 1 incomplete, 2 a bad scenario or option (nothing started), 3 a
-``[thresholds]`` condition failed (before 1: the table names the failed cells),
-130 Ctrl-C, 143 SIGTERM (:mod:`pushbench.exitcodes`). The scenario's thresholds
-are judged at the end of every run (:mod:`pushbench.thresholds`): a table on
-stdout, ``thresholds.json`` in the run directory, and ``--junit FILE`` for CI.
+the :class:`~pushbench.settings.Settings` it read included). The command that
+also renders the report (:mod:`pushbench.commands.run`) calls :func:`execute`,
+which returns the run as well. Progress goes to stderr: a live line on a
+terminal, plain lines when stderr is a log (:mod:`.progress`); at the end the
+summary table (:mod:`.summary`) goes to stdout, then the scenario's
+``[thresholds]`` judged (:mod:`pushbench.thresholds`): a table on stdout,
+``thresholds.json`` in the run directory, and ``--junit FILE`` for CI.
 ``--dry-run`` stops after validating: it prints what would run (``pushbench
 describe``'s text, narrowed by ``--only`` and ``--repeats``) and exits 0
-without starting anything.
+without starting anything. Exit codes (:mod:`pushbench.exitcodes`): 0
+complete, 1 incomplete, 2 a bad scenario or option (nothing started), 3 a
+``[thresholds]`` condition failed (before 1: the table names the failed
+cells), 130 Ctrl-C, 143 SIGTERM.
 """
 
 from __future__ import annotations
@@ -22,14 +26,16 @@ from typing import Any
 
 from pushbench import thresholds
 from pushbench.exitcodes import ExitCode
-from pushbench.results import atomic_write_json, atomic_write_text
+from pushbench.results import LATEST, atomic_write_json, atomic_write_text
 from pushbench.scenario import Scenario, ScenarioError, describe, load
 from pushbench.scenario.describe import narrow
 
-from .options import RunOptions
+from .options import RunOptions, RunResult
 from .orchestrate import run_scenario, selected
+from .progress import ProgressMode
+from .summary import format_table, summarize
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "execute", "exit_code", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--out", type=Path, default=Path("results"), help="results base (default %(default)s)")
     add("--repeats", type=int, default=None, metavar="N", help="override every cell's repeats")
     add("--only", default=None, metavar="SUBSTRING", help="run only cells whose id contains it")
-    add("--no-progress", action="store_true", help="no live progress line on stderr")
+    add(
+        "--no-progress",
+        action="store_true",
+        help="no progress on stderr (default: a live line on a terminal, else a plain line "
+        "per run and every ~10 s)",
+    )
     add(
         "--junit",
         type=Path,
@@ -54,32 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.repeats is not None and args.repeats < 1:
-        print("pushbench run: error: --repeats must be >= 1", file=sys.stderr)
-        return 2
-    try:
-        scenario = load(args.scenario)
-    except ScenarioError as exc:
-        print(f"pushbench run: error: {exc}", file=sys.stderr)
-        return 2
-    options = RunOptions(
-        out=args.out,
-        repeats=args.repeats,
-        only=args.only,
-        progress=not args.no_progress and sys.stderr.isatty(),
-        command=tuple(args.command_line),
-        settings=args.settings,
-    )
-    if not selected(scenario, options):
-        print(f"pushbench run: error: no cell id contains {args.only!r}", file=sys.stderr)
-        return 2
-    if args.dry_run:
-        print(describe(narrow(scenario, args.only, args.repeats)))
-        return 0
-    result = run_scenario(scenario, options)
-    gates_passed = _judge(scenario, result.rows, result.run_dir, args.junit)
-    print(f"pushbench run: {result.status}: {result.run_dir}", file=sys.stderr)
+def exit_code(result: RunResult, gates_passed: bool = True) -> int:
+    """130 Ctrl-C, 143 SIGTERM, 3 a threshold failed, 1 incomplete, else 0."""
     if result.reason == "interrupted":
         return ExitCode.INTERRUPTED
     if result.reason.startswith("terminated"):
@@ -87,6 +74,49 @@ def run(args: argparse.Namespace) -> int:
     if not gates_passed:
         return ExitCode.THRESHOLD
     return ExitCode.OK if result.status == "complete" else ExitCode.INCOMPLETE
+
+
+def execute(args: argparse.Namespace) -> tuple[int, RunResult | None]:
+    """Run the scenario ``args`` name and print its summary and thresholds; (exit code,
+    the run or None when nothing started)."""
+    if args.repeats is not None and args.repeats < 1:
+        print("pushbench run: error: --repeats must be >= 1", file=sys.stderr)
+        return ExitCode.USAGE, None
+    try:
+        scenario = load(args.scenario)
+    except ScenarioError as exc:
+        print(f"pushbench run: error: {exc}", file=sys.stderr)
+        return ExitCode.USAGE, None
+    mode: ProgressMode = "off" if args.no_progress else ("live" if sys.stderr.isatty() else "lines")
+    options = RunOptions(
+        out=args.out,
+        repeats=args.repeats,
+        only=args.only,
+        progress=mode,
+        command=tuple(args.command_line),
+        settings=args.settings,
+    )
+    if not selected(scenario, options):
+        print(f"pushbench run: error: no cell id contains {args.only!r}", file=sys.stderr)
+        return ExitCode.USAGE, None
+    if args.dry_run:
+        print(describe(narrow(scenario, args.only, args.repeats)))
+        return ExitCode.OK, None
+    result = run_scenario(scenario, options)
+    if result.rows:
+        print(format_table(summarize(result.rows)), flush=True)
+    gates_passed = _judge(scenario, result.rows, result.run_dir, args.junit)
+    kept = (
+        ""
+        if result.status == "complete"
+        else f" ({result.reason}; {options.out / LATEST} not moved)"
+    )
+    print(f"pushbench run: {result.status}{kept}: {result.run_dir}", file=sys.stderr, flush=True)
+    return exit_code(result, gates_passed), result
+
+
+def run(args: argparse.Namespace) -> int:
+    return execute(args)[0]
 
 
 def _judge(

@@ -16,6 +16,8 @@ from typing import Any
 from pushbench.procs import Started
 from pushbench.settings import Settings
 
+from .progress import ProgressMode
+
 __all__ = [
     "DRAIN_S",
     "READY_TIMEOUT_S",
@@ -43,7 +45,9 @@ class RunOptions:
     out: Path = Path("results")
     repeats: int | None = None  # overrides every cell's repeats
     only: str | None = None  # substring of the cell id
-    progress: bool = True
+    #: "live" (a terminal), "lines" (a log: one line per run and every ~10 s) or "off";
+    #: True is "live", False "off" (see :mod:`.progress`).
+    progress: ProgressMode | bool = True
     #: The command line and settings the CLI read (recorded in metadata.json).
     command: tuple[str, ...] = ()
     settings: Settings = field(default_factory=Settings)

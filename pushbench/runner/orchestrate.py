@@ -7,6 +7,8 @@ version) before anything starts and again at the end, measures each cell
 the saturation search of ``[slo]`` groups (:mod:`.saturation`), and ends the
 same way on success, on a crash, on Ctrl-C and on SIGTERM: processes stopped,
 partial results kept, the run marked complete or incomplete with the reason.
+Only a complete run moves ``results/latest`` (:func:`pushbench.results.update_latest`),
+so an interrupted smoke run never hides the last complete one.
 """
 
 from __future__ import annotations
@@ -72,11 +74,17 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> RunResult:
     atomic_write_json(run_dir / "metadata.json", meta)
     result = RunResult(run_dir, "incomplete")
     started = time.monotonic()
-    progress = Progress(options.progress, len(runs), started)
+    progress = Progress(
+        options.progress,
+        len(runs),
+        started,
+        estimates=[cell.run_seconds() for cell, _ in runs],
+        extra_s=_probe_budget_s(runs, options),
+    )
     saturation: list[dict[str, Any]] = []
 
     def measure(cell: Cell, repeat: int, probe: bool) -> dict[str, Any]:
-        progress.cell(len(result.rows), cell.cell_id)
+        progress.cell(len(result.rows), cell.cell_id, cell.run_seconds())
         row = run_one(cell, repeat, run_dir, pinning, options, progress, meta["servers"])
         row["probe"] = probe
         result.rows.append(row)
@@ -105,8 +113,20 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> RunResult:
         if saturation:
             write_saturation(run_dir / "saturation.csv", saturation)
         atomic_write_json(run_dir / "metadata.json", finish_metadata(meta, status=result.status))
-        update_latest(run_dir)
+        if result.status == "complete":  # an interrupted or failed run leaves it alone
+            update_latest(run_dir)
     return result
+
+
+def _probe_budget_s(runs: Sequence[tuple[Cell, int]], options: RunOptions) -> float:
+    """The most the saturation probes may add to the run, in estimated seconds: ``probes``
+    × repeats per group of ``[slo]`` cells (as ``pushbench.scenario.estimate_seconds``
+    counts them)."""
+    return sum(
+        group.slo.probes * (options.repeats or group.repeats) * group.run_seconds()
+        for group in slo_groups(runs)
+        if group.slo is not None
+    )
 
 
 def _incomplete_reason(rows: Sequence[dict[str, Any]]) -> str:

@@ -4,8 +4,10 @@ The workers' outputs (:class:`~pushbench.schema.worker.WorkerResult` and
 receipts), the server's ``/stats`` and the ``/proc`` samples become one row:
 the measured window, latency histograms (an HdrHistogram interval log per
 repeat under ``hist/``), the latency series (``series/``), delivery,
-throughput, overhead, and the runner's own columns. Failed and skipped cells
-get a row of their parameters only.
+throughput, overhead, and the runner's own columns (``client_processes``: the
+processes that actually ran, as each worker's output reports them,
+:func:`processes_ran`). Failed and skipped cells get a row of their parameters
+only.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +37,14 @@ def _polling(transport: str) -> bool:
     return registry.transport(transport).delivery == "polling"
 
 
-__all__ = ["HARNESS_BOUND_FRACTION", "WorkerRun", "bare_row", "compute", "read_results"]
+__all__ = [
+    "HARNESS_BOUND_FRACTION",
+    "WorkerRun",
+    "bare_row",
+    "compute",
+    "processes_ran",
+    "read_results",
+]
 
 HARNESS_BOUND_FRACTION = 0.9
 
@@ -173,7 +182,7 @@ def compute(
     row.update(
         status="ok",
         reason="",
-        client_processes=len(workers),
+        client_processes=sum(processes_ran(r) for r in results),
         client_cpu_fraction_max=frac,
         harness_bound=frac is not None and frac >= HARNESS_BOUND_FRACTION,
         publish_lag_max_us=ticker.get("lag_max_us"),
@@ -196,6 +205,25 @@ def write_hlog(path: Path, receipts: metrics.Receipts, window: tuple[int, int]) 
     wall_s = (window[0] + time.time_ns() - time.monotonic_ns()) / 1e9
     path.parent.mkdir(parents=True, exist_ok=True)
     metrics.write_hlog(path, metrics.latency_log(receipts, *window, start_time_s=wall_s))
+
+
+def processes_ran(result: WorkerResult) -> int:
+    """The OS processes that ran one worker's clients, as its output reports them.
+
+    An asyncio worker is one process. A Locust worker is a wrapper around Locust's own
+    processes: the ones that ran users (``extra["locust"]["processes"]``) plus the
+    master when there are workers; the wrapper, which runs no user, is not counted. A
+    browser worker counts the browser's processes whose CPU it read
+    (``extra["cpu_processes"]``: browser, renderers, GPU), not its Python driver; 1
+    when it could not read them.
+    """
+    locust = result.extra.get("locust")
+    if isinstance(locust, Mapping):
+        running = len(locust.get("processes") or ())
+        master = 1 if int(locust.get("workers") or 0) > 0 else 0
+        return max(1, running + master)
+    browser = int(result.extra.get("cpu_processes") or 0)
+    return browser if browser > 0 else 1
 
 
 def write_series(path: Path, receipts: metrics.Receipts, window: tuple[int, int]) -> None:
