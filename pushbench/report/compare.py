@@ -1,21 +1,29 @@
-"""``pushbench compare RUN_A RUN_B``: per-cell changes of the headline figures, noise-aware.
+"""``pushbench compare RUN_A RUN_B``: per-cell changes of the headline figures, tested.
 
 For every cell id present in both runs and each headline figure
 (:data:`~.load.HEADLINE`: p50 and p99 latency, delivered msgs/s, server CPU
-µs per message, bytes received per message) the ok repeats of each run give
-a median, a range and a relative spread (:func:`pushbench.metrics.repeat_stats`).
-The change from A to B is relative to A's median. The verdict:
+µs per message, bytes received per message) the ok repeats of run A and of
+run B are compared with a two-sample t test on their logarithms
+(:func:`pushbench.report.stats.ratio_test`: pooled within-run spread, null
+hypothesis "B is within ±2 % of A"), and the p-values of all figures
+compared are adjusted with Holm's step-down correction, so the chance that
+*any* figure is called changed when nothing changed stays ≤ 5 %
+(:data:`~.stats.ALPHA`). :mod:`.stats` says why this test and not a rank or
+bootstrap test. Each figure gets a verdict:
 
-- **with at least two repeats on both sides**, B is *better* or *worse*
-  only when the two ranges of repeats do not overlap **and** the change
-  exceeds the larger relative spread of the two runs **and** it exceeds
-  :data:`MIN_CHANGE` (2 %: below that, exact counters such as bytes per
-  message would flag rounding); otherwise *within noise*;
-- **with a single repeat on either side** there is no spread to judge by,
-  so the change must exceed the stated :data:`SINGLE_REPEAT_THRESHOLD` (10 %);
-- better or worse follows the figure's direction (lower latency, CPU and
-  bytes are better; higher delivered msgs/s is better); a figure missing on
-  either side is *not comparable*.
+- **worse** / **better**: the Holm-adjusted p ≤ 5 %, direction by the
+  figure (lower latency, CPU and bytes are better; higher delivered msgs/s);
+- **no change**: no change beyond ±2 % and the measured noise was found —
+  the *detectable* column says how large a change would have been caught
+  (80 % of the time, at the per-figure level 5 % ÷ figures);
+- **undecidable: too few repeats**: one repeat on each side leaves no spread
+  to test against;
+- **not comparable**: the figure is missing on either side.
+
+Beside each verdict: the medians of A and B, the ratio B ÷ A of geometric
+means with its simultaneous interval (each at 1 − 5 % ÷ figures, Bonferroni,
+so all intervals hold together at 95 %), the adjusted p and the detectable
+change; a summary line counts the figures and those changed beyond noise.
 
 The exit status is 0 whatever the verdicts (a comparison is information),
 1 with ``--fail-on-worse`` when any figure got worse, 2 when a run cannot be
@@ -28,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,12 +46,12 @@ from pushbench import metrics
 from pushbench.exitcodes import ExitCode
 from pushbench.results import atomic_write_text
 
-from . import doc, html
+from . import doc, html, stats
 from .load import HEADLINE, METRICS, Run, load_run
 
 __all__ = [
+    "ALPHA",
     "MIN_CHANGE",
-    "SINGLE_REPEAT_THRESHOLD",
     "Change",
     "Comparison",
     "add_arguments",
@@ -51,25 +60,34 @@ __all__ = [
     "judge",
     "run",
     "section",
+    "summary",
 ]
 
-MIN_CHANGE = 0.02
-SINGLE_REPEAT_THRESHOLD = 0.10
+ALPHA = stats.ALPHA
+MIN_CHANGE = stats.MIN_CHANGE
 
-BETTER, WORSE, NOISE, NA = "better", "worse", "within noise", "not comparable"
+BETTER, WORSE, NOISE = "better", "worse", "no change"
+UNDECIDABLE, NA = "undecidable: too few repeats", "not comparable"
+NO_CHANGE = NOISE  # the verdict's name; NOISE kept for callers of the earlier rule
+_BAND = f"±{MIN_CHANGE * 100:.0f} %"
+_ALPHA_PCT = f"{ALPHA * 100:.0f} %"
 
 
 @dataclass(frozen=True)
 class Change:
-    """One headline figure of one cell, in run A and in run B, and the verdict."""
+    """One headline figure of one cell, in run A and in run B, the test and the verdict."""
 
     cell_id: str
     metric: str
     a: metrics.RepeatStats | None
     b: metrics.RepeatStats | None
     verdict: str
-    rel_change: float | None  # (B − A) ÷ |A|, None when not comparable
+    rel_change: float | None  # B ÷ A − 1 (geometric means), None when not comparable
     rule: str  # how the verdict was reached, said in words
+    test: stats.RatioTest | None = None
+    p_adjusted: float | None = None  # Holm over the comparison's decidable figures
+    interval: tuple[float, float] | None = None  # of B ÷ A, simultaneous
+    detectable: float | None = None  # smallest change caught with 80 % power (fraction)
 
 
 @dataclass(frozen=True)
@@ -79,68 +97,143 @@ class Comparison:
     changes: tuple[Change, ...]
     only_a: tuple[str, ...]
     only_b: tuple[str, ...]
+    figures: int = 0  # decidable figures: the size of the Holm family
 
     def count(self, verdict: str) -> int:
         return sum(1 for c in self.changes if c.verdict == verdict)
 
+    @property
+    def level(self) -> float:
+        """The per-figure level of the intervals and the detectable change: α ÷ figures."""
+        return ALPHA / max(self.figures, 1)
 
-def judge(
-    metric: str, a: metrics.RepeatStats | None, b: metrics.RepeatStats | None
-) -> tuple[str, float | None, str]:
-    """(verdict, relative change, rule) of one figure (the module doc states the rule)."""
-    if a is None or b is None:
-        return NA, None, "missing in one run"
-    if a.median == 0:
-        rel = 0.0 if b.median == 0 else math.copysign(math.inf, b.median)
-    else:
-        rel = (b.median - a.median) / abs(a.median)
-    if a.n >= 2 and b.n >= 2:
-        noise = max(a.rel_spread, b.rel_spread)
-        apart = b.min > a.max or b.max < a.min
-        changed = apart and abs(rel) > max(noise, MIN_CHANGE)
-        rule = (
-            f"ranges {'apart' if apart else 'overlap'}, change {_pct(rel)} vs spread "
-            f"±{noise * 100:.1f} %"
-        )
-    else:
-        changed = abs(rel) > SINGLE_REPEAT_THRESHOLD
-        rule = f"single repeat: change {_pct(rel)} vs threshold {SINGLE_REPEAT_THRESHOLD:.0%}"
-    if not changed:
-        return NOISE, rel, rule
+
+def _verdict(metric: str, test: stats.RatioTest | None, p_adjusted: float | None) -> str:
+    if test is None:
+        return NA
+    if not test.decidable or p_adjusted is None:
+        return UNDECIDABLE
+    if p_adjusted > ALPHA:
+        return NOISE
     lower_better = METRICS[metric].lower_is_better if metric in METRICS else True
-    return (WORSE if (rel > 0) == lower_better else BETTER), rel, rule
+    return WORSE if (test.diff > 0) == lower_better else BETTER
 
 
-def _pct(rel: float) -> str:
-    return "±inf" if math.isinf(rel) else f"{rel * 100:+.1f} %"
-
-
-def compare_runs(a: Run, b: Run, columns: Sequence[str] = HEADLINE) -> Comparison:
-    """Judge every headline figure of every cell both runs measured."""
-    ids_a = list(dict.fromkeys(a.cells["cell_id"]))
-    ids_b = list(dict.fromkeys(b.cells["cell_id"]))
-    common = [c for c in ids_a if c in ids_b]
-    changes = []
-    for cell_id in common:
-        for col in columns:
-            sa = _stats(a, cell_id, col)
-            sb = _stats(b, cell_id, col)
-            verdict, rel, rule = judge(col, sa, sb)
-            changes.append(Change(cell_id, col, sa, sb, verdict, rel, rule))
-    return Comparison(
-        a.run_id,
-        b.run_id,
-        tuple(changes),
-        tuple(c for c in ids_a if c not in ids_b),
-        tuple(c for c in ids_b if c not in ids_a),
+def _rule(test: stats.RatioTest | None) -> str:
+    if test is None:
+        return "missing in one run"
+    if not test.decidable:
+        return "one repeat a side: no spread to test against"
+    scale = "log t-test" if test.log_scale else "t-test"
+    t = "inf" if math.isinf(test.t) else f"{test.t:+.1f}"
+    return (
+        f"{scale}: (|change| − {MIN_CHANGE * 100:.0f} %) ÷ SE = {t}, spread "
+        f"±{test.spread * 100:.1f} %, {test.df} df, raw p {_p(test.p)}"
     )
 
 
-def _stats(run: Run, cell_id: str, column: str) -> metrics.RepeatStats | None:
+def _test(a: Sequence[float] | None, b: Sequence[float] | None) -> stats.RatioTest | None:
+    return stats.ratio_test(a, b) if a and b else None
+
+
+def _change(
+    cell_id: str,
+    metric: str,
+    a: Sequence[float] | None,
+    b: Sequence[float] | None,
+    test: stats.RatioTest | None,
+    p_adjusted: float | None,
+    level: float,
+) -> Change:
+    decided = test is not None and test.decidable
+    return Change(
+        cell_id,
+        metric,
+        metrics.repeat_stats(a or ()),
+        metrics.repeat_stats(b or ()),
+        _verdict(metric, test, p_adjusted),
+        None if test is None else test.ratio - 1.0,
+        _rule(test),
+        test,
+        p_adjusted,
+        test.interval(level) if test is not None and decided else None,
+        test.detectable(level) if test is not None and decided else None,
+    )
+
+
+def judge(
+    metric: str, a: Sequence[float] | None, b: Sequence[float] | None
+) -> tuple[str, float | None, str]:
+    """(verdict, relative change, rule) of one figure on its own, from the per-repeat
+    values of each side: a family of one, so no correction (the module doc states the rule)."""
+    test = _test(a, b)
+    p = test.p if test is not None and test.decidable else None
+    c = _change("", metric, a, b, test, p, ALPHA)
+    return c.verdict, c.rel_change, c.rule
+
+
+def compare_runs(a: Run, b: Run, columns: Sequence[str] = HEADLINE) -> Comparison:
+    """Test every headline figure of every cell both runs measured, Holm-corrected."""
+    ids_a = list(dict.fromkeys(a.cells["cell_id"]))
+    ids_b = list(dict.fromkeys(b.cells["cell_id"]))
+    common = [c for c in ids_a if c in ids_b]
+    found = []
+    for cell_id in common:
+        for col in columns:
+            va, vb = _values(a, cell_id, col), _values(b, cell_id, col)
+            found.append((cell_id, col, va, vb, _test(va, vb)))
+    tested = {i: f[4] for i, f in enumerate(found) if f[4] is not None and f[4].decidable}
+    adjusted = dict(zip(tested, stats.holm([t.p for t in tested.values()]), strict=True))
+    level = ALPHA / max(len(tested), 1)
+    changes = tuple(_change(*f, adjusted.get(i), level) for i, f in enumerate(found))
+    return Comparison(
+        a.run_id,
+        b.run_id,
+        changes,
+        tuple(c for c in ids_a if c not in ids_b),
+        tuple(c for c in ids_b if c not in ids_a),
+        len(tested),
+    )
+
+
+def _values(run: Run, cell_id: str, column: str) -> tuple[float, ...] | None:
+    """The ok repeats' values of ``column`` in ``cell_id`` (missing ones left out), or None."""
     if column not in run.cells.columns:
         return None
     rows = run.ok[run.ok["cell_id"] == cell_id]
-    return metrics.repeat_stats(rows[column].tolist())
+    xs = tuple(float(v) for v in rows[column].tolist() if v is not None and not math.isnan(v))
+    return xs or None
+
+
+# --- output ------------------------------------------------------------------------------
+
+
+def _p(p: float | None) -> str:
+    if p is None or math.isnan(p):
+        return "—"
+    return f"{p:.2g}" if p < 0.01 else f"{p:.2f}"
+
+
+def _ratio(c: Change) -> str:
+    """``×1.52 [1.31, 1.77]``: B ÷ A and its simultaneous interval."""
+    if c.test is None or c.rel_change is None:
+        return "—"
+    text = f"×{c.rel_change + 1:#.3g}"
+    if c.interval is not None:
+        lo, hi = c.interval
+        text += f" [{lo:#.3g}, {hi:#.3g}]"
+    return text
+
+
+def _size(d: float) -> str:
+    """A relative change for people: ``24 %`` below 2×, ``×37`` above, ``inf``."""
+    if math.isinf(d):
+        return "inf"
+    return f"{d * 100:.0f} %" if d < 1.0 else f"×{1.0 + d:.2g}"
+
+
+def _detectable(c: Change) -> str:
+    return "—" if c.detectable is None else _size(c.detectable)
 
 
 def _value(s: metrics.RepeatStats | None) -> str:
@@ -156,29 +249,54 @@ def _label(column: str) -> str:
     return f"{m.label} ({m.unit})" if m else column
 
 
+def _shown(verdict: str) -> str:
+    return verdict.upper() if verdict in (BETTER, WORSE) else verdict
+
+
+def summary(cmp: Comparison) -> list[str]:
+    """The summary lines: figures compared, how many changed beyond noise, what was detectable."""
+    changed = cmp.count(WORSE) + cmp.count(BETTER)
+    lines = [
+        f"{len(cmp.changes)} figures, {cmp.figures} tested (Holm-corrected, family-wise "
+        f"α = {_ALPHA_PCT}): {changed} changed beyond noise — {cmp.count(WORSE)} worse, "
+        f"{cmp.count(BETTER)} better; {cmp.count(NOISE)} no change, "
+        f"{cmp.count(UNDECIDABLE)} undecidable (too few repeats), {cmp.count(NA)} not comparable"
+    ]
+    mdes = [c.detectable for c in cmp.changes if c.detectable is not None]
+    if mdes:
+        lines.append(
+            f"smallest change detectable (80 % power, each figure at α ÷ {cmp.figures} = "
+            f"{cmp.level:.2g}): median {_size(statistics.median(mdes))} over figures, "
+            f"from {_size(min(mdes))} to {_size(max(mdes))}"
+        )
+    return lines
+
+
+_HEADER = ("cell", "figure", "A", "B", "B/A [interval]", "p (Holm)", "detectable", "verdict")
+
+
+def _row(c: Change) -> tuple[str, ...]:
+    return (
+        c.cell_id,
+        _label(c.metric),
+        _value(c.a),
+        _value(c.b),
+        _ratio(c),
+        _p(c.p_adjusted),
+        _detectable(c),
+        _shown(c.verdict),
+    )
+
+
 def format_text(cmp: Comparison) -> str:
     """The comparison as aligned plain text (what the command prints)."""
     lines = [f"pushbench compare: A = {cmp.run_a}, B = {cmp.run_b}", ""]
-    header = ("cell", "figure", "A", "B", "change", "verdict")
-    rows = [
-        (
-            c.cell_id,
-            _label(c.metric),
-            _value(c.a),
-            _value(c.b),
-            "—" if c.rel_change is None else _pct(c.rel_change),
-            c.verdict.upper() if c.verdict in (BETTER, WORSE) else c.verdict,
-        )
-        for c in cmp.changes
-    ]
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for r in [header, *rows]:
-        lines.append("  ".join(str(v).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    rows = [_row(c) for c in cmp.changes]
+    widths = [max(len(r[i]) for r in [_HEADER, *rows]) for i in range(len(_HEADER))]
+    for r in [_HEADER, *rows]:
+        lines.append("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
     lines.append("")
-    lines.append(
-        f"{cmp.count(WORSE)} worse, {cmp.count(BETTER)} better, {cmp.count(NOISE)} within noise, "
-        f"{cmp.count(NA)} not comparable"
-    )
+    lines.extend(summary(cmp))
     if cmp.only_a:
         lines.append("only in A: " + ", ".join(cmp.only_a))
     if cmp.only_b:
@@ -192,28 +310,26 @@ def section(cmp: Comparison) -> doc.Section:
     """The comparison as a report section (table rows flagged red when worse, green better)."""
     rows, flags = [], []
     for c in cmp.changes:
-        rows.append(
-            (
-                c.cell_id,
-                _label(c.metric),
-                _value(c.a),
-                _value(c.b),
-                "—" if c.rel_change is None else _pct(c.rel_change),
-                f"**{c.verdict}**" if c.verdict in (BETTER, WORSE) else c.verdict,
-                c.rule,
-            )
-        )
+        r = _row(c)
+        verdict = f"**{c.verdict}**" if c.verdict in (BETTER, WORSE) else c.verdict
+        rows.append((*r[:-1], verdict, c.rule))
         flags.append({WORSE: "failed", BETTER: "better"}.get(c.verdict, ""))
     blocks: list[doc.Block] = [
         doc.Paragraph(
             f"A = `{cmp.run_a}` (baseline), B = `{cmp.run_b}`: {cmp.count(WORSE)} figures "
-            f"worse, {cmp.count(BETTER)} better, {cmp.count(NOISE)} within noise, "
-            f"{cmp.count(NA)} not comparable. A change counts only when the repeats' ranges do "
-            f"not overlap and it exceeds both the larger relative spread and {MIN_CHANGE:.0%}; "
-            f"with one repeat it must exceed {SINGLE_REPEAT_THRESHOLD:.0%}."
+            f"worse, {cmp.count(BETTER)} better, {cmp.count(NOISE)} no change, "
+            f"{cmp.count(UNDECIDABLE)} undecidable (too few repeats), {cmp.count(NA)} not "
+            f"comparable. Each figure's repeats in A and B are compared by a t test on their "
+            f"logarithms (pooled within-run spread; no change means within {_BAND} and the "
+            f"noise), and the p-values are Holm-corrected over the {cmp.figures} figures "
+            f"tested, so the chance of any false verdict is ≤ {_ALPHA_PCT}. B/A is the ratio "
+            f"of geometric means with its simultaneous interval (each at 1 − {_ALPHA_PCT} ÷ "
+            f"{cmp.figures}); *detectable* is the smallest change the test "
+            "catches 4 times in 5 at that figure's noise and repeats."
         ),
+        doc.Bullets(tuple(summary(cmp))),
         doc.Table(
-            ("cell", "figure", "A median", "B median", "change", "verdict", "why"),
+            (*_HEADER[:2], "A median", "B median", *_HEADER[4:], "why"),
             tuple(rows),
             flags=tuple(flags),
         ),

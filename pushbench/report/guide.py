@@ -30,10 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pushbench import metrics, registry
+from pushbench import registry
 
 from . import doc, style
-from .compare import judge
+from .compare import NA, NOISE, UNDECIDABLE, judge
 from .load import METRICS, Run, point_label, variant_label
 from .saturation import SWEEP_KEY, saturation_marks
 
@@ -270,7 +270,8 @@ def _verdicts(sit: Situation, run: Run, rows: Any) -> tuple[list[str], list[str]
         best = min(good, key=lambda r: (r[lat], r["lat_p50_us"]))
         lines.append(
             f"Latency: {_name(best)} — p99 {_cite(best, lat)}, p50 "
-            f"{_fmt('lat_p50_us', best['lat_p50_us'])}; {figure_pct}." + _runner_up(best, good, lat)
+            f"{_fmt('lat_p50_us', best['lat_p50_us'])}; {figure_pct}."
+            + _runner_up(run, best, good, lat)
         )
         if sit.key == "high-rate":
             lines.extend(_saturation_line(run))
@@ -323,28 +324,24 @@ def _verdicts(sit: Situation, run: Run, rows: Any) -> tuple[list[str], list[str]
     return lines, out
 
 
-def _stats(rec: dict[str, Any], column: str) -> metrics.RepeatStats | None:
-    """The repeat statistics of ``column`` a summary row carries."""
-    med = rec.get(column)
-    if med is None or med != med:
-        return None
-    lo, hi = float(rec[f"{column}_min"]), float(rec[f"{column}_max"])
-    spread = float(rec[f"{column}_spread"])
-    rng = (hi - lo) / abs(med) if med else 0.0
-    return metrics.RepeatStats(int(rec[f"{column}_n"]), float(med), lo, hi, spread, rng)
+def _repeats(run: Run, rec: dict[str, Any], column: str) -> tuple[float, ...]:
+    """The ok repeats' values of ``column`` in the cell of summary row ``rec``."""
+    rows = run.ok[run.ok["cell_id"] == rec["cell_id"]]
+    return tuple(float(v) for v in rows[column].tolist() if v == v and v is not None)
 
 
-def _runner_up(best: dict[str, Any], good: list[dict[str, Any]], column: str) -> str:
+def _runner_up(run: Run, best: dict[str, Any], good: list[dict[str, Any]], column: str) -> str:
     """The best cell of another transport, and whether the lead is beyond the repeats' noise."""
     others = [r for r in good if r["transport"] != best["transport"]]
     if not others:
         return ""
     second = min(others, key=lambda r: r[column])
-    verdict, rel, _ = judge(column, _stats(best, column), _stats(second, column))
-    if verdict == "within noise":
-        how = "a tie within the repeats' noise"
-    else:
-        how = f"{(rel or 0.0) * 100:+.0f} %, beyond the repeats' noise"
+    verdict, rel, _ = judge(column, _repeats(run, best, column), _repeats(run, second, column))
+    how = {
+        NOISE: "not beyond the repeats' noise",
+        UNDECIDABLE: "one repeat each: too few to tell a lead from noise",
+        NA: "not comparable",
+    }.get(verdict, f"{(rel or 0.0) * 100:+.0f} %, beyond the repeats' noise")
     return (
         f" Next transport: {_name(second)} at {_fmt(column, second[column])} ({how}; rule of "
         "`pushbench compare`)."
