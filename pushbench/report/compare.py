@@ -352,7 +352,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Compare the headline figures of two stored scenario runs, cell by cell, with a "
         "verdict (worse / better / no change / undecidable: too few repeats) from their "
         "repeats: a t test on the log of the repeats, Holm-corrected over the figures "
-        "compared (docs/report.md). Nothing is re-run. Exit status 0, or 1 with --fail-on-worse when a figure got worse; "
+        "compared (docs/report.md). Nothing is re-run. Exit status 0, or 1 with "
+        "--fail-on-worse when a figure got worse; "
         "2 when a run cannot be read."
     )
     add = parser.add_argument
