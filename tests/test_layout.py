@@ -40,6 +40,8 @@ FORBIDDEN = (
     ("pushbench.report", "pushbench.runner"),
     ("pushbench.bench", "pushbench.report"),
     ("pushbench.bench", "pushbench.runner"),
+    ("pushbench.runner", "pushbench.report"),
+    ("pushbench.runner", "pushbench.bench"),
     ("pushbench.schema", "pushbench.report"),
     ("pushbench.schema", "pushbench.bench"),
     ("pushbench.schema", "pushbench.runner"),

@@ -191,8 +191,10 @@ class WorkerResult:
     "not measured by this kind", never zero (the asyncio worker writes all of
     them; the browser has no process RSS or GC of its own to report, Locust no
     GC timing). ``extra`` keeps the kind's own details (browser clock
-    quality, Locust's own counts, versions, the spec it ran) for the record:
-    nothing of the runner reads it.
+    quality, Locust's own counts, versions, the spec it ran) for the record;
+    the runner reads from it only how many processes ran the clients
+    (``extra["locust"]["processes"]`` and ``["workers"]``, ``extra["cpu_processes"]``
+    for the browser: :func:`pushbench.runner.rows.processes_ran`).
     """
 
     complete: bool
