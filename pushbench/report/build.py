@@ -1,8 +1,10 @@
 """Assemble the report of a scenario run as a :class:`~.doc.Document`.
 
-Order: warnings first (banner), then the summary tables, the decision guide,
-the figures, the codec benchmark, an optional comparison, the failures and
-flags, and the environment. Everything comes from the stored run (and the
+Order: warnings first (banner), then the answer (one table: per situation the
+recommended transport, the figure that decided it and how sure, linked to its
+evidence in the decision guide), the overview, the summary tables, the
+decision guide, the figures, the codec benchmark, an optional comparison, the
+failures and flags, and the environment. Everything comes from the stored run (and the
 stored codec run); nothing is measured here.
 """
 
@@ -19,7 +21,7 @@ from .figure import Plot
 from .load import METRICS, Run, point_label, variant_label
 from .saturation import SWEEP_KEY, run_slo, saturation_marks
 
-__all__ = ["SUMMARY_COLUMNS", "banners", "document", "fmt_value"]
+__all__ = ["NBSP", "SUMMARY_COLUMNS", "answer_section", "banners", "document", "fmt_value"]
 
 #: Columns of the summary table, after the transport · stack and repeats columns.
 SUMMARY_COLUMNS: tuple[str, ...] = (
@@ -36,13 +38,18 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
 )
 
 
+#: Joins a figure to its unit and its ``±`` spread, so a table cell never wraps inside it.
+NBSP = "\u00a0"
+
+
 def fmt_value(column: str, value: Any, spread: Any = None) -> str:
-    """A median for a table: 3 significant digits or thousands, ``±x %`` when repeats differ."""
+    """A median for a table: 3 significant digits or thousands, ``±x %`` when repeats differ
+    (joined by non-breaking spaces: ``1,234 ±5 %`` never wraps at the ±)."""
     if value is None or (isinstance(value, float) and value != value):
         return "—"
     v = float(value)
     if METRICS.get(column) and METRICS[column].unit == "fraction":
-        text = f"{v * 100:.2f} %"
+        text = f"{v * 100:.2f}{NBSP}%"
     elif abs(v) >= 1000:
         text = f"{v:,.0f}"
     elif v == 0:
@@ -50,7 +57,7 @@ def fmt_value(column: str, value: Any, spread: Any = None) -> str:
     else:
         text = f"{v:.3g}"
     if spread is not None and spread == spread and spread > 0:
-        text += f" ±{spread * 100:.0f} %" if spread >= 0.01 else " ±<1 %"
+        text += f"{NBSP}±{spread * 100:.0f}{NBSP}%" if spread >= 0.01 else f"{NBSP}±<1{NBSP}%"
     return text
 
 
@@ -74,6 +81,54 @@ def banners(run: Run) -> list[str]:
         text = ", ".join(f"{n} {s}" for s, n in counts.items())
         out.append(f"{text} repeat(s) — listed under “Failures and flags”, never averaged in.")
     return out
+
+
+def _how_sure(v: guide.Verdict) -> str:
+    """``beyond noise`` or ``tie`` with the next transport and the distance to it."""
+    if not v.runner_up:
+        return v.sure
+    change = "" if v.change is None else f"{v.change * 100:+.0f}{NBSP}%, "
+    if v.sure == "tie":
+        return f"tie with {v.runner_up} ({change}within the repeats' noise)"
+    return f"beyond noise (next: {v.runner_up}, {change.rstrip(', ')})"
+
+
+def answer_section(run: Run) -> doc.Section:
+    """The report's opening: one row per situation of the decision guide — the transport
+    it recommends, the figure that decided it, how sure, and a link to the evidence."""
+    rows, flags = [], []
+    for v in guide.verdicts(run):
+        evidence = f"[decision guide: {v.title}](#{v.anchor})"
+        if not v.variant:
+            why = "not measured in this run" if v.sure == "not measured" else v.sure
+            rows.append(
+                (
+                    f"[{v.title}](#{v.anchor})",
+                    "—",
+                    why,
+                    "—",
+                    f"run `make bench SCENARIO={v.scenario}`; {evidence}",
+                )
+            )
+            flags.append("")
+            continue
+        rows.append(
+            (f"[{v.title}](#{v.anchor})", f"**{v.variant}**", v.figure, _how_sure(v), evidence)
+        )
+        flags.append("better" if v.sure == "beyond noise" else "")
+    table = doc.Table(
+        ("situation", "recommended", "the figure that decided it", "how sure", "evidence"),
+        tuple(rows),
+        caption="Per situation, the transport · stack with the lowest median p99 among cells "
+        f"that delivered ≥ {guide.MIN_DELIVERED:.0%} (the lowest memory per connection when "
+        "nothing is pushed), from this run's medians. How sure: whether its lead over the next "
+        "transport's best cell is beyond the repeats' noise or a tie (the rule of `pushbench "
+        "compare`). The decision guide below adds the cheapest and the simplest transport and "
+        "the caveats; the tables and figures after it are the evidence.",
+        flags=tuple(flags),
+        numeric=False,
+    )
+    return doc.Section("The answer", "answer", (table,))
 
 
 def _summary_tables(run: Run) -> list[doc.Block]:
@@ -378,6 +433,7 @@ def document(
         ),
     ]
     sections = [
+        answer_section(run),
         doc.Section("Overview", "overview", tuple(overview)),
         doc.Section("Summary", "summary", tuple(_summary_tables(run))),
         doc.Section("Saturation", "saturation", tuple(_saturation_blocks(run))),

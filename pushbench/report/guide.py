@@ -485,3 +485,90 @@ def section(run: Run) -> doc.Section:
         (intro,),
         tuple(_situation(s, run, summary) for s in SITUATIONS),
     )
+
+
+# --- the verdicts as data (the report's answer table) ---------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One situation's answer as data: the transport the guide's first verdict picks
+    (lowest p99; lowest cost when the situation has no latency requirement), the figure
+    that decided it, and whether its lead over the next transport is beyond the repeats'
+    noise (the rule of ``pushbench compare``, as the guide's "Next transport" line says).
+
+    ``sure`` is ``beyond noise``, ``tie``, ``only candidate`` or ``not measured``;
+    ``runner_up`` names the next transport's best cell and ``change`` its relative
+    distance; ``anchor`` is the guide section holding the evidence."""
+
+    key: str
+    title: str
+    anchor: str
+    scenario: str
+    variant: str = ""
+    transport: str = ""
+    column: str = ""
+    figure: str = ""
+    cell_id: str = ""
+    sure: str = "not measured"
+    runner_up: str = ""
+    change: float | None = None
+
+
+def verdicts(run: Run) -> tuple[Verdict, ...]:
+    """The answer of every situation of :data:`SITUATIONS` for ``run``, in order, chosen
+    from the same cells and by the same rules as :func:`section`'s verdict lines."""
+    summary = run.summary()
+    if "probe" in summary.columns:
+        summary = summary[~summary["probe"].astype(bool)]
+    return tuple(_verdict(sit, summary) for sit in SITUATIONS)
+
+
+def _verdict(sit: Situation, summary: Any) -> Verdict:
+    base = Verdict(sit.key, sit.title, f"guide-{sit.key}", sit.scenario)
+    rows = sit.select(summary)
+    allowed = sit.transports()
+    if allowed is not None and len(rows):
+        rows = rows[rows["transport"].isin(allowed)]
+    if not len(rows) or not (rows["ok"] > 0).any():
+        return base
+    good = []
+    for r in rows.to_dict("records"):
+        frac = r.get("delivered_fraction")
+        short = frac is None or frac != frac or frac < MIN_DELIVERED
+        if r["ok"] > 0 and not (sit.latency and short):
+            good.append(r)
+    column = sit.latency or _cost_column(sit, rows)
+    if column is None:
+        return base
+    pool = [r for r in good if r.get(column) is not None and r[column] == r[column]]
+    if not pool:
+        return Verdict(sit.key, sit.title, base.anchor, sit.scenario, sure="no cell qualified")
+    if sit.latency:
+        best = min(pool, key=lambda r: (r[column], r["lat_p50_us"]))
+    else:
+        best = min(pool, key=lambda r: r[column])
+    sure, runner_up, change = "only candidate", "", None
+    others = [r for r in pool if r["transport"] != best["transport"]]
+    if others:
+        second = min(others, key=lambda r: r[column])
+        verdict, change, _ = judge(column, _stats(best, column), _stats(second, column))
+        sure = "tie" if verdict == "within noise" else "beyond noise"
+        runner_up = variant_label(second["stack"], second["transport"], second["client"])
+    return Verdict(
+        sit.key,
+        sit.title,
+        base.anchor,
+        sit.scenario,
+        variant=variant_label(best["stack"], best["transport"], best["client"]),
+        transport=str(best["transport"]),
+        column=column,
+        figure=f"{METRICS[column].label} {_cite(best, column)}",
+        cell_id=str(best["cell_id"]),
+        sure=sure,
+        runner_up=runner_up,
+        change=change,
+    )
+
+
+__all__ += ["Verdict", "verdicts"]
