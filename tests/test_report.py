@@ -24,8 +24,17 @@ import pytest
 
 from pushbench import registry, sse
 from pushbench.cli import main as cli_main
+from pushbench.report import (
+    answer,
+    figure,
+    floors,
+    guide,
+    plots_cost,
+    plots_latency,
+    plots_rate,
+    style,
+)
 from pushbench.report import codec as codec_report
-from pushbench.report import figure, floors, guide, plots_cost, plots_latency, plots_rate, style
 from pushbench.report.build import NBSP, fmt_value
 from pushbench.report.load import load_run
 from pushbench.report.render import render
@@ -310,7 +319,7 @@ def test_the_report_opens_with_the_answer(rendered: tuple[Path, list[Path]]) -> 
     ]
     assert md.index("## The answer") < md.index("## Summary") < md.index("## Latency")
     guide_md = md.split("## Decision guide", 1)[1].split("\n## ", 1)[0]
-    verdicts = guide.verdicts(load_run(run))
+    verdicts = answer.verdicts(load_run(run))
     assert [v.key for v in verdicts] == [s.key for s in guide.SITUATIONS] and len(rows) == 5
     measured = 0
     for row, sit in zip(rows, guide.SITUATIONS, strict=True):

@@ -16,12 +16,13 @@ from typing import Any
 
 from pushbench.results import atomic_write_bytes
 
-from . import doc, guide, style
+from . import answer, doc, guide, style
+from .doc import NBSP
 from .figure import Plot
 from .load import METRICS, Run, point_label, variant_label
 from .saturation import SWEEP_KEY, run_slo, saturation_marks
 
-__all__ = ["NBSP", "SUMMARY_COLUMNS", "answer_section", "banners", "document", "fmt_value"]
+__all__ = ["NBSP", "SUMMARY_COLUMNS", "banners", "document", "fmt_value"]
 
 #: Columns of the summary table, after the transport · stack and repeats columns.
 SUMMARY_COLUMNS: tuple[str, ...] = (
@@ -36,10 +37,6 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "bytes_out_per_msg",
     "server_rss_growth_bytes_per_conn",
 )
-
-
-#: Joins a figure to its unit and its ``±`` spread, so a table cell never wraps inside it.
-NBSP = "\u00a0"
 
 
 def fmt_value(column: str, value: Any, spread: Any = None) -> str:
@@ -81,54 +78,6 @@ def banners(run: Run) -> list[str]:
         text = ", ".join(f"{n} {s}" for s, n in counts.items())
         out.append(f"{text} repeat(s) — listed under “Failures and flags”, never averaged in.")
     return out
-
-
-def _how_sure(v: guide.Verdict) -> str:
-    """``beyond noise`` or ``tie`` with the next transport and the distance to it."""
-    if not v.runner_up:
-        return v.sure
-    change = "" if v.change is None else f"{v.change * 100:+.0f}{NBSP}%, "
-    if v.sure == "tie":
-        return f"tie with {v.runner_up} ({change}within the repeats' noise)"
-    return f"beyond noise (next: {v.runner_up}, {change.rstrip(', ')})"
-
-
-def answer_section(run: Run) -> doc.Section:
-    """The report's opening: one row per situation of the decision guide — the transport
-    it recommends, the figure that decided it, how sure, and a link to the evidence."""
-    rows, flags = [], []
-    for v in guide.verdicts(run):
-        evidence = f"[decision guide: {v.title}](#{v.anchor})"
-        if not v.variant:
-            why = "not measured in this run" if v.sure == "not measured" else v.sure
-            rows.append(
-                (
-                    f"[{v.title}](#{v.anchor})",
-                    "—",
-                    why,
-                    "—",
-                    f"run `make bench SCENARIO={v.scenario}`; {evidence}",
-                )
-            )
-            flags.append("")
-            continue
-        rows.append(
-            (f"[{v.title}](#{v.anchor})", f"**{v.variant}**", v.figure, _how_sure(v), evidence)
-        )
-        flags.append("better" if v.sure == "beyond noise" else "")
-    table = doc.Table(
-        ("situation", "recommended", "the figure that decided it", "how sure", "evidence"),
-        tuple(rows),
-        caption="Per situation, the transport · stack with the lowest median p99 among cells "
-        f"that delivered ≥ {guide.MIN_DELIVERED:.0%} (the lowest memory per connection when "
-        "nothing is pushed), from this run's medians. How sure: whether its lead over the next "
-        "transport's best cell is beyond the repeats' noise or a tie (the rule of `pushbench "
-        "compare`). The decision guide below adds the cheapest and the simplest transport and "
-        "the caveats; the tables and figures after it are the evidence.",
-        flags=tuple(flags),
-        numeric=False,
-    )
-    return doc.Section("The answer", "answer", (table,))
 
 
 def _summary_tables(run: Run) -> list[doc.Block]:
@@ -433,7 +382,7 @@ def document(
         ),
     ]
     sections = [
-        answer_section(run),
+        answer.section(run),
         doc.Section("Overview", "overview", tuple(overview)),
         doc.Section("Summary", "summary", tuple(_summary_tables(run))),
         doc.Section("Saturation", "saturation", tuple(_saturation_blocks(run))),

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "NBSP",
     "Block",
     "Bullets",
     "Document",
@@ -25,6 +26,10 @@ __all__ = [
     "Section",
     "Table",
 ]
+
+
+#: Joins a figure to its unit and its ``±`` spread, so a table cell never wraps inside it.
+NBSP = "\u00a0"
 
 
 @dataclass(frozen=True)
