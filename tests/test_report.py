@@ -350,6 +350,30 @@ def test_the_report_opens_with_the_answer(rendered: tuple[Path, list[Path]]) -> 
     assert "<strong>sse · aiohttp</strong>" in first
 
 
+def test_an_idle_answer_is_the_guides_cost_verdict(tmp_path: Path) -> None:
+    """With nothing pushed the answer is decided by memory per connection, and names the
+    transport the guide's cost line names."""
+    run = _copy(RUN, tmp_path / "run")
+    rows = list(csv.DictReader((run / "cells.csv").open()))
+    for r in rows:
+        if float(r["rate_msgs_per_s"]) == 50:
+            r["rate_msgs_per_s"] = "0"
+    with (run / "cells.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    render(run)
+    md = (run / "report.md").read_text()
+    idle = md.split("### Many idle subscribers", 1)[1].split("\n### ", 1)[0]
+    cost = re.search(r"Cost: \*\*([^*]+)\*\* — memory", idle)
+    assert cost is not None, idle
+    (row,) = [r for r in _first_md_table(md)[1:] if "(#guide-idle)" in r[0]]
+    assert row[1] == f"**{cost[1]}**" and row[2].startswith("memory ")
+    assert row[3].startswith(("tie with", "beyond noise", "only candidate"))
+    (verdict,) = [v for v in answer.verdicts(load_run(run)) if v.key == "idle"]
+    assert verdict.column == "server_rss_growth_bytes_per_conn"
+
+
 # --- numbers and units in figures ------------------------------------------------------
 
 
