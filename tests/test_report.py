@@ -3,9 +3,11 @@
 Checks every plot file is produced and non-empty, the HTML is self-contained
 and opens in headless Chromium without console errors with every image
 decoded, warnings are shown for incomplete and harness-bound runs, sections
-without data say what is missing, the decision guide cites measured cells,
-protocol floors match real encoder bytes, and rendering is idempotent and
-leaves the run's data untouched.
+without data say what is missing, the report opens with the answer table and
+its rows are the decision guide's verdicts, the decision guide cites measured
+cells, every figure writes its numbers one way with units on its axes, a
+figure's ± never wraps, protocol floors match real encoder bytes, and
+rendering is idempotent and leaves the run's data untouched.
 """
 
 from __future__ import annotations
@@ -15,14 +17,25 @@ import hashlib
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import h11
 import pytest
 
 from pushbench import registry, sse
 from pushbench.cli import main as cli_main
+from pushbench.report import (
+    answer,
+    figure,
+    floors,
+    guide,
+    plots_cost,
+    plots_latency,
+    plots_rate,
+    style,
+)
 from pushbench.report import codec as codec_report
-from pushbench.report import floors, guide, style
+from pushbench.report.build import NBSP, fmt_value
 from pushbench.report.load import load_run
 from pushbench.report.render import render
 from pushbench.results import atomic_write_json, read_json
@@ -213,33 +226,237 @@ def test_report_command(results: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "no run directory" in capsys.readouterr().err
 
 
-def test_report_opens_in_chromium_without_errors(rendered: tuple[Path, list[Path]]) -> None:
+def _in_chromium(page_path: Path, script: str, width: int = 1280) -> tuple[Any, list[str]]:
+    """Open ``page_path`` in headless Chromium ``width`` px wide; (what ``script``, a JS
+    function of no argument, returns; console errors). Skips without Chromium."""
     from pushbench.browser import CHROMIUM_ARGS, MISSING_HINT, chromium_path
 
     exe = chromium_path()
     if exe is None:
         pytest.skip(MISSING_HINT)
     sync_api = pytest.importorskip("playwright.sync_api")
-    run, _ = rendered
     errors: list[str] = []
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=str(exe), args=list(CHROMIUM_ARGS[1:]), headless=True
         )
         try:
-            page = browser.new_page()
+            page = browser.new_page(viewport={"width": width, "height": 900})
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto((run / "report.html").as_uri(), wait_until="load")
-            widths = page.eval_on_selector_all(
-                "img", "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)"
-            )
-            title = page.title()
+            page.goto(page_path.as_uri(), wait_until="load")
+            result = page.evaluate(script)
         finally:
             browser.close()
+    return result, errors
+
+
+def test_report_opens_in_chromium_without_errors(rendered: tuple[Path, list[Path]]) -> None:
+    run, _ = rendered
+    (widths, title), errors = _in_chromium(
+        run / "report.html",
+        "() => [Array.from(document.images).map(i => i.complete ? i.naturalWidth : 0), "
+        "document.title]",
+    )
     assert errors == []
     assert len(widths) >= len(PLOT_KEYS) and all(w > 0 for w in widths)
     assert title.startswith("pushbench report")
+
+
+#: Per table cell holding a ±: how many lines its text takes, and the cell's text.
+_PM_LINES = """() => Array.from(document.querySelectorAll("td"))
+  .filter(td => td.textContent.includes("±"))
+  .map(td => {
+    const range = document.createRange();
+    range.selectNodeContents(td);
+    const tops = new Set(Array.from(range.getClientRects()).map(r => Math.round(r.top)));
+    return [tops.size, td.textContent];
+  })"""
+
+
+def test_a_figure_and_its_spread_never_wrap(rendered: tuple[Path, list[Path]]) -> None:
+    """On a phone-narrow page every summary cell ``1,234 ±5 %`` stays on one line: the
+    HTML joins it with non-breaking spaces and never wraps figure cells."""
+    run, _ = rendered
+    page = (run / "report.html").read_text()
+    assert "td.nw{white-space:nowrap}" in page
+    assert f"{NBSP}±" in page and not re.search(r"<td[^>]*>[^<]* ±", page)
+    assert fmt_value("lat_p99_us", 1234.0, 0.05) == f"1,234{NBSP}±5{NBSP}%"
+    assert fmt_value("delivered_fraction", 0.5, 0.001) == f"50.00{NBSP}%{NBSP}±<1{NBSP}%"
+    cells, errors = _in_chromium(run / "report.html", _PM_LINES, width=360)
+    assert errors == [] and len(cells) > 20
+    wrapped = [text for lines, text in cells if lines != 1]
+    assert not wrapped, f"cells wrapped on a narrow page: {wrapped[:5]}"
+
+
+# --- the answer first --------------------------------------------------------------
+
+
+def _first_md_table(md: str) -> list[list[str]]:
+    lines = md.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.strip("|").split(" | ")])
+    return [rows[0], *rows[2:]]  # the header, then the rows (not the alignment line)
+
+
+def test_the_report_opens_with_the_answer(rendered: tuple[Path, list[Path]]) -> None:
+    """The first table of the report (HTML and Markdown) is the answer: one row per
+    situation, its recommended transport the guide's latency verdict, how sure as the
+    guide judged its lead, and a link to the guide section that holds the evidence."""
+    run, _ = rendered
+    md = (run / "report.md").read_text()
+    header, *rows = _first_md_table(md)
+    assert header == [
+        "situation",
+        "recommended",
+        "the figure that decided it",
+        "how sure",
+        "evidence",
+    ]
+    assert md.index("## The answer") < md.index("## Summary") < md.index("## Latency")
+    guide_md = md.split("## Decision guide", 1)[1].split("\n## ", 1)[0]
+    verdicts = answer.verdicts(load_run(run))
+    assert [v.key for v in verdicts] == [s.key for s in guide.SITUATIONS] and len(rows) == 5
+    measured = 0
+    for row, sit in zip(rows, guide.SITUATIONS, strict=True):
+        situation, recommended, figure_text, sure, evidence = row
+        assert situation == f"[{sit.title}](#guide-{sit.key})"
+        assert f"(#guide-{sit.key})" in evidence and f'<a id="guide-{sit.key}"></a>' in md
+        text = guide_md.split(f"### {sit.title}", 1)[1].split("\n### ", 1)[0]
+        if "Not measured in this run" in text:
+            assert recommended == "—" and f"SCENARIO={sit.scenario}" in evidence
+            continue
+        measured += 1
+        latency = re.search(r"Latency: \*\*([^*]+)\*\* — p99 (\S+ µs) .*?cell `([^`]+)`", text)
+        assert latency is not None, text
+        assert recommended == f"**{latency[1]}**"
+        assert latency[2] in figure_text and f"cell `{latency[3]}`" in figure_text
+        next_line = re.search(r"Next transport: \*\*([^*]+)\*\*.*?\((.*?)noise", text)
+        assert next_line is not None
+        # the guide's wording of compare's verdict → the answer table's
+        expected = {"not beyond": "tie with", "one repeat": "too few repeats"}
+        start = next((v for k, v in expected.items() if next_line[2].startswith(k)), "beyond noise")
+        assert sure.startswith(start), (sure, next_line[2])
+        assert next_line[1] in sure
+    assert measured == 2  # low rate and proxies: the fixture has no chat, idle or high rate
+    page = (run / "report.html").read_text()
+    first = page[page.index("<table") :].split("</table>", 1)[0]
+    assert first.startswith('<table class="text">') and "<th>how sure</th>" in first
+    for sit in guide.SITUATIONS:
+        assert f'<a href="#guide-{sit.key}">{sit.title}</a>' in first
+        assert f'<section id="guide-{sit.key}">' in page
+    assert "<strong>sse · aiohttp</strong>" in first
+
+
+def test_an_idle_answer_is_the_guides_cost_verdict(tmp_path: Path) -> None:
+    """With nothing pushed the answer is decided by memory per connection, and names the
+    transport the guide's cost line names."""
+    run = _copy(RUN, tmp_path / "run")
+    rows = list(csv.DictReader((run / "cells.csv").open()))
+    for r in rows:
+        if float(r["rate_msgs_per_s"]) == 50:
+            r["rate_msgs_per_s"] = "0"
+    with (run / "cells.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    render(run)
+    md = (run / "report.md").read_text()
+    idle = md.split("### Many idle subscribers", 1)[1].split("\n### ", 1)[0]
+    cost = re.search(r"Cost: \*\*([^*]+)\*\* — memory", idle)
+    assert cost is not None, idle
+    (row,) = [r for r in _first_md_table(md)[1:] if "(#guide-idle)" in r[0]]
+    assert row[1] == f"**{cost[1]}**" and row[2].startswith("memory ")
+    assert row[3].startswith(("tie with", "beyond noise", "only candidate"))
+    (verdict,) = [v for v in answer.verdicts(load_run(run)) if v.key == "idle"]
+    assert verdict.column == "server_rss_growth_bytes_per_conn"
+
+
+# --- numbers and units in figures ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (0, "0"),
+        (1, "1"),
+        (12.5, "12.5"),
+        (999, "999"),
+        (999.6, "1k"),
+        (1000, "1k"),
+        (3280, "3.28k"),
+        (18_200, "18.2k"),
+        (250_000, "250k"),
+        (999_600, "1M"),
+        (2_500_000, "2.5M"),
+        (1.5e9, "1.5G"),
+        (0.5, "0.5"),
+        (0.05, "0.05"),
+        (0.000123, "0.000123"),
+        (-3280, "-3.28k"),
+        (float("nan"), ""),
+    ],
+)
+def test_one_tick_format(value: float, text: str) -> None:
+    assert figure.tick_label(value) == text
+
+
+_UNIT = re.compile(r"\((µs|msgs/s|B|B/msg|B/conn|µs/msg|s|%)(, [^)]*)?\)$")
+
+
+def test_every_figure_writes_numbers_one_way_with_units(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every numeric axis of every figure: tick labels by :func:`figure.tick_label` (no
+    ``3.28e+03`` beside ``18.2k``, no ``10^3``), a title ending in its unit."""
+    drawn: list[Any] = []
+
+    def keep(fig: Any, path: Path) -> Path:
+        drawn.append(fig)
+        return path
+
+    for module in (plots_latency, plots_rate, plots_cost):
+        monkeypatch.setattr(module, "save", keep)
+    run = load_run(RUN)
+    from pushbench.report.plots import render_all
+
+    render_all(run, tmp_path)
+    assert len(drawn) >= 7
+    labels: list[str] = []  # every number written on a numeric axis or a bar
+    titles: list[str] = []
+    for fig in drawn:
+        fig.canvas.draw()
+        for ax in fig.axes:
+            if not ax.get_visible():
+                continue
+            for ticks, title in (
+                (ax.get_xticklabels(which="both"), ax.get_xlabel()),
+                (ax.get_yticklabels(which="both"), ax.get_ylabel()),
+            ):
+                labels += [t.get_text() for t in ticks if t.get_text()]
+                titles += [title] if title else []
+            labels += [t.get_text() for t in ax.texts]
+    assert len(titles) > 10
+    # a number in any other format (3.28e+03, 10^3 in mathtext, 1,234) is refused;
+    # categories (transport names, the named percentiles "99.9 %", notes) are not numbers
+    other = re.compile(r"[-−]?[\d.,]+(e[+-]?\d+)?|.*\$.*")
+    ours = re.compile(r"-?\d[\d.]*[kMG]?")
+    numbers = [t for t in labels if other.fullmatch(t) or ours.fullmatch(t)]
+    bad = [t for t in numbers if not ours.fullmatch(t) or figure.tick_label(_number(t)) != t]
+    assert len(numbers) > 50 and not bad, sorted(set(bad))
+    bad = [t for t in titles if not _UNIT.search(t)]
+    assert not bad, bad
+
+
+def _number(text: str) -> float:
+    scale = {"k": 1e3, "M": 1e6, "G": 1e9}
+    if text and text[-1] in scale:
+        return float(text[:-1]) * scale[text[-1]]
+    return float(text)
 
 
 # --- protocol floors against real bytes -------------------------------------------

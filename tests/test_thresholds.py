@@ -248,7 +248,7 @@ def test_report_shows_the_stored_verdict_and_nothing_without_it(tmp_path: Path) 
     atomic_write_json(run_dir / thresholds.THRESHOLDS_FILE, _verdict().as_dict())
     document = build.document(load_run(run_dir), [], codec_run=None)
     titles = [s.title for s in document.sections]
-    assert titles[:3] == ["Overview", "Thresholds", "Summary"]
+    assert titles[:4] == ["The answer", "Overview", "Thresholds", "Summary"]
     text = md.render(document, tmp_path)
     assert "**Thresholds FAILED**: 1 passed, 1 FAILED, 1 not applied" in text
     assert "| pass | lat_p99_us < 5000 | aiohttp-ws-x | 4000 |" in text

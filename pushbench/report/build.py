@@ -1,9 +1,11 @@
 """Assemble the report of a scenario run as a :class:`~.doc.Document`.
 
-Order: warnings first (banner), then the thresholds (if the run stored any), the
-summary tables, the decision guide, the figures, the codec benchmark, an optional
-comparison, the failures and flags, and the environment. Everything comes from the
-stored run (and the stored codec run); nothing is measured here.
+Order: warnings first (banner), then the answer (one table: per situation the
+recommended transport, the figure that decided it and how sure, linked to its
+evidence in the decision guide), the overview, the thresholds (if the run stored
+any), the summary tables, the decision guide, the figures, the codec benchmark,
+an optional comparison, the failures and flags, and the environment. Everything
+comes from the stored run (and the stored codec run); nothing is measured here.
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from typing import Any
 
 from pushbench.results import atomic_write_bytes
 
-from . import doc, guide, style, thresholds
+from . import answer, doc, guide, style, thresholds
+from .doc import NBSP
 from .figure import Plot
 from .load import METRICS, Run, point_label, variant_label
 from .saturation import SWEEP_KEY, run_slo, saturation_marks
 
-__all__ = ["SUMMARY_COLUMNS", "banners", "document", "fmt_value"]
+__all__ = ["NBSP", "SUMMARY_COLUMNS", "banners", "document", "fmt_value"]
 
 #: Columns of the summary table, after the transport · stack and repeats columns.
 SUMMARY_COLUMNS: tuple[str, ...] = (
@@ -37,12 +40,13 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
 
 
 def fmt_value(column: str, value: Any, spread: Any = None) -> str:
-    """A median for a table: 3 significant digits or thousands, ``±x %`` when repeats differ."""
+    """A median for a table: 3 significant digits or thousands, ``±x %`` when repeats differ
+    (joined by non-breaking spaces: ``1,234 ±5 %`` never wraps at the ±)."""
     if value is None or (isinstance(value, float) and value != value):
         return "—"
     v = float(value)
     if METRICS.get(column) and METRICS[column].unit == "fraction":
-        text = f"{v * 100:.2f} %"
+        text = f"{v * 100:.2f}{NBSP}%"
     elif abs(v) >= 1000:
         text = f"{v:,.0f}"
     elif v == 0:
@@ -50,7 +54,7 @@ def fmt_value(column: str, value: Any, spread: Any = None) -> str:
     else:
         text = f"{v:.3g}"
     if spread is not None and spread == spread and spread > 0:
-        text += f" ±{spread * 100:.0f} %" if spread >= 0.01 else " ±<1 %"
+        text += f"{NBSP}±{spread * 100:.0f}{NBSP}%" if spread >= 0.01 else f"{NBSP}±<1{NBSP}%"
     return text
 
 
@@ -378,6 +382,7 @@ def document(
         ),
     ]
     sections = [
+        answer.section(run),
         doc.Section("Overview", "overview", tuple(overview)),
         *thresholds.section(run),  # the CI gate's verdict, as stored by `pushbench run`
         doc.Section("Summary", "summary", tuple(_summary_tables(run))),

@@ -2,8 +2,10 @@
 
 The report is built once as a :class:`Document` and written twice, by
 :mod:`.html` (one self-contained file) and :mod:`.md`, so the two never say
-different things. Text may carry two inline marks, rendered by both writers:
-```code``` in backticks and ``**bold**``.
+different things. Text may carry three inline marks, rendered by both writers:
+```code``` in backticks, ``**bold**``, and ``[text](#anchor)``: a link to the
+section whose :attr:`Section.anchor` is ``anchor`` (both writers give every
+section that id), so a verdict can point at its evidence.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "NBSP",
     "Block",
     "Bullets",
     "Document",
@@ -23,6 +26,10 @@ __all__ = [
     "Section",
     "Table",
 ]
+
+
+#: Joins a figure to its unit and its ``±`` spread, so a table cell never wraps inside it.
+NBSP = "\u00a0"
 
 
 @dataclass(frozen=True)
@@ -52,12 +59,16 @@ class Pre:
 
 @dataclass(frozen=True)
 class Table:
-    """A table; ``flags[i]`` marks row ``i``: ``failed``, ``flagged``, ``better`` or ``""``."""
+    """A table; ``flags[i]`` marks row ``i``: ``failed``, ``flagged``, ``better`` or ``""``.
+
+    ``numeric`` tables right-align every column after the first (figures); a table of
+    text (``numeric=False``) is left-aligned throughout."""
 
     header: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
     caption: str = ""
     flags: tuple[str, ...] = ()
+    numeric: bool = True
 
     def flag(self, i: int) -> str:
         return self.flags[i] if i < len(self.flags) else ""

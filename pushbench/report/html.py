@@ -37,7 +37,8 @@ th,td{border:1px solid #d0d0d0;padding:3px 7px;text-align:right;vertical-align:t
 th{background:#f1f1f1}td:first-child,th:first-child{text-align:left}
 caption{caption-side:bottom;text-align:left;color:#555;font-size:12px;padding-top:4px}
 tr.failed td{background:#fde2e1}tr.flagged td{background:#fff4d6}
-tr.better td{background:#e3f4e1}
+tr.better td{background:#e3f4e1}td.nw{white-space:nowrap}
+table.text td,table.text th{text-align:left}
 code{background:#f3f3f3;padding:0 3px;border-radius:3px;font-size:90%}
 pre{background:#f7f7f7;padding:.7em;overflow-x:auto;font-size:12px}
 figure{margin:1em 0 2em}figure img{max-width:100%;height:auto;border:1px solid #e3e3e3}
@@ -52,10 +53,31 @@ nav ul{columns:2;font-size:14px}
 
 
 def inline(text: str) -> str:
-    """Escape ``text`` for HTML, then render ```code``` and ``**bold**``."""
+    """Escape ``text`` for HTML, then render ```code```, ``**bold**`` and
+    ``[text](#anchor)`` (a link within the page; nothing else becomes a link)."""
     out = html.escape(text, quote=False)
     out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
-    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
+    out = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
+    return re.sub(r"\[([^\]]+)\]\(#([\w-]+)\)", r'<a href="#\2">\1</a>', out)
+
+
+#: A ± and the figure after it (``±5 %``, ``±<1 %``, ``±2.0 %``), with the spaces around.
+_PM = re.compile(r"([ \u00a0]?)±([ \u00a0]?)(\S+)(?:[ \u00a0](%))?")
+#: A cell that is one figure with its spread (``1,234 ±5 %``, ``99.9 % ±<1 %``).
+_FIGURE = re.compile(r"^\S+(?:\s\S+)?\s±\S+(?:\s%)?$")
+
+
+def _glue(m: re.Match[str]) -> str:
+    nb = "\u00a0"
+    return f"{nb if m[1] else ''}±{nb if m[2] else ''}{m[3]}{nb + '%' if m[4] else ''}"
+
+
+def _cell(text: str) -> str:
+    """A table cell: a figure with a ± spread never wraps (``class="nw"``), and in any
+    other text the ± stays joined to its neighbours by non-breaking spaces."""
+    glued = _PM.sub(_glue, text)
+    cls = ' class="nw"' if _FIGURE.match(text) else ""
+    return f"<td{cls}>{inline(glued)}</td>"
 
 
 def _image(fig: Figure) -> str:
@@ -65,14 +87,14 @@ def _image(fig: Figure) -> str:
 
 
 def _table(t: Table) -> Iterable[str]:
-    yield "<table>"
+    yield "<table>" if t.numeric else '<table class="text">'
     if t.caption:
         yield f"<caption>{inline(t.caption)}</caption>"
     yield "<thead><tr>" + "".join(f"<th>{inline(h)}</th>" for h in t.header) + "</tr></thead>"
     yield "<tbody>"
     for i, row in enumerate(t.rows):
         cls = f' class="{t.flag(i)}"' if t.flag(i) else ""
-        yield f"<tr{cls}>" + "".join(f"<td>{inline(c)}</td>" for c in row) + "</tr>"
+        yield f"<tr{cls}>" + "".join(_cell(c) for c in row) + "</tr>"
     yield "</tbody></table>"
 
 

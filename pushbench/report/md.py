@@ -2,6 +2,8 @@
 
 The Markdown sits beside its PNGs in the run directory, so relative links
 work there (and on a code-hosting site); the HTML twin embeds the images.
+Each section heading follows an ``<a id="anchor">`` so in-report links
+(``[text](#anchor)``) land on it as they do in the HTML.
 """
 
 from __future__ import annotations
@@ -34,7 +36,11 @@ def _cell(text: str) -> str:
 
 def _table(t: Table) -> Iterable[str]:
     yield "| " + " | ".join(_cell(h) for h in t.header) + " |"
-    yield "|" + "|".join("---" if i == 0 else "--:" for i in range(len(t.header))) + "|"
+    yield (
+        "|"
+        + "|".join("---" if i == 0 or not t.numeric else "--:" for i in range(len(t.header)))
+        + "|"
+    )
     for i, row in enumerate(t.rows):
         cells = [_cell(c) for c in row]
         if cells:
@@ -67,6 +73,8 @@ def _block(block: Block, base: Path | None) -> Iterable[str]:
 
 
 def _section(section: Section, level: int, base: Path | None) -> Iterable[str]:
+    # the section's id, so ``[text](#anchor)`` links work as in the HTML twin
+    yield from (f'<a id="{section.anchor}"></a>', "")
     yield from ("#" * level + " " + section.title, "")
     for block in section.blocks:
         yield from _block(block, base)

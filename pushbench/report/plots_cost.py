@@ -14,13 +14,16 @@ from . import floors, style
 from .figure import (
     MAX_POINT_FIGURES,
     Plot,
+    axis_label,
     cells_by_point,
     finite,
+    format_axes,
     label,
     line_kw,
     log_if_wide,
     new_figure,
     save,
+    tick_label,
     variants,
 )
 from .load import Run, point_label
@@ -87,8 +90,9 @@ def bytes_per_message(run: Run, out: Path) -> list[Plot]:
         ax.plot(sizes, sizes, color="k", ls=":", lw=1, label="payload alone")
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
-        ax.set_xlabel("payload (bytes, log)")
-        ax.set_ylabel("bytes on the wire per message (log)")
+        format_axes(ax)
+        ax.set_xlabel(axis_label("payload", "B", log=True))
+        ax.set_ylabel(axis_label("bytes on the wire per message", "B/msg", log=True))
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize="small")
         ax.set_title(title)
@@ -110,7 +114,7 @@ def bytes_per_message(run: Run, out: Path) -> list[Plot]:
             ypos, recs, (a + b for a, b in zip(ins, outs, strict=True)), strict=True
         ):
             ax.annotate(
-                f"{total:,.0f}",
+                tick_label(total),
                 (total, y),
                 xytext=(3, 0),
                 textcoords="offset points",
@@ -124,7 +128,8 @@ def bytes_per_message(run: Run, out: Path) -> list[Plot]:
         ax.axvline(size, color="k", ls=":", lw=1, label=f"payload ({size} B)")
         ax.set_yticks(ypos, labels)
         ax.invert_yaxis()
-        ax.set_xlabel("bytes on the wire per delivered message")
+        format_axes(ax, "x")
+        ax.set_xlabel(axis_label("bytes on the wire per delivered message", "B/msg"))
         ax.legend(fontsize="small", loc="lower right")
         title = f"{title} — {size} B payload"
         ax.set_title(title)
@@ -140,8 +145,17 @@ def _total(rec: dict[str, Any]) -> float:
 
 
 def _grouped_bars(
-    run: Run, out: Path, key: str, column: str, ylabel: str, title: str, caption: str, missing: str
+    run: Run,
+    out: Path,
+    key: str,
+    column: str,
+    axis: tuple[str, str],
+    title: str,
+    caption: str,
+    missing: str,
 ) -> list[Plot]:
+    """Grouped bars of ``column`` per scenario point; ``axis`` is the y axis's (what, unit)."""
+    what, unit = axis
     summary = run.summary()
     if column not in summary or summary[column].isna().all():
         return [Plot(key, title, caption, missing=missing)]
@@ -176,12 +190,13 @@ def _grouped_bars(
                 lw=0.5,
                 label=stack if client == "python" else f"{stack} · {client}",
             )
-            ax.bar_label(bars, labels=[_short(y) for y in ys], fontsize=7, padding=1)
+            ax.bar_label(bars, labels=[tick_label(y) for y in ys], fontsize=7, padding=1)
         ax.set_xticks(range(len(transports)), transports)
         ax.set_title(point_label(point), fontsize="medium")
         ax.grid(True, axis="y", alpha=0.3)
         log_if_wide(ax, [float(r[column]) for r in recs])
-    axes[0].set_ylabel(ylabel)
+        format_axes(ax, "y")
+    axes[0].set_ylabel(axis_label(what, unit, log=axes[0].get_yscale() == "log"))
     handles = [
         _stack_patch(s)
         for s in dict.fromkeys(r["stack"] for _, rows in shown for r in variants(rows))
@@ -205,21 +220,13 @@ def _stack_patch(stack: str) -> Any:
     )
 
 
-def _short(y: float) -> str:
-    if y >= 1e6:
-        return f"{y / 1e6:.3g}M"
-    if y >= 1e4:
-        return f"{y / 1e3:.3g}k"
-    return f"{y:.3g}"
-
-
 def cpu_per_message(run: Run, out: Path) -> list[Plot]:
     return _grouped_bars(
         run,
         out,
         "cpu-per-msg",
         "server_cpu_us_per_msg",
-        "server CPU per delivered message (µs)",
+        ("server CPU per delivered message", "µs/msg"),
         "Server CPU per delivered message",
         "Server process CPU (user + system) over the measured window ÷ messages delivered to "
         "all subscribers; median over repeats, bars span the repeats. Colour: transport; "
@@ -248,7 +255,7 @@ def memory_per_connection(run: Run, out: Path) -> list[Plot]:
         out,
         "memory-per-conn",
         column,
-        "bytes per connection",
+        ("memory per connection", "B/conn"),
         "Server memory per connection",
         f"Memory per connection: {what}. Median over repeats, bars span the repeats.",
         "no server memory measured in this run",

@@ -16,7 +16,9 @@ from . import style
 from .figure import (
     MAX_POINT_FIGURES,
     Plot,
+    axis_label,
     cells_by_point,
+    format_axes,
     label,
     line_kw,
     new_figure,
@@ -72,10 +74,11 @@ def latency_percentiles(run: Run, out: Path) -> list[Plot]:
             plots.append(Plot(f"latency-pct-{i}", title, caption, missing=_no_latency(rows)))
             continue
         ax.set_yscale("log")
+        format_axes(ax, "y")
         ax.set_xticks(list(_NINES_TICKS), [f"{v} %" for v in _NINES_TICKS.values()])
         ax.set_xlim(0, max(ax.get_xlim()[1], 2.2))
-        ax.set_xlabel("percentile (log scale of 1 − p; last point: max)")
-        ax.set_ylabel("corrected latency (µs, log)")
+        ax.set_xlabel(axis_label("percentile", "%, on a scale of nines; last point: max"))
+        ax.set_ylabel(axis_label("corrected latency", "µs", log=True))
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize="small", ncol=2)
         ax.set_title(title)
@@ -160,14 +163,15 @@ def latency_over_time(run: Run, out: Path) -> list[Plot]:
             s["t_s"], s["p50_us"], color=c, lw=1.4, ls=style.linestyle(rec["stack"]), label="p50"
         )
         ax.set_yscale("log")
+        format_axes(ax)
         ax.set_title(label(rec), fontsize="medium")
         ax.grid(True, which="both", alpha=0.3)
     for ax in axes[n:]:
         ax.set_visible(False)
     for ax in axes[-cols:]:
-        ax.set_xlabel("time in window (s)")
+        ax.set_xlabel(axis_label("time in window", "s"))
     for ax in axes[::cols]:
-        ax.set_ylabel("latency (µs, log)")
+        ax.set_ylabel(axis_label("corrected latency", "µs", log=True))
     axes[0].legend(fontsize="small")
     t = f"{title} — {point_label(point)}"
     fig.suptitle(t)

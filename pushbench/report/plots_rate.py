@@ -13,7 +13,9 @@ from typing import Any
 from . import style
 from .figure import (
     Plot,
+    axis_label,
     finite,
+    format_axes,
     line_kw,
     new_figure,
     save,
@@ -89,7 +91,8 @@ def latency_vs_rate(run: Run, out: Path) -> list[Plot]:
         for ax, what in zip(axes, ("p50", "p99"), strict=True):
             ax.set_xscale("log")
             ax.set_yscale("log")
-            ax.set_xlabel("offered rate (msgs/s published, log)")
+            format_axes(ax)
+            ax.set_xlabel(axis_label("offered rate, published", "msgs/s", log=True))
             ax.set_title(f"{what} latency")
             ax.grid(True, which="both", alpha=0.3)
         slos = {m.slo.p99_us for m in marks if finite(m.slo.p99_us)}
@@ -103,7 +106,7 @@ def latency_vs_rate(run: Run, out: Path) -> list[Plot]:
                 va="bottom",
                 fontsize="small",
             )
-        axes[0].set_ylabel("corrected latency (µs, log)")
+        axes[0].set_ylabel(axis_label("corrected latency", "µs", log=True))
         axes[0].legend(fontsize="small")
         t = f"{title} — {_sweep_title((None, None, None, *rest))}"
         fig.suptitle(t)
@@ -152,8 +155,9 @@ def throughput_vs_rate(run: Run, out: Path) -> list[Plot]:
     ax.plot([lo, hi], [lo, hi], color="k", ls="--", lw=1, label="all delivered")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("offered deliveries (msgs/s × subscribers, log)")
-    ax.set_ylabel("delivered (msgs/s, log)")
+    format_axes(ax)
+    ax.set_xlabel(axis_label("offered deliveries: rate × subscribers", "msgs/s", log=True))
+    ax.set_ylabel(axis_label("delivered", "msgs/s", log=True))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
     ax.set_title(title)

@@ -1,16 +1,32 @@
 """The columns of ``cells.csv`` and ``saturation.csv``: the stored record of a run's cells.
 
-One list, name → what the column holds (units are in the names), versioned by
-:data:`CELLS_SCHEMA_VERSION`. The runner writes the header of ``cells.csv``
-from :data:`ALL_COLUMNS` and the version into ``metadata.json``
-(``"cells_schema"``); :func:`pushbench.metrics.cell_row` fills
-:data:`COLUMNS` and the runner :data:`EXTRA_COLUMNS`; the report reads the
-files by these names. Renaming, removing or changing the meaning of a column
-raises the version; adding one at the end does too, so a reader can tell an
-old file from a new one without guessing from the header.
+Each column is a :class:`Column` record — name, :class:`Unit`, and a
+description of what it holds and includes (which bytes, whose CPU, which time
+span) — in one list, versioned by :data:`CELLS_SCHEMA_VERSION`. From these
+records:
+
+- the runner writes the header of ``cells.csv`` (:data:`ALL_COLUMNS`) and each
+  value rounded as its unit says (:func:`write_value`: no ``74.99999999999993``),
+  and the version into ``metadata.json`` (``"cells_schema"``);
+- :func:`pushbench.metrics.cell_row` fills :data:`COLUMNS` and the runner
+  :data:`EXTRA_COLUMNS`; the report reads the files by these names;
+- :func:`columns_markdown` writes ``docs/cells-columns.md`` (regenerate with
+  ``python -m pushbench.schema.cells > docs/cells-columns.md``; a test checks
+  it is current and that no column lacks a unit or a description).
+
+Renaming, removing or changing the meaning of a column raises the version;
+adding one at the end does too, so a reader can tell an old file from a new
+one without guessing from the header. The written precision is not part of
+the meaning: a reader parses every numeric field as a number either way.
 """
 
 from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "ALL_COLUMNS",
@@ -19,117 +35,392 @@ __all__ = [
     "EXTRA_COLUMNS",
     "PARAM_COLUMNS",
     "SATURATION_COLUMNS",
+    "UNITS",
+    "Column",
+    "Unit",
+    "columns_markdown",
+    "write_row",
+    "write_value",
 ]
 
 #: Version of the columns below, recorded as ``"cells_schema"`` in each run's metadata.json.
 CELLS_SCHEMA_VERSION = 1
 
+
+@dataclass(frozen=True)
+class Unit:
+    """What a column's numbers count, and how precisely they are written.
+
+    A numeric value is rounded to ``decimals`` places or to ``significant``
+    digits (one of the two), then written as the shortest text that reads back
+    as that rounded number; an integer stays an integer. ``kind`` is
+    ``number``, ``text`` (written as is) or ``bool`` (``True``/``False``).
+    """
+
+    name: str
+    meaning: str
+    decimals: int | None = None
+    significant: int | None = None
+    kind: str = "number"
+
+    def rule(self) -> str:
+        """How values of this unit are written, for the documentation."""
+        if self.kind != "number":
+            return "as is" if self.kind == "text" else "`True` or `False`"
+        if self.decimals is not None:
+            step = 10.0**-self.decimals
+            return "integer" if self.decimals == 0 else f"to {step:.{self.decimals}f}"
+        return f"{self.significant} significant digits"
+
+    def write(self, value: Any) -> str:
+        """``value`` as a CSV field: empty for ``None`` and NaN, rounded per the unit."""
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return ""
+        if self.kind == "bool" and not isinstance(value, str):
+            return str(bool(value))
+        if self.kind != "number" or isinstance(value, (str, bool)):
+            return str(value)
+        if isinstance(value, numbers.Integral):
+            return str(int(value))
+        v = float(value)
+        if not math.isfinite(v):
+            return repr(v)
+        if self.decimals is not None:
+            v = round(v, self.decimals)
+            if self.decimals == 0:
+                return str(int(v))
+        else:
+            v = float(f"{v:.{self.significant or 6}g}")
+        return repr(v + 0.0)  # the shortest text of the rounded number; + 0.0: never "-0.0"
+
+
+def _units(*units: Unit) -> dict[str, Unit]:
+    return {u.name: u for u in units}
+
+
+#: Every unit a column may have → how it is written (table-driven: a column names its unit).
+UNITS: dict[str, Unit] = _units(
+    Unit("text", "text or an identifier", kind="text"),
+    Unit("bool", "a flag", kind="bool"),
+    Unit("count", "a whole number of things", decimals=0),
+    Unit("µs", "microseconds", decimals=1),
+    Unit("ms", "milliseconds", decimals=3),
+    Unit("s", "seconds", decimals=6),
+    Unit("fraction", "a ratio, 1.0 = all", significant=6),
+    Unit("cores", "CPU seconds per wall second (1.0 = one core busy)", significant=6),
+    Unit("B", "bytes", decimals=2),
+    Unit("B/msg", "bytes per delivered message", decimals=2),
+    Unit("B/conn", "bytes per connection", decimals=2),
+    Unit("B/conn/s", "bytes per connection per second", decimals=2),
+    Unit("msgs/s", "messages per second", decimals=3),
+    Unit("µs/msg", "CPU microseconds per delivered message", decimals=3),
+    Unit("msgs/CPU-s", "messages per CPU second", decimals=2),
+    Unit("requests/msg", "HTTP requests per delivered message", significant=6),
+)
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: its name, its unit (a key of :data:`UNITS`) and what it holds and
+    includes."""
+
+    name: str
+    unit: str
+    description: str
+
+    def write(self, value: Any) -> str:
+        """``value`` as this column's CSV field (:meth:`Unit.write` of its unit)."""
+        return UNITS[self.unit].write(value)
+
+
+def _columns(*columns: Column) -> dict[str, Column]:
+    out: dict[str, Column] = {}
+    for c in columns:
+        if c.name in out:
+            raise ValueError(f"column {c.name} listed twice")
+        out[c.name] = c
+    return out
+
+
+_C = Column
+_LAT = "corrected latency (receive time − the message's scheduled send time, so a late "
+_LAT += "publisher cannot hide its lateness), messages scheduled in the window, all connections"
+_ULAT = "uncorrected latency (receive time − actual publish time)"
+_BYTES = (
+    "after each connection's handshake, over the worker's whole run (warm-up included), ÷ "
+    "messages received in that run; TCP payload from the kernel's counters when "
+    "bytes_source is tcp_info (HTTP heads, framing, pushbench's JSON envelope; no IP/TCP "
+    "headers), what the client's socket layer read and wrote when it is socket"
+)
+
 #: The columns :func:`pushbench.metrics.cell_row` fills (the cell's parameters, then what was
-#: measured), in order → what each holds (units are in the names).
-COLUMNS: dict[str, str] = {
-    "scenario": "scenario name",
-    "cell_id": "stable cell id (stack-transport-sub…-rate…-p…)",
-    "repeat": "repeat index, from 0",
-    "stack": "server stack",
-    "transport": "client transport (ws, ws-aiohttp, sse, longpoll, shortpoll)",
-    "ws_client": "WebSocket client (light, aiohttp); empty for other transports",
-    "client": "who receives: python (pushbench.clients.worker), browser (Chromium), locust",
-    "subscribers": "connections receiving",
-    "publishers": "connections also publishing (0: server ticker)",
-    "rate_msgs_per_s": "configured publish rate into the topic",
-    "payload_bytes": "payload size",
-    "hub": "hub backend",
-    "loop": "event loop",
-    "poll_interval_s": "short-poll interval",
-    "poll_timeout_s": "long-poll timeout",
-    "heartbeat_s": "WebSocket ping / SSE comment interval",
-    "duration_s": "measured window",
-    "warmup_s": "warm-up before the window",
-    "check_delay_ms": "self-check: injected delay per message",
-    "check_pause_ms": "self-check: one server stall",
-    "check_drop_every": "self-check: every Nth message dropped (0: off)",
-    "lat_count": "latency samples (receipts in the window, duplicates included)",
-    "lat_p50_us": "corrected latency (recv − scheduled) median",
-    "lat_p90_us": "corrected latency p90",
-    "lat_p99_us": "corrected latency p99",
-    "lat_p999_us": "corrected latency p99.9",
-    "lat_max_us": "corrected latency max",
-    "lat_mean_us": "corrected latency mean",
-    "lat_clamped": "corrected samples clamped to 0 or 60 s",
-    "ulat_p50_us": "uncorrected latency (recv − published) median",
-    "ulat_p99_us": "uncorrected latency p99",
-    "ulat_max_us": "uncorrected latency max",
-    "msgs_expected": "messages published in the window × connections",
-    "msgs_delivered": "distinct messages received (all connections)",
-    "msgs_lost": "expected but never received",
-    "msgs_duplicated": "receptions beyond the first of a message",
-    "msgs_out_of_order": "messages received after a later one",
-    "delivered_fraction": "msgs_delivered ÷ msgs_expected (empty when idle)",
-    "offered_msgs_per_s": "messages published per second in the window",
-    "offered_deliveries_per_s": "offered_msgs_per_s × connections",
-    "delivered_msgs_per_s": "msgs_delivered per second",
-    "server_cpu_s": "server process CPU (user + sys) in the window",
-    "server_cpu_us_per_msg": "server CPU per delivered message",
-    "server_rss_bytes": "server resident memory at the end",
-    "server_rss_bytes_per_conn": "server_rss_bytes ÷ subscribers",
-    "server_rss_growth_bytes_per_conn": "memory per connection: server RSS growth from before "
-    "the first connection to all connected, ÷ subscribers",
-    "server_cpu_fraction": "server_cpu_s ÷ duration_s (1.0 = one core busy)",
-    "client_cpu_s": "client processes CPU (user + sys)",
-    "delivered_msgs_per_client_cpu_s": "delivered messages per second of client CPU "
-    "(what one load-generator core can receive)",
-    "bytes_in_per_msg": "bytes received by clients per delivered message",
-    "bytes_out_per_msg": "bytes sent by clients per delivered message",
-    "handshake_bytes_per_conn": "handshake bytes (both directions) per connection",
-    "bytes_source": "how bytes were counted (tcp_info, socket)",
-    "connect_p50_us": "median connect time (TCP connect → ready)",
-    "requests_per_msg": "HTTP requests per delivered message (polling)",
-    "errors": "client errors",
-    "reconnects": "client reconnects",
-    "client_max_loop_lag_us": "longest stall of a client's own event loop",
-}
+#: measured), in order.
+COLUMNS: dict[str, Column] = _columns(
+    _C("scenario", "text", "scenario name"),
+    _C("cell_id", "text", "stable cell id (stack-transport-sub…-rate…-p…)"),
+    _C("repeat", "count", "repeat index, from 0"),
+    _C("stack", "text", "server stack (a row of pushbench.registry)"),
+    _C("transport", "text", "client transport (ws, ws-aiohttp, sse, longpoll, shortpoll)"),
+    _C("ws_client", "text", "WebSocket client (light, aiohttp); empty for other transports"),
+    _C(
+        "client",
+        "text",
+        "who receives: python (pushbench.clients.worker), browser (Chromium), locust",
+    ),
+    _C("subscribers", "count", "connections receiving, over all client processes"),
+    _C("publishers", "count", "connections also publishing (0: the server's ticker publishes)"),
+    _C(
+        "rate_msgs_per_s",
+        "msgs/s",
+        "configured publish rate into the topic (each message goes to every subscriber); 0: idle",
+    ),
+    _C("payload_bytes", "B", "payload size, without pushbench's JSON envelope and framing"),
+    _C("hub", "text", "hub backend (memory: inside the server process; redis)"),
+    _C("loop", "text", "event loop"),
+    _C("poll_interval_s", "s", "short-poll interval (empty: not a short-poll cell)"),
+    _C("poll_timeout_s", "s", "long-poll timeout (empty: not a long-poll cell)"),
+    _C("heartbeat_s", "s", "WebSocket ping / SSE comment interval (empty: none)"),
+    _C("duration_s", "s", "measured window"),
+    _C(
+        "warmup_s",
+        "s",
+        "warm-up before the window: in no latency or delivery figure (the byte, "
+        "request and client CPU counts include it)",
+    ),
+    _C("check_delay_ms", "ms", "self-check: injected delay per message"),
+    _C("check_pause_ms", "ms", "self-check: one server stall"),
+    _C("check_drop_every", "count", "self-check: every Nth message dropped (0: off)"),
+    _C(
+        "lat_count",
+        "count",
+        "latency samples: receipts of messages scheduled in the window, "
+        "all connections, duplicates included",
+    ),
+    _C("lat_p50_us", "µs", f"median of the {_LAT}"),
+    _C("lat_p90_us", "µs", f"p90 of the {_LAT}"),
+    _C("lat_p99_us", "µs", f"p99 of the {_LAT}"),
+    _C("lat_p999_us", "µs", f"p99.9 of the {_LAT}"),
+    _C("lat_max_us", "µs", f"maximum of the {_LAT}"),
+    _C("lat_mean_us", "µs", f"mean of the {_LAT}"),
+    _C("lat_clamped", "count", "corrected samples clamped to 0 or 60 s"),
+    _C("ulat_p50_us", "µs", f"median of the {_ULAT}"),
+    _C("ulat_p99_us", "µs", f"p99 of the {_ULAT}"),
+    _C("ulat_max_us", "µs", f"maximum of the {_ULAT}"),
+    _C("msgs_expected", "count", "messages published in the window × subscribing connections"),
+    _C(
+        "msgs_delivered",
+        "count",
+        "distinct messages of the window received, summed over connections",
+    ),
+    _C("msgs_lost", "count", "expected but never received"),
+    _C("msgs_duplicated", "count", "receptions beyond the first of a message"),
+    _C("msgs_out_of_order", "count", "messages received after a later one"),
+    _C("delivered_fraction", "fraction", "msgs_delivered ÷ msgs_expected (empty when idle)"),
+    _C("offered_msgs_per_s", "msgs/s", "messages published per second in the window"),
+    _C("offered_deliveries_per_s", "msgs/s", "offered_msgs_per_s × subscribers"),
+    _C("delivered_msgs_per_s", "msgs/s", "msgs_delivered ÷ duration_s (all subscribers)"),
+    _C(
+        "server_cpu_s",
+        "s",
+        "server process CPU time (user + system, all its threads, from "
+        "/proc) over the window: includes the in-server ticker that publishes and the memory "
+        "hub; not a Redis server, not the clients",
+    ),
+    _C("server_cpu_us_per_msg", "µs/msg", "server_cpu_s ÷ msgs_delivered (ticker included)"),
+    _C("server_rss_bytes", "B", "server resident memory (VmRSS) at the end of the window"),
+    _C(
+        "server_rss_bytes_per_conn",
+        "B/conn",
+        "server_rss_bytes ÷ subscribers (the interpreter's baseline included)",
+    ),
+    _C(
+        "server_rss_growth_bytes_per_conn",
+        "B/conn",
+        "memory per connection: server RSS "
+        "growth from before the first connection to all connected, ÷ subscribers",
+    ),
+    _C("server_cpu_fraction", "cores", "server_cpu_s ÷ duration_s (1.0 = one core busy)"),
+    _C(
+        "client_cpu_s",
+        "s",
+        "CPU time (user + system) of every client worker process, from "
+        "all connected to the window's end (warm-up included)",
+    ),
+    _C(
+        "delivered_msgs_per_client_cpu_s",
+        "msgs/CPU-s",
+        "msgs_delivered ÷ client_cpu_s (what one load-generator core can receive)",
+    ),
+    _C("bytes_in_per_msg", "B/msg", f"bytes received by clients, {_BYTES}"),
+    _C(
+        "bytes_out_per_msg",
+        "B/msg",
+        f"bytes sent by clients (poll requests, pongs, chat publishes), {_BYTES}",
+    ),
+    _C(
+        "handshake_bytes_per_conn",
+        "B/conn",
+        "bytes until each connection was ready (the "
+        "WebSocket upgrade, the first request and response head), both directions, per "
+        "connection",
+    ),
+    _C(
+        "bytes_source",
+        "text",
+        "how bytes were counted: tcp_info (kernel TCP counters), "
+        "socket (the client's socket layer), unavailable, or mixed",
+    ),
+    _C("connect_p50_us", "µs", "median over connections of the connect time (TCP connect → ready)"),
+    _C(
+        "requests_per_msg",
+        "requests/msg",
+        "HTTP requests per message received, whole run "
+        "(polling transports; empty for streaming ones)",
+    ),
+    _C("errors", "count", "client errors, all connections"),
+    _C("reconnects", "count", "client reconnects, all connections"),
+    _C(
+        "client_max_loop_lag_us",
+        "µs",
+        "longest stall of a client process's own event loop (GC included), worst process",
+    ),
+)
 
 #: Columns the runner adds after :data:`COLUMNS` (status, harness and publisher figures).
-EXTRA_COLUMNS: dict[str, str] = {
-    "status": "ok, failed or skipped",
-    "reason": "why a cell failed or was skipped (empty when ok)",
-    "client_processes": "client worker processes",
-    "client_cpu_fraction_max": "highest CPU fraction of one client process over its run",
-    "harness_bound": "a client process used >= 90 % of its core: the load generator "
-    "may be the bottleneck",
-    "publish_lag_max_us": "longest delay of a publish behind its schedule (the server's "
-    "ticker, or the publishing clients in chat cells)",
-    "publish_lag_p50_us": "median of that delay (server ticker; empty for chat cells)",
-    "publish_lag_p99_us": "p99 of that delay (server ticker; empty for chat cells)",
-    "probe": "True for a rate the saturation search added (not listed in the scenario)",
-    "bytes_per_conn_per_s": "bytes both ways per connection per second after the handshake, "
-    "over each worker's whole run: the keepalive cost of idle cells",
-}
+EXTRA_COLUMNS: dict[str, Column] = _columns(
+    _C("status", "text", "ok, failed or skipped"),
+    _C("reason", "text", "why a cell failed or was skipped (empty when ok)"),
+    _C("client_processes", "count", "client worker processes"),
+    _C(
+        "client_cpu_fraction_max",
+        "cores",
+        "highest CPU fraction of one client process over "
+        "its run (CPU ÷ wall time from ready to the window's end)",
+    ),
+    _C(
+        "harness_bound",
+        "bool",
+        "a client process used >= 90 % of its core: the load generator may be the bottleneck",
+    ),
+    _C(
+        "publish_lag_max_us",
+        "µs",
+        "longest delay of a publish behind its schedule (the "
+        "server's ticker, or the publishing clients in chat cells)",
+    ),
+    _C("publish_lag_p50_us", "µs", "median of that delay (server ticker; empty for chat cells)"),
+    _C("publish_lag_p99_us", "µs", "p99 of that delay (server ticker; empty for chat cells)"),
+    _C("probe", "bool", "True for a rate the saturation search added (not listed in the scenario)"),
+    _C(
+        "bytes_per_conn_per_s",
+        "B/conn/s",
+        "bytes both ways per connection per second after "
+        "the handshake, over each worker's whole run (same counting as bytes_in_per_msg): the "
+        "keepalive cost of idle cells",
+    ),
+)
 
 #: Columns of saturation.csv: one row per group of [slo] cells differing only in rate.
-SATURATION_COLUMNS: dict[str, str] = {
-    "group_id": "the group's cell id with the rate left out",
-    "stack": "server stack",
-    "transport": "transport",
-    "ws_client": "WebSocket client",
-    "client": "who receives",
-    "subscribers": "connections receiving",
-    "publishers": "publishing connections (0: server ticker)",
-    "payload_bytes": "payload size",
-    "hub": "hub backend",
-    "slo_p99_us": "the SLO's p99 bound",
-    "min_delivered_fraction": "the SLO's delivery bound",
-    "max_rate": "highest rate meeting the SLO below every failing rate (msgs/s)",
-    "highest_passing": "highest rate meeting the SLO at all",
-    "lowest_failing": "lowest failing rate above max_rate (empty: none failed)",
-    "monotonic": "max_rate == highest_passing (no noisy pass above a failure)",
-    "saturated_side": "at lowest_failing: server (its CPU >= 90 %), client (harness-bound), "
-    "both, or neither (the SLO failed for another reason); empty when nothing failed",
-    "rates_tried": "every rate measured, ascending, ';'-separated",
-}
+SATURATION_COLUMNS: dict[str, Column] = _columns(
+    _C("group_id", "text", "the group's cell id with the rate left out"),
+    _C("stack", "text", "server stack"),
+    _C("transport", "text", "transport"),
+    _C("ws_client", "text", "WebSocket client"),
+    _C("client", "text", "who receives"),
+    _C("subscribers", "count", "connections receiving"),
+    _C("publishers", "count", "publishing connections (0: server ticker)"),
+    _C("payload_bytes", "B", "payload size"),
+    _C("hub", "text", "hub backend"),
+    _C("slo_p99_us", "µs", "the SLO's bound on the median repeat's corrected p99"),
+    _C("min_delivered_fraction", "fraction", "the SLO's delivery bound"),
+    _C("max_rate", "msgs/s", "highest rate meeting the SLO below every failing rate"),
+    _C("highest_passing", "msgs/s", "highest rate meeting the SLO at all"),
+    _C("lowest_failing", "msgs/s", "lowest failing rate above max_rate (empty: none failed)"),
+    _C("monotonic", "bool", "max_rate == highest_passing (no noisy pass above a failure)"),
+    _C(
+        "saturated_side",
+        "text",
+        "at lowest_failing: server (its CPU >= 90 %), client "
+        "(harness-bound), both, or neither (the SLO failed for another reason); empty when "
+        "nothing failed",
+    ),
+    _C("rates_tried", "text", "every rate measured (msgs/s), ascending, ';'-separated"),
+)
 
 #: Every column of ``cells.csv``, in order: the header the runner writes.
 ALL_COLUMNS: list[str] = [*COLUMNS, *EXTRA_COLUMNS]
 #: The columns that describe the cell (its parameters): filled even when it failed or was
 #: skipped.
 PARAM_COLUMNS: list[str] = list(COLUMNS)[: list(COLUMNS).index("lat_count")]
+
+_CELLS: dict[str, Column] = {**COLUMNS, **EXTRA_COLUMNS}
+
+
+def write_value(column: str, value: Any, columns: Mapping[str, Column] = _CELLS) -> str:
+    """``value`` of ``column`` as written to the CSV, rounded as its unit says."""
+    return columns[column].write(value)
+
+
+def write_row(row: Mapping[str, Any], columns: Mapping[str, Column] = _CELLS) -> dict[str, str]:
+    """Every column of ``columns`` of ``row`` as CSV text (missing keys: empty fields).
+
+    A key of ``row`` that is no column (other than the runner's private ``_…``
+    keys) is a ValueError: nothing is written without its documentation.
+    """
+    unknown = [k for k in row if k not in columns and not k.startswith("_")]
+    if unknown:
+        raise ValueError(f"columns not in pushbench.schema.cells: {', '.join(unknown)}")
+    return {name: col.write(row.get(name)) for name, col in columns.items()}
+
+
+# --- the human document --------------------------------------------------------------
+
+
+def _table(columns: Iterable[Column]) -> list[str]:
+    lines = ["| column | unit | what it holds and includes |", "|---|---|---|"]
+    lines += [f"| `{c.name}` | {c.unit} | {c.description.replace('|', '∣')} |" for c in columns]
+    return [*lines, ""]
+
+
+def columns_markdown() -> str:
+    """``docs/cells-columns.md``: every column of both files, its unit and what it holds."""
+    lines = [
+        "# The columns of `cells.csv` and `saturation.csv`",
+        "",
+        "Generated from `pushbench/schema/cells.py` (the same records the runner writes the",
+        "header and the values from) by `python -m pushbench.schema.cells > "
+        "docs/cells-columns.md`;",
+        "`tests/test_schema_cells.py` fails when this file is stale. Schema version "
+        f"{CELLS_SCHEMA_VERSION}",
+        "(`cells_schema` in each run's `metadata.json`). An empty field means not measured or",
+        "not applicable, never zero.",
+        "",
+        "## Units and precision",
+        "",
+        "Each value is rounded as its unit says when the row is written, then written as the",
+        "shortest text that reads back as the rounded number.",
+        "",
+        "| unit | meaning | written |",
+        "|---|---|---|",
+        *(f"| {u.name} | {u.meaning} | {u.rule()} |" for u in UNITS.values()),
+        "",
+        "## `cells.csv`: one row per cell × repeat",
+        "",
+        "### The cell's parameters (filled for failed and skipped cells too)",
+        "",
+        *_table(COLUMNS[n] for n in PARAM_COLUMNS),
+        "### What was measured",
+        "",
+        *_table(c for n, c in COLUMNS.items() if n not in PARAM_COLUMNS),
+        "### The runner's columns",
+        "",
+        *_table(EXTRA_COLUMNS.values()),
+        "## `saturation.csv`: one row per group of `[slo]` cells differing only in rate",
+        "",
+        *_table(SATURATION_COLUMNS.values()),
+    ]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+if __name__ == "__main__":
+    print(columns_markdown(), end="")
