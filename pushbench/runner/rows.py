@@ -183,6 +183,7 @@ def compute(
         publish_lag_p99_us=ticker.get("lag_p99_us"),
         probe=False,
         bytes_per_conn_per_s=(total("bytes_in") + total("bytes_out")) / conn_s if conn_s else None,
+        history_gap_msgs=stats.get("history_gap_messages"),
     )
     if cell.publishers:
         row["publish_lag_max_us"] = total_max("publish_lag_max_ns") / 1e3

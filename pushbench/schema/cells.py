@@ -104,6 +104,8 @@ EXTRA_COLUMNS: dict[str, str] = {
     "probe": "True for a rate the saturation search added (not listed in the scenario)",
     "bytes_per_conn_per_s": "bytes both ways per connection per second after the handshake, "
     "over each worker's whole run: the keepalive cost of idle cells",
+    "history_gap_msgs": "messages requests missed because their since was older than the "
+    "server's history (evicted before fetched; the runner sizes it: 0 expected)",
 }
 
 #: Columns of saturation.csv: one row per group of [slo] cells differing only in rate.
