@@ -48,7 +48,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import math
 import os
 import signal
@@ -72,6 +71,7 @@ from pushbench.settings import Settings
 from .common import SUMMED, clock, wait_stop
 from .proctree import bytes_between, cpu_between, socket_bytes, tree_cpu
 from .recorder import FIELDS
+from .status import STATUS_INTERVAL_S, STATUS_JS, LatencyWindow, write_status
 from .worker import run_until_signalled, write_outputs
 
 __all__ = [
@@ -85,7 +85,6 @@ __all__ = [
 
 OPEN_CONCURRENCY = 4  # pages being created and loaded at once
 COLLECT_TIMEOUT_S = 3.0  # for all pages to stop and hand over their receipts
-STATUS_INTERVAL_S = 1.0  # the live status file (spec.status_path), as pushbench.clients.worker
 SETTLED = "() => window.pushbench !== undefined && window.pushbench.state.settled"
 
 
@@ -317,30 +316,24 @@ class BrowserWorker:
 
     async def _report_status(self, path: Path) -> None:
         """Every second, as pushbench.clients.worker does: messages so far and the p99 (corrected)
-        of the last second's receipts, written atomically for the runner's progress line."""
-        tmp = path.with_name(f".{path.name}.tmp")
+        of the last second's receipts, written atomically for the runner's progress line. Each
+        page hands over bucket counts (:data:`STATUS_JS`), merged into one window here."""
         live = [p for p in self.pages if p.page is not None and p.error is None]
+        window = LatencyWindow()
         while True:
             await asyncio.sleep(STATUS_INTERVAL_S)
             answers = await asyncio.gather(
-                *(p.page.evaluate("f => pushbench.latencies(f)", p.latency_from) for p in live),
+                *(p.page.evaluate(STATUS_JS, p.latency_from) for p in live),
                 return_exceptions=True,
             )
-            lat: list[float] = []
             messages = 0
             for page, answer in zip(live, answers, strict=True):
                 if isinstance(answer, dict):
                     page.latency_from = int(answer["n"])
                     messages += int(answer["messages"])
-                    lat += answer["lat_us"]
-            body = {
-                "t_ns": clock(),
-                "messages": messages,
-                "p99_us": float(np.percentile(lat, 99)) if lat else None,
-            }
-            with contextlib.suppress(OSError):
-                tmp.write_text(json.dumps(body))
-                os.replace(tmp, path)
+                    window.add_counts(answer["buckets"])
+            body = {"t_ns": clock(), "messages": messages, "p99_us": window.take(99.0)}
+            write_status(path, body)
 
     async def _collect(self) -> None:
         """Stop every page (closes its connection, re-checks its clock), take its receipts."""

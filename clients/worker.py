@@ -66,6 +66,7 @@ from pushbench.settings import Settings
 
 from .common import SUMMED, ConnStats, clock, wait_stop
 from .recorder import FIELDS, GcMonitor, LoopLagMonitor, Recorder
+from .status import STEP_S, STEPS_PER_STATUS, LatencyWindow, write_status
 
 __all__ = [
     "ClientRun",
@@ -89,7 +90,6 @@ def client_run(transport: str) -> ClientRun:
     return run
 
 
-STATUS_INTERVAL_S = 1.0  # live status file (spec.status_path)
 STOP_TIMEOUT_S = 10.0  # for the clients to end after stop, then they are cancelled
 READY_LINE = "worker ready"
 
@@ -137,8 +137,8 @@ class Worker:
             await asyncio.gather(*(launch(s) for s in self.stats))
             if not self.stop.is_set():
                 self.connect_failures = sum(1 for s in self.stats if not s.connected)
-                if spec.status_path is not None:  # the first call costs ~10 ms: not in the run
-                    np.percentile(np.zeros(2), 99)
+                # The live status (only when the runner asked for it): set up now, not in the run.
+                window = None if spec.status_path is None else LatencyWindow.warmed()
                 GcMonitor.freeze()
                 self.gc.reset()
                 self.lag.reset()
@@ -148,8 +148,10 @@ class Worker:
                 if on_ready is not None:
                     on_ready()
                 status = None
-                if spec.status_path is not None:
-                    status = asyncio.ensure_future(self._report_status(Path(spec.status_path)))
+                if spec.status_path is not None and window is not None:
+                    status = asyncio.ensure_future(
+                        self._report_status(Path(spec.status_path), window)
+                    )
                 try:
                     if not await wait_stop(self.stop, spec.warmup_s + spec.duration_s):
                         self.reason = "completed"
@@ -170,24 +172,23 @@ class Worker:
             gc.unfreeze()
         return self._result(warmup_end, end, rusage_ready, rusage_end, pauses)
 
-    async def _report_status(self, path: Path) -> None:
+    async def _report_status(self, path: Path, window: LatencyWindow) -> None:
         """Every second: messages so far and the corrected p99 of the last second's
-        receipts (a cheap slice of the preallocated arrays), written atomically."""
+        receipts, written atomically. The receipts go into ``window`` (a log-linear
+        histogram, :mod:`pushbench.clients.status`) every :data:`STEP_S` from the
+        recorder's arrays, only the rows new since the step before, so the loop is never
+        blocked for a whole second's worth at once (≤ 0.2 ms per step at 300,000/s)."""
         rec = self.recorder
         last = rec.n
-        tmp = path.with_name(f".{path.name}.tmp")
         while True:
-            await asyncio.sleep(STATUS_INTERVAL_S)
-            n = rec.n
-            p99_us = None
-            if n > last:
-                lat = rec.recv_ns[last:n] - rec.sched_ns[last:n]
-                p99_us = float(np.percentile(lat, 99)) / 1e3
-            last = n
-            body = {"t_ns": clock(), "messages": n + rec.overflow, "p99_us": p99_us}
-            with contextlib.suppress(OSError):
-                tmp.write_text(json.dumps(body))
-                os.replace(tmp, path)
+            for _ in range(STEPS_PER_STATUS):
+                await asyncio.sleep(STEP_S)
+                n = rec.n
+                if n > last:
+                    window.add(rec.recv_ns[last:n], rec.sched_ns[last:n])
+                    last = n
+            body = {"t_ns": clock(), "messages": n + rec.overflow, "p99_us": window.take(99.0)}
+            write_status(path, body)
 
     def _result(
         self,

@@ -9,7 +9,9 @@ only in how they put the same bytes on the wire. The hub owns:
   same :class:`Item` goes to every subscriber; transports cache their own
   framing of it on the item (:meth:`Item.framed`), again once per message;
 - history: the last ``history`` items per topic, for resume (``since``,
-  Last-Event-ID) and for polling;
+  Last-Event-ID) and for polling; a request whose ``since`` is older than the
+  history kept is answered from what is left and counted (``history_gaps``,
+  ``history_gap_messages``): the history was too small for that subscriber;
 - fan-out with a bounded queue per subscriber: a subscriber more than
   ``queue_limit`` items behind is dropped and counted, never allowed to grow
   memory.
@@ -106,6 +108,7 @@ class _Topic:
     history: deque[Item]
     seq: int = 0  # last sequence number delivered
     assigned: int = 0  # last sequence number handed out by publish (≥ seq under a delay fault)
+    evicted: int = 0  # sequence number of the newest item pushed out of a full history
     subs: set[Subscription] = field(default_factory=set)
 
 
@@ -116,6 +119,10 @@ class HubStats:
     slow_consumers_dropped: int = 0
     subscribers: int = 0
     fault_dropped: int = 0  # messages a Faults.drop_every fault discarded
+    # Requests (polls, resumes) whose ``since`` was older than the history kept: messages
+    # evicted before the subscriber fetched them (history too small for its poll interval).
+    history_gaps: int = 0
+    history_gap_messages: int = 0  # sequence numbers those requests skipped
 
 
 class Hub:
@@ -176,7 +183,10 @@ class Hub:
         if self.faults is not None and self.faults.drops(item.seq):
             self.stats.fault_dropped += 1
             return  # deliberately lost, for the loss-accounting self-check
-        t.history.append(item)
+        history = t.history
+        if len(history) == history.maxlen:
+            t.evicted = history[0].seq if history else item.seq  # the append pushes it out
+        history.append(item)
         self.stats.published += 1
         limit = self.queue_limit
         slow: list[Subscription] = []
@@ -196,6 +206,9 @@ class Hub:
         t = self._topics.get(topic)
         if t is None or t.seq <= since:
             return []
+        if since < t.evicted:  # messages after ``since`` were evicted before it came
+            self.stats.history_gaps += 1
+            self.stats.history_gap_messages += t.evicted - since
         # Walk back from the newest: O(items returned), and right even when
         # history has holes (a drop fault, a gap a backend could not fill).
         out: list[Item] = []

@@ -307,6 +307,10 @@ class PushService:
         )
         s["published"] = self.hub.stats.published
         s["subscribers"] = self.hub.stats.subscribers
+        # History per topic, and the requests whose ``since`` it no longer reached.
+        s["history"] = self.hub.history
+        s["history_gaps"] = self.hub.stats.history_gaps
+        s["history_gap_messages"] = self.hub.stats.history_gap_messages
         if self.ticker is not None:
             s["ticker"] = self.ticker.status()
         s["server"] = self.info

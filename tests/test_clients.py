@@ -14,11 +14,14 @@ Everything binds 127.0.0.1 port 0 and stops what it started.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import json
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Coroutine
@@ -33,10 +36,19 @@ import pytest
 import uvloop
 
 from pushbench.auth import make_token
+from pushbench.browser import chromium_path
 from pushbench.clients import tcpinfo
+from pushbench.clients.browser_worker import BrowserWorker
 from pushbench.clients.common import ConnStats
 from pushbench.clients.recorder import GcMonitor, LoopLagMonitor, Recorder
-from pushbench.clients.worker import READY_LINE, client_run, output_paths
+from pushbench.clients.status import (
+    STATUS_JS,
+    STEPS_PER_STATUS,
+    SUB_BITS,
+    LatencyWindow,
+    bucket_of,
+)
+from pushbench.clients.worker import READY_LINE, Worker, client_run, output_paths
 from pushbench.clients.worker import main as worker_main
 from pushbench.contract import Envelope, decode, encode
 from pushbench.hub import Hub
@@ -672,5 +684,142 @@ def test_worker_counts_connections_that_fail(tmp_path: Path) -> None:
         assert result["complete"] is True and result["connect_failures"] == 2
         assert result["connected"] == 0 and result["totals"]["errors"] >= 2
         assert len(arrays["seq"]) == 0 and result["bytes_source"] == "unavailable"
+
+    arun(main())
+
+
+# --- the live status file (no observer effect) ------------------------------------------------
+
+
+def _exact_p99_ns(lat_ns: np.ndarray[Any, Any]) -> float:
+    """The order statistic of rank ⌈0.99·n⌉ of the latencies as the window clamps them."""
+    ordered = np.sort(np.clip(lat_ns, 1, 2**40))
+    return float(ordered[int(np.ceil(0.99 * len(ordered))) - 1])
+
+
+def test_status_window_p99_is_within_a_tenth_of_a_percent() -> None:
+    """Fed a slice at a time, the window's p99 is the exact one or ≤ 0.1 % above it, and the
+    scalar bucket rule (the browser page's) agrees with the vectorised one."""
+    rng = np.random.default_rng(11)
+    for scale_ns in (3_000, 400_000, 80_000_000):
+        lat = rng.lognormal(np.log(scale_ns), 0.8, 300_000).astype(np.int64)
+        lat[:50] = -5  # clock granularity: counted as the lowest bucket
+        sched = rng.integers(10**12, 10**13, len(lat))
+        window = LatencyWindow()
+        for part in np.array_split(np.arange(len(lat)), STEPS_PER_STATUS):
+            window.add(sched[part] + lat[part], sched[part])
+        assert window.total == len(lat)
+        exact = _exact_p99_ns(lat)
+        got = window.take(99.0)
+        assert got is not None and exact <= got * 1e3 <= exact * (1 + 2**-SUB_BITS) + 1
+        assert window.total == 0 and window.take(99.0) is None  # the next second starts empty
+    one = LatencyWindow()
+    for value in (1, 999, 1024, 2047, 2048, 123_456, 10**9 + 7, 2**40 + 5, -3):
+        one.add(np.array([value], np.int64), np.zeros(1, np.int64))
+        (bucket,) = np.flatnonzero(one.counts)
+        assert bucket_of(value) == bucket, value
+        one.take(99.0)
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the page's code")
+def test_browser_status_code_buckets_like_the_worker() -> None:
+    """The page's half of the browser worker's status (:data:`STATUS_JS`, run here by node's
+    V8 with a stub of the page's ``pushbench.latencies``) puts each latency in the bucket
+    the Python worker would."""
+    rng = np.random.default_rng(3)
+    lat_us = [0.0, 0.0005, 1.0, 1.023, 1.024, 2.048, 999.999, 1e6, 2e9]
+    lat_us += (rng.lognormal(np.log(500), 1.5, 2000)).round(3).tolist()
+    script = (
+        f"globalThis.pushbench = {{ latencies: f => ({{ n: 7, messages: 9, "
+        f"lat_us: {json.dumps(lat_us)} }}) }};\n"
+        f"console.log(JSON.stringify(({STATUS_JS})(0)));"
+    )
+    done = subprocess.run(
+        ["node", "-e", script], capture_output=True, text=True, timeout=30, check=True
+    )
+    answer = json.loads(done.stdout)
+    assert (answer["n"], answer["messages"]) == (7, 9)
+    want: dict[str, int] = {}
+    for us in lat_us:
+        key = str(bucket_of(us * 1000))
+        want[key] = want.get(key, 0) + 1
+    assert answer["buckets"] == want
+
+
+def test_worker_status_is_bucketed_not_sorted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's status file (messages so far, p99 of the last second) comes from the
+    histogram, never a percentile over a second of receipts in its event loop; without a
+    status file asked for, no window is even built."""
+    import pushbench.clients.worker as worker_module
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a percentile over the receipts in the worker's loop")
+
+    monkeypatch.setattr(np, "percentile", refuse)
+    spec = {
+        "transport": "ws",
+        "topic": TOPIC,
+        "connections": 2,
+        "duration_s": 1.6,
+        "capacity": 10_000,
+    }
+
+    async def main() -> None:
+        async with serving() as server:
+            status = tmp_path / "w.status.json"
+            worker = Worker(WorkerSpec.from_dict({**spec, "base_url": server.base_url}))
+            worker.spec = dataclasses.replace(worker.spec, status_path=str(status))
+            run = asyncio.ensure_future(worker.run())
+            await eventually(lambda: worker.ready_ns > 0, "the worker's connections")
+            await server.start_ticker(count=1000, rate=1000)
+            result = await asyncio.wait_for(run, 10)
+            assert result.complete
+            body = json.loads(status.read_text())
+            rec = worker.recorder
+            lat = rec.recv_ns[: rec.n] - rec.sched_ns[: rec.n]
+            assert 0 < body["messages"] <= rec.n and body["t_ns"] > worker.ready_ns
+            assert lat.min() / 1e3 <= body["p99_us"] <= lat.max() / 1e3 * (1 + 2**-SUB_BITS)
+            assert not list(tmp_path.glob(".*.tmp"))
+
+            def no_window() -> None:
+                raise AssertionError("a status window without a status file")
+
+            monkeypatch.setattr(worker_module, "LatencyWindow", no_window)
+            quiet = Worker(WorkerSpec.from_dict({**spec, "base_url": server.base_url}))
+            quiet.spec = dataclasses.replace(quiet.spec, duration_s=0.3)
+            assert (await asyncio.wait_for(quiet.run(), 10)).complete
+
+    arun(main())
+
+
+@pytest.mark.skipif(chromium_path() is None, reason="needs Chromium")
+@pytest.mark.timeout(60)
+def test_browser_worker_status_comes_from_the_pages_buckets(tmp_path: Path) -> None:
+    """The browser worker's status file: the pages' bucket counts merged, the same content
+    as the Python worker's (messages so far, the last second's p99)."""
+    status = tmp_path / "b.status.json"
+    spec = {
+        "transport": "ws",
+        "topic": TOPIC,
+        "connections": 1,
+        "duration_s": 1.8,
+        "capacity": 1000,
+        "status_path": str(status),
+    }
+
+    async def main() -> None:
+        async with serving() as server:
+            worker = BrowserWorker(WorkerSpec.from_dict({**spec, "base_url": server.base_url}))
+            ready = asyncio.Event()
+            run = asyncio.ensure_future(worker.run(ready.set))
+            await asyncio.wait_for(ready.wait(), 30)
+            await server.start_ticker(count=200, rate=400)
+            result = await asyncio.wait_for(run, 30)
+        assert result["complete"] is True, result
+        body = json.loads(status.read_text())
+        assert 0 < body["messages"] <= 200
+        assert body["p99_us"] is not None and 0 < body["p99_us"] < 1e6
 
     arun(main())

@@ -29,6 +29,7 @@ from typing import Any
 
 from pushbench import metrics
 from pushbench.results import read_json, resolve_run
+from pushbench.schema.cells import ALL_COLUMNS
 
 __all__ = [
     "HEADLINE",
@@ -139,6 +140,9 @@ def _typed(frame: Any) -> Any:
             frame[col] = frame[col].map(_as_bool).astype(bool)
         else:
             frame[col] = pd.to_numeric(frame[col], errors="coerce")
+    for col in ALL_COLUMNS:  # a column newer than the run: not measured then
+        if col not in frame.columns and col not in _TEXT and col not in _BOOL:
+            frame[col] = float("nan")
     if "client" not in frame.columns:
         frame["client"] = "python"  # runs before browser and Locust clients existed
     frame["client"] = frame["client"].replace("", "python")

@@ -26,7 +26,7 @@ from pushbench import metrics, registry
 from pushbench.procs import ProcSample, Started
 from pushbench.results import atomic_write_text
 from pushbench.scenario import Cell
-from pushbench.schema.cells import PARAM_COLUMNS
+from pushbench.schema.cells import EXTRA_COLUMNS, PARAM_COLUMNS
 from pushbench.schema.worker import WorkerFailure, WorkerResult, read_output
 
 from .options import CellFailed
@@ -190,6 +190,7 @@ def compute(
         publish_lag_p99_us=ticker.get("lag_p99_us"),
         probe=False,
         bytes_per_conn_per_s=(total("bytes_in") + total("bytes_out")) / conn_s if conn_s else None,
+        history_gap_msgs=stats.get("history_gap_messages"),
     )
     if cell.publishers:
         row["publish_lag_max_us"] = total_max("publish_lag_max_ns") / 1e3
@@ -250,18 +251,8 @@ def bare_row(cell: Cell, repeat: int, status: str, reason: str) -> dict[str, Any
         throughput=metrics.Throughput(cell.duration_s, 0.0, 0.0, 0.0),
     )
     row: dict[str, Any] = {k: (full[k] if k in PARAM_COLUMNS else None) for k in full}
-    row.update(
-        status=status,
-        reason=reason,
-        client_processes=None,
-        client_cpu_fraction_max=None,
-        harness_bound=None,
-        publish_lag_max_us=None,
-        publish_lag_p50_us=None,
-        publish_lag_p99_us=None,
-        probe=False,
-        bytes_per_conn_per_s=None,
-    )
+    row.update(dict.fromkeys(EXTRA_COLUMNS))  # the runner's own columns: none measured
+    row.update(status=status, reason=reason, probe=False)
     return row
 
 

@@ -44,7 +44,8 @@ __all__ = [
 ]
 
 #: Version of the columns below, recorded as ``"cells_schema"`` in each run's metadata.json.
-CELLS_SCHEMA_VERSION = 1
+#: 2: history_gap_msgs added; client_processes counts the processes that ran.
+CELLS_SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -290,7 +291,12 @@ COLUMNS: dict[str, Column] = _columns(
 EXTRA_COLUMNS: dict[str, Column] = _columns(
     _C("status", "text", "ok, failed or skipped"),
     _C("reason", "text", "why a cell failed or was skipped (empty when ok)"),
-    _C("client_processes", "count", "client worker processes"),
+    _C(
+        "client_processes",
+        "count",
+        "client processes that ran the clients: one per asyncio worker; Locust's master "
+        "and its workers (not the wrapper); the browser's own processes",
+    ),
     _C(
         "client_cpu_fraction_max",
         "cores",
@@ -317,6 +323,12 @@ EXTRA_COLUMNS: dict[str, Column] = _columns(
         "bytes both ways per connection per second after "
         "the handshake, over each worker's whole run (same counting as bytes_in_per_msg): the "
         "keepalive cost of idle cells",
+    ),
+    _C(
+        "history_gap_msgs",
+        "count",
+        "messages requests missed because their since was older than the server's history "
+        "(evicted before fetched; the runner sizes the history from the cell: 0 expected)",
     ),
 )
 
