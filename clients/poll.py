@@ -100,10 +100,11 @@ class _PollProtocol(HttpProtocol):
         self.sent_ns = 0
         self.timer: asyncio.TimerHandle | None = None  # the next short poll
         self._body = b""
+        self.first_request = client.first_request()  # with the cursor at connection time
         self._watchdog = self.loop.call_later(client.read_timeout_s, self._watch)
 
     def on_connected(self) -> None:
-        self.send(self.client.first_request())
+        self.send(self.first_request)
 
     def send(self, data: bytes) -> None:
         self.timer = None
