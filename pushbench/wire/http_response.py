@@ -107,11 +107,15 @@ class ResponseReader:
             self._buf += data
             return b""
         if self.head is None:
-            self._buf += data
-            if not self._read_head():
+            if self._buf:
+                self._buf += data
+                data = bytes(self._buf)
+                self._buf.clear()
+            end = self._read_head(data)
+            if end < 0:
+                self._buf += data
                 return b""
-            data = bytes(self._buf)
-            self._buf.clear()
+            data = data[end:]
         if self._framing is _Framing.CLOSE:
             return data
         if self._framing is _Framing.LENGTH:
@@ -138,25 +142,31 @@ class ResponseReader:
 
     # --- the head ------------------------------------------------------------
 
-    def _read_head(self) -> bool:
+    def _read_head(self, data: bytes) -> int:
+        """Parse the head at the start of ``data`` → where its body starts (-1: not all in)."""
         try:
-            end = find_head_end(self._buf)
+            end = find_head_end(data)
             if end < 0:
-                return False
-            head = parse_response(bytes(self._buf[:end]))
+                return -1
+            head = parse_response(data[:end])
         except HandshakeError as exc:
             raise BadResponse(f"bad response head: {exc}") from exc
-        del self._buf[:end]
         self.head = head
         self.head_size = end
-        connection = (head.get("Connection") or "").lower()
-        self.keep_alive = "close" not in connection
-        encoding = (head.get("Transfer-Encoding") or "").lower()
-        length = head.get("Content-Length")
+        connection = encoding = length = None
+        for name, value in head.headers:  # one pass; a repeated field joins with ", "
+            key = name.lower()
+            if key == "connection":
+                connection = value if connection is None else f"{connection}, {value}"
+            elif key == "transfer-encoding":
+                encoding = value if encoding is None else f"{encoding}, {value}"
+            elif key == "content-length":
+                length = value if length is None else f"{length}, {value}"
+        self.keep_alive = connection is None or "close" not in connection.lower()
         if head.status in (204, 304):
             self._framing, self._left = _Framing.LENGTH, 0
         elif encoding:
-            if encoding.rsplit(",", 1)[-1].strip() != "chunked":
+            if encoding.lower().rsplit(",", 1)[-1].strip() != "chunked":
                 raise BadResponse(f"unsupported Transfer-Encoding {encoding!r}")
             self._framing, self._chunk = _Framing.CHUNKED, _Chunk.SIZE
         elif length is not None:
@@ -168,7 +178,7 @@ class ResponseReader:
             self.keep_alive = False
         if self._framing is _Framing.LENGTH and self._left == 0:
             self.done = True
-        return True
+        return end
 
     # --- chunked bodies --------------------------------------------------------
 
