@@ -167,11 +167,115 @@ PROTOCOL_LABELS: Mapping[str, str] = MappingProxyType(
     {"ws": "WebSocket", "sse": "SSE", "longpoll": "long polling", "shortpoll": "short polling"}
 )
 
+# Colours: colour-blind-safe Okabe–Ito; each protocol's clients share a hue family (the
+# default, light client in the full colour, an aiohttp variant in a lighter one).
+_TRANSPORTS: dict[str, Transport] = {
+    t.name: t
+    for t in (
+        Transport(
+            name="ws",
+            protocol="ws",
+            label="WebSocket",
+            path="/ws",
+            delivery="streaming",
+            upgrade=True,
+            floor="ws",
+            color="#0072B2",
+            marker="o",
+            simplicity=4,
+            simplicity_why=_WS_WHY,
+            clients={
+                "asyncio": "pushbench.clients.ws_light:run",
+                "gevent": "pushbench.clients.locust_ws:WsSession",
+                "browser": "ws",
+            },
+            params=frozenset({"heartbeat_s"}),
+            ws_client="light",
+        ),
+        Transport(
+            name="ws-aiohttp",
+            protocol="ws",
+            label="WebSocket (aiohttp client)",
+            path="/ws",
+            delivery="streaming",
+            upgrade=True,
+            floor="ws",
+            color="#56B4E9",
+            marker="o",
+            simplicity=4,
+            simplicity_why=_WS_WHY,
+            clients={"asyncio": "pushbench.clients.ws_aiohttp:run"},
+            params=frozenset({"heartbeat_s"}),
+            ws_client="aiohttp",
+            default=False,
+        ),
+        Transport(
+            name="sse",
+            protocol="sse",
+            label="SSE",
+            path="/sse",
+            delivery="streaming",
+            upgrade=False,
+            floor="sse",
+            color="#E69F00",
+            marker="s",
+            simplicity=1,
+            simplicity_why="one long HTTP response; EventSource reconnects by itself and "
+            "resumes with Last-Event-ID",
+            clients={
+                "asyncio": "pushbench.clients.sse:run",
+                "gevent": "pushbench.clients.locust_sse:SseSession",
+                "browser": "sse",
+            },
+            params=frozenset({"heartbeat_s"}),
+        ),
+        Transport(
+            name="longpoll",
+            protocol="longpoll",
+            label="long polling",
+            path="/poll",
+            delivery="polling",
+            upgrade=False,
+            floor="poll",
+            color="#009E73",
+            marker="^",
+            simplicity=3,
+            simplicity_why="plain HTTP, but the client loops and the server holds and times "
+            "out requests",
+            clients={
+                "asyncio": "pushbench.clients.poll:run_long",
+                "gevent": "pushbench.clients.locust_poll:LongPollSession",
+                "browser": "longpoll",
+            },
+            params=frozenset({"poll_timeout_s"}),
+        ),
+        Transport(
+            name="shortpoll",
+            protocol="shortpoll",
+            label="short polling",
+            path="/poll",
+            delivery="polling",
+            upgrade=False,
+            floor="poll",
+            color="#D55E00",
+            marker="v",
+            simplicity=2,
+            simplicity_why="stateless request/response any HTTP client, proxy and cache handles",
+            clients={
+                "asyncio": "pushbench.clients.poll:run_short",
+                "gevent": "pushbench.clients.locust_poll:ShortPollSession",
+                "browser": "shortpoll",
+            },
+            params=frozenset({"poll_interval_s"}),
+        ),
+    )
+}
+
 
 def _aiohttp_variant(row: Transport, color: str, entry: str) -> Transport:
     """``<name>-aiohttp``: ``row``'s protocol received by aiohttp's client instead of our
-    light one (a variant, not in a scenario's default list), with a lighter ``color``
-    of the protocol's hue."""
+    light one (a variant, not in a scenario's default list), in a lighter ``color`` of
+    the protocol's hue."""
     return replace(
         row,
         name=f"{row.name}-aiohttp",
@@ -182,107 +286,8 @@ def _aiohttp_variant(row: Transport, color: str, entry: str) -> Transport:
     )
 
 
-# Colours: colour-blind-safe Okabe–Ito; each protocol's clients share a hue family (the
-# default, light client in the full colour, the aiohttp variant in a lighter one).
-_BASE_TRANSPORTS: tuple[Transport, ...] = (
-    Transport(
-        name="ws",
-        protocol="ws",
-        label="WebSocket",
-        path="/ws",
-        delivery="streaming",
-        upgrade=True,
-        floor="ws",
-        color="#0072B2",
-        marker="o",
-        simplicity=4,
-        simplicity_why=_WS_WHY,
-        clients={
-            "asyncio": "pushbench.clients.ws_light:run",
-            "gevent": "pushbench.clients.locust_ws:WsSession",
-            "browser": "ws",
-        },
-        params=frozenset({"heartbeat_s"}),
-        ws_client="light",
-    ),
-    Transport(
-        name="ws-aiohttp",
-        protocol="ws",
-        label="WebSocket (aiohttp client)",
-        path="/ws",
-        delivery="streaming",
-        upgrade=True,
-        floor="ws",
-        color="#56B4E9",
-        marker="o",
-        simplicity=4,
-        simplicity_why=_WS_WHY,
-        clients={"asyncio": "pushbench.clients.ws_aiohttp:run"},
-        params=frozenset({"heartbeat_s"}),
-        ws_client="aiohttp",
-        default=False,
-    ),
-    Transport(
-        name="sse",
-        protocol="sse",
-        label="SSE",
-        path="/sse",
-        delivery="streaming",
-        upgrade=False,
-        floor="sse",
-        color="#E69F00",
-        marker="s",
-        simplicity=1,
-        simplicity_why="one long HTTP response; EventSource reconnects by itself and "
-        "resumes with Last-Event-ID",
-        clients={
-            "asyncio": "pushbench.clients.sse:run",
-            "gevent": "pushbench.clients.locust_sse:SseSession",
-            "browser": "sse",
-        },
-        params=frozenset({"heartbeat_s"}),
-    ),
-    Transport(
-        name="longpoll",
-        protocol="longpoll",
-        label="long polling",
-        path="/poll",
-        delivery="polling",
-        upgrade=False,
-        floor="poll",
-        color="#009E73",
-        marker="^",
-        simplicity=3,
-        simplicity_why="plain HTTP, but the client loops and the server holds and times "
-        "out requests",
-        clients={
-            "asyncio": "pushbench.clients.poll:run_long",
-            "gevent": "pushbench.clients.locust_poll:LongPollSession",
-            "browser": "longpoll",
-        },
-        params=frozenset({"poll_timeout_s"}),
-    ),
-    Transport(
-        name="shortpoll",
-        protocol="shortpoll",
-        label="short polling",
-        path="/poll",
-        delivery="polling",
-        upgrade=False,
-        floor="poll",
-        color="#D55E00",
-        marker="v",
-        simplicity=2,
-        simplicity_why="stateless request/response any HTTP client, proxy and cache handles",
-        clients={
-            "asyncio": "pushbench.clients.poll:run_short",
-            "gevent": "pushbench.clients.locust_poll:ShortPollSession",
-            "browser": "shortpoll",
-        },
-        params=frozenset({"poll_interval_s"}),
-    ),
-)
-#: The aiohttp variants of the HTTP protocols: transport → (colour, asyncio entry point).
+#: The aiohttp variants of the HTTP protocols: transport → (colour, asyncio entry point);
+#: each row follows its protocol's row (the report's order).
 _HTTP_VARIANTS: Mapping[str, tuple[str, str]] = MappingProxyType(
     {
         "sse": ("#F5C46B", "pushbench.clients.sse_aiohttp:run"),
@@ -290,9 +295,9 @@ _HTTP_VARIANTS: Mapping[str, tuple[str, str]] = MappingProxyType(
         "shortpoll": ("#EE9A66", "pushbench.clients.poll_aiohttp:run_short"),
     }
 )
-_TRANSPORTS: dict[str, Transport] = {
+_TRANSPORTS = {
     t.name: t
-    for base in _BASE_TRANSPORTS
+    for base in _TRANSPORTS.values()
     for t in (
         (base, _aiohttp_variant(base, *_HTTP_VARIANTS[base.name]))
         if base.name in _HTTP_VARIANTS
