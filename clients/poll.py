@@ -101,9 +101,11 @@ class _PollProtocol(HttpProtocol):
         self.timer: asyncio.TimerHandle | None = None  # the next short poll
         self._body = b""
         self.first_request = client.first_request()  # with the cursor at connection time
-        self._watchdog = self.loop.call_later(client.read_timeout_s, self._watch)
+        self._watchdog: asyncio.TimerHandle | None = None
 
     def on_connected(self) -> None:
+        # Armed only now: a connection that never came up must leave no timer behind.
+        self._watchdog = self.loop.call_later(self.client.read_timeout_s, self._watch)
         self.send(self.first_request)
 
     def send(self, data: bytes) -> None:
@@ -155,7 +157,8 @@ class _PollProtocol(HttpProtocol):
         self._watchdog = self.loop.call_later(self.client.read_timeout_s / 2, self._watch)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._watchdog.cancel()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None

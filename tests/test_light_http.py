@@ -456,3 +456,56 @@ def test_request_bytes_are_prepared_once_per_kind() -> None:
     sse.last_event_id = "7"
     assert sse.request_bytes().endswith(b"\r\nLast-Event-ID: 7\r\n\r\n")
     assert b"\r\nAccept: text/event-stream\r\n" in sse.request_bytes()
+
+
+def test_an_unanswered_poll_times_out_and_the_client_reconnects() -> None:
+    """A poll held past its timeout + slack is an error (the watchdog), then a reconnect."""
+
+    async def main() -> None:
+        scripted = Scripted([(_sized(_poll_body(0, [])), False)])  # then holds every request
+        server = await asyncio.start_server(scripted.handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            spec = WorkerSpec.from_dict(
+                {
+                    "transport": "longpoll",
+                    "base_url": f"http://127.0.0.1:{port}",
+                    "topic": "t",
+                    "connections": 1,
+                    "poll_timeout_s": 0.1,
+                }
+            )
+            client = LongPollClient(0, spec, Recorder(10), ConnStats(0))
+            client.read_timeout_s = 0.3
+            stop = asyncio.Event()
+            task = asyncio.ensure_future(client.run(stop))
+            await eventually(lambda: len(scripted.heads) >= 3, "a reconnection after a timeout")
+            stop.set()
+            await asyncio.wait_for(task, STEP)
+        s = client.stats
+        assert s.connects == 1 and s.errors >= 1
+        assert s.last_error is not None and "no answer within 0.3 s" in s.last_error
+        assert b"timeout=0.0" in scripted.heads[2]  # a new connection's short poll
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("transport", list(LIGHT))
+def test_unreachable_server_counts_errors_and_leaves_no_timers(transport: str) -> None:
+    async def main() -> None:
+        import socket
+
+        with socket.socket() as sock:  # a port nobody listens on
+            sock.bind(("127.0.0.1", 0))
+            url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+            run = await start(transport, url, "t", n=2)
+            await eventually(lambda: all(c.stats.errors >= 2 for c in run.clients), "retries")
+            await run.finish()
+        for client in run.clients:
+            assert not client.stats.connected and client.stats.bytes_source == "unavailable"
+        await asyncio.sleep(0)
+        loop = asyncio.get_running_loop()
+        scheduled = [h for h in loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
+        assert not [h for h in scheduled if "_PollProtocol" in repr(h)], scheduled
+
+    asyncio.run(main())
