@@ -32,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Literal
 
@@ -167,7 +167,8 @@ PROTOCOL_LABELS: Mapping[str, str] = MappingProxyType(
     {"ws": "WebSocket", "sse": "SSE", "longpoll": "long polling", "shortpoll": "short polling"}
 )
 
-# Colours: colour-blind-safe Okabe–Ito; the two WebSocket clients share a hue family.
+# Colours: colour-blind-safe Okabe–Ito; each protocol's clients share a hue family (the
+# default, light client in the full colour, an aiohttp variant in a lighter one).
 _TRANSPORTS: dict[str, Transport] = {
     t.name: t
     for t in (
@@ -267,6 +268,40 @@ _TRANSPORTS: dict[str, Transport] = {
             },
             params=frozenset({"poll_interval_s"}),
         ),
+    )
+}
+
+
+def _aiohttp_variant(row: Transport, color: str, entry: str) -> Transport:
+    """``<name>-aiohttp``: ``row``'s protocol received by aiohttp's client instead of our
+    light one (a variant, not in a scenario's default list), in a lighter ``color`` of
+    the protocol's hue."""
+    return replace(
+        row,
+        name=f"{row.name}-aiohttp",
+        label=f"{row.label} (aiohttp client)",
+        color=color,
+        clients={"asyncio": entry},
+        default=False,
+    )
+
+
+#: The aiohttp variants of the HTTP protocols: transport → (colour, asyncio entry point);
+#: each row follows its protocol's row (the report's order).
+_HTTP_VARIANTS: Mapping[str, tuple[str, str]] = MappingProxyType(
+    {
+        "sse": ("#F5C46B", "pushbench.clients.sse_aiohttp:run"),
+        "longpoll": ("#6FCDB0", "pushbench.clients.poll_aiohttp:run_long"),
+        "shortpoll": ("#EE9A66", "pushbench.clients.poll_aiohttp:run_short"),
+    }
+)
+_TRANSPORTS = {
+    t.name: t
+    for base in _TRANSPORTS.values()
+    for t in (
+        (base, _aiohttp_variant(base, *_HTTP_VARIANTS[base.name]))
+        if base.name in _HTTP_VARIANTS
+        else (base,)
     )
 }
 

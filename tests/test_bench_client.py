@@ -9,6 +9,7 @@ benchmark's output, not to tests.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -17,6 +18,8 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +28,17 @@ import pytest
 from pushbench import cli, results
 from pushbench.bench import client as bench
 from pushbench.bench.client import Case
-from pushbench.bench.feeder import FEEDER_READY, FeederSpec
+from pushbench.bench.feeder import FEEDER_READY, FeederSpec, PollAnswers
+from pushbench.clients.recorder import Recorder
 from pushbench.contract import decode
 from pushbench.procs import ProcessGroup
 from pushbench.report import client as report
 from pushbench.schema.client_bench import CASE_COLUMNS, CaseResult, Sample
+from pushbench.sse import EventParser
 from pushbench.wire import FrameReader, Opcode, encode_frame
 from pushbench.wire.frames import encode_close_payload, parse_close_payload
 from pushbench.wire.handshake import check_response, client_request, parse_response
+from pushbench.wire.http_response import ResponseReader, request
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -107,7 +113,7 @@ def test_tiny_run_figures_are_measured_and_consistent(tiny_run: tuple[Path, str]
     # What the feeder says it sent covers what the client received in the window.
     for s in samples:
         log = run_dir / "logs" / f"{s.case.replace('/', '-')}-r0" / "feeder.log"
-        sent = re.search(r"feeder: sent ([\d,]+) frames on 10 connections", log.read_text())
+        sent = re.search(r"feeder: sent ([\d,]+) messages on 10 connections", log.read_text())
         assert sent is not None and int(sent.group(1).replace(",", "")) >= s.messages
     # The summary is the (single) repeat, and the CSV carries it.
     cases = [CaseResult.from_dict(c) for c in data["cases"]]
@@ -361,3 +367,132 @@ def test_help_and_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         _bench_client("--offered", "-5")
     assert _bench_client("--repeats", "0", "--out", "/nonexistent") == 2
+
+
+# --- the feeder's HTTP shapes: SSE streams and poll answers -------------------------------------
+
+
+@contextlib.contextmanager
+def _feeder(tmp_path: Path, spec: FeederSpec) -> Iterator[int]:
+    """A feeder process for ``spec`` → its port; stopped (and its exit checked) after."""
+    group = ProcessGroup(tmp_path)
+    try:
+        feeder = group.start(
+            "feeder",
+            [sys.executable, "-m", "pushbench.bench.feeder", json.dumps(spec.__dict__)],
+            ready_prefix=FEEDER_READY,
+            timeout_s=20,
+        )
+        yield int(feeder.ready_line.removeprefix(FEEDER_READY))
+    finally:
+        codes = group.stop_all()
+    assert codes == {"feeder": 0}
+
+
+def _answer(sock: socket.socket, reader: ResponseReader) -> bytes:
+    """Read one whole response → its body (the reader is readied for the next one)."""
+    body = reader.next_response() if reader.done else b""
+    while not reader.done:
+        data = sock.recv(65536)
+        assert data, "the feeder closed early"
+        body += reader.feed(data)
+    return body
+
+
+def test_feeder_streams_sse_events(tmp_path: Path) -> None:
+    spec = FeederSpec(connections=1, payload=100)
+    with _feeder(tmp_path, spec) as port, socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(request(f"127.0.0.1:{port}", "/sse?topic=bench"))
+        reader = ResponseReader()
+        parser = EventParser()
+        events: list[Any] = []
+        while len(events) < 200:
+            data = sock.recv(65536)
+            assert data, "the feeder closed early"
+            events += parser.feed(reader.feed(data))
+        assert reader.head is not None and reader.head.status == 200
+        assert reader.head.get("Content-Type") == "text/event-stream"
+        assert reader.head.get("Transfer-Encoding") == "chunked"
+        for event in events:
+            env = decode(event.data)
+            assert env.topic == "bench" and env.payload == "x" * 100
+            assert event.id == str(env.seq)
+    # Every event the same length: a prefix of k events is k lengths.
+    joined, length = spec.events(5)
+    assert len(joined) == 5 * length and EventParser().feed(joined)[4].id == str(10**9 + 4)
+
+
+def test_feeder_answers_every_poll_on_a_keep_alive_connection(tmp_path: Path) -> None:
+    spec = FeederSpec(connections=1, payload=10, batch=3)
+    with _feeder(tmp_path, spec) as port, socket.create_connection(("127.0.0.1", port)) as sock:
+        get = request(f"127.0.0.1:{port}", "/poll?topic=bench&timeout=0.0")
+        reader = ResponseReader()
+        sock.sendall(get)
+        assert _answer(sock, reader) == b'{"last":0,"messages":[]}'  # the connecting poll
+        recorder = Recorder(100)
+        sock.sendall(get[:5])  # a head split across sends is one request…
+        time.sleep(0.05)
+        sock.sendall(get[5:-2])
+        time.sleep(0.05)
+        sock.sendall(get[-2:] + get)  # …and two in one send are two
+        for _ in range(2):
+            body = _answer(sock, reader)
+            assert reader.head is not None and reader.head.status == 200 and reader.keep_alive
+            assert recorder.record_batch(0, body, time.monotonic_ns()) == (10**9 + 2, 3)
+        sock.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            sock.recv(1)  # nothing more: one answer per request
+    assert recorder.arrays()["seq"].tolist() == [10**9, 10**9 + 1, 10**9 + 2] * 2
+
+
+def test_feeder_holds_polls_at_an_offered_rate_and_answers_with_all_that_is_due(
+    tmp_path: Path,
+) -> None:
+    spec = FeederSpec(connections=1, payload=10, rate=200.0)
+    with _feeder(tmp_path, spec) as port, socket.create_connection(("127.0.0.1", port)) as sock:
+        get = request(f"127.0.0.1:{port}", "/poll?topic=bench&timeout=30")
+        reader = ResponseReader()
+        recorder = Recorder(1000)
+        sock.sendall(get)
+        _answer(sock, reader)  # the connecting poll
+        counts = []
+        for pause in (0.0, 0.0, 0.2):
+            time.sleep(pause)
+            sock.sendall(get)
+            t0 = time.monotonic()
+            _, count = recorder.record_batch(0, _answer(sock, reader), 0)
+            counts.append((count, time.monotonic() - t0))
+        # Held until a message is due (one every 5 ms), then all that are due.
+        assert counts[1][0] >= 1 and counts[1][1] > 0.002
+        assert 30 <= counts[2][0] <= 60  # 0.2 s at 200 msg/s ≈ 40 messages
+    assert PollAnswers(b"", 0).answer(0).endswith(b'{"last":0,"messages":[]}')
+
+
+def test_feeder_refuses_other_paths(tmp_path: Path) -> None:
+    with (
+        _feeder(tmp_path, FeederSpec(connections=1, payload=10)) as port,
+        socket.create_connection(("127.0.0.1", port)) as sock,
+    ):
+        sock.sendall(request(f"127.0.0.1:{port}", "/nope"))
+        reader = ResponseReader()
+        while reader.head is None:
+            reader.feed(sock.recv(65536))
+        assert reader.head.status == 404
+
+
+def test_tiny_run_of_the_http_clients(tmp_path: Path) -> None:
+    """Each HTTP client, light and aiohttp, through a real feeder + worker pair."""
+    clients = ["sse", "sse-aiohttp", "longpoll", "longpoll-aiohttp"]
+    argv = [*TINY, "--clients", ",".join(clients), "--offered", str(OFFERED)]
+    assert _bench_client(*argv, "--out", str(tmp_path)) == 0
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.name != results.LATEST]
+    samples = [Sample.from_dict(s) for s in results.read_json(run_dir / "client.json")["samples"]]
+    assert [s.case for s in samples] == [
+        *(f"{c}/saturation" for c in clients),
+        *(f"{c}/offered-{OFFERED}" for c in clients),
+    ]
+    for s in samples:
+        assert s.status == "ok", s.reason
+        assert s.messages > 0 and s.msgs_per_s is not None and s.msgs_per_s > 0
+        assert (s.connected, s.errors, s.overflow) == (10, 0, 0), s.case
+        assert s.client_cpu is not None and s.client_cpu > 0

@@ -67,6 +67,17 @@ TOPIC = "t"
 COUNT = 200
 RATE = 500
 INTERVAL_NS = int(1e9 / RATE)
+#: Every asyncio client: the light ones and the aiohttp variants of every protocol.
+EVERY = [
+    "ws",
+    "ws-aiohttp",
+    "sse",
+    "sse-aiohttp",
+    "longpoll",
+    "longpoll-aiohttp",
+    "shortpoll",
+    "shortpoll-aiohttp",
+]
 
 
 def arun(coro: Coroutine[Any, Any, None], loop: str = "asyncio") -> None:
@@ -204,7 +215,7 @@ def check_exact(run: Running, server: Server, n: int, count: int = COUNT) -> Non
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-@pytest.mark.parametrize("transport", ["ws", "ws-aiohttp", "sse", "longpoll", "shortpoll"])
+@pytest.mark.parametrize("transport", EVERY)
 def test_every_client_records_exactly_what_was_published(transport: str, loop: str) -> None:
     async def main() -> None:
         async with serving() as server, clients(transport, server.base_url) as run:
@@ -254,7 +265,7 @@ def test_short_poll_keeps_its_schedule() -> None:
     arun(main())
 
 
-@pytest.mark.parametrize("transport", ["sse", "ws", "ws-aiohttp"])
+@pytest.mark.parametrize("transport", ["sse", "sse-aiohttp", "ws", "ws-aiohttp"])
 def test_resume_after_the_server_drops_the_connection(transport: str) -> None:
     """The hub drops every subscriber mid-stream; SSE resumes with Last-Event-ID, the
     WebSocket clients with since: nothing lost, nothing twice."""
@@ -272,12 +283,14 @@ def test_resume_after_the_server_drops_the_connection(transport: str) -> None:
             for s in run.stats:
                 assert s.reconnects == 1 and s.messages == COUNT
                 # SSE: the end of a stream is routine; WebSocket: a 1013 close is an error.
-                assert s.errors == (0 if transport == "sse" else 1), s.last_error
+                assert s.errors == (0 if transport.startswith("sse") else 1), s.last_error
 
     arun(main())
 
 
-@pytest.mark.parametrize("transport", ["ws", "ws-aiohttp", "sse", "longpoll"])
+@pytest.mark.parametrize(
+    "transport", ["ws", "ws-aiohttp", "sse", "sse-aiohttp", "longpoll", "longpoll-aiohttp"]
+)
 def test_clients_publish_over_their_transport(transport: str) -> None:
     """Chat-like cells: each client also publishes (WebSocket frames, else POST /publish)
     and everyone receives everyone's messages."""
@@ -307,7 +320,7 @@ def test_clients_publish_over_their_transport(transport: str) -> None:
     arun(main())
 
 
-@pytest.mark.parametrize("transport", ["ws", "ws-aiohttp", "sse", "longpoll", "shortpoll"])
+@pytest.mark.parametrize("transport", EVERY)
 def test_tokens_are_sent_and_refusals_counted(transport: str) -> None:
     secret = b"s3cret"
     config = ServerConfig(auth_secret=secret, sse_retry_ms=100)

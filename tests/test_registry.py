@@ -121,7 +121,16 @@ def test_rows_are_added_never_replaced() -> None:
         registry.extended(transports=(registry.transport("ws"),)),
     ):
         pass
-    assert registry.transport_names() == ("ws", "ws-aiohttp", "sse", "longpoll", "shortpoll")
+    assert registry.transport_names() == (
+        "ws",
+        "ws-aiohttp",
+        "sse",
+        "sse-aiohttp",
+        "longpoll",
+        "longpoll-aiohttp",
+        "shortpoll",
+        "shortpoll-aiohttp",
+    )
 
 
 def test_a_stack_is_a_module_or_a_command_line() -> None:

@@ -563,7 +563,15 @@ def test_a_registry_row_is_drawn_ordered_floored_and_ranked_from_its_own_fields(
         assert guide.simplicity("pigeon") == (0, "a bird needs no protocol")
         # no protocol upgrade: it is one of the plain-HTTP transports behind proxies
         (proxies,) = [s for s in guide.SITUATIONS if s.key == "proxies"]
-        assert proxies.transports() == ("sse", "longpoll", "shortpoll", "pigeon")
+        assert proxies.transports() == (
+            "sse",
+            "sse-aiohttp",
+            "longpoll",
+            "longpoll-aiohttp",
+            "shortpoll",
+            "shortpoll-aiohttp",
+            "pigeon",
+        )
     assert style.color("pigeon") == "#7f7f7f" and floors.floor("pigeon", 100) is None
     assert style.order_key("pigeon", "loft") == (len(style.transports()), len(style.stacks()), "")
     assert guide.simplicity("pigeon") == (9, "unranked")

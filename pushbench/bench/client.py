@@ -1,16 +1,20 @@
 """The client benchmark's cases, rules and summaries: what ``bench-client`` measures, as data.
 
-What is measured. A *feeder* process (:mod:`pushbench.bench.feeder`) answers the
-WebSocket upgrade and then sends pre-encoded text frames, each one envelope
-(:mod:`pushbench.contract`) with a ``--payload``-byte payload, on every
-connection: back to back (``saturation``: written as fast as the socket takes
-them) or at an offered total rate (``offered``: each connection gets its
-share, sent every 10 ms, the connections' ticks staggered). The client under
-test is the real worker process, ``python -m pushbench.clients.worker SPEC
-OUT``, running ``--connections`` connections of one transport on one event
-loop: ``ws`` (our light client on :mod:`pushbench.wire`) and ``ws-aiohttp``
-(aiohttp's ``ws_connect``, the reference). The feeder and the worker are
-pinned to different CPUs (:func:`pushbench.procs.plan_pinning`).
+What is measured. A *feeder* process (:mod:`pushbench.bench.feeder`) serves the
+client's protocol by the request's path — the WebSocket upgrade then text frames,
+an SSE event stream (chunked), or keep-alive poll answers — each message one
+pre-encoded envelope (:mod:`pushbench.contract`) with a ``--payload``-byte
+payload, on every connection: back to back (``saturation``: streams written as
+fast as the socket takes them, every poll answered at once with
+:data:`POLL_BATCH` message, so a poll client's msgs/s is its answers/s) or at an
+offered total rate (``offered``: each connection gets its share, streams sent
+every 10 ms with the connections' ticks staggered, polls held until a message
+is due and answered with all that are). The client under test is the real
+worker process, ``python -m pushbench.clients.worker SPEC OUT``, running
+``--connections`` connections of one transport on one event loop: each
+protocol's light client (:mod:`pushbench.clients.ws_light`, ``.sse``, ``.poll``)
+and its aiohttp variant, the reference (:data:`CLIENTS`). The feeder and the
+worker are pinned to different CPUs (:func:`pushbench.procs.plan_pinning`).
 
 Per repeat, from the worker's own output (``OUT.json`` and ``OUT.npz``):
 messages received per second over the timed window (receipts whose receive
@@ -59,6 +63,7 @@ from pushbench.schema.client_bench import (
 
 __all__ = [
     "CLIENTS",
+    "POLL_BATCH",
     "TARGET",
     "Case",
     "Target",
@@ -75,7 +80,14 @@ __all__ = [
 CLIENTS: dict[str, str] = {
     "ws": "light WebSocket client (pushbench.wire, asyncio.BufferedProtocol)",
     "ws-aiohttp": "aiohttp ws_connect (the reference)",
+    "sse": "light SSE client (asyncio.BufferedProtocol, pushbench.sse.EventParser)",
+    "sse-aiohttp": "SSE over an aiohttp streaming GET (the reference)",
+    "longpoll": "light long-poll client (asyncio.BufferedProtocol, prepared requests)",
+    "longpoll-aiohttp": "long polling with aiohttp GETs (the reference)",
 }
+#: Messages per poll answer at saturation: one, so a poll client's msgs/s is the answers
+#: per second it handles (its per-answer cost, the figure that decides long polling).
+POLL_BATCH = 1
 
 DEFAULT_CONNECTIONS = 100
 DEFAULT_PAYLOAD = 100

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from pushbench.schema.client_bench import QUEUE_SAMPLE_S, SATURATED_FRACTION, CaseResult, Sample
 
-from .client import Case, saturated_side, significant, verdict, write_results
+from .client import POLL_BATCH, Case, saturated_side, significant, verdict, write_results
 from .feeder import FEEDER_READY, TOPIC, FeederSpec
 
 if TYPE_CHECKING:
@@ -175,7 +175,9 @@ def _measure(
     from pushbench.results import atomic_write_json, read_json
     from pushbench.schema.worker import WorkerSpec
 
-    feeder_spec = FeederSpec(options.connections, options.payload, float(case.offered))
+    feeder_spec = FeederSpec(
+        options.connections, options.payload, float(case.offered), batch=POLL_BATCH
+    )
     feeder = group.start(
         "feeder",
         [sys.executable, "-m", "pushbench.bench.feeder", json.dumps(asdict(feeder_spec))],

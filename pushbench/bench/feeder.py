@@ -1,14 +1,28 @@
 """The firehose feeder of ``pushbench bench-client``: a process that only sends.
 
 ``python -m pushbench.bench.feeder JSON`` (``JSON``: a :class:`FeederSpec`)
-answers the WebSocket upgrade (:mod:`pushbench.wire.handshake`) and then sends
-pre-encoded text frames, each one envelope (:mod:`pushbench.contract`) with a
-``payload``-byte payload, on every connection: back to back (``rate`` 0, as
-fast as the socket takes them, in writes of about 64 KiB) or at a total rate
-(each connection its share, sent every 10 ms, the connections' ticks
-staggered). The frames are encoded once, before sending, so its core goes to
-writing and little else: the client under test, not the feeder, should set
-the pace.
+serves the three shapes of push the clients under test receive, chosen by the
+request's path as on a real server, each made of envelopes
+(:mod:`pushbench.contract`) with a ``payload``-byte payload, all encoded once
+before sending, so its core goes to writing and little else: the client under
+test, not the feeder, should set the pace.
+
+- ``/ws``: answers the WebSocket upgrade (:mod:`pushbench.wire.handshake`), then
+  sends text frames; answers a Close with a Close and a Ping with a Pong.
+- ``/sse``: a ``200`` event stream, chunked as aiohttp and uvicorn send it, of
+  events ``id: N`` / ``data: <envelope>``.
+- ``/poll``: keep-alive poll answers ``{"last":N,"messages":[…]}`` with a
+  Content-Length, one per request. A connection's first request is answered at
+  once and empty (the client's connecting poll); after that, at saturation every
+  request is answered at once with ``batch`` messages; at an offered rate a
+  request is held until a message of its connection's share is due, and then
+  carries every message due (at most :data:`MAX_POLL_BATCH`), as a long-poll
+  server's answers grow when its client falls behind.
+
+Streams are sent back to back (``rate`` 0, as fast as the socket takes them, in
+writes of about 64 KiB) or at a total rate (each connection its share, sent
+every 10 ms, the connections' ticks staggered). Sending starts once
+``connections`` connections are up (or 30 s after the first).
 
 It is its own module so the process imports only what it runs, and so the
 measuring side (:mod:`pushbench.bench.client_runner`, which starts it pinned to its
@@ -17,62 +31,103 @@ own CPU and reads its ready line, :data:`FEEDER_READY`) stays about measuring.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["FEEDER_READY", "TOPIC", "FeederSpec", "main"]
+__all__ = ["FEEDER_READY", "MAX_POLL_BATCH", "TOPIC", "FeederSpec", "main"]
 
 TOPIC = "bench"
 FEEDER_READY = "feeder listening on port "
 SEND_CHUNK = 64 * 1024  # bytes per write at saturation: one syscall per ~400 small frames
 TICK_S = 0.01  # offered mode: each connection sends what is due every 10 ms
 FEEDER_START_TIMEOUT_S = 30.0  # send even if not every expected connection arrived
+MAX_POLL_BATCH = 1000  # the most messages one poll answer carries (a server's history)
+_SEQ0 = 10**9  # first sequence number: every envelope has as many digits
 
 
 @dataclass(frozen=True)
 class FeederSpec:
-    """What the feeder sends: ``rate`` total msgs/s over ``connections`` (0: back to back)."""
+    """What the feeder sends: ``rate`` total msgs/s over ``connections`` (0: back to back);
+    ``batch``: messages per poll answer at saturation."""
 
     connections: int
     payload: int
     rate: float = 0.0
     topic: str = TOPIC
+    batch: int = 1
 
-    def frames(self, count: int) -> tuple[bytes, int]:
-        """``count`` text frames of envelopes of equal length, joined → (bytes, frame length).
-
-        Sequence numbers start at 10^9 so they all have the same number of
-        digits: a prefix of ``k`` frames is then exactly ``k`` frame lengths.
-        """
+    def envelopes(self, count: int) -> list[bytes]:
+        """``count`` envelopes of equal length, sequence numbers from 10^9 (so all have
+        the same number of digits: a prefix of ``k`` items is exactly ``k`` lengths)."""
         from pushbench.contract import Envelope, encode
-        from pushbench.wire import Opcode, encode_frame
 
         now = time.monotonic_ns()
-        frames = [
-            encode_frame(
-                Opcode.TEXT, encode(Envelope(self.topic, 10**9 + i, now, now, "x" * self.payload))
-            )
+        return [
+            encode(Envelope(self.topic, _SEQ0 + i, now, now, "x" * self.payload))
             for i in range(count)
         ]
+
+    def frames(self, count: int) -> tuple[bytes, int]:
+        """``count`` WebSocket text frames of envelopes, joined → (bytes, frame length)."""
+        from pushbench.wire import Opcode, encode_frame
+
+        frames = [encode_frame(Opcode.TEXT, e) for e in self.envelopes(count)]
         return b"".join(frames), len(frames[0])
+
+    def events(self, count: int) -> tuple[bytes, int]:
+        """``count`` SSE events (``id`` and ``data``), joined → (bytes, event length)."""
+        from pushbench import sse
+
+        events = [sse.event(e, _SEQ0 + i) for i, e in enumerate(self.envelopes(count))]
+        return b"".join(events), len(events[0])
+
+    def poll_answers(self) -> PollAnswers:
+        """The poll answers of every size up to :data:`MAX_POLL_BATCH`, ready to slice."""
+        envelopes = self.envelopes(max(MAX_POLL_BATCH, self.batch))
+        return PollAnswers(b",".join(envelopes), len(envelopes[0]))
+
+
+@dataclass(frozen=True)
+class PollAnswers:
+    """Whole HTTP responses carrying the first ``n`` of a run of equal-length envelopes."""
+
+    joined: bytes  # the envelopes, comma-separated
+    length: int  # of one envelope
+
+    def answer(self, n: int) -> bytes:
+        """A keep-alive ``200`` whose body is the poll answer of ``n`` messages."""
+        items = self.joined[: n * (self.length + 1) - 1] if n else b""
+        body = b'{"last":%d,"messages":[%s]}' % (_SEQ0 + n - 1 if n else 0, items)
+        return POLL_HEAD % len(body) + body
+
+
+POLL_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+SSE_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n"
+)
+
+
+def chunk(data: bytes) -> bytes:
+    """``data`` as one chunk of a chunked body."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m pushbench.bench.feeder JSON``: serve until SIGTERM or SIGINT.
 
     ``JSON`` holds the fields of a :class:`FeederSpec`. Binds 127.0.0.1 on a
-    free port, prints ``feeder listening on port N`` on stdout, answers every
-    upgrade, and once ``connections`` connections are up (or 30 s after the
-    first) sends on all of them. It answers a Close with a Close and a Ping with
-    a Pong, so clients stop as they would with a server. As every process entry
-    point, it applies the settings its environment carries (:mod:`pushbench.settings`).
+    free port, prints ``feeder listening on port N`` on stdout, serves every
+    connection by its path (the module docstring), and once ``connections``
+    connections are up (or 30 s after the first) sends on all of them. As every
+    process entry point, it applies the settings its environment carries
+    (:mod:`pushbench.settings`).
     """
-    import asyncio
-
     from pushbench.settings import Settings
 
     Settings.from_environ(os.environ).apply()
@@ -82,13 +137,65 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     spec = FeederSpec(**json.loads(args[0]))
     sent = asyncio.run(_feed(spec))
-    print(f"feeder: sent {sent:,} frames on {spec.connections} connections", file=sys.stderr)
+    print(f"feeder: sent {sent:,} messages on {spec.connections} connections", file=sys.stderr)
     return 0
 
 
+class _Heads:
+    """Counts the request heads arriving on a poll connection: the feeder answers
+    requests, it never needs to read them (the clients send GETs without a body)."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self.reader = reader
+        self.pending = 0
+        self._tail = b""  # bytes after the last complete head: a head split across reads
+
+    async def next(self) -> bool:
+        """Wait for the next request → False at the end of the connection."""
+        while self.pending == 0:
+            data = await self.reader.read(65536)
+            if not data:
+                return False
+            data = self._tail + data
+            self.pending += data.count(b"\r\n\r\n")
+            last = data.rfind(b"\r\n\r\n")
+            self._tail = (data[last + 4 :] if last >= 0 else data)[-3:]
+        self.pending -= 1
+        return True
+
+
+@dataclass(frozen=True)
+class _Stream:
+    """What a streaming connection (WebSocket or SSE) sends: ``whole`` is one
+    back-to-back write of ``count`` items of ``unit`` bytes (``items``, joined),
+    ``wrap`` frames a prefix of ``items`` for a paced write."""
+
+    items: bytes
+    count: int
+    unit: int
+    wrap: Callable[[bytes], bytes]
+
+    @property
+    def whole(self) -> bytes:
+        return self.wrap(self.items)
+
+
+def _streams(spec: FeederSpec) -> dict[str, _Stream]:
+    """The two streaming shapes, encoded once: about :data:`SEND_CHUNK` bytes per write."""
+    _, frame_len = spec.frames(1)
+    n = max(1, SEND_CHUNK // frame_len)
+    frames, _ = spec.frames(n)
+    _, event_len = spec.events(1)
+    m = max(1, SEND_CHUNK // event_len)
+    events, _ = spec.events(m)
+    return {
+        "ws": _Stream(frames, n, frame_len, bytes),
+        "sse": _Stream(events, m, event_len, chunk),
+    }
+
+
 async def _feed(spec: FeederSpec) -> int:
-    """The feeder's event loop → frames sent."""
-    import asyncio
+    """The feeder's event loop → messages sent."""
     import signal
 
     from pushbench.wire import FrameReader, Opcode, encode_frame
@@ -96,26 +203,42 @@ async def _feed(spec: FeederSpec) -> int:
     from pushbench.wire.handshake import accept, parse_request, reject
 
     loop = asyncio.get_running_loop()
-    _, frame_len = spec.frames(1)
-    batch = max(1, SEND_CHUNK // frame_len)
-    chunk, _ = spec.frames(batch)
+    streams = _streams(spec)
+    answers = spec.poll_answers()
+    full_answer = answers.answer(spec.batch)
     per_conn = spec.rate / spec.connections
     stop = asyncio.Event()
     go = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     writers: set[asyncio.StreamWriter] = set()  # open connections
-    upgraded = [0]  # connections upgraded so far: the next one's index
+    joined = [0]  # connections up so far: the next one's index
     sent = [0]
     go_at = [0.0]
 
-    async def back_to_back(writer: asyncio.StreamWriter) -> None:
+    async def join(writer: asyncio.StreamWriter) -> int:
+        """A connection is up: count it, wait until every one is → its index."""
+        index = joined[0]
+        joined[0] += 1
+        writers.add(writer)
+        if joined[0] >= spec.connections:
+            go_at[0] = loop.time()
+            go.set()
+        elif joined[0] == 1:
+            loop.call_later(FEEDER_START_TIMEOUT_S, go.set)
+        await go.wait()
+        if not go_at[0]:
+            go_at[0] = loop.time()
+        return index
+
+    async def back_to_back(writer: asyncio.StreamWriter, stream: _Stream) -> None:
+        whole = stream.whole
         while True:
-            writer.write(chunk)
-            sent[0] += batch
+            writer.write(whole)
+            sent[0] += stream.count
             await writer.drain()  # blocks while the client's socket buffer is full
 
-    async def paced(writer: asyncio.StreamWriter, index: int) -> None:
+    async def paced(writer: asyncio.StreamWriter, index: int, stream: _Stream) -> None:
         # Open loop: what is due by now is sent every tick, late or not; the ticks
         # of the connections are spread over the 10 ms so they do not all burst at once.
         start = go_at[0] + (index % spec.connections) / spec.connections * TICK_S
@@ -126,14 +249,16 @@ async def _feed(spec: FeederSpec) -> int:
             await asyncio.sleep(max(0.0, start + k * TICK_S - loop.time()))
             due = int(per_conn * (loop.time() - start)) - done
             while due > 0:
-                n = min(due, batch)
-                writer.write(chunk[: n * frame_len])
+                n = min(due, stream.count)
+                writer.write(stream.wrap(stream.items[: n * stream.unit]))
                 done += n
                 due -= n
                 sent[0] += n
                 await writer.drain()
 
-    async def control(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes | None:
+    async def ws_control(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bytes | None:
         """Read what the client sends until its Close (→ its code) or EOF (→ None)."""
         frames = FrameReader(masked=True)
         while data := await reader.read(65536):
@@ -144,42 +269,72 @@ async def _feed(spec: FeederSpec) -> int:
                     writer.write(encode_frame(Opcode.PONG, frame.payload))
         return None
 
+    async def stream(kind: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """A WebSocket or SSE connection whose head was answered: send until it ends."""
+        index = await join(writer)
+        how = streams[kind]
+        sender = asyncio.ensure_future(
+            paced(writer, index, how) if spec.rate > 0 else back_to_back(writer, how)
+        )
+        try:
+            if kind == "ws":
+                code = await ws_control(reader, writer)
+                sender.cancel()
+                await asyncio.wait({sender})
+                if code is not None:
+                    writer.write(encode_frame(Opcode.CLOSE, code))
+            else:
+                while await reader.read(65536):  # an SSE client says nothing: until EOF
+                    pass
+        finally:
+            sender.cancel()
+
+    async def poll(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """A poll connection whose first request arrived: answer every request."""
+        heads = _Heads(reader)
+        writer.write(answers.answer(0))  # the client's connecting poll: at once, empty
+        await join(writer)
+        start = go_at[0]
+        done = 0
+        while await heads.next():
+            if spec.rate <= 0:
+                n = spec.batch
+                writer.write(full_answer)
+            else:  # held until a message of this connection's share is due
+                due = int(per_conn * (loop.time() - start)) - done
+                if due <= 0:
+                    await asyncio.sleep(max(0.0, (done + 1) / per_conn - (loop.time() - start)))
+                    due = max(1, int(per_conn * (loop.time() - start)) - done)
+                n = min(due, MAX_POLL_BATCH)
+                writer.write(answers.answer(n))
+            done += n
+            sent[0] += n
+            await writer.drain()
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        sender: asyncio.Future[None] | None = None
         try:
             head = await reader.readuntil(b"\r\n\r\n")
             try:
-                response = accept(parse_request(head))
+                request = parse_request(head)
+                path = request.path.rsplit("/", 1)[-1]
+                if path == "ws":
+                    writer.write(accept(request).serialize())
+                elif path == "sse":
+                    writer.write(SSE_HEAD)
+                elif path != "poll":
+                    raise HandshakeError(404, f"no {request.path} here")
             except HandshakeError as exc:
                 writer.write(reject(exc).serialize())
                 return
-            writer.write(response.serialize())
-            index = upgraded[0]
-            upgraded[0] += 1
-            writers.add(writer)
-            if upgraded[0] >= spec.connections:
-                go_at[0] = loop.time()
-                go.set()
-            elif upgraded[0] == 1:
-                loop.call_later(FEEDER_START_TIMEOUT_S, go.set)
-            await go.wait()
-            if not go_at[0]:
-                go_at[0] = loop.time()
-            sender = asyncio.ensure_future(
-                paced(writer, index) if spec.rate > 0 else back_to_back(writer)
-            )
-            code = await control(reader, writer)
-            sender.cancel()
-            await asyncio.wait({sender})
-            if code is not None:
-                writer.write(encode_frame(Opcode.CLOSE, code))
+            if path == "poll":
+                await poll(reader, writer)
+            else:
+                await stream(path, reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
         except ProtocolError as exc:
             print(f"feeder: protocol error from a client: {exc}", file=sys.stderr)
         finally:
-            if sender is not None:
-                sender.cancel()
             writers.discard(writer)
             writer.close()
 
@@ -191,7 +346,7 @@ async def _feed(spec: FeederSpec) -> int:
     finally:
         server.close()
         for writer in list(writers):
-            writer.transport.abort()  # unsent frames are of no use to anyone
+            writer.transport.abort()  # unsent messages are of no use to anyone
     return sent[0]
 
 
