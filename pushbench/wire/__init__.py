@@ -4,6 +4,8 @@
 - :mod:`.protocol`: :class:`Connection`, message reassembly, ping/pong and the
   close handshake state machine;
 - :mod:`.handshake`: the opening handshake, server and client side;
+- :mod:`.http_response`: HTTP/1.1 responses on the client side (the light SSE and
+  polling clients and the Locust users share it);
 - :mod:`.http11`: HTTP/1.1 requests on the server side (the raw stack's HTTP layer),
   a state machine whose transitions are a table;
 - :mod:`.mask`, :mod:`.utf8`: the two byte-level primitives;
