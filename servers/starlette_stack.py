@@ -378,8 +378,11 @@ class PushApp:
     # --- lifecycle --------------------------------------------------------------
 
     async def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """End every open session: WebSockets get close 1001, SSE streams finish."""
+        """End every open session: WebSockets get close 1001, SSE streams finish, held
+        long polls answer now with what is there (uvicorn would otherwise cancel them
+        after its graceful period: a 500 and a logged CancelledError each)."""
         self.stopping = True
+        self.service.hub.end_waits()
         sessions = list(self._sessions)
         for session in sessions:
             session.end(1001)
