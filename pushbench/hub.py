@@ -85,14 +85,22 @@ class Subscription:
         return len(self._items) <= limit
 
     async def next_batch(self, timeout: float | None = None) -> list[Item]:
-        """Every item queued so far, waiting for at least one (or the timeout → [])."""
+        """Every item queued so far, waiting for at least one (or the timeout → []).
+
+        The timeout is ``asyncio.timeout``, not ``wait_for``: on Python 3.11,
+        ``wait_for`` swallows a cancellation that arrives as the event is set
+        (a busy topic), so a stopping server's cancel of an SSE stream or a long
+        poll was lost and the framework cut the response seconds later instead.
+        It also spares a task per wait.
+        """
         if not self._items and not self.dropped:
             self._event.clear()
             if timeout is None:
                 await self._event.wait()
             else:
                 try:
-                    await asyncio.wait_for(self._event.wait(), timeout)
+                    async with asyncio.timeout(timeout):
+                        await self._event.wait()
                 except TimeoutError:
                     return []
         items, self._items = self._items, []
@@ -138,6 +146,8 @@ class Hub:
         self.faults = faults if faults is not None and faults.any else None
         self._topics: dict[str, _Topic] = {}
         self.stats = HubStats()
+        self._waits: set[Subscription] = set()  # the subscriptions of held long polls
+        self._waits_ended = False
 
     def _topic(self, name: str) -> _Topic:
         t = self._topics.get(name)
@@ -239,13 +249,30 @@ class Hub:
             self.stats.subscribers -= 1
 
     async def wait(self, topic: str, since: int, timeout: float) -> list[Item]:
-        """Long poll: items after ``since``, waiting up to ``timeout`` s for the first."""
+        """Long poll: items after ``since``, waiting up to ``timeout`` s for the first.
+
+        After :meth:`end_waits` it no longer waits: it answers with what is there.
+        """
         items = self.since(topic, since)
-        if items:
+        if items or self._waits_ended:
             return items
         sub = self.subscribe(topic)
+        self._waits.add(sub)
         try:
             await sub.next_batch(timeout)
         finally:
+            self._waits.discard(sub)
             sub.close()
         return self.since(topic, since)
+
+    def end_waits(self) -> None:
+        """Shutdown: every held :meth:`wait` returns now with what is there, and later
+        ones do not wait.
+
+        A server that is stopping answers its long polls (possibly with nothing, as a
+        timeout would) instead of leaving them to be cancelled by its framework, which
+        would cut the response and log the cancellation as an error.
+        """
+        self._waits_ended = True
+        for sub in tuple(self._waits):
+            sub.close()  # wakes next_batch, which returns the (empty) queue

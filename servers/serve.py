@@ -14,7 +14,9 @@ tests wait for::
     pushbench serve: stack=raw listening on http://127.0.0.1:8765
 
 A signal starts a graceful shutdown: the stack closes its WebSockets with
-1001 and ends its streams, the ticker stops, the hub stops, exit status 0.
+1001, ends its streams and answers its held long polls, the ticker stops, the
+hub stops, exit status 0, and nothing is logged (``tests/test_shutdown.py``
+checks every stack with a connection of every transport open).
 Exit status 1: the server could not start (port taken, Redis unreachable);
 2: a bad option value, named in the message.
 

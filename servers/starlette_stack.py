@@ -31,9 +31,11 @@ e.g. ``asyncio.run(main(), loop_factory=uvloop.new_event_loop)``; ``run``
 refuses to start on a loop that does not match ``options.loop``, so a result
 can never be labelled with a loop it did not use. Signals belong to the caller
 too (uvicorn's own handlers are not installed): serving stops when
-``stop_event`` is set, after every WebSocket got close 1001 and every SSE
-stream ended. Compression is off and access logging is off (tokens ride in
-URLs and must never reach a log).
+``stop_event`` is set, after every WebSocket got close 1001, every SSE
+stream ended and every held long poll was answered (with what is there, as a
+timeout would: left to uvicorn, it would be cancelled after the graceful
+period, a 500 and a logged traceback each). Compression is off and access
+logging is off (tokens ride in URLs and must never reach a log).
 
 ``options.ws`` picks uvicorn's WebSocket implementation; ``options.extra`` may
 set ``http`` (uvicorn's HTTP implementation, default ``httptools``) and
@@ -81,7 +83,7 @@ SSE_HEADERS = {
 }
 HEARTBEAT = sse.comment()
 STOP_TIMEOUT = 2.0  # seconds for open sessions to send their close / end, at stop
-GRACEFUL_SHUTDOWN = 1  # then uvicorn cancels what is still running (held long polls)
+GRACEFUL_SHUTDOWN = 1  # then uvicorn cancels what is still running (a request stuck on a peer)
 
 
 def _error(exc: HttpError, headers: dict[str, str] | None = None) -> Response:
@@ -378,8 +380,11 @@ class PushApp:
     # --- lifecycle --------------------------------------------------------------
 
     async def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """End every open session: WebSockets get close 1001, SSE streams finish."""
+        """End every open session: WebSockets get close 1001, SSE streams finish, held
+        long polls answer now with what is there (uvicorn would otherwise cancel them
+        after its graceful period: a 500 and a logged CancelledError each)."""
         self.stopping = True
+        self.service.hub.end_waits()
         sessions = list(self._sessions)
         for session in sessions:
             session.end(1001)
