@@ -61,6 +61,7 @@ class Ticker:
         self._nlags = 0
         self.start_ns = 0
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -71,6 +72,7 @@ class Ticker:
 
     async def stop(self) -> None:
         if self._task is not None:
+            self._stopping = True
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -89,6 +91,11 @@ class Ticker:
             self.lag_max_ns = lag_ns
 
     async def _send(self, due_ns: int) -> None:
+        if self._stopping:
+            # stop() cancelled us, but the hub's client swallowed the cancellation
+            # (redis-py sends through asyncio.wait_for, which on 3.11 can drop a
+            # cancel that lands as the command completes): end here instead.
+            raise asyncio.CancelledError
         await self.hub.publish(self.topic, self.payload, due_ns)
         self.sent += 1
 
