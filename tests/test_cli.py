@@ -20,7 +20,7 @@ import pytest
 import pushbench
 from pushbench import cli, results
 from pushbench.exitcodes import EXIT_CODES, ExitCode, summary
-from pushbench.scenario import SCENARIOS_DIR, describe, list_scenarios, load
+from pushbench.scenario import SCENARIOS_DIR, describe, list_scenarios, load, transport_names
 from pushbench.scenario.describe import narrow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,12 +89,12 @@ def test_describe_shows_cells_parameters_and_time(capsys: pytest.CaptureFixture[
     out = capsys.readouterr().out
     smoke = load("smoke")
     assert out == describe(smoke) + "\n"
-    assert "5 cells × 1 repeat = 5 runs" in out
+    assert "8 cells × 1 repeat = 8 runs" in out  # every registered transport
     assert all(
         re.search(rf"^  {re.escape(c.cell_id)} +1 × 4\.5 s$", out, re.M) for c in smoke.cells()
     )
-    assert "transports: ws, ws-aiohttp, sse, longpoll, shortpoll  (varies)" in out
-    assert re.search(r"^estimated duration: 22 s ", out, re.M)
+    assert f"transports: {', '.join(transport_names())}  (varies)" in out
+    assert re.search(r"^estimated duration: 36 s ", out, re.M)
 
 
 def test_describe_without_a_scenario_lists_the_bundled_ones(
@@ -104,7 +104,7 @@ def test_describe_without_a_scenario_lists_the_bundled_ones(
     out = capsys.readouterr().out
     listed = re.findall(r"^  (\S+) ", out, re.M)
     assert listed == [p.stem for p in list_scenarios()] and "smoke" in listed
-    assert re.search(r"^  smoke +22 s  Every transport", out, re.M)
+    assert re.search(r"^  smoke +36 s  Every transport", out, re.M)
 
 
 def test_dry_run_describes_what_would_run_and_starts_nothing(

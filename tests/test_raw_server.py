@@ -44,6 +44,9 @@ COUNTERS = {f.name for f in fields(ServiceStats) if f.name != "extra"} | {
     "slow_consumers_dropped",
     "published",
     "subscribers",
+    "history",
+    "history_gaps",
+    "history_gap_messages",
 }
 PING_INTERVAL = 0.2
 PING_TIMEOUT = 0.4
@@ -712,6 +715,9 @@ def test_stats_count_exact_wire_bytes(server_factory: StartServer) -> None:
             "slow_consumers_dropped": 0,
             "published": 1,
             "subscribers": 0,
+            "history": 1000,  # the default: nothing asked for more
+            "history_gaps": 0,
+            "history_gap_messages": 0,
         }
 
     run(main())

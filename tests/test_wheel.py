@@ -138,7 +138,7 @@ def test_the_wheel_installs_and_runs_smoke_outside_the_checkout(tmp_path: Path) 
 
     described = _sh([pushbench, "describe", "smoke"], elsewhere, 60)
     assert described.returncode == 0, described.stderr
-    assert "5 cells" in described.stdout and "known scenarios" not in described.stderr
+    assert "8 cells" in described.stdout and "known scenarios" not in described.stderr
     assert str(_site_packages(venv).resolve()) in described.stdout  # the bundled file
     estimate = re.search(r"estimated duration: .*\((\d+) s", described.stdout)
     assert estimate and int(estimate.group(1)) <= 60, described.stdout  # smoke stays short
@@ -148,4 +148,4 @@ def test_the_wheel_installs_and_runs_smoke_outside_the_checkout(tmp_path: Path) 
     assert ran.returncode == 0, ran.stdout + ran.stderr
     with (out / "latest" / "cells.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 5 and {r["status"] for r in rows} == {"ok"}, rows
+    assert len(rows) == 8 and {r["status"] for r in rows} == {"ok"}, rows
