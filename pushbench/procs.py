@@ -145,9 +145,12 @@ class ProcessGroup:
         ready_prefix: str,
         timeout_s: float = 30.0,
         env: dict[str, str] | None = None,
+        ready_anywhere: bool = False,
     ) -> Started:
         """Start ``argv`` pinned to ``cpus``; return once a stdout line starts with
-        ``ready_prefix``. stderr goes to ``log_dir/<name>.log`` (kept with the run)."""
+        ``ready_prefix`` (contains it, with ``ready_anywhere``: for a program such as
+        redis-server that starts its log lines with a pid and a time). stderr goes to
+        ``log_dir/<name>.log`` (kept with the run)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
         cpu_set = set(cpus)
@@ -168,11 +171,11 @@ class ProcessGroup:
             )
         entry = Started(name, proc, tuple(sorted(cpu_set)), log_path=log_path)
         self.started.append(entry)
-        entry.ready_line = self._wait_ready(entry, ready_prefix, timeout_s)
+        entry.ready_line = self._wait_ready(entry, ready_prefix, timeout_s, ready_anywhere)
         return entry
 
     @staticmethod
-    def _wait_ready(entry: Started, prefix: str, timeout_s: float) -> str:
+    def _wait_ready(entry: Started, prefix: str, timeout_s: float, anywhere: bool = False) -> str:
         assert entry.proc.stdout is not None
         fd = entry.proc.stdout.fileno()
         deadline = time.monotonic() + timeout_s
@@ -185,7 +188,7 @@ class ProcessGroup:
                     break  # EOF: the child exited
                 buf += chunk
                 for line in buf.decode(errors="replace").splitlines():
-                    if line.startswith(prefix):
+                    if line.startswith(prefix) or (anywhere and prefix in line):
                         return line
             elif entry.proc.poll() is not None:
                 break

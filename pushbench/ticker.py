@@ -60,6 +60,11 @@ class Ticker:
         self._lags_view = memoryview(self._lags)  # type: ignore[arg-type]
         self._nlags = 0
         self.start_ns = 0
+        # Sequence numbers the hub gave the first and the last message published (0: none
+        # yet). A hub shared with earlier runs (Redis) does not number from 1, so the
+        # runner maps message i to seq ``first_seq + i`` from these, not from 1 + i.
+        self.first_seq = 0
+        self.last_seq = 0
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -96,7 +101,10 @@ class Ticker:
             # (redis-py sends through asyncio.wait_for, which on 3.11 can drop a
             # cancel that lands as the command completes): end here instead.
             raise asyncio.CancelledError
-        await self.hub.publish(self.topic, self.payload, due_ns)
+        seq = await self.hub.publish(self.topic, self.payload, due_ns)
+        if not self.sent:
+            self.first_seq = seq
+        self.last_seq = seq
         self.sent += 1
 
     def status(self) -> dict[str, Any]:
@@ -110,6 +118,8 @@ class Ticker:
             "sent": self.sent,
             "running": self.running,
             "start_ns": self.start_ns,
+            "first_seq": self.first_seq,
+            "last_seq": self.last_seq,
             "lag_max_us": self.lag_max_ns / 1000,
             "lag_p50_us": float(p50),
             "lag_p99_us": float(p99),

@@ -47,6 +47,7 @@ LOOPS = ("asyncio", "uvloop")
 WS_IMPLS = ("auto", "none", "websockets", "websockets-sansio", "wsproto")  # uvicorn's --ws
 DEFAULT_WS_IMPL = StackOptions.ws
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_REDIS_PREFIX = "pushbench:"  # RedisHub's default
 DEFAULT_HISTORY = 1000  # Hub's defaults
 DEFAULT_QUEUE_LIMIT = 10000
 
@@ -124,6 +125,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_REDIS_URL,
         metavar="URL",
         help="Redis for --hub redis (default %(default)s)",
+    )
+    hub.add_argument(
+        "--redis-prefix",
+        default=DEFAULT_REDIS_PREFIX,
+        metavar="PREFIX",
+        help="prefix of the Redis keys and channels for --hub redis: servers sharing one "
+        "prefix share its topics' sequence and history; another prefix starts afresh "
+        "(default %(default)s)",
     )
     hub.add_argument(
         "--history",
@@ -337,7 +346,12 @@ def _make_hub(args: argparse.Namespace) -> Hub:
     if args.hub == "redis":
         from pushbench.hub_redis import RedisHub
 
-        return RedisHub(url=args.redis_url, history=args.history, queue_limit=args.queue_limit)
+        return RedisHub(
+            url=args.redis_url,
+            prefix=args.redis_prefix,
+            history=args.history,
+            queue_limit=args.queue_limit,
+        )
     from pushbench.hub import Hub
 
     return Hub(history=args.history, queue_limit=args.queue_limit, faults=args.faults)

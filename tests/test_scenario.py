@@ -28,6 +28,7 @@ SHIPPED = {
     "chat",
     "full",
     "selfcheck",
+    "redis",
 }
 SAFE = re.compile(r"[A-Za-z0-9._-]+")
 

@@ -161,8 +161,9 @@ def _check_alive(group: ProcessGroup, stopping: Sequence[Started] = ()) -> None:
         if entry in stopping:
             continue
         code = entry.proc.returncode
-        if entry.name != "server" and code == 0:
-            continue  # a worker that ended its run by itself wrote its output
+        if entry.name.startswith("worker") and code == 0:
+            continue  # a worker that ended its run by itself wrote its output (a server
+            # or the cell's Redis server never ends by itself)
         tail = ""
         if entry.log_path is not None and entry.log_path.exists():
             tail = entry.log_path.read_text(errors="replace").strip()[-300:]
@@ -243,10 +244,13 @@ def _measure(
         posted = time.monotonic()
         _http("POST", f"{base_url}/control/ticker?{query}")
         window_start = posted + TICKER_DELAY_S + cell.warmup_s
+    broker = handle.broker  # the cell's Redis server (hub = "redis"): CPU like the server's
     _wait(group, window_start, progress)
     cpu0 = sample(server.pid)
+    broker0 = sample(broker.pid) if broker is not None else None
     _wait(group, window_start + cell.duration_s, progress)
     cpu1 = sample(server.pid)
+    broker1 = sample(broker.pid) if broker is not None else None
     _wait(group, window_start + cell.duration_s + DRAIN_S, progress)
     _check_alive(group)
     stats = _http("GET", f"{base_url}/stats")
@@ -263,4 +267,16 @@ def _measure(
     if rss_before is not None and rss_after is not None:
         memory = rss_after.rss_bytes - rss_before.rss_bytes
     window_ns = int(window_start * 1e9) if cell.publishers or not cell.rate else None
-    return compute(cell, repeat, name, run_dir, workers, stats, cpu0, cpu1, memory, window_ns)
+    return compute(
+        cell,
+        repeat,
+        name,
+        run_dir,
+        workers,
+        stats,
+        cpu0,
+        cpu1,
+        memory,
+        window_ns,
+        broker_cpu=(broker0, broker1),
+    )

@@ -44,6 +44,8 @@ __all__ = [
     "compute",
     "processes_ran",
     "read_results",
+    "ticker_seq0",
+    "with_broker_cpu",
 ]
 
 HARNESS_BOUND_FRACTION = 0.9
@@ -64,7 +66,8 @@ def measured_window(
 ) -> tuple[tuple[int, int], int, int, dict[str, Any]]:
     """The measured window (CLOCK_MONOTONIC ns) and the first and last seq published in it.
 
-    Ticker cells: from the ticker's own start and schedule. Chat cells: from the
+    Ticker cells: from the ticker's own start and schedule, and the seqs the hub gave
+    its messages (:func:`ticker_seq0`). Chat cells: from the
     runner's clock (the same CLOCK_MONOTONIC), and the seq range of what any
     subscriber received with a scheduled time inside the window — the hub numbers
     every message of the topic, so every seq in between was published.
@@ -89,7 +92,30 @@ def measured_window(
     end_rel_ns = warm_ns + dur_ns
     first_i = -(-warm_ns // interval_ns)  # ceil: first message scheduled in the window
     last_i = min(-(-end_rel_ns // interval_ns) - 1, count - 1)
-    return (start_ns + warm_ns, start_ns + end_rel_ns), first_i + 1, last_i + 1, ticker
+    seq0 = ticker_seq0(ticker)
+    return (start_ns + warm_ns, start_ns + end_rel_ns), seq0 + first_i, seq0 + last_i, ticker
+
+
+def ticker_seq0(ticker: Mapping[str, Any]) -> int:
+    """The seq the hub gave the ticker's message 0, from the ticker's own record in
+    ``/stats`` (``first_seq``, ``last_seq``, ``sent``): message i has seq ``seq0 + i``.
+
+    A hub need not number from 1 (Redis keeps its counter across servers), so the range
+    comes from what the hub answered, not from an assumption. A server that does not
+    report ``first_seq`` (an external stack) is taken to number from 1. Numbers that are
+    not contiguous (someone else published on the topic meanwhile) fail the cell: the
+    messages of the window could not be told apart.
+    """
+    first = int(ticker.get("first_seq") or 0)
+    if not first:
+        return 1
+    last, sent = int(ticker.get("last_seq") or 0), int(ticker.get("sent") or 0)
+    if sent and last - first != sent - 1:
+        raise CellFailed(
+            f"the ticker's {sent} messages got seqs {first}..{last}, not consecutive: "
+            "another publisher shares the topic"
+        )
+    return first
 
 
 def compute(
@@ -103,6 +129,8 @@ def compute(
     cpu1: ProcSample | None,
     memory_growth: int | None = None,
     window_start_ns: int | None = None,
+    *,
+    broker_cpu: tuple[ProcSample | None, ProcSample | None] = (None, None),
 ) -> dict[str, Any]:
     outs = read_results(workers)
     all_r = metrics.Receipts(
@@ -194,7 +222,21 @@ def compute(
     )
     if cell.publishers:
         row["publish_lag_max_us"] = total_max("publish_lag_max_ns") / 1e3
-    return row
+    return with_broker_cpu(row, *broker_cpu)
+
+
+def with_broker_cpu(
+    row: dict[str, Any], start: ProcSample | None, end: ProcSample | None
+) -> dict[str, Any]:
+    """``row`` with ``broker_cpu_us_per_msg``: the cell's Redis server's CPU over the
+    window (``start``/``end``: its /proc samples at the window's edges, None when the cell
+    has no broker) per message delivered, the denominator of ``server_cpu_us_per_msg``.
+    Empty when there is no broker or nothing was delivered."""
+    delivered = row.get("msgs_delivered")
+    value = None
+    if start is not None and end is not None and delivered:
+        value = (end.cpu_s - start.cpu_s) * 1e6 / delivered
+    return {**row, "broker_cpu_us_per_msg": value}
 
 
 def write_hlog(path: Path, receipts: metrics.Receipts, window: tuple[int, int]) -> None:

@@ -19,15 +19,27 @@ poller never loses messages to a buffer too small for its rate; a history whose 
 would pass :data:`HISTORY_CAP_BYTES` skips the cell with the reason. The server's
 ``/stats`` counts requests that came too late for the history anyway
 (``history_gap_messages``), which the cell's row records.
+
+Redis. A cell with ``hub = "redis"`` gets a Redis server of its own, started first in
+the cell's group like the server and pinned to the same CPUs (it is part of the server
+side's cost): Debian's ``redis-server`` (``make system-deps``; without it the cell is
+skipped, naming that command) on a free loopback port, with no persistence. The server
+gets its URL and a key prefix fresh for the cell (:func:`redis_prefix`), so no two cells
+ever share a sequence or a history, even on a Redis they did share. The group stops it
+with the rest on every exit path; the runner samples its CPU over the window like the
+server's (``broker_cpu_us_per_msg``).
 """
 
 from __future__ import annotations
 
 import math
 import re
+import shutil
 import socket
 import sys
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from pushbench import registry
 from pushbench.procs import Pinning, ProcessGroup, Started
@@ -42,9 +54,13 @@ __all__ = [
     "HISTORY_CAP_BYTES",
     "HISTORY_MARGIN",
     "HOST",
+    "REDIS_MISSING",
     "Server",
     "distributions",
     "history_size",
+    "redis_argv",
+    "redis_prefix",
+    "redis_server",
     "serve_argv",
     "start_server",
     "unsupported_by_stack",
@@ -64,6 +80,11 @@ LONG_POLL_GAP_S = 1.0
 HISTORY_ITEM_BYTES = 512
 HISTORY_CAP_BYTES = 1 << 30
 _SERVE_READY = re.compile(r"listening on (http://\S+)")
+#: The Redis server a ``hub = "redis"`` cell starts: Debian's, installed by make system-deps.
+REDIS_SERVER = "redis-server"
+REDIS_MISSING = "hub = 'redis' needs redis-server, which is not installed: run `make system-deps`"
+#: What redis-server logs (after a pid and a time) once it accepts connections.
+_REDIS_READY = "Ready to accept connections"
 #: Distributions of the client side whose versions a run records (the stacks' own come
 #: from their registry rows).
 CLIENT_DISTRIBUTIONS: tuple[str, ...] = ("aiohttp", "uvloop", "numpy", "locust", "playwright")
@@ -71,10 +92,12 @@ CLIENT_DISTRIBUTIONS: tuple[str, ...] = ("aiohttp", "uvloop", "numpy", "locust",
 
 @dataclass(frozen=True)
 class Server:
-    """A started server and the base URL its clients use."""
+    """A started server and the base URL its clients use; ``broker``: the Redis server
+    started for it (``hub = "redis"``), else None."""
 
     started: Started
     base_url: str
+    broker: Started | None = None
 
 
 def distributions() -> tuple[str, ...]:
@@ -108,13 +131,13 @@ def _history_too_big(cell: Cell) -> str:
 
 def unsupported_by_stack(cell: Cell) -> str:
     """Why the cell's stack cannot run it ("" when it can), including a history too big
-    to keep (:func:`history_size`)."""
+    to keep (:func:`history_size`) and a Redis hub without redis-server to start."""
     too_big = _history_too_big(cell)
     if too_big:
         return too_big
     stack = registry.stack(cell.stack)
     if not stack.external:
-        return ""
+        return REDIS_MISSING if cell.hub == "redis" and redis_server() is None else ""
     needs = []
     if history_size(cell) != DEFAULT_HISTORY:
         needs.append(f"a history of {history_size(cell):,} messages (not {DEFAULT_HISTORY:,})")
@@ -129,10 +152,35 @@ def unsupported_by_stack(cell: Cell) -> str:
     return ""
 
 
-def serve_argv(cell: Cell) -> list[str]:
-    """``pushbench serve`` for a module stack, with the cell's server options."""
+def redis_server() -> str | None:
+    """The ``redis-server`` executable on PATH (or Debian's ``/usr/sbin``), else None."""
+    return shutil.which(REDIS_SERVER) or shutil.which(REDIS_SERVER, path="/usr/sbin:/usr/bin")
+
+
+def redis_argv(binary: str, port: int, workdir: Path) -> list[str]:
+    """A throwaway Redis: loopback only, no RDB snapshots, no AOF, no config file; its
+    working directory ``workdir`` (nothing is written there, but never the cwd)."""
+    argv = [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+    return [*argv, "--dir", str(workdir), "--daemonize", "no"]
+
+
+def redis_prefix(cell: Cell) -> str:
+    """Key and channel prefix of one cell × repeat on Redis: the cell id and a random part,
+    so no two starts share a topic's sequence or history."""
+    return f"pushbench:{cell.cell_id}:{uuid.uuid4().hex[:12]}:"
+
+
+def serve_argv(
+    cell: Cell, redis_url: str | None = None, redis_key_prefix: str | None = None
+) -> list[str]:
+    """``pushbench serve`` for a module stack, with the cell's server options (and, for
+    the Redis hub, the Redis server's URL and the cell's key prefix)."""
     argv = [sys.executable, "-m", "pushbench.cli", "serve", "--stack", cell.stack]
     argv += ["--host", HOST, "--port", "0", "--hub", cell.hub, "--loop", cell.loop]
+    if redis_url is not None:
+        argv += ["--redis-url", redis_url]
+    if redis_key_prefix is not None:
+        argv += ["--redis-prefix", redis_key_prefix]
     argv += ["--max-connections", str(max(cell.subscribers + 100, 1000))]
     argv += ["--history", str(history_size(cell))]
     if cell.heartbeat_s is not None:
@@ -161,8 +209,29 @@ def free_port(host: str = HOST) -> int:
     return port
 
 
+def start_broker(group: ProcessGroup, cell: Cell, pinning: Pinning) -> tuple[Started, str]:
+    """Start the cell's Redis server in ``group``, pinned to the server CPUs, and wait
+    until it accepts connections → (its process, its URL)."""
+    binary = redis_server()
+    if binary is None:
+        raise CellFailed(REDIS_MISSING)
+    port = free_port()
+    workdir = group.log_dir / "redis"
+    workdir.mkdir(parents=True, exist_ok=True)
+    started = group.start(
+        "redis",
+        redis_argv(binary, port, workdir),
+        cpus=pinning.server,
+        ready_prefix=_REDIS_READY,
+        ready_anywhere=True,
+        timeout_s=READY_TIMEOUT_S,
+    )
+    return started, f"redis://{HOST}:{port}/0"
+
+
 def start_server(group: ProcessGroup, cell: Cell, pinning: Pinning) -> Server:
-    """Start the cell's stack in ``group`` and wait for its ready line."""
+    """Start the cell's stack in ``group`` and wait for its ready line; first its Redis
+    server when the cell's hub is Redis (:func:`start_broker`)."""
     stack = registry.stack(cell.stack)
     if stack.external:
         port = free_port()
@@ -174,9 +243,13 @@ def start_server(group: ProcessGroup, cell: Cell, pinning: Pinning) -> Server:
             timeout_s=READY_TIMEOUT_S,
         )
         return Server(started, f"http://{HOST}:{port}")
+    broker, redis_url, prefix = None, None, None
+    if cell.hub == "redis":
+        broker, redis_url = start_broker(group, cell, pinning)
+        prefix = redis_prefix(cell)
     started = group.start(
         "server",
-        serve_argv(cell),
+        serve_argv(cell, redis_url, prefix),
         cpus=pinning.server,
         ready_prefix=stack.ready_line,
         timeout_s=READY_TIMEOUT_S,
@@ -184,4 +257,4 @@ def start_server(group: ProcessGroup, cell: Cell, pinning: Pinning) -> Server:
     match = _SERVE_READY.search(started.ready_line)
     if match is None:
         raise CellFailed(f"server ready line without a URL: {started.ready_line!r}")
-    return Server(started, match.group(1))
+    return Server(started, match.group(1), broker)

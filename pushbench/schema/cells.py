@@ -45,7 +45,8 @@ __all__ = [
 
 #: Version of the columns below, recorded as ``"cells_schema"`` in each run's metadata.json.
 #: 2: history_gap_msgs added; client_processes counts the processes that ran.
-CELLS_SCHEMA_VERSION = 2
+#: 3: broker_cpu_us_per_msg added (the Redis hub's server).
+CELLS_SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -329,6 +330,13 @@ EXTRA_COLUMNS: dict[str, Column] = _columns(
         "count",
         "messages requests missed because their since was older than the server's history "
         "(evicted before fetched; the runner sizes the history from the cell: 0 expected)",
+    ),
+    _C(
+        "broker_cpu_us_per_msg",
+        "µs/msg",
+        "CPU (user + system) of the cell's Redis server over the measured window ÷ "
+        "msgs_delivered, beside server_cpu_us_per_msg (same window, same denominator; the "
+        "two add up to the server side's cost); empty when the hub is in-process",
     ),
 )
 
