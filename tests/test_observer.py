@@ -222,7 +222,7 @@ def test_the_row_records_the_servers_history_gaps(tmp_path: Path) -> None:
     )
     out = tmp_path / "results"
     assert cli.main(["run", str(path), "--out", str(out), "--no-progress"]) == 0
-    assert ALL_COLUMNS[-1] == "history_gap_msgs"
+    assert ALL_COLUMNS[-3:] == ["history_gap_msgs", "round", "run_index"]
     (run_dir,) = [p for p in out.iterdir() if p.is_dir() and not p.is_symlink()]
     df = pd.read_csv(run_dir / "cells.csv")
     assert list(df["status"]) == ["ok"] and list(df["history_gap_msgs"]) == [0]

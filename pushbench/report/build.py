@@ -348,6 +348,14 @@ def _environment(run: Run) -> list[doc.Block]:
         ),
         ("command", f"`{paths.shown_command(m.get('command') or [])}`"),
     ]
+    if m.get("order_seed") is not None:  # runs before rounds have no seed: ran back to back
+        rows.append(
+            (
+                "order",
+                f"{m.get('rounds')} rounds, every cell once per round, shuffled with seed "
+                f"{m['order_seed']} (`pushbench run … --seed {m['order_seed']}` repeats it)",
+            )
+        )
     server = m.get("server")
     if isinstance(server, dict) and server:
         rows.append(("server", ", ".join(f"{k}={v}" for k, v in sorted(server.items()))))

@@ -192,6 +192,7 @@ def compute(
         bytes_per_conn_per_s=(total("bytes_in") + total("bytes_out")) / conn_s if conn_s else None,
         history_gap_msgs=stats.get("history_gap_messages"),
     )
+    row.update(round=None, run_index=None)  # the run's order: set by .orchestrate
     if cell.publishers:
         row["publish_lag_max_us"] = total_max("publish_lag_max_ns") / 1e3
     return row

@@ -45,7 +45,8 @@ __all__ = [
 
 #: Version of the columns below, recorded as ``"cells_schema"`` in each run's metadata.json.
 #: 2: history_gap_msgs added; client_processes counts the processes that ran.
-CELLS_SCHEMA_VERSION = 2
+#: 3: round and run_index added (runs interleaved in shuffled rounds).
+CELLS_SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -329,6 +330,18 @@ EXTRA_COLUMNS: dict[str, Column] = _columns(
         "count",
         "messages requests missed because their since was older than the server's history "
         "(evicted before fetched; the runner sizes the history from the cell: 0 expected)",
+    ),
+    _C(
+        "round",
+        "count",
+        "the round of the run, from 0: round k runs every cell's repeat k once, in an order "
+        "shuffled by metadata.json's order_seed; the saturation search's probe rounds follow",
+    ),
+    _C(
+        "run_index",
+        "count",
+        "place of this cell × repeat in the run's order, from 0 (cells.csv lists the rows in "
+        "scenario order; sort by this for the order they ran in)",
     ),
 )
 
