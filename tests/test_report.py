@@ -6,8 +6,8 @@ decoded, warnings are shown for incomplete and harness-bound runs, sections
 without data say what is missing, the report opens with the answer table and
 its rows are the decision guide's verdicts, the decision guide cites measured
 cells, every figure writes its numbers one way with units on its axes, a
-figure's ± never wraps, protocol floors match real encoder bytes, and
-rendering is idempotent and leaves the run's data untouched.
+figure's ± never wraps, no absolute path of the machine shows, protocol floors
+match real encoder bytes, and rendering is idempotent and leaves the run's data untouched.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import csv
 import hashlib
 import re
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from pushbench.report import (
     figure,
     floors,
     guide,
+    paths,
     plots_cost,
     plots_latency,
     plots_rate,
@@ -622,3 +624,52 @@ def test_a_run_that_measured_nothing_is_refused_clearly(tmp_path: Path) -> None:
     (run / "cells.csv").write_text(header + "\n")
     with pytest.raises(FileNotFoundError, match="measured nothing"):
         render(run)
+
+
+def test_a_report_carries_no_absolute_path_of_the_machine(tmp_path: Path) -> None:
+    """Nothing in report.md or report.html says where the run was on the machine: the
+    re-render line names the run by its results folder and id, the command line and the
+    scenario file lose their absolute prefixes, the codec profile shows module paths from
+    the package on (the metadata below holds every kind of path a real run records)."""
+    run = _copy(RUN, tmp_path / "results" / "20260101T000000Z-aaaaaa")
+    codec = _copy(CODEC, tmp_path / "results" / "20250101T000000Z-cccccc")
+    meta = read_json(run / "metadata.json")
+    meta["command"] = [
+        "/home/ann/src/pushbench/.venv/bin/pushbench",
+        "run",
+        "/home/ann/src/pushbench/scenarios/quick.toml",
+        "--out",
+        "/root/results",
+        f"--junit={tmp_path}/junit.xml",
+    ]
+    meta["scenario_file"] = "/work/main/scenarios/quick.toml"
+    meta["python"]["executable"] = sys.executable
+    atomic_write_json(run / "metadata.json", meta)
+    out = tmp_path / "out"
+    render(run, codec_run=codec, out=out)
+    forbidden = ["/work/", "/root/", "/home/", "/tmp/", str(tmp_path), str(FIXTURES)]
+    forbidden.append(str(Path(sys.executable).parent))
+    for name in ("report.md", "report.html"):
+        text = (out / name).read_text()
+        leaks = [f for f in forbidden if f in text]
+        assert not leaks, f"{name} shows {leaks}"
+    md = (out / "report.md").read_text()
+    assert "re-render with `pushbench report results/20260101T000000Z-aaaaaa`" in md
+    assert "`pushbench run scenarios/quick.toml --out …/results --junit=…/junit.xml`" in md
+    assert "pushbench/wire/frames.py:" in md  # the profile still names the module
+
+
+@pytest.mark.parametrize(
+    ("path", "shown"),
+    [
+        ("/home/ann/src/pushbench/scenarios/quick.toml", "scenarios/quick.toml"),
+        ("/work/main/pushbench/wire/frames.py", "pushbench/wire/frames.py"),
+        ("/home/ann/.venv/lib/python3.11/site-packages/aiohttp/web.py", "aiohttp/web.py"),
+        ("/usr/lib/python3.11/asyncio/events.py", "asyncio/events.py"),
+        ("/tmp/tmpab12", "…/tmpab12"),
+        ("scenarios/quick.toml", "scenarios/quick.toml"),
+    ],
+)
+def test_a_path_is_shown_from_the_project_or_without_its_prefix(path: str, shown: str) -> None:
+    assert paths.shown_path(path) == shown
+    assert paths.scrub(f"  12 0.1 {path}:3(f) 1/2 msgs/s") == f"  12 0.1 {shown}:3(f) 1/2 msgs/s"

@@ -1,6 +1,7 @@
 """``pushbench run``: end to end on loopback, a bad scenario, a server crash mid-run; what a
 run prints (progress lines with an ETA, the summary table, the report, the guide's verdicts),
-where ``latest`` points, and what ``client_processes`` counts."""
+where ``latest`` points, what ``client_processes`` counts, and the order of a run (shuffled
+rounds by a recorded seed, saturation probes in rounds after them)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import dataclasses
 import io
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -23,9 +25,10 @@ from pushbench import browser, cli, metrics, registry, results, runner, scenario
 from pushbench.procs import Started
 from pushbench.report import doc, guide
 from pushbench.report.load import load_run
+from pushbench.runner import orchestrate, rounds, saturation
 from pushbench.runner import progress as progress_module
 from pushbench.runner.progress import Progress, format_duration
-from pushbench.runner.rows import processes_ran
+from pushbench.runner.rows import bare_row, processes_ran
 from pushbench.runner.server import EXTERNAL_HEARTBEAT_S, distributions
 from pushbench.runner.summary import format_table, summarize
 from pushbench.runner.tables import write_cells
@@ -480,8 +483,9 @@ def test_a_run_ends_with_its_answer(tmp_path: Path, capsys: pytest.CaptureFixtur
     captured = capsys.readouterr()
     lines = [ln for ln in captured.err.splitlines() if ln.startswith("pushbench run: run ")]
     assert "\r" not in captured.err and "\x1b" not in captured.err
-    assert any(ln.startswith("pushbench run: run 1/2 aiohttp-ws-") for ln in lines), lines
-    assert any(ln.startswith("pushbench run: run 2/2 aiohttp-sse-") for ln in lines), lines
+    # a line as each run starts (in the round's shuffled order): each cell once, as 1/2 or 2/2
+    runs = {ln.split()[3]: ln.split()[4].split("-")[1] for ln in lines}
+    assert set(runs) == {"1/2", "2/2"} and set(runs.values()) == {"ws", "sse"}, lines
     assert all(" elapsed " in ln and " ETA " in ln for ln in lines), lines
     text = captured.out
     assert "p50 µs" in text and "CPU µs/msg" in text and "flags" in text
@@ -675,3 +679,134 @@ def test_client_processes_counts_what_ran() -> None:
     assert processes_ran(_result(locust={"workers": 2, "processes": workers})) == 3
     assert processes_ran(_result(client="browser", cpu_processes=5)) == 5
     assert processes_ran(_result(client="browser", cpu_processes=0)) == 1
+
+
+# --- interleaved rounds -------------------------------------------------------------------
+
+
+def _ran(df: pd.DataFrame) -> list[tuple[str, int, int]]:
+    """(cell id, repeat, round) of each row, in the order the runs ran."""
+    ran = df.sort_values("run_index")
+    assert list(ran["run_index"]) == list(range(len(df)))
+    return list(zip(ran["cell_id"], ran["repeat"], ran["round"], strict=True))
+
+
+@pytest.mark.timeout(120)
+def test_repeats_run_in_rounds_shuffled_by_the_recorded_seed(tmp_path: Path) -> None:
+    """3 cells × 2 repeats: round k runs every cell's repeat k once, in an order drawn
+    from the seed given with --seed (recorded), never back to back per cell; cells.csv
+    still lists the rows in scenario order, each with its round and place in the run."""
+    path = tmp_path / "rounds.toml"
+    text = TINY.format(transports='["ws", "sse", "longpoll"]')
+    path.write_text(
+        text.replace("repeats = 1", "repeats = 2").replace("duration_s = 2", "duration_s = 1")
+    )
+    out = tmp_path / "results"
+    assert cli.main(["run", str(path), "--out", str(out), "--no-progress", "--seed", "1"]) == 0
+    run_dir = _run_dir(out)
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    assert meta["order_seed"] == 1 and meta["rounds"] == 2
+    df = pd.read_csv(run_dir / "cells.csv")
+    assert (df["status"] == "ok").all()
+    listed = [c.cell_id for c in scenario.load(path).cells()]
+    assert list(zip(df["cell_id"], df["repeat"], strict=True)) == [
+        (c, r) for c in listed for r in (0, 1)
+    ]
+    ran = _ran(df)
+    assert [rnd for _, _, rnd in ran] == [0, 0, 0, 1, 1, 1]
+    assert all(rep == rnd for _, rep, rnd in ran)  # repeats are rounds
+    first, second = [c for c, _, _ in ran[:3]], [c for c, _, _ in ran[3:]]
+    assert sorted(first) == sorted(second) == sorted(listed)  # every cell once per round
+    assert first != listed and second != listed and first != second  # shuffled per round
+    plan = rounds.interleave(
+        [(c, r) for c in scenario.load(path).cells() for r in (0, 1)], random.Random(1)
+    )
+    assert ran == [(p.cell.cell_id, p.repeat, p.round) for p in plan]  # the seed's order
+    report = (run_dir / "report.md").read_text()
+    assert "2 rounds, every cell once per round, shuffled with seed 1" in report
+
+
+def _fake_cells(factor: dict[str, float]) -> Any:
+    """A run_one that starts nothing: every run ok, p99 = rate × factor[transport] ms."""
+
+    def run_one(cell: scenario.Cell, repeat: int, *args: Any) -> dict[str, Any]:
+        row = bare_row(cell, repeat, "ok", "")
+        p99_us = cell.rate * factor.get(cell.transport, 1.0) * 1000
+        row.update(
+            delivered_fraction=1.0, lat_p99_us=p99_us, server_cpu_fraction=0.5, harness_bound=False
+        )
+        return row
+
+    return run_one
+
+
+def _order(result: runner.RunResult) -> list[tuple[str, int]]:
+    return [(r["cell_id"], r["repeat"]) for r in sorted(result.rows, key=lambda r: r["run_index"])]
+
+
+def test_the_same_seed_runs_the_same_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--seed N repeats an order; without it a fresh seed is drawn and recorded, and
+    giving that one back repeats that run's order; other seeds give other orders."""
+    monkeypatch.setattr(orchestrate, "run_one", _fake_cells({}))
+    path = _write(tmp_path, '["ws", "sse", "longpoll", "shortpoll"]')
+    path.write_text(path.read_text().replace("repeats = 1", "repeats = 3"))
+    sc, options = scenario.load(path), runner.RunOptions(out=tmp_path / "r", progress=False)
+    assert _order(runner.run_scenario(sc, options, seed=5)) == _order(
+        runner.run_scenario(sc, options, seed=5)
+    )
+    fresh = runner.run_scenario(sc, options)
+    seed = json.loads((fresh.run_dir / "metadata.json").read_text())["order_seed"]
+    assert isinstance(seed, int)
+    assert _order(fresh) == _order(runner.run_scenario(sc, options, seed=seed))
+    orders = {tuple(_order(runner.run_scenario(sc, options, seed=s))) for s in range(4)}
+    assert len(orders) > 1
+
+
+SATURATION_2 = SATURATION.replace('transports = ["ws", "shortpoll"]', 'transports = ["ws", "sse"]')
+SATURATION_2 = SATURATION_2.replace("repeats = 1", "repeats = 2").replace(
+    "probes = 1", "probes = 2"
+)
+
+
+def test_saturation_probes_run_in_rounds_across_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After the listed rounds, each probe round runs the next wanted repeat of every
+    group still searching, shuffled; a probe's repeats come in consecutive rounds; the
+    answer is the one a search group after group gives; run i/n counts every run."""
+    factor = {"ws": 1.0, "sse": 2.0}  # p99 (ms) = rate × factor: sse fails sooner
+    monkeypatch.setattr(orchestrate, "run_one", _fake_cells(factor))
+    path = tmp_path / "sat.toml"
+    path.write_text(SATURATION_2)
+    sc = scenario.load(path)
+    options = runner.RunOptions(out=tmp_path / "r", progress="lines")
+    result = runner.run_scenario(sc, options, seed=3)
+    assert result.status == "complete"
+    df = pd.read_csv(result.run_dir / "cells.csv")
+    ran = _ran(df)
+    assert [rnd for _, _, rnd in ran[:8]] == [0] * 4 + [1] * 4  # 2 groups × 2 rates
+    probes = df[df["probe"]].sort_values("run_index")
+    assert len(probes) == 2 * 2 * 2  # 2 groups × 2 probes × 2 repeats
+    for rnd, batch in probes.groupby("round"):
+        assert sorted(batch["transport"]) == ["sse", "ws"], rnd  # one of each group per round
+    for _, runs in probes.groupby("cell_id"):
+        assert list(runs["repeat"]) == [0, 1] and list(runs["round"].diff().dropna()) == [1]
+    assert list(probes["round"].unique()) == [2, 3, 4, 5]
+    # the same answer as searching one group after the other
+    expected = []
+    rows: list[dict[str, Any]] = [r for r in result.rows if not r["probe"]]
+    fake = _fake_cells(factor)
+    for group, cells in saturation.slo_groups(orchestrate.selected(sc, options)).items():
+
+        def measure(cell: scenario.Cell, repeat: int, probe: bool) -> dict[str, Any]:
+            rows.append(fake(cell, repeat) | {"probe": probe})
+            return rows[-1]
+
+        quiet = Progress("off", 0, 0.0)
+        expected.append(saturation.search(group, cells, rows, measure, options, quiet))
+    sat = pd.read_csv(result.run_dir / "saturation.csv")
+    assert list(sat["rates_tried"]) == [e["rates_tried"] for e in expected]
+    assert list(sat["max_rate"]) == [e["max_rate"] for e in expected]
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("pushbench run:")]
+    assert lines[-1].startswith(f"pushbench run: run {len(df)}/{len(df)} ")
+    assert "probe round 6" in lines[-1] and "round 1/2" in lines[0]

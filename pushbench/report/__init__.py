@@ -11,6 +11,7 @@ It reads stored records (:mod:`pushbench.schema`) and the registry
   :mod:`.floors`, :mod:`.saturation`; :mod:`.style` (the registry's look);
 - :mod:`.guide`: the decision guide, rules as data;
 - :mod:`.build`, :mod:`.doc`, :mod:`.html`, :mod:`.md`: the document and its writers;
+- :mod:`.paths`: what a report shows of a path (never the machine's absolute paths);
 - :mod:`.render`: ``pushbench report`` (``render.render(run_dir)`` from code);
 - :mod:`.compare`: ``pushbench compare``;
 - :mod:`.codec`: plots, Markdown report and targets of a ``bench-codec`` run;

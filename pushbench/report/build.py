@@ -16,7 +16,7 @@ from typing import Any
 
 from pushbench.results import atomic_write_bytes
 
-from . import answer, doc, guide, style, thresholds
+from . import answer, doc, guide, paths, style, thresholds
 from .doc import NBSP
 from .figure import Plot
 from .load import METRICS, Run, point_label, variant_label
@@ -250,7 +250,8 @@ def _codec_section(codec_run: Path | None, how_found: str, out: Path | None) -> 
             blocks.append(
                 doc.Missing(
                     title,
-                    f"{name} not rendered; run `python -m pushbench.report.codec {codec_run}`",
+                    f"{name} not rendered; run `python -m pushbench.report.codec "
+                    f"{paths.run_label(codec_run)}`",
                 )
             )
     profile = codec._profile_top(codec_run)
@@ -328,7 +329,7 @@ def _environment(run: Run) -> list[doc.Block]:
     versions = m.get("versions") or {}
     rows = [
         ("run", f"{run.run_id} ({run.status})"),
-        ("scenario", f"{m.get('scenario')} — `{m.get('scenario_file')}`"),
+        ("scenario", f"{m.get('scenario')} — `{paths.shown_path(m.get('scenario_file') or '')}`"),
         ("date", f"{m.get('started')} → {m.get('finished')} ({m.get('duration_s')} s)"),
         ("machine", f"{m.get('hostname')}, {m.get('platform')}, {m.get('machine')}"),
         ("CPU", f"{cpu.get('model')}, {cpu.get('count')} cores, governor {cpu.get('governor')}"),
@@ -345,8 +346,16 @@ def _environment(run: Run) -> list[doc.Block]:
             f"{git.get('commit')} on {git.get('branch')}"
             f"{' (DIRTY: uncommitted changes)' if git.get('dirty') else ''}",
         ),
-        ("command", f"`{' '.join(m.get('command') or [])}`"),
+        ("command", f"`{paths.shown_command(m.get('command') or [])}`"),
     ]
+    if m.get("order_seed") is not None:  # runs before rounds have no seed: ran back to back
+        rows.append(
+            (
+                "order",
+                f"{m.get('rounds')} rounds, every cell once per round, shuffled with seed "
+                f"{m['order_seed']} (`pushbench run … --seed {m['order_seed']}` repeats it)",
+            )
+        )
     server = m.get("server")
     if isinstance(server, dict) and server:
         rows.append(("server", ", ".join(f"{k}={v}" for k, v in sorted(server.items()))))
@@ -378,7 +387,7 @@ def document(
             f"{len(run.cells['cell_id'].unique())} cells, {len(run.cells)} repeats "
             f"({int((run.cells['status'] == 'ok').sum())} ok). Every figure below is drawn from "
             "the stored results of this run; re-render with `pushbench report "
-            f"{run.path}`. How to read it: docs/report.md."
+            f"{paths.run_label(run.path)}`. How to read it: docs/report.md."
         ),
     ]
     sections = [

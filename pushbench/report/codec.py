@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pushbench.report import paths
 from pushbench.results import atomic_write_bytes, atomic_write_text, read_json, resolve_run
 from pushbench.schema.codec import (
     LIBRARIES,
@@ -262,7 +263,7 @@ def _profile_top(run_dir: Path) -> str | None:
     if not path.exists():
         return None
     text = path.read_text(encoding="utf-8")
-    return text.split("\n== pyinstrument", 1)[0].rstrip()
+    return paths.scrub(text.split("\n== pyinstrument", 1)[0].rstrip())
 
 
 def render_markdown(
@@ -279,7 +280,8 @@ def render_markdown(
     lines = [
         f"# Codec benchmark — run {meta.get('run_id', run_dir.name)}",
         "",
-        f"- started {meta.get('started')}, command `{' '.join(meta.get('command', []))}`",
+        f"- started {meta.get('started')}, "
+        f"command `{paths.shown_command(meta.get('command', []))}`",
         f"- CPU {cpu.get('model')}, {cpu.get('count')} cores, affinity {cpu.get('affinity')}, "
         f"governor {cpu.get('governor')}",
         f"- Python {meta.get('python', {}).get('version')}, {meta.get('kernel')}; "

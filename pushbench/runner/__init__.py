@@ -18,7 +18,8 @@ every cell, so an interrupted run keeps what it measured;
 ``[slo]`` get a saturation search and ``saturation.csv``.
 
 One module per responsibility: :mod:`.command` (the CLI's options and exit
-codes), :mod:`.orchestrate` (the run loop, signals, metadata), :mod:`.cell`
+codes), :mod:`.orchestrate` (the run loop, signals, metadata), :mod:`.rounds` (the
+order: every cell once per round, shuffled by a recorded seed), :mod:`.cell`
 (one cell × repeat: processes, load, window), :mod:`.server` (starting the
 stack), :mod:`.rows` (outputs → the row), :mod:`.saturation` (the SLO search),
 :mod:`.progress` (the live line, or plain lines in a log, with an ETA),

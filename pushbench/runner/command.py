@@ -45,6 +45,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--repeats", type=int, default=None, metavar="N", help="override every cell's repeats")
     add("--only", default=None, metavar="SUBSTRING", help="run only cells whose id contains it")
     add(
+        "--seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="seed of the shuffled order of each round (every cell once per round, repeats = "
+        "rounds); the same seed runs the same order (default: a fresh one; recorded as "
+        "order_seed in metadata.json)",
+    )
+    add(
         "--no-progress",
         action="store_true",
         help="no progress on stderr (default: a live line on a terminal, else a plain line "
@@ -102,7 +111,7 @@ def execute(args: argparse.Namespace) -> tuple[int, RunResult | None]:
     if args.dry_run:
         print(describe(narrow(scenario, args.only, args.repeats)))
         return ExitCode.OK, None
-    result = run_scenario(scenario, options)
+    result = run_scenario(scenario, options, seed=args.seed)
     if result.rows:
         print(format_table(summarize(result.rows)), flush=True)
     gates_passed = _judge(scenario, result.rows, result.run_dir, args.junit)

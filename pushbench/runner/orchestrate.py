@@ -1,10 +1,14 @@
-"""The run loop: every selected cell × repeat, then the saturation probes, into one run directory.
+"""The run loop: every selected cell × repeat in shuffled rounds, then the saturation probes.
 
 :func:`run_scenario` makes the run directory, writes ``metadata.json``
 (machine, software, pinning, the scenario's text, the ``cells.csv`` schema
-version) before anything starts and again at the end, measures each cell
-(:mod:`.cell`), rewrites ``cells.csv`` after every one (:mod:`.tables`), runs
-the saturation search of ``[slo]`` groups (:mod:`.saturation`), and ends the
+version, the ``order_seed``) before anything starts and again at the end,
+measures each cell (:mod:`.cell`) in rounds that run every cell once in a
+shuffled order (:mod:`.rounds`: repeats are rounds, so drift is spread over
+every cell rather than landing on one), rewrites ``cells.csv`` after every one
+(:mod:`.tables`; rows in scenario order, each with its ``round`` and
+``run_index``), runs the saturation search of ``[slo]`` groups in probe rounds
+after the listed ones (:mod:`.rounds`, :mod:`.saturation`), and ends the
 same way on success, on a crash, on Ctrl-C and on SIGTERM: processes stopped,
 partial results kept, the run marked complete or incomplete with the reason.
 Only a complete run moves ``results/latest`` (:func:`pushbench.results.update_latest`),
@@ -14,6 +18,7 @@ so an interrupted smoke run never hides the last complete one.
 from __future__ import annotations
 
 import contextlib
+import random
 import signal
 import time
 from collections.abc import Iterator, Sequence
@@ -34,7 +39,8 @@ from pushbench.schema.cells import CELLS_SCHEMA_VERSION
 from .cell import run_one
 from .options import RunOptions, RunResult
 from .progress import Progress
-from .saturation import search, slo_groups
+from .rounds import Planned, ProbeRounds, interleave, new_seed
+from .saturation import slo_groups
 from .server import distributions
 from .tables import write_cells, write_saturation
 
@@ -51,9 +57,14 @@ def selected(scenario: Scenario, options: RunOptions) -> list[tuple[Cell, int]]:
     return runs
 
 
-def run_scenario(scenario: Scenario, options: RunOptions) -> RunResult:
-    """Measure every selected cell × repeat into a new run directory under ``options.out``."""
+def run_scenario(scenario: Scenario, options: RunOptions, *, seed: int | None = None) -> RunResult:
+    """Measure every selected cell × repeat into a new run directory under ``options.out``,
+    in rounds shuffled by ``seed`` (default: a fresh one; both recorded as ``order_seed``)."""
     runs = selected(scenario, options)
+    seed = new_seed() if seed is None else seed
+    rng = random.Random(seed)
+    plan = interleave(runs, rng)
+    rounds = 1 + max((p.round for p in plan), default=-1)
     run_dir = new_run_dir(options.out)
     pinning = plan_pinning()
     source = Path(scenario.source)
@@ -67,6 +78,8 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> RunResult:
             "scenario_text": source.read_text(encoding="utf-8") if source.is_file() else None,
             "pinning": pinning.as_dict(),
             "runs_planned": len(runs),
+            "order_seed": seed,
+            "rounds": rounds,
             "servers": {},
             "cells_schema": CELLS_SCHEMA_VERSION,
         },
@@ -76,32 +89,46 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> RunResult:
     started = time.monotonic()
     progress = Progress(
         options.progress,
-        len(runs),
+        len(plan),
         started,
-        estimates=[cell.run_seconds() for cell, _ in runs],
+        estimates=[p.cell.run_seconds() for p in plan],
         extra_s=_probe_budget_s(runs, options),
     )
-    saturation: list[dict[str, Any]] = []
+    groups = slo_groups(runs)
+    probes = ProbeRounds(groups, result.rows, options)
+    order = _ScenarioOrder(runs, groups)
 
-    def measure(cell: Cell, repeat: int, probe: bool) -> dict[str, Any]:
-        progress.cell(len(result.rows), cell.cell_id, cell.run_seconds())
-        row = run_one(cell, repeat, run_dir, pinning, options, progress, meta["servers"])
-        row["probe"] = probe
+    def measure(planned: Planned, probe: bool, label: str) -> dict[str, Any]:
+        cell, index = planned.cell, len(result.rows)
+        progress.cell(index, cell.cell_id, cell.run_seconds(), round_label=label)
+        row = run_one(cell, planned.repeat, run_dir, pinning, options, progress, meta["servers"])
+        row.update(probe=probe, round=planned.round, run_index=index)
+        order.note(row, planned, probe)  # before the append: a Ctrl-C between them is harmless
         result.rows.append(row)
-        write_cells(run_dir / "cells.csv", result.rows)
+        write_cells(run_dir / "cells.csv", order.sorted(result.rows))
         return row
 
     try:
         with _sigterm_as_interrupt():
-            for cell, repeat in runs:
-                measure(cell, repeat, probe=False)
-            for group, cells in slo_groups(runs).items():
-                saturation.append(search(group, cells, result.rows, measure, options, progress))
-                write_saturation(run_dir / "saturation.csv", saturation)
+            for planned in plan:
+                measure(planned, False, f"round {planned.round + 1}/{rounds}")
+            number = rounds
+            while True:
+                batch = probes.next_round(rng, number)  # finishes the groups that are done
+                if probes.results:
+                    write_saturation(run_dir / "saturation.csv", probes.results)
+                if not batch:
+                    break
+                for planned in batch:
+                    if planned.repeat == 0:  # a new probe rate: its repeats join the count
+                        progress.total += options.repeats or planned.cell.repeats
+                    probes.record(planned, measure(planned, True, f"probe round {number + 1}"))
+                number += 1
     except KeyboardInterrupt as exc:
         result.reason = str(exc) or "interrupted"
     finally:
         progress.done()
+        result.rows.sort(key=order.key)
         result.reason = result.reason or _incomplete_reason(result.rows)
         result.status = "incomplete" if result.reason else "complete"
         meta["reason"] = result.reason
@@ -110,12 +137,38 @@ def run_scenario(scenario: Scenario, options: RunOptions) -> RunResult:
             s: sum(1 for r in result.rows if r["status"] == s) for s in ("ok", "failed", "skipped")
         }
         write_cells(run_dir / "cells.csv", result.rows)
-        if saturation:
-            write_saturation(run_dir / "saturation.csv", saturation)
+        if probes.results:
+            write_saturation(run_dir / "saturation.csv", probes.results)
         atomic_write_json(run_dir / "metadata.json", finish_metadata(meta, status=result.status))
         if result.status == "complete":  # an interrupted or failed run leaves it alone
             update_latest(run_dir)
     return result
+
+
+class _ScenarioOrder:
+    """The order of ``cells.csv``: the listed cells as the scenario lists them, each
+    cell's repeats in turn, then each ``[slo]`` group's probes in the order they ran —
+    the order a reader expects, whatever order the runs had (``run_index`` keeps that)."""
+
+    def __init__(self, runs: Sequence[tuple[Cell, int]], groups: dict[Cell, list[Cell]]):
+        self._cells: dict[str, int] = {}
+        for cell, _ in runs:
+            self._cells.setdefault(cell.cell_id, len(self._cells))
+        self._groups = {group.cell_id: i for i, group in enumerate(groups)}
+        self._keys: dict[int, tuple[int, int, int]] = {}
+
+    def note(self, row: dict[str, Any], planned: Planned, probe: bool) -> None:
+        if probe:
+            group = self._groups[planned.cell.with_rate(0.0).cell_id]
+            self._keys[id(row)] = (1, group, int(row["run_index"]))
+        else:
+            self._keys[id(row)] = (0, self._cells[planned.cell.cell_id], planned.repeat)
+
+    def key(self, row: dict[str, Any]) -> tuple[int, int, int]:
+        return self._keys[id(row)]
+
+    def sorted(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        return sorted(rows, key=self.key)
 
 
 def _probe_budget_s(runs: Sequence[tuple[Cell, int]], options: RunOptions) -> float:

@@ -6,7 +6,8 @@ Two forms, chosen by the command from where stderr goes:
 - ``lines`` (CI, ``| tee``, ``> log``): a plain line when each cell × repeat starts and
   every :data:`PLAIN_EVERY_S` seconds during it, so a log shows where a long run is.
 
-Both say run i/n, the cell, the elapsed time, the ETA and (once the workers report)
+Both say run i/n, the cell, its round (the runner measures in shuffled rounds:
+``round 2/3``, ``probe round 4``), the elapsed time, the ETA and (once the workers report)
 the delivered msgs/s and the p99 of the last second. The ETA is the scenario's own
 estimate (:meth:`pushbench.scenario.Cell.run_seconds` per run, plus the most the
 saturation probes may add, as ``pushbench.scenario.estimate_seconds`` counts) minus
@@ -84,6 +85,7 @@ class Progress:
         self.stream = stream
         self.index = 0
         self.cell_id = ""
+        self.round_label = ""
         self.rate: float | None = None
         self.p99_us: float | None = None
         self.status_files: list[Path] = []
@@ -95,15 +97,18 @@ class Progress:
         self._done_est = 0.0  # estimated seconds of the runs finished
         self._done_wall = 0.0  # and the wall time they took
 
-    def cell(self, index: int, cell_id: str, estimate_s: float | None = None) -> None:
-        """Run ``index`` (0-based) starts; ``estimate_s`` defaults to the planned one."""
+    def cell(
+        self, index: int, cell_id: str, estimate_s: float | None = None, *, round_label: str = ""
+    ) -> None:
+        """Run ``index`` (0-based) starts; ``estimate_s`` defaults to the planned one;
+        ``round_label`` (``round 2/3``) is shown after the cell when given."""
         now = time.monotonic()
         if self.cell_id:  # the previous run is done
             self._done_est += self._cell_est
             self._done_wall = now - self.started
         if estimate_s is None:
             estimate_s = self.estimates[index] if index < len(self.estimates) else 0.0
-        self.index, self.cell_id = index, cell_id
+        self.index, self.cell_id, self.round_label = index, cell_id, round_label
         self._cell_started, self._cell_est = now, estimate_s
         self.rate = self.p99_us = self._last = None
         self.status_files = []
@@ -147,6 +152,7 @@ class Progress:
         eta = self.eta_s(now)
         parts = [
             f"run {self.index + 1}/{self.total} {self.cell_id}",
+            *([self.round_label] if self.round_label else []),
             f"elapsed {format_duration(now - self.started)}",
         ]
         if eta is not None:

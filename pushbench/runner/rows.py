@@ -26,7 +26,7 @@ from pushbench import metrics, registry
 from pushbench.procs import ProcSample, Started
 from pushbench.results import atomic_write_text
 from pushbench.scenario import Cell
-from pushbench.schema.cells import EXTRA_COLUMNS, PARAM_COLUMNS
+from pushbench.schema.cells import ALL_COLUMNS, EXTRA_COLUMNS, PARAM_COLUMNS
 from pushbench.schema.worker import WorkerFailure, WorkerResult, read_output
 
 from .options import CellFailed
@@ -220,9 +220,17 @@ def compute(
         bytes_per_conn_per_s=(total("bytes_in") + total("bytes_out")) / conn_s if conn_s else None,
         history_gap_msgs=stats.get("history_gap_messages"),
     )
+    row.update(round=None, run_index=None)  # the run's order: set by .orchestrate
     if cell.publishers:
         row["publish_lag_max_us"] = total_max("publish_lag_max_ns") / 1e3
-    return with_broker_cpu(row, *broker_cpu)
+    return in_schema_order(with_broker_cpu(row, *broker_cpu))
+
+
+def in_schema_order(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with its columns in cells.csv's order (keys outside the schema last)."""
+    ordered = {k: row[k] for k in ALL_COLUMNS if k in row}
+    ordered.update((k, v) for k, v in row.items() if k not in ordered)
+    return ordered
 
 
 def with_broker_cpu(

@@ -45,7 +45,8 @@ __all__ = [
 
 #: Version of the columns below, recorded as ``"cells_schema"`` in each run's metadata.json.
 #: 2: history_gap_msgs added; client_processes counts the processes that ran.
-#: 3: broker_cpu_us_per_msg added (the Redis hub's server).
+#: 3: broker_cpu_us_per_msg (the Redis hub's server), round and run_index (runs interleaved
+#:    in shuffled rounds) added.
 CELLS_SCHEMA_VERSION = 3
 
 
@@ -337,6 +338,18 @@ EXTRA_COLUMNS: dict[str, Column] = _columns(
         "CPU (user + system) of the cell's Redis server over the measured window ÷ "
         "msgs_delivered, beside server_cpu_us_per_msg (same window, same denominator; the "
         "two add up to the server side's cost); empty when the hub is in-process",
+    ),
+    _C(
+        "round",
+        "count",
+        "the round of the run, from 0: round k runs every cell's repeat k once, in an order "
+        "shuffled by metadata.json's order_seed; the saturation search's probe rounds follow",
+    ),
+    _C(
+        "run_index",
+        "count",
+        "place of this cell × repeat in the run's order, from 0 (cells.csv lists the rows in "
+        "scenario order; sort by this for the order they ran in)",
     ),
 )
 
