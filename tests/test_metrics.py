@@ -74,6 +74,46 @@ def test_percentiles_match_numpy_within_hdr_precision(seed: int) -> None:
 
 
 @SMALL
+@given(
+    st.lists(st.integers(0, 10**7), min_size=1, max_size=300),
+    st.integers(0, 300),
+    st.integers(1, 3),
+)
+def test_all_expected_percentiles_rank_the_lost_as_infinitely_late(
+    latencies: list[int], lost: int, conns: int
+) -> None:
+    """Each percentile over every expected message is the order statistic of rank
+    ⌊q/100 · expected + ½⌋ of the received latencies followed by ``lost`` infinities
+    (HDR values: at most 0.1 % above the exact one)."""
+    n = len(latencies)
+    per_conn = -(-(n + lost) // conns)  # expected per connection: everything fits
+    slots = np.arange(per_conn * conns)[: n + lost]
+    received = slots[:n]  # the first n (connection, seq) slots arrived, the rest are lost
+    conn, seq = received % conns, received // conns + 1
+    sched = seq * 1_000_000
+    r = Receipts.of(
+        conn=conn,
+        seq=seq,
+        sched_ns=sched,
+        pub_ns=sched,
+        recv_ns=sched + np.asarray(latencies) * 1000,
+    )
+    d = metrics.delivery(conn, seq, first_seq=1, last_seq=per_conn, connections=conns)
+    tail = metrics.latency_all_expected(r, d)
+    expected = per_conn * conns
+    assert (tail.expected, tail.lost) == (expected, expected - n)
+    ordered = sorted(latencies) + [math.inf] * (expected - n)
+    for q, name in metrics.TAIL_PERCENTILES.items():
+        got = getattr(tail, f"{name}_us")
+        exact = ordered[max(1, int(q * expected / 100 + 0.5)) - 1]
+        if math.isinf(exact):
+            assert math.isinf(got)
+        else:
+            assert exact <= got <= exact + exact / 1024 + 1
+    assert tail.max_us == (math.inf if expected > n else pytest.approx(max(latencies), rel=1e-3))
+
+
+@SMALL
 @given(st.lists(latency_values, min_size=1, max_size=5))
 def test_merge_is_exact(parts: list[list[int]]) -> None:
     arrays = [np.array(p, dtype=np.int64) for p in parts]

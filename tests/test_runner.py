@@ -733,7 +733,11 @@ def _fake_cells(factor: dict[str, float]) -> Any:
         row = bare_row(cell, repeat, "ok", "")
         p99_us = cell.rate * factor.get(cell.transport, 1.0) * 1000
         row.update(
-            delivered_fraction=1.0, lat_p99_us=p99_us, server_cpu_fraction=0.5, harness_bound=False
+            delivered_fraction=1.0,
+            lat_p99_us=p99_us,
+            lat_all_p99_us=p99_us,
+            server_cpu_fraction=0.5,
+            harness_bound=False,
         )
         return row
 

@@ -18,6 +18,9 @@ received message ``conn``, ``seq``, ``sched_ns``, ``pub_ns``, ``recv_ns``
   second and tag, ``corrected``/``uncorrected``), written and read by ``hdrh``.
 - **Delivery** accounting is per connection from ``seq`` against the range the
   server published in the window: delivered, lost, duplicated, out of order.
+- **All expected** latency ranks every expected message, a lost one as
+  infinitely late (wrk2's honesty): p99 is ``inf`` once more than 1 % is lost;
+  the saturation search's SLO judges this p99.
 - Throughput, a down-sampled latency-over-time series, the saturation search,
   repeat statistics and the flat result row (:func:`cell_row`, :data:`COLUMNS`).
 
@@ -32,7 +35,14 @@ One module per responsibility, every public name re-exported here
 
 from __future__ import annotations
 
-from .delivery import Delivery, Throughput, delivery, merge_deliveries, throughput
+from .delivery import (
+    Delivery,
+    Throughput,
+    delivery,
+    first_arrivals,
+    merge_deliveries,
+    throughput,
+)
 from .hlog import (
     INTERVAL_S,
     TAGS,
@@ -49,12 +59,15 @@ from .latency import (
     HIST_LOWEST_US,
     HIST_SIGNIFICANT_FIGURES,
     PERCENTILES,
+    TAIL_PERCENTILES,
     LatencyHistograms,
     LatencySummary,
     Series,
+    TailSummary,
     decode_histogram,
     encode_histogram,
     histogram_of,
+    latency_all_expected,
     latency_histograms,
     latency_series,
     merge_histograms,
@@ -76,6 +89,7 @@ __all__ = [
     "INTERVAL_S",
     "PERCENTILES",
     "TAGS",
+    "TAIL_PERCENTILES",
     "Delivery",
     "HistogramLog",
     "Interval",
@@ -87,12 +101,15 @@ __all__ = [
     "RepeatStats",
     "Saturation",
     "Series",
+    "TailSummary",
     "Throughput",
     "cell_row",
     "decode_histogram",
     "delivery",
     "encode_histogram",
+    "first_arrivals",
     "histogram_of",
+    "latency_all_expected",
     "latency_histograms",
     "latency_log",
     "latency_series",

@@ -2,8 +2,9 @@
 
 Per connection, from ``seq`` against the range the server published in the
 measured window: delivered, lost, duplicated, out of order (and receptions
-outside the range, ignored by the rest); then the offered and delivered rates
-over the window.
+outside the range, ignored by the rest); the first arrival of each expected
+message on each connection (:func:`first_arrivals`, what the all-expected latency
+ranks); then the offered and delivered rates over the window.
 """
 
 from __future__ import annotations
@@ -14,9 +15,16 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .receipts import Int64s
+from .receipts import Int64s, Receipts
 
-__all__ = ["Delivery", "Throughput", "delivery", "merge_deliveries", "throughput"]
+__all__ = [
+    "Delivery",
+    "Throughput",
+    "delivery",
+    "first_arrivals",
+    "merge_deliveries",
+    "throughput",
+]
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,24 @@ def delivery(
         duplicated=received - delivered,
         out_of_order=np.bincount(c[late], minlength=connections),
         outside=outside,
+    )
+
+
+def first_arrivals(receipts: Receipts, first_seq: int, last_seq: int) -> Receipts:
+    """The receipts of seqs ``first_seq..last_seq``, each (connection, seq) once: its first
+    arrival in array order (the receive path's order), as :func:`delivery` counts it
+    delivered. Receipts keep their order."""
+    seqs = receipts.seq
+    inside = np.flatnonzero((seqs >= first_seq) & (seqs <= last_seq))
+    span = max(0, last_seq - first_seq + 1)
+    key = receipts.conn[inside].astype(np.int64) * (span + 1) + (seqs[inside] - first_seq)
+    keep = inside[np.sort(np.unique(key, return_index=True)[1])]
+    return Receipts(
+        receipts.conn[keep],
+        seqs[keep],
+        receipts.sched_ns[keep],
+        receipts.pub_ns[keep],
+        receipts.recv_ns[keep],
     )
 
 

@@ -9,6 +9,13 @@ maintained ``hdrhistogram`` package. *Corrected* latency is ``recv − sched``
 nearest µs; negative ones (clock granularity) count as 0 and ones above 60 s
 as 60 s, and both are counted so nothing disappears.
 
+*All expected* latency (:func:`latency_all_expected`, wrk2's honesty) ranks
+every message the window expected, per connection: a received one by the
+corrected latency of its first arrival, a lost one as infinitely late. A
+percentile whose rank falls among the lost is ``+inf``: with more than 1 %
+lost, p99 is ``inf``; with none lost (and no duplicates) each percentile equals
+the received one.
+
 Merging histograms of several client processes adds their counts, which is
 exact: the merge equals one histogram of all the values. The files holding them
 are HdrHistogram interval logs (:mod:`.hlog`). The series is a down-sampled
@@ -26,6 +33,7 @@ import numpy as np
 from hdrh.histogram import HdrHistogram
 from numpy.typing import NDArray
 
+from .delivery import Delivery, first_arrivals
 from .receipts import Int64s, Receipts
 
 __all__ = [
@@ -33,12 +41,15 @@ __all__ = [
     "HIST_LOWEST_US",
     "HIST_SIGNIFICANT_FIGURES",
     "PERCENTILES",
+    "TAIL_PERCENTILES",
     "LatencyHistograms",
     "LatencySummary",
     "Series",
+    "TailSummary",
     "decode_histogram",
     "encode_histogram",
     "histogram_of",
+    "latency_all_expected",
     "latency_histograms",
     "latency_series",
     "merge_histograms",
@@ -263,6 +274,74 @@ def latency_histograms(
         histogram_of(uncorrected),
         (c_clamped[0], c_clamped[1]),
         (u_clamped[0], u_clamped[1]),
+    )
+
+
+@dataclass(frozen=True)
+class TailSummary:
+    """Corrected latency over *every expected* message, lost ones counted as infinitely late.
+
+    ``expected`` messages (per connection, as :class:`~.delivery.Delivery` counts them),
+    ``lost`` of them never received. Each percentile is the value of rank
+    ⌊q/100 · expected + ½⌋ (HdrHistogram's rank rule) among all expected messages
+    sorted by latency, lost last: ``math.inf`` when that rank is past the received
+    ones, else the HDR value of the received latency at that rank. ``max_us`` is
+    ``inf`` as soon as one message is lost. All ``None`` when nothing was expected.
+    """
+
+    expected: int
+    lost: int
+    p50_us: float | None
+    p99_us: float | None
+    p999_us: float | None
+    max_us: float | None
+
+    def columns(self) -> dict[str, float | None]:
+        """The ``cells.csv`` columns it fills: ``lat_all_p50_us`` … ``lat_all_max_us``."""
+        return {
+            "lat_all_p50_us": self.p50_us,
+            "lat_all_p99_us": self.p99_us,
+            "lat_all_p999_us": self.p999_us,
+            "lat_all_max_us": self.max_us,
+        }
+
+
+#: The percentiles of :class:`TailSummary` (its fields ``p50_us``, ``p99_us``, ``p999_us``).
+TAIL_PERCENTILES: dict[float, str] = {50.0: "p50", 99.0: "p99", 99.9: "p999"}
+
+
+def latency_all_expected(receipts: Receipts, delivery: Delivery) -> TailSummary:
+    """Percentiles of the corrected latency over every message ``delivery`` expected.
+
+    A received message counts once, by its first arrival on its connection
+    (duplicates are left out, as :func:`~.delivery.delivery` counts it delivered
+    once); an expected message never received counts as ``+inf``.
+    """
+    expected = delivery.expected
+    if not expected:
+        return TailSummary(0, 0, None, None, None, None)
+    first = first_arrivals(receipts, delivery.first_seq, delivery.last_seq)
+    values, _, _ = to_us(first.recv_ns - first.sched_ns)
+    hist = histogram_of(values)
+    received = int(hist.total_count)
+    lost = expected - received
+    cumulative = np.cumsum(_counts(hist))
+
+    def at(q: float) -> float:
+        rank = max(1, int(q * expected / 100 + 0.5))
+        if rank > received:
+            return math.inf
+        index = int(np.searchsorted(cumulative, rank))
+        return float(hist.get_highest_equivalent_value(hist.get_value_from_index(index)))
+
+    pct = {name: at(q) for q, name in TAIL_PERCENTILES.items()}
+    return TailSummary(
+        expected,
+        lost,
+        pct["p50"],
+        pct["p99"],
+        pct["p999"],
+        math.inf if lost else float(hist.get_max_value()),
     )
 
 

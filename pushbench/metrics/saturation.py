@@ -1,7 +1,11 @@
 """The saturation search: from measured rates to the highest one meeting an SLO.
 
 Pure bisection on (rate, delivered fraction, p99) points; the runner measures
-the probes it proposes and the report reruns it on stored medians.
+the probes it proposes and the report reruns it on stored medians. The p99 is
+the one over every expected message with the lost ones infinitely late
+(``lat_all_p99_us``, :func:`~.latency.latency_all_expected`): a point losing
+more than 1 % fails the SLO whatever its received messages' p99, and whatever
+``min_delivered_fraction`` allows.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ __all__ = ["RatePoint", "Saturation", "meets_slo", "saturation_search"]
 
 @dataclass(frozen=True)
 class RatePoint:
-    """One measured rate: offered msgs/s, delivered fraction, p99 corrected latency (µs)."""
+    """One measured rate: offered msgs/s, delivered fraction, and the p99 corrected latency
+    (µs) over every expected message, lost ones as ``math.inf``."""
 
     offered_per_s: float
     delivered_fraction: float
@@ -23,6 +28,7 @@ class RatePoint:
 
 
 def meets_slo(point: RatePoint, *, slo_p99_us: float, min_delivered_fraction: float) -> bool:
+    """Delivered enough, and p99 within the bound (an infinite p99 never is)."""
     return (
         point.delivered_fraction >= min_delivered_fraction
         and point.p99_us <= slo_p99_us

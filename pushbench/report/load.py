@@ -61,6 +61,10 @@ METRICS: dict[str, Metric] = {
     "lat_p99_us": Metric("p99 latency", "µs"),
     "lat_p999_us": Metric("p99.9 latency", "µs"),
     "lat_max_us": Metric("max latency", "µs"),
+    "lat_all_p50_us": Metric("p50 latency, lost = ∞", "µs"),
+    "lat_all_p99_us": Metric("p99 latency, lost = ∞", "µs"),
+    "lat_all_p999_us": Metric("p99.9 latency, lost = ∞", "µs"),
+    "lat_all_max_us": Metric("max latency, lost = ∞", "µs"),
     "delivered_fraction": Metric("delivered", "fraction", lower_is_better=False, digits=4),
     "delivered_msgs_per_s": Metric("delivered", "msgs/s", lower_is_better=False),
     "server_cpu_us_per_msg": Metric("server CPU", "µs/msg"),
@@ -78,6 +82,7 @@ METRICS: dict[str, Metric] = {
     "bytes_per_conn_per_s": Metric("keepalive bytes", "B/conn/s"),
     "errors": Metric("client errors", "count"),
     "reconnects": Metric("reconnects", "count"),
+    "slow_consumers_dropped": Metric("slow consumers dropped", "count"),
 }
 
 #: The figures ``pushbench compare`` judges and the summary table leads with.
@@ -117,6 +122,7 @@ _TEXT = (
     "bytes_source",
     "status",
     "reason",
+    "drain_end",
 )
 _BOOL = ("harness_bound", "probe")
 
@@ -141,8 +147,8 @@ def _typed(frame: Any) -> Any:
         else:
             frame[col] = pd.to_numeric(frame[col], errors="coerce")
     for col in ALL_COLUMNS:  # a column newer than the run: not measured then
-        if col not in frame.columns and col not in _TEXT and col not in _BOOL:
-            frame[col] = float("nan")
+        if col not in frame.columns and col not in _BOOL:
+            frame[col] = "" if col in _TEXT else float("nan")
     if "client" not in frame.columns:
         frame["client"] = "python"  # runs before browser and Locust clients existed
     frame["client"] = frame["client"].replace("", "python")

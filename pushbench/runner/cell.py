@@ -10,9 +10,10 @@ ticker (``POST /control/ticker`` for ``rate × (warm-up + duration)``
 messages), or for chat cells (``publishers > 0``) the publishing clients
 themselves. Server RSS is read before the first connection and once all are
 up (memory per connection); server CPU at the start and end of the measured
-window. After a short drain the workers are stopped (SIGTERM) and their
-outputs turned into the row (:mod:`.rows`). Everything started is stopped in
-a ``finally``, whatever happened.
+window. After the drain (:mod:`.drain`: until every connection has the
+window's last message, all went quiet, or a cap) the workers are stopped
+(SIGTERM) and their outputs turned into the row (:mod:`.rows`). Everything
+started is stopped in a ``finally``, whatever happened.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from pushbench.results import atomic_write_json
 from pushbench.scenario import Cell
 from pushbench.schema.worker import PublishSpec, WorkerSpec
 
+from . import drain
 from .options import (
-    DRAIN_S,
     READY_TIMEOUT_S,
     TICKER_DELAY_S,
     TOPIC,
@@ -135,7 +136,7 @@ def worker_spec(
         base_url=base_url,
         topic=TOPIC,
         connections=connections,
-        duration_s=cell.duration_s + TICKER_DELAY_S + DRAIN_S + WORKER_SLACK_S,
+        duration_s=cell.duration_s + TICKER_DELAY_S + drain.cap_s(cell) + WORKER_SLACK_S,
         warmup_s=cell.warmup_s,
         poll_interval_s=cell.poll_interval_s or 0.1,
         poll_timeout_s=cell.poll_timeout_s or 30.0,
@@ -251,7 +252,14 @@ def _measure(
     _wait(group, window_start + cell.duration_s, progress)
     cpu1 = sample(server.pid)
     broker1 = sample(broker.pid) if broker is not None else None
-    _wait(group, window_start + cell.duration_s + DRAIN_S, progress)
+    window_end_ns = int((window_start + cell.duration_s) * 1e9)
+    ticker_cell = bool(cell.rate) and not cell.publishers  # the ticker's schedule: /stats
+    plan = drain.plan(cell, window_end_ns, _http("GET", f"{base_url}/stats") if ticker_cell else {})
+    drained = drain.drain(
+        plan,
+        [work / f"worker{k}.status.json" for k in range(len(workers))],
+        lambda until: _wait(group, until, progress),
+    )
     _check_alive(group)
     stats = _http("GET", f"{base_url}/stats")
     if isinstance(stats.get("server"), dict):
@@ -278,5 +286,6 @@ def _measure(
         cpu1,
         memory,
         window_ns,
+        drained,
         broker_cpu=(broker0, broker1),
     )

@@ -19,6 +19,7 @@ from pushbench.settings import Settings
 from .progress import ProgressMode
 
 __all__ = [
+    "DRAIN_CAP_S",
     "DRAIN_S",
     "READY_TIMEOUT_S",
     "TICKER_DELAY_S",
@@ -31,7 +32,8 @@ __all__ = [
 
 TOPIC = "bench"
 TICKER_DELAY_S = 0.2  # between POST /control/ticker and the first message
-DRAIN_S = 0.5  # after the window, for the last messages to arrive
+DRAIN_S = 0.5  # after the last receipt (+ a short poll's interval): the rest is lost (.drain)
+DRAIN_CAP_S = 5.0  # the longest drain after the window (or the quiet bound when longer)
 WORKER_SLACK_S = 30.0  # workers run this much past the window; the runner stops them
 READY_TIMEOUT_S = 30.0  # for a server or a worker to print its ready line
 

@@ -3,11 +3,12 @@
 The workers' outputs (:class:`~pushbench.schema.worker.WorkerResult` and
 receipts), the server's ``/stats`` and the ``/proc`` samples become one row:
 the measured window, latency histograms (an HdrHistogram interval log per
-repeat under ``hist/``), the latency series (``series/``), delivery,
-throughput, overhead, and the runner's own columns (``client_processes``: the
-processes that actually ran, as each worker's output reports them,
-:func:`processes_ran`). Failed and skipped cells get a row of their parameters
-only.
+repeat under ``hist/``), the latency series (``series/``), delivery, the
+latency over every expected message (lost ones infinitely late), throughput,
+overhead, and the runner's own columns (``client_processes``: the processes
+that actually ran, as each worker's output reports them, :func:`processes_ran`;
+``slow_consumers_dropped`` from ``/stats``). Failed and skipped cells get a row
+of their parameters only.
 """
 
 from __future__ import annotations
@@ -129,9 +130,12 @@ def compute(
     cpu1: ProcSample | None,
     memory_growth: int | None = None,
     window_start_ns: int | None = None,
+    drained: tuple[str, float] | None = None,
     *,
     broker_cpu: tuple[ProcSample | None, ProcSample | None] = (None, None),
 ) -> dict[str, Any]:
+    """The row of one measured cell × repeat; ``drained``: why the drain ended and how
+    long after the window (:func:`.drain.drain`), None when not drained by the runner."""
     outs = read_results(workers)
     all_r = metrics.Receipts(
         *(
@@ -152,6 +156,7 @@ def compute(
         connections=cell.subscribers,
     )
     tput = metrics.throughput(deliv, cell.duration_s)
+    tail = metrics.latency_all_expected(all_r, deliv)  # the expected seqs, as deliv counts
 
     results = [info for info, _ in outs]
 
@@ -218,6 +223,10 @@ def compute(
         publish_lag_p99_us=ticker.get("lag_p99_us"),
         probe=False,
         bytes_per_conn_per_s=(total("bytes_in") + total("bytes_out")) / conn_s if conn_s else None,
+        **tail.columns(),
+        slow_consumers_dropped=stats.get("slow_consumers_dropped"),
+        drain_s=None if drained is None else drained[1],
+        drain_end=None if drained is None else drained[0],
         history_gap_msgs=stats.get("history_gap_messages"),
     )
     row.update(round=None, run_index=None)  # the run's order: set by .orchestrate

@@ -1,7 +1,10 @@
 """The saturation search of a run: after the listed rates, bisect towards the SLO's edge.
 
 Cells with an ``[slo]`` are grouped by everything but the rate; each rate's
-point is the median repeat (a failed repeat counts as nothing delivered),
+point is the median repeat (a failed repeat counts as nothing delivered) of the
+delivered fraction and of the p99 over every expected message, the lost ones
+infinitely late (``lat_all_p99_us``: more than 1 % lost fails the SLO however
+fast the rest arrived),
 :func:`pushbench.metrics.saturation_search` proposes the next rate, and up to
 ``probes`` extra rates are measured (rows marked ``probe``). The group's row
 of ``saturation.csv`` says which side (server or client) had saturated at the
@@ -50,12 +53,21 @@ def _group_of(row: dict[str, Any]) -> str:
     return str(row.get("_group", ""))
 
 
+def _slo_p99(row: dict[str, Any]) -> float:
+    """The p99 an SLO judges: over every expected message, lost ones as ``inf``
+    (``lat_all_p99_us``); ``inf`` for a repeat that measured nothing."""
+    if row["status"] != "ok":
+        return math.inf
+    value = row.get("lat_all_p99_us")
+    return math.inf if value is None else float(value)
+
+
 def _point(rate: float, rows: Sequence[dict[str, Any]]) -> metrics.RatePoint:
     """The median repeat at one rate; a failed repeat counts as nothing delivered."""
     fractions = [
         float(r["delivered_fraction"] or 0.0) if r["status"] == "ok" else 0.0 for r in rows
     ]
-    p99s = [float(r["lat_p99_us"]) if r["status"] == "ok" else math.inf for r in rows]
+    p99s = [_slo_p99(r) for r in rows]
     return metrics.RatePoint(rate, float(np.median(fractions)), float(np.median(p99s)))
 
 

@@ -45,8 +45,10 @@ __all__ = [
 
 #: Version of the columns below, recorded as ``"cells_schema"`` in each run's metadata.json.
 #: 2: history_gap_msgs added; client_processes counts the processes that ran.
-#: 3: broker_cpu_us_per_msg (the Redis hub's server), round and run_index (runs interleaved
-#:    in shuffled rounds) added.
+#: 3: added broker_cpu_us_per_msg (the Redis hub's server); round and run_index (runs
+#:    interleaved in shuffled rounds); lat_all_p50_us … lat_all_max_us (lost messages as
+#:    infinitely late), slow_consumers_dropped, drain_s and drain_end (the drain waits for
+#:    the last message, no fixed 0.5 s).
 CELLS_SCHEMA_VERSION = 3
 
 
@@ -149,6 +151,13 @@ _C = Column
 _LAT = "corrected latency (receive time − the message's scheduled send time, so a late "
 _LAT += "publisher cannot hide its lateness), messages scheduled in the window, all connections"
 _ULAT = "uncorrected latency (receive time − actual publish time)"
+_ALL = (
+    "corrected latency over every expected message (msgs_expected: each message of the window "
+    "× each subscribing connection, its first arrival), a lost one counted as infinitely late "
+    "(wrk2's rule): inf when the percentile's rank falls among the lost (written `inf`, which "
+    "pandas and float() read as infinity); equal to the received figure when nothing was lost "
+    "or duplicated; empty when nothing was expected"
+)
 _BYTES = (
     "after each connection's handshake, over the worker's whole run (warm-up included), ÷ "
     "messages received in that run; TCP payload from the kernel's counters when "
@@ -289,7 +298,8 @@ COLUMNS: dict[str, Column] = _columns(
     ),
 )
 
-#: Columns the runner adds after :data:`COLUMNS` (status, harness and publisher figures).
+#: Columns the runner adds after :data:`COLUMNS` (status, harness and publisher figures, the
+#: latency over every expected message, slow consumers, the drain).
 EXTRA_COLUMNS: dict[str, Column] = _columns(
     _C("status", "text", "ok, failed or skipped"),
     _C("reason", "text", "why a cell failed or was skipped (empty when ok)"),
@@ -325,6 +335,35 @@ EXTRA_COLUMNS: dict[str, Column] = _columns(
         "bytes both ways per connection per second after "
         "the handshake, over each worker's whole run (same counting as bytes_in_per_msg): the "
         "keepalive cost of idle cells",
+    ),
+    _C("lat_all_p50_us", "µs", f"median of the {_ALL}"),
+    _C(
+        "lat_all_p99_us",
+        "µs",
+        f"p99 of the {_ALL}; inf once more than 1 % is lost. The saturation search's SLO "
+        "judges this p99",
+    ),
+    _C("lat_all_p999_us", "µs", f"p99.9 of the {_ALL}; inf once more than 0.1 % is lost"),
+    _C("lat_all_max_us", "µs", f"maximum of the {_ALL}; inf as soon as one message is lost"),
+    _C(
+        "slow_consumers_dropped",
+        "count",
+        "subscribers the server dropped for falling more than its queue limit behind, "
+        "whole server run (its /stats; empty when the server does not report it)",
+    ),
+    _C(
+        "drain_s",
+        "s",
+        "time from the window's end until the runner stopped the workers: it waits until "
+        "every connection has the window's last message, or every worker has been quiet for "
+        "the poll interval + 0.5 s, or 5 s (the larger of 5 s and the quiet bound) have passed",
+    ),
+    _C(
+        "drain_end",
+        "text",
+        "why the drain ended: delivered (every connection had the last message), quiet (no "
+        "receipts for the quiet bound), cap (the hard cap: a later arrival counts lost), or "
+        "none (nothing expected)",
     ),
     _C(
         "history_gap_msgs",
@@ -364,7 +403,12 @@ SATURATION_COLUMNS: dict[str, Column] = _columns(
     _C("publishers", "count", "publishing connections (0: server ticker)"),
     _C("payload_bytes", "B", "payload size"),
     _C("hub", "text", "hub backend"),
-    _C("slo_p99_us", "µs", "the SLO's bound on the median repeat's corrected p99"),
+    _C(
+        "slo_p99_us",
+        "µs",
+        "the SLO's bound on the median repeat's corrected p99 over all expected messages "
+        "(lat_all_p99_us: lost ones as infinitely late)",
+    ),
     _C("min_delivered_fraction", "fraction", "the SLO's delivery bound"),
     _C("max_rate", "msgs/s", "highest rate meeting the SLO below every failing rate"),
     _C("highest_passing", "msgs/s", "highest rate meeting the SLO at all"),
