@@ -10,13 +10,17 @@ ticker (``POST /control/ticker`` for ``rate × (warm-up + duration)``
 messages), or for chat cells (``publishers > 0``) the publishing clients
 themselves. Server RSS is read before the first connection and once all are
 up (memory per connection); server CPU at the start and end of the measured
-window. After a short drain the workers are stopped (SIGTERM) and their
+window, and at the same moments each worker is signalled to read its own CPU
+and counters (:data:`~pushbench.schema.worker.WINDOW_SIGNALS`), so the
+client's CPU and every per-message ratio cover that window (:mod:`.window`).
+After a short drain the workers are stopped (SIGTERM) and their
 outputs turned into the row (:mod:`.rows`). Everything started is stopped in
 a ``finally``, whatever happened.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import math
@@ -32,7 +36,7 @@ from pushbench.browser import MISSING_HINT, chromium_path
 from pushbench.procs import Pinning, ProcessGroup, Started, sample
 from pushbench.results import atomic_write_json
 from pushbench.scenario import Cell
-from pushbench.schema.worker import PublishSpec, WorkerSpec
+from pushbench.schema.worker import WINDOW_SIGNALS, PublishSpec, WorkerSpec
 
 from .options import (
     DRAIN_S,
@@ -169,6 +173,14 @@ def _check_alive(group: ProcessGroup, stopping: Sequence[Started] = ()) -> None:
         raise CellFailed(f"{entry.name} (pid {entry.pid}) exited with {code}: {tail}".strip())
 
 
+def _mark_window(workers: Sequence[WorkerRun], edge: str) -> None:
+    """Tell every worker that the measured window starts or ends (``edge``): each reads
+    its CPU and counters at once. A worker gone meanwhile is the next check's concern."""
+    for w in workers:
+        with contextlib.suppress(ProcessLookupError):
+            w.started.proc.send_signal(WINDOW_SIGNALS[edge])
+
+
 def _wait(
     group: ProcessGroup,
     until: float,
@@ -245,8 +257,10 @@ def _measure(
         window_start = posted + TICKER_DELAY_S + cell.warmup_s
     _wait(group, window_start, progress)
     cpu0 = sample(server.pid)
+    _mark_window(workers, "start")
     _wait(group, window_start + cell.duration_s, progress)
     cpu1 = sample(server.pid)
+    _mark_window(workers, "end")
     _wait(group, window_start + cell.duration_s + DRAIN_S, progress)
     _check_alive(group)
     stats = _http("GET", f"{base_url}/stats")
