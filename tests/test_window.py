@@ -11,6 +11,7 @@ it and that a chat cell's HTTP publishes are metered.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -229,25 +230,35 @@ def _burn(seconds: float) -> None:
 
 
 def test_the_asyncio_worker_marks_its_cpu_and_summed_counters() -> None:
-    """Only between ready and the end of the run; the first mark of an edge counts."""
-    worker = Worker(WorkerSpec("shortpoll", "http://127.0.0.1:1", connections=2))
-    worker.mark_window("start")
-    assert worker.marks == {}  # not ready yet
-    worker.ready_ns = 1
-    worker.stats[0].messages, worker.stats[1].messages = 3, 4
-    worker.stats[1].requests, worker.stats[1].bytes_in = 2, 500
-    worker.mark_window("start")
-    _burn(0.05)
-    worker.stats[0].messages += 10
-    worker.mark_window("end")
-    worker.mark_window("end")  # a second signal: ignored
-    a, b = worker.marks["start"], worker.marks["end"]
-    assert (a.messages, a.requests, a.bytes_in, a.bytes_out) == (7, 2, 500, 0)
-    assert b.messages == 17 and b.t_ns > a.t_ns and b.cpu_s - a.cpu_s >= 0.04
-    worker.ended = True
-    worker.marks.clear()
-    worker.mark_window("start")
-    assert worker.marks == {}  # the run is over
+    """Only between ready and the end of the run; the first mark of an edge counts; the
+    bytes of open sockets are read (TCP_INFO) a hundred connections per loop turn."""
+
+    async def main() -> None:
+        worker = Worker(WorkerSpec("shortpoll", "http://127.0.0.1:1", connections=250))
+        worker.mark_window("start")
+        assert worker.marks == {}  # not ready yet
+        worker.ready_ns = 1
+        worker.stats[0].messages, worker.stats[1].messages = 3, 4
+        worker.stats[1].requests, worker.stats[249].bytes_in = 2, 500
+        worker.mark_window("start")
+        await asyncio.wait(worker.mark_tasks)  # the bytes: read right after the signal
+        _burn(0.05)
+        worker.stats[0].messages += 10
+        worker.stats[0].bytes_out += 70
+        worker.mark_window("end")
+        worker.mark_window("end")  # a second signal: ignored
+        assert len(worker.mark_tasks) == 2
+        await asyncio.wait(worker.mark_tasks)
+        a, b = worker.marks["start"], worker.marks["end"]
+        assert (a.messages, a.requests, a.bytes_in, a.bytes_out) == (7, 2, 500, 0)
+        assert (b.messages, b.bytes_out) == (17, 70)
+        assert b.t_ns > a.t_ns and b.cpu_s - a.cpu_s >= 0.04
+        worker.ended = True
+        worker.marks.clear()
+        worker.mark_window("start")
+        assert worker.marks == {}  # the run is over
+
+    asyncio.run(main())
 
 
 def test_the_locust_and_browser_workers_mark_their_process_cpu() -> None:

@@ -182,8 +182,8 @@ def compute(
         publish_lag_p99_us=ticker.get("lag_p99_us"),
         probe=False,
         bytes_per_conn_per_s=load.bytes_per_conn_per_s(),
-        history_gap_msgs=stats.get("history_gap_messages"),
         client_core_busy_max=load.core_busy_max,
+        history_gap_msgs=stats.get("history_gap_messages"),
     )
     if cell.publishers:
         row["publish_lag_max_us"] = total_max("publish_lag_max_ns") / 1e3

@@ -334,16 +334,16 @@ EXTRA_COLUMNS: dict[str, Column] = _columns(
         "bytes_in_per_msg): the keepalive cost of idle cells",
     ),
     _C(
-        "history_gap_msgs",
-        "count",
-        "messages requests missed because their since was older than the server's history "
-        "(evicted before fetched; the runner sizes the history from the cell: 0 expected)",
-    ),
-    _C(
         "client_core_busy_max",
         "cores",
         "busiest client CPU over the measured window: the CPU fractions of every worker "
         "pinned to it added up (two workers at 50 % on one core: 1.0)",
+    ),
+    _C(
+        "history_gap_msgs",
+        "count",
+        "messages requests missed because their since was older than the server's history "
+        "(evicted before fetched; the runner sizes the history from the cell: 0 expected)",
     ),
 )
 
