@@ -40,7 +40,8 @@ ready → end, split by process kind; bytes from the kernel's TCP counters
 the browser's sockets to the server, read with ``ss -tinp`` at ready and at
 end (``bytes_source: "tcp_info-ss"``; handshake bytes are not separable and
 stay 0); the pages' main-thread stalls (a 10 ms timer's lateness) as
-``max_loop_lag_ns``.
+``max_loop_lag_ns``. The runner's window signals read CPU and bytes again
+(:class:`~.proctree.TreeWindow`); the pages' request counts are not read then.
 """
 
 from __future__ import annotations
@@ -65,11 +66,11 @@ import numpy.typing as npt
 
 from pushbench import registry
 from pushbench.browser import CHROMIUM_ARGS, MISSING_HINT, chromium_path
-from pushbench.schema.worker import WorkerSpec
+from pushbench.schema.worker import WindowMark, WorkerSpec
 from pushbench.settings import Settings
 
 from .common import SUMMED, clock, wait_stop
-from .proctree import bytes_between, cpu_between, socket_bytes, tree_cpu
+from .proctree import TreeWindow, bytes_between, cpu_between, socket_bytes, tree_cpu
 from .recorder import FIELDS
 from .status import STATUS_INTERVAL_S, STATUS_JS, LatencyWindow, write_status
 from .worker import run_until_signalled, write_outputs
@@ -218,6 +219,13 @@ class BrowserWorker:
     reason: str | None = None
     pages: list[_Page] = field(default_factory=list)
     result_receipts: dict[str, npt.NDArray[Any]] = field(default_factory=dict)
+    marks: dict[str, WindowMark] = field(default_factory=dict)
+    _tree: TreeWindow | None = None  # the readings at ready; None: not ready, or over
+
+    def mark_window(self, edge: str) -> None:
+        """The runner's window starts or ends: CPU and bytes since ready, read now."""
+        if self._tree is not None and edge not in self.marks:
+            self.marks[edge] = self._tree.mark(at_end=edge == "end")
 
     def request_stop(self, reason: str) -> None:
         """Stop early (a signal, or a caller); the first reason given is kept."""
@@ -280,6 +288,7 @@ class BrowserWorker:
         cpu0 = tree_cpu(os.getpid())
         sockets0 = socket_bytes(port, set(cpu0))
         ready_ns = clock()
+        self._tree = TreeWindow(os.getpid(), port, cpu0, sockets0)
         if on_ready is not None:
             on_ready()
         status = None
@@ -293,6 +302,7 @@ class BrowserWorker:
             if status is not None:
                 status.cancel()
         end_ns = clock()
+        self._tree = None
         cpu1 = tree_cpu(os.getpid())
         sockets1 = socket_bytes(port, set(cpu1))
         nbytes = None
@@ -417,6 +427,7 @@ class BrowserWorker:
             "cpu_sys_s_run": cpu.get("sys_s", 0.0),
             "cpu_run_by_kind_s": cpu.get("by_kind_s", {}),
             "cpu_processes": cpu.get("processes", 0),
+            **{f"window_{edge}": mark.to_dict() for edge, mark in self.marks.items()},
             "max_loop_lag_ns": int(max((float(x["max_ms"]) for x in lags), default=0.0) * 1e6),
             "mean_loop_lag_ns": int(sum(float(x["sum_ms"]) for x in lags) * 1e6 / lag_samples)
             if lag_samples

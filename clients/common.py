@@ -93,6 +93,8 @@ class ConnStats:
     publish_lag_sum_ns: int = 0
     # Set once the first attempt is over (connected or failed): the worker's readiness.
     settled: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    # Meters started and not yet finished: their bytes so far are read by bytes_now().
+    open_meters: set[TcpMeter] = field(default_factory=set, repr=False)
 
     _OUTPUT: ClassVar[tuple[str, ...]] = (
         "conn",
@@ -143,12 +145,15 @@ class ConnStats:
 
     def start_meter(self, meter: TcpMeter, sock: HasFileno | None) -> None:
         """The handshake of a socket is done: take ``meter``'s first snapshot."""
-        if not meter.start(sock):
+        if meter.start(sock):
+            self.open_meters.add(meter)
+        else:
             self.sockets_unmetered += 1
 
     def add_meter(self, meter: TcpMeter) -> None:
         """Finish ``meter`` (one socket's life) and add its bytes to the connection's;
         a meter already accounted for (or never started) adds nothing."""
+        self.open_meters.discard(meter)
         done = meter.finish()
         if done is None:
             return
@@ -160,6 +165,17 @@ class ConnStats:
         self.handshake_bytes_in += meter.handshake_in
         self.bytes_out += meter.bytes_out
         self.bytes_in += meter.bytes_in
+
+    def bytes_now(self) -> tuple[int, int]:
+        """(bytes out, bytes in) after the handshakes so far: the finished sockets' plus
+        what the open ones carried until now (a window mark of the worker)."""
+        out, into = self.bytes_out, self.bytes_in
+        for meter in self.open_meters:
+            now = meter.peek()
+            if now is not None:
+                out += now[0]
+                into += now[1]
+        return out, into
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {name: getattr(self, name) for name in self._OUTPUT}
@@ -201,6 +217,7 @@ class Client(ABC):
         self._http: aiohttp.ClientSession | None = None
         self.new_socket: socket.socket | None = None  # made by :meth:`http`, not yet seen
         self._publish_http: aiohttp.ClientSession | None = None
+        self._publish_meters: list[TcpMeter] = []  # one per publish connection opened
         size = spec.publish.payload_size if spec.publish is not None else 0
         self.publish_payload = "x" * size
 
@@ -256,6 +273,8 @@ class Client(ABC):
             stopper.cancel()
             stats.settled.set()
             await self.close()
+            for meter in self._publish_meters:  # before the sessions close their sockets
+                stats.add_meter(meter)
             for http in (self._http, self._publish_http):
                 if http is not None:
                     await http.close()
@@ -315,10 +334,22 @@ class Client(ABC):
 
         await open_loop(send_one, rate=rate, start_ns=clock(), on_lag=lag)
 
+    def _metered_socket(self, addr_info: AddrInfo) -> socket.socket:
+        """A socket factory whose sockets are metered from before their connect on (no
+        handshake: every byte is the publishes' and their answers'), counted in this
+        connection's ``bytes_out``/``bytes_in`` as a WebSocket publisher's frames are, so
+        chat bytes per message compare across transports."""
+        family, kind, proto, _, _ = addr_info
+        sock = socket.socket(family, kind, proto)
+        meter = TcpMeter()
+        self.stats.start_meter(meter, sock)
+        self._publish_meters.append(meter)
+        return sock
+
     async def publish_http(self, payload: str) -> None:
-        """POST /publish on a connection of its own (not metered: the receive side is)."""
+        """POST /publish on a connection of its own, metered (:meth:`_metered_socket`)."""
         if self._publish_http is None:
-            self._publish_http = _http_session(self.spec)
+            self._publish_http = _http_session(self.spec, self._metered_socket)
         async with self._publish_http.post(
             self.spec.url("/publish"), data=payload.encode()
         ) as resp:

@@ -28,9 +28,12 @@ them under ``"locust"``, with the push events and failures Locust counted.
 
 CPU (``cpu_user_s_run``, ``cpu_sys_s_run``) is that of every Locust process
 (master included) from ready to the end of the window, read from
-``/proc/<pid>/stat``; byte counts come from the users' socket layer
-(``bytes_source`` "socket"); ``max_loop_lag_ns`` is the longest a 1 ms
-``gevent.sleep`` overslept in any process once its users were connected.
+``/proc/<pid>/stat``, and again at the runner's window signals (SIGUSR1/SIGUSR2:
+``window_start``/``window_end``; the users' counters live in the Locust processes and
+are not read then, so requests and bytes per message cover the whole run); byte counts
+come from the users' socket layer (``bytes_source`` "socket"); ``max_loop_lag_ns`` is
+the longest a 1 ms ``gevent.sleep`` overslept in any process once its users were
+connected.
 Locust's output goes to this process's stderr; stdout carries only the
 ready line.
 """
@@ -57,7 +60,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pushbench import procs
-from pushbench.schema.worker import WorkerSpec
+from pushbench.schema.worker import WINDOW_SIGNALS, WindowMark, WorkerSpec
 from pushbench.settings import Settings
 
 from .common import SUMMED, clock
@@ -128,10 +131,27 @@ class LocustRun:
     ready_ns: int = 0
     #: the merged receipt arrays (FIELDS), set by the merge at the end of :meth:`run`
     receipts: dict[str, npt.NDArray[Any]] = field(default_factory=dict)
+    marks: dict[str, WindowMark] = field(default_factory=dict)
+    #: the Locust processes' CPU at ready (None: not ready yet, or the run is over)
+    ready_cpu: dict[int, tuple[float, float]] | None = None
 
     def request_stop(self, reason: str) -> None:
         if self.reason is None:
             self.reason = reason
+
+    def mark_window(self, edge: str) -> None:
+        """The runner's measured window starts or ends: the Locust processes' CPU since
+        ready, from ``/proc`` (clock ticks). Their message, request and byte counters live
+        in those processes and are not read here: the runner counts the window's messages
+        from the receipts and takes the other counters over the whole run."""
+        cpu0 = self.ready_cpu
+        if cpu0 is None or edge in self.marks:
+            return
+        t_ns, cpu = clock(), self._cpu()
+        ran = [pid for pid in cpu if pid in cpu0]
+        user = sum(cpu[p][0] - cpu0[p][0] for p in ran)
+        system = sum(cpu[p][1] - cpu0[p][1] for p in ran)
+        self.marks[edge] = WindowMark(t_ns, user, system)
 
     # --- the run ---------------------------------------------------------------------
 
@@ -149,6 +169,7 @@ class LocustRun:
             if self._wait_ready(scratch):
                 cpu0 = self._cpu()
                 self.ready_ns = clock()
+                self.ready_cpu = cpu0
                 warmup_end = self.ready_ns + int(spec.warmup_s * 1e9)
                 print(READY_LINE, flush=True)
                 deadline = self.ready_ns + int((spec.warmup_s + spec.duration_s) * 1e9)
@@ -159,6 +180,7 @@ class LocustRun:
                     self.reason = "completed"
             end = clock()
             cpu1 = self._cpu()
+            self.ready_cpu = None  # no window mark after the end
         except (LocustFailed, OSError) as exc:
             self.request_stop(f"failed: {exc}")
             end = end or clock()
@@ -339,6 +361,7 @@ class LocustRun:
             "cpu_user_s_run": sum(cpu1[p][0] - cpu0[p][0] for p in ran),
             "cpu_sys_s_run": sum(cpu1[p][1] - cpu0[p][1] for p in ran),
             "max_rss_kb": children.ru_maxrss,
+            **{f"window_{edge}": mark.to_dict() for edge, mark in self.marks.items()},
             "max_loop_lag_ns": max((int(info["max_loop_lag_ns"]) for info, _ in parts), default=0),
             "totals": totals,
             "per_connection": per_conn,
@@ -446,9 +469,16 @@ def main(argv: list[str] | None = None) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
+    edges = {sig: edge for edge, sig in WINDOW_SIGNALS.items()}
+
+    def on_mark(signum: int, _frame: FrameType | None) -> None:
+        run.mark_window(edges[signal.Signals(signum)])
+
+    for sig in edges:
+        signal.signal(sig, on_mark)
     result = run.run()
-    for sig in (signal.SIGTERM, signal.SIGINT):  # nothing may interrupt the writing
-        signal.signal(sig, signal.SIG_IGN)
+    for sig in (signal.SIGTERM, signal.SIGINT, *WINDOW_SIGNALS.values()):
+        signal.signal(sig, signal.SIG_IGN)  # nothing may interrupt the writing
     write_outputs(args[1], run.receipts, result)
     return 1 if str(result["reason"]).startswith("failed") else 0
 

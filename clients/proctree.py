@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pushbench.procs import run_tool
+from pushbench.schema.worker import WindowMark
 
-__all__ = ["bytes_between", "cpu_between", "socket_bytes", "tree_cpu"]
+__all__ = ["TreeWindow", "bytes_between", "cpu_between", "socket_bytes", "tree_cpu"]
 
 _TICK = os.sysconf("SC_CLK_TCK")
 Tree = dict[int, tuple[str, int, int]]  # pid → (command, user ticks, system ticks)
@@ -130,3 +133,47 @@ def bytes_between(first: Sockets, last: Sockets) -> tuple[int, int, bool]:
         out += acked - acked0
         into += received - received0
     return out, into, not (set(first) - set(last))
+
+
+# --- the runner's window marks -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TreeWindow:
+    """A process tree's readings at ready (``cpu0``, and ``sockets0`` to ``port``, None when
+    ``ss`` could not be run): :meth:`mark` reads both again for a window mark."""
+
+    root: int
+    port: int
+    cpu0: Tree
+    sockets0: Sockets | None
+
+    def mark(self, *, at_end: bool) -> WindowMark:
+        """The tree's CPU and its sockets' bytes since ready, as a
+        :class:`~pushbench.schema.worker.WindowMark` (no message or request counts: those
+        live in the programs the tree runs). The bytes (``ss``, a process of its own) are
+        read before the CPU at the window's start and after it at its end, so the
+        reading's own cost stays outside the window."""
+
+        def cpu() -> tuple[int, int, int]:
+            tree, (user, system) = tree_cpu(self.root), (0, 0)
+            for pid, (_, u, s) in tree.items():
+                _, u0, s0 = self.cpu0.get(pid, ("", 0, 0))
+                user, system = user + u - u0, system + s - s0
+            return time.monotonic_ns(), user, system  # the contract's clock
+
+        first = cpu() if at_end else None
+        sockets = None if self.sockets0 is None else socket_bytes(self.port, set(self.cpu0))
+        t_ns, user, system = first or cpu()
+        moved = (
+            None
+            if sockets is None or self.sockets0 is None
+            else bytes_between(self.sockets0, sockets)
+        )
+        return WindowMark(
+            t_ns,
+            user / _TICK,
+            system / _TICK,
+            bytes_out=None if moved is None else moved[0],
+            bytes_in=None if moved is None else moved[1],
+        )

@@ -131,6 +131,17 @@ class TcpMeter:
         self.handshake_out, self.handshake_in = payload(info)
         return True
 
+    def peek(self) -> tuple[int, int] | None:
+        """(bytes out, bytes in) after the handshake so far, the connection still open:
+        one ``getsockopt``, for a worker's window marks; None when not started or
+        unreadable."""
+        dup = self._sock
+        info = None if dup is None else read(dup)
+        if info is None:
+            return None
+        out, received = payload(info)
+        return out - self.handshake_out, received - self.handshake_in
+
     def finish(self) -> bool | None:
         """Take the final snapshot and release the duplicate descriptor → whether the
         snapshot worked; None when there was nothing to finish (never started, or

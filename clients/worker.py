@@ -28,7 +28,10 @@ Stdout carries one line, ``worker ready``, once every connection has either
 connected or failed its first attempt (failures are counted in
 ``connect_failures`` and keep retrying); nothing else is printed there.
 SIGTERM or SIGINT stops the run early: the output is still written, with
-``"complete": false`` and the signal as ``reason``.
+``"complete": false`` and the signal as ``reason``. SIGUSR1 and SIGUSR2 (the runner's
+window signals) mark the measured window's start and end: the process CPU and the
+connections' summed counters are read then (``window_start``/``window_end``), so the
+runner's client CPU and per-message figures cover its window, not the idle time around it.
 
 Garbage collection: everything alive once the connections are up is frozen
 (``gc.freeze``), so the collections that still happen during the run only
@@ -55,7 +58,9 @@ import numpy.typing as npt
 
 from pushbench import registry
 from pushbench.schema.worker import (
+    WINDOW_SIGNALS,
     OutputError,
+    WindowMark,
     WorkerFailure,
     WorkerOutput,
     WorkerResult,
@@ -92,6 +97,7 @@ def client_run(transport: str) -> ClientRun:
 
 
 STOP_TIMEOUT_S = 10.0  # for the clients to end after stop, then they are cancelled
+MARK_CHUNK = 100  # sockets read per loop turn at a window mark (≈ 0.3 ms)
 READY_LINE = "worker ready"
 
 
@@ -157,7 +163,38 @@ class Worker:
         self.lag = LoopLagMonitor()
         self.gc = GcMonitor()
         self.ready_ns = 0
+        self.ended = False
         self.connect_failures = 0
+        self.marks: dict[str, WindowMark] = {}
+        self.mark_tasks: list[asyncio.Task[None]] = []
+
+    def mark_window(self, edge: str) -> None:
+        """The runner's measured window starts or ends (``edge``, its
+        :data:`~pushbench.schema.worker.WINDOW_SIGNALS` signal): read the process CPU and
+        the connections' summed message and request counts now, and their bytes
+        (:meth:`_mark_bytes`) right after. Only between ready and the end of the run; the
+        first mark of an edge counts."""
+        if not self.ready_ns or self.ended or edge in self.marks:
+            return
+        t_ns, usage = clock(), resource.getrusage(resource.RUSAGE_SELF)
+        messages = sum(s.messages for s in self.stats)
+        requests = sum(s.requests for s in self.stats)
+        self.marks[edge] = WindowMark(t_ns, usage.ru_utime, usage.ru_stime, messages, requests)
+        self.mark_tasks.append(asyncio.ensure_future(self._mark_bytes(edge)))
+
+    async def _mark_bytes(self, edge: str) -> None:
+        """The bytes so far of every connection into mark ``edge``: a ``getsockopt`` per
+        open socket (~3 µs), :data:`MARK_CHUNK` at a time with the loop free in between,
+        so a thousand connections never hold the receive path for milliseconds at the
+        window's edges (the reading spreads over a few ms, at both edges alike)."""
+        out = into = 0
+        for k, stats in enumerate(self.stats, 1):
+            sent, received = stats.bytes_now()
+            out += sent
+            into += received
+            if k % MARK_CHUNK == 0:
+                await asyncio.sleep(0)
+        self.marks[edge] = dataclasses.replace(self.marks[edge], bytes_out=out, bytes_in=into)
 
     def request_stop(self, reason: str) -> None:
         """Stop early (a signal, or a caller); the first reason given is kept."""
@@ -215,7 +252,10 @@ class Worker:
             # The window ends here: stopping the clients is not part of it.
             end = clock()
             rusage_end = resource.getrusage(resource.RUSAGE_SELF)
+            self.ended = True
             pauses = {**self.lag.summary(), **self.gc.summary()}
+            if self.mark_tasks:  # read before the clients end and their meters finish
+                await asyncio.wait(self.mark_tasks)
             self.stop.set()
             await _finish(tasks)
             await self.lag.stop()
@@ -309,6 +349,8 @@ class Worker:
             gc_collections=int(pauses["gc_collections"]),
             gc_pause_ns_sum=int(pauses["gc_pause_ns_sum"]),
             gc_pause_ns_max=int(pauses["gc_pause_ns_max"]),
+            window_start=self.marks.get("start"),
+            window_end=self.marks.get("end"),
             totals=totals,
             per_connection=tuple(per_conn),
             extra={
@@ -408,20 +450,28 @@ class Stoppable(Protocol[R_co]):
 
     def request_stop(self, reason: str) -> None: ...
 
+    def mark_window(self, edge: str) -> None: ...
+
     async def run(self, on_ready: Callable[[], None] | None = None) -> R_co: ...
 
 
 async def run_until_signalled(worker: Stoppable[R_co]) -> R_co:
     """``worker.run()``, printing :data:`READY_LINE` when ready; SIGTERM/SIGINT stop it early
-    (the output is still written, incomplete)."""
+    (the output is still written, incomplete); the runner's window signals
+    (:data:`~pushbench.schema.worker.WINDOW_SIGNALS`) call ``worker.mark_window``, and are
+    ignored once the run is over (their default action would end the process)."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.request_stop, signal.Signals(sig).name)
+    for edge, sig in WINDOW_SIGNALS.items():
+        loop.add_signal_handler(sig, worker.mark_window, edge)
     try:
         return await worker.run(lambda: print(READY_LINE, flush=True))
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, *WINDOW_SIGNALS.values()):
             loop.remove_signal_handler(sig)
+        for sig in WINDOW_SIGNALS.values():
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def _raise_fd_limit(connections: int) -> None:

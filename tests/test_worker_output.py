@@ -22,6 +22,7 @@ from pushbench.runner.rows import WorkerRun, read_results
 from pushbench.schema.worker import (
     REQUIRED_TOTALS,
     OutputError,
+    WindowMark,
     WorkerFailure,
     WorkerResult,
     read_output,
@@ -69,6 +70,23 @@ def test_a_result_reads_back_what_was_written() -> None:
     assert result.extra == {"pid": 123, "locust": {"requests": 4}}
     again = json.loads(json.dumps(result.to_dict()))
     assert again == _raw() and WorkerResult.from_dict(again) == result
+
+
+def test_window_marks_read_back_as_records() -> None:
+    """The CPU and counters a worker read at the runner's window signals: typed records,
+    a counter the kind could not read stays None, a mark without its time is an error."""
+    start = {"t_ns": 2_000, "cpu_user_s": 0.1, "cpu_sys_s": 0.0, "messages": 4, "requests": 2}
+    end = {"t_ns": 1_002_000, "cpu_user_s": 0.9, "cpu_sys_s": 0.05}
+    result = WorkerResult.from_dict(_raw(window_start=start, window_end=end))
+    assert result.window_start == WindowMark(2_000, 0.1, 0.0, 4, 2)
+    assert result.window_end is not None and result.window_end.messages is None
+    assert result.window_end.cpu_s - result.window_start.cpu_s == pytest.approx(0.85)
+    assert "window_start" not in result.extra
+    again = json.loads(json.dumps(result.to_dict()))
+    assert WorkerResult.from_dict(again) == result
+    assert WorkerResult.from_dict(_raw()).window_start is None  # not marked: None
+    with pytest.raises(OutputError, match="t_ns"):
+        WorkerResult.from_dict(_raw(window_start={"cpu_user_s": 0.1, "cpu_sys_s": 0.0}))
 
 
 @pytest.mark.parametrize("missing", ["ready_ns", "totals", "cpu_sys_s_run", "per_connection"])

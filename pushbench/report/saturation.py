@@ -131,7 +131,7 @@ def saturation_marks(run: Run) -> list[SaturationMark]:
                 float(r["delivered_fraction"])
                 if r["delivered_fraction"] == r["delivered_fraction"]
                 else 0.0,
-                float(r["lat_p99_us"]) if r["lat_p99_us"] == r["lat_p99_us"] else math.inf,
+                _slo_p99(r),
             )
             for r in rows.to_dict("records")
         ]
@@ -148,3 +148,13 @@ def mark_for(marks: list[SaturationMark], key: tuple[Any, ...]) -> SaturationMar
         if all(a is None or b is None or a == b for a, b in zip(m.key, key, strict=True)):
             return m
     return None
+
+
+def _slo_p99(r: dict[str, Any]) -> float:
+    """The p99 the SLO judges, as the runner's search does: over every expected message (a
+    lost one infinitely late); runs before that column had only the received p99."""
+    for column in ("lat_all_p99_us", "lat_p99_us"):
+        value = r.get(column)
+        if value is not None and value == value:
+            return float(value)
+    return math.inf

@@ -21,7 +21,8 @@ One module per responsibility: :mod:`.command` (the CLI's options and exit
 codes), :mod:`.orchestrate` (the run loop, signals, metadata), :mod:`.rounds` (the
 order: every cell once per round, shuffled by a recorded seed), :mod:`.cell`
 (one cell × repeat: processes, load, window), :mod:`.server` (starting the
-stack), :mod:`.rows` (outputs → the row), :mod:`.saturation` (the SLO search),
+stack), :mod:`.rows` (outputs → the row), :mod:`.window` (client CPU per core and
+per-message ratios over the measured window), :mod:`.saturation` (the SLO search),
 :mod:`.progress` (the live line, or plain lines in a log, with an ETA),
 :mod:`.summary` (the table printed at the end), :mod:`.tables` (CSV writing)
 and :mod:`.options` (what a run is given and returns). ``pushbench run``

@@ -10,14 +10,18 @@ ticker (``POST /control/ticker`` for ``rate × (warm-up + duration)``
 messages), or for chat cells (``publishers > 0``) the publishing clients
 themselves. Server RSS is read before the first connection and once all are
 up (memory per connection); server CPU at the start and end of the measured
-window. After the drain (:mod:`.drain`: until every connection has the
-window's last message, all went quiet, or a cap) the workers are stopped
-(SIGTERM) and their outputs turned into the row (:mod:`.rows`). Everything
-started is stopped in a ``finally``, whatever happened.
+window, and at the same moments each worker is signalled to read its own CPU
+and counters (:data:`~pushbench.schema.worker.WINDOW_SIGNALS`), so the
+client's CPU and every per-message ratio cover that window (:mod:`.window`).
+After the drain (:mod:`.drain`: until every connection has the window's last
+message, all went quiet, or a cap) the workers are stopped (SIGTERM) and their
+outputs turned into the row (:mod:`.rows`). Everything started is stopped in
+a ``finally``, whatever happened.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import math
@@ -33,7 +37,7 @@ from pushbench.browser import MISSING_HINT, chromium_path
 from pushbench.procs import Pinning, ProcessGroup, Started, sample
 from pushbench.results import atomic_write_json
 from pushbench.scenario import Cell
-from pushbench.schema.worker import PublishSpec, WorkerSpec
+from pushbench.schema.worker import WINDOW_SIGNALS, PublishSpec, WorkerSpec
 
 from . import drain
 from .options import (
@@ -171,6 +175,14 @@ def _check_alive(group: ProcessGroup, stopping: Sequence[Started] = ()) -> None:
         raise CellFailed(f"{entry.name} (pid {entry.pid}) exited with {code}: {tail}".strip())
 
 
+def _mark_window(workers: Sequence[WorkerRun], edge: str) -> None:
+    """Tell every worker that the measured window starts or ends (``edge``): each reads
+    its CPU and counters at once. A worker gone meanwhile is the next check's concern."""
+    for w in workers:
+        with contextlib.suppress(ProcessLookupError):
+            w.started.proc.send_signal(WINDOW_SIGNALS[edge])
+
+
 def _wait(
     group: ProcessGroup,
     until: float,
@@ -249,9 +261,11 @@ def _measure(
     _wait(group, window_start, progress)
     cpu0 = sample(server.pid)
     broker0 = sample(broker.pid) if broker is not None else None
+    _mark_window(workers, "start")
     _wait(group, window_start + cell.duration_s, progress)
     cpu1 = sample(server.pid)
     broker1 = sample(broker.pid) if broker is not None else None
+    _mark_window(workers, "end")
     window_end_ns = int((window_start + cell.duration_s) * 1e9)
     ticker_cell = bool(cell.rate) and not cell.publishers  # the ticker's schedule: /stats
     plan = drain.plan(cell, window_end_ns, _http("GET", f"{base_url}/stats") if ticker_cell else {})

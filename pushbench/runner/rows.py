@@ -31,6 +31,7 @@ from pushbench.schema.cells import ALL_COLUMNS, EXTRA_COLUMNS, PARAM_COLUMNS
 from pushbench.schema.worker import WorkerFailure, WorkerResult, read_output
 
 from .options import CellFailed
+from .window import COUNTERS, ClientWorker, client_load
 
 
 def _polling(transport: str) -> bool:
@@ -39,7 +40,6 @@ def _polling(transport: str) -> bool:
 
 
 __all__ = [
-    "HARNESS_BOUND_FRACTION",
     "WorkerRun",
     "bare_row",
     "compute",
@@ -48,8 +48,6 @@ __all__ = [
     "ticker_seq0",
     "with_broker_cpu",
 ]
-
-HARNESS_BOUND_FRACTION = 0.9
 
 
 @dataclass
@@ -167,19 +165,19 @@ def compute(
         return max((r.total(key) for r in results), default=0)
 
     connect = [ns for r in results for ns in r.connect_times_ns()]
-    fractions = []
-    client_cpu = 0.0
-    for r in results:
-        client_cpu += r.cpu_run_s
-        if r.run_s > 0:
-            fractions.append(r.cpu_run_s / r.run_s)
+    load = client_load(
+        [
+            ClientWorker(w.started.cpus, w.connections, info, receipts.recv_ns)
+            for w, (info, receipts) in zip(workers, outs, strict=True)
+        ]
+    )
     sources = {r.bytes_source for r in results}
     max_lag_ns = max(float(r.max_loop_lag_ns) for r in results)
     overhead = metrics.Overhead(
         server_cpu_s=None if cpu0 is None or cpu1 is None else cpu1.cpu_s - cpu0.cpu_s,
         server_rss_bytes=None if cpu1 is None else cpu1.rss_bytes,
         server_rss_growth_bytes=memory_growth,
-        client_cpu_s=client_cpu,
+        client_cpu_s=load.cpu_s,
         bytes_in=total("bytes_in"),
         bytes_out=total("bytes_out"),
         handshake_bytes_in=total("handshake_bytes_in"),
@@ -200,29 +198,24 @@ def compute(
         throughput=tput,
         overhead=overhead,
     )
-    # Byte and request counters cover the whole run (warm-up too): per message received.
-    received = total("messages")
-    for column, key in (
-        ("bytes_in_per_msg", "bytes_in"),
-        ("bytes_out_per_msg", "bytes_out"),
-        ("requests_per_msg", "requests"),
-    ):
-        if row[column] is not None:
-            row[column] = total(key) / received if received else None
-    frac = max(fractions) if fractions else None
-    walls = [r.run_s for r in results]
-    conn_s = sum(w.connections * wall for w, wall in zip(workers, walls, strict=True) if wall > 0)
+    # Per message received, numerator and denominator over one span: the window
+    # (:mod:`.window`), not the messages of the window against a whole run's counters.
+    for key in COUNTERS:
+        if row[f"{key}_per_msg"] is not None:
+            row[f"{key}_per_msg"] = load.per_msg(key)
+    row["delivered_msgs_per_client_cpu_s"] = load.msgs_per_cpu_s()
     row.update(
         status="ok",
         reason="",
         client_processes=sum(processes_ran(r) for r in results),
-        client_cpu_fraction_max=frac,
-        harness_bound=frac is not None and frac >= HARNESS_BOUND_FRACTION,
+        client_cpu_fraction_max=load.process_busy_max,
+        harness_bound=load.harness_bound,
         publish_lag_max_us=ticker.get("lag_max_us"),
         publish_lag_p50_us=ticker.get("lag_p50_us"),
         publish_lag_p99_us=ticker.get("lag_p99_us"),
         probe=False,
-        bytes_per_conn_per_s=(total("bytes_in") + total("bytes_out")) / conn_s if conn_s else None,
+        bytes_per_conn_per_s=load.bytes_per_conn_per_s(),
+        client_core_busy_max=load.core_busy_max,
         **tail.columns(),
         slow_consumers_dropped=stats.get("slow_consumers_dropped"),
         drain_s=None if drained is None else drained[1],

@@ -25,8 +25,9 @@ from pushbench.scenario import Cell
 
 from .options import RunOptions
 from .progress import Progress
+from .window import HARNESS_BOUND_FRACTION
 
-__all__ = ["SERVER_SATURATED_FRACTION", "search", "slo_groups"]
+__all__ = ["SERVER_SATURATED_FRACTION", "saturated_side", "search", "slo_groups"]
 
 SERVER_SATURATED_FRACTION = 0.9  # server CPU over the window, one core = 1.0
 
@@ -69,6 +70,27 @@ def _point(rate: float, rows: Sequence[dict[str, Any]]) -> metrics.RatePoint:
     ]
     p99s = [_slo_p99(r) for r in rows]
     return metrics.RatePoint(rate, float(np.median(fractions)), float(np.median(p99s)))
+
+
+def _client_saturated(row: dict[str, Any]) -> bool:
+    """A client core ≥ 90 % busy over the window: the figure ``harness_bound`` is made of
+    (a row without it, from before it was measured, falls back on the flag)."""
+    busy = row.get("client_core_busy_max")
+    if busy is None:
+        return bool(row.get("harness_bound"))
+    return float(busy) >= HARNESS_BOUND_FRACTION
+
+
+def saturated_side(failing: Sequence[dict[str, Any]]) -> str:
+    """Which side had saturated in the ok repeats of a failing rate: ``server`` (its CPU
+    ≥ 90 % of a core over the window), ``client`` (a client core ≥ 90 % busy over the
+    window), ``both`` or ``neither``."""
+    ok = [r for r in failing if r["status"] == "ok"]
+    server = any((r["server_cpu_fraction"] or 0) >= SERVER_SATURATED_FRACTION for r in ok)
+    client = any(_client_saturated(r) for r in ok)
+    return {(True, True): "both", (True, False): "server", (False, True): "client"}.get(
+        (server, client), "neither"
+    )
 
 
 def search(
@@ -126,12 +148,7 @@ def search(
     found = search(_point(rate, rs) for rate, rs in by_rate.items())
     side = ""
     if found.lowest_failing is not None:
-        failing = [r for r in by_rate[found.lowest_failing] if r["status"] == "ok"]
-        server = any((r["server_cpu_fraction"] or 0) >= SERVER_SATURATED_FRACTION for r in failing)
-        client = any(bool(r["harness_bound"]) for r in failing)
-        side = {(True, True): "both", (True, False): "server", (False, True): "client"}.get(
-            (server, client), "neither"
-        )
+        side = saturated_side(by_rate[found.lowest_failing])
     return out | {
         "max_rate": found.max_rate,
         "highest_passing": found.highest_passing,

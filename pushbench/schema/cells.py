@@ -158,11 +158,17 @@ _ALL = (
     "pandas and float() read as infinity); equal to the received figure when nothing was lost "
     "or duplicated; empty when nothing was expected"
 )
+_SPAN = (
+    "between the runner's window marks (each worker reads its counters when the measured "
+    "window starts and ends), ÷ messages received between the same marks; a worker kind "
+    "that cannot read the counter then (Locust; the browser's requests) counts it over its "
+    "whole run ÷ that run's messages"
+)
 _BYTES = (
-    "after each connection's handshake, over the worker's whole run (warm-up included), ÷ "
-    "messages received in that run; TCP payload from the kernel's counters when "
-    "bytes_source is tcp_info (HTTP heads, framing, pushbench's JSON envelope; no IP/TCP "
-    "headers), what the client's socket layer read and wrote when it is socket"
+    f"after each connection's handshake, {_SPAN}; TCP payload from the kernel's counters "
+    "when bytes_source is tcp_info (HTTP heads, framing, pushbench's JSON envelope, a chat "
+    "publisher's own publish connection; no IP/TCP headers), what the client's socket "
+    "layer read and wrote when it is socket"
 )
 
 #: The columns :func:`pushbench.metrics.cell_row` fills (the cell's parameters, then what was
@@ -196,8 +202,7 @@ COLUMNS: dict[str, Column] = _columns(
     _C(
         "warmup_s",
         "s",
-        "warm-up before the window: in no latency or delivery figure (the byte, "
-        "request and client CPU counts include it)",
+        "warm-up before the window: in no latency, delivery, client CPU, byte or request figure",
     ),
     _C("check_delay_ms", "ms", "self-check: injected delay per message"),
     _C("check_pause_ms", "ms", "self-check: one server stall"),
@@ -255,13 +260,16 @@ COLUMNS: dict[str, Column] = _columns(
     _C(
         "client_cpu_s",
         "s",
-        "CPU time (user + system) of every client worker process, from "
-        "all connected to the window's end (warm-up included)",
+        "CPU time (user + system) of every client worker process (with the processes it "
+        "drives: Locust's, the browser's) over the measured window, read by each worker when "
+        "the runner marked the window's start and end (ready → end for a worker that was "
+        "not marked)",
     ),
     _C(
         "delivered_msgs_per_client_cpu_s",
         "msgs/CPU-s",
-        "msgs_delivered ÷ client_cpu_s (what one load-generator core can receive)",
+        "messages received by the clients ÷ client_cpu_s, both over the measured window "
+        "(what one load-generator core can receive)",
     ),
     _C("bytes_in_per_msg", "B/msg", f"bytes received by clients, {_BYTES}"),
     _C(
@@ -286,8 +294,8 @@ COLUMNS: dict[str, Column] = _columns(
     _C(
         "requests_per_msg",
         "requests/msg",
-        "HTTP requests per message received, whole run "
-        "(polling transports; empty for streaming ones)",
+        f"HTTP requests per message received, {_SPAN} (polling transports; empty for "
+        "streaming ones)",
     ),
     _C("errors", "count", "client errors, all connections"),
     _C("reconnects", "count", "client reconnects, all connections"),
@@ -312,13 +320,14 @@ EXTRA_COLUMNS: dict[str, Column] = _columns(
     _C(
         "client_cpu_fraction_max",
         "cores",
-        "highest CPU fraction of one client process over "
-        "its run (CPU ÷ wall time from ready to the window's end)",
+        "highest CPU fraction of one client worker process (with the processes it drives) "
+        "over the measured window (CPU ÷ wall time between the window marks)",
     ),
     _C(
         "harness_bound",
         "bool",
-        "a client process used >= 90 % of its core: the load generator may be the bottleneck",
+        "client_core_busy_max >= 0.9: a client core was (nearly) saturated, the load "
+        "generator may be the bottleneck",
     ),
     _C(
         "publish_lag_max_us",
@@ -333,8 +342,14 @@ EXTRA_COLUMNS: dict[str, Column] = _columns(
         "bytes_per_conn_per_s",
         "B/conn/s",
         "bytes both ways per connection per second after "
-        "the handshake, over each worker's whole run (same counting as bytes_in_per_msg): the "
-        "keepalive cost of idle cells",
+        "the handshake, over the measured window (same counting and span as "
+        "bytes_in_per_msg): the keepalive cost of idle cells",
+    ),
+    _C(
+        "client_core_busy_max",
+        "cores",
+        "busiest client CPU over the measured window: the CPU fractions of every worker "
+        "pinned to it added up (two workers at 50 % on one core: 1.0)",
     ),
     _C("lat_all_p50_us", "µs", f"median of the {_ALL}"),
     _C(
@@ -417,9 +432,9 @@ SATURATION_COLUMNS: dict[str, Column] = _columns(
     _C(
         "saturated_side",
         "text",
-        "at lowest_failing: server (its CPU >= 90 %), client "
-        "(harness-bound), both, or neither (the SLO failed for another reason); empty when "
-        "nothing failed",
+        "at lowest_failing: server (its CPU >= 90 %), client (a client core >= 90 % "
+        "busy: client_core_busy_max), both, or neither (the SLO failed for another "
+        "reason); empty when nothing failed",
     ),
     _C("rates_tried", "text", "every rate measured (msgs/s), ascending, ';'-separated"),
 )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -24,8 +25,10 @@ from pushbench.contract import valid_topic
 
 __all__ = [
     "REQUIRED_TOTALS",
+    "WINDOW_SIGNALS",
     "OutputError",
     "PublishSpec",
+    "WindowMark",
     "WorkerFailure",
     "WorkerOutput",
     "WorkerResult",
@@ -174,6 +177,55 @@ def _missing(kind: str, raw: Mapping[str, Any], names: tuple[str, ...]) -> None:
         raise OutputError(f"{kind} without {', '.join(absent)}")
 
 
+#: The runner's signals to its workers that the measured window starts and ends: each
+#: worker kind reads its CPU and counters then (:class:`WindowMark`), so every per-message
+#: ratio and the client's CPU load cover the window the latency and delivery figures do.
+WINDOW_SIGNALS: Mapping[str, signal.Signals] = {
+    "start": signal.SIGUSR1,
+    "end": signal.SIGUSR2,
+}
+
+
+@dataclass(frozen=True)
+class WindowMark:
+    """A worker's CPU and summed counters at one edge of the runner's measured window.
+
+    Read when the worker gets the edge's :data:`WINDOW_SIGNALS` signal; only the
+    difference of a worker's two marks means anything (each figure counts from an
+    origin of the worker kind's choosing: process start, or ready). ``t_ns``:
+    CLOCK_MONOTONIC when the CPU was read; ``cpu_user_s``/``cpu_sys_s``: every process
+    that runs the worker's clients (``getrusage``, µs; or ``/proc``, clock ticks);
+    ``messages`` received (recorded or overflowed), ``requests``, ``bytes_out`` and
+    ``bytes_in`` after the handshakes, summed over the connections. A counter the kind
+    cannot read at that moment is None: the runner then counts the window's messages
+    from the receipts and takes that counter over the whole run, against the whole
+    run's messages (a ratio's two sides always cover one span).
+    """
+
+    t_ns: int
+    cpu_user_s: float
+    cpu_sys_s: float
+    messages: int | None = None
+    requests: int | None = None
+    bytes_out: int | None = None
+    bytes_in: int | None = None
+
+    @property
+    def cpu_s(self) -> float:
+        return float(self.cpu_user_s) + float(self.cpu_sys_s)
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> WindowMark:
+        if not isinstance(raw, Mapping):
+            raise OutputError("worker result: a window mark is not an object")
+        _missing("window mark", raw, ("t_ns", "cpu_user_s", "cpu_sys_s"))
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
 @dataclass(frozen=True)
 class WorkerResult:
     """A worker's run, complete or stopped early (``complete`` False, ``reason`` the signal).
@@ -185,7 +237,11 @@ class WorkerResult:
     ``per_connection`` holds each connection's counters as the worker kind
     records them (``connect_ns`` in every one). ``messages`` … ``slow_parses``
     are the recorder's counters; ``cpu_*_run`` the CPU seconds from ready to
-    end; ``max_loop_lag_ns`` the harness's longest pause.
+    end; ``max_loop_lag_ns`` the harness's longest pause. ``window_start`` and
+    ``window_end`` are the :class:`WindowMark` read when the runner signalled the
+    measured window's edges (:data:`WINDOW_SIGNALS`): the span of every client CPU
+    figure and per-message ratio of the row (None: not marked, e.g. a run the runner
+    did not time, or a worker stopped before the window).
 
     The optional figures are measured by some worker kinds only: ``None`` means
     "not measured by this kind", never zero (the asyncio worker writes all of
@@ -225,6 +281,8 @@ class WorkerResult:
     gc_collections: int | None = None
     gc_pause_ns_sum: int | None = None
     gc_pause_ns_max: int | None = None
+    window_start: WindowMark | None = None  # at the runner's WINDOW_SIGNALS (None: not marked)
+    window_end: WindowMark | None = None
     npz: str = ""  # the receipts file next to this one (set by the writer)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -237,7 +295,10 @@ class WorkerResult:
         "gc_collections",
         "gc_pause_ns_sum",
         "gc_pause_ns_max",
+        "window_start",
+        "window_end",
     )
+    _MARKS: ClassVar[tuple[str, ...]] = ("window_start", "window_end")
 
     @classmethod
     def required(cls) -> tuple[str, ...]:
@@ -258,6 +319,9 @@ class WorkerResult:
         known = {f.name for f in fields(cls)} - {"extra"}
         values: dict[str, Any] = {k: raw[k] for k in required}
         values.update({k: raw.get(k) for k in cls._OPTIONAL})
+        for k in cls._MARKS:
+            if values[k] is not None:
+                values[k] = WindowMark.from_dict(values[k])
         values["totals"] = dict(totals)
         values["per_connection"] = tuple(raw["per_connection"])
         values["npz"] = str(raw.get("npz", ""))
@@ -274,7 +338,7 @@ class WorkerResult:
                 continue
             if f.name == "npz" and not value:
                 continue
-            out[f.name] = value
+            out[f.name] = value.to_dict() if isinstance(value, WindowMark) else value
         out["totals"] = dict(self.totals)
         out["per_connection"] = [dict(c) for c in self.per_connection]
         clash = sorted(set(self.extra) & set(out))
