@@ -191,6 +191,7 @@ def compute(
         probe=False,
         bytes_per_conn_per_s=(total("bytes_in") + total("bytes_out")) / conn_s if conn_s else None,
         history_gap_msgs=stats.get("history_gap_messages"),
+        publish_overruns=total("publish_overruns") if cell.publishers else None,
     )
     if cell.publishers:
         row["publish_lag_max_us"] = total_max("publish_lag_max_ns") / 1e3

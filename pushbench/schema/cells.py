@@ -45,7 +45,8 @@ __all__ = [
 
 #: Version of the columns below, recorded as ``"cells_schema"`` in each run's metadata.json.
 #: 2: history_gap_msgs added; client_processes counts the processes that ran.
-CELLS_SCHEMA_VERSION = 2
+#: 3: publish_overruns added (chat publishers open loop, scheduled time in each publish).
+CELLS_SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -329,6 +330,14 @@ EXTRA_COLUMNS: dict[str, Column] = _columns(
         "count",
         "messages requests missed because their since was older than the server's history "
         "(evicted before fetched; the runner sizes the history from the cell: 0 expected)",
+    ),
+    _C(
+        "publish_overruns",
+        "count",
+        "chat cells: client publishes that fell due while the publisher already had 8 in "
+        "flight (unanswered POST /publish, unwritten WebSocket frames); each was sent as soon "
+        "as one finished, stamped with its scheduled time (the wait is in the corrected "
+        "latency, nothing skipped); empty for ticker cells",
     ),
 )
 
