@@ -22,6 +22,11 @@ publish due while that many are in flight is an *overrun*
 (``publish_overruns``): it waits for a free slot and is then sent, stamped with
 its own scheduled time — never skipped, so the schedule is kept, the wait is
 measured latency, and "delivered" counts over every message published.
+
+The publishers of a worker share its schedule evenly, as the ticker spaces its
+messages: connection *i* of *n* publishes at the phase i/n of the interval on
+one absolute CLOCK_MONOTONIC grid, so two publishers never collide (nor queue
+behind each other's fan-out) merely because they connected at the same moment.
 """
 
 from __future__ import annotations
@@ -319,12 +324,14 @@ class Client(ABC):
             await asyncio.wait({task})
 
     async def _publish_loop(self, send: Callable[[int], Awaitable[None]], rate: float) -> None:
-        """Message k is due at start + k/rate: each send starts when due, as a task of its
-        own, up to :data:`PUBLISH_IN_FLIGHT` at once. A publish that fell due while all
+        """Message k is due at start + k/rate (start: this connection's phase of the
+        worker's grid, see the module docstring): each send starts when due, as a task of
+        its own, up to :data:`PUBLISH_IN_FLIGHT` at once. A publish that fell due while all
         slots were taken (found them taken, or came due while the loop waited for one) is
         an overrun: counted, then sent as soon as a slot frees (the open loop sends
-        whatever is due at once, each with its own due time). Lateness against the schedule is kept
-        in ``publish_lag_*``; at the end, sends still in flight are cancelled."""
+        whatever is due at once, each with its own due time). Lateness against the
+        schedule is kept in ``publish_lag_*``; at the end, sends still in flight are
+        cancelled."""
         stats = self.stats
         in_flight: set[asyncio.Task[None]] = set()
 
@@ -356,8 +363,12 @@ class Client(ABC):
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
 
+        interval = int(1e9 / rate)
+        n = max(1, self.spec.connections)
+        phase = (self.conn_id - self.spec.first_conn) % n * interval // n
+        first = (clock() // interval + 1) * interval + phase  # this publisher's slot
         try:
-            await open_loop(start, rate=rate, start_ns=clock(), on_lag=lag)
+            await open_loop(start, rate=rate, start_ns=first, on_lag=lag)
         finally:
             pending = set(in_flight)
             for task in pending:

@@ -288,3 +288,35 @@ def test_http_publisher_keeps_its_schedule_while_the_server_stalls() -> None:
         assert stats.published >= len(arrivals) - PUBLISH_IN_FLIGHT
 
     arun(main())
+
+
+def test_the_publishers_of_a_worker_share_the_schedule_evenly() -> None:
+    """Two publishing connections of one worker at 100 msg/s each publish on one grid at
+    opposite phases: together an even 200 msg/s (a message every 5 ms), as the ticker would,
+    not two streams that collide because they connected at the same moment."""
+    rate = 100.0
+    interval = int(1e9 / rate)
+
+    async def main() -> None:
+        hub = Hub()
+        async with aiohttp_server(hub) as base:
+            spec = _spec("ws", base, rate, connections=2)
+            recorder = Recorder(spec.capacity)
+            stats = [ConnStats(i) for i in range(2)]
+            stop = asyncio.Event()
+            run = client_run("ws")
+            tasks = [
+                asyncio.ensure_future(run(i, spec, recorder, s, stop)) for i, s in enumerate(stats)
+            ]
+            await eventually(lambda: all(s.published >= 20 for s in stats), "publishes")
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(*tasks), 10)
+            sch = np.array(sorted(decode(i.data).scheduled_ns for i in hub.since(TOPIC, 0)))
+        assert len(sch) >= 40
+        assert set((sch % interval).tolist()) == {0, interval // 2}  # both phases of one grid
+        first, second = sch[sch % interval == 0], sch[sch % interval != 0]
+        both = sch[(sch >= max(first[0], second[0])) & (sch <= min(first[-1], second[-1]))]
+        assert len(both) >= 30
+        assert set(np.diff(both).tolist()) == {interval // 2}  # evenly spaced, none missing
+
+    arun(main())

@@ -218,7 +218,12 @@ COLUMNS: dict[str, Column] = _columns(
     _C("msgs_duplicated", "count", "receptions beyond the first of a message"),
     _C("msgs_out_of_order", "count", "messages received after a later one"),
     _C("delivered_fraction", "fraction", "msgs_delivered ÷ msgs_expected (empty when idle)"),
-    _C("offered_msgs_per_s", "msgs/s", "messages published per second in the window"),
+    _C(
+        "offered_msgs_per_s",
+        "msgs/s",
+        "messages published per second in the window (achieved: those scheduled in it that "
+        "reached the hub; rate_msgs_per_s is the schedule's rate)",
+    ),
     _C("offered_deliveries_per_s", "msgs/s", "offered_msgs_per_s × subscribers"),
     _C("delivered_msgs_per_s", "msgs/s", "msgs_delivered ÷ duration_s (all subscribers)"),
     _C(
