@@ -34,6 +34,7 @@ from pushbench.clients.recorder import Recorder
 from pushbench.clients.worker import client_run
 from pushbench.contract import MAX_SCHEDULED_AHEAD_NS, decode, now_ns, publish_frame
 from pushbench.hub import Hub
+from pushbench.schema.cells import EXTRA_COLUMNS
 from pushbench.schema.worker import WorkerSpec
 from pushbench.servers.aiohttp_stack import run as run_aiohttp
 from pushbench.servers.base import StackOptions
@@ -288,6 +289,8 @@ def test_http_publisher_keeps_its_schedule_while_the_server_stalls() -> None:
         assert stats.published >= len(arrivals) - PUBLISH_IN_FLIGHT
 
     arun(main())
+    # the cells.csv column documents the same bound
+    assert f"had {PUBLISH_IN_FLIGHT} in flight" in EXTRA_COLUMNS["publish_overruns"].description
 
 
 def test_the_publishers_of_a_worker_share_the_schedule_evenly() -> None:
