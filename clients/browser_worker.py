@@ -490,6 +490,7 @@ class BrowserWorker:
             "publish_errors": 0,
             "publish_lag_max_ns": 0,
             "publish_lag_sum_ns": 0,
+            "publish_overruns": 0,
             "reconnect_attempts": len(taken.get("attempts", [])),
             "max_loop_lag_ns": int(float(taken.get("lag", {}).get("max_ms", 0.0)) * 1e6),
             "clock_source": ("cdp" if page.origin_ns is not None else "ntp") if taken else "",

@@ -11,6 +11,22 @@ Connection time (``connect_ns``) runs from the start of the TCP connect to the
 end of the handshake (WebSocket 101, SSE response head, first poll answer).
 ``reconnects`` counts connections established after the first one; a failed
 attempt counts in ``errors`` only.
+
+Publishing (chat cells, ``spec.publish``) is open loop like the server's ticker,
+and like wrk2: message *k* is due at start + k/rate and carries that time to the
+hub (``sched``: :mod:`pushbench.contract`), so a server that holds publishes back
+shows in the corrected latency. Sends never wait on each other: each runs as its
+own task, at most :data:`PUBLISH_IN_FLIGHT` at once per publisher (POST /publish
+on as many keep-alive connections; a WebSocket frame is done once written). A
+publish due while that many are in flight is an *overrun*
+(``publish_overruns``): it waits for a free slot and is then sent, stamped with
+its own scheduled time — never skipped, so the schedule is kept, the wait is
+measured latency, and "delivered" counts over every message published.
+
+The publishers of a worker share its schedule evenly, as the ticker spaces its
+messages: connection *i* of *n* publishes at the phase i/n of the interval on
+one absolute CLOCK_MONOTONIC grid, so two publishers never collide (nor queue
+behind each other's fan-out) merely because they connected at the same moment.
 """
 
 from __future__ import annotations
@@ -26,6 +42,7 @@ from typing import Any, ClassVar
 
 import aiohttp
 
+from pushbench.contract import publish_frame
 from pushbench.schedule import open_loop
 from pushbench.schema.worker import WorkerSpec
 
@@ -33,6 +50,7 @@ from .recorder import Recorder
 from .tcpinfo import HasFileno, TcpMeter
 
 __all__ = [
+    "PUBLISH_IN_FLIGHT",
     "SUMMED",
     "Client",
     "ConnStats",
@@ -41,6 +59,10 @@ __all__ = [
 ]
 
 clock = time.monotonic_ns  # CLOCK_MONOTONIC, the contract's clock
+#: Publishes one publisher keeps in flight at most (HTTP: on as many keep-alive connections).
+#: At chat rates (≤ 1,000 msg/s per publisher) 8 covers a server answering in 8 ms; a slower
+#: one makes overruns, counted, not a silently lower rate.
+PUBLISH_IN_FLIGHT = 8
 AddrInfo = tuple[Any, ...]  # (family, type, proto, canonname, sockaddr)
 
 
@@ -63,6 +85,7 @@ SUMMED: tuple[str, ...] = (
     "published",
     "publish_errors",
     "publish_lag_sum_ns",
+    "publish_overruns",
 )
 
 
@@ -91,6 +114,7 @@ class ConnStats:
     publish_errors: int = 0
     publish_lag_max_ns: int = 0
     publish_lag_sum_ns: int = 0
+    publish_overruns: int = 0  # publishes due while PUBLISH_IN_FLIGHT were in flight
     # Set once the first attempt is over (connected or failed): the worker's readiness.
     settled: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     # Meters started and not yet finished: their bytes so far are read by bytes_now().
@@ -115,6 +139,7 @@ class ConnStats:
         "publish_errors",
         "publish_lag_max_ns",
         "publish_lag_sum_ns",
+        "publish_overruns",
     )
 
     @property
@@ -220,6 +245,7 @@ class Client(ABC):
         self._publish_meters: list[TcpMeter] = []  # one per publish connection opened
         size = spec.publish.payload_size if spec.publish is not None else 0
         self.publish_payload = "x" * size
+        self.publish_body = self.publish_payload.encode()  # POST /publish's body
 
     @classmethod
     async def serve(
@@ -299,8 +325,13 @@ class Client(ABC):
         return sock
 
     @contextlib.asynccontextmanager
-    async def publishing(self, send: Callable[[str], Awaitable[None]]) -> AsyncIterator[None]:
-        """Run the open-loop publisher (when the spec asks for one) inside the block."""
+    async def publishing(self, send: Callable[[int], Awaitable[None]]) -> AsyncIterator[None]:
+        """Run the open-loop publisher (when the spec asks for one) inside the block.
+
+        ``send(due_ns)`` publishes one message scheduled at ``due_ns`` (the time goes in
+        the message: :meth:`publish_http`, or a WebSocket frame of :meth:`publish_text`)
+        and raises when it fails; sends run concurrently (see the module docstring).
+        """
         if self.spec.publish is None:
             yield
             return
@@ -311,28 +342,62 @@ class Client(ABC):
             task.cancel()
             await asyncio.wait({task})
 
-    async def _publish_loop(self, send: Callable[[str], Awaitable[None]], rate: float) -> None:
-        """Message k is due at start + k/rate; a late publisher sends what is due at once
-        (never skipping) and its lateness is kept in ``publish_lag_*``."""
+    async def _publish_loop(self, send: Callable[[int], Awaitable[None]], rate: float) -> None:
+        """Message k is due at start + k/rate (start: this connection's phase of the
+        worker's grid, see the module docstring): each send starts when due, as a task of
+        its own, up to :data:`PUBLISH_IN_FLIGHT` at once. A publish that fell due while all
+        slots were taken (found them taken, or came due while the loop waited for one) is
+        an overrun: counted, then sent as soon as a slot frees (the open loop sends
+        whatever is due at once, each with its own due time). Lateness against the
+        schedule is kept in ``publish_lag_*``; at the end, sends still in flight are
+        cancelled."""
         stats = self.stats
-        payload = self.publish_payload
-        backoff_s = 1 / rate
+        in_flight: set[asyncio.Task[None]] = set()
 
         def lag(lag_ns: int) -> None:
             stats.publish_lag_sum_ns += lag_ns
             if lag_ns > stats.publish_lag_max_ns:
                 stats.publish_lag_max_ns = lag_ns
 
-        async def send_one(due_ns: int) -> None:
+        async def one(due_ns: int) -> None:
             try:
-                await send(payload)
+                await send(due_ns)
                 stats.published += 1
             except (OSError, aiohttp.ClientError, SessionEnded, RuntimeError) as exc:
                 stats.publish_errors += 1
                 stats.last_error = f"publish: {type(exc).__name__}: {exc}"[:300]
-                await asyncio.sleep(backoff_s)
 
-        await open_loop(send_one, rate=rate, start_ns=clock(), on_lag=lag)
+        waited_until = 0  # when the last wait for a free slot ended
+
+        async def start(due_ns: int) -> None:
+            nonlocal waited_until
+            if due_ns < waited_until or len(in_flight) >= PUBLISH_IN_FLIGHT:
+                # Due while every slot was taken (now, or while the loop waited for one).
+                stats.publish_overruns += 1
+            if len(in_flight) >= PUBLISH_IN_FLIGHT:
+                while len(in_flight) >= PUBLISH_IN_FLIGHT:
+                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                waited_until = clock()
+            task = asyncio.ensure_future(one(due_ns))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+
+        interval = int(1e9 / rate)
+        n = max(1, self.spec.connections)
+        phase = (self.conn_id - self.spec.first_conn) % n * interval // n
+        first = (clock() // interval + 1) * interval + phase  # this publisher's slot
+        try:
+            await open_loop(start, rate=rate, start_ns=first, on_lag=lag)
+        finally:
+            pending = set(in_flight)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+    def publish_text(self, due_ns: int) -> str:
+        """The WebSocket text message publishing this client's payload, due at ``due_ns``."""
+        return publish_frame(self.publish_payload, due_ns)
 
     def _metered_socket(self, addr_info: AddrInfo) -> socket.socket:
         """A socket factory whose sockets are metered from before their connect on (no
@@ -346,12 +411,15 @@ class Client(ABC):
         self._publish_meters.append(meter)
         return sock
 
-    async def publish_http(self, payload: str) -> None:
-        """POST /publish on a connection of its own, metered (:meth:`_metered_socket`)."""
+    async def publish_http(self, due_ns: int) -> None:
+        """POST /publish?sched=due_ns on this publisher's own pool of up to
+        :data:`PUBLISH_IN_FLIGHT` keep-alive connections, metered (:meth:`_metered_socket`)."""
         if self._publish_http is None:
-            self._publish_http = _http_session(self.spec, self._metered_socket)
+            self._publish_http = _http_session(
+                self.spec, self._metered_socket, limit=PUBLISH_IN_FLIGHT
+            )
         async with self._publish_http.post(
-            self.spec.url("/publish"), data=payload.encode()
+            self.spec.url("/publish", sched=due_ns), data=self.publish_body
         ) as resp:
             await resp.read()
             if resp.status != 200:
@@ -359,11 +427,13 @@ class Client(ABC):
 
 
 def _http_session(
-    spec: WorkerSpec, socket_factory: Callable[[AddrInfo], socket.socket] | None = None
+    spec: WorkerSpec,
+    socket_factory: Callable[[AddrInfo], socket.socket] | None = None,
+    limit: int = 1,
 ) -> aiohttp.ClientSession:
     keepalive = max(60.0, 2 * spec.poll_interval_s + 10.0, spec.poll_timeout_s + 10.0)
     connector = aiohttp.TCPConnector(
-        limit=1, keepalive_timeout=keepalive, force_close=False, socket_factory=socket_factory
+        limit=limit, keepalive_timeout=keepalive, force_close=False, socket_factory=socket_factory
     )
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=spec.connect_timeout_s, sock_read=None)
     return aiohttp.ClientSession(

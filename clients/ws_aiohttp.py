@@ -46,7 +46,7 @@ class WsAiohttpClient(Client):
         try:
             self.stats.established(clock() - t0)
             self.stats.start_meter(meter, ws.get_extra_info("socket"))
-            async with self.publishing(ws.send_str):
+            async with self.publishing(lambda due_ns: ws.send_str(self.publish_text(due_ns))):
                 await self._receive(ws)
         finally:
             self.stats.add_meter(meter)  # before our Close frame

@@ -25,11 +25,12 @@ the client meant to receive ≥ 250,000 messages/s on one core.
 Reconnects resume with ``since=<last seq received>`` so a dropped connection
 loses nothing the server still holds in its history.
 
-Publishing (``spec.publish``) sends masked text frames whose payload is the
-text to publish; the server wraps it into an envelope stamped with its own
-publish time, so chat latency is measured from the server's publish, and how
-late the client's sends ran against their schedule is reported beside it
-(``publish_lag_*``).
+Publishing (``spec.publish``) sends masked text frames ``{"sch":N,"p":"…"}``
+(:meth:`Client.publish_text`): the payload and the time N the message was
+scheduled, which the server keeps in the envelope beside its own publish time,
+so chat latency is measured from the client's schedule (corrected) and from the
+server's publish (uncorrected); how late the client's sends ran against their
+schedule is reported beside it (``publish_lag_*``).
 """
 
 from __future__ import annotations
@@ -223,7 +224,6 @@ class WsLightClient(Client):
         self.host = url.hostname or "127.0.0.1"
         self.port = url.port or 80
         self.netloc = url.netloc
-        self.publish_bytes = self.publish_payload.encode()
         self._protocol: _WsProtocol | None = None
 
     def target(self) -> str:
@@ -254,11 +254,11 @@ class WsLightClient(Client):
         if code not in _NORMAL_CLOSES:
             raise SessionEnded(f"closed by the server with {code}")
 
-    async def _publish(self, payload: str) -> None:
+    async def _publish(self, due_ns: int) -> None:
         protocol = self._protocol
         if protocol is None:
             raise SessionEnded("WebSocket not open")
-        protocol.send_text(self.publish_bytes)
+        protocol.send_text(self.publish_text(due_ns).encode())
 
 
 run = WsLightClient.serve

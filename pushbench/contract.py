@@ -11,6 +11,16 @@ uncorrected figure available beside it.
 It is encoded once per published message, not once per subscriber: the hub
 hands every transport the same ``bytes``. ``ENCODING`` names the encoding in
 results.
+
+A client that publishes (chat cells) carries its own schedule: ``POST
+/publish?topic=&sched=N`` or, on a WebSocket, the text message
+``{"sch":N,"p":"payload"}`` (:func:`publish_frame`), N the CLOCK_MONOTONIC ns the
+message was *due*. The hub keeps N as the envelope's ``scheduled_ns``, so a
+server that holds publishes back shows it in the corrected latency, as it does
+for the ticker. A publish without one is stamped on arrival (scheduled = published).
+:func:`check_scheduled` is the one validation of N; :func:`parse_publish_frame`
+reads a WebSocket publish (any text not starting with :data:`PUBLISH_FRAME_PREFIX` is
+the payload itself, as before).
 """
 
 from __future__ import annotations
@@ -22,11 +32,16 @@ from dataclasses import dataclass
 
 __all__ = [
     "ENCODING",
+    "MAX_SCHEDULED_AHEAD_NS",
     "MAX_TOPIC_LENGTH",
+    "PUBLISH_FRAME_PREFIX",
     "Envelope",
+    "check_scheduled",
     "decode",
     "encode",
     "now_ns",
+    "parse_publish_frame",
+    "publish_frame",
     "valid_topic",
 ]
 
@@ -35,6 +50,14 @@ MAX_TOPIC_LENGTH = 64
 _TOPIC = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 now_ns = time.monotonic_ns  # CLOCK_MONOTONIC
+
+#: How far a publisher's scheduled time may lie ahead of the server's clock. A publisher
+#: sends a message once it is due, so a time in the future is a clock of another host (or
+#: boot) or a bug; the bound leaves room for a sender whose clock read races the server's.
+MAX_SCHEDULED_AHEAD_NS = 1_000_000_000
+#: A WebSocket text message starting with this is a publish with its scheduled time.
+PUBLISH_FRAME_PREFIX = '{"sch":'
+_MAX_NS = 2**63 - 1
 
 
 def valid_topic(topic: str) -> bool:
@@ -75,3 +98,48 @@ def decode(data: bytes | bytearray | str) -> Envelope:
         )
     except (KeyError, TypeError, json.JSONDecodeError) as exc:
         raise ValueError(f"not a pushbench message: {exc}") from exc
+
+
+def check_scheduled(value: object, now: int) -> int:
+    """A publisher's scheduled time → int ns; ValueError unless it is an integer in
+    [0, ``now`` + :data:`MAX_SCHEDULED_AHEAD_NS`] (a digit string, as in a query, or an int;
+    never a bool or a float, which would lose nanoseconds)."""
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit()) or len(value) > 19:
+            raise ValueError("sched must be an integer (CLOCK_MONOTONIC ns)")
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError("sched must be an integer (CLOCK_MONOTONIC ns)")
+    if not 0 <= value <= min(_MAX_NS, now + MAX_SCHEDULED_AHEAD_NS):
+        raise ValueError(
+            f"sched must be CLOCK_MONOTONIC ns at most {MAX_SCHEDULED_AHEAD_NS // 10**6} ms "
+            "ahead of the server's clock (the same host's clock)"
+        )
+    return value
+
+
+def publish_frame(payload: str, scheduled_ns: int) -> str:
+    """The WebSocket text message that publishes ``payload`` scheduled at ``scheduled_ns``."""
+    return f'{PUBLISH_FRAME_PREFIX}{scheduled_ns},"p":{json.dumps(payload, ensure_ascii=False)}}}'
+
+
+def parse_publish_frame(text: str) -> tuple[str, int | None]:
+    """A WebSocket publish → (payload, its scheduled time or None when absent).
+
+    Text not starting with :data:`PUBLISH_FRAME_PREFIX` is the payload itself (no
+    schedule). Text that does must be a JSON object of exactly ``sch`` (a JSON integer)
+    and ``p`` (a string), else ValueError; the time's range is :func:`check_scheduled`'s.
+    """
+    if not text.startswith(PUBLISH_FRAME_PREFIX):
+        return text, None
+    why = 'a publish starting {"sch": must be JSON {"sch": <integer ns>, "p": "<payload>"}'
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError:
+        raise ValueError(why) from None
+    if not isinstance(obj, dict) or obj.keys() != {"sch", "p"} or not isinstance(obj["p"], str):
+        raise ValueError(why)
+    sch = obj["sch"]
+    if not isinstance(sch, int) or isinstance(sch, bool):
+        raise ValueError(why)
+    return obj["p"], sch

@@ -5,11 +5,13 @@ ones. The self-check scenario runs a server with one of these and asserts the
 measurement sees exactly it:
 
 - ``delay_ms``: every message reaches subscribers this much after it was
-  published (calibration: the measured latency must shift by the same amount);
+  published, the ticker's and the clients' alike (calibration: the measured
+  latency must shift by the same amount);
 - ``pause_ms`` at ``pause_at_s``: the server's event loop blocks once, as a GC
   or a stuck handler would (coordinated omission: the pause must show in
   latency measured from the schedule, and not in latency from the actual
-  publish time);
+  publish time). ``pause_at_s`` counts from the ticker's start or, in chat
+  cells (no ticker), from the first publish a client sends;
 - ``drop_every``: every Nth message is never sent to anyone (loss accounting:
   exactly 1/N must be reported lost).
 """

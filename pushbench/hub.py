@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from .contract import Envelope, encode, now_ns
 from .faults import Faults
+from .timers import DeadlineSleeper
 
 __all__ = ["Hub", "HubStats", "Item", "Subscription"]
 
@@ -111,6 +112,48 @@ class Subscription:
         self._event.set()
 
 
+class _DelayLine:
+    """The ``delay_ms`` fault: hands each item to ``deliver`` exactly ``delay_ns`` after it
+    was put, in order.
+
+    asyncio's own timers wake 0.5–1 ms late (:mod:`pushbench.timers`), which would make a
+    5 ms calibration delay read as ≈ 5.5 ms; one task sleeping on a timerfd until the
+    oldest item is due keeps it to tens of µs. The delay is the same for every item, so
+    the queue is always in deadline order.
+    """
+
+    def __init__(self, delay_ns: int, deliver: Callable[[Item], None]) -> None:
+        self.delay_ns = delay_ns
+        self._deliver = deliver
+        self._queue: deque[tuple[int, Item]] = deque()
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def put(self, item: Item) -> None:
+        self._queue.append((now_ns() + self.delay_ns, item))
+        self._ready.set()
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        queue = self._queue
+        with DeadlineSleeper() as sleeper:
+            while True:
+                if not queue:
+                    self._ready.clear()
+                    await self._ready.wait()
+                await sleeper.sleep_until(queue[0][0])
+                now = now_ns()
+                while queue and queue[0][0] <= now:
+                    self._deliver(queue.popleft()[1])
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.wait({self._task})
+            self._task = None
+
+
 @dataclass
 class _Topic:
     history: deque[Item]
@@ -144,6 +187,9 @@ class Hub:
         self.history = history
         self.queue_limit = queue_limit
         self.faults = faults if faults is not None and faults.any else None
+        self._delay: _DelayLine | None = None
+        if self.faults is not None and self.faults.delay_ms:
+            self._delay = _DelayLine(int(self.faults.delay_ms * 1e6), self._deliver)
         self._topics: dict[str, _Topic] = {}
         self.stats = HubStats()
         self._waits: set[Subscription] = set()  # the subscriptions of held long polls
@@ -159,6 +205,8 @@ class Hub:
         """Connect to whatever the backend needs (nothing in-process)."""
 
     async def stop(self) -> None:
+        if self._delay is not None:
+            await self._delay.stop()
         for t in self._topics.values():
             for sub in list(t.subs):
                 sub.dropped = True
@@ -172,14 +220,20 @@ class Hub:
         """
 
     async def publish(self, topic: str, payload: str, scheduled_ns: int | None = None) -> int:
-        """Assign the next sequence number, encode once, fan out → the sequence number."""
+        """Assign the next sequence number, encode once, fan out → the sequence number.
+
+        ``scheduled_ns``: when the message was due — the ticker's schedule, or the one a
+        publishing client sent (``sched``) — kept as the envelope's ``sch``; None: now
+        (scheduled = published). A ``delay_ms`` fault holds every message alike, whoever
+        published it, after ``pub`` is stamped.
+        """
         t = self._topic(topic)
         seq = t.assigned = max(t.assigned, t.seq) + 1
         pub = now_ns()
         env = Envelope(topic, seq, pub if scheduled_ns is None else scheduled_ns, pub, payload)
         item = Item(topic, seq, encode(env))
-        if self.faults is not None and self.faults.delay_ms:
-            asyncio.get_running_loop().call_later(self.faults.delay_ms / 1000, self._deliver, item)
+        if self._delay is not None:
+            self._delay.put(item)
         else:
             self._deliver(item)
         return seq

@@ -11,7 +11,7 @@ cannot drift apart. The URL scheme (same on every stack):
 ``GET /poll?topic=&since=&timeout=``  long poll: hold until a message after ``since``
 ``GET /poll?topic=&since=&timeout=0`` short poll: answer at once (maybe empty)
 ``GET /echo``                      WebSocket echo (same opcode back)
-``POST /publish?topic=``           body = payload → ``{"seq": N}``
+``POST /publish?topic=&sched=``    body = payload → ``{"seq": N}``; ``sched``: due time (ns)
 ``GET /health``, ``GET /stats``    readiness, counters
 ``GET /clock``                     the server's CLOCK_MONOTONIC ns, for the browser client
 ``GET /client``, ``/client.js``    the browser client page (:mod:`pushbench.client_page`)
@@ -19,6 +19,13 @@ cannot drift apart. The URL scheme (same on every stack):
 =================================  =============================================
 
 Errors are a status with a short JSON body ``{"error": "..."}``.
+
+A publishing client carries the time its message was *scheduled* (``sched=`` on
+POST /publish, ``{"sch":N,"p":"…"}`` as a WebSocket text message: see
+:mod:`pushbench.contract`); the envelope keeps it, so chat latency is measured
+from the client's schedule like the ticker's. A value that is no integer or lies
+in the future is refused with 400 (on a WebSocket: the close code the stack maps
+400 to); a publish without one is scheduled at its arrival, as before.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 
 from . import sse
 from .auth import check_token
-from .contract import ENCODING, now_ns, valid_topic
+from .contract import ENCODING, check_scheduled, now_ns, parse_publish_frame, valid_topic
 from .hub import Hub, Item
 from .ticker import Ticker
 
@@ -174,6 +181,9 @@ class PushService:
         self.config = config or ServerConfig()
         self.stats = ServiceStats()
         self.ticker: Ticker | None = None
+        # The self-check pause (a fault) counts from the ticker's start or, when clients
+        # publish instead (chat cells), from the first publish a client sends.
+        self._pause_pending = hub.faults is not None and hub.faults.pause_ms > 0
         # What this server is (stack, loop, WebSocket implementation, compression,
         # faults), reported in /stats so results record what was measured.
         self.info: dict[str, str] = {}
@@ -244,8 +254,28 @@ class PushService:
         except UnicodeDecodeError:
             self.stats.bad_requests += 1
             raise HttpError(400, "payload must be UTF-8") from None
-        seq = await self.hub.publish(params.topic, payload)
+        scheduled = self._scheduled(query.get("sched"))
+        seq = await self.hub.publish(params.topic, payload, scheduled)
         return json.dumps({"seq": seq}).encode()
+
+    def _scheduled(self, raw: str | int | None) -> int | None:
+        """A publisher's scheduled time (None: absent, scheduled on arrival) → ns, or
+        HttpError(400); arms the self-check pause on the first client publish."""
+        if self._pause_pending:
+            self._arm_pause()
+        if raw is None or raw == "":
+            return None
+        try:
+            return check_scheduled(raw, now_ns())
+        except ValueError as exc:
+            self.stats.bad_requests += 1
+            raise HttpError(400, str(exc)) from None
+
+    def _arm_pause(self) -> None:
+        """Start the self-check pause's countdown (once: a ticker start re-arms it)."""
+        self._pause_pending = False
+        if self.hub.faults is not None:
+            self.hub.faults.arm_pause()
 
     def publish_too_large(self, query: Mapping[str, str]) -> HttpError:
         """The error for a publish whose body is known to be over the limit before it
@@ -257,17 +287,24 @@ class PushService:
         self.params(query)
         return self._too_large()
 
-    async def publish_text(self, topic: str, payload: str) -> int:
+    async def publish_text(self, topic: str, text: str) -> int:
         """A publish arriving as a text message on an open WebSocket → its seq.
 
-        The socket was authorised for ``topic`` when it opened; the payload is
-        bounded like POST /publish (HttpError 413, which the stack answers with
-        close 1009).
+        The socket was authorised for ``topic`` when it opened. The text is the payload,
+        or ``{"sch":N,"p":"payload"}`` with its scheduled time
+        (:func:`~pushbench.contract.parse_publish_frame`; a malformed one is HttpError 400).
+        The payload is bounded like POST /publish (HttpError 413, which the stack answers
+        with close 1009).
         """
+        try:
+            payload, raw = parse_publish_frame(text)
+        except ValueError as exc:
+            self.stats.bad_requests += 1
+            raise HttpError(400, str(exc)) from None
         limit = self.config.max_publish_bytes
         if len(payload) > limit or (len(payload) * 4 > limit and len(payload.encode()) > limit):
             raise self._too_large()
-        return await self.hub.publish(topic, payload)
+        return await self.hub.publish(topic, payload, self._scheduled(raw))
 
     def _too_large(self) -> HttpError:
         self.stats.bad_requests += 1
@@ -350,8 +387,7 @@ class PushService:
             start_delay_s=options.delay,
         )
         self.ticker.start()
-        if self.hub.faults is not None:
-            self.hub.faults.arm_pause()  # the self-check pause counts from ticker start
+        self._arm_pause()  # the self-check pause counts from ticker start
         return json.dumps(self.ticker.status()).encode()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -13,9 +14,20 @@ from hypothesis import strategies as st
 from pushbench import sse
 from pushbench import ticker as ticker_module
 from pushbench.auth import check_token, make_token
-from pushbench.contract import Envelope, decode, encode, now_ns, valid_topic
+from pushbench.contract import (
+    MAX_SCHEDULED_AHEAD_NS,
+    PUBLISH_FRAME_PREFIX,
+    Envelope,
+    check_scheduled,
+    decode,
+    encode,
+    now_ns,
+    parse_publish_frame,
+    publish_frame,
+    valid_topic,
+)
 from pushbench.faults import Faults
-from pushbench.hub import Hub
+from pushbench.hub import Hub, Item
 from pushbench.service import HttpError, PushService, ServerConfig, batch
 from pushbench.ticker import Ticker
 
@@ -305,3 +317,126 @@ def test_fault_parse() -> None:
     for bad in ("delay=5", "delay_ms=abc", "drop_every=1.5", "pause_ms=-1"):
         with pytest.raises(ValueError):
             Faults.parse(bad)
+
+
+# --- a publisher's schedule (chat cells) -------------------------------------
+
+
+def test_publish_frame_round_trip_and_plain_text() -> None:
+    frame = publish_frame('a "quoted" ä\n', 123)
+    assert frame.startswith(PUBLISH_FRAME_PREFIX)
+    assert parse_publish_frame(frame) == ('a "quoted" ä\n', 123)
+    for plain in ("hello", "", '{"p": "x", "sch": 1}', "[1]"):  # not the prefix: a payload
+        assert parse_publish_frame(plain) == (plain, None)
+    for bad in (
+        '{"sch":1',
+        '{"sch":1,"p":2}',
+        '{"sch":1}',
+        '{"sch":1,"p":"x","t":"y"}',
+        '{"sch":"1","p":"x"}',
+        '{"sch":1.5,"p":"x"}',
+        '{"sch":true,"p":"x"}',
+    ):
+        with pytest.raises(ValueError):
+            parse_publish_frame(bad)
+
+
+def test_check_scheduled_bounds() -> None:
+    now = 10**15
+    assert check_scheduled("5", now) == 5
+    assert check_scheduled(now + MAX_SCHEDULED_AHEAD_NS, now) == now + MAX_SCHEDULED_AHEAD_NS
+    for bad in ("abc", "-1", "1.5", "²", "9" * 20, -1, 1.5, True, None, now + 2 * 10**9):
+        with pytest.raises(ValueError):
+            check_scheduled(bad, now)
+
+
+def test_service_keeps_a_publishers_schedule() -> None:
+    """POST /publish's ``sched`` and a WebSocket ``{"sch":N,"p":…}`` publish become the
+    envelope's ``sch``; without one a publish is scheduled on arrival; bad values are
+    refused with 400 and counted."""
+
+    async def main() -> None:
+        svc = PushService(Hub())
+        due = now_ns() - 5_000_000
+        await svc.publish({"topic": "t", "sched": str(due)}, b"posted")
+        await svc.publish({"topic": "t"}, b"plain")
+        await svc.publish_text("t", publish_frame("framed", due + 1))
+        await svc.publish_text("t", "text")
+        envs = [decode(i.data) for i in svc.hub.since("t", 0)]
+        assert [e.payload for e in envs] == ["posted", "plain", "framed", "text"]
+        assert (envs[0].scheduled_ns, envs[2].scheduled_ns) == (due, due + 1)
+        assert envs[0].published_ns > due
+        assert all(e.scheduled_ns == e.published_ns for e in (envs[1], envs[3]))
+        future = str(now_ns() + 2 * MAX_SCHEDULED_AHEAD_NS)
+        for sched in ("x", "-5", future):
+            with pytest.raises(HttpError) as err:
+                await svc.publish({"topic": "t", "sched": sched}, b"x")
+            assert err.value.status == 400 and "sched" in json.loads(err.value.body())["error"]
+        for text in ('{"sch":"1","p":"x"}', '{"sch":' + future + ',"p":"x"}', '{"sch":1,"p":'):
+            with pytest.raises(HttpError) as err:
+                await svc.publish_text("t", text)
+            assert err.value.status == 400
+        assert svc.stats.bad_requests == 6
+        assert svc.hub.last_seq("t") == 4  # nothing refused was published
+
+    asyncio.run(main())
+
+
+def test_fault_delay_holds_client_publishes_and_keeps_their_schedule() -> None:
+    async def main() -> None:
+        svc = PushService(Hub(faults=Faults(delay_ms=30)))
+        sub = svc.hub.subscribe("t")
+        due = now_ns()
+        await svc.publish({"topic": "t", "sched": str(due)}, b"a")
+        await svc.publish_text("t", publish_frame("b", due))
+        assert await sub.next_batch(0.01) == []
+        got = await sub.next_batch(1.0)
+        got += await sub.next_batch(0.1) if len(got) < 2 else []
+        envs = [decode(i.data) for i in got]
+        assert [e.scheduled_ns for e in envs] == [due, due]
+        assert all(now_ns() - e.published_ns >= 30_000_000 for e in envs)
+
+    asyncio.run(main())
+
+
+def test_fault_pause_counts_from_the_first_client_publish() -> None:
+    """Chat cells have no ticker: the self-check pause is armed by the first publish a
+    client sends (once), so a chat cell can be checked like a ticker cell."""
+
+    async def stalled(seconds: float) -> float:
+        t0 = time.monotonic()
+        await asyncio.sleep(seconds)
+        return time.monotonic() - t0
+
+    async def main() -> None:
+        svc = PushService(Hub(faults=Faults(pause_ms=150, pause_at_s=0.02)))
+        assert await stalled(0.1) < 0.14  # nothing armed before a publish
+        await svc.publish_text("t", publish_frame("x", now_ns()))
+        assert await stalled(0.1) >= 0.15  # the loop was blocked 150 ms
+        await svc.publish({"topic": "t"}, b"y")
+        assert await stalled(0.1) < 0.14  # once only
+
+    asyncio.run(main())
+
+
+def test_fault_delay_is_exact_not_asyncio_timer_late() -> None:
+    """The calibration delay is what it says: asyncio's timers would hold each message
+    0.5–1 ms longer (whole-millisecond epoll timeouts), reading a 5 ms delay as 5.5."""
+    late_us: list[float] = []
+
+    class Timed(Hub):
+        def _deliver(self, item: Item) -> None:
+            late_us.append((now_ns() - decode(item.data).published_ns) / 1e3 - 5000)
+            super()._deliver(item)
+
+    async def main() -> None:
+        hub = Timed(faults=Faults(delay_ms=5))
+        for _ in range(40):
+            await hub.publish("t", "x")
+            await asyncio.sleep(0.0023)  # publishes land anywhere in the timers' millisecond
+        await asyncio.sleep(0.02)
+        await hub.stop()
+
+    asyncio.run(main())
+    assert len(late_us) == 40 and min(late_us) >= 0
+    assert sorted(late_us)[20] < 250, sorted(late_us)  # median: tens of µs

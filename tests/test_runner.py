@@ -200,31 +200,68 @@ checks = { pause_ms = 200, pause_at_s = 1.5 }
 
 [[cells]]
 checks = { drop_every = 100 }
+
+# Chat cells: the clients publish (WebSocket frames; POST /publish for SSE), each message
+# with its scheduled time. The pause counts from the first client publish, which comes the
+# start-up of the other workers (Δ, up to 2 s on a loaded machine) before the warm-up:
+# pause_at_s = 3 lands 3.7 - Δ s into the 4 s window, inside it for any Δ up to 3.2 s.
+[[cells]]
+transports = ["ws", "sse"]
+subscribers = 4
+publishers = 2
+duration_s = 4
+checks = {}
+
+[[cells]]
+transports = ["ws", "sse"]
+subscribers = 4
+publishers = 2
+duration_s = 4
+checks = { delay_ms = 5 }
+
+[[cells]]
+transports = ["ws", "sse"]
+subscribers = 4
+publishers = 2
+duration_s = 4
+checks = { pause_ms = 200, pause_at_s = 3 }
 """
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 def test_instrument_self_checks(tmp_path: Path) -> None:
     """The issue's three self-checks of the instrument, through the real runner and server:
     a known 5 ms delay shifts latency by 5 ± 0.5 ms; a 200 ms pause shows in latency from
     the schedule and not in latency from the actual publish; dropping every 100th message
-    is reported as exactly 1 % loss."""
+    is reported as exactly 1 % loss. The delay and the pause also with the clients
+    publishing (chat cells, WebSocket and SSE), each against its own baseline."""
     path = tmp_path / "selfcheck.toml"
     path.write_text(SELFCHECK)
     out = tmp_path / "results"
     assert cli.main(["run", str(path), "--out", str(out), "--no-progress"]) == 0
-    df = pd.read_csv(_run_dir(out) / "cells.csv").set_index("cell_id")
-    assert (df["status"] == "ok").all(), df["reason"].tolist()
-    base = df[(df.check_delay_ms == 0) & (df.check_pause_ms == 0) & (df.check_drop_every == 0)]
-    delay, pause = df[df.check_delay_ms == 5], df[df.check_pause_ms == 200]
-    drop = df[df.check_drop_every == 100]
-    shift_us = float(delay["lat_p50_us"].iloc[0] - base["lat_p50_us"].iloc[0])
-    assert abs(shift_us - 5000) <= 500, shift_us
-    assert float(pause["lat_max_us"].iloc[0]) >= 150_000  # corrected: the pause is there
-    assert float(pause["ulat_max_us"].iloc[0]) < 50_000  # uncorrected: it vanishes
+    cells = pd.read_csv(_run_dir(out) / "cells.csv").set_index("cell_id")
+    assert (cells["status"] == "ok").all(), cells["reason"].tolist()
+    ticker = cells[cells.publishers == 0]
+    chat = {t: cells[(cells.publishers == 2) & (cells.transport == t)] for t in ("ws", "sse")}
+    assert len(ticker) == 4 and all(len(c) == 3 for c in chat.values())
+    for df in (ticker, *chat.values()):
+        base = df[(df.check_delay_ms == 0) & (df.check_pause_ms == 0) & (df.check_drop_every == 0)]
+        delay, pause = df[df.check_delay_ms == 5], df[df.check_pause_ms == 200]
+        shift_us = float(delay["lat_p50_us"].iloc[0] - base["lat_p50_us"].iloc[0])
+        assert abs(shift_us - 5000) <= 500, (df.index.tolist(), shift_us)
+        # corrected: the pause is there; uncorrected: it vanishes
+        assert float(pause["lat_max_us"].iloc[0]) >= 150_000, pause.index.tolist()
+        assert float(pause["ulat_max_us"].iloc[0]) < 50_000, pause.index.tolist()
+    drop = ticker[ticker.check_drop_every == 100]
     assert int(drop["msgs_expected"].iloc[0]) == 2 * 200 * 3
     assert int(drop["msgs_lost"].iloc[0]) == int(drop["msgs_expected"].iloc[0]) // 100
     assert float(drop["delivered_fraction"].iloc[0]) == pytest.approx(0.99)
+    for df in chat.values():  # nothing lost to the faults or to the publishers
+        assert (df["delivered_fraction"] == 1.0).all(), df["delivered_fraction"].tolist()
+    assert ticker["publish_overruns"].isna().all()  # a ticker cell has no publishing clients
+    # POST /publish waits for answers: the 200 ms stall filled the publishers' bound
+    sse_pause = chat["sse"][chat["sse"].check_pause_ms == 200]
+    assert int(sse_pause["publish_overruns"].iloc[0]) > 0
 
 
 CHAT = """

@@ -91,11 +91,18 @@ def test_quick_budget_and_coverage() -> None:
 
 def test_selfcheck_has_one_cell_per_fault() -> None:
     cells = scenario.load("selfcheck").cells()
-    assert {(c.stack, c.transport) for c in cells} == {("aiohttp", "ws")}
-    faults = {c.cell_id.rsplit("-", 1)[-1] for c in cells if c.checks.active}
+    ticker = [c for c in cells if not c.publishers]
+    assert {(c.stack, c.transport) for c in ticker} == {("aiohttp", "ws")}
+    faults = {c.cell_id.rsplit("-", 1)[-1] for c in ticker if c.checks.active}
     assert faults == {"delay5ms", "pause200ms", "drop100"}
     pause = next(c for c in cells if c.checks.pause_ms)
     assert pause.checks.pause_at_s == 5.0
+    # chat cells (the clients publish): baseline, delay and pause per transport
+    for transport in ("ws", "sse"):
+        chat = [c for c in cells if c.publishers and c.transport == transport]
+        assert {c.cell_id.rsplit("-", 1)[-1] for c in chat} == {"pub2", "delay5ms", "pause200ms"}
+        assert all(c.stack == "aiohttp" and c.publishers < c.subscribers for c in chat)
+    assert len(cells) == len(ticker) + 6
 
 
 def test_sweep_and_slo_of_latency_vs_rate() -> None:

@@ -221,6 +221,7 @@ def compute(
         drain_s=None if drained is None else drained[1],
         drain_end=None if drained is None else drained[0],
         history_gap_msgs=stats.get("history_gap_messages"),
+        publish_overruns=total("publish_overruns") if cell.publishers else None,
     )
     row.update(round=None, run_index=None)  # the run's order: set by .orchestrate
     if cell.publishers:

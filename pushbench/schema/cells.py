@@ -48,7 +48,8 @@ __all__ = [
 #: 3: added broker_cpu_us_per_msg (the Redis hub's server); round and run_index (runs
 #:    interleaved in shuffled rounds); lat_all_p50_us … lat_all_max_us (lost messages as
 #:    infinitely late), slow_consumers_dropped, drain_s and drain_end (the drain waits for
-#:    the last message, no fixed 0.5 s).
+#:    the last message, no fixed 0.5 s); publish_overruns (chat publishers open loop, the
+#:    scheduled time in each publish).
 CELLS_SCHEMA_VERSION = 3
 
 
@@ -233,7 +234,12 @@ COLUMNS: dict[str, Column] = _columns(
     _C("msgs_duplicated", "count", "receptions beyond the first of a message"),
     _C("msgs_out_of_order", "count", "messages received after a later one"),
     _C("delivered_fraction", "fraction", "msgs_delivered ÷ msgs_expected (empty when idle)"),
-    _C("offered_msgs_per_s", "msgs/s", "messages published per second in the window"),
+    _C(
+        "offered_msgs_per_s",
+        "msgs/s",
+        "messages published per second in the window (achieved: those scheduled in it that "
+        "reached the hub; rate_msgs_per_s is the schedule's rate)",
+    ),
     _C("offered_deliveries_per_s", "msgs/s", "offered_msgs_per_s × subscribers"),
     _C("delivered_msgs_per_s", "msgs/s", "msgs_delivered ÷ duration_s (all subscribers)"),
     _C(
@@ -404,6 +410,14 @@ EXTRA_COLUMNS: dict[str, Column] = _columns(
         "count",
         "place of this cell × repeat in the run's order, from 0 (cells.csv lists the rows in "
         "scenario order; sort by this for the order they ran in)",
+    ),
+    _C(
+        "publish_overruns",
+        "count",
+        "chat cells: client publishes that fell due while the publisher already had 8 in "
+        "flight (unanswered POST /publish, unwritten WebSocket frames); each was sent as soon "
+        "as one finished, stamped with its scheduled time (the wait is in the corrected "
+        "latency, nothing skipped); empty for ticker cells",
     ),
 )
 
