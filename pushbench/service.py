@@ -287,6 +287,12 @@ class PushService:
         self.params(query)
         return self._too_large()
 
+    @staticmethod
+    def publish_close_code(status: int) -> int:
+        """The close code every stack sends when :meth:`publish_text` refuses a publish:
+        1009 (message too big) for 413, 1008 (policy violation) for a malformed one."""
+        return 1009 if status == 413 else 1008
+
     async def publish_text(self, topic: str, text: str) -> int:
         """A publish arriving as a text message on an open WebSocket → its seq.
 

@@ -57,8 +57,6 @@ _POLL_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-cache"
 _JSON_HEADERS = {"Content-Type": "application/json"}
 _HEARTBEAT = sse.comment(b"hb")
 
-# A refused publish on /ws closes the socket with the code RFC 6455 names for it.
-_CLOSE_FOR_STATUS = {413: WSCloseCode.MESSAGE_TOO_BIG, 400: WSCloseCode.INVALID_TEXT}
 
 _T = TypeVar("_T")
 
@@ -186,7 +184,7 @@ class _Server:
                     try:
                         await service.publish_text(topic, msg.data)
                     except HttpError as exc:
-                        code = _CLOSE_FOR_STATUS.get(exc.status, WSCloseCode.POLICY_VIOLATION)
+                        code = service.publish_close_code(exc.status)
                         await ws.close(code=code, message=exc.error.encode())
                         break
                 elif msg.type is WSMsgType.BINARY:

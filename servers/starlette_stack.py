@@ -14,7 +14,7 @@ How each transport is served:
   implementations support). Messages go out through
   :func:`~pushbench.sessions.push_loop`, one text frame each; text frames from
   the client are publishes to the socket's topic (over the limit → close
-  1009, binary → 1003); a dropped slow consumer gets close 1013.
+  1009, malformed → 1008, binary → 1003); a dropped slow consumer gets close 1013.
 - ``/sse``: sse-starlette's :class:`EventSourceResponse` pulls its body from an
   iterator, so it is fed by :func:`~pushbench.sessions.push_stream`, the
   pull-style twin of ``push_loop``, with the events pre-framed once per
@@ -248,8 +248,8 @@ class PushApp:
                 return
             try:
                 await self.service.publish_text(topic, text)
-            except HttpError:
-                session.end(1009)  # message too big
+            except HttpError as exc:
+                session.end(self.service.publish_close_code(exc.status))
                 return
 
     async def echo(self, websocket: WebSocket) -> None:

@@ -58,7 +58,7 @@ class TopicSession:
     Items go out through :func:`push_loop`, framed once per message for every
     raw subscriber (:meth:`Item.framed`); a batch is one transport write. The
     client's text messages are published in order by one task; a refused one
-    closes the socket (over ``max_publish_bytes`` → 1009), binary → 1003.
+    closes the socket (over ``max_publish_bytes`` → 1009, malformed → 1008), binary → 1003.
     """
 
     __slots__ = ("_inbox", "_publisher", "_pusher", "_service", "_sub", "_topic")
@@ -101,7 +101,7 @@ class TopicSession:
                 try:
                     await self._service.publish_text(self._topic, inbox.popleft())
                 except HttpError as exc:
-                    code = CloseCode.MESSAGE_TOO_BIG if exc.status == 413 else 1008
+                    code = self._service.publish_close_code(exc.status)
                     ws.close(code, exc.error)
                     return
                 except OSError as exc:  # the hub's backend (Redis) failed
