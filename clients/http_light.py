@@ -33,16 +33,16 @@ from .common import Client, ConnStats, clock
 from .recorder import Recorder
 from .tcpinfo import TcpMeter
 
-__all__ = ["READ_SIZE", "HttpProtocol", "LightHttpClient"]
+__all__ = ["READ_SIZE", "HttpProtocol", "LightHttpClient", "read_buffer"]
 
 READ_SIZE = 16384  # see the module docstring
 
 _buffers = threading.local()
 
 
-def _read_buffer() -> memoryview:
+def read_buffer() -> memoryview:
     """This thread's receive buffer: every read is handled before the next one starts,
-    so the connections of one event loop can share it."""
+    so the connections of one event loop (HTTP and WebSocket alike) can share it."""
     view: memoryview | None = getattr(_buffers, "view", None)
     if view is None:
         view = _buffers.view = memoryview(bytearray(READ_SIZE))
@@ -73,7 +73,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self.sent = 0
         self.received = 0
         self.stats = client.stats
-        self._buffer = _read_buffer()
+        self._buffer = read_buffer()
 
     # --- what a transport says -------------------------------------------------------
 

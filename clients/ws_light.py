@@ -9,7 +9,8 @@ nothing kept beyond the codec's own transient frame objects, freed by
 reference counting. Pings are answered by the codec (``auto_pong``); what it
 queues is written after each read.
 
-Reads are at most ``READ_SIZE`` (16 KiB) rather than asyncio's 256 KiB, for two
+Reads are at most ``http_light.READ_SIZE`` (16 KiB, into one buffer per thread
+shared with the light HTTP clients) rather than asyncio's 256 KiB, for two
 reasons. The codec returns every frame of a call as live tuples at once, and
 over ~700 live container objects (generation 0's threshold) a collection
 starts, promotes them, and later full collections walk them: 256 KiB reads of
@@ -36,7 +37,6 @@ schedule is reported beside it (``publish_lag_*``).
 from __future__ import annotations
 
 import asyncio
-import threading
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -45,26 +45,14 @@ from pushbench.wire import Close, Connection, Message, ProtocolError, Role, Stat
 from pushbench.wire.handshake import check_response, client_request, find_head_end, parse_response
 
 from .common import Client, ConnStats, SessionEnded, clock
+from .http_light import read_buffer
 from .recorder import Recorder
 from .tcpinfo import TcpMeter
 
 __all__ = ["WsLightClient", "run"]
 
-READ_SIZE = 16384  # see the module docstring
 CLOSE_WAIT_S = 2.0  # after the close handshake, how long the server may take to close TCP
 _NORMAL_CLOSES = frozenset({1000, 1001})
-
-
-_buffers = threading.local()
-
-
-def _read_buffer() -> memoryview:
-    """This thread's receive buffer: every read is decoded before the next one starts,
-    so the connections of one event loop can share it."""
-    view: memoryview | None = getattr(_buffers, "view", None)
-    if view is None:
-        view = _buffers.view = memoryview(bytearray(READ_SIZE))
-    return view
 
 
 class _WsProtocol(asyncio.BufferedProtocol):
@@ -87,7 +75,7 @@ class _WsProtocol(asyncio.BufferedProtocol):
         self._record = client.recorder.record
         self._conn = client.conn_id
         self._stats = client.stats
-        self._buffer = _read_buffer()
+        self._buffer = read_buffer()
 
     # --- asyncio callbacks -----------------------------------------------------
 
