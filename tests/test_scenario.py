@@ -29,6 +29,7 @@ SHIPPED = {
     "full",
     "selfcheck",
     "redis",
+    "anchor",
 }
 SAFE = re.compile(r"[A-Za-z0-9._-]+")
 
