@@ -83,7 +83,14 @@ def test_quick_budget_and_coverage() -> None:
     # harness's, which the default run must not measure).
     every = [t for t in transport_names() if registry.transport(t).default] + ["ws-aiohttp"]
     want = {(s, t) for s in ("aiohttp", "starlette") for t in every} | {("raw", "ws")}
-    assert {(c.stack, c.transport) for c in sc.cells()} == want
+    everyday = [c for c in sc.cells() if c.rate and c.rate < 1000 and not c.publishers]
+    assert {(c.stack, c.transport) for c in everyday} == want
+    # and every other situation of the decision guide: high rate, chat, many idle connections
+    assert {c.transport for c in sc.cells() if c.rate >= 1000} >= {"ws", "sse", "longpoll"}
+    assert {c.transport for c in sc.cells() if c.publishers} >= {"ws", "sse"}
+    idle = [c for c in sc.cells() if c.rate == 0]
+    assert {c.stack for c in idle} == {s.name for s in registry.stacks() if s.module}
+    assert all(c.subscribers >= 5000 and c.heartbeat_s for c in idle)
     seconds = scenario.estimate_seconds(sc)
     assert seconds <= 600
     # the budget comment in the file states the same figure
