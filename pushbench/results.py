@@ -33,6 +33,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import secrets
 import sys
 import tempfile
@@ -224,6 +225,19 @@ def _read_first_line(path: str) -> str | None:
         return None
 
 
+def _open_files() -> dict[str, Any]:
+    """The open-file limit a run starts with, and how the client workers raise it (a cell of
+    thousands of connections needs more descriptors than the usual soft limit of 1,024)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    unlimited = resource.RLIM_INFINITY
+    return {
+        "soft": None if soft == unlimited else soft,
+        "hard": None if hard == unlimited else hard,
+        "raised_by_workers": "each client worker raises its soft limit to 3 × its "
+        "connections + 64, up to the hard limit",
+    }
+
+
 def _loadavg() -> list[float] | None:
     """1, 5 and 15-minute load averages (None where the OS has none)."""
     try:
@@ -302,6 +316,7 @@ def collect_metadata(
         },
         # Other processes competing for the cores skew timings: keep the evidence.
         "loadavg_start": _loadavg(),
+        "open_files_limit": _open_files(),
         "git": _git_info(),
         "versions": _versions(["pushbench", *distributions]),
         "blas_env": {name: dict(settings.blas_env).get(name) for name in BLAS_ENV_VARS},

@@ -120,6 +120,7 @@ def test_metadata(quick_run: Path) -> None:
     assert meta["kernel"]
     assert set(meta["blas_env"]) == set(results.BLAS_ENV_VARS)
     assert isinstance(meta["blas_env_set"], bool)
+    assert meta["open_files_limit"]["hard"] is None or meta["open_files_limit"]["hard"] >= 1
     for dist in ("numpy", "websockets", "wsproto", "aiohttp"):
         assert meta["versions"][dist], dist
     assert "dirty" in meta["git"]
