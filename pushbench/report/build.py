@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pushbench.metrics.flags import rule_text
 from pushbench.results import atomic_write_bytes
 
 from . import answer, doc, guide, paths, style, thresholds
 from .doc import NBSP
 from .figure import Plot
-from .load import METRICS, Run, point_label, variant_label
+from .load import METRICS, TAIL_COLUMNS, Run, point_label, variant_label
 from .saturation import SWEEP_KEY, run_slo, saturation_marks
 
 __all__ = ["NBSP", "SUMMARY_COLUMNS", "banners", "document", "fmt_value"]
@@ -101,16 +102,14 @@ def _summary_tables(run: Run) -> list[doc.Block]:
         )
         table_rows, flags = [], []
         for r in recs:
-            notes = []
-            if r["harness_bound"]:
-                notes.append(f"harness-bound {r['harness_bound']}/{r['ok']}")
+            notes = [r["flags"]] if r.get("flags") else []
             if r["failed"] or r["skipped"]:
                 notes.append(f"{r['failed']} failed, {r['skipped']} skipped: {r['reasons']}")
             table_rows.append(
                 (
                     variant_label(r["stack"], r["transport"], r["client"]),
                     f"{r['ok']} / {r['runs']}",
-                    *(fmt_value(c, r[c], r.get(f"{c}_spread")) for c in cols),
+                    *(_summary_value(c, r) for c in cols),
                     "; ".join(notes),
                 )
             )
@@ -120,12 +119,25 @@ def _summary_tables(run: Run) -> list[doc.Block]:
                 header,
                 tuple(table_rows),
                 caption=f"{point_label(point)} — median over ok repeats, ±: largest distance "
-                "of a repeat from the median. Latency is corrected (from the scheduled send "
-                "time). Red rows measured nothing; yellow rows are flagged.",
+                "of a repeat from the median; p99.9 and max are those of every repeat's "
+                "histogram merged, the repeats' own range beside them. Latency is corrected "
+                "(from the scheduled send time). Red rows measured nothing; yellow rows are "
+                f"flagged ({rule_text()}).",
                 flags=tuple(flags),
             )
         )
     return blocks
+
+
+def _summary_value(column: str, r: dict[str, Any]) -> str:
+    """A summary cell: the median ±spread, or a merged tail with the repeats' range beside it."""
+    if column in TAIL_COLUMNS and r.get("tail_merged"):
+        text = fmt_value(column, r[column])
+        lo, hi, n = r.get(f"{column}_min"), r.get(f"{column}_max"), r.get(f"{column}_n") or 0
+        if n > 1 and lo is not None and hi is not None and lo == lo and hi == hi:
+            text += f" (repeats {fmt_value(column, lo)}–{fmt_value(column, hi)})"
+        return text
+    return fmt_value(column, r[column], r.get(f"{column}_spread"))
 
 
 def _saturation_blocks(run: Run) -> list[doc.Block]:

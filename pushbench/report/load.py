@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pushbench import metrics
+from pushbench.metrics.flags import cell_flags
 from pushbench.results import read_json, resolve_run
 from pushbench.schema.cells import ALL_COLUMNS
 
@@ -36,6 +37,7 @@ __all__ = [
     "IDENTITY",
     "METRICS",
     "POINT",
+    "TAIL_COLUMNS",
     "Metric",
     "Run",
     "find_codec_run",
@@ -248,11 +250,44 @@ class Run:
 
     @cached_property
     def _summary(self) -> Any:
-        return summarize(self.cells)
+        return self._flagged(self._merged_tail(summarize(self.cells)))
 
     def summary(self) -> Any:
-        """One row per cell (see :func:`summarize`); a copy, so callers may change it."""
+        """One row per cell (see :func:`summarize`); a copy, so callers may change it.
+
+        The tail of a cell whose repeats' histograms are stored (``hist/``) is the
+        merged histogram's: ``lat_p999_us`` and ``lat_max_us`` are the p99.9 and the max
+        of every ok repeat's corrected latency together (``tail_merged`` True), not a
+        median of per-repeat tails; ``…_min``/``…_max`` keep the repeats' own range.
+        ``flags`` holds the cell's row flags (:mod:`pushbench.metrics.flags`, each with
+        its figures, ``; ``-joined; empty: none), judged against that merged max.
+        """
         return self._summary.copy()
+
+    def _merged_tail(self, summary: Any) -> Any:
+        """``summary`` with each cell's p99.9 and max from its repeats' merged histogram."""
+        merged = []
+        for i, cell_id in zip(summary.index, summary["cell_id"], strict=True):
+            hist = self.histogram(str(cell_id)) if summary.at[i, "ok"] else None
+            merged.append(hist is not None and bool(hist.total_count))
+            if hist is None or not hist.total_count:
+                continue
+            for column, q in _TAIL:
+                value = hist.get_max_value() if q is None else hist.get_value_at_percentile(q)
+                summary.at[i, column] = float(value)
+                summary.at[i, f"{column}_spread"] = None  # the repeats' range is shown instead
+        summary["tail_merged"] = merged
+        return summary
+
+    def _flagged(self, summary: Any) -> Any:
+        """``summary`` with the ``flags`` of each cell, from its ok repeats' rows."""
+        out = []
+        for cell_id, lat_max in zip(summary["cell_id"], summary["lat_max_us"], strict=True):
+            ok = self.ok[self.ok["cell_id"] == cell_id].to_dict("records")
+            top = None if lat_max is None or lat_max != lat_max else float(lat_max)
+            out.append("; ".join(str(f) for f in cell_flags(ok, lat_max_us=top)))
+        summary["flags"] = out
+        return summary
 
     # --- per-repeat files --------------------------------------------------
 
@@ -297,6 +332,14 @@ class Run:
 
     def has_series(self) -> bool:
         return any((self.path / "series").glob("*.csv"))
+
+
+#: The tail columns taken from a cell's merged histogram: (column, percentile; None: max).
+_TAIL: tuple[tuple[str, float | None], ...] = (("lat_p999_us", 99.9), ("lat_max_us", None))
+
+
+#: The columns :meth:`Run.summary` takes from the merged histogram when the run has one.
+TAIL_COLUMNS: tuple[str, ...] = tuple(c for c, _ in _TAIL)
 
 
 def _isnan(v: Any) -> bool:
