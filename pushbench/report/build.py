@@ -73,6 +73,14 @@ def banners(run: Run) -> list[str]:
             f"{len(hb)} repeat(s) were HARNESS-BOUND (a client process used ≥ 90 % of its core, "
             f"so they measure the load generator as much as the server): {ids}."
         )
+    summary = run.summary()
+    flagged = summary[summary["flags"] != ""]
+    if len(flagged):
+        out.append(
+            f"{len(flagged)} cell(s) are FLAGGED — their figure may be the harness's or an "
+            "overloaded server's, not the transport's — and left out of the decision guide's "
+            "verdicts: " + ", ".join(flagged["cell_id"]) + " (the flags are in the summary rows)."
+        )
     bad = cells[cells["status"] != "ok"]
     if len(bad):
         counts = bad["status"].value_counts().to_dict()
@@ -321,9 +329,14 @@ def _harness(run: Run) -> list[doc.Block]:
 def _failures(run: Run) -> list[doc.Block]:
     cells = run.cells
     bad = cells[(cells["status"] != "ok") | cells["harness_bound"]]
-    if not len(bad):
-        return [doc.Paragraph("Every repeat measured; none was harness-bound.")]
+    summary = run.summary()
+    flagged = summary[(summary["flags"] != "") & (summary["ok"] > 0)]
+    if not len(bad) and not len(flagged):
+        return [doc.Paragraph("Every repeat measured; no cell was flagged.")]
     rows, flags = [], []
+    for r in flagged.to_dict("records"):
+        rows.append((r["cell_id"], "all ok", "flagged", r["flags"]))
+        flags.append("flagged")
     for r in bad.to_dict("records"):
         what = r["status"] if r["status"] != "ok" else "harness-bound"
         cpu = r.get("client_core_busy_max")

@@ -395,15 +395,21 @@ def _per_transport_table(sit: Situation, rows: Any) -> doc.Table:
         cur = best.get(r["transport"])
         if rank is None or cur is None or (r[rank] == r[rank] and r[rank] < cur[rank]):
             best[r["transport"]] = r
+    shown = sorted(best.values(), key=lambda r: style.order_key(r["transport"], r["stack"]))
     table_rows = [
         (variant_label(r["stack"], r["transport"], r["client"]), *(_fmt(c, r[c]) for c in cols))
-        for r in sorted(best.values(), key=lambda r: style.order_key(r["transport"], r["stack"]))
+        for r in shown
     ]
     header = (
         "best stack per transport",
         *(f"{METRICS[c].label} ({METRICS[c].unit})" for c in cols),
     )
-    return doc.Table(header, tuple(table_rows), caption="medians over repeats")
+    return doc.Table(
+        header,
+        tuple(table_rows),
+        caption="medians over repeats; yellow: flagged, left out of the verdicts",
+        flags=tuple("flagged" if r.get("flags") else "" for r in shown),
+    )
 
 
 def _deciding(sit: Situation, summary: Any) -> Any:
