@@ -356,7 +356,8 @@ def test_the_report_opens_with_the_answer(rendered: tuple[Path, list[Path]]) -> 
     for sit in guide.SITUATIONS:
         assert f'<a href="#guide-{sit.key}">{sit.title}</a>' in first
         assert f'<section id="guide-{sit.key}">' in page
-    assert "<strong>short polling</strong> (shortpoll · aiohttp)" in first  # the rest flagged
+    # a measured situation names a protocol in bold (which one is the real run's)
+    assert first.count("<strong>") >= measured
 
 
 def test_an_idle_answer_is_the_guides_cost_verdict(tmp_path: Path) -> None:

@@ -141,7 +141,7 @@ CLEAN = FlagFigures(
         (
             {"loop_lag_us": 4_752.0},
             "client-loop-stall",
-            "lag 4,752 µs > ½ max 4,755 µs",
+            "lag 4,752 µs > ½ max 4,755 µs; tail only",
         ),
         ({"server_cpu_fraction": 0.93}, "server-busy", "93% of a core"),
         ({"server_cpu_fraction": 0.90}, "server-busy", "90% of a core"),
@@ -216,7 +216,6 @@ def test_cell_flags_from_rows_and_the_runner_table_shows_them() -> None:
     ("extra", "flag"),
     [
         ({"server_cpu_fraction": 0.95}, "server-busy(95% of a core)"),
-        ({"client_max_loop_lag_us": 5_000.0}, "client-loop-stall(lag 5,000 µs"),
         ({"publish_lag_p99_us": 300.0}, "publisher-late(p99 300 µs late"),
         ({"offered_msgs_per_s": 150.0}, "under-rate(published 150 of 200 msgs/s"),
         ({"harness_bound": True, "client_core_busy_max": 0.99}, "harness-bound(client core 99%)"),
@@ -240,6 +239,37 @@ def test_the_guide_leaves_flagged_cells_out_and_says_why(
     assert isinstance(table, doc.Table)
     (row,) = [r for r in table.rows if r[0] == "sse · aiohttp"]
     assert flag in row[-1]
+
+
+def test_a_client_stall_flags_the_tail_but_keeps_the_row_in_the_verdicts(tmp_path: Path) -> None:
+    """A client loop stall longer than ½ the max puts the row's max and p99.9 in doubt,
+    not its p50/p99: the summary row carries the flag, the guide still ranks the row."""
+    run = _run(
+        tmp_path / "run",
+        1,
+        p99={"sse": 600.0},
+        extra={("aiohttp", "sse"): {"client_max_loop_lag_us": 5_000.0}},
+    )
+    (flag,) = [f for f in run.summary().itertuples() if f.transport == "sse" and f.flags]
+    assert "client-loop-stall(lag 5,000 µs" in flag.flags and flag.excluding_flags == ""
+    sec = guide.section(run)
+    low = next(s for s in sec.subsections if s.anchor == "guide-low-rate")
+    notes = " ".join(b.text for b in low.blocks if isinstance(b, doc.Note))
+    assert "sse · aiohttp**: flagged" not in notes
+    (table,) = build._summary_tables(run)
+    assert isinstance(table, doc.Table)
+    (row,) = [r for r in table.rows if r[0] == "sse · aiohttp"]
+    assert "client-loop-stall" in row[-1]
+
+
+def test_only_tail_flags_do_not_exclude() -> None:
+    from dataclasses import replace
+
+    from pushbench.metrics.flags import excluding
+
+    both = flags(replace(CLEAN, loop_lag_us=4_752.0, server_cpu_fraction=0.95))
+    assert [f.name for f in both] == ["client-loop-stall", "server-busy"]
+    assert [f.name for f in excluding(both)] == ["server-busy"]
 
 
 # --- the guide: protocols, and the noise rule ------------------------------------------------

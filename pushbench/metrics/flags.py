@@ -12,7 +12,11 @@ The conditions, each with its stated threshold:
   ``harness_bound`` column): the load generator may be the limit;
 - ``client-loop-stall``: the longest stall of a client's own event loop is
   more than :data:`LOOP_STALL_SHARE` of the reported max latency, so the max
-  and p99.9 may be the client's pause, not the server's;
+  and p99.9 may be the client's pause, not the server's. This flag marks the
+  row's *tail* only (``excludes`` False): a stall of a few milliseconds moves
+  the messages that arrive during it — a few per thousand at most — so the
+  p50 and p99 the verdicts read stand, and the row stays in them with the flag
+  shown beside its max;
 - ``server-busy``: the server process used ≥ :data:`SERVER_BUSY` of a core
   over the window: its latency is queueing in an overloaded server;
 - ``publisher-late``: the in-server publisher's p99 lateness behind its
@@ -43,6 +47,7 @@ __all__ = [
     "Flag",
     "FlagFigures",
     "cell_flags",
+    "excluding",
     "figures_of",
     "flags",
     "rule_text",
@@ -61,6 +66,7 @@ class Flag:
 
     name: str
     detail: str
+    excludes: bool = True  # False: only the row's tail (max, p99.9) is in doubt
 
     def __str__(self) -> str:
         return f"{self.name}({self.detail})"
@@ -99,7 +105,8 @@ def flags(f: FlagFigures) -> tuple[Flag, ...]:
         out.append(
             Flag(
                 "client-loop-stall",
-                f"lag {_us(f.loop_lag_us)} > ½ max {_us(f.lat_max_us)}",
+                f"lag {_us(f.loop_lag_us)} > ½ max {_us(f.lat_max_us)}; tail only",
+                excludes=False,
             )
         )
     if f.server_cpu_fraction is not None and f.server_cpu_fraction >= SERVER_BUSY:
@@ -189,6 +196,11 @@ def cell_flags(
 ) -> tuple[Flag, ...]:
     """The flags of a cell from its ok repeats' rows (:func:`figures_of`, :func:`flags`)."""
     return flags(figures_of(ok, lat_max_us=lat_max_us)) if ok else ()
+
+
+def excluding(found: Iterable[Flag]) -> tuple[Flag, ...]:
+    """The flags of ``found`` that take a row out of the verdicts (all but tail-only ones)."""
+    return tuple(f for f in found if f.excludes)
 
 
 def rule_text() -> str:

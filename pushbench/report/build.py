@@ -74,7 +74,7 @@ def banners(run: Run) -> list[str]:
             f"so they measure the load generator as much as the server): {ids}."
         )
     summary = run.summary()
-    flagged = summary[summary["flags"] != ""]
+    flagged = summary[summary["excluding_flags"] != ""]
     if len(flagged):
         out.append(
             f"{len(flagged)} cell(s) are FLAGGED — their figure may be the harness's or an "

@@ -282,8 +282,8 @@ def judge_situation(sit: Situation, run: Run, rows: Any) -> Judged:
             out.append(f"{_name(r)}: not measured ({r['reasons'] or 'no ok repeat'})")
         elif sit.latency and (frac is None or frac != frac or frac < MIN_DELIVERED):
             out.append(f"{_name(r)}: delivered only {_cite(r, 'delivered_fraction')}")
-        elif r.get("flags"):
-            out.append(f"{_name(r)}: flagged {r['flags']}")
+        elif r.get("excluding_flags"):
+            out.append(f"{_name(r)}: flagged {r['excluding_flags']}")
         else:
             good.append(r)
     cost = _cost_column(sit, rows)
@@ -408,7 +408,7 @@ def _per_transport_table(sit: Situation, rows: Any) -> doc.Table:
         header,
         tuple(table_rows),
         caption="medians over repeats; yellow: flagged, left out of the verdicts",
-        flags=tuple("flagged" if r.get("flags") else "" for r in shown),
+        flags=tuple("flagged" if r.get("excluding_flags") else "" for r in shown),
     )
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pushbench import metrics
-from pushbench.metrics.flags import cell_flags
+from pushbench.metrics.flags import cell_flags, excluding
 from pushbench.results import read_json, resolve_run
 from pushbench.schema.cells import ALL_COLUMNS
 
@@ -260,7 +260,9 @@ class Run:
         of every ok repeat's corrected latency together (``tail_merged`` True), not a
         median of per-repeat tails; ``…_min``/``…_max`` keep the repeats' own range.
         ``flags`` holds the cell's row flags (:mod:`pushbench.metrics.flags`, each with
-        its figures, ``; ``-joined; empty: none), judged against that merged max.
+        its figures, ``; ``-joined; empty: none), judged against that merged max;
+        ``excluding_flags`` those of them that take the cell out of the verdicts (a
+        tail-only flag does not).
         """
         return self._summary.copy()
 
@@ -281,12 +283,15 @@ class Run:
 
     def _flagged(self, summary: Any) -> Any:
         """``summary`` with the ``flags`` of each cell, from its ok repeats' rows."""
-        out = []
+        out, out_excluding = [], []
         for cell_id, lat_max in zip(summary["cell_id"], summary["lat_max_us"], strict=True):
             ok = self.ok[self.ok["cell_id"] == cell_id].to_dict("records")
             top = None if lat_max is None or lat_max != lat_max else float(lat_max)
-            out.append("; ".join(str(f) for f in cell_flags(ok, lat_max_us=top)))
+            found = cell_flags(ok, lat_max_us=top)
+            out.append("; ".join(str(f) for f in found))
+            out_excluding.append("; ".join(str(f) for f in excluding(found)))
         summary["flags"] = out
+        summary["excluding_flags"] = out_excluding
         return summary
 
     # --- per-repeat files --------------------------------------------------
