@@ -108,6 +108,10 @@ POINT: tuple[str, ...] = (
     "check_delay_ms",
     "check_pause_ms",
     "check_drop_every",
+    "check_recv_bias_ms",
+    "check_client_stall_ms",
+    "check_client_stall_every_ms",
+    "check_drop_receipt_every",
 )
 
 _TEXT = (
@@ -176,6 +180,13 @@ def point_label(point: dict[str, Any]) -> str:
             parts.append(f"{_num(point[col])} {unit}")
     if point.get("check_drop_every"):
         parts.append(f"drop 1/{int(point['check_drop_every'])}")
+    if point.get("check_recv_bias_ms"):
+        parts.append(f"client +{_num(point['check_recv_bias_ms'])} ms receive bias")
+    if point.get("check_client_stall_ms"):
+        stall, every = point["check_client_stall_ms"], point.get("check_client_stall_every_ms")
+        parts.append(f"client stall {_num(stall)} ms every {_num(every or 0)} ms")
+    if point.get("check_drop_receipt_every"):
+        parts.append(f"client drops 1/{int(point['check_drop_receipt_every'])} receipts")
     return " · ".join(parts)
 
 
