@@ -129,6 +129,13 @@ _TEXT = (
     "drain_end",
 )
 _BOOL = ("harness_bound", "probe")
+#: Self-check fault columns newer than some runs: absent means the fault was off (0).
+_OFF_WHEN_ABSENT = (
+    "check_recv_bias_ms",
+    "check_client_stall_ms",
+    "check_client_stall_every_ms",
+    "check_drop_receipt_every",
+)
 
 
 def _as_bool(value: Any) -> bool:
@@ -153,13 +160,17 @@ def _typed(frame: Any) -> Any:
     for col in ALL_COLUMNS:  # a column newer than the run: not measured then
         if col not in frame.columns and col not in _BOOL:
             frame[col] = "" if col in _TEXT else float("nan")
+        if col in _OFF_WHEN_ABSENT:  # a run before that fault existed did not inject it
+            frame[col] = frame[col].fillna(0.0)
     if "client" not in frame.columns:
         frame["client"] = "python"  # runs before browser and Locust clients existed
     frame["client"] = frame["client"].replace("", "python")
     for col in _BOOL:
         if col not in frame.columns:
             frame[col] = False
-    return frame
+    # The schema's order, whatever the run's age (a column added mid-table reads the same).
+    ordered = [c for c in ALL_COLUMNS if c in frame.columns]
+    return frame[ordered + [c for c in frame.columns if c not in ordered]]
 
 
 def point_label(point: dict[str, Any]) -> str:
