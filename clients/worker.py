@@ -33,6 +33,13 @@ window signals) mark the measured window's start and end: the process CPU and th
 connections' summed counters are read then (``window_start``/``window_end``), so the
 runner's client CPU and per-message figures cover its window, not the idle time around it.
 
+Self-check client faults (the spec's ``faults``, combined with the environment's
+``PUSHBENCH_CLIENT_FAULTS``: :class:`~pushbench.faults.ClientFaults`) are applied here
+for every client at once: the recorder biases and drops receipts
+(:mod:`pushbench.clients.faults`), and the loop stalls run from ready on; what was
+applied is written back as ``client_faults`` (with the stalls and dropped receipts
+counted).
+
 Garbage collection: everything alive once the connections are up is frozen
 (``gc.freeze``), so the collections that still happen during the run only
 traverse what the run allocates, and every one of them is timed.
@@ -57,6 +64,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pushbench import registry
+from pushbench.faults import ClientFaults
 from pushbench.schema.worker import (
     WINDOW_SIGNALS,
     OutputError,
@@ -70,6 +78,7 @@ from pushbench.schema.worker import (
 from pushbench.settings import Settings
 
 from .common import SUMMED, ConnStats, clock, wait_stop
+from .faults import FaultyRecorder, Stalls, make_recorder
 from .recorder import FIELDS, GcMonitor, LoopLagMonitor, Recorder
 from .status import STEP_S, STEPS_PER_STATUS, LatencyWindow, write_status
 
@@ -154,9 +163,12 @@ class ArrivalFront:
 class Worker:
     """One worker's run: connections, monitors, stop, and the :class:`WorkerResult`."""
 
-    def __init__(self, spec: WorkerSpec) -> None:
+    def __init__(self, spec: WorkerSpec, faults: ClientFaults | None = None) -> None:
+        """``faults``: client faults on top of the spec's (the environment's)."""
         self.spec = spec
-        self.recorder = Recorder(spec.capacity)
+        self.faults = (spec.faults or ClientFaults()).combined(faults)
+        self.recorder = make_recorder(spec.capacity, self.faults)
+        self.stalls = Stalls(self.faults)
         self.stats = [ConnStats(spec.first_conn + i) for i in range(spec.connections)]
         self.stop = asyncio.Event()
         self.reason: str | None = None
@@ -233,6 +245,7 @@ class Worker:
                 rusage_ready = resource.getrusage(resource.RUSAGE_SELF)
                 self.ready_ns = clock()
                 warmup_end = self.ready_ns + int(spec.warmup_s * 1e9)
+                self.stalls.start()
                 if on_ready is not None:
                     on_ready()
                 status = None
@@ -253,6 +266,7 @@ class Worker:
             end = clock()
             rusage_end = resource.getrusage(resource.RUSAGE_SELF)
             self.ended = True
+            self.stalls.stop()
             pauses = {**self.lag.summary(), **self.gc.summary()}
             if self.mark_tasks:  # read before the clients end and their meters finish
                 await asyncio.wait(self.mark_tasks)
@@ -359,8 +373,18 @@ class Worker:
                 "pid": os.getpid(),
                 "python": sys.version.split()[0],
                 "spec": self.spec.to_dict(),
+                **self._faults_applied(),
             },
         )
+
+    def _faults_applied(self) -> dict[str, Any]:
+        """``client_faults`` for OUT.json: what this worker broke on purpose (nothing: {})."""
+        if not self.faults.any:
+            return {}
+        applied: dict[str, Any] = {"faults": self.faults.as_text(), "stalls": self.stalls.count}
+        if isinstance(self.recorder, FaultyRecorder):
+            applied["receipts_dropped"] = self.recorder.dropped
+        return {"client_faults": applied}
 
 
 def _combined(sources: set[str]) -> str:
@@ -491,8 +515,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 2:
         print("usage: python -m pushbench.clients.worker SPEC.json OUT", file=sys.stderr)
         return 2
-    Settings.from_environ(os.environ).apply()
     try:
+        settings = Settings.from_environ(os.environ)
+        settings.apply()
         spec = WorkerSpec.load(args[0])
     except (OSError, ValueError, TypeError) as exc:
         print(f"worker: {exc}", file=sys.stderr)
@@ -503,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
         import uvloop
 
         loop_factory = uvloop.new_event_loop
-    worker = Worker(spec)
+    worker = Worker(spec, settings.client_faults)
     status = 0
     result: WorkerOutput
     with asyncio.Runner(loop_factory=loop_factory) as runner:

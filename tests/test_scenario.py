@@ -28,6 +28,7 @@ SHIPPED = {
     "chat",
     "full",
     "selfcheck",
+    "selfcheck-short",
     "redis",
     "anchor",
 }
@@ -98,19 +99,43 @@ def test_quick_budget_and_coverage() -> None:
 
 
 def test_selfcheck_has_one_cell_per_fault() -> None:
-    cells = scenario.load("selfcheck").cells()
-    ticker = [c for c in cells if not c.publishers]
-    assert {(c.stack, c.transport) for c in ticker} == {("aiohttp", "ws")}
-    faults = {c.cell_id.rsplit("-", 1)[-1] for c in ticker if c.checks.active}
-    assert faults == {"delay5ms", "pause200ms", "drop100"}
+    sc = scenario.load("selfcheck")
+    cells = sc.cells()
+    ticker = [c for c in cells if not c.publishers and c.hub == "memory"]
+    ws = [c for c in ticker if c.transport == "ws"]
+    faults = {c.cell_id.split("-p100-", 1)[-1] for c in ws if c.checks.active}
+    assert faults == {
+        "delay5ms",
+        "pause200ms",
+        "drop100",
+        "rbias10ms",
+        "cstall25ms-every1000ms",
+        "rdrop100",
+    }
     pause = next(c for c in cells if c.checks.pause_ms)
-    assert pause.checks.pause_at_s == 5.0
+    assert pause.checks.pause_at_s == pause.duration_s / 2  # mid-window
+    # every default transport: a baseline, a server delay and a client bias
+    for transport in ("sse", "longpoll", "shortpoll"):
+        own = [c for c in ticker if c.transport == transport]
+        assert {c.cell_id.rsplit("-", 1)[-1] for c in own} == {"p100", "delay5ms", "rbias10ms"}
     # chat cells (the clients publish): baseline, delay and pause per transport
     for transport in ("ws", "sse"):
         chat = [c for c in cells if c.publishers and c.transport == transport]
         assert {c.cell_id.rsplit("-", 1)[-1] for c in chat} == {"pub2", "delay5ms", "pause200ms"}
         assert all(c.stack == "aiohttp" and c.publishers < c.subscribers for c in chat)
-    assert len(cells) == len(ticker) + 6
+    redis = [c for c in cells if c.hub == "redis"]
+    assert {c.transport for c in redis} == {"ws", "sse"} and any(c.checks.active for c in redis)
+    assert not any(c.checks.server_active for c in redis)  # the server's need the memory hub
+    # it asserts by itself: every fault cell is judged, and every baseline absolutely
+    for cell in cells:
+        judged = [t for t in sc.thresholds if t.applies(cell)]
+        if cell.checks.active:
+            assert any(t.where for t in judged), cell.cell_id  # one aimed at its fault
+        else:
+            assert {"lat_p50_us", "delivered_fraction"} <= {t.column for t in judged}, cell.cell_id
+    seconds = scenario.estimate_seconds(sc)
+    assert seconds <= 240
+    assert f"= {seconds:.0f} s" in scenario.resolve("selfcheck").read_text()
 
 
 def test_sweep_and_slo_of_latency_vs_rate() -> None:

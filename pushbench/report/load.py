@@ -110,6 +110,10 @@ POINT: tuple[str, ...] = (
     "check_delay_ms",
     "check_pause_ms",
     "check_drop_every",
+    "check_recv_bias_ms",
+    "check_client_stall_ms",
+    "check_client_stall_every_ms",
+    "check_drop_receipt_every",
 )
 
 _TEXT = (
@@ -127,6 +131,13 @@ _TEXT = (
     "drain_end",
 )
 _BOOL = ("harness_bound", "probe")
+#: Self-check fault columns newer than some runs: absent means the fault was off (0).
+_OFF_WHEN_ABSENT = (
+    "check_recv_bias_ms",
+    "check_client_stall_ms",
+    "check_client_stall_every_ms",
+    "check_drop_receipt_every",
+)
 
 
 def _as_bool(value: Any) -> bool:
@@ -151,13 +162,17 @@ def _typed(frame: Any) -> Any:
     for col in ALL_COLUMNS:  # a column newer than the run: not measured then
         if col not in frame.columns and col not in _BOOL:
             frame[col] = "" if col in _TEXT else float("nan")
+        if col in _OFF_WHEN_ABSENT:  # a run before that fault existed did not inject it
+            frame[col] = frame[col].fillna(0.0)
     if "client" not in frame.columns:
         frame["client"] = "python"  # runs before browser and Locust clients existed
     frame["client"] = frame["client"].replace("", "python")
     for col in _BOOL:
         if col not in frame.columns:
             frame[col] = False
-    return frame
+    # The schema's order, whatever the run's age (a column added mid-table reads the same).
+    ordered = [c for c in ALL_COLUMNS if c in frame.columns]
+    return frame[ordered + [c for c in frame.columns if c not in ordered]]
 
 
 def point_label(point: dict[str, Any]) -> str:
@@ -178,6 +193,13 @@ def point_label(point: dict[str, Any]) -> str:
             parts.append(f"{_num(point[col])} {unit}")
     if point.get("check_drop_every"):
         parts.append(f"drop 1/{int(point['check_drop_every'])}")
+    if point.get("check_recv_bias_ms"):
+        parts.append(f"client +{_num(point['check_recv_bias_ms'])} ms receive bias")
+    if point.get("check_client_stall_ms"):
+        stall, every = point["check_client_stall_ms"], point.get("check_client_stall_every_ms")
+        parts.append(f"client stall {_num(stall)} ms every {_num(every or 0)} ms")
+    if point.get("check_drop_receipt_every"):
+        parts.append(f"client drops 1/{int(point['check_drop_receipt_every'])} receipts")
     return " · ".join(parts)
 
 

@@ -65,8 +65,8 @@ WORKER_MODULES: dict[str, str] = {
 
 
 def _unsupported(cell: Cell) -> str:
-    if cell.checks.active and cell.hub != "memory":
-        return "self-check faults need the in-process hub (hub = memory)"
+    if cell.checks.server_active and cell.hub != "memory":
+        return "self-check server faults need the in-process hub (hub = memory)"
     by_stack = unsupported_by_stack(cell)
     if by_stack:
         return by_stack
@@ -151,6 +151,7 @@ def worker_spec(
         first_conn=first_conn,
         status_path=str(status),
         locust_workers=locust_workers,
+        faults=cell.checks.client_faults(),
     )
 
 

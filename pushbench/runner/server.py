@@ -141,8 +141,8 @@ def unsupported_by_stack(cell: Cell) -> str:
     needs = []
     if history_size(cell) != DEFAULT_HISTORY:
         needs.append(f"a history of {history_size(cell):,} messages (not {DEFAULT_HISTORY:,})")
-    if cell.checks.active:
-        needs.append("self-check faults")
+    if cell.checks.server_active:
+        needs.append("self-check server faults")
     if cell.heartbeat_s not in (None, EXTERNAL_HEARTBEAT_S):
         needs.append(f"heartbeat_s = {cell.heartbeat_s} (not {EXTERNAL_HEARTBEAT_S})")
     if cell.hub != "memory":
@@ -187,7 +187,7 @@ def serve_argv(
         hb = str(cell.heartbeat_s)
         argv += ["--heartbeat-interval", hb, "--ping-interval", hb]
     checks = cell.checks
-    if checks.active:
+    if checks.server_active:
         # The server counts the pause from ticker start; the scenario from the
         # start of the measured window (default: its middle).
         into_window = checks.pause_at_s if checks.pause_at_s is not None else cell.duration_s / 2

@@ -50,7 +50,9 @@ __all__ = [
 #:    infinitely late), slow_consumers_dropped, drain_s and drain_end (the drain waits for
 #:    the last message, no fixed 0.5 s); publish_overruns (chat publishers open loop, the
 #:    scheduled time in each publish).
-CELLS_SCHEMA_VERSION = 3
+#: 4: check_recv_bias_ms, check_client_stall_ms, check_client_stall_every_ms and
+#:    check_drop_receipt_every (the self-check's client faults).
+CELLS_SCHEMA_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,14 @@ COLUMNS: dict[str, Column] = _columns(
     _C("check_delay_ms", "ms", "self-check: injected delay per message"),
     _C("check_pause_ms", "ms", "self-check: one server stall"),
     _C("check_drop_every", "count", "self-check: every Nth message dropped (0: off)"),
+    _C("check_recv_bias_ms", "ms", "self-check (client fault): bias added to every receive time"),
+    _C("check_client_stall_ms", "ms", "self-check (client fault): client event-loop stall"),
+    _C("check_client_stall_every_ms", "ms", "self-check (client fault): period of those stalls"),
+    _C(
+        "check_drop_receipt_every",
+        "count",
+        "self-check (client fault): every Nth receipt not recorded (0: off)",
+    ),
     _C(
         "lat_count",
         "count",

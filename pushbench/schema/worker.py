@@ -22,6 +22,7 @@ from urllib.parse import quote, urlsplit
 
 from pushbench import registry
 from pushbench.contract import valid_topic
+from pushbench.faults import ClientFaults
 
 __all__ = [
     "REQUIRED_TOTALS",
@@ -58,6 +59,9 @@ class WorkerSpec:
     with the messages received and the p99 latency of the last second: the
     runner's live progress line). ``locust_workers`` is read by the Locust
     worker only (0: one Locust process; N: a master and N workers).
+    ``faults``: the self-check's client faults (:class:`~pushbench.faults.ClientFaults`:
+    a receive-time bias, loop stalls, receipts not recorded), applied by the asyncio
+    worker only (a scenario asks for them with the python client alone).
 
     The runner builds one of these per worker process and writes
     :meth:`to_dict` as the worker's SPEC.json; every worker kind reads it back
@@ -82,6 +86,7 @@ class WorkerSpec:
     first_conn: int = 0
     status_path: str | None = None
     locust_workers: int = 0
+    faults: ClientFaults | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -122,6 +127,9 @@ class WorkerSpec:
         publish = values.get("publish")
         if publish is not None:
             values["publish"] = PublishSpec(**publish)
+        faults = values.get("faults")
+        if faults is not None:
+            values["faults"] = ClientFaults(**faults)
         return cls(**values)
 
     @classmethod
@@ -132,6 +140,8 @@ class WorkerSpec:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         if self.publish is not None:
             out["publish"] = {"rate": self.publish.rate, "payload_size": self.publish.payload_size}
+        if self.faults is not None:
+            out["faults"] = {f.name: getattr(self.faults, f.name) for f in fields(self.faults)}
         return out
 
     def target(self, path: str, **query: str | int | float) -> str:
