@@ -167,14 +167,17 @@ class ClientLoad:
         cpu = self.cpu_s
         return sum(w.messages for w in self.workers) / cpu if cpu > 0 else None
 
-    def bytes_per_conn_per_s(self) -> float | None:
-        """Bytes both ways per connection per second over the window (idle cells'
-        keepalive cost)."""
+    def bytes_per_conn_per_s(self, keys: Sequence[str] = ("bytes_in", "bytes_out")) -> float | None:
+        """TCP payload bytes both ways (or the sum of other counters ``keys``) per connection
+        per second over the window (idle cells' keepalive cost); None when a worker did
+        not count one of ``keys``."""
+        if any(key not in w.shares for w in self.workers for key in keys):
+            return None
         moved = conn_s = 0.0
         for w, conns in zip(self.workers, self.connections, strict=True):
-            for key in ("bytes_in", "bytes_out"):
+            for key in keys:
                 moved += w.shares[key].count
-            conn_s += conns * w.shares["bytes_in"].seconds
+            conn_s += conns * w.shares[keys[0]].seconds
         return moved / conn_s if conn_s > 0 else None
 
 
