@@ -252,8 +252,8 @@ def cpu_per_message(run: Run, out: Path) -> list[Plot]:
         "Server CPU per delivered message",
         "Server process CPU (user + system, all threads, to the ns) over the measured window "
         "÷ messages delivered to all subscribers, the in-server ticker included (its own "
-        "share is the table's ticker column); median over repeats, bars span the repeats. Colour: transport; "
-        "hatch: stack. Lower is cheaper.",
+        "share is the table's ticker column); median over repeats, bars span the repeats. "
+        "Colour: transport; hatch: stack. Lower is cheaper.",
         "no server CPU measured in this run",
     )
 
