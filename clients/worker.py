@@ -77,10 +77,11 @@ from pushbench.schema.worker import (
 )
 from pushbench.settings import Settings
 
-from .common import SUMMED, ConnStats, clock, wait_stop
+from .common import SUMMED, ConnStats, clock, segment_totals, wait_stop
 from .faults import FaultyRecorder, Stalls, make_recorder
 from .recorder import FIELDS, GcMonitor, LoopLagMonitor, Recorder
 from .status import STEP_S, STEPS_PER_STATUS, LatencyWindow, write_status
+from .tcpinfo import Moved, plus
 
 __all__ = [
     "ArrivalFront",
@@ -199,14 +200,12 @@ class Worker:
         open socket (~3 µs), :data:`MARK_CHUNK` at a time with the loop free in between,
         so a thousand connections never hold the receive path for milliseconds at the
         window's edges (the reading spreads over a few ms, at both edges alike)."""
-        out = into = 0
+        moved = Moved(0, 0, 0, 0)
         for k, stats in enumerate(self.stats, 1):
-            sent, received = stats.bytes_now()
-            out += sent
-            into += received
+            moved = plus(moved, stats.bytes_now())
             if k % MARK_CHUNK == 0:
                 await asyncio.sleep(0)
-        self.marks[edge] = dataclasses.replace(self.marks[edge], bytes_out=out, bytes_in=into)
+        self.marks[edge] = dataclasses.replace(self.marks[edge], **moved._asdict())
 
     def request_stop(self, reason: str) -> None:
         """Stop early (a signal, or a caller); the first reason given is kept."""
@@ -321,6 +320,7 @@ class Worker:
         per_conn = [s.to_dict() for s in self.stats]
         connected = [s for s in self.stats if s.connected]
         totals: dict[str, int] = {k: sum(c[k] for c in per_conn) for k in SUMMED}
+        totals.update(segment_totals(per_conn))
         totals["connect_ns_mean"] = (
             sum(s.connect_ns for s in connected) // len(connected) if connected else -1
         )

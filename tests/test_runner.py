@@ -79,8 +79,14 @@ def test_run_end_to_end(tmp_path: Path) -> None:
     assert (df["lat_p50_us"] > 0).all() and (df["lat_p99_us"] >= df["lat_p50_us"]).all()
     assert (df["ulat_p50_us"] > 0).all()
     assert (df["bytes_in_per_msg"] > 32).all()
+    # TCP payload, and beside it the wire estimate: every message took ≥ 1 segment
+    assert (df["wire_bytes_in_per_msg"] >= df["bytes_in_per_msg"] + 52).all()
+    # the in-server ticker's own CPU, a part of the server's (same denominator)
+    assert (df["ticker_cpu_us_per_msg"] > 0).all()
+    assert (df["ticker_cpu_us_per_msg"] < df["server_cpu_us_per_msg"]).all()
     meta = json.loads((run_dir / "metadata.json").read_text())
     assert meta["status"] == "complete"
+    assert "its own cost reported separately" in meta["cpu_accounting"]["ticker"]
     assert meta["scenario_text"] == (tmp_path / "tiny.toml").read_text()
     assert "server_cpus" in meta["pinning"]
     hists = sorted(p.name for p in (run_dir / "hist").iterdir())

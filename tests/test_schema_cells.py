@@ -252,13 +252,15 @@ def test_a_rows_text(tmp_path: Path) -> None:
         client_cpu_fraction_max=0.06159941617054079,
         harness_bound=False,
         errors=0,
+        ticker_cpu_us_per_msg=12.5004,
+        wire_bytes_in_per_msg=240.96000000000001,
     )
     write_cells(tmp_path / "cells.csv", [row])
     line = (tmp_path / "cells.csv").read_text().splitlines()[1]
     assert line == (
         "tiny,aiohttp-ws-sub2-rate50-p32,1,aiohttp,ws,light,python,2,0,50.0,32,memory,asyncio,"
         ",,15.0,2.0,0.5,0.0,0.0,0,0.0,0.0,0.0,0,250,1234.6,,2000.0,,,,,,,,,,,,,0.999999,,,75.0,0.03,100.0,,,,,,,"
-        "136.96,,,,,,0,,,ok,,,0.0615994,False,,,,False,,,,,,,,,,,,,,"
+        "136.96,,,,,,0,,,ok,,,0.0615994,False,,,,False,,,,,,,,,,,,,,,12.5,240.96,,"
     )
 
 

@@ -29,7 +29,8 @@ One module per responsibility, every public name re-exported here
 (the arrays), :mod:`.latency` (histograms, summaries, the series),
 :mod:`.hlog` (the ``.hlog`` files: HdrHistogram interval logs), :mod:`.delivery`
 (delivery and throughput), :mod:`.saturation` (the SLO search), :mod:`.repeats`
-(spread over repeats) and :mod:`.row` (the ``cells.csv`` row; its columns live in
+(spread over repeats), :mod:`.wire` (bytes on the wire from TCP payload and segment
+counts) and :mod:`.row` (the ``cells.csv`` row; its columns live in
 :mod:`pushbench.schema.cells`).
 """
 
@@ -80,9 +81,11 @@ from .receipts import Receipts
 from .repeats import RepeatStats, repeat_stats
 from .row import COLUMNS, Overhead, cell_row
 from .saturation import RatePoint, Saturation, meets_slo, saturation_search
+from .wire import HEADER_BYTES_PER_SEGMENT, wire_bytes
 
 __all__ = [
     "COLUMNS",
+    "HEADER_BYTES_PER_SEGMENT",
     "HIST_HIGHEST_US",
     "HIST_LOWEST_US",
     "HIST_SIGNIFICANT_FIGURES",
@@ -126,5 +129,6 @@ __all__ = [
     "summarize",
     "throughput",
     "to_us",
+    "wire_bytes",
     "write_hlog",
 ]

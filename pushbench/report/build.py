@@ -34,8 +34,10 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "delivered_fraction",
     "delivered_msgs_per_s",
     "server_cpu_us_per_msg",
+    "ticker_cpu_us_per_msg",
     "bytes_in_per_msg",
     "bytes_out_per_msg",
+    "wire_bytes_in_per_msg",
     "server_rss_growth_bytes_per_conn",
 )
 

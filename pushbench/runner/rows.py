@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from pushbench import metrics, registry
+from pushbench import cputime, metrics, registry
 from pushbench.procs import ProcSample, Started
 from pushbench.results import atomic_write_text
 from pushbench.scenario import Cell
@@ -31,7 +32,7 @@ from pushbench.schema.cells import ALL_COLUMNS, EXTRA_COLUMNS, PARAM_COLUMNS
 from pushbench.schema.worker import WorkerFailure, WorkerResult, read_output
 
 from .options import CellFailed
-from .window import COUNTERS, ClientWorker, client_load
+from .window import COUNTERS, ClientLoad, ClientWorker, client_load
 
 
 def _polling(transport: str) -> bool:
@@ -43,10 +44,13 @@ __all__ = [
     "WorkerRun",
     "bare_row",
     "compute",
+    "cpu_accounting",
     "processes_ran",
     "read_results",
     "ticker_seq0",
     "with_broker_cpu",
+    "with_ticker_cpu",
+    "with_wire_bytes",
 ]
 
 
@@ -226,7 +230,8 @@ def compute(
     row.update(round=None, run_index=None)  # the run's order: set by .orchestrate
     if cell.publishers:
         row["publish_lag_max_us"] = total_max("publish_lag_max_ns") / 1e3
-    return in_schema_order(with_broker_cpu(row, *broker_cpu))
+    row = with_ticker_cpu(with_broker_cpu(row, *broker_cpu), ticker, last_seq - first_seq + 1)
+    return in_schema_order(with_wire_bytes(row, load))
 
 
 def in_schema_order(row: dict[str, Any]) -> dict[str, Any]:
@@ -248,6 +253,59 @@ def with_broker_cpu(
     if start is not None and end is not None and delivered:
         value = (end.cpu_s - start.cpu_s) * 1e6 / delivered
     return {**row, "broker_cpu_us_per_msg": value}
+
+
+def cpu_accounting() -> dict[str, str]:
+    """How the rows' CPU figures are measured, for metadata.json (``cpu_accounting``);
+    ``source``: what :mod:`pushbench.cputime` reads on this machine (``clock``: process
+    CPU clocks, ns; ``schedstat``; ``ticks``: 10 ms clock ticks)."""
+    here = cputime.read(os.getpid())
+    return {
+        "ticker": "ticker on the server core, its own cost reported separately "
+        "(ticker_cpu_us_per_msg; server_cpu_us_per_msg includes it)",
+        "server": "the server process's CPU, all threads, at the window's edges",
+        "broker": "the Redis server's CPU, all threads, at the window's edges",
+        "clients": "asyncio workers: getrusage (µs); Locust's and the browser's processes: "
+        "pushbench.cputime, at the runner's window signals",
+        "source": here.source if here is not None else "unavailable",
+    }
+
+
+def with_ticker_cpu(
+    row: dict[str, Any], ticker: Mapping[str, Any], published: int
+) -> dict[str, Any]:
+    """``row`` with ``ticker_cpu_us_per_msg``: the in-server ticker's own CPU per message
+    it published (its ``/stats`` record: ``own_cpu_us_per_msg``, over its whole run) ×
+    the ``published`` messages of the window ÷ ``msgs_delivered`` — the denominator of
+    ``server_cpu_us_per_msg``, which includes it. Empty without a ticker (chat, idle),
+    from a server that does not report it, or when nothing was delivered."""
+    delivered, own = row.get("msgs_delivered"), ticker.get("own_cpu_us_per_msg")
+    value = None
+    if own is not None and delivered and published > 0:
+        value = float(own) * published / delivered
+    return {**row, "ticker_cpu_us_per_msg": value}
+
+
+def with_wire_bytes(row: dict[str, Any], load: ClientLoad) -> dict[str, Any]:
+    """``row`` with the on-the-wire estimates beside its TCP payload byte columns: payload
+    plus :data:`pushbench.metrics.HEADER_BYTES_PER_SEGMENT` per TCP segment, segments
+    counted by the same kernel counters over the same span (:mod:`pushbench.metrics.wire`).
+    Empty where the bytes are not the kernel's (``bytes_source`` not ``tcp_info…``) or a
+    worker did not count segments."""
+    kernel = str(row.get("bytes_source") or "").startswith("tcp_info")
+    segs = ("segs_in", "segs_out")
+    wire = {
+        "wire_bytes_in_per_msg": metrics.wire_bytes(
+            row.get("bytes_in_per_msg"), load.per_msg("segs_in")
+        ),
+        "wire_bytes_out_per_msg": metrics.wire_bytes(
+            row.get("bytes_out_per_msg"), load.per_msg("segs_out")
+        ),
+        "wire_bytes_per_conn_per_s": metrics.wire_bytes(
+            row.get("bytes_per_conn_per_s"), load.bytes_per_conn_per_s(segs)
+        ),
+    }
+    return {**row, **{k: v if kernel else None for k, v in wire.items()}}
 
 
 def write_hlog(path: Path, receipts: metrics.Receipts, window: tuple[int, int]) -> None:

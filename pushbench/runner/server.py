@@ -27,7 +27,7 @@ skipped, naming that command) on a free loopback port, with no persistence. The 
 gets its URL and a key prefix fresh for the cell (:func:`redis_prefix`), so no two cells
 ever share a sequence or a history, even on a Redis they did share. The group stops it
 with the rest on every exit path; the runner samples its CPU over the window like the
-server's (``broker_cpu_us_per_msg``).
+server's, all threads to the ns (:mod:`pushbench.cputime`; ``broker_cpu_us_per_msg``).
 """
 
 from __future__ import annotations

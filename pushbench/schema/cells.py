@@ -52,7 +52,11 @@ __all__ = [
 #:    scheduled time in each publish).
 #: 4: check_recv_bias_ms, check_client_stall_ms, check_client_stall_every_ms and
 #:    check_drop_receipt_every (the self-check's client faults).
-CELLS_SCHEMA_VERSION = 4
+#: 5: CPU to the ns (process CPU clocks, not 10 ms /proc ticks); ticker_cpu_us_per_msg (the
+#:    in-server ticker's own share); the byte columns named TCP payload, and beside them
+#:    wire_bytes_in_per_msg, wire_bytes_out_per_msg, wire_bytes_per_conn_per_s (payload +
+#:    52 B of headers per TCP segment, an estimate).
+CELLS_SCHEMA_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -170,8 +174,19 @@ _SPAN = (
 _BYTES = (
     f"after each connection's handshake, {_SPAN}; TCP payload from the kernel's counters "
     "when bytes_source is tcp_info (HTTP heads, framing, pushbench's JSON envelope, a chat "
-    "publisher's own publish connection; no IP/TCP headers), what the client's socket "
-    "layer read and wrote when it is socket"
+    "publisher's own publish connection; no IP/TCP headers: the wire_bytes_* columns add "
+    "them), what the client's socket layer read and wrote when it is socket"
+)
+_WIRE = (
+    "estimated bytes on the wire: the TCP payload column plus 52 B per TCP segment (the "
+    "kernel's tcpi_segs_in / tcpi_segs_out of the same sockets over the same span, pure "
+    "ACKs and retransmissions included; 52 B = IPv4 20 + TCP 20 + the timestamps option "
+    "12, Linux's loopback defaults: IPv6 would add 20 B a segment, and no link-layer "
+    "framing is counted); empty when bytes_source is not tcp_info…"
+)
+_CPU_NS = (
+    "to the ns from the process's CPU clock (pushbench.cputime: every thread, exited ones "
+    "too), not /proc's 10 ms ticks"
 )
 
 #: The columns :func:`pushbench.metrics.cell_row` fills (the cell's parameters, then what was
@@ -255,11 +270,17 @@ COLUMNS: dict[str, Column] = _columns(
     _C(
         "server_cpu_s",
         "s",
-        "server process CPU time (user + system, all its threads, from "
-        "/proc) over the window: includes the in-server ticker that publishes and the memory "
-        "hub; not a Redis server, not the clients",
+        f"server process CPU time (user + system, all its threads, {_CPU_NS}) over the "
+        "window: includes the in-server ticker that publishes (it runs on the server's "
+        "core; its own share: ticker_cpu_us_per_msg) and the memory hub; not a Redis "
+        "server, not the clients",
     ),
-    _C("server_cpu_us_per_msg", "µs/msg", "server_cpu_s ÷ msgs_delivered (ticker included)"),
+    _C(
+        "server_cpu_us_per_msg",
+        "µs/msg",
+        "server_cpu_s ÷ msgs_delivered (ticker included: minus ticker_cpu_us_per_msg is the "
+        "stack's own)",
+    ),
     _C("server_rss_bytes", "B", "server resident memory (VmRSS) at the end of the window"),
     _C(
         "server_rss_bytes_per_conn",
@@ -279,7 +300,8 @@ COLUMNS: dict[str, Column] = _columns(
         "CPU time (user + system) of every client worker process (with the processes it "
         "drives: Locust's, the browser's) over the measured window, read by each worker when "
         "the runner marked the window's start and end (ready → end for a worker that was "
-        "not marked)",
+        "not marked); the asyncio worker's from getrusage (µs), Locust's and the browser's "
+        "processes' from their CPU clocks (ns)",
     ),
     _C(
         "delivered_msgs_per_client_cpu_s",
@@ -287,16 +309,16 @@ COLUMNS: dict[str, Column] = _columns(
         "messages received by the clients ÷ client_cpu_s, both over the measured window "
         "(what one load-generator core can receive)",
     ),
-    _C("bytes_in_per_msg", "B/msg", f"bytes received by clients, {_BYTES}"),
+    _C("bytes_in_per_msg", "B/msg", f"TCP payload bytes received by clients, {_BYTES}"),
     _C(
         "bytes_out_per_msg",
         "B/msg",
-        f"bytes sent by clients (poll requests, pongs, chat publishes), {_BYTES}",
+        f"TCP payload bytes sent by clients (poll requests, pongs, chat publishes), {_BYTES}",
     ),
     _C(
         "handshake_bytes_per_conn",
         "B/conn",
-        "bytes until each connection was ready (the "
+        "TCP payload bytes until each connection was ready (the "
         "WebSocket upgrade, the first request and response head), both directions, per "
         "connection",
     ),
@@ -357,7 +379,7 @@ EXTRA_COLUMNS: dict[str, Column] = _columns(
     _C(
         "bytes_per_conn_per_s",
         "B/conn/s",
-        "bytes both ways per connection per second after "
+        "TCP payload bytes both ways per connection per second after "
         "the handshake, over the measured window (same counting and span as "
         "bytes_in_per_msg): the keepalive cost of idle cells",
     ),
@@ -405,7 +427,8 @@ EXTRA_COLUMNS: dict[str, Column] = _columns(
     _C(
         "broker_cpu_us_per_msg",
         "µs/msg",
-        "CPU (user + system) of the cell's Redis server over the measured window ÷ "
+        f"CPU (user + system, all threads, {_CPU_NS}) of the cell's Redis server over the "
+        "measured window ÷ "
         "msgs_delivered, beside server_cpu_us_per_msg (same window, same denominator; the "
         "two add up to the server side's cost); empty when the hub is in-process",
     ),
@@ -428,6 +451,25 @@ EXTRA_COLUMNS: dict[str, Column] = _columns(
         "flight (unanswered POST /publish, unwritten WebSocket frames); each was sent as soon "
         "as one finished, stamped with its scheduled time (the wait is in the corrected "
         "latency, nothing skipped); empty for ticker cells",
+    ),
+    # CPU and bytes named for what they are (schema 4)
+    _C(
+        "ticker_cpu_us_per_msg",
+        "µs/msg",
+        "the in-server ticker's own CPU: thread CPU (time.thread_time_ns) of its pacing "
+        "loop, timer arming and per-message bookkeeping — not hub.publish (envelope, "
+        "encoding, history, fan-out: the stack's work) — per message it published over its "
+        "run (its /stats), × the window's published messages ÷ msgs_delivered: the "
+        "denominator of server_cpu_us_per_msg, which includes it (the ticker runs on the "
+        "server's core), so the difference is the stack's own cost; empty for chat and idle "
+        "cells and servers that do not report it",
+    ),
+    _C("wire_bytes_in_per_msg", "B/msg", f"received by clients: {_WIRE}"),
+    _C("wire_bytes_out_per_msg", "B/msg", f"sent by clients: {_WIRE}"),
+    _C(
+        "wire_bytes_per_conn_per_s",
+        "B/conn/s",
+        f"both ways, per connection per second (beside bytes_per_conn_per_s): {_WIRE}",
     ),
 )
 

@@ -26,6 +26,7 @@ from pushbench.faults import ClientFaults
 
 __all__ = [
     "REQUIRED_TOTALS",
+    "SEGMENT_TOTALS",
     "WINDOW_SIGNALS",
     "OutputError",
     "PublishSpec",
@@ -175,6 +176,10 @@ REQUIRED_TOTALS: tuple[str, ...] = (
     "connect_ns_mean",
     "connect_ns_max",
 )
+#: Counters a worker kind adds to ``totals`` when it can count them: the TCP segments after
+#: the handshakes (``TCP_INFO``'s ``tcpi_segs_out``/``tcpi_segs_in``), for the runner's
+#: on-the-wire byte estimate. Absent, never 0, where not counted (Locust's socket layer).
+SEGMENT_TOTALS: tuple[str, ...] = ("segs_out", "segs_in")
 
 
 class OutputError(ValueError):
@@ -204,9 +209,11 @@ class WindowMark:
     difference of a worker's two marks means anything (each figure counts from an
     origin of the worker kind's choosing: process start, or ready). ``t_ns``:
     CLOCK_MONOTONIC when the CPU was read; ``cpu_user_s``/``cpu_sys_s``: every process
-    that runs the worker's clients (``getrusage``, µs; or ``/proc``, clock ticks);
-    ``messages`` received (recorded or overflowed), ``requests``, ``bytes_out`` and
-    ``bytes_in`` after the handshakes, summed over the connections. A counter the kind
+    that runs the worker's clients (``getrusage``, µs; or :mod:`pushbench.cputime`, ns,
+    split by the ratio of the clock ticks); ``messages`` received (recorded or
+    overflowed), ``requests``, ``bytes_out`` and ``bytes_in`` (TCP payload) and
+    ``segs_out``/``segs_in`` (TCP segments, for the on-the-wire estimate) after the
+    handshakes, summed over the connections. A counter the kind
     cannot read at that moment is None: the runner then counts the window's messages
     from the receipts and takes that counter over the whole run, against the whole
     run's messages (a ratio's two sides always cover one span).
@@ -219,6 +226,8 @@ class WindowMark:
     requests: int | None = None
     bytes_out: int | None = None
     bytes_in: int | None = None
+    segs_out: int | None = None
+    segs_in: int | None = None
 
     @property
     def cpu_s(self) -> float:
