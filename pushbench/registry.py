@@ -329,6 +329,10 @@ _TWINS: tuple[tuple[str, tuple[str, ...], str, str], ...] = (
 )
 
 
+#: A twin's options after its module: what the runner fills in (history and loop included).
+_TWIN_ARGS = ("--host", "{host}", "--port", "{port}", "--history", "{history}", "--loop", "{loop}")
+
+
 def _twin(of: str, distributions: tuple[str, ...], linestyle: str, marker: str) -> Stack:
     """The external stack row of ``of``'s twin: one file on the framework alone, told the
     cell's history and loop (it serves the four push protocols, no ``/echo``)."""
@@ -337,8 +341,7 @@ def _twin(of: str, distributions: tuple[str, ...], linestyle: str, marker: str) 
         name=f"{of}-twin",
         label=f"{of}, hand-written minimal twin",
         serves=("ws", "sse", "longpoll", "shortpoll"),
-        argv=(sys.executable, "-m", module, "--host", "{host}", "--port", "{port}",
-              "--history", "{history}", "--loop", "{loop}"),  # fmt: skip
+        argv=(sys.executable, "-m", module, *_TWIN_ARGS),
         ready_line="pushbench twin:",
         distributions=distributions,
         linestyle=linestyle,

@@ -1,22 +1,18 @@
 """The hand-written twin of the aiohttp stack: the floor of what aiohttp costs.
 
-A ticker publishes open loop (message *i* due at ``start + i/rate``, stamped with
-that time; the pacing is :func:`pushbench.schedule.open_loop`, the ticker's own, so
-both servers keep the same schedule and the latency ratio compares servers, not
-timers) and writes each envelope straight to every open WebSocket and SSE
-response from the ticker's own task; held long polls wake on one shared event.
-The envelope bytes are pushbench's (:func:`pushbench.contract.encode`), built with
-one bytes format per message; a deque of ``--history`` envelopes answers
-``since`` (WebSocket, ``Last-Event-ID``, polls).
+A ticker publishes open loop (message *i* due at ``start + i/rate``, stamped so; paced
+by :func:`pushbench.schedule.open_loop`, the ticker's own, so both servers keep the same
+schedule and latency ratios compare servers, not timers) and writes each envelope
+(:func:`pushbench.contract.encode`'s bytes, from one bytes format) straight to every
+open WebSocket and SSE response from its own task; held long polls wake on one shared
+event; a deque of ``--history`` envelopes answers ``since`` and ``Last-Event-ID``.
 
-What it leaves out, compared with pushbench's aiohttp stack: the hub (topics: one
-stream, whatever ``topic`` a client asks for), per-connection queues and pusher
-tasks, slow-consumer limits (a blocked client blocks the ticker), parameter
-checks, tokens, Origin checks, connection limits, ``/publish``, ``/echo``,
-``/clock``, the browser page, SSE ``retry:`` and heartbeats, WebSocket pings, the
-error middleware, graceful close codes, per-message counters and the pacing-lag
-percentiles (only the mean and max are kept). Compression is off, as on every
-stack, so both send the same bytes.
+Left out, compared with pushbench's aiohttp stack: the hub (one stream, whatever
+``topic`` is asked for), per-connection queues and tasks, slow-consumer limits (a
+blocked client blocks the ticker), parameter checks (bad input is a 500), tokens,
+Origin and connection limits, ``/publish``, ``/echo``, ``/clock``, ``/health``, the
+browser page, SSE ``retry:`` and heartbeats, WebSocket pings, close codes, counters
+per message, and the pacing-lag percentiles (mean and max only). Compression is off.
 
     python -m pushbench.servers.minimal.aiohttp_twin --host 127.0.0.1 --port 8080
     # prints: pushbench twin: stack=aiohttp-twin listening on http://127.0.0.1:8080
@@ -61,6 +57,21 @@ class Ticker:
     last_seq: int = 0
     lag_sum_ns: int = 0
     lag_max_ns: int = 0
+
+    def lag(self, lag_ns: int) -> None:
+        self.lag_sum_ns += lag_ns
+        self.lag_max_ns = max(self.lag_max_ns, lag_ns)
+
+    def status(self, running: bool) -> dict[str, Any]:
+        keys = ("topic", "rate", "count", "sent", "start_ns", "first_seq", "last_seq")
+        return {k: getattr(self, k) for k in keys} | {
+            "payload_size": len(self.p),
+            "running": running,
+            "lag_max_us": self.lag_max_ns / 1e3,
+            "lag_mean_us": self.lag_sum_ns / max(self.sent, 1) / 1e3,
+            "lag_p50_us": None,  # not kept: no per-publish array in a twin
+            "lag_p99_us": None,
+        }
 
 
 class Twin:
@@ -109,12 +120,6 @@ class Twin:
         t.last_seq = self.seq
         t.sent += 1
 
-    def lag(self, lag_ns: int) -> None:
-        t = self.ticker
-        assert t is not None
-        t.lag_sum_ns += lag_ns
-        t.lag_max_ns = max(t.lag_max_ns, lag_ns)
-
     async def catch_up(
         self, since: str | None, send: Callable[[int, bytes], Awaitable[Any]]
     ) -> None:
@@ -155,8 +160,7 @@ class Twin:
         return resp
 
     async def poll_handler(self, request: web.Request) -> web.StreamResponse:
-        since_q = request.query.get("since")
-        since = int(since_q) if since_q else self.seq
+        since = int(request.query.get("since") or self.seq)
         items = self.after(since)
         timeout = float(request.query.get("timeout") or 30)
         if not items and timeout > 0:
@@ -181,23 +185,13 @@ class Twin:
         payload = b"x" * int(q.get("size") or 100)
         self.ticker = Ticker(topic, rate, count, start, json.dumps(topic).encode(), payload)
         self.task = asyncio.create_task(
-            open_loop(self.publish, rate=rate, start_ns=start, count=count, on_lag=self.lag)
+            open_loop(self.publish, rate=rate, start_ns=start, count=count, on_lag=self.ticker.lag)
         )
         return web.json_response(self.ticker_status())
 
     def ticker_status(self) -> dict[str, Any]:
-        t = self.ticker
-        if t is None:
-            return {}
-        keys = ("topic", "rate", "count", "sent", "start_ns", "first_seq", "last_seq")
-        return {k: getattr(t, k) for k in keys} | {
-            "payload_size": len(t.p),
-            "running": self.task is not None and not self.task.done(),
-            "lag_max_us": t.lag_max_ns / 1e3,
-            "lag_mean_us": t.lag_sum_ns / t.sent / 1e3 if t.sent else 0.0,
-            "lag_p50_us": None,  # not kept: no per-publish array in a twin
-            "lag_p99_us": None,
-        }
+        running = self.task is not None and not self.task.done()
+        return {} if self.ticker is None else self.ticker.status(running)
 
     async def stats_handler(self, request: web.Request) -> web.StreamResponse:
         usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -1,28 +1,23 @@
-"""The hand-written twin of the Starlette stack: the floor of what Starlette,
-sse-starlette and uvicorn cost.
+"""The hand-written twin of the Starlette stack: the floor of Starlette, sse-starlette
+and uvicorn (run as pushbench's stack runs it: httptools, websockets-sansio).
 
-A ticker publishes open loop (message *i* due at ``start + i/rate``, stamped with
-that time; the pacing is :func:`pushbench.schedule.open_loop`, the ticker's own, so
-both servers keep the same schedule and the latency ratio compares servers, not
-timers) and sends each envelope to every open WebSocket from the ticker's own task
-(``await websocket.send_text``, the framework's broadcast idiom); SSE streams are
-sse-starlette bodies, so each has the one queue its async iterator needs; held long
-polls wake on one shared event. The envelope bytes are pushbench's
-(:func:`pushbench.contract.encode`), built with one bytes format per message; a
-deque of ``--history`` envelopes answers ``since`` (WebSocket, ``Last-Event-ID``,
-polls). uvicorn runs as pushbench's Starlette stack runs it: httptools, the
-``websockets-sansio`` WebSocket implementation, compression and access log off.
+A ticker publishes open loop (message *i* due at ``start + i/rate``, stamped so; paced
+by :func:`pushbench.schedule.open_loop`, the ticker's own, so both servers keep the same
+schedule and latency ratios compare servers, not timers) and sends each envelope
+(:func:`pushbench.contract.encode`'s bytes, from one bytes format) to every WebSocket
+from its own task (``await websocket.send_text``, the framework's broadcast idiom);
+an SSE stream is an sse-starlette body, so it has the one queue its iterator needs;
+held long polls wake on one shared event; a deque of ``--history`` envelopes answers
+``since`` and ``Last-Event-ID``.
 
-What it leaves out, compared with pushbench's Starlette stack: the hub (topics: one
-stream, whatever ``topic`` a client asks for), per-connection pusher tasks,
-slow-consumer limits (a blocked WebSocket blocks the ticker), parameter checks,
-tokens, Origin checks, connection limits, ``/publish``, ``/echo``, ``/clock``, the
-browser page, SSE ``retry:``, graceful close codes, per-message counters and the
-pacing-lag percentiles (only the mean and max are kept). Keepalive is the
-libraries' default (sse-starlette pings every 15 s, uvicorn every 20 s).
+Left out, compared with pushbench's Starlette stack: the hub (one stream, whatever
+``topic`` is asked for), pusher tasks, slow-consumer limits (a blocked WebSocket
+blocks the ticker), parameter checks (bad input is a 500), tokens, Origin and
+connection limits, ``/publish``, ``/echo``, ``/clock``, ``/health``, the browser page,
+SSE ``retry:``, close codes, counters per message, and the pacing-lag percentiles
+(mean and max only). Keepalive is the libraries' default; compression is off.
 
     python -m pushbench.servers.minimal.starlette_twin --host 127.0.0.1 --port 8080
-    # prints: pushbench twin: stack=starlette-twin listening on http://127.0.0.1:8080
 """
 
 from __future__ import annotations
@@ -73,6 +68,21 @@ class Ticker:
     lag_sum_ns: int = 0
     lag_max_ns: int = 0
 
+    def lag(self, lag_ns: int) -> None:
+        self.lag_sum_ns += lag_ns
+        self.lag_max_ns = max(self.lag_max_ns, lag_ns)
+
+    def status(self, running: bool) -> dict[str, Any]:
+        keys = ("topic", "rate", "count", "sent", "start_ns", "first_seq", "last_seq")
+        return {k: getattr(self, k) for k in keys} | {
+            "payload_size": len(self.p),
+            "running": running,
+            "lag_max_us": self.lag_max_ns / 1e3,
+            "lag_mean_us": self.lag_sum_ns / max(self.sent, 1) / 1e3,
+            "lag_p50_us": None,  # not kept: no per-publish array in a twin
+            "lag_p99_us": None,
+        }
+
 
 def sse_frame(seq: int, data: bytes) -> bytes:
     return b"id: %d\ndata: %s\n\n" % (seq, data)
@@ -91,9 +101,11 @@ class Twin:
         self.task: asyncio.Task[None] | None = None
         self.gaps = self.gap_messages = 0
 
-    def after(self, since: int) -> list[tuple[int, bytes]]:
+    def after(self, since: int | str | None) -> list[tuple[int, bytes]]:
         """Envelopes with a seq above ``since`` still in history (seqs are contiguous)."""
-        k = self.seq - since
+        if since is None or since == "":
+            return []
+        k = self.seq - int(since)
         if k > len(self.history):
             self.gaps += 1
             self.gap_messages += k - len(self.history)
@@ -122,25 +134,15 @@ class Twin:
         t.last_seq = self.seq
         t.sent += 1
 
-    def lag(self, lag_ns: int) -> None:
-        t = self.ticker
-        assert t is not None
-        t.lag_sum_ns += lag_ns
-        t.lag_max_ns = max(t.lag_max_ns, lag_ns)
-
-    def backlog(self, since: str | None) -> Iterator[tuple[int, bytes]]:
-        """What came after ``since`` (nothing without one), from history."""
-        return iter(self.after(int(since))) if since else iter(())
-
     # --- endpoints ------------------------------------------------------------------
 
     async def ws_endpoint(self, websocket: WebSocket) -> None:
         await websocket.accept()
         cursor = websocket.query_params.get("since")
-        while items := list(self.backlog(cursor)):  # until caught up, then join at once
-            for seq, data in items:
+        while items := self.after(cursor):  # until caught up, then join at once
+            for _, data in items:
                 await websocket.send_text(data.decode())
-            cursor = str(seq)
+            cursor = str(items[-1][0])
         self.ws.add(websocket)
         try:
             while (await websocket.receive())["type"] != "websocket.disconnect":
@@ -151,7 +153,7 @@ class Twin:
     async def sse_endpoint(self, request: Request) -> Response:
         queue: asyncio.Queue[bytes] = asyncio.Queue()
         since = request.headers.get("last-event-id") or request.query_params.get("since")
-        for seq, data in self.backlog(since):
+        for seq, data in self.after(since):
             queue.put_nowait(sse_frame(seq, data))
         self.sse.add(queue)
 
@@ -168,8 +170,7 @@ class Twin:
         return EventSourceResponse(events(), sep="\n")
 
     async def poll_endpoint(self, request: Request) -> Response:
-        since_q = request.query_params.get("since")
-        since = int(since_q) if since_q else self.seq
+        since = int(request.query_params.get("since") or self.seq)
         items = self.after(since)
         timeout = float(request.query_params.get("timeout") or 30)
         if not items and timeout > 0:
@@ -194,23 +195,13 @@ class Twin:
         payload = b"x" * int(q.get("size") or 100)
         self.ticker = Ticker(topic, rate, count, start, json.dumps(topic).encode(), payload)
         self.task = asyncio.create_task(
-            open_loop(self.publish, rate=rate, start_ns=start, count=count, on_lag=self.lag)
+            open_loop(self.publish, rate=rate, start_ns=start, count=count, on_lag=self.ticker.lag)
         )
         return JSONResponse(self.ticker_status())
 
     def ticker_status(self) -> dict[str, Any]:
-        t = self.ticker
-        if t is None:
-            return {}
-        keys = ("topic", "rate", "count", "sent", "start_ns", "first_seq", "last_seq")
-        return {k: getattr(t, k) for k in keys} | {
-            "payload_size": len(t.p),
-            "running": self.task is not None and not self.task.done(),
-            "lag_max_us": t.lag_max_ns / 1e3,
-            "lag_mean_us": t.lag_sum_ns / t.sent / 1e3 if t.sent else 0.0,
-            "lag_p50_us": None,  # not kept: no per-publish array in a twin
-            "lag_p99_us": None,
-        }
+        running = self.task is not None and not self.task.done()
+        return {} if self.ticker is None else self.ticker.status(running)
 
     async def stats_endpoint(self, request: Request) -> Response:
         usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -255,7 +246,12 @@ async def serve(host: str, port: int, history: int, loop: str) -> None:
         app, http="httptools", ws="websockets-sansio", loop=loop, lifespan="off",
         ws_per_message_deflate=False, access_log=False, log_level="warning",
     )  # fmt: skip
-    sock = socket.create_server((host, port), reuse_port=False)
+    # proto IPPROTO_TCP, not create_server's 0: asyncio sets TCP_NODELAY only on accepted
+    # sockets whose proto says TCP (else a response written in two parts waits ~40 ms).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
     server = Server(config)
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, setattr, server, "should_exit", True)
