@@ -164,8 +164,9 @@ def section(run: Run) -> list[doc.Section]:
     )
     intro = doc.Paragraph(
         "Each twin is one file on its framework alone (a ticker writing the same envelope "
-        "bytes to a set of connections, no hub, history beyond polling, per-connection "
-        "tasks, checks or counters), driven by the same clients and the same open-loop "
-        "schedule as pushbench's server, so the ratio is the framework and harness tax."
+        "bytes to a set of connections and a plain history for `since`; no hub, "
+        "per-connection tasks, checks or counters), driven by the same clients and the same "
+        "open-loop schedule as pushbench's server, so the ratio is the framework and harness "
+        "tax."
     )
     return [doc.Section("Framework and harness tax", "tax", (intro, table))]
