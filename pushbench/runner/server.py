@@ -4,11 +4,12 @@ A *module* stack (``Stack.module``) is started as ``pushbench serve --stack
 NAME --port 0`` with the cell's hub, loop, heartbeats and self-check faults,
 and its ready line carries the URL it bound. An *external* stack
 (``Stack.argv``, e.g. a Node server) gets a free loopback port chosen here,
-``{host}`` and ``{port}`` filled into its argv, and is ready once it prints a
+``{host}`` and ``{port}`` filled into its argv (and ``{history}``, ``{loop}`` where
+its argv has them: the hand-written twins'), and is ready once it prints a
 line starting with its ``ready_line``; it is told nothing else, so cells that
 need server options it cannot receive (faults, a heartbeat other than the
-scenario default of :data:`EXTERNAL_HEARTBEAT_S`, another hub) are skipped
-with the reason. Either way the server runs pinned to the server
+scenario default of :data:`EXTERNAL_HEARTBEAT_S`, another hub, a history or loop
+its argv does not take) are skipped with the reason. Either way the server runs pinned to the server
 CPUs in the cell's :class:`~pushbench.procs.ProcessGroup`.
 
 History. The server keeps the last N messages of a topic, and a poller fetches what was
@@ -139,8 +140,10 @@ def unsupported_by_stack(cell: Cell) -> str:
     if not stack.external:
         return REDIS_MISSING if cell.hub == "redis" and redis_server() is None else ""
     needs = []
-    if history_size(cell) != DEFAULT_HISTORY:
+    if history_size(cell) != DEFAULT_HISTORY and not stack.takes("history"):
         needs.append(f"a history of {history_size(cell):,} messages (not {DEFAULT_HISTORY:,})")
+    if cell.loop != "asyncio" and not stack.takes("loop"):
+        needs.append(f"loop = {cell.loop!r}")
     if cell.checks.server_active:
         needs.append("self-check server faults")
     if cell.heartbeat_s not in (None, EXTERNAL_HEARTBEAT_S):
@@ -237,7 +240,7 @@ def start_server(group: ProcessGroup, cell: Cell, pinning: Pinning) -> Server:
         port = free_port()
         started = group.start(
             "server",
-            stack.command(HOST, port),
+            stack.command(HOST, port, history=history_size(cell), loop=cell.loop),
             cpus=pinning.server,
             ready_prefix=stack.ready_line,
             timeout_s=READY_TIMEOUT_S,
