@@ -401,7 +401,7 @@ class WorkerResult:
         """Connections that were never up during the whole run (``connect_ns`` -1 in
         ``per_connection``; a connection that came up late, after a failed first
         attempt, counts in ``connect_failures`` but not here)."""
-        return self.connections - len(self.connect_times_ns())
+        return sum(1 for c in self.per_connection if int(c["connect_ns"]) < 0)
 
     def connect_times_ns(self) -> list[int]:
         """Connect time of every connection that connected (TCP connect → ready)."""
