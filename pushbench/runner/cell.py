@@ -8,10 +8,11 @@ when the cell's ``client`` says so — all read a
 :class:`~pushbench.schema.worker.WorkerResult`), then the load: the server's
 ticker (``POST /control/ticker`` for ``rate × (warm-up + duration)``
 messages), or for chat cells (``publishers > 0``) the publishing clients
-themselves. Server RSS is read before the first connection and once all are
-up (memory per connection); server CPU at the start and end of the measured
-window, and at the same moments each worker is signalled to read its own CPU
-and counters (:data:`~pushbench.schema.worker.WINDOW_SIGNALS`), so the
+themselves, whose workers start after the others (:func:`start_order`). Each worker's
+receipt capacity is sized from the cell (:func:`receipt_capacity`). Server RSS is read
+before the first connection and once all are up (memory per connection); server CPU
+at the start and end of the measured window, and at the same moments each worker is
+signalled to read its own CPU and counters (:data:`~pushbench.schema.worker.WINDOW_SIGNALS`), so the
 client's CPU and every per-message ratio cover that window (:mod:`.window`).
 After the drain (:mod:`.drain`: until every connection has the window's last
 message, all went quiet, or a cap) the workers are stopped (SIGTERM) and their
