@@ -466,5 +466,8 @@ class RedisHub(Hub):
                     t.seq,
                     item.seq,
                 )
+                # Trimmed from Redis before this process fetched them: a poll or resume
+                # from before the jump counts them in history_gap_messages (Hub.since).
+                t.evicted = max(t.evicted, item.seq - 1)
             t.history.clear()
         self._deliver(item)

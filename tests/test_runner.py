@@ -706,6 +706,7 @@ def test_the_guide_prints_its_verdicts_as_plain_text() -> None:
 def _result(**extra: Any) -> WorkerResult:
     raw: dict[str, Any] = {k: 0 for k in WorkerResult.required()}
     raw.update(
+        complete=True,  # a bool, as every worker kind writes it (0 is not a record)
         transport="ws",
         reason="completed",
         bytes_source="socket",

@@ -7,8 +7,11 @@ repeat under ``hist/``), the latency series (``series/``), delivery, the
 latency over every expected message (lost ones infinitely late), throughput,
 overhead, and the runner's own columns (``client_processes``: the processes
 that actually ran, as each worker's output reports them, :func:`processes_ran`;
-``slow_consumers_dropped`` from ``/stats``). Failed and skipped cells get a row
-of their parameters only.
+``slow_consumers_dropped`` from ``/stats``). Every counter a worker or the server
+reports is read (:mod:`.counters`): a harness fault (a full receipt recorder,
+unreadable input, a connection never up, messages evicted from the server's history
+before they were fetched) fails the repeat with the reason instead of reading as loss.
+Failed and skipped cells get a row of their parameters only.
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ from pushbench.procs import ProcSample, Started
 from pushbench.results import atomic_write_text
 from pushbench.scenario import Cell
 from pushbench.schema.cells import ALL_COLUMNS, EXTRA_COLUMNS, PARAM_COLUMNS
-from pushbench.schema.worker import WorkerFailure, WorkerResult, read_output
+from pushbench.schema.worker import OutputError, WorkerFailure, WorkerResult, read_output
 
+from .counters import counter_columns, harness_faults
 from .options import CellFailed
 from .window import COUNTERS, ClientLoad, ClientWorker, client_load
 
@@ -139,6 +143,10 @@ def compute(
     """The row of one measured cell × repeat; ``drained``: why the drain ended and how
     long after the window (:func:`.drain.drain`), None when not drained by the runner."""
     outs = read_results(workers)
+    results = [info for info, _ in outs]
+    faults = harness_faults([w.started.name for w in workers], results, stats)
+    if faults:  # the receipts miss what the harness dropped: not a loss to measure
+        raise CellFailed("; ".join(faults))
     all_r = metrics.Receipts(
         *(
             np.concatenate([getattr(r, k) for _, r in outs])
@@ -159,8 +167,6 @@ def compute(
     )
     tput = metrics.throughput(deliv, cell.duration_s)
     tail = metrics.latency_all_expected(all_r, deliv)  # the expected seqs, as deliv counts
-
-    results = [info for info, _ in outs]
 
     def total(key: str) -> int:
         return sum(r.total(key) for r in results)
@@ -226,6 +232,7 @@ def compute(
         drain_end=None if drained is None else drained[0],
         history_gap_msgs=stats.get("history_gap_messages"),
         publish_overruns=total("publish_overruns") if cell.publishers else None,
+        **counter_columns(cell, results),
     )
     row.update(round=None, run_index=None)  # the run's order: set by .orchestrate
     if cell.publishers:
@@ -375,7 +382,10 @@ def read_results(workers: Sequence[WorkerRun]) -> list[tuple[WorkerResult, metri
         json_path = w.out.with_name(w.out.name + ".json")
         if not json_path.exists():
             raise CellFailed(f"{w.started.name} wrote no output ({json_path.name})")
-        info = read_output(json.loads(json_path.read_text()))
+        try:
+            info = read_output(json.loads(json_path.read_text()))
+        except OutputError as exc:  # a field missing or of the wrong kind: never a 0
+            raise CellFailed(f"{w.started.name} wrote no worker record: {exc}") from exc
         if isinstance(info, WorkerFailure):
             raise CellFailed(f"{w.started.name} failed: {info.reason}")
         receipts = metrics.Receipts.load(w.out.with_name(w.out.name + ".npz"))

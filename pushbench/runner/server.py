@@ -18,8 +18,10 @@ needs ``rate × poll_interval_s`` of them, a long poller what accumulates while 
 re-polls. :func:`history_size` sizes ``--history`` from the cell (with a margin), so a
 poller never loses messages to a buffer too small for its rate; a history whose memory
 would pass :data:`HISTORY_CAP_BYTES` skips the cell with the reason. The server's
-``/stats`` counts requests that came too late for the history anyway
-(``history_gap_messages``), which the cell's row records.
+``/stats`` counts the messages evicted from the history before a subscriber fetched them
+(``history_gap_messages``, over the requests that came too late: ``history_gaps``); the
+runner fails a repeat that lost any that way (:mod:`.counters`), and the row records the
+count (``history_gap_msgs``).
 
 Redis. A cell with ``hub = "redis"`` gets a Redis server of its own, started first in
 the cell's group like the server and pinned to the same CPUs (it is part of the server

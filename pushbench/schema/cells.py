@@ -56,7 +56,10 @@ __all__ = [
 #:    in-server ticker's own share); the byte columns named TCP payload, and beside them
 #:    wire_bytes_in_per_msg, wire_bytes_out_per_msg, wire_bytes_per_conn_per_s (payload +
 #:    52 B of headers per TCP segment, an estimate).
-CELLS_SCHEMA_VERSION = 5
+#: 6: connect_failures, slow_parses, missed_polls, publish_errors, recorder_fill_max (every
+#:    worker counter read; overflow, parse errors, connections never up and history
+#:    evictions fail the repeat instead of reading as loss).
+CELLS_SCHEMA_VERSION = 6
 
 
 @dataclass(frozen=True)
@@ -470,6 +473,41 @@ EXTRA_COLUMNS: dict[str, Column] = _columns(
         "wire_bytes_per_conn_per_s",
         "B/conn/s",
         f"both ways, per connection per second (beside bytes_per_conn_per_s): {_WIRE}",
+    ),
+    # What the workers counted beside their receipts (pushbench.runner.counters). A full
+    # receipt recorder, unreadable input, a connection never up or messages evicted from
+    # the server's history fail the repeat (reason) instead; these measure the run as it was.
+    _C(
+        "connect_failures",
+        "count",
+        "connections whose first attempt failed (each came up later: one never up fails "
+        "the repeat), all workers",
+    ),
+    _C(
+        "slow_parses",
+        "count",
+        "envelopes the clients' fast parser did not recognise and read with json instead "
+        "(recorded; a cost of the client, not a loss)",
+    ),
+    _C(
+        "missed_polls",
+        "count",
+        "short-poll slots the clients skipped because the previous poll ran late (the next "
+        "poll fetched their messages from the history); empty for other transports or a "
+        "client kind that does not count them",
+    ),
+    _C(
+        "publish_errors",
+        "count",
+        "chat cells: client publishes that failed (the message never got a sequence "
+        "number, so delivery cannot count it); whole run, stop included; empty for "
+        "ticker cells",
+    ),
+    _C(
+        "recorder_fill_max",
+        "fraction",
+        "receipts recorded ÷ receipt capacity of the fullest client worker (the runner "
+        "sizes the capacity from the cell; a worker that overflowed fails the repeat)",
     ),
 )
 

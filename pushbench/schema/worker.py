@@ -192,6 +192,33 @@ def _missing(kind: str, raw: Mapping[str, Any], names: tuple[str, ...]) -> None:
         raise OutputError(f"{kind} without {', '.join(absent)}")
 
 
+def _number(value: Any) -> bool:
+    """A JSON number (``true``/``false`` are not counts)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+#: How a required field of each annotated type must read from JSON (a number for the
+#: counts, times and CPU seconds: a worker kind may write 3.0 for 3).
+_KINDS: Mapping[str, Any] = {"bool": bool, "str": str, "int": _number, "float": _number}
+
+
+def _wrong_kinds(kind: str, raw: Mapping[str, Any], types: Mapping[str, str]) -> None:
+    """OutputError naming every field of ``raw`` whose value is not of its declared type
+    (``types``: name → annotation; annotations without a rule here are checked apart)."""
+    wrong = []
+    for name, annotation in types.items():
+        optional = annotation.endswith(" | None")  # an optional figure: None, or its kind
+        rule = _KINDS.get(annotation.removesuffix(" | None"))
+        if rule is None or name not in raw or (optional and raw[name] is None):
+            continue
+        value = raw[name]
+        ok = rule(value) if rule is _number else type(value) is rule
+        if not ok:
+            wrong.append(f"{name}={value!r} (not {annotation})")
+    if wrong:
+        raise OutputError(f"{kind}: {', '.join(wrong)}")
+
+
 #: The runner's signals to its workers that the measured window starts and ends: each
 #: worker kind reads its CPU and counters then (:class:`WindowMark`), so every per-message
 #: ratio and the client's CPU load cover the window the latency and delivery figures do.
@@ -331,10 +358,23 @@ class WorkerResult:
         (never a silent 0); an optional figure missing is None; other keys go to ``extra``."""
         required = cls.required()
         _missing("worker result", raw, required)
+        _wrong_kinds("worker result", raw, {f.name: str(f.type) for f in fields(cls)})
         totals = raw["totals"]
         if not isinstance(totals, Mapping):
             raise OutputError("worker result: totals is not an object")
         _missing("worker result totals", totals, REQUIRED_TOTALS)
+        bad = sorted(k for k, v in totals.items() if not _number(v))
+        if bad:
+            raise OutputError(f"worker result totals: {', '.join(bad)} not a number")
+        per_connection = raw["per_connection"]
+        if not isinstance(per_connection, list) or not all(
+            isinstance(c, Mapping) for c in per_connection
+        ):
+            raise OutputError("worker result: per_connection is not a list of objects")
+        for i, conn in enumerate(per_connection):
+            _missing(f"worker result per_connection[{i}]", conn, ("connect_ns",))
+            if not _number(conn["connect_ns"]):
+                raise OutputError(f"worker result per_connection[{i}]: connect_ns not a number")
         known = {f.name for f in fields(cls)} - {"extra"}
         values: dict[str, Any] = {k: raw[k] for k in required}
         values.update({k: raw.get(k) for k in cls._OPTIONAL})
@@ -342,7 +382,7 @@ class WorkerResult:
             if values[k] is not None:
                 values[k] = WindowMark.from_dict(values[k])
         values["totals"] = dict(totals)
-        values["per_connection"] = tuple(raw["per_connection"])
+        values["per_connection"] = tuple(per_connection)
         values["npz"] = str(raw.get("npz", ""))
         values["extra"] = {k: v for k, v in raw.items() if k not in known}
         return cls(**values)
@@ -366,8 +406,21 @@ class WorkerResult:
         return out | dict(self.extra)
 
     def total(self, name: str) -> int:
-        """``totals[name]``; KeyError when this worker kind does not count it."""
+        """``totals[name]``; OutputError naming it when this worker kind does not count it
+        (never a silent 0: use :meth:`total_or_none` for a counter some kinds lack)."""
+        if name not in self.totals:
+            raise OutputError(f"worker result totals without {name}")
         return int(self.totals[name])
+
+    def total_or_none(self, name: str) -> int | None:
+        """``totals[name]``, or None when this worker kind does not count it (not 0)."""
+        return int(self.totals[name]) if name in self.totals else None
+
+    def never_connected(self) -> int:
+        """Connections that were never up during the whole run (``connect_ns`` -1 in
+        ``per_connection``; a connection that came up late, after a failed first
+        attempt, counts in ``connect_failures`` but not here)."""
+        return sum(1 for c in self.per_connection if int(c["connect_ns"]) < 0)
 
     def connect_times_ns(self) -> list[int]:
         """Connect time of every connection that connected (TCP connect → ready)."""
@@ -394,7 +447,7 @@ class WorkerFailure:
     """
 
     reason: str
-    messages: int = 0
+    messages: int | None = None  # receipts recorded before it failed (None: not said)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -402,7 +455,8 @@ class WorkerFailure:
         _missing("worker failure", raw, ("reason",))
         rest = {k: v for k, v in raw.items() if k not in ("reason", "messages", "complete")}
         rest.pop("failed", None)
-        return cls(str(raw["reason"]), int(raw.get("messages", 0)), rest)
+        messages = raw.get("messages")
+        return cls(str(raw["reason"]), None if messages is None else int(messages), rest)
 
     def to_dict(self) -> dict[str, Any]:
         head = {"complete": False, "failed": True, "reason": self.reason}
