@@ -8,8 +8,11 @@ when the cell's ``client`` says so — all read a
 :class:`~pushbench.schema.worker.WorkerResult`), then the load: the server's
 ticker (``POST /control/ticker`` for ``rate × (warm-up + duration)``
 messages), or for chat cells (``publishers > 0``) the publishing clients
-themselves. Server RSS is read before the first connection and once all are
-up (memory per connection); server CPU at the start and end of the measured
+themselves. Server RSS is read before the first connection, once the first
+worker's first half of its connections is up (it waits for the runner's signal
+before opening the rest), and once each worker is up; the kernel memory of the
+server's sockets once all are up and at the window's end (memory per
+connection as a slope: :mod:`.memory`); server CPU at the start and end of the measured
 window, and at the same moments each worker is signalled to read its own CPU
 and counters (:data:`~pushbench.schema.worker.WINDOW_SIGNALS`), so the
 client's CPU and every per-message ratio cover that window (:mod:`.window`).
@@ -37,9 +40,16 @@ from pushbench.browser import MISSING_HINT, chromium_path
 from pushbench.procs import Pinning, ProcessGroup, Started, sample
 from pushbench.results import atomic_write_json
 from pushbench.scenario import Cell
-from pushbench.schema.worker import WINDOW_SIGNALS, PublishSpec, WorkerSpec
+from pushbench.schema.worker import (
+    STAGE_LINE,
+    STAGE_SIGNAL,
+    WINDOW_SIGNALS,
+    PublishSpec,
+    WorkerSpec,
+)
 
 from . import drain
+from .memory import MemoryProbe, server_port
 from .options import (
     READY_TIMEOUT_S,
     TICKER_DELAY_S,
@@ -52,7 +62,14 @@ from .progress import Progress
 from .rows import WorkerRun, bare_row, compute
 from .server import start_server, unsupported_by_stack
 
-__all__ = ["CONNECTIONS_PER_WORKER", "WORKER_MODULES", "plan_workers", "run_one", "worker_spec"]
+__all__ = [
+    "CONNECTIONS_PER_WORKER",
+    "WORKER_MODULES",
+    "plan_workers",
+    "run_one",
+    "stage_size",
+    "worker_spec",
+]
 
 CONNECTIONS_PER_WORKER = 1000  # "auto" client processes
 HTTP_TIMEOUT_S = 5.0
@@ -123,10 +140,17 @@ def plan_workers(cell: Cell, pinning: Pinning) -> list[tuple[int, bool]]:
 
 
 def worker_spec(
-    cell: Cell, base_url: str, connections: int, first_conn: int, publishes: bool, status: Path
+    cell: Cell,
+    base_url: str,
+    connections: int,
+    first_conn: int,
+    publishes: bool,
+    status: Path,
+    stage: int = 0,
 ) -> WorkerSpec:
     """The spec of one worker process of ``cell``: its connections, their ids, whether they
-    publish, and a run long enough for the window (the runner stops it after the drain)."""
+    publish, and a run long enough for the window (the runner stops it after the drain);
+    ``stage``: connections to open before pausing for a memory reading (0: none)."""
     capacity = math.ceil(cell.rate * (cell.warmup_s + cell.duration_s) * connections * 1.1) + 1000
     publish = None
     if publishes:
@@ -151,7 +175,16 @@ def worker_spec(
         first_conn=first_conn,
         status_path=str(status),
         locust_workers=locust_workers,
+        stage_connections=stage,
     )
+
+
+def stage_size(cell: Cell, k: int, connections: int) -> int:
+    """Connections worker ``k`` opens before the runner's mid-way memory reading: half of
+    the first asyncio worker's (a second point for the slope); 0 (no stage) otherwise."""
+    if k != 0 or cell.client != "python" or connections < 2:
+        return 0
+    return connections // 2
 
 
 def _http(method: str, url: str) -> dict[str, Any]:
@@ -216,7 +249,8 @@ def _measure(
     server, base_url = handle.started, handle.base_url
     if options.on_server_started is not None:
         options.on_server_started(server)
-    rss_before = sample(server.pid)
+    memory = MemoryProbe(server.pid, server_port(base_url))
+    memory.idle()
 
     workers: list[WorkerRun] = []
     first = 0
@@ -224,21 +258,28 @@ def _measure(
     for k, (conns, publishes) in enumerate(plan_workers(cell, pinning)):
         spec_path = work / f"worker{k}.spec.json"
         status = work / f"worker{k}.status.json"
-        spec = worker_spec(cell, base_url, conns, first, publishes, status)
+        stage = stage_size(cell, k, conns)
+        spec = worker_spec(cell, base_url, conns, first, publishes, status, stage)
         atomic_write_json(spec_path, spec.to_dict())
         out = work / f"worker{k}"
         cpu = pinning.clients[k % len(pinning.clients)]
+        timeout_s = READY_TIMEOUT_S * (4 if cell.client != "python" else 1)
         started = group.start(
             f"worker{k}",
             [sys.executable, "-m", module, str(spec_path), str(out)],
             cpus=(cpu,),
-            ready_prefix="worker ready",
-            timeout_s=READY_TIMEOUT_S * (4 if cell.client != "python" else 1),
+            ready_prefix=STAGE_LINE if stage else "worker ready",
+            timeout_s=timeout_s,
         )
+        if stage:  # the first half is up and the worker waits: a point mid-way
+            memory.read(k, int(started.ready_line.split()[-1]))
+            started.proc.send_signal(STAGE_SIGNAL)
+            group.wait_line(started, "worker ready", timeout_s)
+        memory.read(k + 1)
         workers.append(WorkerRun(started, out, conns, publishes))
         first += conns
     _check_alive(group)
-    rss_after = sample(server.pid)
+    memory.kernel_up = memory.kernel()
     progress.watch([work / f"worker{k}.status.json" for k in range(len(workers))])
 
     if cell.publishers or not cell.rate:  # chat: the clients publish from their first
@@ -266,6 +307,7 @@ def _measure(
     cpu1 = sample(server.pid)
     broker1 = sample(broker.pid) if broker is not None else None
     _mark_window(workers, "end")
+    memory.kernel_load = memory.kernel()
     window_end_ns = int((window_start + cell.duration_s) * 1e9)
     ticker_cell = bool(cell.rate) and not cell.publishers  # the ticker's schedule: /stats
     plan = drain.plan(cell, window_end_ns, _http("GET", f"{base_url}/stats") if ticker_cell else {})
@@ -285,9 +327,6 @@ def _measure(
         if code not in (0, None):
             raise CellFailed(f"{w.started.name} exited with {code} after SIGTERM")
     _check_alive(group, [w.started for w in workers])
-    memory = None
-    if rss_before is not None and rss_after is not None:
-        memory = rss_after.rss_bytes - rss_before.rss_bytes
     window_ns = int(window_start * 1e9) if cell.publishers or not cell.rate else None
     return compute(
         cell,
@@ -298,8 +337,9 @@ def _measure(
         stats,
         cpu0,
         cpu1,
-        memory,
+        None,
         window_ns,
         drained,
         broker_cpu=(broker0, broker1),
+        memory=memory,
     )

@@ -50,7 +50,11 @@ __all__ = [
 #:    infinitely late), slow_consumers_dropped, drain_s and drain_end (the drain waits for
 #:    the last message, no fixed 0.5 s); publish_overruns (chat publishers open loop, the
 #:    scheduled time in each publish).
-CELLS_SCHEMA_VERSION = 3
+#: 4: memory per connection as a slope: mem_conns_open, mem_marginal_bytes_per_conn,
+#:    mem_first_conn_bytes, kernel_sock_bytes_per_conn, kernel_sock_load_bytes_per_conn,
+#:    kernel_sock_source; server_rss_bytes_per_conn and server_rss_growth_bytes_per_conn
+#:    divide by the connections open (mem_conns_open), not the configured subscribers.
+CELLS_SCHEMA_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -254,13 +258,14 @@ COLUMNS: dict[str, Column] = _columns(
     _C(
         "server_rss_bytes_per_conn",
         "B/conn",
-        "server_rss_bytes ÷ subscribers (the interpreter's baseline included)",
+        "server_rss_bytes ÷ connections open (mem_conns_open; the interpreter's baseline included)",
     ),
     _C(
         "server_rss_growth_bytes_per_conn",
         "B/conn",
-        "memory per connection: server RSS "
-        "growth from before the first connection to all connected, ÷ subscribers",
+        "server RSS growth from before the first connection to all connected, ÷ "
+        "connections open (mem_conns_open): the first connection's fixed set-up included "
+        "(mem_first_conn_bytes), so small counts read high; see mem_marginal_bytes_per_conn",
     ),
     _C("server_cpu_fraction", "cores", "server_cpu_s ÷ duration_s (1.0 = one core busy)"),
     _C(
@@ -418,6 +423,47 @@ EXTRA_COLUMNS: dict[str, Column] = _columns(
         "flight (unanswered POST /publish, unwritten WebSocket frames); each was sent as soon "
         "as one finished, stamped with its scheduled time (the wait is in the corrected "
         "latency, nothing skipped); empty for ticker cells",
+    ),
+    # -- memory per connection as a slope (pushbench.metrics.memory) --
+    _C(
+        "mem_conns_open",
+        "count",
+        "connections open once all were up (each worker's connections − its connect "
+        "failures): the divisor of every per-connection memory figure",
+    ),
+    _C(
+        "mem_marginal_bytes_per_conn",
+        "B/conn",
+        "what one more connection costs the server: least-squares slope of its RSS over the "
+        "connections open, read with the first worker's first half up, then with each "
+        "worker up (empty: one reading only, e.g. one connection, browser or Locust clients)",
+    ),
+    _C(
+        "mem_first_conn_bytes",
+        "B",
+        "the server's fixed set-up on the first connections: RSS at the first reading − RSS "
+        "before any connection − marginal × the connections open then",
+    ),
+    _C(
+        "kernel_sock_bytes_per_conn",
+        "B/conn",
+        "kernel memory of the server's sockets once all were up (at rest) ÷ "
+        "mem_conns_open: ss -tm skmem r + w + f (receive queue, write queue, reserve: what "
+        "TCP accounts), not in the RSS; the sockets' own kernel objects (~ a few KB each) "
+        "not included",
+    ),
+    _C(
+        "kernel_sock_load_bytes_per_conn",
+        "B/conn",
+        "as kernel_sock_bytes_per_conn, read at the end of the measured window (under load: "
+        "queued data included)",
+    ),
+    _C(
+        "kernel_sock_source",
+        "text",
+        "where the kernel figures come from: ss (the server's own sockets) or sockstat "
+        "(/proc/net/sockstat TCP pages grown since before the first connection: every TCP "
+        "socket of the namespace, both ends of each loopback connection, coarse)",
     ),
 )
 

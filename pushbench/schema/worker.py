@@ -25,6 +25,8 @@ from pushbench.contract import valid_topic
 
 __all__ = [
     "REQUIRED_TOTALS",
+    "STAGE_LINE",
+    "STAGE_SIGNAL",
     "WINDOW_SIGNALS",
     "OutputError",
     "PublishSpec",
@@ -58,6 +60,10 @@ class WorkerSpec:
     with the messages received and the p99 latency of the last second: the
     runner's live progress line). ``locust_workers`` is read by the Locust
     worker only (0: one Locust process; N: a master and N workers).
+    ``stage_connections`` (the asyncio worker only; 0: off): open that many
+    connections first, print :data:`STAGE_LINE` with how many are connected, and wait
+    for :data:`STAGE_SIGNAL` before opening the rest — the runner reads the server's
+    memory in between (memory per connection as a slope, :mod:`pushbench.metrics.memory`).
 
     The runner builds one of these per worker process and writes
     :meth:`to_dict` as the worker's SPEC.json; every worker kind reads it back
@@ -82,6 +88,7 @@ class WorkerSpec:
     first_conn: int = 0
     status_path: str | None = None
     locust_workers: int = 0
+    stage_connections: int = 0
 
     def __post_init__(self) -> None:
         problems = []
@@ -108,6 +115,8 @@ class WorkerSpec:
             problems.append("loop must be asyncio or uvloop")
         if self.locust_workers < 0:
             problems.append("locust_workers must be >= 0")
+        if not 0 <= self.stage_connections < max(self.connections, 1):
+            problems.append("stage_connections must be >= 0 and < connections")
         if problems:
             raise ValueError("bad worker spec: " + "; ".join(problems))
 
@@ -184,6 +193,13 @@ WINDOW_SIGNALS: Mapping[str, signal.Signals] = {
     "start": signal.SIGUSR1,
     "end": signal.SIGUSR2,
 }
+
+
+#: A staged worker (``WorkerSpec.stage_connections``) prints this, a space and its connected
+#: count once its first stage is up, then waits for :data:`STAGE_SIGNAL` (SIGCONT: its
+#: default action, continuing a stopped process, is harmless to a worker not waiting).
+STAGE_LINE = "worker stage"
+STAGE_SIGNAL: signal.Signals = signal.SIGCONT
 
 
 @dataclass(frozen=True)
