@@ -26,7 +26,10 @@ the JSON last, so a JSON file that exists is complete and so is its npz.
 
 Stdout carries one line, ``worker ready``, once every connection has either
 connected or failed its first attempt (failures are counted in
-``connect_failures`` and keep retrying); nothing else is printed there.
+``connect_failures`` and keep retrying); nothing else is printed there, but for a
+staged spec (``stage_connections``) ``worker stage K`` first: its first
+``stage_connections`` are up, K of them connected, and it waits for the runner's
+SIGCONT (:data:`~pushbench.schema.worker.STAGE_SIGNAL`) before opening the rest.
 SIGTERM or SIGINT stops the run early: the output is still written, with
 ``"complete": false`` and the signal as ``reason``. SIGUSR1 and SIGUSR2 (the runner's
 window signals) mark the measured window's start and end: the process CPU and the
@@ -66,6 +69,8 @@ import numpy.typing as npt
 from pushbench import registry
 from pushbench.faults import ClientFaults
 from pushbench.schema.worker import (
+    STAGE_LINE,
+    STAGE_SIGNAL,
     WINDOW_SIGNALS,
     OutputError,
     WindowMark,
@@ -107,6 +112,8 @@ def client_run(transport: str) -> ClientRun:
 
 
 STOP_TIMEOUT_S = 10.0  # for the clients to end after stop, then they are cancelled
+#: A staged worker goes on by itself after this long without the runner's STAGE_SIGNAL.
+STAGE_WAIT_S = 60.0
 MARK_CHUNK = 100  # sockets read per loop turn at a window mark (≈ 0.3 ms)
 READY_LINE = "worker ready"
 
@@ -233,7 +240,11 @@ class Worker:
         rusage_ready = resource.getrusage(resource.RUSAGE_SELF)
         warmup_end = 0
         try:
-            await asyncio.gather(*(launch(s) for s in self.stats))
+            stage = spec.stage_connections
+            await asyncio.gather(*(launch(s) for s in self.stats[: stage or None]))
+            if stage and not self.stop.is_set():
+                await self._wait_stage(sum(1 for s in self.stats[:stage] if s.connected))
+                await asyncio.gather(*(launch(s) for s in self.stats[stage:]))
             if not self.stop.is_set():
                 self.connect_failures = sum(1 for s in self.stats if not s.connected)
                 # The live status (only when the runner asked for it): set up now, not in the run.
@@ -275,6 +286,23 @@ class Worker:
             self.gc.uninstall()
             gc.unfreeze()
         return self._result(warmup_end, end, rusage_ready, rusage_end, pauses)
+
+    async def _wait_stage(self, connected: int) -> None:
+        """The first stage is up: say so on stdout (:data:`STAGE_LINE` and ``connected``)
+        and wait for the runner's :data:`STAGE_SIGNAL`, a stop, or :data:`STAGE_WAIT_S`."""
+        loop = asyncio.get_running_loop()
+        go = asyncio.Event()
+        loop.add_signal_handler(STAGE_SIGNAL, go.set)
+        try:
+            print(f"{STAGE_LINE} {connected}", flush=True)
+            waits = [asyncio.ensure_future(go.wait()), asyncio.ensure_future(self.stop.wait())]
+            _, pending = await asyncio.wait(
+                waits, timeout=STAGE_WAIT_S, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in pending:
+                task.cancel()
+        finally:
+            loop.remove_signal_handler(STAGE_SIGNAL)
 
     async def _report_status(self, path: Path, window: LatencyWindow) -> None:
         """Every second: messages so far and the corrected p99 of the last second's

@@ -177,6 +177,12 @@ class ProcessGroup:
         entry.ready_line = self._wait_ready(entry, ready_prefix, timeout_s, ready_anywhere)
         return entry
 
+    def wait_line(self, entry: Started, prefix: str, timeout_s: float = 30.0) -> str:
+        """Wait for a later stdout line of a started process that starts with ``prefix``
+        (a staged worker's ready line after its stage line): it becomes ``ready_line``."""
+        entry.ready_line = self._wait_ready(entry, prefix, timeout_s)
+        return entry.ready_line
+
     @staticmethod
     def _wait_ready(entry: Started, prefix: str, timeout_s: float, anywhere: bool = False) -> str:
         assert entry.proc.stdout is not None

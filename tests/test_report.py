@@ -384,6 +384,30 @@ def test_an_idle_answer_is_the_guides_cost_verdict(tmp_path: Path) -> None:
     assert verdict.column == "server_rss_growth_bytes_per_conn"
 
 
+def test_memory_figures_are_marginal_when_the_run_has_them(tmp_path: Path) -> None:
+    """A run with the slope's column: the idle verdict, the summary table and the memory
+    figure use the marginal bytes per connection and say so."""
+    run = _copy(RUN, tmp_path / "run")
+    rows = list(csv.DictReader((run / "cells.csv").open()))
+    for k, r in enumerate(rows):
+        if float(r["rate_msgs_per_s"]) == 50:
+            r["rate_msgs_per_s"] = "0"
+        r["mem_marginal_bytes_per_conn"] = str(3000 + 1000 * k) if r["status"] == "ok" else ""
+    with (run / "cells.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    render(run)
+    md = (run / "report.md").read_text()
+    idle = md.split("### Many idle subscribers", 1)[1].split("\n### ", 1)[0]
+    assert re.search(r"Cost: \*\*[^*]+\*\* — memory \(marginal\)", idle), idle
+    assert "memory here is marginal" in idle
+    assert "memory (marginal) (B/conn)" in md  # the summary table's column
+    assert "the marginal cost" in md  # the memory figure's caption
+    (verdict,) = [v for v in answer.verdicts(load_run(run)) if v.key == "idle"]
+    assert verdict.column == "mem_marginal_bytes_per_conn"
+
+
 # --- numbers and units in figures ------------------------------------------------------
 
 

@@ -405,6 +405,13 @@ def test_idle_cells_measure_memory_and_keepalive_bytes(tmp_path: Path) -> None:
     assert (df["status"] == "ok").all(), df["reason"].tolist()
     assert (df["msgs_expected"] == 0).all() and (df["lat_count"] == 0).all()
     assert (df["server_rss_growth_bytes_per_conn"] > 0).all()  # 50 connections cost memory
+    # Memory as a slope: a reading with 25 up (the worker waited for the runner), one
+    # with 50; every divisor the connections open; the server's sockets read by ss.
+    assert (df["mem_conns_open"] == 50).all()
+    assert df["mem_marginal_bytes_per_conn"].notna().all()
+    assert df["mem_first_conn_bytes"].notna().all()
+    assert (df["kernel_sock_source"] == "ss").all()
+    assert (df["kernel_sock_bytes_per_conn"] >= 0).all()
     assert (df["bytes_per_conn_per_s"] > 0).all()  # heartbeats every 0.5 s
     assert (df["connect_p50_us"] > 0).all()
 

@@ -30,7 +30,8 @@ One module per responsibility, every public name re-exported here
 :mod:`.hlog` (the ``.hlog`` files: HdrHistogram interval logs), :mod:`.delivery`
 (delivery and throughput), :mod:`.saturation` (the SLO search), :mod:`.repeats`
 (spread over repeats), :mod:`.wire` (bytes on the wire from TCP payload and segment
-counts) and :mod:`.row` (the ``cells.csv`` row; its columns live in
+counts), :mod:`.memory` (memory per connection as a slope, kernel socket memory) and
+:mod:`.row` (the ``cells.csv`` row; its columns live in
 :mod:`pushbench.schema.cells`).
 """
 
@@ -77,6 +78,14 @@ from .latency import (
     summarize,
     to_us,
 )
+from .memory import (
+    MemoryFigures,
+    RssPoint,
+    SocketMemory,
+    memory_figures,
+    skmem_bytes,
+    sockstat_tcp_mem_bytes,
+)
 from .receipts import Receipts
 from .repeats import RepeatStats, repeat_stats
 from .row import COLUMNS, Overhead, cell_row
@@ -98,12 +107,15 @@ __all__ = [
     "Interval",
     "LatencyHistograms",
     "LatencySummary",
+    "MemoryFigures",
     "Overhead",
     "RatePoint",
     "Receipts",
     "RepeatStats",
+    "RssPoint",
     "Saturation",
     "Series",
+    "SocketMemory",
     "TailSummary",
     "Throughput",
     "cell_row",
@@ -118,6 +130,7 @@ __all__ = [
     "latency_series",
     "load_histograms",
     "meets_slo",
+    "memory_figures",
     "merge_deliveries",
     "merge_histograms",
     "new_histogram",
@@ -126,6 +139,8 @@ __all__ = [
     "repeat_stats",
     "saturation_search",
     "save_histograms",
+    "skmem_bytes",
+    "sockstat_tcp_mem_bytes",
     "summarize",
     "throughput",
     "to_us",

@@ -39,7 +39,12 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "bytes_in_per_msg",
     "bytes_out_per_msg",
     "wire_bytes_in_per_msg",
+    "mem_marginal_bytes_per_conn",
+)
+#: The memory column of a run that predates the marginal figure, best first.
+MEMORY_FALLBACKS: tuple[str, ...] = (
     "server_rss_growth_bytes_per_conn",
+    "server_rss_bytes_per_conn",
 )
 
 
@@ -96,8 +101,9 @@ def _summary_tables(run: Run) -> list[doc.Block]:
     summary = run.summary()
     grid = summary[~summary["probe"]] if "probe" in summary else summary
     cols = [c for c in SUMMARY_COLUMNS if c in grid.columns and grid[c].notna().any()]
-    if "server_rss_growth_bytes_per_conn" not in cols and "server_rss_bytes_per_conn" in grid:
-        cols.append("server_rss_bytes_per_conn")
+    if "mem_marginal_bytes_per_conn" not in cols:
+        older = [c for c in MEMORY_FALLBACKS if c in grid.columns and grid[c].notna().any()]
+        cols += older[:1]
     header = (
         "transport · stack",
         "ok / runs",

@@ -205,7 +205,7 @@ SITUATIONS: tuple[Situation, ...] = (
             "long-poll tabs queue behind each other (HTTP/2 lifts this)",
         ),
         latency=None,
-        cost="server_rss_growth_bytes_per_conn",
+        cost="mem_marginal_bytes_per_conn",
     ),
     Situation(
         "proxies",
@@ -253,7 +253,8 @@ def _name(rec: dict[str, Any]) -> str:
 
 
 def _cost_column(sit: Situation, rows: Any) -> str | None:
-    for col in (sit.cost, "server_rss_bytes_per_conn", "server_cpu_us_per_msg"):
+    fallbacks = ("server_rss_growth_bytes_per_conn", "server_rss_bytes_per_conn")
+    for col in (sit.cost, *fallbacks, "server_cpu_us_per_msg"):
         if col in rows.columns and rows[col].notna().any():
             return col
     return None
@@ -319,13 +320,18 @@ def _verdicts(sit: Situation, run: Run, rows: Any) -> tuple[list[str], list[str]
             lines.extend(_saturation_line(run))
     if j.cost is not None and j.cost_column is not None:
         cheap = j.cost.chosen.rec
-        fig = "Server memory per connection" if "rss" in j.cost_column else "Server CPU per "
-        fig += "" if "rss" in j.cost_column else "delivered message"
+        memory = "rss" in j.cost_column or j.cost_column.startswith("mem_")
+        fig = "Server memory per connection" if memory else "Server CPU per delivered message"
         lines.append(
             f"Cost ({METRICS[j.cost_column].label}): {j.cost.line()}. Best cell: "
             f"{_name(cheap)} — {_cite(cheap, j.cost_column)}.{_evidence(j.cost)} "
             f"Figure “{fig}”."
         )
+        if j.cost_column == "mem_marginal_bytes_per_conn":
+            lines.append(
+                "(memory here is marginal: what one more connection adds to the server's "
+                "RSS, the first connections' fixed set-up left out)"
+            )
         if j.cost_column == "server_rss_bytes_per_conn":
             lines.append(
                 "(memory here is the server's whole RSS ÷ connections: this run predates "
@@ -378,14 +384,15 @@ def _saturation_line(run: Run) -> list[str]:
 
 def _per_transport_table(sit: Situation, rows: Any) -> doc.Table:
     """The best stack of each transport at the deciding point, with the deciding figures."""
+    cost = _cost_column(sit, rows) or sit.cost
     cols = [
         c
-        for c in ("lat_p50_us", "lat_p99_us", "server_cpu_us_per_msg", "bytes_in_per_msg", sit.cost)
+        for c in ("lat_p50_us", "lat_p99_us", "server_cpu_us_per_msg", "bytes_in_per_msg", cost)
         if c in rows.columns
     ]
     cols = list(
         dict.fromkeys(
-            cols if sit.latency else [sit.cost, "server_cpu_fraction", "bytes_per_conn_per_s"]
+            cols if sit.latency else [cost, "server_cpu_fraction", "bytes_per_conn_per_s"]
         )
     )
     cols = [c for c in cols if c in rows.columns and rows[c].notna().any()]

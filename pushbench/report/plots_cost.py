@@ -259,7 +259,16 @@ def cpu_per_message(run: Run, out: Path) -> list[Plot]:
 
 
 def memory_per_connection(run: Run, out: Path) -> list[Plot]:
-    if run.has("server_rss_growth_bytes_per_conn"):
+    if run.has("mem_marginal_bytes_per_conn"):
+        column = "mem_marginal_bytes_per_conn"
+        what = (
+            "the marginal cost — slope of the server's resident memory over the connections "
+            "open, read with half and with all of them up — so the fixed set-up of the first "
+            "connections (cells.csv's mem_first_conn_bytes, often hundreds of KB) is left out, "
+            "and every divisor counts the connections open, not those configured; the kernel's "
+            "socket buffers are not in it (kernel_sock_bytes_per_conn)"
+        )
+    elif run.has("server_rss_growth_bytes_per_conn"):
         column = "server_rss_growth_bytes_per_conn"
         what = (
             "growth of the server's resident memory from before the first connection to "

@@ -35,6 +35,7 @@ from pushbench.schema.cells import ALL_COLUMNS, EXTRA_COLUMNS, PARAM_COLUMNS
 from pushbench.schema.worker import OutputError, WorkerFailure, WorkerResult, read_output
 
 from .counters import counter_columns, harness_faults
+from .memory import MEMORY_COLUMNS, MemoryProbe
 from .options import CellFailed
 from .window import COUNTERS, ClientLoad, ClientWorker, client_load
 
@@ -139,9 +140,13 @@ def compute(
     drained: tuple[str, float] | None = None,
     *,
     broker_cpu: tuple[ProcSample | None, ProcSample | None] = (None, None),
+    memory: MemoryProbe | None = None,
 ) -> dict[str, Any]:
     """The row of one measured cell × repeat; ``drained``: why the drain ended and how
-    long after the window (:func:`.drain.drain`), None when not drained by the runner."""
+    long after the window (:func:`.drain.drain`), None when not drained by the runner.
+    ``memory``: the server's memory readings (:mod:`.memory`), which give the memory
+    columns and the growth in place of ``memory_growth``; every memory figure is divided
+    by the connections open once all were up, as the workers report them."""
     outs = read_results(workers)
     results = [info for info, _ in outs]
     faults = harness_faults([w.started.name for w in workers], results, stats)
@@ -181,12 +186,21 @@ def compute(
             for w, (info, receipts) in zip(workers, outs, strict=True)
         ]
     )
+    opened = [r.connections - r.connect_failures for r in results]
+    conns_open = sum(opened)
+    mem_columns: dict[str, Any] = dict.fromkeys(MEMORY_COLUMNS)
+    if memory is not None:
+        mem_columns = memory.columns(opened)
+        figures = memory.figures(opened)
+        memory_growth = None if figures is None else figures.growth_bytes
+        conns_open = mem_columns["mem_conns_open"]
     sources = {r.bytes_source for r in results}
     max_lag_ns = max(float(r.max_loop_lag_ns) for r in results)
     overhead = metrics.Overhead(
         server_cpu_s=None if cpu0 is None or cpu1 is None else cpu1.cpu_s - cpu0.cpu_s,
         server_rss_bytes=None if cpu1 is None else cpu1.rss_bytes,
         server_rss_growth_bytes=memory_growth,
+        conns_open=conns_open,
         client_cpu_s=load.cpu_s,
         bytes_in=total("bytes_in"),
         bytes_out=total("bytes_out"),
@@ -233,6 +247,7 @@ def compute(
         history_gap_msgs=stats.get("history_gap_messages"),
         publish_overruns=total("publish_overruns") if cell.publishers else None,
         **counter_columns(cell, results),
+        **mem_columns,
     )
     row.update(round=None, run_index=None)  # the run's order: set by .orchestrate
     if cell.publishers:

@@ -22,11 +22,10 @@ the meaning: a reader parses every numeric field as a number either way.
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from .column import UNITS, Column, Unit, columns_of
 
 __all__ = [
     "ALL_COLUMNS",
@@ -59,102 +58,11 @@ __all__ = [
 #: 6: connect_failures, slow_parses, missed_polls, publish_errors, recorder_fill_max (every
 #:    worker counter read; overflow, parse errors, connections never up and history
 #:    evictions fail the repeat instead of reading as loss).
-CELLS_SCHEMA_VERSION = 6
-
-
-@dataclass(frozen=True)
-class Unit:
-    """What a column's numbers count, and how precisely they are written.
-
-    A numeric value is rounded to ``decimals`` places or to ``significant``
-    digits (one of the two), then written as the shortest text that reads back
-    as that rounded number; an integer stays an integer. ``kind`` is
-    ``number``, ``text`` (written as is) or ``bool`` (``True``/``False``).
-    """
-
-    name: str
-    meaning: str
-    decimals: int | None = None
-    significant: int | None = None
-    kind: str = "number"
-
-    def rule(self) -> str:
-        """How values of this unit are written, for the documentation."""
-        if self.kind != "number":
-            return "as is" if self.kind == "text" else "`True` or `False`"
-        if self.decimals is not None:
-            step = 10.0**-self.decimals
-            return "integer" if self.decimals == 0 else f"to {step:.{self.decimals}f}"
-        return f"{self.significant} significant digits"
-
-    def write(self, value: Any) -> str:
-        """``value`` as a CSV field: empty for ``None`` and NaN, rounded per the unit."""
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return ""
-        if self.kind == "bool" and not isinstance(value, str):
-            return str(bool(value))
-        if self.kind != "number" or isinstance(value, (str, bool)):
-            return str(value)
-        if isinstance(value, numbers.Integral):
-            return str(int(value))
-        v = float(value)
-        if not math.isfinite(v):
-            return repr(v)
-        if self.decimals is not None:
-            v = round(v, self.decimals)
-            if self.decimals == 0:
-                return str(int(v))
-        else:
-            v = float(f"{v:.{self.significant or 6}g}")
-        return repr(v + 0.0)  # the shortest text of the rounded number; + 0.0: never "-0.0"
-
-
-def _units(*units: Unit) -> dict[str, Unit]:
-    return {u.name: u for u in units}
-
-
-#: Every unit a column may have → how it is written (table-driven: a column names its unit).
-UNITS: dict[str, Unit] = _units(
-    Unit("text", "text or an identifier", kind="text"),
-    Unit("bool", "a flag", kind="bool"),
-    Unit("count", "a whole number of things", decimals=0),
-    Unit("µs", "microseconds", decimals=1),
-    Unit("ms", "milliseconds", decimals=3),
-    Unit("s", "seconds", decimals=6),
-    Unit("fraction", "a ratio, 1.0 = all", significant=6),
-    Unit("cores", "CPU seconds per wall second (1.0 = one core busy)", significant=6),
-    Unit("B", "bytes", decimals=2),
-    Unit("B/msg", "bytes per delivered message", decimals=2),
-    Unit("B/conn", "bytes per connection", decimals=2),
-    Unit("B/conn/s", "bytes per connection per second", decimals=2),
-    Unit("msgs/s", "messages per second", decimals=3),
-    Unit("µs/msg", "CPU microseconds per delivered message", decimals=3),
-    Unit("msgs/CPU-s", "messages per CPU second", decimals=2),
-    Unit("requests/msg", "HTTP requests per delivered message", significant=6),
-)
-
-
-@dataclass(frozen=True)
-class Column:
-    """One column: its name, its unit (a key of :data:`UNITS`) and what it holds and
-    includes."""
-
-    name: str
-    unit: str
-    description: str
-
-    def write(self, value: Any) -> str:
-        """``value`` as this column's CSV field (:meth:`Unit.write` of its unit)."""
-        return UNITS[self.unit].write(value)
-
-
-def _columns(*columns: Column) -> dict[str, Column]:
-    out: dict[str, Column] = {}
-    for c in columns:
-        if c.name in out:
-            raise ValueError(f"column {c.name} listed twice")
-        out[c.name] = c
-    return out
+#: 7: memory per connection as a slope: mem_conns_open, mem_marginal_bytes_per_conn,
+#:    mem_first_conn_bytes, kernel_sock_bytes_per_conn, kernel_sock_load_bytes_per_conn,
+#:    kernel_sock_source; server_rss_bytes_per_conn and server_rss_growth_bytes_per_conn
+#:    divide by the connections open (mem_conns_open), not the configured subscribers.
+CELLS_SCHEMA_VERSION = 7
 
 
 _C = Column
@@ -194,7 +102,7 @@ _CPU_NS = (
 
 #: The columns :func:`pushbench.metrics.cell_row` fills (the cell's parameters, then what was
 #: measured), in order.
-COLUMNS: dict[str, Column] = _columns(
+COLUMNS: dict[str, Column] = columns_of(
     _C("scenario", "text", "scenario name"),
     _C("cell_id", "text", "stable cell id (stack-transport-sub…-rate…-p…)"),
     _C("repeat", "count", "repeat index, from 0"),
@@ -288,13 +196,14 @@ COLUMNS: dict[str, Column] = _columns(
     _C(
         "server_rss_bytes_per_conn",
         "B/conn",
-        "server_rss_bytes ÷ subscribers (the interpreter's baseline included)",
+        "server_rss_bytes ÷ connections open (mem_conns_open; the interpreter's baseline included)",
     ),
     _C(
         "server_rss_growth_bytes_per_conn",
         "B/conn",
-        "memory per connection: server RSS "
-        "growth from before the first connection to all connected, ÷ subscribers",
+        "server RSS growth from before the first connection to all connected, ÷ "
+        "connections open (mem_conns_open): the first connection's fixed set-up included "
+        "(mem_first_conn_bytes), so small counts read high; see mem_marginal_bytes_per_conn",
     ),
     _C("server_cpu_fraction", "cores", "server_cpu_s ÷ duration_s (1.0 = one core busy)"),
     _C(
@@ -349,7 +258,7 @@ COLUMNS: dict[str, Column] = _columns(
 
 #: Columns the runner adds after :data:`COLUMNS` (status, harness and publisher figures, the
 #: latency over every expected message, slow consumers, the drain).
-EXTRA_COLUMNS: dict[str, Column] = _columns(
+EXTRA_COLUMNS: dict[str, Column] = columns_of(
     _C("status", "text", "ok, failed or skipped"),
     _C("reason", "text", "why a cell failed or was skipped (empty when ok)"),
     _C(
@@ -509,10 +418,51 @@ EXTRA_COLUMNS: dict[str, Column] = _columns(
         "receipts recorded ÷ receipt capacity of the fullest client worker (the runner "
         "sizes the capacity from the cell; a worker that overflowed fails the repeat)",
     ),
+    # -- memory per connection as a slope (pushbench.metrics.memory) --
+    _C(
+        "mem_conns_open",
+        "count",
+        "connections open once all were up (each worker's connections − its connect "
+        "failures): the divisor of every per-connection memory figure",
+    ),
+    _C(
+        "mem_marginal_bytes_per_conn",
+        "B/conn",
+        "what one more connection costs the server: least-squares slope of its RSS over the "
+        "connections open, read with the first worker's first half up, then with each "
+        "worker up (empty: one reading only, e.g. one connection, browser or Locust clients)",
+    ),
+    _C(
+        "mem_first_conn_bytes",
+        "B",
+        "the server's fixed set-up on the first connections: RSS at the first reading − RSS "
+        "before any connection − marginal × the connections open then",
+    ),
+    _C(
+        "kernel_sock_bytes_per_conn",
+        "B/conn",
+        "kernel memory of the server's sockets once all were up (at rest) ÷ "
+        "mem_conns_open: ss -tm skmem r + w + f (receive queue, write queue, reserve: what "
+        "TCP accounts), not in the RSS; the sockets' own kernel objects (~ a few KB each) "
+        "not included",
+    ),
+    _C(
+        "kernel_sock_load_bytes_per_conn",
+        "B/conn",
+        "as kernel_sock_bytes_per_conn, read at the end of the measured window (under load: "
+        "queued data included)",
+    ),
+    _C(
+        "kernel_sock_source",
+        "text",
+        "where the kernel figures come from: ss (the server's own sockets) or sockstat "
+        "(/proc/net/sockstat TCP pages grown since before the first connection: every TCP "
+        "socket of the namespace, both ends of each loopback connection, coarse)",
+    ),
 )
 
 #: Columns of saturation.csv: one row per group of [slo] cells differing only in rate.
-SATURATION_COLUMNS: dict[str, Column] = _columns(
+SATURATION_COLUMNS: dict[str, Column] = columns_of(
     _C("group_id", "text", "the group's cell id with the rate left out"),
     _C("stack", "text", "server stack"),
     _C("transport", "text", "transport"),

@@ -27,6 +27,8 @@ from pushbench.faults import ClientFaults
 __all__ = [
     "REQUIRED_TOTALS",
     "SEGMENT_TOTALS",
+    "STAGE_LINE",
+    "STAGE_SIGNAL",
     "WINDOW_SIGNALS",
     "OutputError",
     "PublishSpec",
@@ -63,6 +65,10 @@ class WorkerSpec:
     ``faults``: the self-check's client faults (:class:`~pushbench.faults.ClientFaults`:
     a receive-time bias, loop stalls, receipts not recorded), applied by the asyncio
     worker only (a scenario asks for them with the python client alone).
+    ``stage_connections`` (the asyncio worker only; 0: off): open that many
+    connections first, print :data:`STAGE_LINE` with how many are connected, and wait
+    for :data:`STAGE_SIGNAL` before opening the rest — the runner reads the server's
+    memory in between (memory per connection as a slope, :mod:`pushbench.metrics.memory`).
 
     The runner builds one of these per worker process and writes
     :meth:`to_dict` as the worker's SPEC.json; every worker kind reads it back
@@ -88,6 +94,7 @@ class WorkerSpec:
     status_path: str | None = None
     locust_workers: int = 0
     faults: ClientFaults | None = None
+    stage_connections: int = 0
 
     def __post_init__(self) -> None:
         problems = []
@@ -114,6 +121,8 @@ class WorkerSpec:
             problems.append("loop must be asyncio or uvloop")
         if self.locust_workers < 0:
             problems.append("locust_workers must be >= 0")
+        if not 0 <= self.stage_connections < max(self.connections, 1):
+            problems.append("stage_connections must be >= 0 and < connections")
         if problems:
             raise ValueError("bad worker spec: " + "; ".join(problems))
 
@@ -226,6 +235,13 @@ WINDOW_SIGNALS: Mapping[str, signal.Signals] = {
     "start": signal.SIGUSR1,
     "end": signal.SIGUSR2,
 }
+
+
+#: A staged worker (``WorkerSpec.stage_connections``) prints this, a space and its connected
+#: count once its first stage is up, then waits for :data:`STAGE_SIGNAL` (SIGCONT: its
+#: default action, continuing a stopped process, is harmless to a worker not waiting).
+STAGE_LINE = "worker stage"
+STAGE_SIGNAL: signal.Signals = signal.SIGCONT
 
 
 @dataclass(frozen=True)
