@@ -14,7 +14,12 @@ only in how they put the same bytes on the wire. The hub owns:
   ``history_gap_messages``): the history was too small for that subscriber;
 - fan-out with a bounded queue per subscriber: a subscriber more than
   ``queue_limit`` items behind is dropped and counted, never allowed to grow
-  memory.
+  memory;
+- direct delivery: a subscriber whose transport can take bytes right now sets
+  :attr:`Subscription.sink`, and the publish writes each item straight to it
+  (no task woken, no timer, nothing queued); only when the sink declines (the
+  transport is paused, a queued batch is still being written) does the item go
+  to the queue, with the same drop rule.
 
 The in-process hub lives here; :mod:`pushbench.hub_redis` feeds the same
 fan-out from Redis pub/sub.
@@ -65,7 +70,7 @@ class Item:
 class Subscription:
     """One subscriber's view of a topic: a bounded queue of items not yet taken."""
 
-    __slots__ = ("_event", "_hub", "_items", "dropped", "on_drop", "topic")
+    __slots__ = ("_event", "_hub", "_items", "dropped", "on_drop", "sink", "topic")
 
     def __init__(self, hub: Hub, topic: str, backlog: list[Item]) -> None:
         self._hub = hub
@@ -79,11 +84,23 @@ class Subscription:
         # drops this subscriber for falling behind: lets a transport stuck in a
         # blocked write tear its connection down instead of waiting for the peer.
         self.on_drop: Callable[[], None] | None = None
+        # Direct delivery (see the module docstring): called in the publisher's context
+        # with each item while nothing is queued; True means it is written, False that
+        # it must be queued (the transport cannot take it now). It must not raise.
+        self.sink: Callable[[Item], bool] | None = None
 
     def _push(self, item: Item, limit: int) -> bool:
+        sink = self.sink
+        if sink is not None and not self._items and sink(item):
+            return True
         self._items.append(item)
         self._event.set()
         return len(self._items) <= limit
+
+    def wake(self) -> None:
+        """Return a pending :meth:`next_batch` now (with no items, if none are queued):
+        e.g. a heartbeat timer handing its turn to the loop that writes."""
+        self._event.set()
 
     async def next_batch(self, timeout: float | None = None) -> list[Item]:
         """Every item queued so far, waiting for at least one (or the timeout → []).

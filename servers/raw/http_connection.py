@@ -296,7 +296,11 @@ class HttpConnection(asyncio.Protocol):
         if transport.is_closing():
             return
         transport.resume_reading()  # no-op unless an upgrade paused it
-        transport.write_eof()
+        try:
+            transport.write_eof()
+        except OSError:  # the peer reset the connection first: nothing left to finish
+            transport.abort()
+            return
         self._abort_timer = self._server.loop.call_later(
             self._service.config.close_timeout, transport.abort
         )
@@ -385,6 +389,7 @@ class HttpConnection(asyncio.Protocol):
                 self._heartbeat,
                 service.config.heartbeat_interval,
                 abort=self.transport.abort,
+                try_send=self._try_event,
             )
         finally:
             if sub is not None:
@@ -392,6 +397,15 @@ class HttpConnection(asyncio.Protocol):
             service.close_connection()
             if self._started:  # else an error is still answered, by _dispatch
                 self._end()  # a stream ends by closing the connection, however it ended
+
+    def _try_event(self, item: Item) -> int | None:
+        """The direct path: write the item's event now if the transport takes it."""
+        transport = self._transport
+        if self._drain.paused or transport is None or transport.is_closing():
+            return None
+        data = item.framed("sse", sse_frame)
+        transport.write(data)
+        return len(data)
 
     async def _send_events(self, items: list[Item]) -> int:
         data = b"".join([item.framed("sse", sse_frame) for item in items])

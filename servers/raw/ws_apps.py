@@ -78,7 +78,12 @@ class TopicSession:
         async def send_batch(items: list[Item]) -> int:
             return await ws.send_frames(b"".join([item.framed("ws", _ws_frame) for item in items]))
 
-        reason = await push_loop(self._service, self._sub, send_batch, abort=ws.abort)
+        def try_send(item: Item) -> int | None:
+            return ws.try_send_frame(item.framed("ws", _ws_frame))
+
+        reason = await push_loop(
+            self._service, self._sub, send_batch, abort=ws.abort, try_send=try_send
+        )
         self._pusher = None
         if reason == "slow-consumer":
             ws.close(CloseCode.TRY_AGAIN_LATER, "slow consumer")

@@ -1,0 +1,185 @@
+"""The serving path's structure: what one published message costs per subscriber.
+
+Counted with cProfile (:mod:`fanout_probe`), never timed: encoding happens once
+per message, whatever the number of subscribers, and a subscriber whose
+transport takes bytes is written to from the publish itself — no task wake-up
+(an event-loop handle), no timer, no ``next_batch`` per message per subscriber.
+The queued path keeps the old semantics: order, and the slow-consumer drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from fanout_probe import probe_stream
+
+from pushbench.hub import Hub, Item
+from pushbench.service import PushService, ServerConfig
+from pushbench.sessions import push_loop
+
+pytestmark = pytest.mark.timeout(60)
+
+SUBSCRIBERS = 10
+MESSAGES = 20
+
+
+@pytest.mark.parametrize(
+    ("stack", "transport"),
+    [("raw", "ws"), ("raw", "sse"), ("aiohttp_stack", "ws"), ("aiohttp_stack", "sse")],
+)
+def test_fanout_encodes_once_and_wakes_no_task_per_subscriber(stack: str, transport: str) -> None:
+    probe = asyncio.run(probe_stream(stack, transport, subscribers=SUBSCRIBERS, messages=MESSAGES))
+    assert probe.delivered == SUBSCRIBERS * MESSAGES
+    counts = probe.counts
+    # The envelope: one JSON encoding per message, shared by every subscriber.
+    assert counts["json_encode"] == MESSAGES and counts["json_dumps"] == MESSAGES
+    # The transport's framing: once per message too (cached on the item).
+    framing = counts["ws_frame"] if transport == "ws" else counts["sse_event"]
+    assert framing == MESSAGES
+    # Nothing per subscriber: no task created or woken, no timer, no queue wait. The
+    # probe itself yields once per message (asyncio.sleep(0): one handle each).
+    assert counts["create_task"] == 0
+    assert counts["call_soon"] <= MESSAGES
+    assert counts["call_at"] == 0 and counts["timeout"] == 0 and counts["wait_for"] == 0
+    assert counts["next_batch"] == 0 and counts["event_set"] == 0
+
+
+class _Conn:
+    """A fake connection: writable or not; records what was written, and how."""
+
+    def __init__(self) -> None:
+        self.writable = True
+        self.seqs: list[int] = []
+        self.direct = 0
+        self.batches = 0
+        self.drained = asyncio.Event()
+        self.drained.set()
+        self.aborted = False
+
+    def try_send(self, item: Item) -> int | None:
+        if not self.writable:
+            return None
+        self.seqs.append(item.seq)
+        self.direct += 1
+        return len(item.data)
+
+    def abort(self) -> None:
+        self.aborted = True
+        self.drained.set()
+
+    async def send_batch(self, items: list[Item]) -> int:
+        await self.drained.wait()  # flow control: waits while the "transport" is paused
+        if self.aborted:
+            raise ConnectionError("aborted")
+        self.seqs.extend(i.seq for i in items)
+        self.batches += 1
+        return sum(len(i.data) for i in items)
+
+
+def test_push_loop_writes_directly_and_queues_in_order_while_paused() -> None:
+    async def test() -> None:
+        hub = Hub(queue_limit=100)
+        service = PushService(hub)
+        conn = _Conn()
+        sub = hub.subscribe("t")
+        loop_task = asyncio.create_task(
+            push_loop(service, sub, conn.send_batch, try_send=conn.try_send)
+        )
+        await asyncio.sleep(0)  # the loop installs its sink
+        for _ in range(3):
+            await hub.publish("t", "x")
+        assert conn.seqs == [1, 2, 3] and conn.direct == 3  # written within publish
+        conn.writable = False
+        conn.drained.clear()
+        for _ in range(3):
+            await hub.publish("t", "x")
+        await asyncio.sleep(0.01)  # the loop wakes for the queue, waits on the drain
+        conn.writable = True  # writable again, but a batch is still pending: queue behind it
+        await hub.publish("t", "x")
+        assert conn.seqs == [1, 2, 3]
+        conn.drained.set()
+        while len(conn.seqs) < 7:
+            await asyncio.sleep(0.001)
+        await hub.publish("t", "x")  # the queue is empty again: direct once more
+        assert conn.seqs == [1, 2, 3, 4, 5, 6, 7, 8]
+        assert conn.direct == 4 and conn.batches >= 1
+        assert service.stats.messages_delivered == 8
+        sub.close()
+        sub.dropped = True
+        sub.wake()
+        assert await loop_task == "slow-consumer"
+
+    asyncio.run(asyncio.wait_for(test(), 10))
+
+
+def test_a_paused_subscriber_past_the_queue_limit_is_dropped_and_counted() -> None:
+    async def test() -> None:
+        hub = Hub(queue_limit=5)
+        service = PushService(hub)
+        conn = _Conn()
+        conn.writable = False
+        conn.drained.clear()
+        sub = hub.subscribe("t")
+        loop_task = asyncio.create_task(
+            push_loop(
+                service,
+                sub,
+                conn.send_batch,
+                abort=conn.abort,
+                try_send=conn.try_send,
+            )
+        )
+        await asyncio.sleep(0)
+        for _ in range(20):
+            await hub.publish("t", "x")
+            await asyncio.sleep(0)
+        assert await loop_task == "slow-consumer"
+        assert hub.stats.slow_consumers_dropped == 1
+        assert conn.aborted  # the blocked write's connection is torn down
+        assert sub.sink is None  # the loop left: publishes no longer call it
+
+    asyncio.run(asyncio.wait_for(test(), 10))
+
+
+def test_heartbeats_come_from_one_timer_per_connection_not_per_message() -> None:
+    async def test() -> None:
+        hub = Hub()
+        service = PushService(hub, ServerConfig(heartbeat_interval=0.05))
+        conn = _Conn()
+        beats = 0
+
+        async def heartbeat() -> int:
+            nonlocal beats
+            beats += 1
+            return 3
+
+        sub = hub.subscribe("t")
+        loop = asyncio.get_running_loop()
+        armed = 0
+        call_later = loop.call_later
+
+        def counting_call_later(*args: object) -> asyncio.TimerHandle:
+            nonlocal armed
+            armed += 1
+            return call_later(*args)  # type: ignore[arg-type]
+
+        loop.call_later = counting_call_later  # type: ignore[method-assign]
+        try:
+            loop_task = asyncio.create_task(
+                push_loop(service, sub, conn.send_batch, heartbeat, 0.05, None, conn.try_send)
+            )
+            await asyncio.sleep(0)
+            for _ in range(200):  # many messages within one interval: no timer per message
+                await hub.publish("t", "x")
+            assert armed == 1 and beats == 0
+            while beats < 2:  # idle: the timer writes heartbeats
+                await asyncio.sleep(0.01)
+            assert service.stats.bytes_written >= 200 + 2 * 3
+        finally:
+            loop.call_later = call_later  # type: ignore[method-assign]
+        sub.dropped = True
+        sub.close()
+        assert await loop_task == "slow-consumer"
+
+    asyncio.run(asyncio.wait_for(test(), 10))
