@@ -300,6 +300,11 @@ class Hub:
         out.reverse()
         return out
 
+    def topic_ready(self, topic: str) -> bool:
+        """Whether ``topic`` can be served without awaiting :meth:`ensure_topic` first
+        (always in-process; a backend that loads history says so once it has)."""
+        return True
+
     def last_seq(self, topic: str) -> int:
         t = self._topics.get(topic)
         return t.seq if t is not None else 0

@@ -305,6 +305,9 @@ class RedisHub(Hub):
             self._warm.add(topic)
         self._warming.pop(topic, None)
 
+    def topic_ready(self, topic: str) -> bool:
+        return topic in self._warm
+
     async def wait(self, topic: str, since: int, timeout: float) -> list[Item]:
         """Long poll, after warming the topic from Redis."""
         await self.ensure_topic(topic)

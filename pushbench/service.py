@@ -328,6 +328,18 @@ class PushService:
         self.count(len(items), len(body))
         return body
 
+    def poll_since(self, params: Params) -> int:
+        """The ``since`` a poll answers from: its own, or (absent) the topic's newest seq.
+        The topic must be ready (:meth:`Hub.topic_ready`)."""
+        return params.since if params.since is not None else self.hub.last_seq(params.topic)
+
+    def poll_answer(self, items: list[Item], since: int) -> bytes:
+        """A poll's answer from items the stack took from :meth:`Hub.since`, counted:
+        :meth:`poll` for a stack that holds its long polls itself."""
+        body = batch(items, since)
+        self.count(len(items), len(body))
+        return body
+
     def count(self, messages: int, nbytes: int) -> None:
         self.stats.messages_delivered += messages
         self.stats.bytes_written += nbytes

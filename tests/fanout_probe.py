@@ -147,6 +147,54 @@ async def probe_stream(
     return Probe(_counts(profile), messages, delivered)
 
 
+async def probe_polls(stack: str, kind: str, *, requests: int = 50) -> Probe:
+    """``requests`` polls in a row on one keep-alive connection: short polls of a topic
+    with one message, or long polls each answered by a message published while held."""
+    service = PushService(Hub(), ServerConfig(ping_interval=0))
+    stop = asyncio.Event()
+    ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    module = importlib.import_module(f"pushbench.servers.{stack}")
+    server = asyncio.create_task(
+        module.STACK.run(service, "127.0.0.1", 0, ready.set_result, stop, StackOptions())
+    )
+    port = await ready
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+
+    async def poll(since: int, timeout: float) -> None:
+        query = f"topic=probe&since={since}&timeout={timeout:g}"
+        writer.write(f"GET /poll?{query} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await reader.readexactly(length)
+
+    try:
+        await service.hub.publish("probe", "x" * 100)
+        await poll(0, 0)  # the connection's first request out of the window
+        profile = cProfile.Profile()
+        profile.enable()
+        for i in range(requests):
+            if kind == "shortpoll":
+                await poll(0, 0)
+            else:
+                held = asyncio.ensure_future(poll(i + 1, 5))
+                await _until(lambda: service.hub.stats.subscribers == 1, 5.0)
+                await service.hub.publish("probe", "x" * 100)
+                await held
+        profile.disable()
+    finally:
+        writer.close()
+        stop.set()
+        await server
+    counts = _counts(profile)
+    if kind == "longpoll":  # the probe's own task per held request is not the server's
+        counts["create_task"] -= requests
+    return Probe(counts, requests, requests)
+
+
 def main() -> None:
     rows = [
         ("raw", "ws"),
@@ -165,6 +213,14 @@ def main() -> None:
         cells = "".join(f"{probe.per_delivery(lb):12.3f}" for lb in labels)
         print(f"{stack}/{transport}".ljust(22) + cells)
     print("(calls per delivered message: 10 subscribers x 100 messages, one per loop turn)")
+    for stack in ("raw", "aiohttp_stack", "starlette_stack"):
+        if len(sys.argv) > 1 and stack not in sys.argv[1:]:
+            continue
+        for kind in ("shortpoll", "longpoll"):
+            probe = asyncio.run(probe_polls(stack, kind))
+            cells = "".join(f"{probe.per_message(lb):12.3f}" for lb in labels)
+            print(f"{stack}/{kind}".ljust(22) + cells)
+    print("(polls: calls per request, 50 requests on one keep-alive connection)")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from fanout_probe import probe_stream
+from fanout_probe import probe_polls, probe_stream
 
 from pushbench.hub import Hub, Item
 from pushbench.service import PushService, ServerConfig
@@ -43,6 +43,18 @@ def test_fanout_encodes_once_and_wakes_no_task_per_subscriber(stack: str, transp
     assert counts["call_soon"] <= MESSAGES
     assert counts["call_at"] == 0 and counts["timeout"] == 0 and counts["wait_for"] == 0
     assert counts["next_batch"] == 0 and counts["event_set"] == 0
+
+
+@pytest.mark.parametrize("kind", ["shortpoll", "longpoll"])
+def test_raw_polls_are_answered_without_a_task(kind: str) -> None:
+    """The raw stack answers a poll in the callback that read it (short), or from the
+    publish (long: a held subscription and its one timeout timer), never via a task."""
+    probe = asyncio.run(probe_polls("raw", kind, requests=20))
+    counts = probe.counts
+    assert counts["create_task"] == 0
+    assert counts["next_batch"] == 0 and counts["timeout"] == 0 and counts["wait_for"] == 0
+    if kind == "shortpoll":  # no timer either: the keep-alive timer is not re-armed per request
+        assert counts["call_at"] == 0
 
 
 class _Conn:
