@@ -19,7 +19,9 @@ only in how they put the same bytes on the wire. The hub owns:
   :attr:`Subscription.sink`, and the publish writes each item straight to it
   (no task woken, no timer, nothing queued); only when the sink declines (the
   transport is paused, a queued batch is still being written) does the item go
-  to the queue, with the same drop rule.
+  to the queue, with the same drop rule. Messages published together
+  (:meth:`Hub.publish_many`: a ticker catching up) reach each sink as one list,
+  so a connection gets them in one write.
 
 The in-process hub lives here; :mod:`pushbench.hub_redis` feeds the same
 fan-out from Redis pub/sub.
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .contract import Envelope, encode, now_ns
@@ -85,15 +87,16 @@ class Subscription:
         # blocked write tear its connection down instead of waiting for the peer.
         self.on_drop: Callable[[], None] | None = None
         # Direct delivery (see the module docstring): called in the publisher's context
-        # with each item while nothing is queued; True means it is written, False that
-        # it must be queued (the transport cannot take it now). It must not raise.
-        self.sink: Callable[[Item], bool] | None = None
+        # with the items of one publish (in order; shared, not to be modified) while
+        # nothing is queued; True means they are written, False that they must be
+        # queued (the transport cannot take them now). It must not raise.
+        self.sink: Callable[[list[Item]], bool] | None = None
 
-    def _push(self, item: Item, limit: int) -> bool:
+    def _push(self, items: list[Item], limit: int) -> bool:
         sink = self.sink
-        if sink is not None and not self._items and sink(item):
+        if sink is not None and not self._items and sink(items):
             return True
-        self._items.append(item)
+        self._items.extend(items)
         self._event.set()
         return len(self._items) <= limit
 
@@ -255,26 +258,52 @@ class Hub:
             self._deliver(item)
         return seq
 
+    async def publish_many(self, topic: str, payload: str, scheduled: Sequence[int]) -> list[int]:
+        """Messages of one payload due at ``scheduled`` (a late ticker's catch-up), each
+        numbered, stamped and encoded as :meth:`publish` would, then fanned out together:
+        a subscriber's connection takes the lot in one write → their sequence numbers."""
+        t = self._topic(topic)
+        pub = now_ns()
+        items: list[Item] = []
+        for due in scheduled:
+            seq = t.assigned = max(t.assigned, t.seq) + 1
+            items.append(Item(topic, seq, encode(Envelope(topic, seq, due, pub, payload))))
+        if self._delay is not None:
+            for item in items:
+                self._delay.put(item)
+        elif items:
+            self._deliver_many(items)
+        return [item.seq for item in items]
+
     def _deliver(self, item: Item) -> None:
         """Append to history and to every subscriber's queue (sequence already assigned)."""
-        t = self._topic(item.topic)
-        if item.seq <= t.seq:
-            return  # a duplicate (e.g. replayed by a backend): never deliver twice
-        t.seq = item.seq
-        if self.faults is not None and self.faults.drops(item.seq):
-            self.stats.fault_dropped += 1
-            return  # deliberately lost, for the loss-accounting self-check
+        self._deliver_many([item])
+
+    def _deliver_many(self, items: list[Item]) -> None:
+        """:meth:`_deliver` for consecutive items of one topic, fanned out as one list."""
+        t = self._topic(items[0].topic)
         history = t.history
-        if len(history) == history.maxlen:
-            t.evicted = history[0].seq if history else item.seq  # the append pushes it out
-        history.append(item)
-        self.stats.published += 1
+        fresh: list[Item] = []
+        for item in items:
+            if item.seq <= t.seq:
+                continue  # a duplicate (e.g. replayed by a backend): never deliver twice
+            t.seq = item.seq
+            if self.faults is not None and self.faults.drops(item.seq):
+                self.stats.fault_dropped += 1
+                continue  # deliberately lost, for the loss-accounting self-check
+            if len(history) == history.maxlen:
+                t.evicted = history[0].seq if history else item.seq  # the append pushes it out
+            history.append(item)
+            fresh.append(item)
+        if not fresh:
+            return
+        self.stats.published += len(fresh)
         limit = self.queue_limit
         slow: list[Subscription] = []
         for sub in t.subs:
-            if not sub._push(item, limit):
+            if not sub._push(fresh, limit):
                 slow.append(sub)
-        self.stats.delivered += len(t.subs)
+        self.stats.delivered += len(t.subs) * len(fresh)
         for sub in slow:
             sub.dropped = True
             sub.close()

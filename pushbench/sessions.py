@@ -31,9 +31,10 @@ from .service import PushService
 __all__ = ["SendBatch", "TrySend", "push_loop", "push_stream"]
 
 SendBatch = Callable[[list[Item]], Awaitable[int]]  # returns bytes written
-#: Write one item now if the transport takes it → bytes written, or None (not now: queue
-#: it). Called in the publisher's context; it must neither wait nor raise.
-TrySend = Callable[[Item], int | None]
+#: Write the items of one publish now (in one write) if the transport takes them → bytes
+#: written, or None (not now: queue them). Called in the publisher's context; it must
+#: neither wait nor raise, and must write all of the items or none.
+TrySend = Callable[[list[Item]], int | None]
 
 
 async def push_loop(
@@ -69,15 +70,15 @@ async def push_loop(
         if sending and abort is not None:
             abort()
 
-    def direct(item: Item) -> bool:
+    def direct(items: list[Item]) -> bool:
         nonlocal written
         if sending:
             return False  # behind a batch still being written: keep the order
         assert try_send is not None
-        n = try_send(item)
+        n = try_send(items)
         if n is None:
             return False
-        stats.messages_delivered += 1
+        stats.messages_delivered += len(items)
         stats.bytes_written += n
         written = True
         return True

@@ -103,7 +103,7 @@ def _direct(
     protocol = request.protocol
     transport = request.transport
 
-    def try_send(item: Item) -> int | None:
+    def try_send(items: list[Item]) -> int | None:
         if (
             transport is None
             or protocol.writing_paused
@@ -111,7 +111,10 @@ def _direct(
             or (ws is not None and ws.closed)
         ):
             return None
-        data = item.framed(key, frame)
+        if len(items) == 1:
+            data = items[0].framed(key, frame)
+        else:
+            data = b"".join([item.framed(key, frame) for item in items])
         transport.write(data)
         return len(data)
 

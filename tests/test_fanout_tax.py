@@ -14,7 +14,9 @@ import asyncio
 import pytest
 from fanout_probe import probe_polls, probe_stream
 
+from pushbench.contract import decode, now_ns
 from pushbench.hub import Hub, Item
+from pushbench.schedule import open_loop
 from pushbench.service import PushService, ServerConfig
 from pushbench.sessions import push_loop
 
@@ -69,12 +71,12 @@ class _Conn:
         self.drained.set()
         self.aborted = False
 
-    def try_send(self, item: Item) -> int | None:
+    def try_send(self, items: list[Item]) -> int | None:
         if not self.writable:
             return None
-        self.seqs.append(item.seq)
+        self.seqs.extend(i.seq for i in items)
         self.direct += 1
-        return len(item.data)
+        return sum(len(i.data) for i in items)
 
     def abort(self) -> None:
         self.aborted = True
@@ -193,5 +195,56 @@ def test_heartbeats_come_from_one_timer_per_connection_not_per_message() -> None
         sub.dropped = True
         sub.close()
         assert await loop_task == "slow-consumer"
+
+    asyncio.run(asyncio.wait_for(test(), 10))
+
+
+def test_a_burst_reaches_each_connection_in_one_write() -> None:
+    """publish_many (a ticker catching up): every message encoded once, and one
+    try_send per subscriber carrying the whole burst, in order."""
+
+    async def test() -> None:
+        hub = Hub()
+        service = PushService(hub)
+        conns = [_Conn() for _ in range(SUBSCRIBERS)]
+        subs = [hub.subscribe("t") for _ in conns]
+        loops = [
+            asyncio.create_task(push_loop(service, sub, c.send_batch, try_send=c.try_send))
+            for sub, c in zip(subs, conns, strict=True)
+        ]
+        await asyncio.sleep(0)
+        seqs = await hub.publish_many("t", "x", [10, 20, 30, 40, 50])
+        assert seqs == [1, 2, 3, 4, 5]
+        assert all(c.seqs == seqs and c.direct == 1 for c in conns)
+        assert [i.seq for i in hub.since("t", 0)] == seqs  # history holds each message
+        assert [decode(i.data).scheduled_ns for i in hub.since("t", 0)] == [10, 20, 30, 40, 50]
+        assert hub.stats.published == 5 and hub.stats.delivered == 5 * SUBSCRIBERS
+        for sub in subs:
+            sub.dropped = True
+            sub.close()
+        await asyncio.gather(*loops)
+
+    asyncio.run(asyncio.wait_for(test(), 10))
+
+
+def test_open_loop_sends_what_is_due_together_when_late() -> None:
+    async def test() -> None:
+        calls: list[list[int]] = []
+        lags: list[int] = []
+
+        async def one(due: int) -> None:
+            calls.append([due])
+
+        async def many(dues: list[int]) -> None:
+            calls.append(dues)
+
+        interval = 1_000_000  # 1 kHz
+        start = now_ns() - 10 * interval  # ten intervals late: 11 messages due at once
+        await open_loop(
+            one, rate=1000.0, start_ns=start, count=13, on_lag=lags.append, send_many=many
+        )
+        assert len(calls[0]) >= 11 and calls[0] == [start + i * interval for i in range(11)]
+        assert [d for c in calls for d in c] == [start + i * interval for i in range(13)]
+        assert len(lags) == 13
 
     asyncio.run(asyncio.wait_for(test(), 10))

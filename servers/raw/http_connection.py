@@ -436,12 +436,16 @@ class HttpConnection(asyncio.Protocol):
             if self._started:  # else an error is still answered, by _dispatch
                 self._end()  # a stream ends by closing the connection, however it ended
 
-    def _try_event(self, item: Item) -> int | None:
-        """The direct path: write the item's event now if the transport takes it."""
+    def _try_event(self, items: list[Item]) -> int | None:
+        """The direct path: write the items' events now (one write) if the transport
+        takes more."""
         transport = self._transport
         if self._drain.paused or transport is None or transport.is_closing():
             return None
-        data = item.framed("sse", sse_frame)
+        if len(items) == 1:
+            data = items[0].framed("sse", sse_frame)
+        else:
+            data = b"".join([item.framed("sse", sse_frame) for item in items])
         transport.write(data)
         return len(data)
 

@@ -20,7 +20,7 @@ from pushbench.service import PushService
 __all__ = ["HeldPoll"]
 
 
-def _taken(item: Item) -> bool:
+def _taken(items: list[Item]) -> bool:
     """The sink once the answer is on its way: later messages stay in history only."""
     return True
 
@@ -48,7 +48,7 @@ class HeldPoll:
         self._sub.sink = self._on_item
         self._timer: asyncio.Handle = self._loop.call_later(timeout, self.finish)
 
-    def _on_item(self, item: Item) -> bool:
+    def _on_item(self, items: list[Item]) -> bool:
         # In the hub's fan-out: the subscription cannot be closed here (its set is being
         # walked), and the rest of this turn's messages belong in the same answer.
         self._sub.sink = _taken

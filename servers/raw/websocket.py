@@ -185,8 +185,8 @@ class WebSocket(asyncio.Protocol):
         return len(frames)
 
     def try_send_frame(self, frame: bytes) -> int | None:
-        """Write an encoded data frame now if the transport takes more → its size, or
-        None (paused, or not open): the caller queues it for :meth:`send_frames`."""
+        """Write encoded data frames now if the transport takes more → their size, or
+        None (paused, or not open): the caller queues them for :meth:`send_frames`."""
         if self._drain.paused or self._conn.state is not State.OPEN:
             return None
         self._conn.send_raw(frame)

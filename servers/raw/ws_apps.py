@@ -78,8 +78,10 @@ class TopicSession:
         async def send_batch(items: list[Item]) -> int:
             return await ws.send_frames(b"".join([item.framed("ws", _ws_frame) for item in items]))
 
-        def try_send(item: Item) -> int | None:
-            return ws.try_send_frame(item.framed("ws", _ws_frame))
+        def try_send(items: list[Item]) -> int | None:
+            if len(items) == 1:
+                return ws.try_send_frame(items[0].framed("ws", _ws_frame))
+            return ws.try_send_frame(b"".join([item.framed("ws", _ws_frame) for item in items]))
 
         reason = await push_loop(
             self._service, self._sub, send_batch, abort=ws.abort, try_send=try_send
