@@ -14,6 +14,7 @@ import asyncio
 import pytest
 from fanout_probe import probe_polls, probe_stream
 
+from pushbench import service as service_module
 from pushbench.contract import decode, now_ns
 from pushbench.hub import Hub, Item
 from pushbench.schedule import open_loop
@@ -246,5 +247,37 @@ def test_open_loop_sends_what_is_due_together_when_late() -> None:
         assert len(calls[0]) >= 11 and calls[0] == [start + i * interval for i in range(11)]
         assert [d for c in calls for d in c] == [start + i * interval for i in range(13)]
         assert len(lags) == 13
+
+    asyncio.run(asyncio.wait_for(test(), 10))
+
+
+def test_long_polls_answered_by_one_publish_share_one_body(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The long-poll batch body is built once for every poll the publish answers."""
+    built: list[int] = []
+    real = service_module.batch
+
+    def counting(items: list[Item], since: int) -> bytes:
+        built.append(len(items))
+        return real(items, since)
+
+    monkeypatch.setattr(service_module, "batch", counting)
+
+    async def test() -> None:
+        service = PushService(Hub())
+        params = service.params({"topic": "t", "since": "0", "timeout": "5"})
+        polls = [asyncio.create_task(service.poll(params)) for _ in range(SUBSCRIBERS)]
+        while service.hub.stats.subscribers < SUBSCRIBERS:
+            await asyncio.sleep(0.001)
+        await service.hub.publish("t", "x")
+        bodies = await asyncio.gather(*polls)
+        assert len(set(bodies)) == 1 and b'"last":1' in bodies[0]
+        assert built == [1]  # one body for ten answers
+        assert service.stats.messages_delivered == SUBSCRIBERS  # each answer still counted
+        short = service.params({"topic": "t", "since": "0", "timeout": "0"})
+        assert await service.poll(short) == bodies[0] and built == [1]
+        await service.hub.publish("t", "y")  # a new message: a new body
+        assert b'"last":2' in await service.poll(short) and built == [1, 2]
 
     asyncio.run(asyncio.wait_for(test(), 10))
