@@ -174,6 +174,12 @@ class _DelayLine:
             self._task = None
 
 
+def _wake(woken: asyncio.Future[None]) -> None:
+    """Wake a held :meth:`Hub.wait` (a timeout, or shutdown), unless already woken."""
+    if not woken.done():
+        woken.set_result(None)
+
+
 @dataclass
 class _Topic:
     history: deque[Item]
@@ -212,7 +218,8 @@ class Hub:
             self._delay = _DelayLine(int(self.faults.delay_ms * 1e6), self._deliver)
         self._topics: dict[str, _Topic] = {}
         self.stats = HubStats()
-        self._waits: set[Subscription] = set()  # the subscriptions of held long polls
+        # held long polls: their subscriptions → the future that wakes each
+        self._waits: dict[Subscription, asyncio.Future[None]] = {}
         self._waits_ended = False
 
     def _topic(self, name: str) -> _Topic:
@@ -361,12 +368,25 @@ class Hub:
         items = self.since(topic, since)
         if items or self._waits_ended:
             return items
+        loop = asyncio.get_running_loop()
+        woken: asyncio.Future[None] = loop.create_future()
         sub = self.subscribe(topic)
-        self._waits.add(sub)
+
+        def first(items: list[Item]) -> bool:
+            # The first message wakes the poll; the answer is read from history when it
+            # runs, with every message published until then. Nothing is queued.
+            if not woken.done():
+                woken.set_result(None)
+            return True
+
+        sub.sink = first
+        self._waits[sub] = woken
+        timer = loop.call_later(timeout, _wake, woken)
         try:
-            await sub.next_batch(timeout)
+            await woken
         finally:
-            self._waits.discard(sub)
+            timer.cancel()
+            del self._waits[sub]
             sub.close()
         return self.since(topic, since)
 
@@ -379,5 +399,5 @@ class Hub:
         would cut the response and log the cancellation as an error.
         """
         self._waits_ended = True
-        for sub in tuple(self._waits):
-            sub.close()  # wakes next_batch, which returns the (empty) queue
+        for woken in tuple(self._waits.values()):
+            _wake(woken)
