@@ -30,6 +30,7 @@ fan-out from Redis pub/sub.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ from .faults import Faults
 from .timers import DeadlineSleeper
 
 __all__ = ["Hub", "HubStats", "Item", "Subscription"]
+
+log = logging.getLogger(__name__)
 
 
 class Item:
@@ -94,8 +97,12 @@ class Subscription:
 
     def _push(self, items: list[Item], limit: int) -> bool:
         sink = self.sink
-        if sink is not None and not self._items and sink(items):
-            return True
+        if sink is not None and not self._items:
+            try:
+                if sink(items):
+                    return True
+            except Exception:  # a bug in a sink: never let it stop the publisher's fan-out
+                log.exception("hub: a subscriber's sink failed; its items are queued")
         self._items.extend(items)
         self._event.set()
         return len(self._items) <= limit

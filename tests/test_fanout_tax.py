@@ -281,3 +281,22 @@ def test_long_polls_answered_by_one_publish_share_one_body(
         assert b'"last":2' in await service.poll(short) and built == [1, 2]
 
     asyncio.run(asyncio.wait_for(test(), 10))
+
+
+def test_a_failing_sink_does_not_stop_the_fan_out(caplog: pytest.LogCaptureFixture) -> None:
+    async def test() -> None:
+        hub = Hub()
+        bad, good = hub.subscribe("t"), hub.subscribe("t")
+
+        def broken(items: list[Item]) -> bool:
+            raise RuntimeError("bug")
+
+        got: list[int] = []
+        bad.sink = broken
+        good.sink = lambda items: got.extend(i.seq for i in items) is None
+        assert await hub.publish("t", "x") == 1  # the publisher is unharmed
+        assert got == [1]
+        assert [i.seq for i in await bad.next_batch(0)] == [1]  # queued instead
+        assert "sink failed" in caplog.text
+
+    asyncio.run(asyncio.wait_for(test(), 10))
