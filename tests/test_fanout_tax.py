@@ -10,6 +10,7 @@ The queued path keeps the old semantics: order, and the slow-consumer drop.
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import parse_qsl
 
 import pytest
 from fanout_probe import probe_polls, probe_stream
@@ -18,6 +19,7 @@ from pushbench import service as service_module
 from pushbench.contract import decode, now_ns
 from pushbench.hub import Hub, Item
 from pushbench.schedule import open_loop
+from pushbench.servers.raw import http_connection
 from pushbench.service import PushService, ServerConfig
 from pushbench.sessions import push_loop
 
@@ -300,3 +302,21 @@ def test_a_failing_sink_does_not_stop_the_fan_out(caplog: pytest.LogCaptureFixtu
         assert "sink failed" in caplog.text
 
     asyncio.run(asyncio.wait_for(test(), 10))
+
+
+def test_raw_query_parsing_skips_parse_qsl_when_nothing_needs_decoding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cases = ["topic=t&since=12&timeout=0", "a&b=&=c&&d=1&d=2", "", "x=1=2&token=ab.cd_e-f"]
+    expected = [dict(parse_qsl(q, keep_blank_values=True)) for q in cases]
+    calls: list[str] = []
+
+    def spy(query: str, keep_blank_values: bool = False) -> list[tuple[str, str]]:
+        calls.append(query)
+        return parse_qsl(query, keep_blank_values=keep_blank_values)
+
+    monkeypatch.setattr(http_connection, "parse_qsl", spy)
+    assert [http_connection.parse_query(q) for q in cases] == expected
+    assert calls == []  # the plain queries were split directly
+    assert http_connection.parse_query("topic=a%20b+c") == {"topic": "a b c"}
+    assert calls == ["topic=a%20b+c"]  # escapes still decode as everywhere else

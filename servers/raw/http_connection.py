@@ -76,8 +76,17 @@ def parse_query(query: str) -> Query:
     ``parse_qsl`` with blank values kept: ``+`` is a space, a bad
     %-escape decodes to U+FFFD, ``a`` alone is ``a=""``, and a repeated
     name keeps its last value (Starlette's ``QueryParams`` does the same).
+    A query without ``%`` or ``+`` (a benchmark client's) has nothing to decode:
+    it is split directly, which gives the same result for a fraction of the cost.
     """
-    return dict(parse_qsl(query, keep_blank_values=True))
+    if "%" in query or "+" in query:
+        return dict(parse_qsl(query, keep_blank_values=True))
+    out: Query = {}
+    for piece in query.split("&"):
+        if piece:
+            name, _, value = piece.partition("=")
+            out[name] = value
+    return out
 
 
 Handler = Callable[["HttpConnection", Request, Query], Awaitable[None]]
