@@ -84,7 +84,8 @@ def test_quick_budget_and_coverage() -> None:
     # variants of the HTTP protocols are not in the default run (their cost is the
     # harness's, which the default run must not measure).
     every = [t for t in transport_names() if registry.transport(t).default] + ["ws-aiohttp"]
-    want = {(s, t) for s in ("aiohttp", "starlette") for t in every} | {("raw", "ws")}
+    floor = {("raw", t) for t in ("ws", "sse", "longpoll", "shortpoll")}  # the Python floor
+    want = {(s, t) for s in ("aiohttp", "starlette") for t in every} | floor
     everyday = [c for c in sc.cells() if c.rate and c.rate < 1000 and not c.publishers]
     assert {(c.stack, c.transport) for c in everyday} == want
     # and every other situation of the decision guide: high rate, chat, many idle connections

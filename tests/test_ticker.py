@@ -31,6 +31,10 @@ class SwallowingHub:
         self.published += 1
         return self.published
 
+    async def publish_many(self, topic: str, payload: Any, dues: list[int]) -> list[int]:
+        """What a late ticker calls (Hub.publish_many): like one slow publish each."""
+        return [await self.publish(topic, payload, due) for due in dues]
+
 
 @pytest.mark.timeout(20)  # the old ticker hung here for good
 def test_stop_ends_a_ticker_whose_hub_swallowed_the_cancel() -> None:
