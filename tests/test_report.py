@@ -400,7 +400,7 @@ def test_memory_figures_are_marginal_when_the_run_has_them(tmp_path: Path) -> No
     render(run)
     md = (run / "report.md").read_text()
     idle = md.split("### Many idle subscribers", 1)[1].split("\n### ", 1)[0]
-    assert re.search(r"Cost: \*\*[^*]+\*\* — memory \(marginal\)", idle), idle
+    assert re.search(r"Cost \(memory \(marginal\)\): .*?Best cell: \*\*[^*]+\*\* — ", idle), idle
     assert "memory here is marginal" in idle
     assert "memory (marginal) (B/conn)" in md  # the summary table's column
     assert "the marginal cost" in md  # the memory figure's caption

@@ -32,6 +32,7 @@ SHIPPED = {
     "redis",
     "anchor",
     "tax",
+    "chat-busy",
 }
 SAFE = re.compile(r"[A-Za-z0-9._-]+")
 
