@@ -99,6 +99,8 @@ def _worker(segs: bool) -> ClientWorker:
     end = WindowMark(1_000 + 2 * 10**9, 0.1, 0.0, 110, 0, 300, 6_000, **extra)
     raw: dict[str, Any] = {k: 0 for k in WorkerResult.required()}
     raw.update(
+        complete=True,
+        reason="",
         transport="ws",
         connections=1,
         totals=totals | ({"segs_out": 70, "segs_in": 130} if segs else {}),
