@@ -19,7 +19,7 @@ import os
 from enum import IntEnum
 from typing import NamedTuple
 
-from . import mask as _mask
+from . import speedups as _speedups
 from .errors import CloseCode, ProtocolError, is_valid_close_code
 from .mask import MASK_NUMPY_MIN, apply_mask, rotate_key
 from .utf8 import Utf8Validator
@@ -83,8 +83,11 @@ def encode_frame(
     Control-frame limits are the caller's to respect; :class:`FrameReader`
     enforces them on the receiving side.
     """
-    n = len(payload)
     b0 = (0x80 if fin else 0) | rsv | opcode
+    c_encode = _speedups.C_ENCODE
+    if c_encode is not None:
+        return c_encode(b0, payload, (os.urandom(4) if mask is True else mask) if mask else None)
+    n = len(payload)
     if n < 126:
         head = bytes((b0, n | 0x80 if mask else n))
     elif n < 65536:
@@ -160,6 +163,29 @@ def _explain_b0(b0: int, rsv_allowed: int) -> ProtocolError:
     if opcode not in Opcode._value2member_map_:
         return ProtocolError(CloseCode.PROTOCOL_ERROR, f"reserved opcode {opcode:#x}")
     return ProtocolError(CloseCode.PROTOCOL_ERROR, "fragmented control frame")
+
+
+# Statuses of the compiled parser (``_speedups.c``): where it stopped, and why.
+C_END = 0  # every complete frame taken; what is left is an incomplete frame (or nothing)
+C_FRAGMENT = 1  # a frame of a fragmented message: the reader's state decides
+C_CONTROL = 2  # a control frame, in payloads-only mode
+C_FIRST_ERROR = 16
+#: The compiled parser's error statuses → the close code and reason of the rule broken.
+#: FrameReader re-reads such a frame on its pure path, which raises the same error
+#: with its own message; the table is the fallback should the pure path not raise.
+C_ERRORS: dict[int, tuple[int, str]] = {
+    16: (CloseCode.PROTOCOL_ERROR, "reserved RSV bit set"),
+    17: (CloseCode.PROTOCOL_ERROR, "reserved opcode"),
+    18: (CloseCode.PROTOCOL_ERROR, "fragmented control frame"),
+    19: (CloseCode.PROTOCOL_ERROR, "wrong masking direction"),
+    20: (CloseCode.PROTOCOL_ERROR, "control frame over 125 bytes"),
+    21: (CloseCode.PROTOCOL_ERROR, "non-minimal 16-bit length"),
+    22: (CloseCode.PROTOCOL_ERROR, "length over 2^63"),
+    23: (CloseCode.PROTOCOL_ERROR, "non-minimal 64-bit length"),
+    24: (CloseCode.MESSAGE_TOO_BIG, "frame over the size limit"),
+    25: (CloseCode.MESSAGE_TOO_BIG, "message over the size limit"),
+    26: (CloseCode.INVALID_DATA, "invalid UTF-8 in text"),
+}
 
 
 class FrameReader:
@@ -254,6 +280,35 @@ class FrameReader:
             pos = self._continue_payload(data, 0, out)
             if self._remaining >= 0:
                 return
+        parse = _speedups.C_PARSE
+        if parse is None:
+            self._parse(data, pos, end, out)
+            return
+        # The compiled parser takes every complete frame that needs no reader
+        # state; each frame it stops at (incomplete, fragmented, or breaking a
+        # rule) goes through the pure loop alone, which handles or raises it.
+        masked = 1 if self._masked else 0
+        rsv = self._rsv_allowed
+        max_frame = self._max_frame
+        max_message = self._max_message
+        while pos < end:
+            flags = masked | 2 if self._msg_opcode else masked
+            pos, status = parse(Frame, out, data, pos, flags, rsv, max_frame, max_message)
+            if pos >= end:
+                return
+            pos = self._parse(data, pos, pos + 1, out)
+            if status >= C_FIRST_ERROR:  # the pure loop should have raised: trust the C check
+                code, reason = C_ERRORS[status]
+                raise ProtocolError(code, reason)
+
+    def _parse(self, data: bytes, pos: int, limit: int, out: list[Frame]) -> int:
+        """The pure decoder: frames starting before ``limit`` → where it stopped.
+
+        Stops at ``limit`` (the position after the last frame decoded) or, when
+        the data ends inside a frame, keeps that frame's start (``_pending``) or
+        streams its payload, and returns ``len(data)``.
+        """
+        end = len(data)
         table = self._table
         mbit = 0x80 if self._masked else 0
         head0 = 6 if mbit else 2
@@ -262,8 +317,8 @@ class FrameReader:
         append = out.append
         new = _new_frame
         from_bytes = _from_bytes
-        c_mask = _mask.C_MASK
-        while True:
+        c_mask = _speedups.C_MASK
+        while pos < limit:
             avail = end - pos
             if avail < 2:
                 break
@@ -325,7 +380,7 @@ class FrameReader:
                 self._remaining = length
                 self._acc = bytearray()
                 self._continue_payload(data, start, out)
-                return
+                return end
             payload: bytes | bytearray
             if not mbit:
                 payload = data[start:stop]
@@ -348,8 +403,11 @@ class FrameReader:
                     raise ProtocolError(CloseCode.INVALID_DATA, "invalid UTF-8 in text") from exc
             append(new(Frame, (opcode, payload, fin == 1, b0 & 0x70)))
             pos = stop
+        else:
+            return pos
         if pos < end:
             self._pending = data[pos:]
+        return end
 
     def _check_data_frame(self, opcode: int, fin: int, length: int) -> None:
         if opcode == 0:

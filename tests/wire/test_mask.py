@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pushbench.wire import mask
+from pushbench.wire import speedups
 from pushbench.wire.mask import (
     MASK_NUMPY_MIN,
     MaskFunction,
@@ -25,7 +25,7 @@ IMPLS: dict[str, MaskFunction] = {
     "small": _mask_small,
     "large": lambda d, k: bytes(_mask_large(d, k)),
 }
-C_MASK = mask.C_MASK  # as imported, before the mask_impl fixture flips it
+C_MASK = speedups.C_MASK  # as imported, before the mask_impl fixture flips it
 if C_MASK is not None:
     IMPLS["c"] = C_MASK
 impls = pytest.mark.parametrize("impl", list(IMPLS.values()), ids=list(IMPLS))
