@@ -210,8 +210,9 @@ def _codec_section(codec_run: Path | None, how_found: str, out: Path | None) -> 
     blocks: list[doc.Block] = [
         doc.Paragraph(
             f"From codec run `{codec_run.name}` ({how_found}); its own report is "
-            f"`{codec_run.name}/codec-report.md`, the interactive call tree "
-            f"`{codec_run.name}/codec-profile.html`."
+            f"`{codec_run.name}/codec-report.md`, the interactive call trees "
+            f"`{codec_run.name}/codec-profile.html` (compiled) and "
+            f"`codec-profile-pure.html` (pure Python)."
         )
     ]
     records = load_records(codec_run)

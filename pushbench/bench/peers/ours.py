@@ -1,9 +1,10 @@
-"""The adapter of our own codec, as installed and on its pure Python/numpy mask path.
+"""The adapter of our own codec, compiled (as installed) and on its pure Python path.
 
-Two :class:`~.adapter.Peer` rows (``pushbench``, ``pushbench-py``) and our
-1 MiB mask kernels. The pure rows run the same code with the C mask helper
-switched off around each timed call (:class:`_PureMask`), so the fallback
-build is measured in the same process.
+Two :class:`~.adapter.Peer` rows — ``pushbench`` ("pushbench (C)": the frame
+parser, encoder and mask of ``_speedups.c``) and ``pushbench-py``
+("pushbench (pure)") — and our 1 MiB mask kernels. The pure rows run the same
+code with every C helper switched off around each timed call
+(:class:`_PureMask`), so the fallback build is measured in the same process.
 """
 
 from __future__ import annotations
@@ -11,7 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .adapter import MAX_FRAME, MAX_MESSAGE, OPCODE_BINARY, Decoder, EncodeFn, Masker, Peer
+from .adapter import (
+    MAX_FRAME,
+    MAX_MESSAGE,
+    OPCODE_BINARY,
+    Decoder,
+    EncodeFn,
+    Masker,
+    Peer,
+    Unavailable,
+)
 
 __all__ = ["MASKERS", "PEERS"]
 
@@ -20,28 +30,29 @@ _R = TypeVar("_R")
 
 
 class _PureMask:
-    """Context manager: run our codec on its pure Python/numpy mask path.
+    """Context manager: run our codec on its pure Python/numpy path.
 
-    ``pushbench.wire.mask.C_MASK`` is the switch the codec reads on every
-    ``feed``/``apply_mask`` call (``PUSHBENCH_NO_SPEEDUPS=1`` sets it at
-    import); flipping it around a timed call measures the fallback build in
-    the same process. It costs two attribute stores per call of ≥ 4 frames.
+    :mod:`pushbench.wire.speedups` holds the switch the codec reads on every
+    ``feed``/``encode_frame``/``apply_mask`` call (``PUSHBENCH_NO_SPEEDUPS=1``
+    turns it off for a process); flipping it around a timed call measures the
+    fallback build in the same process. It costs a few attribute stores per
+    call of ≥ 4 frames.
     """
 
     __slots__ = ("_mod", "_saved")
 
     def __init__(self) -> None:
-        from pushbench.wire import mask
+        from pushbench.wire import speedups
 
-        self._mod: Any = mask
+        self._mod: Any = speedups
         self._saved: Any = None
 
     def __enter__(self) -> None:
-        self._saved = getattr(self._mod, "C_MASK", None)
-        self._mod.C_MASK = None
+        self._saved = self._mod.state()
+        self._mod.use_speedups(False)
 
     def __exit__(self, *exc: object) -> None:
-        self._mod.C_MASK = self._saved
+        self._mod.restore(self._saved)
 
 
 def _pure(func: Callable[[_T], _R]) -> Callable[[_T], _R]:
@@ -57,14 +68,16 @@ def _pure(func: Callable[[_T], _R]) -> Callable[[_T], _R]:
 
 def _ours_probe(pure: bool) -> Callable[[], str]:
     def probe() -> str:
-        from pushbench.wire import mask
+        from pushbench.wire import mask, speedups
 
         small = f"int XOR below {mask.MASK_NUMPY_MIN} B, numpy uint64 above"
         if pure:
-            return f"sans-I/O codec, pure mask path forced (C_MASK=None): {small}"
-        if getattr(mask, "C_MASK", None) is not None:
-            return "sans-I/O codec with its C mask helper (pushbench.wire._speedups)"
-        return f"sans-I/O codec, C mask helper NOT built: {small}"
+            return f"sans-I/O codec, pure Python path forced (C helpers off): {small}"
+        built = speedups.built()
+        if all(built.values()) and speedups.enabled():
+            return "sans-I/O codec, compiled frame parser, encoder and mask (_speedups.c)"
+        missing = ", ".join(name for name, ok in built.items() if not ok) or "switched off"
+        raise Unavailable(f"the C helpers are not in use ({missing}): {small}")
 
     return probe
 
@@ -149,7 +162,7 @@ PEERS: tuple[Peer, ...] = (
     Peer(
         "pushbench",
         "pushbench",
-        "ours as installed: pushbench.wire.frames.FrameReader.feed / encode_frame",
+        "pushbench (C): FrameReader.feed / encode_frame on the compiled parser and encoder",
         _ours_probe(pure=False),
         _ours_decoder(pure=False),
         _ours_encoder(pure=False),
@@ -157,7 +170,7 @@ PEERS: tuple[Peer, ...] = (
     Peer(
         "pushbench-py",
         "pushbench",
-        "ours on the pure Python/numpy mask path (C helper switched off)",
+        "pushbench (pure): the same calls with every C helper switched off",
         _ours_probe(pure=True),
         _ours_decoder(pure=True),
         _ours_encoder(pure=True),
