@@ -276,7 +276,7 @@ def test_encoder_rejects_a_bad_key() -> None:
 
 
 def test_protocol_events_agree_on_a_fragmented_conversation() -> None:
-    frames = [Frame(1, "fragmented ".encode(), fin=False), Frame(9, b"!"), Frame(0, "é".encode())]
+    frames = [Frame(1, b"fragmented ", fin=False), Frame(9, b"!"), Frame(0, "é".encode())]
     stream = encode_all(frames, KEY) + encode_all(
         [Frame(2, b"x" * 300), Frame(8, b"\x03\xe8")], KEY
     )
