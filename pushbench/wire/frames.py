@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from enum import IntEnum
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from . import speedups as _speedups
 from .errors import CloseCode, ProtocolError, is_valid_close_code
@@ -306,12 +306,35 @@ class FrameReader:
         if self._error is not None:
             raise self._error
         try:
-            self._feed(data, out)
+            self._feed(data, cast("list[Frame | bytes]", out), 0)
         except ProtocolError as exc:
             self._error = exc
             raise
 
-    def _feed(self, data: bytes | bytearray | memoryview, out: list[Frame]) -> None:
+    def feed_payloads_into(
+        self, data: bytes | bytearray | memoryview, out: list[Frame | bytes]
+    ) -> bool:
+        """Like :meth:`feed_into`, but a frame that is a whole data message on its own
+        (FIN set, no fragmented message open) arrives as its payload ``bytes`` alone,
+        text and binary alike, when the compiled parser decoded it; every other frame
+        as a :class:`Frame`, in order. → whether ``out`` may hold any :class:`Frame`
+        (always, on the pure path): the receive path of a client that only records
+        data, with one object per message instead of three.
+        """
+        if self._error is not None:
+            raise self._error
+        try:
+            return self._feed(data, out, 4)
+        except ProtocolError as exc:
+            self._error = exc
+            raise
+
+    def _feed(
+        self, data: bytes | bytearray | memoryview, out: list[Frame | bytes], mode: int
+    ) -> bool:
+        """Decode ``data`` into ``out`` (``mode`` 4: payloads only, see
+        :meth:`feed_payloads_into`) → whether a :class:`Frame` may have been appended."""
+        frames = cast("list[Frame]", out)
         if not isinstance(data, bytes):
             data = bytes(data)
         if self._pending:
@@ -319,18 +342,21 @@ class FrameReader:
             self._pending = b""
         end = len(data)
         pos = 0
+        mixed = False
         if self._remaining >= 0:
-            pos = self._continue_payload(data, 0, out)
+            mixed = True
+            pos = self._continue_payload(data, 0, frames)
             if self._remaining >= 0:
-                return
+                return mixed
         parse = _speedups.C_PARSE
         if parse is None:
-            self._parse(data, pos, end, out)
-            return
+            self._parse(data, pos, end, frames)
+            return True
         # The compiled parser takes every complete frame that needs no reader
-        # state; each frame it stops at (incomplete, fragmented, or breaking a
-        # rule) goes through the pure loop alone, which handles or raises it.
-        masked = 1 if self._masked else 0
+        # state; each frame it stops at (incomplete, fragmented, a control frame
+        # in payloads mode, or breaking a rule) goes through the pure loop alone,
+        # which handles or raises it.
+        masked = mode | 1 if self._masked else mode
         rsv = self._rsv_allowed
         max_frame = self._max_frame
         max_message = self._max_message
@@ -338,11 +364,13 @@ class FrameReader:
             flags = masked | 2 if self._msg_opcode else masked
             pos, status = parse(Frame, out, data, pos, flags, rsv, max_frame, max_message)
             if pos >= end:
-                return
-            pos = self._parse(data, pos, pos + 1, out)
+                return mixed
+            pos = self._parse(data, pos, pos + 1, frames)
+            mixed = True
             if status >= C_FIRST_ERROR:  # the pure loop should have raised: trust the C check
                 code, reason = C_ERRORS[status]
                 raise ProtocolError(code, reason)
+        return mixed
 
     def _parse(self, data: bytes, pos: int, limit: int, out: list[Frame]) -> int:
         """The pure decoder: frames starting before ``limit`` → where it stopped.
