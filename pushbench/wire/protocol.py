@@ -218,11 +218,13 @@ class Connection:
 
     def _process_run(self, run: list[Frame], payloads: list[bytes | bytearray]) -> None:
         events: list[Event] = []
-        self._process(run, events)
-        run.clear()
-        for event in events:
-            if event.__class__ is Message:
-                payloads.append(event.data)
+        try:
+            self._process(run, events)
+        finally:  # a violation keeps the messages before it, as receive_data does
+            run.clear()
+            for event in events:
+                if event.__class__ is Message:
+                    payloads.append(event.data)
 
     def events_after_error(self) -> list[Event]:
         """Events decoded in the call that raised, before the violation."""
