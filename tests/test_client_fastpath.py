@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from wire.helpers import encode_all, frame_streams, split_at
 
 from pushbench.clients import recorder as recorder_module
 from pushbench.clients.recorder import Recorder
@@ -28,8 +29,6 @@ from pushbench.wire import speedups
 from pushbench.wire.errors import ProtocolError
 from pushbench.wire.frames import Frame
 from pushbench.wire.protocol import Connection, Message, Role
-
-from wire.helpers import encode_all, frame_streams, split_at
 
 COMPILED = all(speedups.built().values()) and recorder_module._SCAN is not None
 PATHS = [
