@@ -430,8 +430,11 @@ def test_pure_switch_reaches_the_codec(monkeypatch: pytest.MonkeyPatch) -> None:
     "pushbench (C)" row only compiled if decode and encode go through them."""
     from pushbench.wire import frames, speedups
 
-    if not speedups.enabled() or speedups.C_ENCODE is None:
+    if not all(speedups.built().values()):
         pytest.skip("the C helpers are not built")
+    for name in ("C_MASK", "C_PARSE", "C_ENCODE"):  # restored after the test
+        monkeypatch.setattr(speedups, name, getattr(speedups, name))
+    speedups.use_speedups(True)
     calls: list[str] = []
     real_parse, real_encode = speedups.C_PARSE, speedups.C_ENCODE
 
@@ -454,3 +457,6 @@ def test_pure_switch_reaches_the_codec(monkeypatch: pytest.MonkeyPatch) -> None:
         frames.encode_frame(2, b"y" * 125, mask=True)
     assert calls == ["parse", "encode"]  # switched off: the pure path ran
     assert speedups.C_PARSE is parse and speedups.C_ENCODE is encode  # and restored
+    speedups.use_speedups(False)  # the process's setting does not reach the "(C)" row
+    stream_decoded = peers.peer_by_name("pushbench").make_decoder(True).decode(stream)
+    assert stream_decoded[0].payload == b"x" * 125 and speedups.C_PARSE is None

@@ -116,6 +116,7 @@ def test_record_many_scans_in_c_only_while_the_speedups_are_on(
         return real(*args)
 
     monkeypatch.setattr(recorder_module, "_SCAN", spy)
+    speedups.use_speedups(True)
     payloads = [envelope(1), b"odd", envelope(3)]
     Recorder(10).record_many(0, payloads, 1)
     assert calls == [0, 2]  # stopped at the odd one, which Python read, then resumed
@@ -181,6 +182,7 @@ def test_receive_payloads_matches_the_messages_of_receive_data(
 
 @pytest.mark.skipif(not COMPILED, reason="not built")
 def test_receive_payloads_hands_whole_messages_over_as_bytes_alone() -> None:
+    speedups.use_speedups(True)
     conn = Connection(Role.CLIENT)
     stream = encode_all([Frame(1, b"one"), Frame(2, b"two"), Frame(9, b"ping"), Frame(1, b"3")])
     got = conn.receive_payloads(stream)

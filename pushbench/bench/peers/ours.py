@@ -3,8 +3,9 @@
 Two :class:`~.adapter.Peer` rows — ``pushbench`` ("pushbench (C)": the frame
 parser, encoder and mask of ``_speedups.c``) and ``pushbench-py``
 ("pushbench (pure)") — and our 1 MiB mask kernels. The pure rows run the same
-code with every C helper switched off around each timed call
-(:class:`_PureMask`), so the fallback build is measured in the same process.
+code with every C helper switched off around each timed call, the compiled rows
+with every helper switched on (:class:`_Path`), so both builds are measured in
+the same process whatever ``PUSHBENCH_NO_SPEEDUPS`` says.
 """
 
 from __future__ import annotations
@@ -29,35 +30,41 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
-class _PureMask:
-    """Context manager: run our codec on its pure Python/numpy path.
+class _Path:
+    """Context manager: run our codec on one path, the compiled or the pure Python one.
 
     :mod:`pushbench.wire.speedups` holds the switch the codec reads on every
     ``feed``/``encode_frame``/``apply_mask`` call (``PUSHBENCH_NO_SPEEDUPS=1``
-    turns it off for a process); flipping it around a timed call measures the
-    fallback build in the same process. It costs a few attribute stores per
-    call of ≥ 4 frames.
+    turns it off for a process); setting it around a timed call measures both
+    builds in the same process, whatever the process's own setting. It costs a
+    few attribute stores per call of ≥ 4 frames.
     """
 
-    __slots__ = ("_mod", "_saved")
+    __slots__ = ("_compiled", "_mod", "_saved")
 
-    def __init__(self) -> None:
+    def __init__(self, compiled: bool) -> None:
         from pushbench.wire import speedups
 
+        self._compiled = compiled
         self._mod: Any = speedups
         self._saved: Any = None
 
     def __enter__(self) -> None:
         self._saved = self._mod.state()
-        self._mod.use_speedups(False)
+        self._mod.use_speedups(self._compiled)
 
     def __exit__(self, *exc: object) -> None:
         self._mod.restore(self._saved)
 
 
-def _pure(func: Callable[[_T], _R]) -> Callable[[_T], _R]:
-    """``func`` run with our C mask helper switched off (see :class:`_PureMask`)."""
-    switch = _PureMask()
+def _PureMask() -> _Path:
+    """The pure Python path (every C helper off): see :class:`_Path`."""
+    return _Path(False)
+
+
+def _on(pure: bool, func: Callable[[_T], _R]) -> Callable[[_T], _R]:
+    """``func`` run on the pure path (``pure``) or the compiled one (see :class:`_Path`)."""
+    switch = _Path(not pure)
 
     def wrapped(arg: _T) -> _R:
         with switch:
@@ -74,10 +81,10 @@ def _ours_probe(pure: bool) -> Callable[[], str]:
         if pure:
             return f"sans-I/O codec, pure Python path forced (C helpers off): {small}"
         built = speedups.built()
-        if all(built.values()) and speedups.enabled():
+        if all(built.values()):
             return "sans-I/O codec, compiled frame parser, encoder and mask (_speedups.c)"
-        missing = ", ".join(name for name, ok in built.items() if not ok) or "switched off"
-        raise Unavailable(f"the C helpers are not in use ({missing}): {small}")
+        missing = ", ".join(name for name, ok in built.items() if not ok)
+        raise Unavailable(f"the C helpers are not built ({missing}): {small}")
 
     return probe
 
@@ -94,7 +101,7 @@ def _ours_decoder(pure: bool) -> Callable[[bool], Decoder]:
         def frames(out: Any) -> list[tuple[int, bytes]]:
             return [(f.opcode, bytes(f.payload)) for f in out]
 
-        return Decoder(_pure(decode) if pure else decode, frames)
+        return Decoder(_on(pure, decode), frames)
 
     return make
 
@@ -106,7 +113,7 @@ def _ours_encoder(pure: bool) -> Callable[[bool], EncodeFn]:
         def encode(payloads: list[bytes]) -> list[Any]:
             return [encode_frame(OPCODE_BINARY, p, mask=masked) for p in payloads]
 
-        return _pure(encode) if pure else encode
+        return _on(pure, encode)
 
     return make
 
