@@ -11,6 +11,11 @@ when the frame carrying it has not fully arrived.
 
 Memory is bounded: at most one partial header (< 14 bytes) is kept between
 calls, and a payload is accepted only after its length passed the limits.
+
+Two paths, one behaviour: when the compiled parser is in use
+(:mod:`.speedups`), it decodes the complete frames that need no reader state;
+every other frame — incomplete, fragmented, or breaking a rule — goes through
+the pure Python loop, which is the reference and raises every error.
 """
 
 from __future__ import annotations
