@@ -34,9 +34,9 @@ mapping as the fallback and reporting how far the two differed
 docs/browser.md has the details.
 
 What else is measured: CPU of this process *and all its descendants* (the
-Playwright driver and every Chromium process) from ``/proc/<pid>/stat``,
-ready → end, split by process kind; bytes from the kernel's TCP counters
-(``tcpi_bytes_acked`` / ``tcpi_bytes_received``, as the Python clients) of
+Playwright driver and every Chromium process) to the ns (:mod:`pushbench.cputime`),
+ready → end, split by process kind; TCP payload bytes and segments from the kernel's
+TCP counters (``tcpi_bytes_acked`` / ``tcpi_bytes_received``, as the Python clients) of
 the browser's sockets to the server, read with ``ss -tinp`` at ready and at
 end (``bytes_source: "tcp_info-ss"``; handshake bytes are not separable and
 stay 0); the pages' main-thread stalls (a 10 ms timer's lateness) as
@@ -386,8 +386,9 @@ class BrowserWorker:
         totals: dict[str, Any] = {k: sum(c[k] for c in per_conn) for k in SUMMED}
         nbytes = window.get("bytes")
         if nbytes is not None:
-            totals["bytes_out"], totals["bytes_in"] = nbytes[0], nbytes[1]
-            bytes_source = "tcp_info-ss" if nbytes[2] else "tcp_info-ss-partial"
+            totals["bytes_out"], totals["bytes_in"] = nbytes.bytes_out, nbytes.bytes_in
+            totals["segs_out"], totals["segs_in"] = nbytes.segs_out, nbytes.segs_in
+            bytes_source = "tcp_info-ss" if nbytes.complete else "tcp_info-ss-partial"
         else:
             bytes_source = "unavailable"
         connected = [c for c in per_conn if c["connect_ns"] >= 0]

@@ -36,7 +36,7 @@ import contextlib
 import socket
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -44,10 +44,10 @@ import aiohttp
 
 from pushbench.contract import publish_frame
 from pushbench.schedule import open_loop
-from pushbench.schema.worker import WorkerSpec
+from pushbench.schema.worker import SEGMENT_TOTALS, WorkerSpec
 
 from .recorder import Recorder
-from .tcpinfo import HasFileno, TcpMeter
+from .tcpinfo import HasFileno, Moved, TcpMeter, plus
 
 __all__ = [
     "PUBLISH_IN_FLIGHT",
@@ -55,6 +55,7 @@ __all__ = [
     "Client",
     "ConnStats",
     "SessionEnded",
+    "segment_totals",
     "wait_stop",
 ]
 
@@ -101,6 +102,9 @@ class ConnStats:
     handshake_bytes_in: int = 0
     bytes_out: int = 0
     bytes_in: int = 0
+    # TCP segments after the handshakes (TCP_INFO; None once a socket's were not counted)
+    segs_out: int | None = 0
+    segs_in: int | None = 0
     sockets_metered: int = 0
     sockets_unmetered: int = 0
     messages: int = 0  # received (recorded or overflowed)
@@ -129,6 +133,8 @@ class ConnStats:
         "handshake_bytes_in",
         "bytes_out",
         "bytes_in",
+        "segs_out",
+        "segs_in",
         "messages",
         "last_seq",
         "requests",
@@ -188,25 +194,38 @@ class ConnStats:
         self.sockets_metered += 1
         self.handshake_bytes_out += meter.handshake_out
         self.handshake_bytes_in += meter.handshake_in
-        self.bytes_out += meter.bytes_out
-        self.bytes_in += meter.bytes_in
+        self.bytes_out, self.bytes_in, self.segs_out, self.segs_in = plus(
+            self.bytes_now(finished_only=True), meter.moved
+        )
 
-    def bytes_now(self) -> tuple[int, int]:
-        """(bytes out, bytes in) after the handshakes so far: the finished sockets' plus
-        what the open ones carried until now (a window mark of the worker)."""
-        out, into = self.bytes_out, self.bytes_in
-        for meter in self.open_meters:
+    def bytes_now(self, *, finished_only: bool = False) -> Moved:
+        """TCP payload bytes and segments after the handshakes so far: the finished
+        sockets' plus (unless ``finished_only``) what the open ones carried until now (a
+        window mark of the worker)."""
+        moved = Moved(self.bytes_out, self.bytes_in, self.segs_out, self.segs_in)
+        for meter in () if finished_only else self.open_meters:
             now = meter.peek()
             if now is not None:
-                out += now[0]
-                into += now[1]
-        return out, into
+                moved = plus(moved, now)
+        return moved
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {name: getattr(self, name) for name in self._OUTPUT}
         out["bytes_source"] = self.bytes_source
         out["last_error"] = self.last_error
         return out
+
+
+def segment_totals(per_conn: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """``segs_out`` and ``segs_in`` summed over the connections (their ``to_dict``), for a
+    worker's totals; a counter some connection could not count is left out."""
+    conns = list(per_conn)
+    out: dict[str, int] = {}
+    for key in SEGMENT_TOTALS:
+        values = [c.get(key) for c in conns]
+        if all(isinstance(v, int) for v in values):
+            out[key] = sum(int(v) for v in values if v is not None)
+    return out
 
 
 # --- the connection life cycle ------------------------------------------------------------

@@ -27,8 +27,8 @@ Locust's own files stay next to ``OUT``: ``OUT.locust_stats.csv``,
 them under ``"locust"``, with the push events and failures Locust counted.
 
 CPU (``cpu_user_s_run``, ``cpu_sys_s_run``) is that of every Locust process
-(master included) from ready to the end of the window, read from
-``/proc/<pid>/stat``, and again at the runner's window signals (SIGUSR1/SIGUSR2:
+(master included) from ready to the end of the window, to the ns
+(:mod:`pushbench.cputime`), and again at the runner's window signals (SIGUSR1/SIGUSR2:
 ``window_start``/``window_end``; the users' counters live in the Locust processes and
 are not read then, so requests and bytes per message cover the whole run); byte counts
 come from the users' socket layer (``bytes_source`` "socket"); ``max_loop_lag_ns`` is
@@ -59,7 +59,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from pushbench import procs
+from pushbench import cputime, procs
 from pushbench.schema.worker import WINDOW_SIGNALS, WindowMark, WorkerSpec
 from pushbench.settings import Settings
 
@@ -76,7 +76,6 @@ READY_TIMEOUT_S = 60.0  # Locust start-up plus every user's first connection att
 STOP_TIMEOUT_S = 30.0  # for Locust to stop, report and exit after SIGUSR1
 RUN_TIME_SLACK_S = 120.0  # Locust's own --run-time: a safety net should this process vanish
 _POLL_S = 0.02
-_TICK = os.sysconf("SC_CLK_TCK")
 _RECORDER_SUMMED = ("messages", "capacity", "overflow", "parse_errors", "slow_parses")
 
 
@@ -133,7 +132,7 @@ class LocustRun:
     receipts: dict[str, npt.NDArray[Any]] = field(default_factory=dict)
     marks: dict[str, WindowMark] = field(default_factory=dict)
     #: the Locust processes' CPU at ready (None: not ready yet, or the run is over)
-    ready_cpu: dict[int, tuple[float, float]] | None = None
+    ready_cpu: dict[int, cputime.ProcCpu] | None = None
 
     def request_stop(self, reason: str) -> None:
         if self.reason is None:
@@ -141,17 +140,14 @@ class LocustRun:
 
     def mark_window(self, edge: str) -> None:
         """The runner's measured window starts or ends: the Locust processes' CPU since
-        ready, from ``/proc`` (clock ticks). Their message, request and byte counters live
+        ready (:mod:`pushbench.cputime`, ns). Their message, request and byte counters live
         in those processes and are not read here: the runner counts the window's messages
         from the receipts and takes the other counters over the whole run."""
         cpu0 = self.ready_cpu
         if cpu0 is None or edge in self.marks:
             return
-        t_ns, cpu = clock(), self._cpu()
-        ran = [pid for pid in cpu if pid in cpu0]
-        user = sum(cpu[p][0] - cpu0[p][0] for p in ran)
-        system = sum(cpu[p][1] - cpu0[p][1] for p in ran)
-        self.marks[edge] = WindowMark(t_ns, user, system)
+        t_ns, cpu = clock(), _spent(cpu0, self._cpu())
+        self.marks[edge] = WindowMark(t_ns, cpu.user_s, cpu.sys_s)
 
     # --- the run ---------------------------------------------------------------------
 
@@ -162,8 +158,8 @@ class LocustRun:
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir(parents=True)
         warmup_end = end = 0
-        cpu0: dict[int, tuple[float, float]] = {}
-        cpu1: dict[int, tuple[float, float]] = {}
+        cpu0: dict[int, cputime.ProcCpu] = {}
+        cpu1: dict[int, cputime.ProcCpu] = {}
         try:
             self._start(files)
             if self._wait_ready(scratch):
@@ -264,13 +260,8 @@ class LocustRun:
             if code is not None:
                 raise LocustFailed(f"locust {proc.role} (pid {proc.popen.pid}) exited with {code}")
 
-    def _cpu(self) -> dict[int, tuple[float, float]]:
-        out = {}
-        for proc in self.procs:
-            times = _cpu_times(proc.popen.pid)
-            if times is not None:
-                out[proc.popen.pid] = times
-        return out
+    def _cpu(self) -> dict[int, cputime.ProcCpu]:
+        return cputime.read_pids(proc.popen.pid for proc in self.procs)
 
     def _stop(self) -> None:
         """SIGUSR1 to the local/master process; everything else follows from it. What
@@ -304,8 +295,8 @@ class LocustRun:
         files: dict[str, Path],
         warmup_end_ns: int,
         end_ns: int,
-        cpu0: dict[int, tuple[float, float]],
-        cpu1: dict[int, tuple[float, float]],
+        cpu0: dict[int, cputime.ProcCpu],
+        cpu1: dict[int, cputime.ProcCpu],
     ) -> dict[str, Any]:
         spec = self.spec
         parts = []
@@ -340,7 +331,7 @@ class LocustRun:
         }
         recorder["messages"] = len(merged["seq"])
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        ran = [pid for pid in cpu1 if pid in cpu0]
+        ran = _spent(cpu0, cpu1)
         reason = self.reason or "stopped"
         if not parts and reason == "completed":
             reason = "failed: no Locust process wrote receipts"
@@ -358,8 +349,8 @@ class LocustRun:
             **recorder,
             "cpu_user_s": children.ru_utime,
             "cpu_sys_s": children.ru_stime,
-            "cpu_user_s_run": sum(cpu1[p][0] - cpu0[p][0] for p in ran),
-            "cpu_sys_s_run": sum(cpu1[p][1] - cpu0[p][1] for p in ran),
+            "cpu_user_s_run": ran.user_s,
+            "cpu_sys_s_run": ran.sys_s,
             "max_rss_kb": children.ru_maxrss,
             **{f"window_{edge}": mark.to_dict() for edge, mark in self.marks.items()},
             "max_loop_lag_ns": max((int(info["max_loop_lag_ns"]) for info, _ in parts), default=0),
@@ -426,14 +417,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _cpu_times(pid: int) -> tuple[float, float] | None:
-    """(user, system) CPU seconds of ``pid`` so far, from /proc; None when it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return int(fields[11]) / _TICK, int(fields[12]) / _TICK
+def _spent(
+    first: Mapping[int, cputime.ProcCpu], last: Mapping[int, cputime.ProcCpu]
+) -> cputime.CpuSpent:
+    """CPU of the Locust processes between two readings: those in both only."""
+    return cputime.spent(first, {pid: cpu for pid, cpu in last.items() if pid in first})
 
 
 def _load_spec(path: str) -> WorkerSpec:

@@ -26,12 +26,22 @@ the JSON last, so a JSON file that exists is complete and so is its npz.
 
 Stdout carries one line, ``worker ready``, once every connection has either
 connected or failed its first attempt (failures are counted in
-``connect_failures`` and keep retrying); nothing else is printed there.
+``connect_failures`` and keep retrying); nothing else is printed there, but for a
+staged spec (``stage_connections``) ``worker stage K`` first: its first
+``stage_connections`` are up, K of them connected, and it waits for the runner's
+SIGCONT (:data:`~pushbench.schema.worker.STAGE_SIGNAL`) before opening the rest.
 SIGTERM or SIGINT stops the run early: the output is still written, with
 ``"complete": false`` and the signal as ``reason``. SIGUSR1 and SIGUSR2 (the runner's
 window signals) mark the measured window's start and end: the process CPU and the
 connections' summed counters are read then (``window_start``/``window_end``), so the
 runner's client CPU and per-message figures cover its window, not the idle time around it.
+
+Self-check client faults (the spec's ``faults``, combined with the environment's
+``PUSHBENCH_CLIENT_FAULTS``: :class:`~pushbench.faults.ClientFaults`) are applied here
+for every client at once: the recorder biases and drops receipts
+(:mod:`pushbench.clients.faults`), and the loop stalls run from ready on; what was
+applied is written back as ``client_faults`` (with the stalls and dropped receipts
+counted).
 
 Garbage collection: everything alive once the connections are up is frozen
 (``gc.freeze``), so the collections that still happen during the run only
@@ -57,7 +67,10 @@ import numpy as np
 import numpy.typing as npt
 
 from pushbench import registry
+from pushbench.faults import ClientFaults
 from pushbench.schema.worker import (
+    STAGE_LINE,
+    STAGE_SIGNAL,
     WINDOW_SIGNALS,
     OutputError,
     WindowMark,
@@ -69,9 +82,11 @@ from pushbench.schema.worker import (
 )
 from pushbench.settings import Settings
 
-from .common import SUMMED, ConnStats, clock, wait_stop
+from .common import SUMMED, ConnStats, clock, segment_totals, wait_stop
+from .faults import FaultyRecorder, Stalls, make_recorder
 from .recorder import FIELDS, GcMonitor, LoopLagMonitor, Recorder
 from .status import STEP_S, STEPS_PER_STATUS, LatencyWindow, write_status
+from .tcpinfo import Moved, plus
 
 __all__ = [
     "ArrivalFront",
@@ -97,6 +112,8 @@ def client_run(transport: str) -> ClientRun:
 
 
 STOP_TIMEOUT_S = 10.0  # for the clients to end after stop, then they are cancelled
+#: A staged worker goes on by itself after this long without the runner's STAGE_SIGNAL.
+STAGE_WAIT_S = 60.0
 MARK_CHUNK = 100  # sockets read per loop turn at a window mark (≈ 0.3 ms)
 READY_LINE = "worker ready"
 
@@ -154,9 +171,12 @@ class ArrivalFront:
 class Worker:
     """One worker's run: connections, monitors, stop, and the :class:`WorkerResult`."""
 
-    def __init__(self, spec: WorkerSpec) -> None:
+    def __init__(self, spec: WorkerSpec, faults: ClientFaults | None = None) -> None:
+        """``faults``: client faults on top of the spec's (the environment's)."""
         self.spec = spec
-        self.recorder = Recorder(spec.capacity)
+        self.faults = (spec.faults or ClientFaults()).combined(faults)
+        self.recorder = make_recorder(spec.capacity, self.faults)
+        self.stalls = Stalls(self.faults)
         self.stats = [ConnStats(spec.first_conn + i) for i in range(spec.connections)]
         self.stop = asyncio.Event()
         self.reason: str | None = None
@@ -187,14 +207,12 @@ class Worker:
         open socket (~3 µs), :data:`MARK_CHUNK` at a time with the loop free in between,
         so a thousand connections never hold the receive path for milliseconds at the
         window's edges (the reading spreads over a few ms, at both edges alike)."""
-        out = into = 0
+        moved = Moved(0, 0, 0, 0)
         for k, stats in enumerate(self.stats, 1):
-            sent, received = stats.bytes_now()
-            out += sent
-            into += received
+            moved = plus(moved, stats.bytes_now())
             if k % MARK_CHUNK == 0:
                 await asyncio.sleep(0)
-        self.marks[edge] = dataclasses.replace(self.marks[edge], bytes_out=out, bytes_in=into)
+        self.marks[edge] = dataclasses.replace(self.marks[edge], **moved._asdict())
 
     def request_stop(self, reason: str) -> None:
         """Stop early (a signal, or a caller); the first reason given is kept."""
@@ -222,7 +240,11 @@ class Worker:
         rusage_ready = resource.getrusage(resource.RUSAGE_SELF)
         warmup_end = 0
         try:
-            await asyncio.gather(*(launch(s) for s in self.stats))
+            stage = spec.stage_connections
+            await asyncio.gather(*(launch(s) for s in self.stats[: stage or None]))
+            if stage and not self.stop.is_set():
+                await self._wait_stage(sum(1 for s in self.stats[:stage] if s.connected))
+                await asyncio.gather(*(launch(s) for s in self.stats[stage:]))
             if not self.stop.is_set():
                 self.connect_failures = sum(1 for s in self.stats if not s.connected)
                 # The live status (only when the runner asked for it): set up now, not in the run.
@@ -233,6 +255,7 @@ class Worker:
                 rusage_ready = resource.getrusage(resource.RUSAGE_SELF)
                 self.ready_ns = clock()
                 warmup_end = self.ready_ns + int(spec.warmup_s * 1e9)
+                self.stalls.start()
                 if on_ready is not None:
                     on_ready()
                 status = None
@@ -253,6 +276,7 @@ class Worker:
             end = clock()
             rusage_end = resource.getrusage(resource.RUSAGE_SELF)
             self.ended = True
+            self.stalls.stop()
             pauses = {**self.lag.summary(), **self.gc.summary()}
             if self.mark_tasks:  # read before the clients end and their meters finish
                 await asyncio.wait(self.mark_tasks)
@@ -262,6 +286,23 @@ class Worker:
             self.gc.uninstall()
             gc.unfreeze()
         return self._result(warmup_end, end, rusage_ready, rusage_end, pauses)
+
+    async def _wait_stage(self, connected: int) -> None:
+        """The first stage is up: say so on stdout (:data:`STAGE_LINE` and ``connected``)
+        and wait for the runner's :data:`STAGE_SIGNAL`, a stop, or :data:`STAGE_WAIT_S`."""
+        loop = asyncio.get_running_loop()
+        go = asyncio.Event()
+        loop.add_signal_handler(STAGE_SIGNAL, go.set)
+        try:
+            print(f"{STAGE_LINE} {connected}", flush=True)
+            waits = [asyncio.ensure_future(go.wait()), asyncio.ensure_future(self.stop.wait())]
+            _, pending = await asyncio.wait(
+                waits, timeout=STAGE_WAIT_S, return_when=asyncio.FIRST_COMPLETED
+            )
+            for task in pending:
+                task.cancel()
+        finally:
+            loop.remove_signal_handler(STAGE_SIGNAL)
 
     async def _report_status(self, path: Path, window: LatencyWindow) -> None:
         """Every second: messages so far and the corrected p99 of the last second's
@@ -307,6 +348,7 @@ class Worker:
         per_conn = [s.to_dict() for s in self.stats]
         connected = [s for s in self.stats if s.connected]
         totals: dict[str, int] = {k: sum(c[k] for c in per_conn) for k in SUMMED}
+        totals.update(segment_totals(per_conn))
         totals["connect_ns_mean"] = (
             sum(s.connect_ns for s in connected) // len(connected) if connected else -1
         )
@@ -359,8 +401,18 @@ class Worker:
                 "pid": os.getpid(),
                 "python": sys.version.split()[0],
                 "spec": self.spec.to_dict(),
+                **self._faults_applied(),
             },
         )
+
+    def _faults_applied(self) -> dict[str, Any]:
+        """``client_faults`` for OUT.json: what this worker broke on purpose (nothing: {})."""
+        if not self.faults.any:
+            return {}
+        applied: dict[str, Any] = {"faults": self.faults.as_text(), "stalls": self.stalls.count}
+        if isinstance(self.recorder, FaultyRecorder):
+            applied["receipts_dropped"] = self.recorder.dropped
+        return {"client_faults": applied}
 
 
 def _combined(sources: set[str]) -> str:
@@ -491,8 +543,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 2:
         print("usage: python -m pushbench.clients.worker SPEC.json OUT", file=sys.stderr)
         return 2
-    Settings.from_environ(os.environ).apply()
     try:
+        settings = Settings.from_environ(os.environ)
+        settings.apply()
         spec = WorkerSpec.load(args[0])
     except (OSError, ValueError, TypeError) as exc:
         print(f"worker: {exc}", file=sys.stderr)
@@ -503,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
         import uvloop
 
         loop_factory = uvloop.new_event_loop
-    worker = Worker(spec)
+    worker = Worker(spec, settings.client_faults)
     status = 0
     result: WorkerOutput
     with asyncio.Runner(loop_factory=loop_factory) as runner:

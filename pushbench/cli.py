@@ -73,7 +73,11 @@ def version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.command_line = [sys.argv[0], *(sys.argv[1:] if argv is None else argv)]
-    args.settings = Settings.from_environ(os.environ)
+    try:
+        args.settings = Settings.from_environ(os.environ)
+    except ValueError as exc:  # a variable that cannot be read (PUSHBENCH_CLIENT_FAULTS)
+        print(f"pushbench: error: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
     args.environ = os.environ  # for options that name a variable (serve --auth-secret-env)
     args.settings.apply()
     module = importlib.import_module(args._module)

@@ -14,7 +14,14 @@ only in how they put the same bytes on the wire. The hub owns:
   ``history_gap_messages``): the history was too small for that subscriber;
 - fan-out with a bounded queue per subscriber: a subscriber more than
   ``queue_limit`` items behind is dropped and counted, never allowed to grow
-  memory.
+  memory;
+- direct delivery: a subscriber whose transport can take bytes right now sets
+  :attr:`Subscription.sink`, and the publish writes each item straight to it
+  (no task woken, no timer, nothing queued); only when the sink declines (the
+  transport is paused, a queued batch is still being written) does the item go
+  to the queue, with the same drop rule. Messages published together
+  (:meth:`Hub.publish_many`: a ticker catching up) reach each sink as one list,
+  so a connection gets them in one write.
 
 The in-process hub lives here; :mod:`pushbench.hub_redis` feeds the same
 fan-out from Redis pub/sub.
@@ -23,8 +30,9 @@ fan-out from Redis pub/sub.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .contract import Envelope, encode, now_ns
@@ -32,6 +40,8 @@ from .faults import Faults
 from .timers import DeadlineSleeper
 
 __all__ = ["Hub", "HubStats", "Item", "Subscription"]
+
+log = logging.getLogger(__name__)
 
 
 class Item:
@@ -65,7 +75,7 @@ class Item:
 class Subscription:
     """One subscriber's view of a topic: a bounded queue of items not yet taken."""
 
-    __slots__ = ("_event", "_hub", "_items", "dropped", "on_drop", "topic")
+    __slots__ = ("_event", "_hub", "_items", "dropped", "on_drop", "sink", "topic")
 
     def __init__(self, hub: Hub, topic: str, backlog: list[Item]) -> None:
         self._hub = hub
@@ -79,11 +89,28 @@ class Subscription:
         # drops this subscriber for falling behind: lets a transport stuck in a
         # blocked write tear its connection down instead of waiting for the peer.
         self.on_drop: Callable[[], None] | None = None
+        # Direct delivery (see the module docstring): called in the publisher's context
+        # with the items of one publish (in order; shared, not to be modified) while
+        # nothing is queued; True means they are written, False that they must be
+        # queued (the transport cannot take them now). It must not raise.
+        self.sink: Callable[[list[Item]], bool] | None = None
 
-    def _push(self, item: Item, limit: int) -> bool:
-        self._items.append(item)
+    def _push(self, items: list[Item], limit: int) -> bool:
+        sink = self.sink
+        if sink is not None and not self._items:
+            try:
+                if sink(items):
+                    return True
+            except Exception:  # a bug in a sink: never let it stop the publisher's fan-out
+                log.exception("hub: a subscriber's sink failed; its items are queued")
+        self._items.extend(items)
         self._event.set()
         return len(self._items) <= limit
+
+    def wake(self) -> None:
+        """Return a pending :meth:`next_batch` now (with no items, if none are queued):
+        e.g. a heartbeat timer handing its turn to the loop that writes."""
+        self._event.set()
 
     async def next_batch(self, timeout: float | None = None) -> list[Item]:
         """Every item queued so far, waiting for at least one (or the timeout → []).
@@ -154,6 +181,12 @@ class _DelayLine:
             self._task = None
 
 
+def _wake(woken: asyncio.Future[None]) -> None:
+    """Wake a held :meth:`Hub.wait` (a timeout, or shutdown), unless already woken."""
+    if not woken.done():
+        woken.set_result(None)
+
+
 @dataclass
 class _Topic:
     history: deque[Item]
@@ -192,7 +225,8 @@ class Hub:
             self._delay = _DelayLine(int(self.faults.delay_ms * 1e6), self._deliver)
         self._topics: dict[str, _Topic] = {}
         self.stats = HubStats()
-        self._waits: set[Subscription] = set()  # the subscriptions of held long polls
+        # held long polls: their subscriptions → the future that wakes each
+        self._waits: dict[Subscription, asyncio.Future[None]] = {}
         self._waits_ended = False
 
     def _topic(self, name: str) -> _Topic:
@@ -238,26 +272,52 @@ class Hub:
             self._deliver(item)
         return seq
 
+    async def publish_many(self, topic: str, payload: str, scheduled: Sequence[int]) -> list[int]:
+        """Messages of one payload due at ``scheduled`` (a late ticker's catch-up), each
+        numbered, stamped and encoded as :meth:`publish` would, then fanned out together:
+        a subscriber's connection takes the lot in one write → their sequence numbers."""
+        t = self._topic(topic)
+        pub = now_ns()
+        items: list[Item] = []
+        for due in scheduled:
+            seq = t.assigned = max(t.assigned, t.seq) + 1
+            items.append(Item(topic, seq, encode(Envelope(topic, seq, due, pub, payload))))
+        if self._delay is not None:
+            for item in items:
+                self._delay.put(item)
+        elif items:
+            self._deliver_many(items)
+        return [item.seq for item in items]
+
     def _deliver(self, item: Item) -> None:
         """Append to history and to every subscriber's queue (sequence already assigned)."""
-        t = self._topic(item.topic)
-        if item.seq <= t.seq:
-            return  # a duplicate (e.g. replayed by a backend): never deliver twice
-        t.seq = item.seq
-        if self.faults is not None and self.faults.drops(item.seq):
-            self.stats.fault_dropped += 1
-            return  # deliberately lost, for the loss-accounting self-check
+        self._deliver_many([item])
+
+    def _deliver_many(self, items: list[Item]) -> None:
+        """:meth:`_deliver` for consecutive items of one topic, fanned out as one list."""
+        t = self._topic(items[0].topic)
         history = t.history
-        if len(history) == history.maxlen:
-            t.evicted = history[0].seq if history else item.seq  # the append pushes it out
-        history.append(item)
-        self.stats.published += 1
+        fresh: list[Item] = []
+        for item in items:
+            if item.seq <= t.seq:
+                continue  # a duplicate (e.g. replayed by a backend): never deliver twice
+            t.seq = item.seq
+            if self.faults is not None and self.faults.drops(item.seq):
+                self.stats.fault_dropped += 1
+                continue  # deliberately lost, for the loss-accounting self-check
+            if len(history) == history.maxlen:
+                t.evicted = history[0].seq if history else item.seq  # the append pushes it out
+            history.append(item)
+            fresh.append(item)
+        if not fresh:
+            return
+        self.stats.published += len(fresh)
         limit = self.queue_limit
         slow: list[Subscription] = []
         for sub in t.subs:
-            if not sub._push(item, limit):
+            if not sub._push(fresh, limit):
                 slow.append(sub)
-        self.stats.delivered += len(t.subs)
+        self.stats.delivered += len(t.subs) * len(fresh)
         for sub in slow:
             sub.dropped = True
             sub.close()
@@ -282,6 +342,11 @@ class Hub:
             out.append(item)
         out.reverse()
         return out
+
+    def topic_ready(self, topic: str) -> bool:
+        """Whether ``topic`` can be served without awaiting :meth:`ensure_topic` first
+        (always in-process; a backend that loads history says so once it has)."""
+        return True
 
     def last_seq(self, topic: str) -> int:
         t = self._topics.get(topic)
@@ -310,12 +375,25 @@ class Hub:
         items = self.since(topic, since)
         if items or self._waits_ended:
             return items
+        loop = asyncio.get_running_loop()
+        woken: asyncio.Future[None] = loop.create_future()
         sub = self.subscribe(topic)
-        self._waits.add(sub)
+
+        def first(items: list[Item]) -> bool:
+            # The first message wakes the poll; the answer is read from history when it
+            # runs, with every message published until then. Nothing is queued.
+            if not woken.done():
+                woken.set_result(None)
+            return True
+
+        sub.sink = first
+        self._waits[sub] = woken
+        timer = loop.call_later(timeout, _wake, woken)
         try:
-            await sub.next_batch(timeout)
+            await woken
         finally:
-            self._waits.discard(sub)
+            timer.cancel()
+            del self._waits[sub]
             sub.close()
         return self.since(topic, since)
 
@@ -328,5 +406,5 @@ class Hub:
         would cut the response and log the cancellation as an error.
         """
         self._waits_ended = True
-        for sub in tuple(self._waits):
-            sub.close()  # wakes next_batch, which returns the (empty) queue
+        for woken in tuple(self._waits.values()):
+            _wake(woken)

@@ -305,6 +305,13 @@ class RedisHub(Hub):
             self._warm.add(topic)
         self._warming.pop(topic, None)
 
+    async def publish_many(self, topic: str, payload: str, scheduled: Sequence[int]) -> list[int]:
+        """One at a time: Redis numbers each message (no local batch to fan out)."""
+        return [await self.publish(topic, payload, due) for due in scheduled]
+
+    def topic_ready(self, topic: str) -> bool:
+        return topic in self._warm
+
     async def wait(self, topic: str, since: int, timeout: float) -> list[Item]:
         """Long poll, after warming the topic from Redis."""
         await self.ensure_topic(topic)
@@ -466,5 +473,8 @@ class RedisHub(Hub):
                     t.seq,
                     item.seq,
                 )
+                # Trimmed from Redis before this process fetched them: a poll or resume
+                # from before the jump counts them in history_gap_messages (Hub.since).
+                t.evicted = max(t.evicted, item.seq - 1)
             t.history.clear()
         self._deliver(item)

@@ -10,8 +10,9 @@ Pinning: on Linux each child is bound to its CPU set with
 server and its load generator never share a core by accident. With fewer
 cores than roles, :func:`plan_pinning` says so instead of pretending.
 
-CPU and memory come from ``/proc/<pid>/stat`` and ``/proc/<pid>/status``:
-process CPU time (user + system, all threads) in clock ticks, and VmRSS.
+CPU and memory: process CPU time (user + system, all threads, those that exited too)
+to the nanosecond from :mod:`pushbench.cputime` (the process's CPU clock, not
+``/proc/<pid>/stat``'s 10 ms ticks), and VmRSS from ``/proc/<pid>/status``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import cputime
+
 __all__ = [
     "Pinning",
     "ProcSample",
@@ -35,8 +38,6 @@ __all__ = [
     "run_tool",
     "sample",
 ]
-
-_TICK = os.sysconf("SC_CLK_TCK")
 
 
 def run_tool(argv: Sequence[str], *, cwd: Path | None = None, timeout: float = 10.0) -> str | None:
@@ -87,29 +88,31 @@ def plan_pinning(server_cores: int = 1, available: Sequence[int] | None = None) 
 
 @dataclass(frozen=True)
 class ProcSample:
-    """One reading of a process: CPU seconds so far, resident memory, when."""
+    """One reading of a process: CPU seconds so far (all threads, ns resolution), resident
+    memory, when, and where the CPU figure came from (:class:`pushbench.cputime.ProcCpu`)."""
 
     cpu_s: float
     rss_bytes: int
     at_ns: int
+    cpu_source: str = "clock"
 
 
 def sample(pid: int) -> ProcSample | None:
-    """Read /proc for ``pid``; None when the process is gone."""
+    """Read ``pid``'s CPU (:func:`pushbench.cputime.read`) and memory; None when the
+    process is gone."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
         status = Path(f"/proc/{pid}/status").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    # Fields after the command name (which may contain spaces) start past ')'.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    cpu = (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+    cpu = cputime.read(pid)
+    if cpu is None:
+        return None
     rss = 0
     for line in status.splitlines():
         if line.startswith("VmRSS:"):
             rss = int(line.split()[1]) * 1024
             break
-    return ProcSample(cpu, rss, time.monotonic_ns())
+    return ProcSample(cpu.ns / 1e9, rss, time.monotonic_ns(), cpu.source)
 
 
 class ReadyTimeout(RuntimeError):
@@ -173,6 +176,12 @@ class ProcessGroup:
         self.started.append(entry)
         entry.ready_line = self._wait_ready(entry, ready_prefix, timeout_s, ready_anywhere)
         return entry
+
+    def wait_line(self, entry: Started, prefix: str, timeout_s: float = 30.0) -> str:
+        """Wait for a later stdout line of a started process that starts with ``prefix``
+        (a staged worker's ready line after its stage line): it becomes ``ready_line``."""
+        entry.ready_line = self._wait_ready(entry, prefix, timeout_s)
+        return entry.ready_line
 
     @staticmethod
     def _wait_ready(entry: Started, prefix: str, timeout_s: float, anywhere: bool = False) -> str:

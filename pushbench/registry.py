@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
@@ -132,6 +133,12 @@ class Stack:
     start of the stdout line the process prints once it listens; for
     ``pushbench serve`` it carries the bound port. ``serves`` lists the
     protocols it serves (``echo`` included where it has ``/echo``).
+
+    An external ``argv`` may also carry ``{history}`` (messages of history the
+    cell needs) and ``{loop}`` (asyncio or uvloop): a stack that takes them runs
+    the cells that need them (:meth:`takes`). ``twin_of`` names the stack this one
+    is the hand-written minimal twin of (``servers/minimal``): the report puts
+    the two side by side as the framework and harness tax.
     """
 
     name: str
@@ -144,6 +151,7 @@ class Stack:
     linestyle: str = "-"
     marker: str = "o"
     options: tuple[str, ...] = field(default=())  # stack-specific serve options it honours
+    twin_of: str | None = None
 
     def __post_init__(self) -> None:
         if (self.module is None) == (self.argv is None):
@@ -153,11 +161,16 @@ class Stack:
     def external(self) -> bool:
         return self.argv is not None
 
-    def command(self, host: str, port: int) -> list[str]:
-        """An external stack's argv with ``{host}``/``{port}`` filled in."""
+    def takes(self, placeholder: str) -> bool:
+        """Whether an external stack's argv has ``{placeholder}`` (it is told that value)."""
+        return self.argv is not None and any("{" + placeholder + "}" in a for a in self.argv)
+
+    def command(self, host: str, port: int, **values: object) -> list[str]:
+        """An external stack's argv with ``{host}``/``{port}`` (and ``values``, e.g.
+        ``history``, ``loop``) filled in."""
         if self.argv is None:
             raise ValueError(f"stack {self.name!r} is started by pushbench serve, not argv")
-        return [a.format(host=host, port=port) for a in self.argv]
+        return [a.format(host=host, port=port, **values) for a in self.argv]
 
 
 _WS_WHY = "a protocol upgrade: reconnect, resume and heartbeats are yours to write"
@@ -308,6 +321,35 @@ _TRANSPORTS = {
 _SERVED = ("ws", "sse", "longpoll", "shortpoll", "echo")
 _COMMON_DISTS = ("numpy", "hdrhistogram", "redis", "uvloop")
 
+#: Hand-written minimal twins (``servers/minimal/<stack>_twin.py``): stack → its
+#: distributions, line style and marker. Never a scenario's default (no stack is but aiohttp).
+_TWINS: tuple[tuple[str, tuple[str, ...], str, str], ...] = (
+    ("aiohttp", ("aiohttp",), "-.", "P"),
+    ("starlette", ("starlette", "uvicorn", "sse-starlette", "httptools"), "-.", "X"),
+)
+
+
+#: A twin's options after its module: what the runner fills in (history and loop included).
+_TWIN_ARGS = ("--host", "{host}", "--port", "{port}", "--history", "{history}", "--loop", "{loop}")
+
+
+def _twin(of: str, distributions: tuple[str, ...], linestyle: str, marker: str) -> Stack:
+    """The external stack row of ``of``'s twin: one file on the framework alone, told the
+    cell's history and loop (it serves the four push protocols, no ``/echo``)."""
+    module = f"pushbench.servers.minimal.{of}_twin"
+    return Stack(
+        name=f"{of}-twin",
+        label=f"{of}, hand-written minimal twin",
+        serves=("ws", "sse", "longpoll", "shortpoll"),
+        argv=(sys.executable, "-m", module, *_TWIN_ARGS),
+        ready_line="pushbench twin:",
+        distributions=distributions,
+        linestyle=linestyle,
+        marker=marker,
+        twin_of=of,
+    )
+
+
 _STACKS: dict[str, Stack] = {
     s.name: s
     for s in (
@@ -339,6 +381,7 @@ _STACKS: dict[str, Stack] = {
             marker="s",
             options=("ws_impl",),
         ),
+        *(_twin(*row) for row in _TWINS),
     )
 }
 

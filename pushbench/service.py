@@ -187,6 +187,10 @@ class PushService:
         # What this server is (stack, loop, WebSocket implementation, compression,
         # faults), reported in /stats so results record what was measured.
         self.info: dict[str, str] = {}
+        # The last poll answer (see _batch).
+        self._batch_last: Item | None = None
+        self._batch_key = (0, 0)
+        self._batch_body = b""
 
     # --- requests ---------------------------------------------------------
 
@@ -324,7 +328,33 @@ class PushService:
             items = await self.hub.wait(params.topic, since, params.timeout)
         else:
             items = self.hub.since(params.topic, since)
+        body = self._batch(items, since)
+        self.count(len(items), len(body))
+        return body
+
+    def _batch(self, items: list[Item], since: int) -> bytes:
+        """:func:`batch`, built once for every poll answered with the same items from the
+        same ``since`` (the long polls one publish answers, short polls of one moment):
+        the last body is kept, keyed by its last item (one object per message), its
+        length and ``since``."""
+        if not items:
+            return batch(items, since)
+        last = items[-1]
+        if last is self._batch_last and (since, len(items)) == self._batch_key:
+            return self._batch_body
         body = batch(items, since)
+        self._batch_last, self._batch_key, self._batch_body = last, (since, len(items)), body
+        return body
+
+    def poll_since(self, params: Params) -> int:
+        """The ``since`` a poll answers from: its own, or (absent) the topic's newest seq.
+        The topic must be ready (:meth:`Hub.topic_ready`)."""
+        return params.since if params.since is not None else self.hub.last_seq(params.topic)
+
+    def poll_answer(self, items: list[Item], since: int) -> bytes:
+        """A poll's answer from items the stack took from :meth:`Hub.since`, counted:
+        :meth:`poll` for a stack that holds its long polls itself."""
+        body = self._batch(items, since)
         self.count(len(items), len(body))
         return body
 

@@ -1,21 +1,40 @@
 """The one push loop every long-lived transport runs, whatever the stack.
 
-A WebSocket or SSE handler subscribes, then hands this loop two small
-callbacks: how to write a batch of items, and (optionally) how to write a
-heartbeat. The loop owns waiting, heartbeats, counting and the slow-consumer
-outcome, so stacks differ only in their write calls.
+A WebSocket or SSE handler subscribes, then hands this loop small callbacks:
+how to write a batch of items, optionally how to write one item *now* without
+waiting (``try_send``), and how to write a heartbeat. The loop owns waiting,
+heartbeats, counting and the slow-consumer outcome, so stacks differ only in
+their write calls.
+
+The common case costs no task and no timer per message: with ``try_send`` the
+loop installs a :attr:`~pushbench.hub.Subscription.sink`, and each publish
+writes straight to the connection from the publisher's context while its
+transport takes bytes. Only when it does not (flow control paused it, or a
+queued batch is still being written) does the item queue, waking this loop,
+which writes the queue as one batch once the transport drains — so ordering,
+the bounded queue and the slow-consumer drop are what they always were.
+Heartbeats come from one timer per connection, re-armed once per interval
+(not per message): a tick that finds the connection written to since the last
+one just re-arms; one that finds it idle wakes the loop to write the heartbeat.
+An idle stream thus gets a heartbeat every interval, a stream that goes quiet
+one within two intervals.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from .hub import Item, Subscription
 from .service import PushService
 
-__all__ = ["SendBatch", "push_loop", "push_stream"]
+__all__ = ["SendBatch", "TrySend", "push_loop", "push_stream"]
 
 SendBatch = Callable[[list[Item]], Awaitable[int]]  # returns bytes written
+#: Write the items of one publish now (in one write) if the transport takes them → bytes
+#: written, or None (not now: queue them). Called in the publisher's context; it must
+#: neither wait nor raise, and must write all of the items or none.
+TrySend = Callable[[list[Item]], int | None]
 
 
 async def push_loop(
@@ -25,6 +44,7 @@ async def push_loop(
     heartbeat: Callable[[], Awaitable[int]] | None = None,
     heartbeat_interval: float | None = None,
     abort: Callable[[], None] | None = None,
+    try_send: TrySend | None = None,
 ) -> str:
     """Deliver until the subscriber is dropped or the peer goes away → why it ended.
 
@@ -35,31 +55,81 @@ async def push_loop(
     subscriber while a write is still blocked on flow control: a peer that
     stopped reading would otherwise hold that write, and so the connection,
     until it goes away by itself, since the drop is only seen between batches.
+
+    ``try_send``: the direct path (see the module docstring); without it every
+    item goes through the queue and this loop.
     """
-    wait = heartbeat_interval if heartbeat is not None else None
-    sending = False
+    stats = service.stats
+    loop = asyncio.get_running_loop()
+    sending = False  # a batch or a heartbeat is being written by this loop
+    written = False  # anything written since the last heartbeat tick
+    due = False  # the heartbeat timer found the connection idle
+    timer: asyncio.TimerHandle | None = None
 
     def on_drop() -> None:
         if sending and abort is not None:
             abort()
 
+    def direct(items: list[Item]) -> bool:
+        nonlocal written
+        if sending:
+            return False  # behind a batch still being written: keep the order
+        assert try_send is not None
+        n = try_send(items)
+        if n is None:
+            return False
+        stats.messages_delivered += len(items)
+        stats.bytes_written += n
+        written = True
+        return True
+
+    def tick() -> None:
+        nonlocal timer, written, due
+        if written or sending:
+            written = False
+            assert interval is not None  # the timer runs only with an interval
+            timer = loop.call_later(interval, tick)
+        else:
+            timer = None
+            due = True
+            sub.wake()
+
+    interval = heartbeat_interval if heartbeat is not None else None
+    if interval is not None:
+        timer = loop.call_later(interval, tick)
     if abort is not None:
         sub.on_drop = on_drop
+    if try_send is not None:
+        sub.sink = direct
     try:
         while True:
-            items = await sub.next_batch(wait)
+            items = [] if due else await sub.next_batch()
             if sub.dropped:
                 return "slow-consumer"
-            sending = True
             if items:
+                sending = True
                 n = await send_batch(items)
-                service.count(len(items), n)
-            elif heartbeat is not None:
-                service.count(0, await heartbeat())
-            sending = False
+                sending = False
+                stats.messages_delivered += len(items)
+                stats.bytes_written += n
+                written = True
+                if due:  # the tick found it idle, but this batch made it busy
+                    due = False
+                    if interval is not None:
+                        timer = loop.call_later(interval, tick)
+            elif due and heartbeat is not None and interval is not None:
+                due = False
+                sending = True
+                stats.bytes_written += await heartbeat()
+                sending = False
+                written = False
+                timer = loop.call_later(interval, tick)
     except (ConnectionError, OSError):
         return "slow-consumer" if sub.dropped else "disconnected"
     finally:
+        if timer is not None:
+            timer.cancel()
+        sub.sink = None
         sub.on_drop = None
         sub.close()
 

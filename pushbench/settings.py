@@ -16,7 +16,11 @@ started with a clean environment.
 - ``PUSHBENCH_COARSE_TIMERS=1`` → ``precise_timers = False``: pacing on asyncio's
   own timers instead of a timerfd;
 - ``PUSHBENCH_CHROMIUM=PATH`` → ``chromium = PATH``: the Chromium the browser
-  client and the report check use.
+  client and the report check use;
+- ``PUSHBENCH_CLIENT_FAULTS=recv_bias_ms=10,…`` → ``client_faults``: every asyncio
+  client worker breaks itself on purpose (:class:`~pushbench.faults.ClientFaults`, on
+  top of its cell's): a broken instrument, which the self-check scenarios must fail on.
+  Never for measuring; ``metadata.json`` records it with the other settings.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from pushbench.faults import ClientFaults
 
 __all__ = ["BLAS_ENV_VARS", "ENV", "Settings"]
 
@@ -42,6 +48,7 @@ ENV: Mapping[str, str] = {
     "speedups": "PUSHBENCH_NO_SPEEDUPS",
     "precise_timers": "PUSHBENCH_COARSE_TIMERS",
     "chromium": "PUSHBENCH_CHROMIUM",
+    "client_faults": "PUSHBENCH_CLIENT_FAULTS",
 }
 
 
@@ -54,6 +61,8 @@ class Settings:
     chromium: str | None = None
     #: The BLAS/OpenMP thread variables that were set (name, value): they change numpy.
     blas_env: tuple[tuple[str, str], ...] = ()
+    #: Faults every asyncio client worker applies (a deliberately broken instrument).
+    client_faults: ClientFaults | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -63,6 +72,7 @@ class Settings:
             precise_timers=environ.get(ENV["precise_timers"]) != "1",
             chromium=environ.get(ENV["chromium"]) or None,
             blas_env=tuple((k, environ[k]) for k in BLAS_ENV_VARS if k in environ),
+            client_faults=_client_faults(environ.get(ENV["client_faults"], "")),
         )
 
     def environ(self) -> dict[str, str]:
@@ -75,6 +85,8 @@ class Settings:
         if self.chromium:
             out[ENV["chromium"]] = self.chromium
         out.update(self.blas_env)
+        if self.client_faults is not None:
+            out[ENV["client_faults"]] = self.client_faults.as_text()
         return out
 
     def apply(self) -> None:
@@ -89,3 +101,14 @@ class Settings:
     def to_dict(self) -> dict[str, Any]:
         """For run metadata."""
         return asdict(self)
+
+
+def _client_faults(text: str) -> ClientFaults | None:
+    """``PUSHBENCH_CLIENT_FAULTS``'s value → the faults (None when unset or all off);
+    ValueError (naming the variable) when it cannot be read: a broken instrument must not
+    be asked for and silently not be."""
+    try:
+        faults = ClientFaults.parse(text)
+    except ValueError as exc:
+        raise ValueError(f"{ENV['client_faults']}: {exc}") from None
+    return faults if faults.any else None

@@ -8,6 +8,15 @@ k6's ``{tag:value}`` filters) to one condition or a list of them::
     delivered_fraction = [">= 0.999"]              # a list, as in k6
     "lat_p99_us{transport:sse}" = "< 20000"        # only the SSE cells
     "server_cpu_us_per_msg{stack:raw,cell:*-sub1000-*}" = "<= 40"
+    "lat_p50_us{cell:*-delay5ms} - baseline" = [">= 4500", "<= 5500"]
+
+A key ending in ``- baseline`` judges a difference: the cell's value minus the same
+column of its *baseline*, the scenario's cell with the same parameters and no
+self-check faults (:attr:`pushbench.scenario.Cell.baseline_id`) — how the
+self-check reads an injected fault back within a tolerance. Such a threshold applies
+only to cells with faults whose baseline is in the scenario (the scenario parser
+refuses others); a baseline that did not measure fails it, one left out of the run
+(``--only``) leaves it not applied.
 
 What is judged: each cell's **summary**, the median over its repeats that
 measured (:func:`pushbench.metrics.repeat_stats`, as the report's summary
@@ -58,8 +67,10 @@ __all__ = [
 
 #: The verdict's file in the run directory.
 THRESHOLDS_FILE = "thresholds.json"
-#: Version of the ``thresholds.json`` layout.
-SCHEMA_VERSION = 1
+#: Version of the ``thresholds.json`` layout (2: ``relative`` thresholds, ``- baseline``).
+SCHEMA_VERSION = 2
+#: What a key ends with to judge a cell against its baseline.
+BASELINE = "baseline"
 
 #: Comparison operators, k6's spelling (longest first, so ``<=`` is not read as ``<``).
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
@@ -81,7 +92,7 @@ COLUMNS: tuple[str, ...] = tuple(
 #: equal a cell's parameter of that name.
 FILTERS: tuple[str, ...] = ("cell", "transport", "stack", "client", "hub", "loop")
 
-_KEY = re.compile(r"\s*([A-Za-z0-9_]+)\s*(?:\{(.*)\})?\s*")
+_KEY = re.compile(r"\s*([A-Za-z0-9_]+)\s*(?:\{(.*)\})?\s*(?:-\s*([A-Za-z_]+)\s*)?")
 _CONDITION = re.compile(r"\s*(<=|>=|==|!=|<|>)\s*(\S+)\s*")
 
 
@@ -105,7 +116,8 @@ class Selectable(Protocol):
 class Threshold:
     """One condition: ``column op bound`` on the cells matching every filter of ``where``.
 
-    ``field`` is where the scenario file declares it (``thresholds.lat_p99_us[1]``).
+    ``field`` is where the scenario file declares it (``thresholds.lat_p99_us[1]``);
+    ``relative``: the condition is on the cell's value minus its baseline's.
     """
 
     column: str
@@ -113,12 +125,19 @@ class Threshold:
     bound: float
     where: tuple[tuple[str, str], ...] = ()
     field: str = ""
+    relative: bool = False
+
+    @property
+    def subject(self) -> str:
+        """What is compared: ``lat_p99_us{transport:sse}``, ``lat_p50_us - baseline``."""
+        tags = ",".join(f"{k}:{v}" for k, v in self.where)
+        minus = f" - {BASELINE}" if self.relative else ""
+        return f"{self.column}{'{' + tags + '}' if tags else ''}{minus}"
 
     @property
     def name(self) -> str:
         """As a k6 user writes it: ``lat_p99_us{transport:sse} < 20000``."""
-        tags = ",".join(f"{k}:{v}" for k, v in self.where)
-        return f"{self.column}{'{' + tags + '}' if tags else ''} {self.op} {_num(self.bound)}"
+        return f"{self.subject} {self.op} {_num(self.bound)}"
 
     def applies(self, cell: Selectable) -> bool:
         """Whether ``cell`` (a scenario Cell or a :class:`CellSummary`) matches every filter."""
@@ -141,12 +160,16 @@ class Threshold:
             "bound": self.bound,
             "where": dict(self.where),
             "field": self.field,
+            "relative": self.relative,
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Threshold:
         where = tuple((str(k), str(v)) for k, v in dict(d.get("where") or {}).items())
-        return cls(str(d["column"]), str(d["op"]), float(d["bound"]), where, str(d["field"]))
+        relative = bool(d.get("relative", False))  # absent before layout 2
+        return cls(
+            str(d["column"]), str(d["op"]), float(d["bound"]), where, str(d["field"]), relative
+        )
 
 
 def _num(x: float) -> str:
@@ -158,14 +181,21 @@ def _num(x: float) -> str:
 # --- parsing --------------------------------------------------------------------------------
 
 
-def _parse_key(key: str, path: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+def _parse_key(key: str, path: str) -> tuple[str, tuple[tuple[str, str], ...], bool]:
     m = _KEY.fullmatch(key)
     if not m:
         raise ThresholdInvalid(
             path,
-            f"{key!r} is not a column with optional filters, e.g. 'lat_p99_us{{transport:sse}}'",
+            f"{key!r} is not a column with optional filters, e.g. 'lat_p99_us{{transport:sse}}' "
+            f"(or 'lat_p50_us{{cell:*-delay5ms}} - {BASELINE}')",
         )
-    column, tags = m.group(1), m.group(2)
+    column, tags, minus = m.group(1), m.group(2), m.group(3)
+    if minus is not None and minus != BASELINE:
+        raise ThresholdInvalid(
+            path,
+            f"'- {minus}': only '- {BASELINE}' may follow a column (the cell's value minus "
+            "its baseline's: the same cell without its self-check faults)",
+        )
     if column not in COLUMNS:
         raise ThresholdInvalid(
             path,
@@ -188,7 +218,7 @@ def _parse_key(key: str, path: str) -> tuple[str, tuple[tuple[str, str], ...]]:
         if any(t == tag for t, _ in where):
             raise ThresholdInvalid(path, f"filter {tag!r} given twice; a cell has one {tag}")
         where.append((tag, value))
-    return column, tuple(where)
+    return column, tuple(where), minus is not None
 
 
 def _parse_condition(text: Any, path: str) -> tuple[str, float]:
@@ -225,14 +255,14 @@ def parse(table: Any, path: str = "thresholds") -> tuple[Threshold, ...]:
     out: list[Threshold] = []
     for key, value in table.items():
         kpath = f"{path}.{key}"
-        column, where = _parse_key(str(key), kpath)
+        column, where, relative = _parse_key(str(key), kpath)
         items = value if isinstance(value, list) else [value]
         if not items:
             raise ThresholdInvalid(kpath, "an empty list; give at least one condition")
         for i, item in enumerate(items):
             ipath = f"{kpath}[{i}]" if isinstance(value, list) else kpath
             op, bound = _parse_condition(item, ipath)
-            threshold = Threshold(column, op, bound, where, ipath)
+            threshold = Threshold(column, op, bound, where, ipath, relative)
             twin = next((t for t in out if t.name == threshold.name), None)
             if twin is not None:
                 raise ThresholdInvalid(
@@ -264,6 +294,7 @@ class CellSummary:
     loop: str
     values: Mapping[str, float | None]  # column → median over the ok repeats
     failure: str = ""  # non-empty when a repeat failed or was skipped: the reasons
+    baseline: str = ""  # the id of the cell's baseline (``- baseline``); "" for none
 
 
 def _number(value: Any) -> float | None:
@@ -276,11 +307,15 @@ def _number(value: Any) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def summarize_rows(rows: Iterable[Mapping[str, Any]]) -> list[CellSummary]:
+def summarize_rows(
+    rows: Iterable[Mapping[str, Any]], baselines: Mapping[str, str] | None = None
+) -> list[CellSummary]:
     """``cells.csv`` rows (one per cell × repeat) → one summary per grid cell, in order.
 
     The median over the repeats with status ok, per column, by
     :func:`pushbench.metrics.repeat_stats` (the report's definition); probes left out.
+    ``baselines``: cell id → its baseline's id (the scenario's
+    :attr:`~pushbench.scenario.Cell.baseline_id`), for ``- baseline`` thresholds.
     """
     from pushbench.metrics.repeats import repeat_stats  # lazy: scenario loading stays light
 
@@ -307,7 +342,12 @@ def summarize_rows(rows: Iterable[Mapping[str, Any]]) -> list[CellSummary]:
             )
         tags = {k: str(reps[0].get(k) or "") for k in ("transport", "stack", "client", "hub")}
         loop = str(reps[0].get("loop") or "")
-        out.append(CellSummary(cell_id, **tags, loop=loop, values=values, failure=failure))
+        baseline = (baselines or {}).get(cell_id, "")
+        out.append(
+            CellSummary(
+                cell_id, **tags, loop=loop, values=values, failure=failure, baseline=baseline
+            )
+        )
     return out
 
 
@@ -320,7 +360,8 @@ class Outcome:
     """One threshold on one cell: the median measured, and whether it passed.
 
     ``cell_id`` is empty for a threshold that applied to no measured cell (``passed``
-    None: not applied).
+    None: not applied); a ``- baseline`` threshold whose baseline was not run is not
+    applied either, and its ``value`` is the difference to the baseline.
     """
 
     threshold: Threshold
@@ -386,7 +427,7 @@ class Verdict:
         return cls(str(d.get("scenario") or ""), thresholds, outcomes)
 
 
-def _judge(threshold: Threshold, cell: CellSummary) -> Outcome:
+def _judge(threshold: Threshold, cell: CellSummary, by_id: Mapping[str, CellSummary]) -> Outcome:
     value = cell.values.get(threshold.column)
     if cell.failure:
         return Outcome(
@@ -394,16 +435,30 @@ def _judge(threshold: Threshold, cell: CellSummary) -> Outcome:
         )
     if value is None:
         return Outcome(threshold, cell.cell_id, None, False, f"no {threshold.column} measured")
-    return Outcome(threshold, cell.cell_id, value, threshold.holds(value))
+    if not threshold.relative:
+        return Outcome(threshold, cell.cell_id, value, threshold.holds(value))
+    base = by_id.get(cell.baseline) if cell.baseline else None
+    if base is None:
+        why = f"baseline {cell.baseline} not in this run" if cell.baseline else "no baseline"
+        return Outcome(threshold, cell.cell_id, None, None, why)
+    base_value = base.values.get(threshold.column)
+    if base.failure or base_value is None:
+        why = base.failure or f"no {threshold.column} measured"
+        return Outcome(threshold, cell.cell_id, None, False, f"baseline {base.cell_id}: {why}")
+    delta = value - base_value
+    note = f"{fmt_value(value)} - {fmt_value(base_value)} (baseline {base.cell_id})"
+    return Outcome(threshold, cell.cell_id, delta, threshold.holds(delta), note)
 
 
 def evaluate(
     scenario: str, thresholds: Sequence[Threshold], cells: Sequence[CellSummary]
 ) -> Verdict:
-    """Judge every threshold on every cell it applies to (thresholds in file order)."""
+    """Judge every threshold on every cell it applies to (thresholds in file order); a
+    ``- baseline`` one on the cell's value minus its baseline's (the outcome's value)."""
+    by_id = {c.cell_id: c for c in cells}
     outcomes: list[Outcome] = []
     for threshold in thresholds:
-        judged = [_judge(threshold, c) for c in cells if threshold.applies(c)]
+        judged = [_judge(threshold, c, by_id) for c in cells if threshold.applies(c)]
         outcomes += judged or [Outcome(threshold, "", None, None, "applies to no measured cell")]
     return Verdict(scenario, tuple(thresholds), tuple(outcomes))
 
@@ -470,7 +525,7 @@ def junit_xml(verdict: Verdict) -> str:
         if o.passed is None:
             ET.SubElement(case, "skipped", message=o.note)
         elif not o.passed:
-            measured = f"{o.threshold.column} = {fmt_value(o.value)}"
+            measured = f"{o.threshold.subject} = {fmt_value(o.value)}"
             message = f"{measured}, needs {o.threshold.op} {_num(o.threshold.bound)}"
             failure = ET.SubElement(case, "failure", message=message, type="threshold")
             failure.text = "\n".join(

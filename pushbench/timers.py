@@ -19,8 +19,10 @@ import asyncio
 import ctypes
 import ctypes.util
 import os
+from collections.abc import Awaitable
 
 from .contract import now_ns
+from .cputime import ThreadCpuMeter
 
 __all__ = ["DeadlineSleeper"]
 
@@ -88,26 +90,33 @@ class DeadlineSleeper:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    async def sleep_until(self, due_ns: int) -> None:
-        """Return at (or just after) ``due_ns`` on CLOCK_MONOTONIC; at once if it has passed."""
+    async def sleep_until(self, due_ns: int, meter: ThreadCpuMeter | None = None) -> None:
+        """Return at (or just after) ``due_ns`` on CLOCK_MONOTONIC; at once if it has passed.
+        ``meter`` (the caller's, running) is switched off for the wait itself: arming the
+        timer is the caller's work, the event loop's turns meanwhile are not."""
         delay_ns = due_ns - now_ns()
         if delay_ns <= 0:
             return
         if self._fd < 0 or _LIBC is None:
-            await asyncio.sleep(delay_ns / 1e9)
-            return
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-            self._loop.add_reader(self._fd, self._readable)
-        value = self._spec.it_value
-        value.tv_sec, value.tv_nsec = divmod(due_ns, 1_000_000_000)
-        self._waiter = self._loop.create_future()
-        try:
+            waiter: Awaitable[None] = asyncio.sleep(delay_ns / 1e9)
+        else:
+            if self._loop is None:
+                self._loop = asyncio.get_running_loop()
+                self._loop.add_reader(self._fd, self._readable)
+            value = self._spec.it_value
+            value.tv_sec, value.tv_nsec = divmod(due_ns, 1_000_000_000)
+            waiter = self._waiter = self._loop.create_future()
             if _LIBC.timerfd_settime(self._fd, _TFD_TIMER_ABSTIME, ctypes.byref(self._spec), None):
+                self._waiter = None
                 raise OSError(ctypes.get_errno(), "timerfd_settime failed")
-            await self._waiter
+        if meter is not None:
+            meter.pause()
+        try:
+            await waiter
         finally:
             self._waiter = None
+            if meter is not None:
+                meter.resume()
 
     def close(self) -> None:
         if self._fd < 0:

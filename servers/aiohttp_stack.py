@@ -20,6 +20,15 @@ What is aiohttp-specific, and why:
 - ``handler_cancellation``: a handler whose client went away is cancelled at
   once, so an idle SSE stream or a held long poll does not keep its
   subscription until the next write or the poll timeout;
+- the data path is shared bytes: each message's text frame and SSE event (in
+  its HTTP/1.1 chunk when the response is chunked) are framed once per message
+  (:meth:`~pushbench.hub.Item.framed`) and, while the connection's transport
+  is not paused, written straight to it from the publish (the ``try_send`` of
+  :func:`~pushbench.sessions.push_loop`): the bytes aiohttp's own writer would
+  produce for each subscriber, without a task wake-up, a frame header or a
+  chunk header per subscriber. Under backpressure items queue and go out
+  through aiohttp's writer (``send_frame`` / ``write``) with its flow control.
+  Handshakes, headers, pings, pongs, closes and reading stay aiohttp's;
 - shutdown (``stop`` set): WebSockets get Close 1001 (a peer too stuck to take
   it is aborted after ``CLOSE_TIMEOUT``); held SSE streams and long polls are
   interrupted and end their responses normally (a long poll answers with
@@ -39,7 +48,8 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from pushbench import client_page, sse
 from pushbench.hub import Item, Subscription
 from pushbench.service import HttpError, PushService, sse_frame
-from pushbench.sessions import push_loop
+from pushbench.sessions import TrySend, push_loop
+from pushbench.wire import Opcode, encode_frame
 
 from .base import OnReady, Stack, StackOptions
 
@@ -68,6 +78,47 @@ def _error(status: int, body: bytes) -> web.Response:
 def _ws_frame_size(n: int) -> int:
     """Bytes on the wire of an unmasked server frame with an ``n``-byte payload."""
     return n + (2 if n < 126 else 4 if n < 65536 else 10)
+
+
+def _ws_frame(item: Item) -> bytes:
+    """An item as the unmasked, uncompressed text frame aiohttp would send (cached)."""
+    return encode_frame(Opcode.TEXT, item.data)
+
+
+def _sse_chunk(item: Item) -> bytes:
+    """An item's SSE event as one HTTP/1.1 chunk, as aiohttp's chunked writer frames it."""
+    event = item.framed("sse", sse_frame)
+    return b"%x\r\n" % len(event) + event + b"\r\n"
+
+
+def _direct(
+    request: web.Request,
+    frame: Callable[[Item], bytes],
+    key: str,
+    ws: web.WebSocketResponse | None = None,
+) -> TrySend:
+    """``try_send`` for :func:`push_loop`: the item's shared bytes straight to the
+    transport while aiohttp's protocol is not paused (else None: queue it). On a
+    WebSocket, never once our Close is on its way (``ws.closed``)."""
+    protocol = request.protocol
+    transport = request.transport
+
+    def try_send(items: list[Item]) -> int | None:
+        if (
+            transport is None
+            or protocol.writing_paused
+            or transport.is_closing()
+            or (ws is not None and ws.closed)
+        ):
+            return None
+        if len(items) == 1:
+            data = items[0].framed(key, frame)
+        else:
+            data = b"".join([item.framed(key, frame) for item in items])
+        transport.write(data)
+        return len(data)
+
+    return try_send
 
 
 @web.middleware
@@ -170,6 +221,7 @@ class _Server:
                 sub,
                 send_batch,
                 abort=transport.abort if transport is not None else None,
+                try_send=_direct(request, _ws_frame, "ws", ws),
             )
             pushing = False
             if reason == "slow-consumer":
@@ -247,6 +299,7 @@ class _Server:
             try:
                 await resp.prepare(request)
                 await resp.write(service.sse_prelude())
+                chunked = resp.headers.get("Transfer-Encoding") == "chunked"
 
                 async def send_batch(items: list[Item]) -> int:
                     data = b"".join([item.framed("sse", sse_frame) for item in items])
@@ -266,6 +319,11 @@ class _Server:
                         heartbeat,
                         service.config.heartbeat_interval,
                         abort=transport.abort if transport is not None else None,
+                        try_send=(
+                            _direct(request, _sse_chunk, "sse-chunk")
+                            if chunked
+                            else _direct(request, sse_frame, "sse")
+                        ),
                     )
                 )
             except ConnectionError:

@@ -15,6 +15,14 @@ How each transport is served:
   :func:`~pushbench.sessions.push_loop`, one text frame each; text frames from
   the client are publishes to the socket's topic (over the limit → close
   1009, malformed → 1008, binary → 1003); a dropped slow consumer gets close 1013.
+  On uvicorn's sans-I/O implementations (``websockets-sansio``, ``wsproto``),
+  whose ASGI send waits only for a paused transport and then writes without
+  waiting again, each message is sent from the publish itself
+  (:func:`_send_now`, the ``try_send`` of ``push_loop``) rather than by waking
+  this handler's task per message: the send runs to its end at once, or it
+  would wait before writing a byte, and is then abandoned and the message
+  queued for the loop, as before. (uvicorn still frames the text per
+  subscriber: that is inside the ASGI server.)
 - ``/sse``: sse-starlette's :class:`EventSourceResponse` pulls its body from an
   iterator, so it is fed by :func:`~pushbench.sessions.push_stream`, the
   pull-style twin of ``push_loop``, with the events pre-framed once per
@@ -50,7 +58,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator
 from typing import Any
 
 import uvicorn
@@ -61,7 +69,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
 from pushbench import client_page, sse
 from pushbench.hub import Item, Subscription
@@ -84,6 +92,9 @@ SSE_HEADERS = {
 HEARTBEAT = sse.comment()
 STOP_TIMEOUT = 2.0  # seconds for open sessions to send their close / end, at stop
 GRACEFUL_SHUTDOWN = 1  # then uvicorn cancels what is still running (a request stuck on a peer)
+#: uvicorn's WebSocket implementations whose ASGI send awaits nothing after it starts
+#: writing (only ``writable.wait()`` before): safe for :func:`_send_now`.
+SEND_NOW_WS = frozenset({"websockets-sansio", "wsproto"})
 
 
 def _error(exc: HttpError, headers: dict[str, str] | None = None) -> Response:
@@ -110,6 +121,20 @@ async def _on_starlette_error(request: Request, exc: Exception) -> Response:
 def _sse_chunk(items: list[Item]) -> bytes:
     """A batch as one body chunk: each item's event, framed once per message."""
     return b"".join(item.framed("sse", sse_frame) for item in items)
+
+
+def _send_now(send: Coroutine[Any, Any, None]) -> bool:
+    """Run an ASGI send to its end without the event loop → True; False if it would
+    have to wait (or failed) — on :data:`SEND_NOW_WS` that is before it wrote
+    anything, so the message can go through the queue instead, written once."""
+    try:
+        send.send(None)
+    except StopIteration:
+        return True
+    except Exception:  # the peer is gone: the queued path meets it again and ends
+        return False
+    send.close()  # suspended on the paused transport, nothing written: abandon
+    return False
 
 
 class _Heartbeat(ServerSentEvent):
@@ -169,8 +194,9 @@ class _SseResponse(EventSourceResponse):
 class PushApp:
     """The Starlette application over one :class:`PushService` (``.asgi``)."""
 
-    def __init__(self, service: PushService) -> None:
+    def __init__(self, service: PushService, send_now: bool = False) -> None:
         self.service = service
+        self.send_now = send_now  # uvicorn's ws implementation allows _send_now
         self.stopping = False
         self._sessions: set[_Session] = set()
         self.asgi = Starlette(
@@ -218,10 +244,20 @@ class PushApp:
                         n += len(item.data)
                 except WebSocketDisconnect as exc:  # Starlette's wrapper of the OSError
                     raise ConnectionError(f"peer gone ({exc.code})") from exc
+                except WebSocketDisconnected as exc:  # a direct send met the OSError first
+                    raise ConnectionError("peer gone") from exc
                 return n
 
+            def try_send(items: list[Item]) -> int | None:
+                if len(items) > 1:
+                    return None  # a send may wait between them: a burst goes by the queue
+                item = items[0]
+                return len(item.data) if _send_now(websocket.send_text(item.text)) else None
+
             try:
-                outcome = await push_loop(service, sub, send_batch)
+                outcome = await push_loop(
+                    service, sub, send_batch, try_send=try_send if self.send_now else None
+                )
             finally:
                 self._sessions.discard(session)
                 reader.cancel()
@@ -490,7 +526,7 @@ async def run(
     """Serve on the running loop until ``stop_event`` is set (see the module docstring)."""
     _check_loop(options.loop)
     cfg = service.config
-    app = PushApp(service)
+    app = PushApp(service, send_now=options.ws in SEND_NOW_WS)
     config = uvicorn.Config(
         app.asgi,
         host=host,

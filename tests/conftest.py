@@ -39,6 +39,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 READY = re.compile(r"^pushbench serve: stack=(\S+) listening on http://(\S+):(\d+)$")
+TWIN_READY = re.compile(r"^pushbench twin: stack=(\S+) listening on http://(\S+):(\d+)$")
 READY_TIMEOUT = 20.0  # cold imports on a loaded CI machine
 
 
@@ -95,6 +96,23 @@ def start_server(
     """
     cmd = [sys.executable, "-m", "pushbench.cli", "serve", "--stack", stack]
     cmd += ["--host", "127.0.0.1", "--port", "0", *args]
+    return _launch(cmd, log, READY, env)
+
+
+def start_twin(log: Path, stack: str, history: int = 1000) -> ServerProcess:
+    """Start the hand-written twin ``stack`` (an external registry row, ``servers/minimal``)
+    from its row's argv on port 0, wait for its ready line."""
+    from pushbench import registry
+
+    cmd = registry.stack(stack).command("127.0.0.1", 0, history=history, loop="asyncio")
+    return _launch(cmd, log, TWIN_READY)
+
+
+def _launch(
+    cmd: list[str], log: Path, ready: re.Pattern[str], env: Mapping[str, str] | None = None
+) -> ServerProcess:
+    """Run ``cmd`` (stderr to ``log``) until it prints a line matching ``ready`` (groups:
+    stack, host, port)."""
     child_env = {**os.environ, **env} if env is not None else None
     with log.open("wb") as err:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=err, env=child_env)
@@ -110,7 +128,7 @@ def start_server(
             if not chunk:
                 raise RuntimeError("server exited before it was ready")
             line += chunk
-        match = READY.match(line.decode().strip())
+        match = ready.match(line.decode().strip())
         if match is None:
             raise RuntimeError(f"unexpected ready line {line!r}")
     except Exception as exc:

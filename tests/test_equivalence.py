@@ -17,7 +17,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from conftest import ServerProcess, start_server
+from conftest import ServerProcess, start_server, start_twin
 
 from pushbench import registry, sse
 from pushbench.auth import make_token
@@ -29,6 +29,18 @@ STACKS = tuple(s.name for s in registry.stacks() if s.module is not None)
 PAIRS = [
     (stack, protocol)
     for stack in STACKS
+    for protocol in registry.protocol_names()
+    if protocol in registry.stack(stack).serves
+]
+# The hand-written twins (rows with ``twin_of``: servers/minimal, started from their argv) ×
+# the protocols they serve. A twin has no /publish, tokens or checks (that is its point: the
+# framework alone), so the schedule of payloads above and the bad-input table do not apply to
+# it; its own ticker publishes instead, and the same live-then-exact-resume check runs on that
+# (test_twin_same_sequence_and_exact_resume). tests/test_twins.py checks its bytes.
+TWINS = tuple(s.name for s in registry.stacks() if s.twin_of is not None)
+TWIN_PAIRS = [
+    (stack, protocol)
+    for stack in TWINS
     for protocol in registry.protocol_names()
     if protocol in registry.stack(stack).serves
 ]
@@ -240,3 +252,53 @@ def test_bad_input_gets_the_same_status_on_every_stack(
             if got != want
         ]
         assert not mismatches, f"{stack}: {mismatches}"
+
+
+@pytest.fixture(scope="module")
+def twins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ServerProcess]]:
+    logs = tmp_path_factory.mktemp("twins")
+    started: dict[str, ServerProcess] = {}
+    try:
+        for stack in TWINS:
+            started[stack] = start_twin(logs / f"{stack}.stderr", stack)
+        yield started
+    finally:
+        for server in started.values():
+            server.stop()
+    for server in started.values():
+        server.check()
+
+
+async def _published(session: aiohttp.ClientSession, server: ServerProcess) -> dict[str, int]:
+    async with session.get(server.url("/stats")) as resp:
+        stats = await resp.json()
+    return {"published": int(stats["published"]), "sent": int(stats["ticker"].get("sent", 0))}
+
+
+@pytest.mark.parametrize(("stack", "transport"), TWIN_PAIRS)
+def test_twin_same_sequence_and_exact_resume(
+    twins: dict[str, ServerProcess], stack: str, transport: str
+) -> None:
+    """A twin's ticker: live delivery in order, then exactly the missed ones on resume."""
+    server = twins[stack]
+    topic = "eq-twin"  # a twin serves one stream: its ticker's topic
+    count = 40
+
+    async def main() -> None:
+        async with aiohttp.ClientSession() as session:
+            base = (await _published(session, server))["published"]  # earlier tests' seqs
+            reader = asyncio.create_task(receive(session, server, transport, topic, 10, base))
+            await asyncio.sleep(0.2)
+            query = {"topic": topic, "rate": "200", "size": "100", "count": str(count)}
+            async with session.post(server.url("/control/ticker"), params=query) as resp:
+                assert resp.status == 200
+            first = await asyncio.wait_for(reader, 20)
+            for _ in range(200):  # the rest is published while the client is away
+                if (await _published(session, server))["sent"] == count:
+                    break
+                await asyncio.sleep(0.02)
+            rest = count - len(first)
+            resumed = await receive(session, server, transport, topic, rest, first[-1][0])
+            assert first + resumed == [(base + i + 1, "x" * 100) for i in range(count)]
+
+    asyncio.run(main())

@@ -309,6 +309,9 @@ def test_gap_redis_no_longer_holds_restarts_local_history(redis_url: str, prefix
             # Local history stays contiguous, so since() stays exact.
             assert seqs(b.since(TOPIC, 0)) == [21]
             assert seqs(b.since(TOPIC, 5)) == [21]
+            # …and a poll from before the jump is told what it missed: /stats's count of
+            # messages evicted before they were fetched (4..20 from 0, 6..20 from 5).
+            assert (b.stats.history_gaps, b.stats.history_gap_messages) == (2, 20 + 15)
 
     run(scenario())
 

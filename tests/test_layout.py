@@ -31,6 +31,8 @@ ENTRY_POINTS = {
     "pushbench.clients.locust_worker",
     "pushbench.clients.locustfile",
     "pushbench.bench.feeder",
+    "pushbench.servers.minimal.aiohttp_twin",  # the hand-written twins: external stack rows
+    "pushbench.servers.minimal.starlette_twin",
 }
 #: The one module that starts processes (and runs short tools such as git and ss).
 PROCESS_HELPER = "pushbench.procs"

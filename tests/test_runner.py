@@ -79,8 +79,14 @@ def test_run_end_to_end(tmp_path: Path) -> None:
     assert (df["lat_p50_us"] > 0).all() and (df["lat_p99_us"] >= df["lat_p50_us"]).all()
     assert (df["ulat_p50_us"] > 0).all()
     assert (df["bytes_in_per_msg"] > 32).all()
+    # TCP payload, and beside it the wire estimate: every message took ≥ 1 segment
+    assert (df["wire_bytes_in_per_msg"] >= df["bytes_in_per_msg"] + 52).all()
+    # the in-server ticker's own CPU, a part of the server's (same denominator)
+    assert (df["ticker_cpu_us_per_msg"] > 0).all()
+    assert (df["ticker_cpu_us_per_msg"] < df["server_cpu_us_per_msg"]).all()
     meta = json.loads((run_dir / "metadata.json").read_text())
     assert meta["status"] == "complete"
+    assert "its own cost reported separately" in meta["cpu_accounting"]["ticker"]
     assert meta["scenario_text"] == (tmp_path / "tiny.toml").read_text()
     assert "server_cpus" in meta["pinning"]
     hists = sorted(p.name for p in (run_dir / "hist").iterdir())
@@ -399,6 +405,13 @@ def test_idle_cells_measure_memory_and_keepalive_bytes(tmp_path: Path) -> None:
     assert (df["status"] == "ok").all(), df["reason"].tolist()
     assert (df["msgs_expected"] == 0).all() and (df["lat_count"] == 0).all()
     assert (df["server_rss_growth_bytes_per_conn"] > 0).all()  # 50 connections cost memory
+    # Memory as a slope: a reading with 25 up (the worker waited for the runner), one
+    # with 50; every divisor the connections open; the server's sockets read by ss.
+    assert (df["mem_conns_open"] == 50).all()
+    assert df["mem_marginal_bytes_per_conn"].notna().all()
+    assert df["mem_first_conn_bytes"].notna().all()
+    assert (df["kernel_sock_source"] == "ss").all()
+    assert (df["kernel_sock_bytes_per_conn"] >= 0).all()
     assert (df["bytes_per_conn_per_s"] > 0).all()  # heartbeats every 0.5 s
     assert (df["connect_p50_us"] > 0).all()
 
@@ -528,7 +541,9 @@ def test_a_run_ends_with_its_answer(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "p50 µs" in text and "CPU µs/msg" in text and "flags" in text
     for cell_id in pd.read_csv(run_dir / "cells.csv")["cell_id"]:
         assert any(ln.startswith(cell_id) and "100.00%" in ln for ln in text.splitlines())
-    assert "Decision guide" in text and "Latency:" in text and "**" not in text
+    # a verdict, or (a loaded machine: flagged cells) the cells left out and why
+    assert "Decision guide" in text and "**" not in text
+    assert "Latency (p99):" in text or ("no cell qualified" in text and "flagged" in text)
     assert text.rstrip().splitlines()[-1].startswith(f"report: {run_dir / 'report.html'}")
     assert (run_dir / "report.html").is_file() and (run_dir / "report.md").is_file()
     assert (out / "latest").resolve() == run_dir.resolve()
@@ -652,7 +667,7 @@ def test_the_summary_table_has_medians_maxima_and_flags() -> None:
     ]
     a, b, c = summarize(rows)
     assert (a.ok, a.runs, a.p50_us, a.p99_us, a.max_us) == (2, 3, 500.0, 900.0, 5000.0)
-    assert a.flags == ("failed 1/3", "harness_bound") and a.reasons == (
+    assert a.flags == ("failed 1/3", "harness-bound(client core ≥ 90%)") and a.reasons == (
         "worker0 exited with 1: boom",
     )
     assert (b.ok, b.p99_us, b.flags) == (0, None, ("skipped",))
@@ -662,10 +677,10 @@ def test_the_summary_table_has_medians_maxima_and_flags() -> None:
         "cell", "ok", "p50", "µs", "p99", "µs", "max", "µs", "delivered", "msgs/s", "CPU",
         "µs/msg", "flags",
     ]  # fmt: skip
-    assert table[1].split() == [
-        "a", "2/3", "500", "900", "5,000", "100.00%", "100", "12.5", "failed", "1/3,",
-        "harness_bound",
+    assert table[1].split()[:9] == [
+        "a", "2/3", "500", "900", "5,000", "100.00%", "100", "12.5", "failed",
     ]  # fmt: skip
+    assert table[1].endswith("failed 1/3, harness-bound(client core ≥ 90%)")
     assert table[2].split() == ["b", "0/1", "—", "—", "—", "—", "—", "—", "skipped"]
     assert "97.00%" in table[3]
     assert "  a: worker0 exited with 1: boom" in table
@@ -679,8 +694,8 @@ def test_the_guide_prints_its_verdicts_as_plain_text() -> None:
     lines = text.splitlines()
     assert lines[0].startswith("Decision guide")
     assert "  Server-only push at a low rate, decided at 4 subscribers · 50 msg/s · 64 B:" in lines
-    assert any(ln.startswith("    Latency: ") for ln in lines)
-    assert any(ln.startswith("    Cost: ") for ln in lines)
+    assert any(ln.startswith("    Latency (p99): ") for ln in lines)
+    assert any(ln.startswith("    Cost (server CPU): ") for ln in lines)
     assert any(ln.startswith("    Simplicity: ") for ln in lines)
     assert "  Chat (both ways): not measured in this run (make bench SCENARIO=chat)" in lines
     assert "**" not in text and "`" not in text
@@ -692,12 +707,13 @@ def test_the_guide_prints_its_verdicts_as_plain_text() -> None:
         for b in s.blocks
         if isinstance(b, doc.Bullets)
     )
-    assert " ".join(text.split()).count("Latency: ") == report.count("Latency: ")
+    assert " ".join(text.split()).count("Latency (p99): ") == report.count("Latency (p99): ")
 
 
 def _result(**extra: Any) -> WorkerResult:
     raw: dict[str, Any] = {k: 0 for k in WorkerResult.required()}
     raw.update(
+        complete=True,  # a bool, as every worker kind writes it (0 is not a record)
         transport="ws",
         reason="completed",
         bytes_source="socket",

@@ -28,8 +28,11 @@ SHIPPED = {
     "chat",
     "full",
     "selfcheck",
+    "selfcheck-short",
     "redis",
     "anchor",
+    "tax",
+    "chat-busy",
 }
 SAFE = re.compile(r"[A-Za-z0-9._-]+")
 
@@ -82,7 +85,8 @@ def test_quick_budget_and_coverage() -> None:
     # variants of the HTTP protocols are not in the default run (their cost is the
     # harness's, which the default run must not measure).
     every = [t for t in transport_names() if registry.transport(t).default] + ["ws-aiohttp"]
-    want = {(s, t) for s in ("aiohttp", "starlette") for t in every} | {("raw", "ws")}
+    floor = {("raw", t) for t in ("ws", "sse", "longpoll", "shortpoll")}  # the Python floor
+    want = {(s, t) for s in ("aiohttp", "starlette") for t in every} | floor
     everyday = [c for c in sc.cells() if c.rate and c.rate < 1000 and not c.publishers]
     assert {(c.stack, c.transport) for c in everyday} == want
     # and every other situation of the decision guide: high rate, chat, many idle connections
@@ -98,19 +102,43 @@ def test_quick_budget_and_coverage() -> None:
 
 
 def test_selfcheck_has_one_cell_per_fault() -> None:
-    cells = scenario.load("selfcheck").cells()
-    ticker = [c for c in cells if not c.publishers]
-    assert {(c.stack, c.transport) for c in ticker} == {("aiohttp", "ws")}
-    faults = {c.cell_id.rsplit("-", 1)[-1] for c in ticker if c.checks.active}
-    assert faults == {"delay5ms", "pause200ms", "drop100"}
+    sc = scenario.load("selfcheck")
+    cells = sc.cells()
+    ticker = [c for c in cells if not c.publishers and c.hub == "memory"]
+    ws = [c for c in ticker if c.transport == "ws"]
+    faults = {c.cell_id.split("-p100-", 1)[-1] for c in ws if c.checks.active}
+    assert faults == {
+        "delay5ms",
+        "pause200ms",
+        "drop100",
+        "rbias10ms",
+        "cstall25ms-every1000ms",
+        "rdrop100",
+    }
     pause = next(c for c in cells if c.checks.pause_ms)
-    assert pause.checks.pause_at_s == 5.0
+    assert pause.checks.pause_at_s == pause.duration_s / 2  # mid-window
+    # every default transport: a baseline, a server delay and a client bias
+    for transport in ("sse", "longpoll", "shortpoll"):
+        own = [c for c in ticker if c.transport == transport]
+        assert {c.cell_id.rsplit("-", 1)[-1] for c in own} == {"p100", "delay5ms", "rbias10ms"}
     # chat cells (the clients publish): baseline, delay and pause per transport
     for transport in ("ws", "sse"):
         chat = [c for c in cells if c.publishers and c.transport == transport]
         assert {c.cell_id.rsplit("-", 1)[-1] for c in chat} == {"pub2", "delay5ms", "pause200ms"}
         assert all(c.stack == "aiohttp" and c.publishers < c.subscribers for c in chat)
-    assert len(cells) == len(ticker) + 6
+    redis = [c for c in cells if c.hub == "redis"]
+    assert {c.transport for c in redis} == {"ws", "sse"} and any(c.checks.active for c in redis)
+    assert not any(c.checks.server_active for c in redis)  # the server's need the memory hub
+    # it asserts by itself: every fault cell is judged, and every baseline absolutely
+    for cell in cells:
+        judged = [t for t in sc.thresholds if t.applies(cell)]
+        if cell.checks.active:
+            assert any(t.where for t in judged), cell.cell_id  # one aimed at its fault
+        else:
+            assert {"lat_p50_us", "delivered_fraction"} <= {t.column for t in judged}, cell.cell_id
+    seconds = scenario.estimate_seconds(sc)
+    assert seconds <= 240
+    assert f"= {seconds:.0f} s" in scenario.resolve("selfcheck").read_text()
 
 
 def test_sweep_and_slo_of_latency_vs_rate() -> None:
@@ -438,10 +466,11 @@ DUMMY_STACK = registry.Stack(
 
 def test_a_stack_row_added_to_the_registry_is_a_valid_value() -> None:
     assert "wsonly" not in scenario.stack_names()
-    with pytest.raises(ScenarioError, match=r"expected one of raw, aiohttp, starlette, a list"):
+    known = ", ".join(registry.stack_names())  # raw, aiohttp, starlette, the twins, …
+    with pytest.raises(ScenarioError, match=re.escape(f"expected one of {known}, a list")):
         scenario.loads('stacks = "wsonly"\ntransports = "ws"')
     with registry.extended(stacks=(WS_ONLY,)):
-        with pytest.raises(ScenarioError, match=r"one of raw, aiohttp, starlette, wsonly, a"):
+        with pytest.raises(ScenarioError, match=re.escape(f"one of {known}, wsonly, a")):
             scenario.loads('stacks = "wsonl"')
         cells = scenario.loads('stacks = "wsonly"\ntransports = "ws"').cells()
         assert [c.cell_id for c in cells] == ["wsonly-ws-sub10-rate100-p100"]
@@ -463,7 +492,8 @@ def test_a_stack_that_does_not_serve_the_protocol_is_refused(text: str, path: st
     assert err.path == path, str(err)
     for fragment in (
         "'wsonly' is not allowed",
-        "a stack that serves the sse protocol of transport 'sse' (raw, aiohttp, starlette)",
+        "a stack that serves the sse protocol of transport 'sse' "
+        f"({', '.join(s.name for s in registry.stacks() if 'sse' in s.serves)})",
         "wsonly serves ws",
         "cell wsonly-sse-sub10",
     ):

@@ -26,6 +26,7 @@ from pushbench.report.load import load_run
 from pushbench.runner.rows import WorkerRun, bare_row, compute
 from pushbench.runner.tables import write_cells, write_saturation
 from pushbench.schema import cells as schema
+from pushbench.schema.column import columns_of
 from pushbench.schema.worker import WorkerResult
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,7 +80,7 @@ def test_every_column_has_a_unit_and_a_description(columns: dict[str, schema.Col
 
 def test_a_column_without_documentation_is_refused() -> None:
     with pytest.raises(ValueError, match="listed twice"):
-        schema._columns(schema.Column("a", "µs", "x"), schema.Column("a", "µs", "y"))
+        columns_of(schema.Column("a", "µs", "x"), schema.Column("a", "µs", "y"))
     with pytest.raises(ValueError, match=r"not in pushbench\.schema\.cells: undocumented_us"):
         schema.write_row({"lat_p50_us": 1.0, "undocumented_us": 2.0})
     # the runner's private keys (the saturation search's group tag) are not columns
@@ -252,13 +253,17 @@ def test_a_rows_text(tmp_path: Path) -> None:
         client_cpu_fraction_max=0.06159941617054079,
         harness_bound=False,
         errors=0,
+        ticker_cpu_us_per_msg=12.5004,
+        wire_bytes_in_per_msg=240.96000000000001,
     )
     write_cells(tmp_path / "cells.csv", [row])
     line = (tmp_path / "cells.csv").read_text().splitlines()[1]
     assert line == (
         "tiny,aiohttp-ws-sub2-rate50-p32,1,aiohttp,ws,light,python,2,0,50.0,32,memory,asyncio,"
-        ",,15.0,2.0,0.5,0.0,0.0,0,250,1234.6,,2000.0,,,,,,,,,,,,,0.999999,,,75.0,0.03,100.0,,,,,,,"
-        "136.96,,,,,,0,,,ok,,,0.0615994,False,,,,False,,,,,,,,,,,,,,"
+        ",,15.0,2.0,0.5,0.0,0.0,0,0.0,0.0,0.0,0,250,1234.6,,2000.0,,,,,,,,,,,,,0.999999,,,75.0,0.03,100.0,,,,,,,"
+        "136.96,,,,,,0,,,ok,,,0.0615994,False,,,,False,,,,,,,,,,,,,,,12.5,240.96,,"
+        ",,,,,"  # connect_failures … recorder_fill_max
+        ",,,,,,"  # the memory columns (schema 7)
     )
 
 

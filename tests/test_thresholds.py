@@ -202,7 +202,7 @@ def _verdict() -> thresholds.Verdict:
 def test_verdict_round_trips_through_json() -> None:
     verdict = _verdict()
     stored = json.loads(json.dumps(verdict.as_dict(), allow_nan=False))
-    assert stored["passed"] is False and stored["schema"] == 1
+    assert stored["passed"] is False and stored["schema"] == 2
     assert thresholds.Verdict.from_dict(stored) == verdict
 
 

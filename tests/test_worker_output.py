@@ -101,13 +101,46 @@ def test_a_missing_total_is_an_error_naming_it() -> None:
     totals = {k: 1 for k in REQUIRED_TOTALS if k != "requests"}
     with pytest.raises(OutputError, match="requests"):
         WorkerResult.from_dict(_raw(totals=totals))
-    with pytest.raises(KeyError):
-        WorkerResult.from_dict(_raw()).total("publish_lag_max_ns")  # not counted: no 0
+    result = WorkerResult.from_dict(_raw())
+    with pytest.raises(OutputError, match="publish_lag_max_ns"):
+        result.total("publish_lag_max_ns")  # not counted: no 0
+    assert result.total_or_none("publish_lag_max_ns") is None  # an optional reading: None
+    assert result.total_or_none("requests") == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"overflow": None}, "overflow"),
+        ({"parse_errors": "3"}, "parse_errors"),
+        ({"complete": 1}, "complete"),
+        ({"max_rss_kb": "big"}, "max_rss_kb"),  # optional, but not of another kind
+        ({"totals": {k: None for k in REQUIRED_TOTALS}}, "bytes_in"),
+        ({"per_connection": [{"conn": 0}]}, r"per_connection\[0\] without connect_ns"),
+        ({"per_connection": {"0": {}}}, "per_connection"),
+    ],
+)
+def test_a_field_of_the_wrong_kind_is_an_error_naming_it(
+    change: dict[str, Any], named: str
+) -> None:
+    """A counter written as null or text would read as 0 or crash far from its cause."""
+    with pytest.raises(OutputError, match=named):
+        WorkerResult.from_dict(_raw(**change))
+    assert WorkerResult.from_dict(_raw(max_rss_kb=None)).max_rss_kb is None  # not measured
+
+
+def test_connections_never_up_are_told_from_late_ones() -> None:
+    late = [{"conn": 0, "connect_ns": 300}, {"conn": 1, "connect_ns": 900}]
+    assert (
+        WorkerResult.from_dict(_raw(connect_failures=1, per_connection=late)).never_connected() == 0
+    )
+    assert WorkerResult.from_dict(_raw()).never_connected() == 1  # conn 1: connect_ns -1
 
 
 def test_failures_are_told_apart() -> None:
     failure = read_output({"complete": False, "reason": "failed: boom", "messages": 3})
     assert failure == WorkerFailure("failed: boom", 3)
+    assert read_output({"failed": True, "reason": "x"}) == WorkerFailure("x", None)  # not 0
     assert read_output(failure.to_dict()) == failure
     assert isinstance(read_output(_raw(complete=False, reason="SIGTERM")), WorkerResult)
 
@@ -149,3 +182,8 @@ def test_the_runner_reads_results_and_refuses_a_failure(tmp_path: Path) -> None:
         read_results([_worker_run(tmp_path, "worker1")])
     with pytest.raises(CellFailed, match="wrote no output"):
         read_results([_worker_run(tmp_path, "worker2")])
+    raw = _raw()
+    del raw["overflow"]
+    output_paths(tmp_path / "worker3")[1].write_text(json.dumps(raw))
+    with pytest.raises(CellFailed, match=r"worker3 wrote no worker record: .*overflow"):
+        read_results([_worker_run(tmp_path, "worker3")])

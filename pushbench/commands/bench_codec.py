@@ -33,6 +33,7 @@ from pushbench.bench.codec import (
     build_cases,
     known_libraries,
 )
+from pushbench.bench.timing import warmup_time
 from pushbench.schema.codec import MAX_FRAMES, MIN_FRAMES, STREAM_BYTES
 
 from .options import name_list
@@ -124,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
         "quick": quick,
         "repeats": repeats,
         "min_time_s": min_time,
+        "warmup_time_s": warmup_time(min_time),
         "sizes": list(sizes),
         "libraries": libraries,
         "profile_time_s": profile_time,

@@ -29,7 +29,9 @@ One module per responsibility, every public name re-exported here
 (the arrays), :mod:`.latency` (histograms, summaries, the series),
 :mod:`.hlog` (the ``.hlog`` files: HdrHistogram interval logs), :mod:`.delivery`
 (delivery and throughput), :mod:`.saturation` (the SLO search), :mod:`.repeats`
-(spread over repeats) and :mod:`.row` (the ``cells.csv`` row; its columns live in
+(spread over repeats), :mod:`.wire` (bytes on the wire from TCP payload and segment
+counts), :mod:`.memory` (memory per connection as a slope, kernel socket memory) and
+:mod:`.row` (the ``cells.csv`` row; its columns live in
 :mod:`pushbench.schema.cells`).
 """
 
@@ -76,13 +78,23 @@ from .latency import (
     summarize,
     to_us,
 )
+from .memory import (
+    MemoryFigures,
+    RssPoint,
+    SocketMemory,
+    memory_figures,
+    skmem_bytes,
+    sockstat_tcp_mem_bytes,
+)
 from .receipts import Receipts
 from .repeats import RepeatStats, repeat_stats
 from .row import COLUMNS, Overhead, cell_row
 from .saturation import RatePoint, Saturation, meets_slo, saturation_search
+from .wire import HEADER_BYTES_PER_SEGMENT, wire_bytes
 
 __all__ = [
     "COLUMNS",
+    "HEADER_BYTES_PER_SEGMENT",
     "HIST_HIGHEST_US",
     "HIST_LOWEST_US",
     "HIST_SIGNIFICANT_FIGURES",
@@ -95,12 +107,15 @@ __all__ = [
     "Interval",
     "LatencyHistograms",
     "LatencySummary",
+    "MemoryFigures",
     "Overhead",
     "RatePoint",
     "Receipts",
     "RepeatStats",
+    "RssPoint",
     "Saturation",
     "Series",
+    "SocketMemory",
     "TailSummary",
     "Throughput",
     "cell_row",
@@ -115,6 +130,7 @@ __all__ = [
     "latency_series",
     "load_histograms",
     "meets_slo",
+    "memory_figures",
     "merge_deliveries",
     "merge_histograms",
     "new_histogram",
@@ -123,8 +139,11 @@ __all__ = [
     "repeat_stats",
     "saturation_search",
     "save_histograms",
+    "skmem_bytes",
+    "sockstat_tcp_mem_bytes",
     "summarize",
     "throughput",
     "to_us",
+    "wire_bytes",
     "write_hlog",
 ]

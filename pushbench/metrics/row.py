@@ -29,6 +29,9 @@ class Overhead:
     server_rss_bytes: int | None = None
     #: server RSS once every connection is up minus before the first one connected
     server_rss_growth_bytes: int | None = None
+    #: connections open once all were up (the workers' count): the memory divisor; None:
+    #: not known, the configured subscribers then
+    conns_open: int | None = None
     client_cpu_s: float | None = None
     bytes_in: int | None = None  # client-side, after the handshakes
     bytes_out: int | None = None
@@ -58,6 +61,7 @@ def cell_row(
 ) -> dict[str, Any]:
     """One flat row per cell × repeat with the columns of :data:`COLUMNS`, in order."""
     o = overhead or Overhead()
+    conns = cell.subscribers if o.conns_open is None else o.conns_open
     delivered = delivery.total("delivered")
     handshake = (
         None
@@ -86,6 +90,10 @@ def cell_row(
         "check_delay_ms": cell.checks.delay_ms,
         "check_pause_ms": cell.checks.pause_ms,
         "check_drop_every": cell.checks.drop_every,
+        "check_recv_bias_ms": cell.checks.recv_bias_ms,
+        "check_client_stall_ms": cell.checks.client_stall_ms,
+        "check_client_stall_every_ms": cell.checks.client_stall_every_ms,
+        "check_drop_receipt_every": cell.checks.drop_receipt_every,
         "lat_count": latency.count,
         "lat_p50_us": latency.p50_us,
         "lat_p90_us": latency.p90_us,
@@ -111,8 +119,8 @@ def cell_row(
             None if o.server_cpu_s is None else o.server_cpu_s * 1e6, delivered
         ),
         "server_rss_bytes": o.server_rss_bytes,
-        "server_rss_bytes_per_conn": _per(o.server_rss_bytes, cell.subscribers),
-        "server_rss_growth_bytes_per_conn": _per(o.server_rss_growth_bytes, cell.subscribers),
+        "server_rss_bytes_per_conn": _per(o.server_rss_bytes, conns),
+        "server_rss_growth_bytes_per_conn": _per(o.server_rss_growth_bytes, conns),
         "server_cpu_fraction": _per(o.server_cpu_s, cell.duration_s),
         "client_cpu_s": o.client_cpu_s,
         "delivered_msgs_per_client_cpu_s": (delivered / o.client_cpu_s if o.client_cpu_s else None),

@@ -3,7 +3,8 @@
 Order: warnings first (banner), then the answer (one table: per situation the
 recommended transport, the figure that decided it and how sure, linked to its
 evidence in the decision guide), the overview, the thresholds (if the run stored
-any), the summary tables, the decision guide, the figures, the codec benchmark,
+any), the summary tables, the framework and harness tax (if the run has twins:
+:mod:`.tax`), the decision guide, the figures, the codec benchmark,
 an optional comparison, the failures and flags, and the environment. Everything
 comes from the stored run (and the stored codec run); nothing is measured here.
 """
@@ -14,12 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pushbench.metrics.flags import rule_text
 from pushbench.results import atomic_write_bytes
 
-from . import answer, doc, guide, paths, style, thresholds
+from . import answer, doc, guide, paths, style, tax, thresholds
 from .doc import NBSP
 from .figure import Plot
-from .load import METRICS, Run, point_label, variant_label
+from .load import METRICS, TAIL_COLUMNS, Run, point_label, variant_label
 from .saturation import SWEEP_KEY, run_slo, saturation_marks
 
 __all__ = ["NBSP", "SUMMARY_COLUMNS", "banners", "document", "fmt_value"]
@@ -33,9 +35,16 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "delivered_fraction",
     "delivered_msgs_per_s",
     "server_cpu_us_per_msg",
+    "ticker_cpu_us_per_msg",
     "bytes_in_per_msg",
     "bytes_out_per_msg",
+    "wire_bytes_in_per_msg",
+    "mem_marginal_bytes_per_conn",
+)
+#: The memory column of a run that predates the marginal figure, best first.
+MEMORY_FALLBACKS: tuple[str, ...] = (
     "server_rss_growth_bytes_per_conn",
+    "server_rss_bytes_per_conn",
 )
 
 
@@ -72,6 +81,14 @@ def banners(run: Run) -> list[str]:
             f"{len(hb)} repeat(s) were HARNESS-BOUND (a client process used ≥ 90 % of its core, "
             f"so they measure the load generator as much as the server): {ids}."
         )
+    summary = run.summary()
+    flagged = summary[summary["excluding_flags"] != ""]
+    if len(flagged):
+        out.append(
+            f"{len(flagged)} cell(s) are FLAGGED — their figure may be the harness's or an "
+            "overloaded server's, not the transport's — and left out of the decision guide's "
+            "verdicts: " + ", ".join(flagged["cell_id"]) + " (the flags are in the summary rows)."
+        )
     bad = cells[cells["status"] != "ok"]
     if len(bad):
         counts = bad["status"].value_counts().to_dict()
@@ -84,8 +101,9 @@ def _summary_tables(run: Run) -> list[doc.Block]:
     summary = run.summary()
     grid = summary[~summary["probe"]] if "probe" in summary else summary
     cols = [c for c in SUMMARY_COLUMNS if c in grid.columns and grid[c].notna().any()]
-    if "server_rss_growth_bytes_per_conn" not in cols and "server_rss_bytes_per_conn" in grid:
-        cols.append("server_rss_bytes_per_conn")
+    if "mem_marginal_bytes_per_conn" not in cols:
+        older = [c for c in MEMORY_FALLBACKS if c in grid.columns and grid[c].notna().any()]
+        cols += older[:1]
     header = (
         "transport · stack",
         "ok / runs",
@@ -101,16 +119,14 @@ def _summary_tables(run: Run) -> list[doc.Block]:
         )
         table_rows, flags = [], []
         for r in recs:
-            notes = []
-            if r["harness_bound"]:
-                notes.append(f"harness-bound {r['harness_bound']}/{r['ok']}")
+            notes = [r["flags"]] if r.get("flags") else []
             if r["failed"] or r["skipped"]:
                 notes.append(f"{r['failed']} failed, {r['skipped']} skipped: {r['reasons']}")
             table_rows.append(
                 (
                     variant_label(r["stack"], r["transport"], r["client"]),
                     f"{r['ok']} / {r['runs']}",
-                    *(fmt_value(c, r[c], r.get(f"{c}_spread")) for c in cols),
+                    *(_summary_value(c, r) for c in cols),
                     "; ".join(notes),
                 )
             )
@@ -120,12 +136,25 @@ def _summary_tables(run: Run) -> list[doc.Block]:
                 header,
                 tuple(table_rows),
                 caption=f"{point_label(point)} — median over ok repeats, ±: largest distance "
-                "of a repeat from the median. Latency is corrected (from the scheduled send "
-                "time). Red rows measured nothing; yellow rows are flagged.",
+                "of a repeat from the median; p99.9 and max are those of every repeat's "
+                "histogram merged, the repeats' own range beside them. Latency is corrected "
+                "(from the scheduled send time). Red rows measured nothing; yellow rows are "
+                f"flagged ({rule_text()}).",
                 flags=tuple(flags),
             )
         )
     return blocks
+
+
+def _summary_value(column: str, r: dict[str, Any]) -> str:
+    """A summary cell: the median ±spread, or a merged tail with the repeats' range beside it."""
+    if column in TAIL_COLUMNS and r.get("tail_merged"):
+        text = fmt_value(column, r[column])
+        lo, hi, n = r.get(f"{column}_min"), r.get(f"{column}_max"), r.get(f"{column}_n") or 0
+        if n > 1 and lo is not None and hi is not None and lo == lo and hi == hi:
+            text += f" (repeats {fmt_value(column, lo)}–{fmt_value(column, hi)})"
+        return text
+    return fmt_value(column, r[column], r.get(f"{column}_spread"))
 
 
 def _saturation_blocks(run: Run) -> list[doc.Block]:
@@ -310,9 +339,14 @@ def _harness(run: Run) -> list[doc.Block]:
 def _failures(run: Run) -> list[doc.Block]:
     cells = run.cells
     bad = cells[(cells["status"] != "ok") | cells["harness_bound"]]
-    if not len(bad):
-        return [doc.Paragraph("Every repeat measured; none was harness-bound.")]
+    summary = run.summary()
+    flagged = summary[(summary["flags"] != "") & (summary["ok"] > 0)]
+    if not len(bad) and not len(flagged):
+        return [doc.Paragraph("Every repeat measured; no cell was flagged.")]
     rows, flags = [], []
+    for r in flagged.to_dict("records"):
+        rows.append((r["cell_id"], "all ok", "flagged", r["flags"]))
+        flags.append("flagged")
     for r in bad.to_dict("records"):
         what = r["status"] if r["status"] != "ok" else "harness-bound"
         cpu = r.get("client_core_busy_max")
@@ -399,6 +433,7 @@ def document(
         doc.Section("Overview", "overview", tuple(overview)),
         *thresholds.section(run),  # the CI gate's verdict, as stored by `pushbench run`
         doc.Section("Summary", "summary", tuple(_summary_tables(run))),
+        *tax.section(run),  # pushbench's servers over their hand-written twins, when run
         doc.Section("Saturation", "saturation", tuple(_saturation_blocks(run))),
         guide.section(run),
         doc.Section(

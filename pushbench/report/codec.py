@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -281,6 +281,34 @@ def _profile_top(run_dir: Path) -> str | None:
     return paths.scrub(text.split("\n== pyinstrument", 1)[0].rstrip())
 
 
+def _warmup_line(opts: Mapping[str, Any]) -> str:
+    """How each case was warmed up and its loop calibrated, and whether a quick run's
+    figures compare with a full run's (runs before the warm-up discipline: they do not)."""
+    warm = opts.get("warmup_time_s")
+    if warm is None:
+        text = (
+            "- warm-up: half a repeat's calls, the loop count calibrated on cold calls (a run "
+            "made before the warm-up discipline)"
+        )
+        if opts.get("quick"):
+            text += (
+                "; **not comparable with a full run**: short samples timed from a cold start "
+                "read up to 2× slower"
+            )
+        return text
+    text = (
+        f"- each case warmed up for ≥ {warm} s (on until two samples agree within 5 %), then "
+        f"its loop count calibrated on warm calls so a repeat lasts ≥ {opts.get('min_time_s')} s"
+    )
+    if opts.get("quick"):
+        text += (
+            "; quick run: fewer sizes and repeats, the same warm-up and calibration as a full "
+            "run, so its figures are meant to agree with a full run's within ~10 % on a quiet "
+            "machine"
+        )
+    return text
+
+
 def render_markdown(
     records: Sequence[Record], meta: dict[str, Any], run_dir: Path, images: Sequence[Path]
 ) -> str:
@@ -306,6 +334,7 @@ def render_markdown(
         f"- {opts.get('repeats')} repeats of ≥ {opts.get('min_time_s')} s per case, "
         "median reported; GC paused while timing; MB = 10^6 payload bytes "
         "(headers not counted), GB = 10^9",
+        _warmup_line(opts),
         "",
         "## Targets",
         "",

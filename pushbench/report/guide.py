@@ -1,20 +1,29 @@
-"""The decision guide: for a few stated situations, which transport wins here, and by what figure.
+"""The decision guide: for a few stated situations, which protocol wins here, and by what figure.
 
 Rules are data (:data:`SITUATIONS`): each situation says which cells of the
 run decide it, which measured column ranks latency and which ranks cost, the
-scenario that measures it when this run does not, and its caveats. The
-verdicts are computed from this run's medians only; every one names the
-figure, its value and the cell it came from. Three verdicts per situation:
+scenario that measures it when this run does not, and its caveats. Verdicts
+compare *protocols* (WebSocket, SSE, long poll, short poll), each at its best
+stack and client, never two clients or stacks of one protocol
+(:mod:`.verdict`). A cell qualifies when it measured, delivered at least
+:data:`MIN_DELIVERED` of its messages (when latency counts) and carries no
+row flag (:mod:`pushbench.metrics.flags`: harness-bound, client loop stall,
+busy server, late publisher, offered rate not reached) — the cells left out
+are listed with why. Three verdicts per situation:
 
-- **latency**: the lowest median p99 (ties: p50) among cells that delivered
-  at least :data:`MIN_DELIVERED` of their messages;
-- **cost**: the lowest value of the situation's cost column (server CPU per
+- **latency**: the protocol with the lowest median p99 wins only when every
+  other protocol is behind it beyond the repeats' noise (the rule of
+  ``pushbench compare``: log t test, Holm-corrected); otherwise a tie, broken
+  by simplicity, then cost;
+- **cost**: the same rule on the situation's cost column (server CPU per
   message; memory per connection when nothing is pushed);
-- **simplicity**: the simplest transport (:func:`simplicity`: the rank each
-  row of :mod:`pushbench.registry` states, not a measurement) among the *good
-  enough* ones — delivered
-  everything and p99 within :data:`GOOD_ENOUGH` × the best p99 of the
-  situation — so simplicity never wins over a transport that cannot keep up.
+- **simplicity**: the simplest protocol (the rank each row of
+  :mod:`pushbench.registry` states, not a measurement) whose p99 is not behind
+  the best beyond the repeats' noise — so simplicity never wins over a
+  protocol that keeps up better, and never loses to a lead that is noise.
+
+:func:`verdict_lines` gives the verdicts without their figures: two runs whose
+repeats differ only by noise give the same lines.
 
 When the run holds no cell for a situation the guide says so and names the
 scenario to run instead of guessing. :func:`section` is the report's section;
@@ -31,24 +40,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from pushbench import registry
+from pushbench.metrics.flags import rule_text
 
 from . import doc, style
-from .compare import NA, NOISE, UNDECIDABLE, judge
 from .load import METRICS, Run, point_label, variant_label
 from .saturation import SWEEP_KEY, saturation_marks
+from .verdict import Decision, decide, protocol_label, protocol_simplicity
 
 __all__ = [
-    "GOOD_ENOUGH",
     "MIN_DELIVERED",
     "SITUATIONS",
+    "Judged",
     "Situation",
+    "judge_situation",
     "section",
     "simplicity",
     "text",
+    "verdict_lines",
 ]
 
 MIN_DELIVERED = 0.99
-GOOD_ENOUGH = 2.0  # × the best p99 of the situation
 LOW_RATE_MAX = 1000.0  # msgs/s: "low rate" up to here, "high rate" from here
 MANY_SUBSCRIBERS = 1000
 
@@ -194,7 +205,7 @@ SITUATIONS: tuple[Situation, ...] = (
             "long-poll tabs queue behind each other (HTTP/2 lifts this)",
         ),
         latency=None,
-        cost="server_rss_growth_bytes_per_conn",
+        cost="mem_marginal_bytes_per_conn",
     ),
     Situation(
         "proxies",
@@ -242,110 +253,114 @@ def _name(rec: dict[str, Any]) -> str:
 
 
 def _cost_column(sit: Situation, rows: Any) -> str | None:
-    for col in (sit.cost, "server_rss_bytes_per_conn", "server_cpu_us_per_msg"):
+    fallbacks = ("server_rss_growth_bytes_per_conn", "server_rss_bytes_per_conn")
+    for col in (sit.cost, *fallbacks, "server_cpu_us_per_msg"):
         if col in rows.columns and rows[col].notna().any():
             return col
     return None
 
 
-def _verdicts(sit: Situation, run: Run, rows: Any) -> tuple[list[str], list[str]]:
-    """(verdict lines, disqualified lines) for the cells ``rows`` of situation ``sit``."""
-    recs: list[dict[str, Any]] = rows.to_dict("records")
-    lat = sit.latency or "lat_p99_us"
+@dataclass(frozen=True)
+class Judged:
+    """A situation's cells sorted out and its verdicts: the cells that qualified, the ones
+    left out (with why), and the latency and cost :class:`~.verdict.Decision` among
+    protocols (None: not judged here)."""
+
+    good: tuple[dict[str, Any], ...]
+    left_out: tuple[str, ...]
+    latency: Decision | None
+    cost: Decision | None
+    cost_column: str | None
+
+
+def judge_situation(sit: Situation, run: Run, rows: Any) -> Judged:
+    """Qualify the cells ``rows`` of ``sit`` (measured; delivered ≥ :data:`MIN_DELIVERED`
+    when latency counts; no row flag) and decide latency and cost among their protocols."""
     good, out = [], []
-    for r in recs:
+    for r in rows.to_dict("records"):
         frac = r.get("delivered_fraction")
         if r["ok"] == 0:
             out.append(f"{_name(r)}: not measured ({r['reasons'] or 'no ok repeat'})")
         elif sit.latency and (frac is None or frac != frac or frac < MIN_DELIVERED):
             out.append(f"{_name(r)}: delivered only {_cite(r, 'delivered_fraction')}")
+        elif r.get("excluding_flags"):
+            out.append(f"{_name(r)}: flagged {r['excluding_flags']}")
         else:
             good.append(r)
+    cost = _cost_column(sit, rows)
+
+    def repeats(rec: dict[str, Any], column: str) -> tuple[float, ...]:
+        return _repeats(run, rec, column)
+
+    latency = decide(sit.latency, good, repeats, cost) if sit.latency and good else None
+    costed = decide(cost, good, repeats) if cost is not None and good else None
+    return Judged(tuple(good), tuple(out), latency, costed, cost)
+
+
+def _evidence(d: Decision) -> str:
+    text = d.evidence(_fmt)
+    return f" {text}." if text else ""
+
+
+def _verdicts(sit: Situation, run: Run, rows: Any) -> tuple[list[str], list[str]]:
+    """(verdict lines, left-out lines) for the cells ``rows`` of situation ``sit``."""
+    j = judge_situation(sit, run, rows)
+    if not j.good:
+        return ["no cell qualified (see below)"], list(j.left_out)
+    point = point_label({k: j.good[0].get(k) for k in (*SWEEP_KEY[3:], "rate_msgs_per_s")})
     lines: list[str] = []
-    if not good:
-        return ["no cell qualified (see below)"], out
-    point = point_label({k: good[0].get(k) for k in (*SWEEP_KEY[3:], "rate_msgs_per_s")})
-    figure_pct = f"figure “Latency percentiles — {point}”"
-    if sit.latency:
-        best = min(good, key=lambda r: (r[lat], r["lat_p50_us"]))
+    if j.latency is not None:
+        best = j.latency.chosen.rec
         lines.append(
-            f"Latency: {_name(best)} — p99 {_cite(best, lat)}, p50 "
-            f"{_fmt('lat_p50_us', best['lat_p50_us'])}; {figure_pct}."
-            + _runner_up(run, best, good, lat)
+            f"Latency (p99): {j.latency.line()}. Best cell: {_name(best)} — p99 "
+            f"{_cite(best, j.latency.column)}, p50 {_fmt('lat_p50_us', best['lat_p50_us'])}."
+            f"{_evidence(j.latency)} Figure “Latency percentiles — {point}”."
         )
         if sit.key == "high-rate":
             lines.extend(_saturation_line(run))
-    cost = _cost_column(sit, rows)
-    if cost is not None:
-        costed = [r for r in good if r.get(cost) == r.get(cost) and r.get(cost) is not None]
-        if costed:
-            cheap = min(costed, key=lambda r: r[cost])
-            fig = (
-                "Server memory per connection"
-                if "rss" in cost
-                else ("Server CPU per delivered message")
-            )
-            text = (
-                f"Cost: {_name(cheap)} — {METRICS[cost].label} {_cite(cheap, cost)}; "
-                f"figure “{fig}”."
-            )
-            if sit.latency:
-                floor = min(r[lat] for r in good)
-                if cheap[lat] > GOOD_ENOUGH * floor:
-                    enough = [r for r in costed if r[lat] <= GOOD_ENOUGH * floor]
-                    text += f" But its p99 is {cheap[lat] / floor:.0f}× the best"
-                    if enough:
-                        alt = min(enough, key=lambda r: r[cost])
-                        text += (
-                            f"; the cheapest within {GOOD_ENOUGH:g}× the best p99 is "
-                            f"{_name(alt)} at {_cite(alt, cost)}"
-                        )
-                    text += "."
-            lines.append(text)
-            if cost == "server_rss_bytes_per_conn":
-                lines.append(
-                    "(memory here is the server's whole RSS ÷ connections: this run predates "
-                    "the per-connection growth measurement)"
-                )
-    if sit.latency:
-        floor = min(r[lat] for r in good)
-        enough = [r for r in good if r[lat] <= GOOD_ENOUGH * floor]
-        simple = min(enough, key=lambda r: (simplicity(r["transport"])[0], r[lat]))
-        why = simplicity(simple["transport"])[1]
+    if j.cost is not None and j.cost_column is not None:
+        cheap = j.cost.chosen.rec
+        memory = "rss" in j.cost_column or j.cost_column.startswith("mem_")
+        fig = "Server memory per connection" if memory else "Server CPU per delivered message"
         lines.append(
-            f"Simplicity: {_name(simple)} — the simplest transport whose p99 is within "
-            f"{GOOD_ENOUGH:g}× the best ({_fmt(lat, simple[lat])} vs "
-            f"{_fmt(lat, floor)}) with everything delivered; {why}."
+            f"Cost ({METRICS[j.cost_column].label}): {j.cost.line()}. Best cell: "
+            f"{_name(cheap)} — {_cite(cheap, j.cost_column)}.{_evidence(j.cost)} "
+            f"Figure “{fig}”."
         )
+        if j.cost_column == "mem_marginal_bytes_per_conn":
+            lines.append(
+                "(memory here is marginal: what one more connection adds to the server's "
+                "RSS, the first connections' fixed set-up left out)"
+            )
+        if j.cost_column == "server_rss_bytes_per_conn":
+            lines.append(
+                "(memory here is the server's whole RSS ÷ connections: this run predates "
+                "the per-connection growth measurement)"
+            )
+    if j.latency is not None:
+        lines.append(f"Simplicity: {_simplicity_line(j.latency)}.")
     else:
         lines.append(
             "Simplicity: not ranked without a latency requirement; see the properties below."
         )
-    return lines, out
+    return lines, list(j.left_out)
+
+
+def _simplicity_line(d: Decision) -> str:
+    """The simplest protocol whose p99 is not behind the best beyond the repeats' noise."""
+    simplest = min(d.tied, key=lambda p: protocol_simplicity(p)[0])
+    why = protocol_simplicity(simplest)[1]
+    among = ", ".join(protocol_label(p) for p in d.tied)
+    return (
+        f"**{protocol_label(simplest)}** — the simplest protocol whose p99 is not behind the "
+        f"best beyond the repeats' noise (of {among}); {why}"
+    )
 
 
 def _repeats(run: Run, rec: dict[str, Any], column: str) -> tuple[float, ...]:
     """The ok repeats' values of ``column`` in the cell of summary row ``rec``."""
     rows = run.ok[run.ok["cell_id"] == rec["cell_id"]]
     return tuple(float(v) for v in rows[column].tolist() if v == v and v is not None)
-
-
-def _runner_up(run: Run, best: dict[str, Any], good: list[dict[str, Any]], column: str) -> str:
-    """The best cell of another transport, and whether the lead is beyond the repeats' noise."""
-    others = [r for r in good if r["transport"] != best["transport"]]
-    if not others:
-        return ""
-    second = min(others, key=lambda r: r[column])
-    verdict, rel, _ = judge(column, _repeats(run, best, column), _repeats(run, second, column))
-    how = {
-        NOISE: "not beyond the repeats' noise",
-        UNDECIDABLE: "one repeat each: too few to tell a lead from noise",
-        NA: "not comparable",
-    }.get(verdict, f"{(rel or 0.0) * 100:+.0f} %, beyond the repeats' noise")
-    return (
-        f" Next transport: {_name(second)} at {_fmt(column, second[column])} ({how}; rule of "
-        "`pushbench compare`)."
-    )
 
 
 def _saturation_line(run: Run) -> list[str]:
@@ -369,14 +384,15 @@ def _saturation_line(run: Run) -> list[str]:
 
 def _per_transport_table(sit: Situation, rows: Any) -> doc.Table:
     """The best stack of each transport at the deciding point, with the deciding figures."""
+    cost = _cost_column(sit, rows) or sit.cost
     cols = [
         c
-        for c in ("lat_p50_us", "lat_p99_us", "server_cpu_us_per_msg", "bytes_in_per_msg", sit.cost)
+        for c in ("lat_p50_us", "lat_p99_us", "server_cpu_us_per_msg", "bytes_in_per_msg", cost)
         if c in rows.columns
     ]
     cols = list(
         dict.fromkeys(
-            cols if sit.latency else [sit.cost, "server_cpu_fraction", "bytes_per_conn_per_s"]
+            cols if sit.latency else [cost, "server_cpu_fraction", "bytes_per_conn_per_s"]
         )
     )
     cols = [c for c in cols if c in rows.columns and rows[c].notna().any()]
@@ -386,15 +402,21 @@ def _per_transport_table(sit: Situation, rows: Any) -> doc.Table:
         cur = best.get(r["transport"])
         if rank is None or cur is None or (r[rank] == r[rank] and r[rank] < cur[rank]):
             best[r["transport"]] = r
+    shown = sorted(best.values(), key=lambda r: style.order_key(r["transport"], r["stack"]))
     table_rows = [
         (variant_label(r["stack"], r["transport"], r["client"]), *(_fmt(c, r[c]) for c in cols))
-        for r in sorted(best.values(), key=lambda r: style.order_key(r["transport"], r["stack"]))
+        for r in shown
     ]
     header = (
         "best stack per transport",
         *(f"{METRICS[c].label} ({METRICS[c].unit})" for c in cols),
     )
-    return doc.Table(header, tuple(table_rows), caption="medians over repeats")
+    return doc.Table(
+        header,
+        tuple(table_rows),
+        caption="medians over repeats; yellow: flagged, left out of the verdicts",
+        flags=tuple("flagged" if r.get("excluding_flags") else "" for r in shown),
+    )
 
 
 def _deciding(sit: Situation, summary: Any) -> Any:
@@ -493,11 +515,16 @@ def section(run: Run) -> doc.Section:
     """The whole decision guide of ``run``."""
     summary = _summary(run)
     intro = doc.Paragraph(
-        "Computed from this run's medians, not written in advance: a different machine or "
-        "scenario can change every verdict. Latency = lowest p99 among cells that delivered "
-        f"≥ {MIN_DELIVERED:.0%}; cost = lowest server CPU per message (memory per connection "
-        f"when idle); simplicity = simplest transport within {GOOD_ENOUGH:g}× the best p99 "
-        "(the order sse, shortpoll, longpoll, WebSocket is a stated property, not measured)."
+        "Computed from this run, not written in advance: a different machine or scenario can "
+        "change every verdict. Protocols are compared, each at its best stack and client; a "
+        "cell counts when it delivered "
+        f"≥ {MIN_DELIVERED:.0%} and carries no flag ({rule_text()}). A protocol wins on "
+        "latency (p99) or cost (server CPU per message; memory per connection when idle) "
+        "only when every other protocol is behind it beyond the repeats' noise (the rule of "
+        "`pushbench compare`: t test on the log repeats, Holm-corrected); otherwise it is a "
+        "tie, broken by simplicity, then cost. Simplicity = the simplest protocol whose p99 "
+        "is not behind the best beyond the noise (the order SSE, short polling, long "
+        "polling, WebSocket is a stated property, not measured)."
     )
     return doc.Section(
         "Decision guide",
@@ -517,7 +544,7 @@ def text(run: Run, width: int = 100) -> str:
     decided it and its latency, cost and simplicity verdicts (or the scenario that
     measures it), without the tables and caveats of the report."""
     summary = _summary(run)
-    out = ["Decision guide (this run's medians; the evidence is in the report):"]
+    out = ["Decision guide (protocols compared beyond the repeats' noise; evidence in the report):"]
 
     def say(line: str, indent: str = "  ") -> None:
         wrapped = textwrap.wrap(
@@ -542,3 +569,25 @@ def text(run: Run, width: int = 100) -> str:
         if left_out:
             say("Left out: " + "; ".join(left_out), "    ")
     return "\n".join(out)
+
+
+def verdict_lines(run: Run) -> list[str]:
+    """Every situation's verdicts without their figures (:meth:`~.verdict.Decision.line`):
+    what two runs of the same code whose repeats differ only by noise must agree on."""
+    summary = _summary(run)
+    out = []
+    for sit in SITUATIONS:
+        rows = _deciding(sit, summary)
+        if not len(rows) or not (rows["ok"] > 0).any():
+            out.append(f"{sit.key}: not measured")
+            continue
+        j = judge_situation(sit, run, rows)
+        if not j.good:
+            out.append(f"{sit.key}: no cell qualified")
+            continue
+        if j.latency is not None:
+            out.append(f"{sit.key} latency: {_plain(j.latency.line())}")
+            out.append(f"{sit.key} simplicity: {_plain(_simplicity_line(j.latency))}")
+        if j.cost is not None:
+            out.append(f"{sit.key} cost: {_plain(j.cost.line())}")
+    return out

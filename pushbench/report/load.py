@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pushbench import metrics
+from pushbench.metrics.flags import cell_flags, excluding
 from pushbench.results import read_json, resolve_run
 from pushbench.schema.cells import ALL_COLUMNS
 
@@ -36,6 +37,7 @@ __all__ = [
     "IDENTITY",
     "METRICS",
     "POINT",
+    "TAIL_COLUMNS",
     "Metric",
     "Run",
     "find_codec_run",
@@ -68,18 +70,25 @@ METRICS: dict[str, Metric] = {
     "delivered_fraction": Metric("delivered", "fraction", lower_is_better=False, digits=4),
     "delivered_msgs_per_s": Metric("delivered", "msgs/s", lower_is_better=False),
     "server_cpu_us_per_msg": Metric("server CPU", "µs/msg"),
+    "ticker_cpu_us_per_msg": Metric("ticker's own CPU (in server CPU)", "µs/msg"),
     "server_cpu_fraction": Metric("server CPU", "cores"),
-    "bytes_in_per_msg": Metric("bytes in", "B/msg"),
-    "bytes_out_per_msg": Metric("bytes out", "B/msg"),
+    "bytes_in_per_msg": Metric("TCP payload bytes in", "B/msg"),
+    "bytes_out_per_msg": Metric("TCP payload bytes out", "B/msg"),
+    "wire_bytes_in_per_msg": Metric("on the wire in (est.)", "B/msg"),
+    "wire_bytes_out_per_msg": Metric("on the wire out (est.)", "B/msg"),
+    "mem_marginal_bytes_per_conn": Metric("memory (marginal)", "B/conn"),
+    "mem_first_conn_bytes": Metric("first-connection set-up", "B"),
+    "kernel_sock_bytes_per_conn": Metric("kernel socket memory", "B/conn"),
     "server_rss_growth_bytes_per_conn": Metric("memory", "B/conn"),
     "server_rss_bytes_per_conn": Metric("RSS ÷ conns", "B/conn"),
-    "handshake_bytes_per_conn": Metric("handshake", "B/conn"),
+    "handshake_bytes_per_conn": Metric("handshake TCP payload", "B/conn"),
     "connect_p50_us": Metric("connect p50", "µs"),
     "requests_per_msg": Metric("requests", "per msg"),
     "delivered_msgs_per_client_cpu_s": Metric(
         "client capacity", "msgs/client-CPU-s", lower_is_better=False
     ),
-    "bytes_per_conn_per_s": Metric("keepalive bytes", "B/conn/s"),
+    "bytes_per_conn_per_s": Metric("keepalive TCP payload", "B/conn/s"),
+    "wire_bytes_per_conn_per_s": Metric("keepalive on the wire (est.)", "B/conn/s"),
     "errors": Metric("client errors", "count"),
     "reconnects": Metric("reconnects", "count"),
     "slow_consumers_dropped": Metric("slow consumers dropped", "count"),
@@ -108,6 +117,10 @@ POINT: tuple[str, ...] = (
     "check_delay_ms",
     "check_pause_ms",
     "check_drop_every",
+    "check_recv_bias_ms",
+    "check_client_stall_ms",
+    "check_client_stall_every_ms",
+    "check_drop_receipt_every",
 )
 
 _TEXT = (
@@ -125,6 +138,13 @@ _TEXT = (
     "drain_end",
 )
 _BOOL = ("harness_bound", "probe")
+#: Self-check fault columns newer than some runs: absent means the fault was off (0).
+_OFF_WHEN_ABSENT = (
+    "check_recv_bias_ms",
+    "check_client_stall_ms",
+    "check_client_stall_every_ms",
+    "check_drop_receipt_every",
+)
 
 
 def _as_bool(value: Any) -> bool:
@@ -149,13 +169,17 @@ def _typed(frame: Any) -> Any:
     for col in ALL_COLUMNS:  # a column newer than the run: not measured then
         if col not in frame.columns and col not in _BOOL:
             frame[col] = "" if col in _TEXT else float("nan")
+        if col in _OFF_WHEN_ABSENT:  # a run before that fault existed did not inject it
+            frame[col] = frame[col].fillna(0.0)
     if "client" not in frame.columns:
         frame["client"] = "python"  # runs before browser and Locust clients existed
     frame["client"] = frame["client"].replace("", "python")
     for col in _BOOL:
         if col not in frame.columns:
             frame[col] = False
-    return frame
+    # The schema's order, whatever the run's age (a column added mid-table reads the same).
+    ordered = [c for c in ALL_COLUMNS if c in frame.columns]
+    return frame[ordered + [c for c in frame.columns if c not in ordered]]
 
 
 def point_label(point: dict[str, Any]) -> str:
@@ -176,6 +200,13 @@ def point_label(point: dict[str, Any]) -> str:
             parts.append(f"{_num(point[col])} {unit}")
     if point.get("check_drop_every"):
         parts.append(f"drop 1/{int(point['check_drop_every'])}")
+    if point.get("check_recv_bias_ms"):
+        parts.append(f"client +{_num(point['check_recv_bias_ms'])} ms receive bias")
+    if point.get("check_client_stall_ms"):
+        stall, every = point["check_client_stall_ms"], point.get("check_client_stall_every_ms")
+        parts.append(f"client stall {_num(stall)} ms every {_num(every or 0)} ms")
+    if point.get("check_drop_receipt_every"):
+        parts.append(f"client drops 1/{int(point['check_drop_receipt_every'])} receipts")
     return " · ".join(parts)
 
 
@@ -248,11 +279,49 @@ class Run:
 
     @cached_property
     def _summary(self) -> Any:
-        return summarize(self.cells)
+        return self._flagged(self._merged_tail(summarize(self.cells)))
 
     def summary(self) -> Any:
-        """One row per cell (see :func:`summarize`); a copy, so callers may change it."""
+        """One row per cell (see :func:`summarize`); a copy, so callers may change it.
+
+        The tail of a cell whose repeats' histograms are stored (``hist/``) is the
+        merged histogram's: ``lat_p999_us`` and ``lat_max_us`` are the p99.9 and the max
+        of every ok repeat's corrected latency together (``tail_merged`` True), not a
+        median of per-repeat tails; ``…_min``/``…_max`` keep the repeats' own range.
+        ``flags`` holds the cell's row flags (:mod:`pushbench.metrics.flags`, each with
+        its figures, ``; ``-joined; empty: none), judged against that merged max;
+        ``excluding_flags`` those of them that take the cell out of the verdicts (a
+        tail-only flag does not).
+        """
         return self._summary.copy()
+
+    def _merged_tail(self, summary: Any) -> Any:
+        """``summary`` with each cell's p99.9 and max from its repeats' merged histogram."""
+        merged = []
+        for i, cell_id in zip(summary.index, summary["cell_id"], strict=True):
+            hist = self.histogram(str(cell_id)) if summary.at[i, "ok"] else None
+            merged.append(hist is not None and bool(hist.total_count))
+            if hist is None or not hist.total_count:
+                continue
+            for column, q in _TAIL:
+                value = hist.get_max_value() if q is None else hist.get_value_at_percentile(q)
+                summary.at[i, column] = float(value)
+                summary.at[i, f"{column}_spread"] = None  # the repeats' range is shown instead
+        summary["tail_merged"] = merged
+        return summary
+
+    def _flagged(self, summary: Any) -> Any:
+        """``summary`` with the ``flags`` of each cell, from its ok repeats' rows."""
+        out, out_excluding = [], []
+        for cell_id, lat_max in zip(summary["cell_id"], summary["lat_max_us"], strict=True):
+            ok = self.ok[self.ok["cell_id"] == cell_id].to_dict("records")
+            top = None if lat_max is None or lat_max != lat_max else float(lat_max)
+            found = cell_flags(ok, lat_max_us=top)
+            out.append("; ".join(str(f) for f in found))
+            out_excluding.append("; ".join(str(f) for f in excluding(found)))
+        summary["flags"] = out
+        summary["excluding_flags"] = out_excluding
+        return summary
 
     # --- per-repeat files --------------------------------------------------
 
@@ -297,6 +366,14 @@ class Run:
 
     def has_series(self) -> bool:
         return any((self.path / "series").glob("*.csv"))
+
+
+#: The tail columns taken from a cell's merged histogram: (column, percentile; None: max).
+_TAIL: tuple[tuple[str, float | None], ...] = (("lat_p999_us", 99.9), ("lat_max_us", None))
+
+
+#: The columns :meth:`Run.summary` takes from the merged histogram when the run has one.
+TAIL_COLUMNS: tuple[str, ...] = tuple(c for c, _ in _TAIL)
 
 
 def _isnan(v: Any) -> bool:

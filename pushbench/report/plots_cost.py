@@ -1,4 +1,5 @@
-"""Cost figures: bytes on the wire per message (beside the protocol floor), server CPU per
+"""Cost figures: TCP payload bytes per message (beside the protocol floor and the
+on-the-wire estimate), server CPU per
 delivered message and server memory per connection (grouped bars: colour the transport,
 hatch the stack).
 """
@@ -9,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from pushbench import metrics
 
 from . import floors, style
 from .figure import (
@@ -43,8 +46,9 @@ def _floor(rec: dict[str, Any]) -> floors.Floor | None:
 
 
 def bytes_per_message(run: Run, out: Path) -> list[Plot]:
-    """Bytes on the wire per delivered message against payload size, with the protocol floor."""
-    title = "Bytes on the wire per message"
+    """TCP payload bytes per delivered message against payload size, with the protocol floor
+    and (where the run has it) the estimate of the bytes on the wire."""
+    title = "TCP payload bytes per message"
     env = floors.envelope_overhead()
     caption = (
         "TCP payload bytes per delivered message, both directions (received by clients plus "
@@ -54,7 +58,10 @@ def bytes_per_message(run: Run, out: Path) -> list[Plot]:
         "measured requests per message). Between floor and measurement: pushbench's own "
         f"envelope (≈ {env} B of JSON: topic, sequence number, two timestamps), "
         "and what each stack adds (headers, CRLF line ends, batch wrappers). IP/TCP headers "
-        "(40–52 B per segment) are not counted."
+        "are not in the payload; the × marks (dashed lines) are the estimate of the bytes on "
+        f"the wire: payload plus {metrics.HEADER_BYTES_PER_SEGMENT} B (IPv4 + TCP + "
+        "timestamps, loopback's defaults) per TCP segment the kernel counted, pure ACKs "
+        "included."
     )
     summary = run.summary()
     if "bytes_in_per_msg" not in summary or summary["bytes_in_per_msg"].isna().all():
@@ -75,6 +82,10 @@ def bytes_per_message(run: Run, out: Path) -> list[Plot]:
             xs = sorted(by_size)
             ys = [float(np.median([_total(r) for r in by_size[x]])) for x in xs]
             ax.plot(xs, ys, **line_kw(mine[0]))
+            wire = [(x, _wire(r)) for x in xs for r in by_size[x][:1]]
+            wx, wy = [x for x, w in wire if w is not None], [w for _, w in wire if w is not None]
+            if wx:
+                ax.plot(wx, wy, color=style.color(key[1]), ls="--", lw=0.8, marker="x")
             fl = [_floor(by_size[x][0]) for x in xs]
             fx = [x for x, f in zip(xs, fl, strict=True) if f is not None]
             fy = [f.total for f in fl if f is not None]
@@ -92,7 +103,7 @@ def bytes_per_message(run: Run, out: Path) -> list[Plot]:
         ax.set_yscale("log")
         format_axes(ax)
         ax.set_xlabel(axis_label("payload", "B", log=True))
-        ax.set_ylabel(axis_label("bytes on the wire per message", "B/msg", log=True))
+        ax.set_ylabel(axis_label("TCP payload bytes per delivered message", "B/msg", log=True))
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize="small")
         ax.set_title(title)
@@ -121,19 +132,30 @@ def bytes_per_message(run: Run, out: Path) -> list[Plot]:
                 va="center",
                 fontsize="small",
             )
-            f = _floor(r)
+            f, on_wire = _floor(r), _wire(r)
             if f is not None:
                 ax.plot([f.total, f.total], [y - 0.4, y + 0.4], color="k", lw=2)
+            if on_wire is not None:
+                ax.plot([on_wire], [y], color="k", marker="x", ls="none")
         ax.plot([], [], color="k", lw=2, label="protocol floor")
+        ax.plot([], [], color="k", marker="x", ls="none", label="on the wire (estimate)")
         ax.axvline(size, color="k", ls=":", lw=1, label=f"payload ({size} B)")
         ax.set_yticks(ypos, labels)
         ax.invert_yaxis()
         format_axes(ax, "x")
-        ax.set_xlabel(axis_label("bytes on the wire per delivered message", "B/msg"))
+        ax.set_xlabel(axis_label("TCP payload bytes per delivered message", "B/msg"))
         ax.legend(fontsize="small", loc="lower right")
         title = f"{title} — {size} B payload"
         ax.set_title(title)
     return [Plot("bytes", title, caption, save(fig, out / "bytes.png"))]
+
+
+def _wire(rec: dict[str, Any]) -> float | None:
+    """The on-the-wire estimate, both directions (None where the run has none)."""
+    wire_in, wire_out = rec.get("wire_bytes_in_per_msg"), rec.get("wire_bytes_out_per_msg")
+    if wire_in is None or not finite(wire_in):
+        return None
+    return float(wire_in) + (float(wire_out) if wire_out is not None and finite(wire_out) else 0.0)
 
 
 def _total(rec: dict[str, Any]) -> float:
@@ -228,15 +250,25 @@ def cpu_per_message(run: Run, out: Path) -> list[Plot]:
         "server_cpu_us_per_msg",
         ("server CPU per delivered message", "µs/msg"),
         "Server CPU per delivered message",
-        "Server process CPU (user + system) over the measured window ÷ messages delivered to "
-        "all subscribers; median over repeats, bars span the repeats. Colour: transport; "
-        "hatch: stack. Lower is cheaper.",
+        "Server process CPU (user + system, all threads, to the ns) over the measured window "
+        "÷ messages delivered to all subscribers, the in-server ticker included (its own "
+        "share is the table's ticker column); median over repeats, bars span the repeats. "
+        "Colour: transport; hatch: stack. Lower is cheaper.",
         "no server CPU measured in this run",
     )
 
 
 def memory_per_connection(run: Run, out: Path) -> list[Plot]:
-    if run.has("server_rss_growth_bytes_per_conn"):
+    if run.has("mem_marginal_bytes_per_conn"):
+        column = "mem_marginal_bytes_per_conn"
+        what = (
+            "the marginal cost — slope of the server's resident memory over the connections "
+            "open, read with half and with all of them up — so the fixed set-up of the first "
+            "connections (cells.csv's mem_first_conn_bytes, often hundreds of KB) is left out, "
+            "and every divisor counts the connections open, not those configured; the kernel's "
+            "socket buffers are not in it (kernel_sock_bytes_per_conn)"
+        )
+    elif run.has("server_rss_growth_bytes_per_conn"):
         column = "server_rss_growth_bytes_per_conn"
         what = (
             "growth of the server's resident memory from before the first connection to "

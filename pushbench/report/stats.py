@@ -58,6 +58,7 @@ __all__ = [
     "holm",
     "power",
     "ratio_test",
+    "repeats_needed",
     "t_quantile",
     "t_two_sided",
 ]
@@ -267,6 +268,35 @@ def ratio_test(
     sd = max(math.sqrt(ss / df), floor) if df else floor
     se = sd * math.sqrt(1.0 / len(xa) + 1.0 / len(xb))
     return RatioTest(len(xa), len(xb), mb - ma, se, df, band, log_scale, ma)
+
+
+MOST_REPEATS = 100  # :func:`repeats_needed` looks no further
+
+
+def _caught(test: RatioTest, n: int, alpha: float, power: float) -> bool:
+    """Whether ``n`` repeats a side catch ``test``'s difference with ``power`` at ``alpha``."""
+    se = test.spread * math.sqrt(2.0 / n)
+    excess = abs(test.diff) - test.margin
+    return excess / se >= detectable_ncp(alpha, 2 * n - 2, power)
+
+
+def repeats_needed(
+    test: RatioTest, alpha: float = ALPHA, power: float = POWER, most: int = MOST_REPEATS
+) -> int | None:
+    """The repeats a side with which a true difference of ``test.diff`` would be told from
+    noise with ``power`` at level ``alpha``, the measured spread taken as the true one:
+    the fewest ``n`` whose standard error puts the difference beyond the margin by
+    :func:`detectable_ncp`. None when the difference is inside the ±margin band (no number
+    of repeats separates it), the test has no spread, or more than ``most`` are needed."""
+    if not test.decidable or abs(test.diff) <= test.margin:
+        return None
+    if not _caught(test, most, alpha, power):
+        return None
+    lo, hi = 1, most  # not caught at lo (one repeat: no spread), caught at hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if _caught(test, mid, alpha, power) else (mid, hi)
+    return hi
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:

@@ -22,7 +22,8 @@ codes), :mod:`.orchestrate` (the run loop, signals, metadata), :mod:`.rounds` (t
 order: every cell once per round, shuffled by a recorded seed), :mod:`.cell`
 (one cell × repeat: processes, load, window), :mod:`.server` (starting the
 stack), :mod:`.rows` (outputs → the row), :mod:`.window` (client CPU per core and
-per-message ratios over the measured window), :mod:`.saturation` (the SLO search),
+per-message ratios over the measured window), :mod:`.memory` (server memory readings
+at several connection counts, kernel socket memory), :mod:`.saturation` (the SLO search),
 :mod:`.progress` (the live line, or plain lines in a log, with an ETA),
 :mod:`.summary` (the table printed at the end), :mod:`.tables` (CSV writing)
 and :mod:`.options` (what a run is given and returns). ``pushbench run``

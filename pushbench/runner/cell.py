@@ -8,10 +8,14 @@ when the cell's ``client`` says so — all read a
 :class:`~pushbench.schema.worker.WorkerResult`), then the load: the server's
 ticker (``POST /control/ticker`` for ``rate × (warm-up + duration)``
 messages), or for chat cells (``publishers > 0``) the publishing clients
-themselves. Server RSS is read before the first connection and once all are
-up (memory per connection); server CPU at the start and end of the measured
-window, and at the same moments each worker is signalled to read its own CPU
-and counters (:data:`~pushbench.schema.worker.WINDOW_SIGNALS`), so the
+themselves, whose workers start after the others (:func:`start_order`). Each worker's
+receipt capacity is sized from the cell (:func:`receipt_capacity`). Server RSS is read
+before the first connection, once the first worker's first half of its connections is
+up (it waits for the runner's signal before opening the rest), and once each worker is
+up; the kernel memory of the server's sockets once all are up and at the window's end
+(memory per connection as a slope: :mod:`.memory`); server CPU at the start and end of
+the measured window, and at the same moments each worker is signalled to read its own
+CPU and counters (:data:`~pushbench.schema.worker.WINDOW_SIGNALS`), so the
 client's CPU and every per-message ratio cover that window (:mod:`.window`).
 After the drain (:mod:`.drain`: until every connection has the window's last
 message, all went quiet, or a cap) the workers are stopped (SIGTERM) and their
@@ -37,9 +41,16 @@ from pushbench.browser import MISSING_HINT, chromium_path
 from pushbench.procs import Pinning, ProcessGroup, Started, sample
 from pushbench.results import atomic_write_json
 from pushbench.scenario import Cell
-from pushbench.schema.worker import WINDOW_SIGNALS, PublishSpec, WorkerSpec
+from pushbench.schema.worker import (
+    STAGE_LINE,
+    STAGE_SIGNAL,
+    WINDOW_SIGNALS,
+    PublishSpec,
+    WorkerSpec,
+)
 
 from . import drain
+from .memory import MemoryProbe, server_port
 from .options import (
     READY_TIMEOUT_S,
     TICKER_DELAY_S,
@@ -52,9 +63,28 @@ from .progress import Progress
 from .rows import WorkerRun, bare_row, compute
 from .server import start_server, unsupported_by_stack
 
-__all__ = ["CONNECTIONS_PER_WORKER", "WORKER_MODULES", "plan_workers", "run_one", "worker_spec"]
+__all__ = [
+    "CAPACITY_MARGIN",
+    "CAPACITY_SLACK",
+    "CHAT_EDGES_S",
+    "CONNECTIONS_PER_WORKER",
+    "WORKER_MODULES",
+    "plan_workers",
+    "receipt_capacity",
+    "receiving_s",
+    "run_one",
+    "stage_size",
+    "start_order",
+    "worker_spec",
+]
 
 CONNECTIONS_PER_WORKER = 1000  # "auto" client processes
+#: Receipt capacity: this many times what a worker's connections can receive, plus the slack.
+CAPACITY_MARGIN = 1.1
+CAPACITY_SLACK = 1000
+#: Chat cells: publishing outside warm-up, window and drain (the publishers' connection
+#: ramp before the window, reading /stats and stopping them after the drain), seconds.
+CHAT_EDGES_S = 3.0
 HTTP_TIMEOUT_S = 5.0
 #: The worker module each ``client`` runs (same spec, same output contract).
 WORKER_MODULES: dict[str, str] = {
@@ -65,8 +95,8 @@ WORKER_MODULES: dict[str, str] = {
 
 
 def _unsupported(cell: Cell) -> str:
-    if cell.checks.active and cell.hub != "memory":
-        return "self-check faults need the in-process hub (hub = memory)"
+    if cell.checks.server_active and cell.hub != "memory":
+        return "self-check server faults need the in-process hub (hub = memory)"
     by_stack = unsupported_by_stack(cell)
     if by_stack:
         return by_stack
@@ -122,12 +152,51 @@ def plan_workers(cell: Cell, pinning: Pinning) -> list[tuple[int, bool]]:
     return plan
 
 
+def receiving_s(cell: Cell) -> float:
+    """The longest a connection of ``cell`` receives messages, in seconds at the cell's
+    rate. Ticker cells: the ticker's ``rate × (warm-up + duration)`` messages, whenever
+    they arrive (the drain adds none). Chat cells: the publishers publish from their
+    connect until the runner stops them — warm-up, window, the whole drain
+    (:func:`.drain.cap_s`) and :data:`CHAT_EDGES_S` for their own connection ramp before
+    the window and the stop after the drain (they start after every other worker:
+    :func:`start_order`)."""
+    span = cell.warmup_s + cell.duration_s
+    if cell.publishers:
+        span += drain.cap_s(cell) + CHAT_EDGES_S
+    return span
+
+
+def receipt_capacity(cell: Cell, connections: int) -> int:
+    """Receipts one worker of ``cell`` with ``connections`` connections must have room for:
+    every connection receives every message of the topic (a chat publisher its own too),
+    for :func:`receiving_s`, with :data:`CAPACITY_MARGIN` for duplicates and jitter.
+
+    What does not fit is counted as ``overflow`` by the worker, and the runner fails the
+    repeat with it (:mod:`.counters`) rather than counting those messages lost."""
+    need = cell.rate * receiving_s(cell) * connections
+    return math.ceil(need * CAPACITY_MARGIN) + CAPACITY_SLACK
+
+
+def start_order(plan: Sequence[tuple[int, bool]]) -> list[int]:
+    """The order the workers of ``plan`` (:func:`plan_workers`) start in: the publishing
+    ones last, so nothing is published while the other workers start (a publisher's
+    receipts before the window are bounded by its own ramp: :func:`receiving_s`)."""
+    return sorted(range(len(plan)), key=lambda k: plan[k][1])
+
+
 def worker_spec(
-    cell: Cell, base_url: str, connections: int, first_conn: int, publishes: bool, status: Path
+    cell: Cell,
+    base_url: str,
+    connections: int,
+    first_conn: int,
+    publishes: bool,
+    status: Path,
+    stage: int = 0,
 ) -> WorkerSpec:
     """The spec of one worker process of ``cell``: its connections, their ids, whether they
-    publish, and a run long enough for the window (the runner stops it after the drain)."""
-    capacity = math.ceil(cell.rate * (cell.warmup_s + cell.duration_s) * connections * 1.1) + 1000
+    publish, and a run long enough for the window (the runner stops it after the drain);
+    ``stage``: connections to open before pausing for a memory reading (0: none)."""
+    capacity = receipt_capacity(cell, connections)
     publish = None
     if publishes:
         publish = PublishSpec(rate=cell.publish_rate_per_publisher, payload_size=cell.payload_size)
@@ -151,7 +220,17 @@ def worker_spec(
         first_conn=first_conn,
         status_path=str(status),
         locust_workers=locust_workers,
+        faults=cell.checks.client_faults(),
+        stage_connections=stage,
     )
+
+
+def stage_size(cell: Cell, k: int, connections: int) -> int:
+    """Connections worker ``k`` opens before the runner's mid-way memory reading: half of
+    the first asyncio worker's (a second point for the slope); 0 (no stage) otherwise."""
+    if k != 0 or cell.client != "python" or connections < 2:
+        return 0
+    return connections // 2
 
 
 def _http(method: str, url: str) -> dict[str, Any]:
@@ -216,29 +295,40 @@ def _measure(
     server, base_url = handle.started, handle.base_url
     if options.on_server_started is not None:
         options.on_server_started(server)
-    rss_before = sample(server.pid)
+    memory = MemoryProbe(server.pid, server_port(base_url))
+    memory.idle()
 
-    workers: list[WorkerRun] = []
-    first = 0
     module = WORKER_MODULES[cell.client]
-    for k, (conns, publishes) in enumerate(plan_workers(cell, pinning)):
+    plan = plan_workers(cell, pinning)
+    firsts = [sum(conns for conns, _ in plan[:k]) for k in range(len(plan))]  # ids in plan order
+    started_at: dict[int, WorkerRun] = {}
+    memory.order = start_order(plan)  # its readings count workers in the order they start
+    for position, k in enumerate(memory.order):
+        conns, publishes = plan[k]
         spec_path = work / f"worker{k}.spec.json"
         status = work / f"worker{k}.status.json"
-        spec = worker_spec(cell, base_url, conns, first, publishes, status)
+        stage = stage_size(cell, k, conns)
+        spec = worker_spec(cell, base_url, conns, firsts[k], publishes, status, stage)
         atomic_write_json(spec_path, spec.to_dict())
         out = work / f"worker{k}"
         cpu = pinning.clients[k % len(pinning.clients)]
+        timeout_s = READY_TIMEOUT_S * (4 if cell.client != "python" else 1)
         started = group.start(
             f"worker{k}",
             [sys.executable, "-m", module, str(spec_path), str(out)],
             cpus=(cpu,),
-            ready_prefix="worker ready",
-            timeout_s=READY_TIMEOUT_S * (4 if cell.client != "python" else 1),
+            ready_prefix=STAGE_LINE if stage else "worker ready",
+            timeout_s=timeout_s,
         )
-        workers.append(WorkerRun(started, out, conns, publishes))
-        first += conns
+        if stage:  # the first half is up and the worker waits: a point mid-way
+            memory.read(position, int(started.ready_line.split()[-1]))
+            started.proc.send_signal(STAGE_SIGNAL)
+            group.wait_line(started, "worker ready", timeout_s)
+        memory.read(position + 1)
+        started_at[k] = WorkerRun(started, out, conns, publishes)
+    workers = [started_at[k] for k in range(len(plan))]  # plan order: publishers stop first
     _check_alive(group)
-    rss_after = sample(server.pid)
+    memory.kernel_up = memory.kernel()
     progress.watch([work / f"worker{k}.status.json" for k in range(len(workers))])
 
     if cell.publishers or not cell.rate:  # chat: the clients publish from their first
@@ -266,11 +356,14 @@ def _measure(
     cpu1 = sample(server.pid)
     broker1 = sample(broker.pid) if broker is not None else None
     _mark_window(workers, "end")
+    memory.kernel_load = memory.kernel()
     window_end_ns = int((window_start + cell.duration_s) * 1e9)
     ticker_cell = bool(cell.rate) and not cell.publishers  # the ticker's schedule: /stats
-    plan = drain.plan(cell, window_end_ns, _http("GET", f"{base_url}/stats") if ticker_cell else {})
+    drain_plan = drain.plan(
+        cell, window_end_ns, _http("GET", f"{base_url}/stats") if ticker_cell else {}
+    )
     drained = drain.drain(
-        plan,
+        drain_plan,
         [work / f"worker{k}.status.json" for k in range(len(workers))],
         lambda until: _wait(group, until, progress),
     )
@@ -285,9 +378,6 @@ def _measure(
         if code not in (0, None):
             raise CellFailed(f"{w.started.name} exited with {code} after SIGTERM")
     _check_alive(group, [w.started for w in workers])
-    memory = None
-    if rss_before is not None and rss_after is not None:
-        memory = rss_after.rss_bytes - rss_before.rss_bytes
     window_ns = int(window_start * 1e9) if cell.publishers or not cell.rate else None
     return compute(
         cell,
@@ -298,8 +388,9 @@ def _measure(
         stats,
         cpu0,
         cpu1,
-        memory,
+        None,
         window_ns,
         drained,
         broker_cpu=(broker0, broker1),
+        memory=memory,
     )

@@ -135,7 +135,8 @@ def _judge(
     the JUnit file; whether they all passed (True when there are none)."""
     if not scenario.thresholds and junit is None:
         return True
-    cells = thresholds.summarize_rows(rows)
+    baselines = {c.cell_id: c.baseline_id for c in scenario.cells() if c.baseline_id}
+    cells = thresholds.summarize_rows(rows, baselines)
     verdict = thresholds.evaluate(scenario.name, scenario.thresholds, cells)
     if scenario.thresholds:
         print(thresholds.render_text(verdict), end="", flush=True)

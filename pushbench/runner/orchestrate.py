@@ -40,6 +40,7 @@ from .cell import run_one
 from .options import RunOptions, RunResult
 from .progress import Progress
 from .rounds import Planned, ProbeRounds, interleave, new_seed
+from .rows import cpu_accounting
 from .saturation import slo_groups
 from .server import distributions
 from .tables import write_cells, write_saturation
@@ -82,6 +83,7 @@ def run_scenario(scenario: Scenario, options: RunOptions, *, seed: int | None = 
             "rounds": rounds,
             "servers": {},
             "cells_schema": CELLS_SCHEMA_VERSION,
+            "cpu_accounting": cpu_accounting(),
         },
     )
     atomic_write_json(run_dir / "metadata.json", meta)

@@ -7,14 +7,18 @@ repeat under ``hist/``), the latency series (``series/``), delivery, the
 latency over every expected message (lost ones infinitely late), throughput,
 overhead, and the runner's own columns (``client_processes``: the processes
 that actually ran, as each worker's output reports them, :func:`processes_ran`;
-``slow_consumers_dropped`` from ``/stats``). Failed and skipped cells get a row
-of their parameters only.
+``slow_consumers_dropped`` from ``/stats``). Every counter a worker or the server
+reports is read (:mod:`.counters`): a harness fault (a full receipt recorder,
+unreadable input, a connection never up, messages evicted from the server's history
+before they were fetched) fails the repeat with the reason instead of reading as loss.
+Failed and skipped cells get a row of their parameters only.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,15 +27,17 @@ from typing import Any
 
 import numpy as np
 
-from pushbench import metrics, registry
+from pushbench import cputime, metrics, registry
 from pushbench.procs import ProcSample, Started
 from pushbench.results import atomic_write_text
 from pushbench.scenario import Cell
 from pushbench.schema.cells import ALL_COLUMNS, EXTRA_COLUMNS, PARAM_COLUMNS
-from pushbench.schema.worker import WorkerFailure, WorkerResult, read_output
+from pushbench.schema.worker import OutputError, WorkerFailure, WorkerResult, read_output
 
+from .counters import counter_columns, harness_faults
+from .memory import MEMORY_COLUMNS, MemoryProbe
 from .options import CellFailed
-from .window import COUNTERS, ClientWorker, client_load
+from .window import COUNTERS, ClientLoad, ClientWorker, client_load
 
 
 def _polling(transport: str) -> bool:
@@ -43,10 +49,13 @@ __all__ = [
     "WorkerRun",
     "bare_row",
     "compute",
+    "cpu_accounting",
     "processes_ran",
     "read_results",
     "ticker_seq0",
     "with_broker_cpu",
+    "with_ticker_cpu",
+    "with_wire_bytes",
 ]
 
 
@@ -131,10 +140,18 @@ def compute(
     drained: tuple[str, float] | None = None,
     *,
     broker_cpu: tuple[ProcSample | None, ProcSample | None] = (None, None),
+    memory: MemoryProbe | None = None,
 ) -> dict[str, Any]:
     """The row of one measured cell × repeat; ``drained``: why the drain ended and how
-    long after the window (:func:`.drain.drain`), None when not drained by the runner."""
+    long after the window (:func:`.drain.drain`), None when not drained by the runner.
+    ``memory``: the server's memory readings (:mod:`.memory`), which give the memory
+    columns and the growth in place of ``memory_growth``; every memory figure is divided
+    by the connections open once all were up, as the workers report them."""
     outs = read_results(workers)
+    results = [info for info, _ in outs]
+    faults = harness_faults([w.started.name for w in workers], results, stats)
+    if faults:  # the receipts miss what the harness dropped: not a loss to measure
+        raise CellFailed("; ".join(faults))
     all_r = metrics.Receipts(
         *(
             np.concatenate([getattr(r, k) for _, r in outs])
@@ -156,8 +173,6 @@ def compute(
     tput = metrics.throughput(deliv, cell.duration_s)
     tail = metrics.latency_all_expected(all_r, deliv)  # the expected seqs, as deliv counts
 
-    results = [info for info, _ in outs]
-
     def total(key: str) -> int:
         return sum(r.total(key) for r in results)
 
@@ -171,12 +186,21 @@ def compute(
             for w, (info, receipts) in zip(workers, outs, strict=True)
         ]
     )
+    opened = [r.connections - r.connect_failures for r in results]
+    conns_open = sum(opened)
+    mem_columns: dict[str, Any] = dict.fromkeys(MEMORY_COLUMNS)
+    if memory is not None:
+        mem_columns = memory.columns(opened)
+        figures = memory.figures(opened)
+        memory_growth = None if figures is None else figures.growth_bytes
+        conns_open = mem_columns["mem_conns_open"]
     sources = {r.bytes_source for r in results}
     max_lag_ns = max(float(r.max_loop_lag_ns) for r in results)
     overhead = metrics.Overhead(
         server_cpu_s=None if cpu0 is None or cpu1 is None else cpu1.cpu_s - cpu0.cpu_s,
         server_rss_bytes=None if cpu1 is None else cpu1.rss_bytes,
         server_rss_growth_bytes=memory_growth,
+        conns_open=conns_open,
         client_cpu_s=load.cpu_s,
         bytes_in=total("bytes_in"),
         bytes_out=total("bytes_out"),
@@ -222,11 +246,14 @@ def compute(
         drain_end=None if drained is None else drained[0],
         history_gap_msgs=stats.get("history_gap_messages"),
         publish_overruns=total("publish_overruns") if cell.publishers else None,
+        **counter_columns(cell, results),
+        **mem_columns,
     )
     row.update(round=None, run_index=None)  # the run's order: set by .orchestrate
     if cell.publishers:
         row["publish_lag_max_us"] = total_max("publish_lag_max_ns") / 1e3
-    return in_schema_order(with_broker_cpu(row, *broker_cpu))
+    row = with_ticker_cpu(with_broker_cpu(row, *broker_cpu), ticker, last_seq - first_seq + 1)
+    return in_schema_order(with_wire_bytes(row, load))
 
 
 def in_schema_order(row: dict[str, Any]) -> dict[str, Any]:
@@ -248,6 +275,59 @@ def with_broker_cpu(
     if start is not None and end is not None and delivered:
         value = (end.cpu_s - start.cpu_s) * 1e6 / delivered
     return {**row, "broker_cpu_us_per_msg": value}
+
+
+def cpu_accounting() -> dict[str, str]:
+    """How the rows' CPU figures are measured, for metadata.json (``cpu_accounting``);
+    ``source``: what :mod:`pushbench.cputime` reads on this machine (``clock``: process
+    CPU clocks, ns; ``schedstat``; ``ticks``: 10 ms clock ticks)."""
+    here = cputime.read(os.getpid())
+    return {
+        "ticker": "ticker on the server core, its own cost reported separately "
+        "(ticker_cpu_us_per_msg; server_cpu_us_per_msg includes it)",
+        "server": "the server process's CPU, all threads, at the window's edges",
+        "broker": "the Redis server's CPU, all threads, at the window's edges",
+        "clients": "asyncio workers: getrusage (µs); Locust's and the browser's processes: "
+        "pushbench.cputime, at the runner's window signals",
+        "source": here.source if here is not None else "unavailable",
+    }
+
+
+def with_ticker_cpu(
+    row: dict[str, Any], ticker: Mapping[str, Any], published: int
+) -> dict[str, Any]:
+    """``row`` with ``ticker_cpu_us_per_msg``: the in-server ticker's own CPU per message
+    it published (its ``/stats`` record: ``own_cpu_us_per_msg``, over its whole run) ×
+    the ``published`` messages of the window ÷ ``msgs_delivered`` — the denominator of
+    ``server_cpu_us_per_msg``, which includes it. Empty without a ticker (chat, idle),
+    from a server that does not report it, or when nothing was delivered."""
+    delivered, own = row.get("msgs_delivered"), ticker.get("own_cpu_us_per_msg")
+    value = None
+    if own is not None and delivered and published > 0:
+        value = float(own) * published / delivered
+    return {**row, "ticker_cpu_us_per_msg": value}
+
+
+def with_wire_bytes(row: dict[str, Any], load: ClientLoad) -> dict[str, Any]:
+    """``row`` with the on-the-wire estimates beside its TCP payload byte columns: payload
+    plus :data:`pushbench.metrics.HEADER_BYTES_PER_SEGMENT` per TCP segment, segments
+    counted by the same kernel counters over the same span (:mod:`pushbench.metrics.wire`).
+    Empty where the bytes are not the kernel's (``bytes_source`` not ``tcp_info…``) or a
+    worker did not count segments."""
+    kernel = str(row.get("bytes_source") or "").startswith("tcp_info")
+    segs = ("segs_in", "segs_out")
+    wire = {
+        "wire_bytes_in_per_msg": metrics.wire_bytes(
+            row.get("bytes_in_per_msg"), load.per_msg("segs_in")
+        ),
+        "wire_bytes_out_per_msg": metrics.wire_bytes(
+            row.get("bytes_out_per_msg"), load.per_msg("segs_out")
+        ),
+        "wire_bytes_per_conn_per_s": metrics.wire_bytes(
+            row.get("bytes_per_conn_per_s"), load.bytes_per_conn_per_s(segs)
+        ),
+    }
+    return {**row, **{k: v if kernel else None for k, v in wire.items()}}
 
 
 def write_hlog(path: Path, receipts: metrics.Receipts, window: tuple[int, int]) -> None:
@@ -317,7 +397,10 @@ def read_results(workers: Sequence[WorkerRun]) -> list[tuple[WorkerResult, metri
         json_path = w.out.with_name(w.out.name + ".json")
         if not json_path.exists():
             raise CellFailed(f"{w.started.name} wrote no output ({json_path.name})")
-        info = read_output(json.loads(json_path.read_text()))
+        try:
+            info = read_output(json.loads(json_path.read_text()))
+        except OutputError as exc:  # a field missing or of the wrong kind: never a 0
+            raise CellFailed(f"{w.started.name} wrote no worker record: {exc}") from exc
         if isinstance(info, WorkerFailure):
             raise CellFailed(f"{w.started.name} failed: {info.reason}")
         receipts = metrics.Receipts.load(w.out.with_name(w.out.name + ".npz"))

@@ -4,11 +4,12 @@ A *module* stack (``Stack.module``) is started as ``pushbench serve --stack
 NAME --port 0`` with the cell's hub, loop, heartbeats and self-check faults,
 and its ready line carries the URL it bound. An *external* stack
 (``Stack.argv``, e.g. a Node server) gets a free loopback port chosen here,
-``{host}`` and ``{port}`` filled into its argv, and is ready once it prints a
+``{host}`` and ``{port}`` filled into its argv (and ``{history}``, ``{loop}`` where
+its argv has them: the hand-written twins'), and is ready once it prints a
 line starting with its ``ready_line``; it is told nothing else, so cells that
 need server options it cannot receive (faults, a heartbeat other than the
-scenario default of :data:`EXTERNAL_HEARTBEAT_S`, another hub) are skipped
-with the reason. Either way the server runs pinned to the server
+scenario default of :data:`EXTERNAL_HEARTBEAT_S`, another hub, a history or loop
+its argv does not take) are skipped with the reason. Either way the server runs pinned to the server
 CPUs in the cell's :class:`~pushbench.procs.ProcessGroup`.
 
 History. The server keeps the last N messages of a topic, and a poller fetches what was
@@ -17,8 +18,10 @@ needs ``rate × poll_interval_s`` of them, a long poller what accumulates while 
 re-polls. :func:`history_size` sizes ``--history`` from the cell (with a margin), so a
 poller never loses messages to a buffer too small for its rate; a history whose memory
 would pass :data:`HISTORY_CAP_BYTES` skips the cell with the reason. The server's
-``/stats`` counts requests that came too late for the history anyway
-(``history_gap_messages``), which the cell's row records.
+``/stats`` counts the messages evicted from the history before a subscriber fetched them
+(``history_gap_messages``, over the requests that came too late: ``history_gaps``); the
+runner fails a repeat that lost any that way (:mod:`.counters`), and the row records the
+count (``history_gap_msgs``).
 
 Redis. A cell with ``hub = "redis"`` gets a Redis server of its own, started first in
 the cell's group like the server and pinned to the same CPUs (it is part of the server
@@ -27,7 +30,7 @@ skipped, naming that command) on a free loopback port, with no persistence. The 
 gets its URL and a key prefix fresh for the cell (:func:`redis_prefix`), so no two cells
 ever share a sequence or a history, even on a Redis they did share. The group stops it
 with the rest on every exit path; the runner samples its CPU over the window like the
-server's (``broker_cpu_us_per_msg``).
+server's, all threads to the ns (:mod:`pushbench.cputime`; ``broker_cpu_us_per_msg``).
 """
 
 from __future__ import annotations
@@ -139,10 +142,12 @@ def unsupported_by_stack(cell: Cell) -> str:
     if not stack.external:
         return REDIS_MISSING if cell.hub == "redis" and redis_server() is None else ""
     needs = []
-    if history_size(cell) != DEFAULT_HISTORY:
+    if history_size(cell) != DEFAULT_HISTORY and not stack.takes("history"):
         needs.append(f"a history of {history_size(cell):,} messages (not {DEFAULT_HISTORY:,})")
-    if cell.checks.active:
-        needs.append("self-check faults")
+    if cell.loop != "asyncio" and not stack.takes("loop"):
+        needs.append(f"loop = {cell.loop!r}")
+    if cell.checks.server_active:
+        needs.append("self-check server faults")
     if cell.heartbeat_s not in (None, EXTERNAL_HEARTBEAT_S):
         needs.append(f"heartbeat_s = {cell.heartbeat_s} (not {EXTERNAL_HEARTBEAT_S})")
     if cell.hub != "memory":
@@ -187,7 +192,7 @@ def serve_argv(
         hb = str(cell.heartbeat_s)
         argv += ["--heartbeat-interval", hb, "--ping-interval", hb]
     checks = cell.checks
-    if checks.active:
+    if checks.server_active:
         # The server counts the pause from ticker start; the scenario from the
         # start of the measured window (default: its middle).
         into_window = checks.pause_at_s if checks.pause_at_s is not None else cell.duration_s / 2
@@ -237,7 +242,7 @@ def start_server(group: ProcessGroup, cell: Cell, pinning: Pinning) -> Server:
         port = free_port()
         started = group.start(
             "server",
-            stack.command(HOST, port),
+            stack.command(HOST, port, history=history_size(cell), loop=cell.loop),
             cpus=pinning.server,
             ready_prefix=stack.ready_line,
             timeout_s=READY_TIMEOUT_S,

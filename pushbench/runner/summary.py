@@ -8,7 +8,10 @@ fraction and msgs/s, server CPU per message, and flags:
 
 - ``failed n/m`` and ``skipped``: repeats that measured nothing (the reasons are
   listed under the table);
-- ``harness_bound``: a client core saturated, the load generator may be the limit;
+- the row flags of :mod:`pushbench.metrics.flags`, each naming its figures
+  (``harness-bound``, ``client-loop-stall``, ``server-busy``, ``publisher-late``,
+  ``under-rate``): the reported number may be the harness's or an overloaded
+  server's, and the decision guide leaves the cell out of its verdicts;
 - ``lost``: a repeat lost messages;
 - ``probe``: a rate the saturation search added.
 """
@@ -21,6 +24,8 @@ import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from pushbench.metrics.flags import cell_flags, rule_text
 
 __all__ = ["CellSummary", "format_table", "summarize"]
 
@@ -73,8 +78,7 @@ def summarize(rows: Sequence[dict[str, Any]]) -> list[CellSummary]:
             flags.append(f"failed {failed}/{len(runs)}")
         if any(r["status"] == "skipped" for r in runs):
             flags.append("skipped")
-        if any(r.get("harness_bound") is True for r in ok):
-            flags.append("harness_bound")
+        flags.extend(str(f) for f in cell_flags(ok))
         if any((_number(r.get("msgs_lost")) or 0) > 0 for r in ok):
             flags.append("lost")
         if any(r.get("probe") is True for r in runs):
@@ -138,7 +142,7 @@ def format_table(summaries: Sequence[CellSummary]) -> str:
     lines = [line(header), *(line(r) for r in table)]
     lines += textwrap.wrap(
         "p50, p99: median over the ok repeats; max: the highest of any repeat; latency from "
-        "the scheduled send time; CPU: the server's, per delivered message",
+        "the scheduled send time; CPU: the server's, per delivered message; " + rule_text(),
         100,
     )
     for s in summaries:

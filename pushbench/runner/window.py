@@ -12,9 +12,10 @@ CPU); each worker reads its CPU and summed counters then
   one busy core), and the cell is :data:`harness_bound <HARNESS_BOUND_FRACTION>`
   when any client core was ≥ 90 % busy — the saturation search's
   ``saturated_side`` reads the same figure;
-- **per-message ratios** (requests, bytes in, bytes out, messages per client CPU
-  second) with numerator and denominator over one span: the counters' change
-  between the marks ÷ the messages received between them.
+- **per-message ratios** (requests, TCP payload bytes in and out, TCP segments in and
+  out where the worker kind counts them, messages per client CPU second) with
+  numerator and denominator over one span: the counters' change between the marks ÷
+  the messages received between them.
 
 A counter a worker kind could not read at a mark (Locust's users and the browser's
 pages keep theirs) falls back, for that worker, to the whole run against the whole
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from pushbench.schema.worker import WindowMark, WorkerResult
+from pushbench.schema.worker import SEGMENT_TOTALS, WindowMark, WorkerResult
 
 __all__ = [
     "COUNTERS",
@@ -102,6 +103,11 @@ def worker_load(result: WorkerResult, recv_ns: npt.NDArray[np.int64]) -> WorkerL
     the messages received over that counter's span."""
     run_messages = result.total("messages")
     run = {k: Share(result.total(k), run_messages, result.run_s) for k in COUNTERS}
+    run.update(
+        (k, Share(result.total(k), run_messages, result.run_s))
+        for k in SEGMENT_TOTALS
+        if k in result.totals  # counted by this worker kind
+    )
     marks = _marked(result)
     if marks is None:
         return WorkerLoad(result.cpu_run_s, result.run_s, run_messages, False, run)
@@ -111,7 +117,7 @@ def worker_load(result: WorkerResult, recv_ns: npt.NDArray[np.int64]) -> WorkerL
     if messages is None:  # the kind keeps its counts elsewhere: receipts in the window
         messages = int(np.count_nonzero((recv_ns >= a.t_ns) & (recv_ns < b.t_ns)))
     shares = {}
-    for key in COUNTERS:
+    for key in run:
         moved = _delta(getattr(a, key), getattr(b, key))
         shares[key] = run[key] if moved is None else Share(moved, messages, seconds)
     return WorkerLoad(b.cpu_s - a.cpu_s, seconds, messages, True, shares)
@@ -148,7 +154,10 @@ class ClientLoad:
         return busiest is not None and busiest >= HARNESS_BOUND_FRACTION
 
     def per_msg(self, key: str) -> float | None:
-        """``key`` (one of :data:`COUNTERS`) per message received, both over one span."""
+        """``key`` (one of :data:`COUNTERS`, or of the segment counters where every worker
+        counted them) per message received, both over one span."""
+        if any(key not in w.shares for w in self.workers):
+            return None
         count = sum(w.shares[key].count for w in self.workers)
         messages = sum(w.shares[key].messages for w in self.workers)
         return count / messages if messages else None
@@ -158,14 +167,17 @@ class ClientLoad:
         cpu = self.cpu_s
         return sum(w.messages for w in self.workers) / cpu if cpu > 0 else None
 
-    def bytes_per_conn_per_s(self) -> float | None:
-        """Bytes both ways per connection per second over the window (idle cells'
-        keepalive cost)."""
+    def bytes_per_conn_per_s(self, keys: Sequence[str] = ("bytes_in", "bytes_out")) -> float | None:
+        """TCP payload bytes both ways (or the sum of other counters ``keys``) per connection
+        per second over the window (idle cells' keepalive cost); None when a worker did
+        not count one of ``keys``."""
+        if any(key not in w.shares for w in self.workers for key in keys):
+            return None
         moved = conn_s = 0.0
         for w, conns in zip(self.workers, self.connections, strict=True):
-            for key in ("bytes_in", "bytes_out"):
+            for key in keys:
                 moved += w.shares[key].count
-            conn_s += conns * w.shares["bytes_in"].seconds
+            conn_s += conns * w.shares[keys[0]].seconds
         return moved / conn_s if conn_s > 0 else None
 
 

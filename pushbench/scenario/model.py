@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from pushbench import registry
+from pushbench.faults import ClientFaults
 from pushbench.thresholds import Threshold
 
 from .params import default, num_id
@@ -54,22 +55,53 @@ class Slo:
 
 @dataclass(frozen=True)
 class Checks:
-    """Faults the server injects so the instrument can prove it sees them.
+    """Faults injected so the instrument can prove it sees them.
 
-    ``delay_ms``: every message is delayed by this much (latency must rise by it);
-    ``pause_ms`` at ``pause_at_s`` (seconds into the measured window): the event
-    loop stalls once (a spike, no lost messages); ``drop_every``: every Nth
-    message is dropped (loss must be exactly 1/N). Zero means off.
+    The server's (:class:`pushbench.faults.Faults`): ``delay_ms``: every message is
+    delayed by this much (latency must rise by it); ``pause_ms`` at ``pause_at_s``
+    (seconds into the measured window): the event loop stalls once (a spike, no lost
+    messages); ``drop_every``: every Nth message is dropped (loss must be exactly 1/N).
+
+    The client's, a deliberately broken instrument (:class:`pushbench.faults.ClientFaults`,
+    applied in every asyncio client's receive path): ``recv_bias_ms``: every receive
+    time is recorded that much late; ``client_stall_ms`` every ``client_stall_every_ms``:
+    the client's event loop blocks (its loop lag must show it); ``drop_receipt_every``:
+    every Nth receipt is not recorded (loss must be 1/N). Zero means off.
     """
 
     delay_ms: float = 0.0
     pause_ms: float = 0.0
     pause_at_s: float | None = None
     drop_every: int = 0
+    recv_bias_ms: float = 0.0
+    client_stall_ms: float = 0.0
+    client_stall_every_ms: float = 0.0
+    drop_receipt_every: int = 0
 
     @property
     def active(self) -> bool:
+        return self.server_active or self.client_active
+
+    @property
+    def server_active(self) -> bool:
+        """Faults the server injects (they need a module stack and the memory hub)."""
         return bool(self.delay_ms or self.pause_ms or self.drop_every)
+
+    @property
+    def client_active(self) -> bool:
+        """Faults the asyncio client worker injects (any stack, any hub)."""
+        return bool(self.recv_bias_ms or self.client_stall_ms or self.drop_receipt_every)
+
+    def client_faults(self) -> ClientFaults | None:
+        """The client faults for the worker spec (None: none)."""
+        if not self.client_active:
+            return None
+        return ClientFaults(
+            recv_bias_ms=self.recv_bias_ms,
+            stall_ms=self.client_stall_ms,
+            stall_every_ms=self.client_stall_every_ms,
+            drop_receipt_every=self.drop_receipt_every,
+        )
 
     def id_parts(self) -> list[str]:
         parts = []
@@ -79,6 +111,13 @@ class Checks:
             parts.append(f"pause{num_id(self.pause_ms)}ms")
         if self.drop_every:
             parts.append(f"drop{self.drop_every}")
+        if self.recv_bias_ms:
+            parts.append(f"rbias{num_id(self.recv_bias_ms)}ms")
+        if self.client_stall_ms:
+            stall, every = num_id(self.client_stall_ms), num_id(self.client_stall_every_ms)
+            parts.append(f"cstall{stall}ms-every{every}ms")
+        if self.drop_receipt_every:
+            parts.append(f"rdrop{self.drop_receipt_every}")
         return parts
 
 
@@ -149,6 +188,12 @@ class Cell:
             parts.append(f"lw{self.client_processes}")  # Locust master + N workers
         parts += self.checks.id_parts()
         return "-".join(parts)
+
+    @property
+    def baseline_id(self) -> str:
+        """The id of this cell without its self-check faults: what a ``- baseline``
+        threshold compares it with (``""`` for a cell without faults)."""
+        return replace(self, checks=Checks()).cell_id if self.checks.active else ""
 
     @property
     def protocol(self) -> str:

@@ -251,6 +251,10 @@ CHECKS_SPEC: dict[str, tuple[Kind, Any]] = {
     "pause_ms": (number(0, 60_000, " (ms, 0 = off)"), 0.0),
     "pause_at_s": (number(0, MAX_DURATION_S, " (s into the measured window)"), None),
     "drop_every": (integer(2, 1_000_000, " (0 = off)", also=0), 0),
+    "recv_bias_ms": (number(0, 10_000, " (ms, 0 = off)"), 0.0),
+    "client_stall_ms": (number(0, 10_000, " (ms, 0 = off)"), 0.0),
+    "client_stall_every_ms": (number(0, 600_000, " (ms, 0 = off)"), 0.0),
+    "drop_receipt_every": (integer(2, 1_000_000, " (0 = off)", also=0), 0),
 }
 SWEEP_KEYS = ("start", "stop", "steps", "scale")
 BLOCK_KEYS = (*BY_KEY, "slo", "checks", "exclude")

@@ -185,6 +185,15 @@ def _checks(ctx: _Ctx, value: Any, path: str) -> Checks:
         raise ctx.error(
             _join(path, "pause_at_s"), "set without pause_ms; add pause_ms > 0 or remove it"
         )
+    stall, every = fields["client_stall_ms"], fields["client_stall_every_ms"]
+    if bool(stall) != bool(every) or (stall and stall >= every):
+        key = "client_stall_every_ms" if stall else "client_stall_ms"
+        raise ctx.error(
+            _join(path, key),
+            "client_stall_ms (how long) and client_stall_every_ms (how often, longer) go "
+            f"together, e.g. {{ client_stall_ms = 25, client_stall_every_ms = 1000 }}; got "
+            f"{stall:g} every {every:g}",
+        )
     return Checks(**fields)
 
 
@@ -427,7 +436,31 @@ def _thresholds(ctx: _Ctx, table: Any, cells: Sequence[Cell]) -> tuple[threshold
                 t.field,
                 f"{t.name!r} matches no cell of the scenario; fix its filters or remove it",
             )
+        if t.relative:
+            _check_baselines(ctx, t, cells)
     return parsed
+
+
+def _check_baselines(ctx: _Ctx, t: thresholds.Threshold, cells: Sequence[Cell]) -> None:
+    """A ``- baseline`` threshold: every cell it applies to has faults, and its baseline
+    (the same cell without them) is a cell of the scenario."""
+    ids = {c.cell_id for c in cells}
+    for cell in cells:
+        if not t.applies(cell):
+            continue
+        if not cell.baseline_id:
+            raise ctx.error(
+                t.field,
+                f"{t.name!r} applies to {cell.cell_id}, which has no self-check faults: "
+                "nothing to compare with a baseline; narrow its filters (e.g. cell:*-delay5ms)",
+            )
+        if cell.baseline_id not in ids:
+            raise ctx.error(
+                t.field,
+                f"{t.name!r}: the baseline of {cell.cell_id}, {cell.baseline_id} (the same "
+                "cell without checks), is not in the scenario; add it, e.g. a [[cells]] "
+                "block with checks = {}",
+            )
 
 
 def loads(text: str, *, source: str = "<string>", default_name: str = "scenario") -> Scenario:

@@ -22,11 +22,10 @@ the meaning: a reader parses every numeric field as a number either way.
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from .column import UNITS, Column, Unit, columns_of
 
 __all__ = [
     "ALL_COLUMNS",
@@ -50,102 +49,20 @@ __all__ = [
 #:    infinitely late), slow_consumers_dropped, drain_s and drain_end (the drain waits for
 #:    the last message, no fixed 0.5 s); publish_overruns (chat publishers open loop, the
 #:    scheduled time in each publish).
-CELLS_SCHEMA_VERSION = 3
-
-
-@dataclass(frozen=True)
-class Unit:
-    """What a column's numbers count, and how precisely they are written.
-
-    A numeric value is rounded to ``decimals`` places or to ``significant``
-    digits (one of the two), then written as the shortest text that reads back
-    as that rounded number; an integer stays an integer. ``kind`` is
-    ``number``, ``text`` (written as is) or ``bool`` (``True``/``False``).
-    """
-
-    name: str
-    meaning: str
-    decimals: int | None = None
-    significant: int | None = None
-    kind: str = "number"
-
-    def rule(self) -> str:
-        """How values of this unit are written, for the documentation."""
-        if self.kind != "number":
-            return "as is" if self.kind == "text" else "`True` or `False`"
-        if self.decimals is not None:
-            step = 10.0**-self.decimals
-            return "integer" if self.decimals == 0 else f"to {step:.{self.decimals}f}"
-        return f"{self.significant} significant digits"
-
-    def write(self, value: Any) -> str:
-        """``value`` as a CSV field: empty for ``None`` and NaN, rounded per the unit."""
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            return ""
-        if self.kind == "bool" and not isinstance(value, str):
-            return str(bool(value))
-        if self.kind != "number" or isinstance(value, (str, bool)):
-            return str(value)
-        if isinstance(value, numbers.Integral):
-            return str(int(value))
-        v = float(value)
-        if not math.isfinite(v):
-            return repr(v)
-        if self.decimals is not None:
-            v = round(v, self.decimals)
-            if self.decimals == 0:
-                return str(int(v))
-        else:
-            v = float(f"{v:.{self.significant or 6}g}")
-        return repr(v + 0.0)  # the shortest text of the rounded number; + 0.0: never "-0.0"
-
-
-def _units(*units: Unit) -> dict[str, Unit]:
-    return {u.name: u for u in units}
-
-
-#: Every unit a column may have → how it is written (table-driven: a column names its unit).
-UNITS: dict[str, Unit] = _units(
-    Unit("text", "text or an identifier", kind="text"),
-    Unit("bool", "a flag", kind="bool"),
-    Unit("count", "a whole number of things", decimals=0),
-    Unit("µs", "microseconds", decimals=1),
-    Unit("ms", "milliseconds", decimals=3),
-    Unit("s", "seconds", decimals=6),
-    Unit("fraction", "a ratio, 1.0 = all", significant=6),
-    Unit("cores", "CPU seconds per wall second (1.0 = one core busy)", significant=6),
-    Unit("B", "bytes", decimals=2),
-    Unit("B/msg", "bytes per delivered message", decimals=2),
-    Unit("B/conn", "bytes per connection", decimals=2),
-    Unit("B/conn/s", "bytes per connection per second", decimals=2),
-    Unit("msgs/s", "messages per second", decimals=3),
-    Unit("µs/msg", "CPU microseconds per delivered message", decimals=3),
-    Unit("msgs/CPU-s", "messages per CPU second", decimals=2),
-    Unit("requests/msg", "HTTP requests per delivered message", significant=6),
-)
-
-
-@dataclass(frozen=True)
-class Column:
-    """One column: its name, its unit (a key of :data:`UNITS`) and what it holds and
-    includes."""
-
-    name: str
-    unit: str
-    description: str
-
-    def write(self, value: Any) -> str:
-        """``value`` as this column's CSV field (:meth:`Unit.write` of its unit)."""
-        return UNITS[self.unit].write(value)
-
-
-def _columns(*columns: Column) -> dict[str, Column]:
-    out: dict[str, Column] = {}
-    for c in columns:
-        if c.name in out:
-            raise ValueError(f"column {c.name} listed twice")
-        out[c.name] = c
-    return out
+#: 4: check_recv_bias_ms, check_client_stall_ms, check_client_stall_every_ms and
+#:    check_drop_receipt_every (the self-check's client faults).
+#: 5: CPU to the ns (process CPU clocks, not 10 ms /proc ticks); ticker_cpu_us_per_msg (the
+#:    in-server ticker's own share); the byte columns named TCP payload, and beside them
+#:    wire_bytes_in_per_msg, wire_bytes_out_per_msg, wire_bytes_per_conn_per_s (payload +
+#:    52 B of headers per TCP segment, an estimate).
+#: 6: connect_failures, slow_parses, missed_polls, publish_errors, recorder_fill_max (every
+#:    worker counter read; overflow, parse errors, connections never up and history
+#:    evictions fail the repeat instead of reading as loss).
+#: 7: memory per connection as a slope: mem_conns_open, mem_marginal_bytes_per_conn,
+#:    mem_first_conn_bytes, kernel_sock_bytes_per_conn, kernel_sock_load_bytes_per_conn,
+#:    kernel_sock_source; server_rss_bytes_per_conn and server_rss_growth_bytes_per_conn
+#:    divide by the connections open (mem_conns_open), not the configured subscribers.
+CELLS_SCHEMA_VERSION = 7
 
 
 _C = Column
@@ -168,13 +85,24 @@ _SPAN = (
 _BYTES = (
     f"after each connection's handshake, {_SPAN}; TCP payload from the kernel's counters "
     "when bytes_source is tcp_info (HTTP heads, framing, pushbench's JSON envelope, a chat "
-    "publisher's own publish connection; no IP/TCP headers), what the client's socket "
-    "layer read and wrote when it is socket"
+    "publisher's own publish connection; no IP/TCP headers: the wire_bytes_* columns add "
+    "them), what the client's socket layer read and wrote when it is socket"
+)
+_WIRE = (
+    "estimated bytes on the wire: the TCP payload column plus 52 B per TCP segment (the "
+    "kernel's tcpi_segs_in / tcpi_segs_out of the same sockets over the same span, pure "
+    "ACKs and retransmissions included; 52 B = IPv4 20 + TCP 20 + the timestamps option "
+    "12, Linux's loopback defaults: IPv6 would add 20 B a segment, and no link-layer "
+    "framing is counted); empty when bytes_source is not tcp_info…"
+)
+_CPU_NS = (
+    "to the ns from the process's CPU clock (pushbench.cputime: every thread, exited ones "
+    "too), not /proc's 10 ms ticks"
 )
 
 #: The columns :func:`pushbench.metrics.cell_row` fills (the cell's parameters, then what was
 #: measured), in order.
-COLUMNS: dict[str, Column] = _columns(
+COLUMNS: dict[str, Column] = columns_of(
     _C("scenario", "text", "scenario name"),
     _C("cell_id", "text", "stable cell id (stack-transport-sub…-rate…-p…)"),
     _C("repeat", "count", "repeat index, from 0"),
@@ -208,6 +136,14 @@ COLUMNS: dict[str, Column] = _columns(
     _C("check_delay_ms", "ms", "self-check: injected delay per message"),
     _C("check_pause_ms", "ms", "self-check: one server stall"),
     _C("check_drop_every", "count", "self-check: every Nth message dropped (0: off)"),
+    _C("check_recv_bias_ms", "ms", "self-check (client fault): bias added to every receive time"),
+    _C("check_client_stall_ms", "ms", "self-check (client fault): client event-loop stall"),
+    _C("check_client_stall_every_ms", "ms", "self-check (client fault): period of those stalls"),
+    _C(
+        "check_drop_receipt_every",
+        "count",
+        "self-check (client fault): every Nth receipt not recorded (0: off)",
+    ),
     _C(
         "lat_count",
         "count",
@@ -245,22 +181,29 @@ COLUMNS: dict[str, Column] = _columns(
     _C(
         "server_cpu_s",
         "s",
-        "server process CPU time (user + system, all its threads, from "
-        "/proc) over the window: includes the in-server ticker that publishes and the memory "
-        "hub; not a Redis server, not the clients",
+        f"server process CPU time (user + system, all its threads, {_CPU_NS}) over the "
+        "window: includes the in-server ticker that publishes (it runs on the server's "
+        "core; its own share: ticker_cpu_us_per_msg) and the memory hub; not a Redis "
+        "server, not the clients",
     ),
-    _C("server_cpu_us_per_msg", "µs/msg", "server_cpu_s ÷ msgs_delivered (ticker included)"),
+    _C(
+        "server_cpu_us_per_msg",
+        "µs/msg",
+        "server_cpu_s ÷ msgs_delivered (ticker included: minus ticker_cpu_us_per_msg is the "
+        "stack's own)",
+    ),
     _C("server_rss_bytes", "B", "server resident memory (VmRSS) at the end of the window"),
     _C(
         "server_rss_bytes_per_conn",
         "B/conn",
-        "server_rss_bytes ÷ subscribers (the interpreter's baseline included)",
+        "server_rss_bytes ÷ connections open (mem_conns_open; the interpreter's baseline included)",
     ),
     _C(
         "server_rss_growth_bytes_per_conn",
         "B/conn",
-        "memory per connection: server RSS "
-        "growth from before the first connection to all connected, ÷ subscribers",
+        "server RSS growth from before the first connection to all connected, ÷ "
+        "connections open (mem_conns_open): the first connection's fixed set-up included "
+        "(mem_first_conn_bytes), so small counts read high; see mem_marginal_bytes_per_conn",
     ),
     _C("server_cpu_fraction", "cores", "server_cpu_s ÷ duration_s (1.0 = one core busy)"),
     _C(
@@ -269,7 +212,8 @@ COLUMNS: dict[str, Column] = _columns(
         "CPU time (user + system) of every client worker process (with the processes it "
         "drives: Locust's, the browser's) over the measured window, read by each worker when "
         "the runner marked the window's start and end (ready → end for a worker that was "
-        "not marked)",
+        "not marked); the asyncio worker's from getrusage (µs), Locust's and the browser's "
+        "processes' from their CPU clocks (ns)",
     ),
     _C(
         "delivered_msgs_per_client_cpu_s",
@@ -277,16 +221,16 @@ COLUMNS: dict[str, Column] = _columns(
         "messages received by the clients ÷ client_cpu_s, both over the measured window "
         "(what one load-generator core can receive)",
     ),
-    _C("bytes_in_per_msg", "B/msg", f"bytes received by clients, {_BYTES}"),
+    _C("bytes_in_per_msg", "B/msg", f"TCP payload bytes received by clients, {_BYTES}"),
     _C(
         "bytes_out_per_msg",
         "B/msg",
-        f"bytes sent by clients (poll requests, pongs, chat publishes), {_BYTES}",
+        f"TCP payload bytes sent by clients (poll requests, pongs, chat publishes), {_BYTES}",
     ),
     _C(
         "handshake_bytes_per_conn",
         "B/conn",
-        "bytes until each connection was ready (the "
+        "TCP payload bytes until each connection was ready (the "
         "WebSocket upgrade, the first request and response head), both directions, per "
         "connection",
     ),
@@ -314,7 +258,7 @@ COLUMNS: dict[str, Column] = _columns(
 
 #: Columns the runner adds after :data:`COLUMNS` (status, harness and publisher figures, the
 #: latency over every expected message, slow consumers, the drain).
-EXTRA_COLUMNS: dict[str, Column] = _columns(
+EXTRA_COLUMNS: dict[str, Column] = columns_of(
     _C("status", "text", "ok, failed or skipped"),
     _C("reason", "text", "why a cell failed or was skipped (empty when ok)"),
     _C(
@@ -347,7 +291,7 @@ EXTRA_COLUMNS: dict[str, Column] = _columns(
     _C(
         "bytes_per_conn_per_s",
         "B/conn/s",
-        "bytes both ways per connection per second after "
+        "TCP payload bytes both ways per connection per second after "
         "the handshake, over the measured window (same counting and span as "
         "bytes_in_per_msg): the keepalive cost of idle cells",
     ),
@@ -395,7 +339,8 @@ EXTRA_COLUMNS: dict[str, Column] = _columns(
     _C(
         "broker_cpu_us_per_msg",
         "µs/msg",
-        "CPU (user + system) of the cell's Redis server over the measured window ÷ "
+        f"CPU (user + system, all threads, {_CPU_NS}) of the cell's Redis server over the "
+        "measured window ÷ "
         "msgs_delivered, beside server_cpu_us_per_msg (same window, same denominator; the "
         "two add up to the server side's cost); empty when the hub is in-process",
     ),
@@ -419,10 +364,105 @@ EXTRA_COLUMNS: dict[str, Column] = _columns(
         "as one finished, stamped with its scheduled time (the wait is in the corrected "
         "latency, nothing skipped); empty for ticker cells",
     ),
+    # CPU and bytes named for what they are (schema 4)
+    _C(
+        "ticker_cpu_us_per_msg",
+        "µs/msg",
+        "the in-server ticker's own CPU: thread CPU (time.thread_time_ns) of its pacing "
+        "loop, timer arming and per-message bookkeeping — not hub.publish (envelope, "
+        "encoding, history, fan-out: the stack's work) — per message it published over its "
+        "run (its /stats), × the window's published messages ÷ msgs_delivered: the "
+        "denominator of server_cpu_us_per_msg, which includes it (the ticker runs on the "
+        "server's core), so the difference is the stack's own cost; empty for chat and idle "
+        "cells and servers that do not report it",
+    ),
+    _C("wire_bytes_in_per_msg", "B/msg", f"received by clients: {_WIRE}"),
+    _C("wire_bytes_out_per_msg", "B/msg", f"sent by clients: {_WIRE}"),
+    _C(
+        "wire_bytes_per_conn_per_s",
+        "B/conn/s",
+        f"both ways, per connection per second (beside bytes_per_conn_per_s): {_WIRE}",
+    ),
+    # What the workers counted beside their receipts (pushbench.runner.counters). A full
+    # receipt recorder, unreadable input, a connection never up or messages evicted from
+    # the server's history fail the repeat (reason) instead; these measure the run as it was.
+    _C(
+        "connect_failures",
+        "count",
+        "connections whose first attempt failed (each came up later: one never up fails "
+        "the repeat), all workers",
+    ),
+    _C(
+        "slow_parses",
+        "count",
+        "envelopes the clients' fast parser did not recognise and read with json instead "
+        "(recorded; a cost of the client, not a loss)",
+    ),
+    _C(
+        "missed_polls",
+        "count",
+        "short-poll slots the clients skipped because the previous poll ran late (the next "
+        "poll fetched their messages from the history); empty for other transports or a "
+        "client kind that does not count them",
+    ),
+    _C(
+        "publish_errors",
+        "count",
+        "chat cells: client publishes that failed (the message never got a sequence "
+        "number, so delivery cannot count it); whole run, stop included; empty for "
+        "ticker cells",
+    ),
+    _C(
+        "recorder_fill_max",
+        "fraction",
+        "receipts recorded ÷ receipt capacity of the fullest client worker (the runner "
+        "sizes the capacity from the cell; a worker that overflowed fails the repeat)",
+    ),
+    # -- memory per connection as a slope (pushbench.metrics.memory) --
+    _C(
+        "mem_conns_open",
+        "count",
+        "connections open once all were up (each worker's connections − its connect "
+        "failures): the divisor of every per-connection memory figure",
+    ),
+    _C(
+        "mem_marginal_bytes_per_conn",
+        "B/conn",
+        "what one more connection costs the server: least-squares slope of its RSS over the "
+        "connections open, read with the first worker's first half up, then with each "
+        "worker up (empty: one reading only, e.g. one connection, browser or Locust clients)",
+    ),
+    _C(
+        "mem_first_conn_bytes",
+        "B",
+        "the server's fixed set-up on the first connections: RSS at the first reading − RSS "
+        "before any connection − marginal × the connections open then",
+    ),
+    _C(
+        "kernel_sock_bytes_per_conn",
+        "B/conn",
+        "kernel memory of the server's sockets once all were up (at rest) ÷ "
+        "mem_conns_open: ss -tm skmem r + w + f (receive queue, write queue, reserve: what "
+        "TCP accounts), not in the RSS; the sockets' own kernel objects (~ a few KB each) "
+        "not included",
+    ),
+    _C(
+        "kernel_sock_load_bytes_per_conn",
+        "B/conn",
+        "as kernel_sock_bytes_per_conn, read at the end of the measured window (under load: "
+        "queued data included)",
+    ),
+    _C(
+        "kernel_sock_source",
+        "text",
+        "where the kernel figures come from: ss (the server's own sockets) or sockstat "
+        "(/proc/net/sockstat TCP pages grown since before the first connection: every TCP "
+        "socket of the namespace, both ends of each loopback connection, coarse)",
+    ),
 )
 
 #: Columns of saturation.csv: one row per group of [slo] cells differing only in rate.
-SATURATION_COLUMNS: dict[str, Column] = _columns(
+SATURATION_COLUMNS: dict[str, Column] = columns_of(
     _C("group_id", "text", "the group's cell id with the rate left out"),
     _C("stack", "text", "server stack"),
     _C("transport", "text", "transport"),

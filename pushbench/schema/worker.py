@@ -22,9 +22,13 @@ from urllib.parse import quote, urlsplit
 
 from pushbench import registry
 from pushbench.contract import valid_topic
+from pushbench.faults import ClientFaults
 
 __all__ = [
     "REQUIRED_TOTALS",
+    "SEGMENT_TOTALS",
+    "STAGE_LINE",
+    "STAGE_SIGNAL",
     "WINDOW_SIGNALS",
     "OutputError",
     "PublishSpec",
@@ -58,6 +62,13 @@ class WorkerSpec:
     with the messages received and the p99 latency of the last second: the
     runner's live progress line). ``locust_workers`` is read by the Locust
     worker only (0: one Locust process; N: a master and N workers).
+    ``faults``: the self-check's client faults (:class:`~pushbench.faults.ClientFaults`:
+    a receive-time bias, loop stalls, receipts not recorded), applied by the asyncio
+    worker only (a scenario asks for them with the python client alone).
+    ``stage_connections`` (the asyncio worker only; 0: off): open that many
+    connections first, print :data:`STAGE_LINE` with how many are connected, and wait
+    for :data:`STAGE_SIGNAL` before opening the rest — the runner reads the server's
+    memory in between (memory per connection as a slope, :mod:`pushbench.metrics.memory`).
 
     The runner builds one of these per worker process and writes
     :meth:`to_dict` as the worker's SPEC.json; every worker kind reads it back
@@ -82,6 +93,8 @@ class WorkerSpec:
     first_conn: int = 0
     status_path: str | None = None
     locust_workers: int = 0
+    faults: ClientFaults | None = None
+    stage_connections: int = 0
 
     def __post_init__(self) -> None:
         problems = []
@@ -108,6 +121,8 @@ class WorkerSpec:
             problems.append("loop must be asyncio or uvloop")
         if self.locust_workers < 0:
             problems.append("locust_workers must be >= 0")
+        if not 0 <= self.stage_connections < max(self.connections, 1):
+            problems.append("stage_connections must be >= 0 and < connections")
         if problems:
             raise ValueError("bad worker spec: " + "; ".join(problems))
 
@@ -122,6 +137,9 @@ class WorkerSpec:
         publish = values.get("publish")
         if publish is not None:
             values["publish"] = PublishSpec(**publish)
+        faults = values.get("faults")
+        if faults is not None:
+            values["faults"] = ClientFaults(**faults)
         return cls(**values)
 
     @classmethod
@@ -132,6 +150,8 @@ class WorkerSpec:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         if self.publish is not None:
             out["publish"] = {"rate": self.publish.rate, "payload_size": self.publish.payload_size}
+        if self.faults is not None:
+            out["faults"] = {f.name: getattr(self.faults, f.name) for f in fields(self.faults)}
         return out
 
     def target(self, path: str, **query: str | int | float) -> str:
@@ -165,6 +185,10 @@ REQUIRED_TOTALS: tuple[str, ...] = (
     "connect_ns_mean",
     "connect_ns_max",
 )
+#: Counters a worker kind adds to ``totals`` when it can count them: the TCP segments after
+#: the handshakes (``TCP_INFO``'s ``tcpi_segs_out``/``tcpi_segs_in``), for the runner's
+#: on-the-wire byte estimate. Absent, never 0, where not counted (Locust's socket layer).
+SEGMENT_TOTALS: tuple[str, ...] = ("segs_out", "segs_in")
 
 
 class OutputError(ValueError):
@@ -177,6 +201,33 @@ def _missing(kind: str, raw: Mapping[str, Any], names: tuple[str, ...]) -> None:
         raise OutputError(f"{kind} without {', '.join(absent)}")
 
 
+def _number(value: Any) -> bool:
+    """A JSON number (``true``/``false`` are not counts)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+#: How a required field of each annotated type must read from JSON (a number for the
+#: counts, times and CPU seconds: a worker kind may write 3.0 for 3).
+_KINDS: Mapping[str, Any] = {"bool": bool, "str": str, "int": _number, "float": _number}
+
+
+def _wrong_kinds(kind: str, raw: Mapping[str, Any], types: Mapping[str, str]) -> None:
+    """OutputError naming every field of ``raw`` whose value is not of its declared type
+    (``types``: name → annotation; annotations without a rule here are checked apart)."""
+    wrong = []
+    for name, annotation in types.items():
+        optional = annotation.endswith(" | None")  # an optional figure: None, or its kind
+        rule = _KINDS.get(annotation.removesuffix(" | None"))
+        if rule is None or name not in raw or (optional and raw[name] is None):
+            continue
+        value = raw[name]
+        ok = rule(value) if rule is _number else type(value) is rule
+        if not ok:
+            wrong.append(f"{name}={value!r} (not {annotation})")
+    if wrong:
+        raise OutputError(f"{kind}: {', '.join(wrong)}")
+
+
 #: The runner's signals to its workers that the measured window starts and ends: each
 #: worker kind reads its CPU and counters then (:class:`WindowMark`), so every per-message
 #: ratio and the client's CPU load cover the window the latency and delivery figures do.
@@ -184,6 +235,13 @@ WINDOW_SIGNALS: Mapping[str, signal.Signals] = {
     "start": signal.SIGUSR1,
     "end": signal.SIGUSR2,
 }
+
+
+#: A staged worker (``WorkerSpec.stage_connections``) prints this, a space and its connected
+#: count once its first stage is up, then waits for :data:`STAGE_SIGNAL` (SIGCONT: its
+#: default action, continuing a stopped process, is harmless to a worker not waiting).
+STAGE_LINE = "worker stage"
+STAGE_SIGNAL: signal.Signals = signal.SIGCONT
 
 
 @dataclass(frozen=True)
@@ -194,9 +252,11 @@ class WindowMark:
     difference of a worker's two marks means anything (each figure counts from an
     origin of the worker kind's choosing: process start, or ready). ``t_ns``:
     CLOCK_MONOTONIC when the CPU was read; ``cpu_user_s``/``cpu_sys_s``: every process
-    that runs the worker's clients (``getrusage``, µs; or ``/proc``, clock ticks);
-    ``messages`` received (recorded or overflowed), ``requests``, ``bytes_out`` and
-    ``bytes_in`` after the handshakes, summed over the connections. A counter the kind
+    that runs the worker's clients (``getrusage``, µs; or :mod:`pushbench.cputime`, ns,
+    split by the ratio of the clock ticks); ``messages`` received (recorded or
+    overflowed), ``requests``, ``bytes_out`` and ``bytes_in`` (TCP payload) and
+    ``segs_out``/``segs_in`` (TCP segments, for the on-the-wire estimate) after the
+    handshakes, summed over the connections. A counter the kind
     cannot read at that moment is None: the runner then counts the window's messages
     from the receipts and takes that counter over the whole run, against the whole
     run's messages (a ratio's two sides always cover one span).
@@ -209,6 +269,8 @@ class WindowMark:
     requests: int | None = None
     bytes_out: int | None = None
     bytes_in: int | None = None
+    segs_out: int | None = None
+    segs_in: int | None = None
 
     @property
     def cpu_s(self) -> float:
@@ -312,10 +374,23 @@ class WorkerResult:
         (never a silent 0); an optional figure missing is None; other keys go to ``extra``."""
         required = cls.required()
         _missing("worker result", raw, required)
+        _wrong_kinds("worker result", raw, {f.name: str(f.type) for f in fields(cls)})
         totals = raw["totals"]
         if not isinstance(totals, Mapping):
             raise OutputError("worker result: totals is not an object")
         _missing("worker result totals", totals, REQUIRED_TOTALS)
+        bad = sorted(k for k, v in totals.items() if not _number(v))
+        if bad:
+            raise OutputError(f"worker result totals: {', '.join(bad)} not a number")
+        per_connection = raw["per_connection"]
+        if not isinstance(per_connection, list) or not all(
+            isinstance(c, Mapping) for c in per_connection
+        ):
+            raise OutputError("worker result: per_connection is not a list of objects")
+        for i, conn in enumerate(per_connection):
+            _missing(f"worker result per_connection[{i}]", conn, ("connect_ns",))
+            if not _number(conn["connect_ns"]):
+                raise OutputError(f"worker result per_connection[{i}]: connect_ns not a number")
         known = {f.name for f in fields(cls)} - {"extra"}
         values: dict[str, Any] = {k: raw[k] for k in required}
         values.update({k: raw.get(k) for k in cls._OPTIONAL})
@@ -323,7 +398,7 @@ class WorkerResult:
             if values[k] is not None:
                 values[k] = WindowMark.from_dict(values[k])
         values["totals"] = dict(totals)
-        values["per_connection"] = tuple(raw["per_connection"])
+        values["per_connection"] = tuple(per_connection)
         values["npz"] = str(raw.get("npz", ""))
         values["extra"] = {k: v for k, v in raw.items() if k not in known}
         return cls(**values)
@@ -347,8 +422,21 @@ class WorkerResult:
         return out | dict(self.extra)
 
     def total(self, name: str) -> int:
-        """``totals[name]``; KeyError when this worker kind does not count it."""
+        """``totals[name]``; OutputError naming it when this worker kind does not count it
+        (never a silent 0: use :meth:`total_or_none` for a counter some kinds lack)."""
+        if name not in self.totals:
+            raise OutputError(f"worker result totals without {name}")
         return int(self.totals[name])
+
+    def total_or_none(self, name: str) -> int | None:
+        """``totals[name]``, or None when this worker kind does not count it (not 0)."""
+        return int(self.totals[name]) if name in self.totals else None
+
+    def never_connected(self) -> int:
+        """Connections that were never up during the whole run (``connect_ns`` -1 in
+        ``per_connection``; a connection that came up late, after a failed first
+        attempt, counts in ``connect_failures`` but not here)."""
+        return sum(1 for c in self.per_connection if int(c["connect_ns"]) < 0)
 
     def connect_times_ns(self) -> list[int]:
         """Connect time of every connection that connected (TCP connect → ready)."""
@@ -375,7 +463,7 @@ class WorkerFailure:
     """
 
     reason: str
-    messages: int = 0
+    messages: int | None = None  # receipts recorded before it failed (None: not said)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -383,7 +471,8 @@ class WorkerFailure:
         _missing("worker failure", raw, ("reason",))
         rest = {k: v for k, v in raw.items() if k not in ("reason", "messages", "complete")}
         rest.pop("failed", None)
-        return cls(str(raw["reason"]), int(raw.get("messages", 0)), rest)
+        messages = raw.get("messages")
+        return cls(str(raw["reason"]), None if messages is None else int(messages), rest)
 
     def to_dict(self) -> dict[str, Any]:
         head = {"complete": False, "failed": True, "reason": self.reason}

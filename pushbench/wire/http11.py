@@ -54,6 +54,7 @@ allowed it (:meth:`~RequestReader.responded`).
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -198,18 +199,35 @@ def encode_response(
     *,
     close: bool = True,
 ) -> bytes:
-    """A complete response with a Content-Length; ``close``: the connection ends after it."""
-    return Response(
+    """A complete response with a Content-Length; ``close``: the connection ends after it.
+
+    The bytes of :meth:`Response.serialize` for the headers ``*headers``,
+    Content-Type, Content-Length and (``close``) ``Connection: close``; the head
+    around the length is built once per distinct response shape, so a poll's
+    answer costs a format and a join, not a head serialised per request.
+    """
+    before, after = _head_around_length(status, content_type, headers, close)
+    return b"%s%d%s%s" % (before, len(body), after, body)
+
+
+@functools.lru_cache(maxsize=256)
+def _head_around_length(
+    status: int, content_type: str, headers: Headers, close: bool
+) -> tuple[bytes, bytes]:
+    """The serialised head of :func:`encode_response` split at the Content-Length value."""
+    marker = "\x00"
+    head = Response(
         status,
         phrase(status),
         (
             *headers,
             ("Content-Type", content_type),
-            ("Content-Length", str(len(body))),
+            ("Content-Length", marker),
             *((("Connection", "close"),) if close else ()),
         ),
-        body,
     ).serialize()
+    before, _, after = head.partition(marker.encode("latin-1"))
+    return before, after
 
 
 # --- the reader ----------------------------------------------------------------------------

@@ -16,7 +16,15 @@ knobs of :class:`~pushbench.service.ServerConfig`.
   plain responses, polls, publishes and SSE streams, and the WebSocket upgrade;
 - :mod:`.websocket`: a connection once upgraded (keepalive, close timeouts,
   reading paused under backpressure); :mod:`.ws_apps`: ``/echo`` and ``/ws``;
+- :mod:`.polls`: long polls held without a task (a subscription and a timer);
 - :mod:`.flow`: waiting for a transport's buffer to drain.
+
+Per message and per request nothing is spent that a hand-written server would
+not spend: a published message is written to each WebSocket and SSE stream
+from the publish itself while its transport takes bytes (its frame or event
+encoded once for all), a poll is answered in the callback that read it or,
+held, from the publish; tasks and queues are for backpressure, handlers that
+must await, and connections (one per WebSocket or stream, not per message).
 
 Flow control: each transport pauses at half of ``write_buffer_limit``; then a
 WebSocket stops reading from its peer and a push write waits until the buffer

@@ -184,6 +184,15 @@ class WebSocket(asyncio.Protocol):
         self._flush()
         return len(frames)
 
+    def try_send_frame(self, frame: bytes) -> int | None:
+        """Write encoded data frames now if the transport takes more → their size, or
+        None (paused, or not open): the caller queues them for :meth:`send_frames`."""
+        if self._drain.paused or self._conn.state is not State.OPEN:
+            return None
+        self._conn.send_raw(frame)
+        self._flush()
+        return len(frame)
+
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Start the close handshake; abort if it is not done in close_timeout."""
         if self._conn.state is not State.OPEN:

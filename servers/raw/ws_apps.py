@@ -78,7 +78,14 @@ class TopicSession:
         async def send_batch(items: list[Item]) -> int:
             return await ws.send_frames(b"".join([item.framed("ws", _ws_frame) for item in items]))
 
-        reason = await push_loop(self._service, self._sub, send_batch, abort=ws.abort)
+        def try_send(items: list[Item]) -> int | None:
+            if len(items) == 1:
+                return ws.try_send_frame(items[0].framed("ws", _ws_frame))
+            return ws.try_send_frame(b"".join([item.framed("ws", _ws_frame) for item in items]))
+
+        reason = await push_loop(
+            self._service, self._sub, send_batch, abort=ws.abort, try_send=try_send
+        )
         self._pusher = None
         if reason == "slow-consumer":
             ws.close(CloseCode.TRY_AGAIN_LATER, "slow consumer")
