@@ -234,7 +234,7 @@ def _codec_section(codec_run: Path | None, how_found: str, out: Path | None) -> 
         )
     from pushbench.schema.codec import load_records
 
-    from . import codec
+    from . import codec, codec_targets
 
     blocks: list[doc.Block] = [
         doc.Paragraph(
@@ -250,7 +250,7 @@ def _codec_section(codec_run: Path | None, how_found: str, out: Path | None) -> 
         doc.Table(
             ("target", "measured", "required", "result"),
             tuple(
-                (t.name, f"{codec._fmt(t.value)} {t.unit}", t.requirement, t.verdict)
+                (t.name, f"{codec_targets._fmt(t.value)} {t.unit}", t.requirement, t.verdict)
                 for t in targets
             ),
             caption="Judged on the records of that run; ratios against peers are in "
