@@ -1,9 +1,10 @@
 """The one build step pyproject.toml cannot declare without experimental configuration.
 
 Everything else (metadata, packages, package data, the `pushbench` script) is in
-pyproject.toml. This adds the optional C helper for WebSocket masking: `optional=True`
-makes a failed compile a warning, not a failed install, and pushbench then masks with
-numpy (pushbench.wire picks whichever is importable).
+pyproject.toml. This adds the optional C helpers: the WebSocket codec's frame parser,
+encoder and mask (`pushbench/wire/_speedups.c`) and the clients' envelope scanner
+(`clients/_scan.c`). `optional=True` makes a failed compile a warning, not a failed
+install: pushbench then runs its pure Python paths (pushbench.wire.speedups says which).
 """
 
 from setuptools import Extension, setup
@@ -15,6 +16,12 @@ setup(
             sources=["pushbench/wire/_speedups.c"],
             optional=True,
             extra_compile_args=["-O3"],
-        )
+        ),
+        Extension(
+            "pushbench.clients._scan",
+            sources=["pushbench/clients/_scan.c"],
+            optional=True,
+            extra_compile_args=["-O3"],
+        ),
     ]
 )

@@ -3,11 +3,14 @@
 The kernel copies received bytes into one preallocated buffer shared by all
 connections of the thread (:meth:`_WsProtocol.get_buffer`);
 :meth:`_WsProtocol.buffer_updated` reads the clock first, then decodes with
-:class:`pushbench.wire.Connection` and hands every data message to
-:meth:`Recorder.record`: one clock read per read, one call per message, and
-nothing kept beyond the codec's own transient frame objects, freed by
-reference counting. Pings are answered by the codec (``auto_pong``); what it
-queues is written after each read.
+:meth:`pushbench.wire.Connection.receive_payloads` and hands the read's data
+messages to :meth:`Recorder.record_many`: one clock read and one call per read.
+With the compiled helpers (:mod:`pushbench.wire.speedups`) the codec's C parser
+turns each whole message into its payload bytes and nothing else (no frame or
+event objects), and the recorder's C scanner writes the receipt rows of the
+whole list at once; without them the same calls run in pure Python. Pings are
+answered by the codec (``auto_pong``); what it queues is written after each
+read.
 
 Reads are at most ``http_light.READ_SIZE`` (16 KiB, into one buffer per thread
 shared with the light HTTP clients) rather than asyncio's 256 KiB, for two
@@ -41,7 +44,7 @@ from typing import cast
 from urllib.parse import urlsplit
 
 from pushbench.schema.worker import WorkerSpec
-from pushbench.wire import Close, Connection, Message, ProtocolError, Role, State
+from pushbench.wire import Connection, ProtocolError, Role, State
 from pushbench.wire.handshake import check_response, client_request, find_head_end, parse_response
 
 from .common import Client, ConnStats, SessionEnded, clock
@@ -72,7 +75,7 @@ class _WsProtocol(asyncio.BufferedProtocol):
         self.failure: BaseException | None = None
         self._head = b""
         self._close_timer: asyncio.TimerHandle | None = None
-        self._record = client.recorder.record
+        self._record_many = client.recorder.record_many
         self._conn = client.conn_id
         self._stats = client.stats
         self._buffer = read_buffer()
@@ -136,27 +139,19 @@ class _WsProtocol(asyncio.BufferedProtocol):
 
     def _frames(self, ws: Connection, data: bytes, now: int) -> None:
         try:
-            events = ws.receive_data(data)
+            payloads = ws.receive_payloads(data)
         except ProtocolError as exc:
-            events = ws.events_after_error()
+            payloads = ws.payloads_after_error()
             self.failure = exc
-        record = self._record
-        conn = self._conn
-        last = 0
-        count = 0
-        for event in events:
-            if event.__class__ is Message:
-                seq = record(conn, event.data, now)
-                if seq > last:
-                    last = seq
-                count += 1
-            elif event.__class__ is Close:
-                self.close_code = event.code
-        if count:
+        if payloads:
+            last, count = self._record_many(self._conn, payloads, now)
             stats = self._stats
             stats.messages += count
             if last > stats.last_seq:
                 stats.last_seq = last
+        close = ws.close_received
+        if close is not None and self.close_code is None:
+            self.close_code = close.code
         self._flush(ws)
 
     # --- sending and closing ----------------------------------------------------------

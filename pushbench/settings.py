@@ -4,15 +4,15 @@ Only the CLI and the process entry points (``pushbench``, the worker modules,
 the feeder, the locustfile) read ``os.environ`` and ``sys.argv``: each builds
 one :class:`Settings` with :meth:`Settings.from_environ` and calls
 :meth:`Settings.apply`, which hands the values to the modules that use them
-(the mask's C helper, the timerfd pacing, the Chromium path). Nothing else in
+(the codec's C helpers, the timerfd pacing, the Chromium path). Nothing else in
 the package reads the environment, and nothing reads it at import time, so a
 test can apply settings of its own. Child processes inherit the environment
 the variables came from, so a worker or a server sees the settings the
 runner saw; :meth:`Settings.environ` gives them back as variables for a child
 started with a clean environment.
 
-- ``PUSHBENCH_NO_SPEEDUPS=1`` → ``speedups = False``: the pure Python/numpy mask
-  path instead of the C helper;
+- ``PUSHBENCH_NO_SPEEDUPS=1`` → ``speedups = False``: the codec's pure Python/numpy
+  path (frame parser, encoder and mask) instead of the compiled one (``_speedups.c``);
 - ``PUSHBENCH_COARSE_TIMERS=1`` → ``precise_timers = False``: pacing on asyncio's
   own timers instead of a timerfd;
 - ``PUSHBENCH_CHROMIUM=PATH`` → ``chromium = PATH``: the Chromium the browser
@@ -92,9 +92,9 @@ class Settings:
     def apply(self) -> None:
         """Hand every setting to the module that uses it (idempotent)."""
         from pushbench import browser, timers
-        from pushbench.wire import mask
+        from pushbench.wire import speedups
 
-        mask.use_speedups(self.speedups)
+        speedups.use_speedups(self.speedups)
         timers.use_precise(self.precise_timers)
         browser.use_chromium(self.chromium)
 

@@ -26,6 +26,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite runs under the codec path its environment names, as a process would:
+    ``PUSHBENCH_NO_SPEEDUPS=1 make test`` runs everything on the pure Python path
+    (servers and workers inherit the variable; tests that compare the two paths
+    switch explicitly)."""
+    from pushbench.wire import speedups
+
+    speedups.use_speedups(not os.environ.get("PUSHBENCH_NO_SPEEDUPS"))
+
+
 READY = re.compile(r"^pushbench serve: stack=(\S+) listening on http://(\S+):(\d+)$")
 TWIN_READY = re.compile(r"^pushbench twin: stack=(\S+) listening on http://(\S+):(\d+)$")
 READY_TIMEOUT = 20.0  # cold imports on a loaded CI machine

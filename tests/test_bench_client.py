@@ -129,7 +129,7 @@ def test_tiny_run_prints_table_and_target(tiny_run: tuple[Path, str]) -> None:
     run_dir, printed = tiny_run
     assert "ws/saturation" in printed and f"ws/offered-{OFFERED}" in printed
     (line,) = [x for x in printed.splitlines() if x.startswith("target:")]
-    assert re.search(r": (MET|NOT MET)", line)
+    assert re.search(r": (MET|NOT MET|rate MET, ratio to aiohttp NOT MEASURED)", line)
     assert "10 connections" in line and "not the target's conditions" in line
     text = (run_dir / "client-report.md").read_text()
     assert line in text and "| ws/saturation |" in text
@@ -325,12 +325,12 @@ def _result(
 def test_target_line() -> None:
     met = bench.evaluate_target([_result("ws", 300_000), _result("ws-aiohttp", 90_000)])
     line = report.format_target(met)
-    assert met["met"] is True and ": MET, 300,000 msgs/s median" in line
+    assert met["met"] is True and ": MET (3.33× aiohttp's client, target 1.5×), 300,000" in line
     assert "aiohttp client (ws-aiohttp): 90,000 msgs/s" in line and "LOWER BOUND" not in line
     assert "not the target's conditions" not in line
 
     missed = report.format_target(bench.evaluate_target([_result("ws", 200_000)]))
-    assert ": NOT MET, 200,000" in missed and "aiohttp" not in missed
+    assert ": NOT MET, 200,000" in missed and "aiohttp client (" not in missed
 
     bound = report.format_target(bench.evaluate_target([_result("ws", 200_000, lower=True)]))
     assert "NOT MET (inconclusive)" in bound and "LOWER BOUND" in bound
@@ -346,6 +346,23 @@ def test_target_line() -> None:
 
     nothing = bench.evaluate_target([_result("ws-aiohttp", 90_000)])
     assert nothing["met"] is None and "not measured" in report.format_target(nothing)
+
+
+def test_the_light_clients_must_out_run_aiohttps() -> None:
+    """Issue 16.5: ≥ 1.5× aiohttp's client for WebSocket; SSE and long-poll rates judged too."""
+    slow = bench.evaluate_target([_result("ws", 300_000), _result("ws-aiohttp", 250_000)])
+    assert slow["met"] is False and slow["ratio"] == 1.2
+    assert ": NOT MET (1.2× aiohttp's client, target 1.5×)" in report.format_target(slow)
+    alone = bench.evaluate_target([_result("ws", 300_000)])
+    assert alone["met"] is None and "ratio to aiohttp NOT MEASURED" in report.format_target(alone)
+    got = bench.evaluate_targets(
+        [_result("sse", 260_000), _result("longpoll", 40_000), _result("ws", 600_000)]
+    )
+    assert [(t["client"], t["met"]) for t in got] == [
+        ("ws", None),
+        ("sse", True),
+        ("longpoll", False),
+    ]
 
 
 def _bench_client(*argv: str) -> int:

@@ -32,6 +32,7 @@ EXPECTED_FILES = (
     "codec.json",
     "codec.csv",
     "codec-profile.html",
+    "codec-profile-pure.html",
     "codec-profile.txt",
     "codec-decode.png",
     "codec-encode.png",
@@ -81,7 +82,9 @@ def test_quick_run_writes_every_file(quick_run: Path) -> None:
     assert results.resolve_run(quick_run.parent) == quick_run.resolve()
     html = (quick_run / "codec-profile.html").read_text()
     assert html.lstrip().startswith("<!DOCTYPE html>") and "<script>" in html  # self-contained
-    assert "tottime" in (quick_run / "codec-profile.txt").read_text()
+    profile = (quick_run / "codec-profile.txt").read_text()
+    assert "tottime" in profile
+    assert "== pushbench (C): cProfile" in profile and "== pushbench (pure): cProfile" in profile
 
 
 def test_csv_loads_in_pandas(quick_run: Path) -> None:
@@ -168,11 +171,11 @@ def test_unmask_kernels_match_reference(masker: peers.Masker, workloads: Workloa
 
 
 def test_pure_switch_restores_the_c_helper(workloads: Workloads) -> None:
-    from pushbench.wire import mask
+    from pushbench.wire import speedups
 
-    before = getattr(mask, "C_MASK", None)
+    before = speedups.state()
     codec.prepare(Case("decode", True, 125, "pushbench-py"), workloads).call()
-    assert getattr(mask, "C_MASK", None) is before
+    assert speedups.state() == before
 
 
 def _broken_peer(base: peers.Peer, mangle: Callable[[list[Any]], list[Any]]) -> peers.Peer:
@@ -410,8 +413,9 @@ def test_targets_verdicts_and_ratios() -> None:
     got = {t.name: t for t in report.evaluate_targets(records)}
     assert got["decode 125 B masked"].met is True
     assert got["decode 125 B masked"].comparisons == ("1.80× the time of aiohttp-c (0.5 µs)",)
-    stretch = got["stretch: decode 125 B masked vs aiohttp-c"]
-    assert stretch.met is False and stretch.value == pytest.approx(1.8)
+    ratio = got["decode 125 B masked vs aiohttp-c"]
+    assert ratio.met is False and ratio.value == pytest.approx(1.8)
+    assert got["decode 125 B masked, pushbench (pure)"].met is None  # not measured
     assert got["encode 125 B server frame (unmasked)"].met is False
     assert got["unmask 1 MiB (apply_mask_into)"].met is True
     assert got["stretch: unmask 1 MiB (apply_mask_into)"].met is True
@@ -422,22 +426,37 @@ def test_targets_verdicts_and_ratios() -> None:
 
 
 def test_pure_switch_reaches_the_codec(monkeypatch: pytest.MonkeyPatch) -> None:
-    """pushbench-py is only pure if the codec reads ``C_MASK`` at call time."""
-    from pushbench.wire import frames, mask
+    """pushbench-py is only pure if the codec reads the C helpers at call time, and the
+    "pushbench (C)" row only compiled if decode and encode go through them."""
+    from pushbench.wire import frames, speedups
 
-    calls: list[int] = []
+    if not all(speedups.built().values()):
+        pytest.skip("the C helpers are not built")
+    for name in ("C_MASK", "C_PARSE", "C_ENCODE"):  # restored after the test
+        monkeypatch.setattr(speedups, name, getattr(speedups, name))
+    speedups.use_speedups(True)
+    calls: list[str] = []
+    real_parse, real_encode = speedups.C_PARSE, speedups.C_ENCODE
 
-    def spy(data: bytes | bytearray | memoryview, key: bytes) -> bytes:
-        calls.append(len(data))
-        return peers.reference_mask(bytes(data), key)
+    def parse(*args: Any) -> tuple[int, int]:
+        calls.append("parse")
+        return real_parse(*args)
 
-    monkeypatch.setattr(mask, "C_MASK", spy)
+    def encode(*args: Any) -> bytes:
+        calls.append("encode")
+        return real_encode(*args)
+
+    monkeypatch.setattr(speedups, "C_PARSE", parse)
+    monkeypatch.setattr(speedups, "C_ENCODE", encode)
     stream = peers.reference_encode(b"x" * 125, key=b"abcd")
     assert frames.FrameReader(masked=True).feed(stream)[0].payload == b"x" * 125
     frames.encode_frame(2, b"y" * 125, mask=True)
-    assert calls == [125, 125]
+    assert calls == ["parse", "encode"]
     with _PureMask():
-        frames.FrameReader(masked=True).feed(stream)
+        assert frames.FrameReader(masked=True).feed(stream)[0].payload == b"x" * 125
         frames.encode_frame(2, b"y" * 125, mask=True)
-    assert calls == [125, 125]  # switched off: the pure path ran
-    assert mask.C_MASK is spy  # and restored
+    assert calls == ["parse", "encode"]  # switched off: the pure path ran
+    assert speedups.C_PARSE is parse and speedups.C_ENCODE is encode  # and restored
+    speedups.use_speedups(False)  # the process's setting does not reach the "(C)" row
+    stream_decoded = peers.peer_by_name("pushbench").make_decoder(True).decode(stream)
+    assert stream_decoded[0].payload == b"x" * 125 and speedups.C_PARSE is None

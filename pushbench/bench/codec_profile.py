@@ -21,24 +21,65 @@ def profile_decoder(
 ) -> tuple[Path, Path]:
     """Profile our decoder on 125-byte masked frames → ``codec-profile.{html,txt}``.
 
-    Runs after the timings so the profilers' overhead cannot perturb them.
+    Both paths, ``seconds`` each: "pushbench (C)" (the compiled parser, as
+    installed) and "pushbench (pure)" (every C helper switched off). Runs
+    after the timings so the profilers' overhead cannot perturb them.
     pyinstrument (sampling, low overhead) gives the call tree as a
-    self-contained HTML page; cProfile (deterministic, adds per-call cost, so
-    small functions look heavier) gives the top functions by own time as text.
+    self-contained HTML page (``codec-profile.html`` for the C path,
+    ``codec-profile-pure.html`` for the pure one); cProfile (deterministic,
+    adds per-call cost, so small functions look heavier) gives the top
+    functions by own time as text, both paths in ``codec-profile.txt``.
     """
+    from pushbench.results import atomic_write_text
+    from pushbench.schema.codec import library_label
+    from pushbench.wire import speedups
+
+    workloads = workloads or Workloads()
+    stream = workloads.stream(125, True)
+    frames = frames_per_call(125)
+    saved = speedups.state()
+    paths = {"pushbench": run_dir / "codec-profile.html"}
+    paths["pushbench-py"] = run_dir / "codec-profile-pure.html"
+    stats: list[str] = []
+    trees: list[str] = []
+    try:
+        for library, html_path in paths.items():
+            pure = library == "pushbench-py"
+            speedups.use_speedups(not pure)
+            if not pure and not speedups.enabled():
+                stats.append(f"== {library_label(library)}: not built, not profiled ==\n")
+                continue
+            html, table, tree, streams = _profile_once(stream, seconds)
+            atomic_write_text(html_path, html)
+            label = library_label(library)
+            stats.append(
+                f"== {label}: cProfile, top 15 functions by own time "
+                f"({max(1, streams // 2)} streams) ==\n{table}"
+            )
+            trees.append(f"\n== pyinstrument: {label}, sampled call tree ({streams} streams) ==\n")
+            trees.append(tree)
+    finally:
+        speedups.restore(saved)
+    header = (
+        "Profile of pushbench FrameReader.feed decoding 125-byte masked binary frames\n"
+        f"({frames} frames per stream, fresh FrameReader per stream), on the compiled\n"
+        "parser and on the pure Python path.\n\n"
+    )
+    txt_path = run_dir / "codec-profile.txt"
+    atomic_write_text(txt_path, header + "\n".join(stats) + "".join(trees))
+    return paths["pushbench"], txt_path
+
+
+def _profile_once(stream: bytes, seconds: float) -> tuple[str, str, str, int]:
+    """Profile decoding ``stream`` on the current path → (html, pstats text, tree, streams)."""
     import cProfile
     import pstats
 
     from pyinstrument import Profiler
 
-    from pushbench.results import atomic_write_text
     from pushbench.wire.frames import FrameReader
 
     from .peers import MAX_FRAME, MAX_MESSAGE
-
-    workloads = workloads or Workloads()
-    stream = workloads.stream(125, True)
-    frames = frames_per_call(125)
 
     def decode_once() -> None:
         FrameReader(masked=True, max_frame_size=MAX_FRAME, max_message_size=MAX_MESSAGE).feed(
@@ -60,29 +101,9 @@ def profile_decoder(
         decode_once()
     cprof.disable()
     text = io.StringIO()
-    stats = pstats.Stats(cprof, stream=text)
-    stats.sort_stats(pstats.SortKey.TIME).print_stats(15)
-
-    html_path = run_dir / "codec-profile.html"
-    txt_path = run_dir / "codec-profile.txt"
-    atomic_write_text(html_path, profiler.output_html())
-    from pushbench.wire import mask
-
-    helper = "C mask helper" if getattr(mask, "C_MASK", None) is not None else "pure mask path"
-    header = (
-        "Profile of pushbench FrameReader.feed decoding 125-byte masked binary frames\n"
-        f"({frames} frames per stream, fresh FrameReader per stream, {helper}).\n\n"
-        f"== cProfile: top 15 functions by own time ({max(1, streams // 2)} streams) ==\n"
-    )
+    pstats.Stats(cprof, stream=text).sort_stats(pstats.SortKey.TIME).print_stats(15)
     tree = profiler.output_text(unicode=True, color=False, short_mode=True)
-    atomic_write_text(
-        txt_path,
-        header
-        + _trim_pstats(text.getvalue())
-        + f"\n== pyinstrument: sampled call tree ({streams} streams) ==\n"
-        + tree,
-    )
-    return html_path, txt_path
+    return profiler.output_html(), _trim_pstats(text.getvalue()), tree, streams
 
 
 def _trim_pstats(text: str) -> str:

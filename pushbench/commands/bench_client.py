@@ -34,7 +34,7 @@ from pushbench.bench.client import (
     QUICK_WARMUP_S,
     TARGET,
     build_cases,
-    evaluate_target,
+    evaluate_targets,
 )
 from pushbench.bench.feeder import FeederSpec
 
@@ -265,7 +265,8 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(format_table(summaries))
     print()
-    print(format_target(evaluate_target(summaries)))
+    for target in evaluate_targets(summaries):
+        print(format_target(target))
     print()
     failed = [s for s in samples if s.status != "ok"]
     end_load = results.read_json(run_dir / "metadata.json").get("loadavg_end")

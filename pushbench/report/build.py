@@ -234,13 +234,14 @@ def _codec_section(codec_run: Path | None, how_found: str, out: Path | None) -> 
         )
     from pushbench.schema.codec import load_records
 
-    from . import codec
+    from . import codec, codec_targets
 
     blocks: list[doc.Block] = [
         doc.Paragraph(
             f"From codec run `{codec_run.name}` ({how_found}); its own report is "
-            f"`{codec_run.name}/codec-report.md`, the interactive call tree "
-            f"`{codec_run.name}/codec-profile.html`."
+            f"`{codec_run.name}/codec-report.md`, the interactive call trees "
+            f"`{codec_run.name}/codec-profile.html` (compiled) and "
+            f"`codec-profile-pure.html` (pure Python)."
         )
     ]
     records = load_records(codec_run)
@@ -249,7 +250,7 @@ def _codec_section(codec_run: Path | None, how_found: str, out: Path | None) -> 
         doc.Table(
             ("target", "measured", "required", "result"),
             tuple(
-                (t.name, f"{codec._fmt(t.value)} {t.unit}", t.requirement, t.verdict)
+                (t.name, f"{codec_targets._fmt(t.value)} {t.unit}", t.requirement, t.verdict)
                 for t in targets
             ),
             caption="Judged on the records of that run; ratios against peers are in "

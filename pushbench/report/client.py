@@ -70,6 +70,11 @@ def format_target(target: dict[str, Any]) -> str:
     if target["median"] is None:
         return head + "not measured (the light client's saturation case did not run or failed)"
     word = "MET" if target["met"] else "NOT MET"
+    ratio, min_ratio = target.get("ratio"), target.get("min_ratio")
+    if target["met"] is None:
+        word = "rate MET, ratio to aiohttp NOT MEASURED"
+    elif min_ratio is not None and ratio is not None:
+        word += f" ({ratio:g}× aiohttp's client, target {min_ratio:g}×)"
     if (target["lower_bound"] or target.get("contended")) and not target["met"]:
         word += " (inconclusive)"
     line = (
@@ -197,7 +202,7 @@ Feeder on CPU {pin.get("feeder_cpus")}, client worker on CPU {pin.get("client_cp
 frames), {opts["loop"]} event loop; a {opts["duration_s"]} s window after {opts["warmup_s"]} s of
 warm-up; {opts["repeats"]} repeat(s), interleaved: median, min and max.
 
-**{format_target(stored.target)}**
+{chr(10).join(f"**{format_target(t)}**" + chr(10) for t in stored.targets)}
 
 {chr(10).join(table)}
 
@@ -252,7 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     stored = load_client_results(run_dir)
     print(format_table(stored.cases))
     print()
-    print(format_target(stored.target))
+    for target in stored.targets:
+        print(format_target(target))
     print()
     print(f"wrote {report}")
     return 0

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from pushbench.schema.codec import (
     MIN_FRAMES,
     STREAM_BYTES,
     Record,
+    library_label,
     load_records,
 )
 
@@ -43,7 +43,6 @@ __all__ = [
     "render_markdown",
 ]
 
-OURS = "pushbench"
 
 # What one measured unit covers, stated in the report beside every figure.
 INCLUDES = {
@@ -70,186 +69,18 @@ INCLUDES = {
     ),
 }
 
-_SIZE_LABELS = {16: "16 B", 125: "125 B", 1024: "1 KiB", 16384: "16 KiB", 1 << 20: "1 MiB"}
-
-
-def _size_label(n: int) -> str:
-    return _SIZE_LABELS.get(n, f"{n} B")
-
-
-def _with_unit(x: float | None, unit: str) -> str:
-    """``1.5 GB/s``, but ``1.5× aiohttp-c's time`` (a ratio hugs its ×)."""
-    sep = "" if unit.startswith("×") else " "
-    return f"{_fmt(x)}{sep}{unit}"
-
-
-def _fmt(x: float | None, digits: int = 3) -> str:
-    """``x`` to ``digits`` significant digits, without scientific notation."""
-    if x is None:
-        return "—"
-    if x == 0:
-        return "0"
-    out = f"{x:.{digits}g}"
-    if "e" in out:
-        out = f"{x:,.0f}"
-    return out
-
-
-# --- targets -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TargetResult:
-    """One target line: our measured value against its threshold.
-
-    ``met`` is None when the needed case was not measured in this run.
-    ``comparisons`` are ratios against the peers measured in the same run.
-    """
-
-    name: str
-    value: float | None
-    unit: str
-    threshold: float
-    higher_is_better: bool
-    met: bool | None
-    comparisons: tuple[str, ...] = ()
-
-    @property
-    def verdict(self) -> str:
-        return {True: "met", False: "NOT met", None: "not measured"}[self.met]
-
-    @property
-    def requirement(self) -> str:
-        op = "≥" if self.higher_is_better else "≤"
-        return f"{op} {_with_unit(self.threshold, self.unit)}"
-
-
-def _ok(records: Sequence[Record]) -> list[Record]:
-    return [r for r in records if r.status == "ok" and r.per_frame_us_median is not None]
-
-
-def _find(
-    records: Sequence[Record], op: str, masked: bool, payload: int, library: str, variant: str = ""
-) -> Record | None:
-    for r in _ok(records):
-        if (r.op, r.masked, r.payload, r.library, r.variant) == (
-            op,
-            masked,
-            payload,
-            library,
-            variant,
-        ):
-            return r
-    return None
-
-
-def _gbps(r: Record | None) -> float | None:
-    return None if r is None or r.mb_per_s is None else r.mb_per_s / 1e3
-
-
-def _per_frame_target(
-    records: Sequence[Record], name: str, op: str, masked: bool, threshold: float
-) -> TargetResult:
-    ours = _find(records, op, masked, 125, OURS)
-    value = ours.per_frame_us_median if ours else None
-    comparisons = []
-    for lib in LIBRARIES:
-        peer = _find(records, op, masked, 125, lib)
-        if lib == OURS or peer is None or value is None or not peer.per_frame_us_median:
-            continue
-        comparisons.append(
-            f"{value / peer.per_frame_us_median:.2f}× the time of {lib} "
-            f"({_fmt(peer.per_frame_us_median)} µs)"
-        )
-    return TargetResult(
-        name,
-        value,
-        "µs/frame",
-        threshold,
-        False,
-        None if value is None else value <= threshold,
-        tuple(comparisons),
-    )
-
-
-def evaluate_targets(records: Sequence[Record]) -> list[TargetResult]:
-    """The codec's targets, judged on ``records`` of one run (no re-measuring).
-
-    - decode 125 B masked ≤ 1.0 µs/frame; stretch: ≤ 1.5× aiohttp-c's time;
-    - unmask 1 MiB ≥ 10 GB/s; stretch ≥ 20 GB/s — judged for both of our
-      functions, since the decoder uses the allocating one;
-    - encode 125 B server (unmasked) frame ≤ 0.5 µs.
-    """
-    out: list[TargetResult] = []
-    decode = _per_frame_target(records, "decode 125 B masked", "decode", True, 1.0)
-    out.append(decode)
-    aio = _find(records, "decode", True, 125, "aiohttp-c")
-    ratio = (
-        decode.value / aio.per_frame_us_median
-        if decode.value is not None and aio is not None and aio.per_frame_us_median
-        else None
-    )
-    out.append(
-        TargetResult(
-            "stretch: decode 125 B masked vs aiohttp-c",
-            ratio,
-            "× aiohttp-c's time",
-            1.5,
-            False,
-            None if ratio is None else ratio <= 1.5,
-        )
-    )
-
-    peers_unmask = [
-        ("pushbench", "apply_mask_into in place"),
-        ("pushbench-py", "apply_mask"),
-        ("websockets", "speedups.apply_mask"),
-        ("aiohttp-c", "_websocket_mask_cython"),
-        ("numpy", "uint64 xor"),
-        ("floor", "copy into"),
-        ("floor", "copy new"),
-    ]
-    for variant in ("apply_mask_into", "apply_mask"):
-        gbps = _gbps(_find(records, "unmask", True, 1 << 20, OURS, variant))
-        comparisons = []
-        for lib, var in peers_unmask:
-            other = _gbps(_find(records, "unmask", True, 1 << 20, lib, var))
-            if gbps is not None and other:
-                comparisons.append(
-                    f"{gbps / other:.2f}× the speed of {lib} {var} ({_fmt(other)} GB/s)"
-                )
-        for threshold, label in ((10.0, ""), (20.0, "stretch: ")):
-            out.append(
-                TargetResult(
-                    f"{label}unmask 1 MiB ({variant})",
-                    gbps,
-                    "GB/s",
-                    threshold,
-                    True,
-                    None if gbps is None else gbps >= threshold,
-                    tuple(comparisons) if not label else (),
-                )
-            )
-
-    out.append(
-        _per_frame_target(records, "encode 125 B server frame (unmasked)", "encode", False, 0.5)
-    )
-    return out
-
-
-def format_targets(results: Sequence[TargetResult]) -> str:
-    """Plain-text targets summary (what ``pushbench bench-codec`` prints)."""
-    lines = ["Targets (pushbench, against peers measured in this same run):"]
-    for t in results:
-        lines.append(
-            f"  {t.verdict.upper():<13} {t.name}: {_with_unit(t.value, t.unit)} "
-            f"(target {t.requirement})"
-        )
-        lines.extend(f"                  {c}" for c in t.comparisons)
-    return "\n".join(lines)
-
-
-# --- Markdown -----------------------------------------------------------------------
+from .codec_targets import (  # noqa: E402 — the targets and shared formats live there
+    OURS,
+    TargetResult,
+    _find,
+    _fmt,
+    _gbps,
+    _ok,
+    _size_label,
+    _with_unit,
+    evaluate_targets,
+    format_targets,
+)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -355,7 +186,7 @@ def render_markdown(
                 for size in sizes:
                     r = _find(records, op, masked, size, lib)
                     cells.append(_fmt(r.per_frame_us_median) if r else "—")
-                rows.append([lib, *cells])
+                rows.append([library_label(lib), *cells])
             lines += ["", f"## {op.capitalize()} {role}: µs per frame (median)", ""]
             lines += _table(["library", *(_size_label(s) for s in sizes)], rows)
 
@@ -365,7 +196,13 @@ def render_markdown(
         lines += _table(
             ["library", "function", "µs per MiB", "GB/s", "what"],
             [
-                [r.library, r.variant, _fmt(r.per_frame_us_median), _fmt(_gbps(r)), r.notes]
+                [
+                    library_label(r.library),
+                    r.variant,
+                    _fmt(r.per_frame_us_median),
+                    _fmt(_gbps(r)),
+                    r.notes,
+                ]
                 for r in unmask
             ],
         )
@@ -382,7 +219,7 @@ def render_markdown(
             seen.setdefault(r.library, r)
     lines += _table(
         ["library", "version", "what runs"],
-        [[lib, r.version or "—", r.notes] for lib, r in seen.items()],
+        [[library_label(lib), r.version or "—", r.notes] for lib, r in seen.items()],
     )
 
     lines += ["", "## Figures", ""]
@@ -394,7 +231,8 @@ def render_markdown(
         lines.append("No profile in this run.")
     else:
         lines += [
-            "Call tree: [codec-profile.html](codec-profile.html) (pyinstrument). "
+            "Call trees: [compiled](codec-profile.html), "
+            "[pure Python](codec-profile-pure.html) (pyinstrument). "
             "Top functions by own time (cProfile, which inflates small functions):",
             "",
             "```",
@@ -441,7 +279,9 @@ def _throughput_figure(records: Sequence[Record], op: str, path: Path) -> Path:
             xs, ys = zip(*points, strict=True)
             style = "-" if lib == OURS else "--"
             width = 2.4 if lib == OURS else 1.4
-            ax.plot(xs, ys, style, marker="o", lw=width, color=colors[lib], label=lib)
+            ax.plot(
+                xs, ys, style, marker="o", lw=width, color=colors[lib], label=library_label(lib)
+            )
             if op == "encode" and not masked and lib == "aiohttp-c" and xs[-1] > 16384:
                 ax.annotate(
                     "aiohttp: payload > 16 KiB\nhanded over uncopied",
@@ -499,7 +339,7 @@ def _small_frame_figure(records: Sequence[Record], path: Path, size: int = 125) 
                 ys.append(r.per_frame_us_median)
         bars = ax.bar(xs, ys, width, label=label, color=cmap[j])
         ax.bar_label(bars, labels=[_fmt(y, 2) for y in ys], fontsize=7, padding=1)
-    ax.set_xticks(range(len(libs)), libs)
+    ax.set_xticks(range(len(libs)), [library_label(lib) for lib in libs])
     ax.set_ylabel("µs per frame (median, lower is better)")
     ax.set_title(f"{size}-byte binary frames: time per frame")
     ax.grid(True, axis="y", alpha=0.3)
@@ -515,7 +355,7 @@ def _unmask_figure(records: Sequence[Record], path: Path) -> Path | None:
         return None
     fig = Figure(figsize=(9, 0.45 * len(rows) + 1.4), layout="constrained")
     ax = fig.subplots()
-    labels = [f"{r.library}: {r.variant}" for r in rows]
+    labels = [f"{library_label(r.library)}: {r.variant}" for r in rows]
     values = [_gbps(r) or 0.0 for r in rows]
     colors = ["#2ca02c" if r.library.startswith(OURS) else "#7f7f7f" for r in rows]
     bars = ax.barh(range(len(rows)), values, color=colors)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +148,9 @@ class ClientRun:
     target: dict[str, Any]
     cases: list[CaseResult]
     samples: list[Sample]
+    #: Every target judged (WebSocket, SSE, long poll: :data:`pushbench.bench.client.TARGETS`);
+    #: runs stored before there were several hold ``[target]``.
+    targets: list[dict[str, Any]] = field(default_factory=list)
 
 
 def write_client_results(
@@ -156,6 +159,7 @@ def write_client_results(
     target: dict[str, Any],
     cases: Sequence[CaseResult],
     samples: Sequence[Sample],
+    targets: Sequence[dict[str, Any]] = (),
 ) -> tuple[Path, Path]:
     """Store a run's results: ``client.json`` (all) and ``client.csv`` (one row per
     case), each atomically."""
@@ -167,6 +171,7 @@ def write_client_results(
             "schema": SCHEMA,
             "options": options,
             "target": target,
+            "targets": list(targets) or [target],
             "cases": [asdict(s) for s in cases],
             "samples": [asdict(s) for s in samples],
         },
@@ -186,6 +191,7 @@ def load_client_results(run_dir: Path | str) -> ClientRun:
     return ClientRun(
         options=data["options"],
         target=data["target"],
+        targets=data.get("targets") or [data["target"]],
         cases=[CaseResult.from_dict(c) for c in data["cases"]],
         samples=[Sample.from_dict(s) for s in data.get("samples", [])],
     )

@@ -25,10 +25,12 @@ from pushbench.results import atomic_write_json, atomic_write_text, read_json
 __all__ = [
     "CSV_COLUMNS",
     "LIBRARIES",
+    "LIBRARY_LABELS",
     "MAX_FRAMES",
     "MIN_FRAMES",
     "STREAM_BYTES",
     "Record",
+    "library_label",
     "load_records",
     "write_records",
 ]
@@ -42,6 +44,18 @@ LIBRARIES: tuple[str, ...] = (
     "aiohttp-c",
     "aiohttp-py",
 )
+
+#: How plots and tables name a library whose record name says less than it should.
+LIBRARY_LABELS: dict[str, str] = {
+    "pushbench": "pushbench (C)",
+    "pushbench-py": "pushbench (pure)",
+}
+
+
+def library_label(library: str) -> str:
+    """The display name of ``library`` (its record name unless :data:`LIBRARY_LABELS` says)."""
+    return LIBRARY_LABELS.get(library, library)
+
 
 # Frames per timed call: enough bytes to reach steady state (≈ 4 MiB), enough
 # frames to amortise per-stream setup, and not so many that small-frame cases

@@ -11,15 +11,20 @@ when the frame carrying it has not fully arrived.
 
 Memory is bounded: at most one partial header (< 14 bytes) is kept between
 calls, and a payload is accepted only after its length passed the limits.
+
+Two paths, one behaviour: when the compiled parser is in use
+(:mod:`.speedups`), it decodes the complete frames that need no reader state;
+every other frame — incomplete, fragmented, or breaking a rule — goes through
+the pure Python loop, which is the reference and raises every error.
 """
 
 from __future__ import annotations
 
 import os
 from enum import IntEnum
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
-from . import mask as _mask
+from . import speedups as _speedups
 from .errors import CloseCode, ProtocolError, is_valid_close_code
 from .mask import MASK_NUMPY_MIN, apply_mask, rotate_key
 from .utf8 import Utf8Validator
@@ -83,8 +88,11 @@ def encode_frame(
     Control-frame limits are the caller's to respect; :class:`FrameReader`
     enforces them on the receiving side.
     """
-    n = len(payload)
     b0 = (0x80 if fin else 0) | rsv | opcode
+    c_encode = _speedups.C_ENCODE
+    if c_encode is not None:
+        return c_encode(b0, payload, (os.urandom(4) if mask is True else mask) if mask else None)
+    n = len(payload)
     if n < 126:
         head = bytes((b0, n | 0x80 if mask else n))
     elif n < 65536:
@@ -132,25 +140,69 @@ def parse_close_payload(payload: bytes | bytearray) -> tuple[int, str]:
 # --- decoding -------------------------------------------------------------
 
 
-def _b0_table(rsv_allowed: int) -> tuple[int, ...]:
-    """For each first byte: -1 if invalid on its own, else the byte itself.
+#: What a first byte says, when valid on its own: (opcode, FIN, RSV bits, kind).
+B0Info = tuple[int, bool, int, int]
+KIND_FRAGMENT = 0  # a continuation, or a data frame without FIN: the message state decides
+KIND_BINARY = 1  # a data frame with FIN that starts no fragmented message
+KIND_TEXT = 2  # the same, text: its payload must be UTF-8
+KIND_CONTROL = 3
+
+
+def _b0_table(rsv_allowed: int, in_message: bool) -> tuple[B0Info | None, ...]:
+    """For each first byte: None if invalid on its own, else what it says.
 
     Folds the RSV check, the reserved-opcode check and "control frames are
-    never fragmented" into one indexed load on the hot path.
+    never fragmented" into one indexed load on the hot path, and decodes the
+    byte once per value instead of once per frame. With ``in_message`` (a
+    fragmented message is open) every data frame is ``KIND_FRAGMENT``: the
+    message state decides, so the hot path tests the kind alone.
     """
-    table = []
+    table: list[B0Info | None] = []
     for b0 in range(256):
         opcode = b0 & 0x0F
+        fin = bool(b0 & 0x80)
         ok = (
             (b0 & 0x70 & ~rsv_allowed) == 0
             and opcode in Opcode._value2member_map_
-            and (opcode < 8 or b0 & 0x80)
+            and (opcode < 8 or fin)
         )
-        table.append(b0 if ok else -1)
+        if opcode >= 8:
+            kind = KIND_CONTROL
+        elif opcode == 0 or not fin or in_message:
+            kind = KIND_FRAGMENT
+        else:
+            kind = KIND_TEXT if opcode == 1 else KIND_BINARY
+        table.append((opcode, fin, b0 & 0x70, kind) if ok else None)
     return tuple(table)
 
 
-_TABLES: dict[int, tuple[int, ...]] = {}
+def _b0_tables(rsv_allowed: int) -> tuple[tuple[B0Info | None, ...], tuple[B0Info | None, ...]]:
+    """The two tables of :func:`_b0_table`, indexed by "a fragmented message is open"."""
+    tables = _TABLES.get(rsv_allowed)
+    if tables is None:
+        tables = _TABLES[rsv_allowed] = (
+            _b0_table(rsv_allowed, False),
+            _b0_table(rsv_allowed, True),
+        )
+    return tables
+
+
+_TABLES: dict[int, tuple[tuple[B0Info | None, ...], tuple[B0Info | None, ...]]] = {}
+
+#: Per payload length n < MASK_NUMPY_MIN, once seen: (R, s) such that ``(key * R) >> s``
+#: is the 4-byte key repeated over n + 4 bytes (R has a 1 every 32 bits). Masking a
+#: small payload is then one multiply and one XOR of Python integers, no byte string
+#: of the repeated key to build and convert.
+_KEY_REPEAT: list[tuple[int, int] | None] = [None] * MASK_NUMPY_MIN
+
+
+def _key_repeat(length: int) -> tuple[int, int]:
+    words = (length + 7) >> 2  # ceil((length + 4) / 4)
+    got = _KEY_REPEAT[length] = (
+        ((1 << (32 * words)) - 1) // 0xFFFFFFFF,
+        (words * 4 - length - 4) << 3,
+    )
+    return got
 
 
 def _explain_b0(b0: int, rsv_allowed: int) -> ProtocolError:
@@ -160,6 +212,29 @@ def _explain_b0(b0: int, rsv_allowed: int) -> ProtocolError:
     if opcode not in Opcode._value2member_map_:
         return ProtocolError(CloseCode.PROTOCOL_ERROR, f"reserved opcode {opcode:#x}")
     return ProtocolError(CloseCode.PROTOCOL_ERROR, "fragmented control frame")
+
+
+# Statuses of the compiled parser (``_speedups.c``): where it stopped, and why.
+C_END = 0  # every complete frame taken; what is left is an incomplete frame (or nothing)
+C_FRAGMENT = 1  # a frame of a fragmented message: the reader's state decides
+C_CONTROL = 2  # a control frame, in payloads-only mode
+C_FIRST_ERROR = 16
+#: The compiled parser's error statuses → the close code and reason of the rule broken.
+#: FrameReader re-reads such a frame on its pure path, which raises the same error
+#: with its own message; the table is the fallback should the pure path not raise.
+C_ERRORS: dict[int, tuple[int, str]] = {
+    16: (CloseCode.PROTOCOL_ERROR, "reserved RSV bit set"),
+    17: (CloseCode.PROTOCOL_ERROR, "reserved opcode"),
+    18: (CloseCode.PROTOCOL_ERROR, "fragmented control frame"),
+    19: (CloseCode.PROTOCOL_ERROR, "wrong masking direction"),
+    20: (CloseCode.PROTOCOL_ERROR, "control frame over 125 bytes"),
+    21: (CloseCode.PROTOCOL_ERROR, "non-minimal 16-bit length"),
+    22: (CloseCode.PROTOCOL_ERROR, "length over 2^63"),
+    23: (CloseCode.PROTOCOL_ERROR, "non-minimal 64-bit length"),
+    24: (CloseCode.MESSAGE_TOO_BIG, "frame over the size limit"),
+    25: (CloseCode.MESSAGE_TOO_BIG, "message over the size limit"),
+    26: (CloseCode.INVALID_DATA, "invalid UTF-8 in text"),
+}
 
 
 class FrameReader:
@@ -177,6 +252,7 @@ class FrameReader:
         "_error",
         "_key",
         "_key_off",
+        "_length",
         "_masked",
         "_max_frame",
         "_max_message",
@@ -185,7 +261,7 @@ class FrameReader:
         "_pending",
         "_remaining",
         "_rsv_allowed",
-        "_table",
+        "_tables",
         "_utf8",
     )
 
@@ -201,10 +277,7 @@ class FrameReader:
         self._max_frame = max_frame_size
         self._max_message = max_message_size
         self._rsv_allowed = rsv_allowed
-        table = _TABLES.get(rsv_allowed)
-        if table is None:
-            table = _TABLES[rsv_allowed] = _b0_table(rsv_allowed)
-        self._table = table
+        self._tables = _b0_tables(rsv_allowed)
         self._pending = b""  # an incomplete header carried to the next call
         self._msg_opcode = 0  # TEXT/BINARY while a fragmented message is open
         self._msg_size = 0
@@ -215,6 +288,7 @@ class FrameReader:
         self._key: bytes | None = None
         self._key_off = 0
         self._acc = bytearray()  # payload of that frame received so far
+        self._length = 0  # the last extended length read (_extended_length)
         self._error: ProtocolError | None = None
 
     @property
@@ -237,12 +311,35 @@ class FrameReader:
         if self._error is not None:
             raise self._error
         try:
-            self._feed(data, out)
+            self._feed(data, cast("list[Frame | bytes]", out), 0)
         except ProtocolError as exc:
             self._error = exc
             raise
 
-    def _feed(self, data: bytes | bytearray | memoryview, out: list[Frame]) -> None:
+    def feed_payloads_into(
+        self, data: bytes | bytearray | memoryview, out: list[Frame | bytes]
+    ) -> bool:
+        """Like :meth:`feed_into`, but a frame that is a whole data message on its own
+        (FIN set, no fragmented message open) arrives as its payload ``bytes`` alone,
+        text and binary alike, when the compiled parser decoded it; every other frame
+        as a :class:`Frame`, in order. → whether ``out`` may hold any :class:`Frame`
+        (always, on the pure path): the receive path of a client that only records
+        data, with one object per message instead of three.
+        """
+        if self._error is not None:
+            raise self._error
+        try:
+            return self._feed(data, out, 4)
+        except ProtocolError as exc:
+            self._error = exc
+            raise
+
+    def _feed(
+        self, data: bytes | bytearray | memoryview, out: list[Frame | bytes], mode: int
+    ) -> bool:
+        """Decode ``data`` into ``out`` (``mode`` 4: payloads only, see
+        :meth:`feed_payloads_into`) → whether a :class:`Frame` may have been appended."""
+        frames = cast("list[Frame]", out)
         if not isinstance(data, bytes):
             data = bytes(data)
         if self._pending:
@@ -250,71 +347,89 @@ class FrameReader:
             self._pending = b""
         end = len(data)
         pos = 0
+        mixed = False
         if self._remaining >= 0:
-            pos = self._continue_payload(data, 0, out)
+            mixed = True
+            pos = self._continue_payload(data, 0, frames)
             if self._remaining >= 0:
-                return
-        table = self._table
+                return mixed
+        parse = _speedups.C_PARSE
+        if parse is None:
+            self._parse(data, pos, end, frames)
+            return True
+        # The compiled parser takes every complete frame that needs no reader
+        # state; each frame it stops at (incomplete, fragmented, a control frame
+        # in payloads mode, or breaking a rule) goes through the pure loop alone,
+        # which handles or raises it.
+        masked = mode | 1 if self._masked else mode
+        rsv = self._rsv_allowed
+        max_frame = self._max_frame
+        max_message = self._max_message
+        while pos < end:
+            flags = masked | 2 if self._msg_opcode else masked
+            pos, status = parse(Frame, out, data, pos, flags, rsv, max_frame, max_message)
+            if pos >= end:
+                return mixed
+            pos = self._parse(data, pos, pos + 1, frames)
+            mixed = True
+            if status >= C_FIRST_ERROR:  # the pure loop should have raised: trust the C check
+                code, reason = C_ERRORS[status]
+                raise ProtocolError(code, reason)
+        return mixed
+
+    def _parse(self, data: bytes, pos: int, limit: int, out: list[Frame]) -> int:
+        """The pure decoder: frames starting before ``limit`` → where it stopped.
+
+        Stops at ``limit`` (the position after the last frame decoded) or, when
+        the data ends inside a frame, keeps that frame's start (``_pending``) or
+        streams its payload, and returns ``len(data)``.
+        """
+        end = len(data)
+        tables = self._tables
+        table = tables[self._msg_opcode != 0]
         mbit = 0x80 if self._masked else 0
         head0 = 6 if mbit else 2
         max_frame = self._max_frame
         max_message = self._max_message
-        append = out.append
         new = _new_frame
+        frame = Frame
         from_bytes = _from_bytes
-        c_mask = _mask.C_MASK
-        while True:
-            avail = end - pos
-            if avail < 2:
+        c_mask = _speedups.C_MASK
+        # How payloads are unmasked: 0 not at all, 1 by the C helper, 2 as integers.
+        how = 0 if not mbit else 1 if c_mask is not None else 2
+        keys = _KEY_REPEAT
+        small = MASK_NUMPY_MIN
+        while pos < limit:
+            if end - pos < 2:
                 break
-            b0 = table[data[pos]]
-            b1 = data[pos + 1]
-            if b0 < 0:
-                raise _explain_b0(data[pos], self._rsv_allowed)
-            if b1 & 0x80 != mbit:
-                raise ProtocolError(
-                    CloseCode.PROTOCOL_ERROR,
-                    "unmasked client frame" if mbit else "masked server frame",
-                )
-            length = b1 & 0x7F
-            head = head0
-            if length >= 126:
-                if b0 & 0x08:
-                    raise ProtocolError(CloseCode.PROTOCOL_ERROR, "control frame over 125 bytes")
-                if length == 126:
-                    head += 2
-                    if avail < head:
-                        break
-                    length = (data[pos + 2] << 8) | data[pos + 3]
-                    if length < 126:
-                        raise ProtocolError(CloseCode.PROTOCOL_ERROR, "non-minimal 16-bit length")
-                else:
-                    head += 8
-                    if avail < head:
-                        break
-                    length = from_bytes(data[pos + 2 : pos + 10])
-                    if length >> 63:
-                        raise ProtocolError(CloseCode.PROTOCOL_ERROR, "length over 2^63")
-                    if length < 65536:
-                        raise ProtocolError(CloseCode.PROTOCOL_ERROR, "non-minimal 64-bit length")
-            elif avail < head:
-                break
+            b0 = data[pos]
+            info = table[b0]
+            if info is None:
+                raise _explain_b0(b0, self._rsv_allowed)
+            # The length byte with the mask bit we expect cleared: ≥ 128 if it was wrong.
+            length = data[pos + 1] ^ mbit
+            if length < 126:
+                start = pos + head0
+                if start > end:
+                    break
+            else:
+                start = self._extended_length(data, pos, b0, length, head0)
+                if start < 0:
+                    break
+                length = self._length
             if length > max_frame:
                 raise ProtocolError(
                     CloseCode.MESSAGE_TOO_BIG, f"frame of {length} bytes over {max_frame}"
                 )
-            opcode = b0 & 0x0F
-            fin = b0 >> 7
-            # Fast path: a whole message in one frame, or a control frame.
-            # Anything touching fragmentation state goes through _fragment().
-            fragment = opcode < 8 and (opcode == 0 or not fin or self._msg_opcode != 0)
-            if fragment:
+            opcode, fin, rsv, kind = info
+            # Fast path: a whole message in one frame, or a control frame (kinds
+            # 1-3); a fragment (kind 0) goes through the message state.
+            if kind == 0:  # KIND_FRAGMENT
                 self._check_data_frame(opcode, fin, length)
-            elif length > max_message and opcode < 8:
+            elif length > max_message and kind != 3:  # not KIND_CONTROL
                 raise ProtocolError(
                     CloseCode.MESSAGE_TOO_BIG, f"message of {length} bytes over {max_message}"
                 )
-            start = pos + head
             stop = start + length
             if stop > end:
                 # Payload still arriving: stream it so memory stays bounded and
@@ -325,33 +440,68 @@ class FrameReader:
                 self._remaining = length
                 self._acc = bytearray()
                 self._continue_payload(data, start, out)
-                return
+                return end
             payload: bytes | bytearray
-            if not mbit:
+            if how == 0:
                 payload = data[start:stop]
+            elif how == 2 and length < small:
+                # apply_mask's small path, inlined (the hottest line): key and
+                # payload as one integer w; the key, repeated over all of it,
+                # is the key (w's top 32 bits) times 1 at every 32nd bit.
+                w = from_bytes(data[start - 4 : stop])
+                rep, shift = keys[length] or _key_repeat(length)
+                payload = (w ^ ((w >> (length << 3)) * rep >> shift)).to_bytes(length)
             elif c_mask is not None:
                 payload = c_mask(data[start:stop], data[start - 4 : start])
-            elif length < MASK_NUMPY_MIN:
-                # apply_mask's small path, inlined: this is the hottest line.
-                payload = (
-                    from_bytes(data[start:stop])
-                    ^ from_bytes((data[start - 4 : start] * ((length >> 2) + 1))[:length])
-                ).to_bytes(length)
             else:
                 payload = apply_mask(data[start:stop], data[start - 4 : start])
-            if fragment:
+            if kind == 0:
                 self._fragment_done(opcode, fin, payload)
-            elif opcode == 1:
+                table = tables[self._msg_opcode != 0]
+            elif kind == 2:  # KIND_TEXT
                 try:
                     payload.decode()
                 except UnicodeDecodeError as exc:
                     raise ProtocolError(CloseCode.INVALID_DATA, "invalid UTF-8 in text") from exc
-            append(new(Frame, (opcode, payload, fin == 1, b0 & 0x70)))
+            out.append(new(frame, (opcode, payload, fin, rsv)))
             pos = stop
+        else:
+            return pos
         if pos < end:
             self._pending = data[pos:]
+        return end
 
-    def _check_data_frame(self, opcode: int, fin: int, length: int) -> None:
+    def _extended_length(self, data: bytes, pos: int, b0: int, length: int, head0: int) -> int:
+        """Check a 16- or 64-bit length (or a wrong mask bit) → where the payload starts
+        (-1: the header is incomplete), with the length in ``_length``."""
+        if length > 127:
+            raise ProtocolError(
+                CloseCode.PROTOCOL_ERROR,
+                "unmasked client frame" if head0 == 6 else "masked server frame",
+            )
+        if b0 & 0x08:
+            raise ProtocolError(CloseCode.PROTOCOL_ERROR, "control frame over 125 bytes")
+        end = len(data)
+        if length == 126:
+            start = pos + head0 + 2
+            if start > end:
+                return -1
+            length = (data[pos + 2] << 8) | data[pos + 3]
+            if length < 126:
+                raise ProtocolError(CloseCode.PROTOCOL_ERROR, "non-minimal 16-bit length")
+        else:
+            start = pos + head0 + 8
+            if start > end:
+                return -1
+            length = _from_bytes(data[pos + 2 : pos + 10])
+            if length >> 63:
+                raise ProtocolError(CloseCode.PROTOCOL_ERROR, "length over 2^63")
+            if length < 65536:
+                raise ProtocolError(CloseCode.PROTOCOL_ERROR, "non-minimal 64-bit length")
+        self._length = length
+        return start
+
+    def _check_data_frame(self, opcode: int, fin: bool, length: int) -> None:
         if opcode == 0:
             if not self._msg_opcode:
                 raise ProtocolError(CloseCode.PROTOCOL_ERROR, "continuation outside a message")
@@ -370,7 +520,7 @@ class FrameReader:
             )
         self._msg_size = size
 
-    def _fragment_done(self, opcode: int, fin: int, payload: bytes | bytearray) -> None:
+    def _fragment_done(self, opcode: int, fin: bool, payload: bytes | bytearray) -> None:
         """Validate a complete fragment's text and close the message on FIN."""
         if opcode == 1 or (opcode == 0 and self._msg_opcode == 1):
             v = self._utf8

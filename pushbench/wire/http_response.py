@@ -60,6 +60,38 @@ class _Chunk(Enum):
     TRAILER = "trailer"
 
 
+#: What a response head means for reading its body: (head, keep-alive, framing,
+#: Content-Length), by the head's bytes.
+HeadMeaning = tuple[Response, bool, _Framing, int]
+_HEAD_CACHE: dict[bytes, HeadMeaning] = {}
+_HEAD_CACHE_SIZE = 256  # distinct heads kept; all are forgotten when it fills
+
+
+def _head_meaning(head: Response) -> HeadMeaning:
+    """How the body after ``head`` is framed (RFC 9112 §6.3); BadResponse if unsupported."""
+    connection = encoding = length = None
+    for name, value in head.headers:  # one pass; a repeated field joins with ", "
+        key = name.lower()
+        if key == "connection":
+            connection = value if connection is None else f"{connection}, {value}"
+        elif key == "transfer-encoding":
+            encoding = value if encoding is None else f"{encoding}, {value}"
+        elif key == "content-length":
+            length = value if length is None else f"{length}, {value}"
+    keep_alive = connection is None or "close" not in connection.lower()
+    if head.status in (204, 304):
+        return head, keep_alive, _Framing.LENGTH, 0
+    if encoding:
+        if encoding.lower().rsplit(",", 1)[-1].strip() != "chunked":
+            raise BadResponse(f"unsupported Transfer-Encoding {encoding!r}")
+        return head, keep_alive, _Framing.CHUNKED, 0
+    if length is not None:
+        if not (length.isascii() and length.isdigit()):
+            raise BadResponse(f"bad Content-Length {length!r}")
+        return head, keep_alive, _Framing.LENGTH, int(length)
+    return head, False, _Framing.CLOSE, 0
+
+
 class ResponseReader:
     """One response at a time; :meth:`next_response` readies it for the next one.
 
@@ -143,41 +175,36 @@ class ResponseReader:
     # --- the head ------------------------------------------------------------
 
     def _read_head(self, data: bytes) -> int:
-        """Parse the head at the start of ``data`` → where its body starts (-1: not all in)."""
+        """Parse the head at the start of ``data`` → where its body starts (-1: not all in).
+
+        What a head says depends on its bytes alone, and a server repeats the same
+        head (a poll answer of the same size, a stream's headers): the parse of
+        each distinct head is kept (:data:`_HEAD_CACHE`) and reused.
+        """
         try:
             end = find_head_end(data)
             if end < 0:
                 return -1
-            head = parse_response(data[:end])
+            raw = data[:end]
+            meaning = _HEAD_CACHE.get(raw)
+            if meaning is None:
+                meaning = _head_meaning(parse_response(raw))
+                if len(_HEAD_CACHE) >= _HEAD_CACHE_SIZE:
+                    _HEAD_CACHE.clear()
+                _HEAD_CACHE[raw] = meaning
         except HandshakeError as exc:
             raise BadResponse(f"bad response head: {exc}") from exc
+        head, keep_alive, framing, left = meaning
         self.head = head
         self.head_size = end
-        connection = encoding = length = None
-        for name, value in head.headers:  # one pass; a repeated field joins with ", "
-            key = name.lower()
-            if key == "connection":
-                connection = value if connection is None else f"{connection}, {value}"
-            elif key == "transfer-encoding":
-                encoding = value if encoding is None else f"{encoding}, {value}"
-            elif key == "content-length":
-                length = value if length is None else f"{length}, {value}"
-        self.keep_alive = connection is None or "close" not in connection.lower()
-        if head.status in (204, 304):
-            self._framing, self._left = _Framing.LENGTH, 0
-        elif encoding:
-            if encoding.lower().rsplit(",", 1)[-1].strip() != "chunked":
-                raise BadResponse(f"unsupported Transfer-Encoding {encoding!r}")
-            self._framing, self._chunk = _Framing.CHUNKED, _Chunk.SIZE
-        elif length is not None:
-            if not (length.isascii() and length.isdigit()):
-                raise BadResponse(f"bad Content-Length {length!r}")
-            self._framing, self._left = _Framing.LENGTH, int(length)
-        else:
-            self._framing = _Framing.CLOSE
-            self.keep_alive = False
-        if self._framing is _Framing.LENGTH and self._left == 0:
-            self.done = True
+        self.keep_alive = keep_alive
+        self._framing = framing
+        if framing is _Framing.LENGTH:
+            self._left = left
+            if left == 0:
+                self.done = True
+        elif framing is _Framing.CHUNKED:
+            self._chunk = _Chunk.SIZE
         return end
 
     # --- chunked bodies --------------------------------------------------------

@@ -4,31 +4,26 @@ When the optional C helper (``_speedups.c``) is built, it masks every size.
 Otherwise two pure paths are picked by size: small payloads XOR as one big
 Python integer (no per-byte loop, no temporary arrays); large ones XOR as a
 numpy ``uint64`` view against the key widened to 8 bytes, at memory
-bandwidth. ``C_MASK`` is None without the helper, or after
-``use_speedups(False)`` (``PUSHBENCH_NO_SPEEDUPS=1`` through
+bandwidth. :data:`pushbench.wire.speedups.C_MASK` is None without the helper,
+or after ``use_speedups(False)`` (``PUSHBENCH_NO_SPEEDUPS=1`` through
 :class:`pushbench.settings.Settings`); the benchmark flips it to measure both.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
-MaskFunction = Callable[[bytes | bytearray | memoryview, bytes], bytes]
+from . import speedups as _speedups
+from .speedups import MaskFunction, use_speedups
 
-_BUILT: MaskFunction | None
-try:
-    from ._speedups import apply_mask as _BUILT
-except ImportError:  # pragma: no cover - depends on the build
-    _BUILT = None
-C_MASK: MaskFunction | None = _BUILT
-
-
-def use_speedups(enabled: bool) -> None:
-    """Mask with the C helper (when built) or, with ``enabled`` False, on the pure path."""
-    global C_MASK
-    C_MASK = _BUILT if enabled else None
+__all__ = [
+    "MASK_NUMPY_MIN",
+    "MaskFunction",
+    "apply_mask",
+    "apply_mask_into",
+    "rotate_key",
+    "use_speedups",
+]
 
 
 # Below this many bytes the integer path wins: numpy's per-call overhead is
@@ -59,8 +54,9 @@ def apply_mask(data: bytes | bytearray | memoryview, key: bytes) -> bytes | byte
     The result is ``bytes``, except on the pure path from ``MASK_NUMPY_MIN``
     bytes up, where it is a fresh ``bytearray`` (see ``_mask_large`` for why).
     """
-    if C_MASK is not None:
-        return C_MASK(data, key)
+    c_mask = _speedups.C_MASK
+    if c_mask is not None:
+        return c_mask(data, key)
     if len(data) < MASK_NUMPY_MIN:
         return _mask_small(data, key)
     return _mask_large(data, key)

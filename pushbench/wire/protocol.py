@@ -25,7 +25,7 @@ is queued, the state becomes CLOSED, and :class:`ProtocolError` propagates.
 from __future__ import annotations
 
 from enum import Enum
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from .errors import CloseCode, ProtocolError, is_valid_close_code
 from .frames import (
@@ -125,6 +125,7 @@ class Connection:
         self.close_received: Close | None = None
         self.error: ProtocolError | None = None
         self._pending_events: list[Event] = []
+        self._pending_payloads: list[bytes | bytearray] = []
 
     # --- receiving --------------------------------------------------------
 
@@ -157,6 +158,73 @@ class Connection:
             self._fail(exc)
             raise
         return events
+
+    def receive_payloads(self, data: bytes | bytearray | memoryview) -> list[bytes | bytearray]:
+        """The payloads of the data messages ``data`` completes, text and binary alike,
+        in order; everything else as :meth:`receive_data` does it (pings answered, a
+        Close recorded in :attr:`close_received` and answered, violations raised).
+
+        The receive path of a client that only records what it is sent: with the
+        compiled parser a whole message arrives as its payload, with no frame or
+        event object around it. After a :class:`ProtocolError`,
+        :meth:`payloads_after_error` holds the payloads decoded before it.
+        """
+        if self.state is State.CLOSED:
+            return []
+        items: list[Frame | bytes] = []
+        payloads: list[bytes | bytearray] = []
+        try:
+            try:
+                mixed = self._reader.feed_payloads_into(data, items)
+            except ProtocolError:
+                self._collect(items, payloads)
+                if self.close_received is None:
+                    raise
+                return payloads
+            if not mixed:
+                return cast("list[bytes | bytearray]", items)
+            self._collect(items, payloads)
+        except ProtocolError as exc:
+            self._pending_payloads = payloads
+            self._fail(exc)
+            raise
+        return payloads
+
+    def payloads_after_error(self) -> list[bytes | bytearray]:
+        """Payloads decoded in the :meth:`receive_payloads` call that raised, before the
+        violation."""
+        payloads, self._pending_payloads = self._pending_payloads, []
+        return payloads
+
+    def _collect(self, items: list[Frame | bytes], payloads: list[bytes | bytearray]) -> None:
+        """Payloads and frames from :meth:`FrameReader.feed_payloads_into` → payloads.
+
+        Consecutive frames go through :meth:`_process` together (on the pure path
+        that is all of them); a payload is kept unless a Close came before it.
+        """
+        append = payloads.append
+        run: list[Frame] = []
+        for item in items:
+            if item.__class__ is not bytes:
+                run.append(cast(Frame, item))
+                continue
+            if run:
+                self._process_run(run, payloads)
+            if self.close_received is not None:
+                return  # nothing may follow a Close (§5.5.1)
+            append(item)
+        if run:
+            self._process_run(run, payloads)
+
+    def _process_run(self, run: list[Frame], payloads: list[bytes | bytearray]) -> None:
+        events: list[Event] = []
+        try:
+            self._process(run, events)
+        finally:  # a violation keeps the messages before it, as receive_data does
+            run.clear()
+            for event in events:
+                if event.__class__ is Message:
+                    payloads.append(event.data)
 
     def events_after_error(self) -> list[Event]:
         """Events decoded in the call that raised, before the violation."""

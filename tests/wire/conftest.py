@@ -1,4 +1,4 @@
-"""Run the codec tests over both masking implementations: the C helper and pure Python."""
+"""Run the codec tests over both paths: the compiled helpers (``_speedups.c``) and pure Python."""
 
 from __future__ import annotations
 
@@ -6,23 +6,25 @@ from collections.abc import Iterator
 
 import pytest
 
-from pushbench.wire import mask
+from pushbench.wire import speedups
 
 IMPLEMENTATIONS = ["c", "pure"]
 
 
 @pytest.fixture(scope="module", params=IMPLEMENTATIONS)
 def mask_impl(request: pytest.FixtureRequest) -> Iterator[str]:
-    """Set ``mask.C_MASK`` for a module's tests (module scope: hypothesis-friendly).
+    """Switch the codec's C helpers on or off for a module's tests (module scope:
+    hypothesis-friendly).
 
-    FrameReader and apply_mask read ``mask.C_MASK`` on every call, so flipping
-    it switches the whole codec, as ``mask.use_speedups(False)`` does.
+    The frame parser, the encoder and ``apply_mask`` read
+    :mod:`pushbench.wire.speedups` on every call, so this switches the whole
+    codec, as ``speedups.use_speedups(False)`` (``PUSHBENCH_NO_SPEEDUPS=1``) does.
     """
-    saved = mask.C_MASK
-    if request.param == "c" and saved is None:
-        pytest.skip("the C masking helper is not built")
-    mask.C_MASK = saved if request.param == "c" else None
+    saved = speedups.state()
+    if request.param == "c" and not all(speedups.built().values()):
+        pytest.skip("the C helpers are not built (setup.py build_ext --inplace)")
+    speedups.use_speedups(request.param == "c")
     try:
         yield request.param
     finally:
-        mask.C_MASK = saved
+        speedups.restore(saved)

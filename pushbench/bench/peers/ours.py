@@ -1,9 +1,11 @@
-"""The adapter of our own codec, as installed and on its pure Python/numpy mask path.
+"""The adapter of our own codec, compiled (as installed) and on its pure Python path.
 
-Two :class:`~.adapter.Peer` rows (``pushbench``, ``pushbench-py``) and our
-1 MiB mask kernels. The pure rows run the same code with the C mask helper
-switched off around each timed call (:class:`_PureMask`), so the fallback
-build is measured in the same process.
+Two :class:`~.adapter.Peer` rows — ``pushbench`` ("pushbench (C)": the frame
+parser, encoder and mask of ``_speedups.c``) and ``pushbench-py``
+("pushbench (pure)") — and our 1 MiB mask kernels. The pure rows run the same
+code with every C helper switched off around each timed call, the compiled rows
+with every helper switched on (:class:`_Path`), so both builds are measured in
+the same process whatever ``PUSHBENCH_NO_SPEEDUPS`` says.
 """
 
 from __future__ import annotations
@@ -11,7 +13,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .adapter import MAX_FRAME, MAX_MESSAGE, OPCODE_BINARY, Decoder, EncodeFn, Masker, Peer
+from .adapter import (
+    MAX_FRAME,
+    MAX_MESSAGE,
+    OPCODE_BINARY,
+    Decoder,
+    EncodeFn,
+    Masker,
+    Peer,
+    Unavailable,
+)
 
 __all__ = ["MASKERS", "PEERS"]
 
@@ -19,34 +30,41 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
-class _PureMask:
-    """Context manager: run our codec on its pure Python/numpy mask path.
+class _Path:
+    """Context manager: run our codec on one path, the compiled or the pure Python one.
 
-    ``pushbench.wire.mask.C_MASK`` is the switch the codec reads on every
-    ``feed``/``apply_mask`` call (``PUSHBENCH_NO_SPEEDUPS=1`` sets it at
-    import); flipping it around a timed call measures the fallback build in
-    the same process. It costs two attribute stores per call of ≥ 4 frames.
+    :mod:`pushbench.wire.speedups` holds the switch the codec reads on every
+    ``feed``/``encode_frame``/``apply_mask`` call (``PUSHBENCH_NO_SPEEDUPS=1``
+    turns it off for a process); setting it around a timed call measures both
+    builds in the same process, whatever the process's own setting. It costs a
+    few attribute stores per call of ≥ 4 frames.
     """
 
-    __slots__ = ("_mod", "_saved")
+    __slots__ = ("_compiled", "_mod", "_saved")
 
-    def __init__(self) -> None:
-        from pushbench.wire import mask
+    def __init__(self, compiled: bool) -> None:
+        from pushbench.wire import speedups
 
-        self._mod: Any = mask
+        self._compiled = compiled
+        self._mod: Any = speedups
         self._saved: Any = None
 
     def __enter__(self) -> None:
-        self._saved = getattr(self._mod, "C_MASK", None)
-        self._mod.C_MASK = None
+        self._saved = self._mod.state()
+        self._mod.use_speedups(self._compiled)
 
     def __exit__(self, *exc: object) -> None:
-        self._mod.C_MASK = self._saved
+        self._mod.restore(self._saved)
 
 
-def _pure(func: Callable[[_T], _R]) -> Callable[[_T], _R]:
-    """``func`` run with our C mask helper switched off (see :class:`_PureMask`)."""
-    switch = _PureMask()
+def _PureMask() -> _Path:
+    """The pure Python path (every C helper off): see :class:`_Path`."""
+    return _Path(False)
+
+
+def _on(pure: bool, func: Callable[[_T], _R]) -> Callable[[_T], _R]:
+    """``func`` run on the pure path (``pure``) or the compiled one (see :class:`_Path`)."""
+    switch = _Path(not pure)
 
     def wrapped(arg: _T) -> _R:
         with switch:
@@ -57,14 +75,16 @@ def _pure(func: Callable[[_T], _R]) -> Callable[[_T], _R]:
 
 def _ours_probe(pure: bool) -> Callable[[], str]:
     def probe() -> str:
-        from pushbench.wire import mask
+        from pushbench.wire import mask, speedups
 
         small = f"int XOR below {mask.MASK_NUMPY_MIN} B, numpy uint64 above"
         if pure:
-            return f"sans-I/O codec, pure mask path forced (C_MASK=None): {small}"
-        if getattr(mask, "C_MASK", None) is not None:
-            return "sans-I/O codec with its C mask helper (pushbench.wire._speedups)"
-        return f"sans-I/O codec, C mask helper NOT built: {small}"
+            return f"sans-I/O codec, pure Python path forced (C helpers off): {small}"
+        built = speedups.built()
+        if all(built.values()):
+            return "sans-I/O codec, compiled frame parser, encoder and mask (_speedups.c)"
+        missing = ", ".join(name for name, ok in built.items() if not ok)
+        raise Unavailable(f"the C helpers are not built ({missing}): {small}")
 
     return probe
 
@@ -81,7 +101,7 @@ def _ours_decoder(pure: bool) -> Callable[[bool], Decoder]:
         def frames(out: Any) -> list[tuple[int, bytes]]:
             return [(f.opcode, bytes(f.payload)) for f in out]
 
-        return Decoder(_pure(decode) if pure else decode, frames)
+        return Decoder(_on(pure, decode), frames)
 
     return make
 
@@ -93,7 +113,7 @@ def _ours_encoder(pure: bool) -> Callable[[bool], EncodeFn]:
         def encode(payloads: list[bytes]) -> list[Any]:
             return [encode_frame(OPCODE_BINARY, p, mask=masked) for p in payloads]
 
-        return _pure(encode) if pure else encode
+        return _on(pure, encode)
 
     return make
 
@@ -149,7 +169,7 @@ PEERS: tuple[Peer, ...] = (
     Peer(
         "pushbench",
         "pushbench",
-        "ours as installed: pushbench.wire.frames.FrameReader.feed / encode_frame",
+        "pushbench (C): FrameReader.feed / encode_frame on the compiled parser and encoder",
         _ours_probe(pure=False),
         _ours_decoder(pure=False),
         _ours_encoder(pure=False),
@@ -157,7 +177,7 @@ PEERS: tuple[Peer, ...] = (
     Peer(
         "pushbench-py",
         "pushbench",
-        "ours on the pure Python/numpy mask path (C helper switched off)",
+        "pushbench (pure): the same calls with every C helper switched off",
         _ours_probe(pure=True),
         _ours_decoder(pure=True),
         _ours_encoder(pure=True),

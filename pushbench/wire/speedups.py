@@ -1,0 +1,88 @@
+"""Which compiled helpers the codec uses: the one switch between the C and the pure path.
+
+``_speedups.c`` (built by ``setup.py`` when a compiler is present) holds three
+functions: the XOR mask, a frame parser and a frame encoder. Each is exposed
+here as a module attribute that is None when the helper is not built (or an
+older build lacks it) or after ``use_speedups(False)``; the codec reads the
+attribute on every call, so flipping the switch at any time switches the whole
+codec. ``PUSHBENCH_NO_SPEEDUPS=1`` turns it off through
+:class:`pushbench.settings.Settings`; the codec benchmark flips it around its
+``pushbench-py`` rows (:func:`state` / :func:`restore`) to time both paths in
+one process.
+
+The pure Python path stays the reference: :class:`pushbench.wire.frames.FrameReader`
+hands every frame the parser does not take (incomplete, fragmented, or
+breaking a rule) to its pure path, which raises the error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+__all__ = [
+    "C_ENCODE",
+    "C_MASK",
+    "C_PARSE",
+    "EncodeFunction",
+    "MaskFunction",
+    "ParseFunction",
+    "built",
+    "enabled",
+    "restore",
+    "state",
+    "use_speedups",
+]
+
+MaskFunction = Callable[[bytes | bytearray | memoryview, bytes], bytes]
+ParseFunction = Callable[
+    [type, list[Any], bytes | bytearray | memoryview, int, int, int, int, int], tuple[int, int]
+]
+EncodeFunction = Callable[[int, bytes | bytearray | memoryview, bytes | None], bytes]
+
+_module: ModuleType | None
+try:
+    from . import _speedups as _module
+except ImportError:  # pragma: no cover - depends on the build
+    _module = None
+
+_BUILT_MASK: MaskFunction | None = getattr(_module, "apply_mask", None)
+_BUILT_PARSE: ParseFunction | None = getattr(_module, "parse_frames", None)
+_BUILT_ENCODE: EncodeFunction | None = getattr(_module, "encode_frame", None)
+
+C_MASK: MaskFunction | None = _BUILT_MASK
+C_PARSE: ParseFunction | None = _BUILT_PARSE
+C_ENCODE: EncodeFunction | None = _BUILT_ENCODE
+
+State = tuple[MaskFunction | None, ParseFunction | None, EncodeFunction | None]
+
+
+def use_speedups(enabled: bool) -> None:
+    """Use every built C helper (``enabled``) or none of them (the pure path)."""
+    restore((_BUILT_MASK, _BUILT_PARSE, _BUILT_ENCODE) if enabled else (None, None, None))
+
+
+def built() -> dict[str, bool]:
+    """Which helpers this installation has compiled: {mask, parse, encode}."""
+    return {
+        "mask": _BUILT_MASK is not None,
+        "parse": _BUILT_PARSE is not None,
+        "encode": _BUILT_ENCODE is not None,
+    }
+
+
+def enabled() -> bool:
+    """Whether the compiled frame parser is in use (what "pushbench (C)" measures)."""
+    return C_PARSE is not None
+
+
+def state() -> State:
+    """The current choice, to hand back to :func:`restore`."""
+    return (C_MASK, C_PARSE, C_ENCODE)
+
+
+def restore(saved: State) -> None:
+    """Set the three helpers as :func:`state` returned them (or None for the pure path)."""
+    global C_MASK, C_PARSE, C_ENCODE
+    C_MASK, C_PARSE, C_ENCODE = saved
