@@ -446,6 +446,9 @@ def _require_upgrade(request: web.Request) -> None:
     """A plain GET on a WebSocket path: 400 in our JSON shape rather than aiohttp's text."""
     if request.headers.get("Upgrade", "").lower() != "websocket":
         raise HttpError(400, "expected a WebSocket upgrade")
+    # aiohttp base64-decodes the key unguarded: a non-ASCII key raised ValueError → 500.
+    if not request.headers.get("Sec-WebSocket-Key", "").isascii():
+        raise HttpError(400, "malformed Sec-WebSocket-Key")
 
 
 async def _reap(task: asyncio.Task[None]) -> None:

@@ -65,7 +65,7 @@ import uvicorn
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
@@ -380,11 +380,14 @@ class PushApp:
         over = declared.isascii() and declared.isdigit() and int(declared) > limit
         body = bytearray()
         if not over:
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > limit:
-                    over = True
-                    break
+            try:
+                async for chunk in request.stream():
+                    body += chunk
+                    if len(body) > limit:
+                        over = True
+                        break
+            except ClientDisconnect:  # body cut short by EOF: nobody is left to answer
+                return _error(HttpError(400, "incomplete body"), {"Connection": "close"})
         if over:
             # The rest of the body is never read: close rather than drain it.
             try:

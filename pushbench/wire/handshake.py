@@ -15,6 +15,7 @@ import base64
 import binascii
 import hashlib
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -111,6 +112,9 @@ def find_head_end(buf: bytes | bytearray) -> int:
     return i + 4
 
 
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
 def _parse_head(head: bytes) -> tuple[str, list[tuple[str, str]]]:
     try:
         text = head.decode("latin-1")
@@ -126,7 +130,7 @@ def _parse_head(head: bytes) -> tuple[str, list[tuple[str, str]]]:
     headers: list[tuple[str, str]] = []
     for line in lines[1:]:
         name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip() or any(c in name for c in " \t"):
+        if not sep or not _TOKEN.fullmatch(name):  # RFC 9110 5.1: a name is a token
             raise HandshakeError(400, "malformed header line")
         headers.append((name, value.strip(" \t")))
     return lines[0], headers
@@ -139,8 +143,10 @@ def parse_request(head: bytes) -> Request:
     if len(parts) != 3 or not parts[0] or not parts[1]:
         raise HandshakeError(400, "malformed request line")
     method, target, version = parts
-    if not version.startswith("HTTP/"):
+    if version not in ("HTTP/1.1", "HTTP/1.0") or not _TOKEN.fullmatch(method):
         raise HandshakeError(400, "malformed request line")
+    if sum(name.lower() == "host" for name, _ in headers) > 1:
+        raise HandshakeError(400, "repeated Host")  # RFC 9112 3.2: MUST answer 400
     return Request(method, target, version, tuple(headers))
 
 
