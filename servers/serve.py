@@ -111,7 +111,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--insecure-bind",
         action="store_true",
         help="allow a non-loopback --host without --auth-secret-env (refused otherwise: "
-        "anyone reaching the port could publish and drive the ticker)",
+        "anyone reaching the port could publish and drive the ticker; default: refused)",
     )
     add("--port", type=_port, default=8765, help="port to bind, 0 = any free one (default 8765)")
     add(
