@@ -20,6 +20,13 @@ cannot drift apart. The URL scheme (same on every stack):
 
 Errors are a status with a short JSON body ``{"error": "..."}``.
 
+With an auth secret, the topic paths take a subscribe-scope token for their topic,
+and ``/control/*`` and ``/echo`` a control-scope token (:mod:`pushbench.auth`;
+``Authorization: Bearer`` or ``token=``): 401 without a valid one, 403 for a token of
+the other scope. A ticker's rate is capped by ``ServerConfig.max_control_rate``
+(400 over it). Without a secret nothing is checked, so :func:`bind_refusal` keeps
+such a server on loopback unless told otherwise (``pushbench serve --insecure-bind``).
+
 A publishing client carries the time its message was *scheduled* (``sched=`` on
 POST /publish, ``{"sch":N,"p":"…"}`` as a WebSocket text message: see
 :mod:`pushbench.contract`); the envelope keeps it, so chat latency is measured
@@ -30,13 +37,14 @@ in the future is refused with 400 (on a WebSocket: the close code the stack maps
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import resource
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 from . import sse
-from .auth import check_token
+from .auth import WRONG_SCOPE, bearer, check_control_token, check_token
 from .contract import ENCODING, check_scheduled, now_ns, parse_publish_frame, valid_topic
 from .hub import Hub, Item
 from .ticker import Ticker
@@ -50,6 +58,8 @@ __all__ = [
     "ServerConfig",
     "ServiceStats",
     "TickerOptions",
+    "bind_refusal",
+    "is_loopback",
     "parse_ticker",
 ]
 
@@ -90,6 +100,7 @@ class ServerConfig:
     max_poll_timeout: float = 120.0
     max_connections: int = 20000
     auth_secret: bytes | None = None  # tokens required when set
+    max_control_rate: float = 100_000.0  # highest ticker rate /control/ticker accepts (msg/s)
     origins: tuple[str, ...] | None = None  # WebSocket Origin allow-list when set
 
     def __post_init__(self) -> None:
@@ -108,6 +119,7 @@ class ServerConfig:
             "default_poll_timeout",
             "max_poll_timeout",
             "max_connections",
+            "max_control_rate",
         ):
             if not getattr(self, name) > 0:
                 raise ConfigError(name, "must be > 0")
@@ -216,11 +228,25 @@ class PushService:
         if secret is not None:
             why = check_token(secret, topic, query.get("token"))
             if why:
-                self.stats.auth_failures += 1
-                raise HttpError(401, f"token {why}")
+                raise self._auth_failed(why)
         return Params(
             topic, since, self.config.default_poll_timeout if timeout is None else timeout
         )
+
+    def _auth_failed(self, why: str) -> HttpError:
+        self.stats.auth_failures += 1
+        return HttpError(403 if why == WRONG_SCOPE else 401, f"token {why}")
+
+    def check_control(self, query: Mapping[str, str], authorization: str | None) -> None:
+        """``/control/*`` and ``/echo``: with an auth secret, a control-scope token
+        (``Authorization: Bearer`` first, else ``token=``) → HttpError 401 without a
+        valid one, 403 for a subscriber token. Without a secret: nothing to check."""
+        secret = self.config.auth_secret
+        if secret is None:
+            return
+        why = check_control_token(secret, bearer(authorization) or query.get("token"))
+        if why:
+            raise self._auth_failed(why)
 
     def check_origin(self, origin: str | None) -> None:
         """WebSocket Origin allow-list (``config.origins``) → HttpError(403) if refused.
@@ -404,8 +430,17 @@ class PushService:
 
     # --- server-originated load -------------------------------------------
 
-    async def control_ticker(self, method: str, query: Mapping[str, str]) -> bytes:
-        """POST starts (or replaces) the ticker, DELETE stops it → its status."""
+    async def control_ticker(
+        self, method: str, query: Mapping[str, str], authorization: str | None
+    ) -> bytes:
+        """``/control/ticker``: :meth:`check_control` (the request's ``Authorization``
+        header), then :meth:`run_ticker`."""
+        self.check_control(query, authorization)
+        return await self.run_ticker(method, query)
+
+    async def run_ticker(self, method: str, query: Mapping[str, str]) -> bytes:
+        """POST starts (or replaces) the ticker, DELETE stops it → its status. No token
+        check: for ``pushbench serve --ticker``; requests go through :meth:`control_ticker`."""
         if method == "DELETE":
             if self.ticker is not None:
                 await self.ticker.stop()
@@ -453,6 +488,9 @@ def parse_ticker(query: Mapping[str, str], config: ServerConfig) -> TickerOption
     if not valid_topic(topic):
         raise HttpError(400, "topic must be 1-64 characters of [A-Za-z0-9_.-]")
     rate = _float(query, "rate", 0.001, 1e6) or 100.0
+    if rate > config.max_control_rate:
+        cap = config.max_control_rate
+        raise HttpError(400, f"rate over this server's cap of {cap:g} msg/s (max_control_rate)")
     size = _int(query, "size", 0, config.max_publish_bytes)
     return TickerOptions(
         topic=topic,
@@ -461,6 +499,32 @@ def parse_ticker(query: Mapping[str, str], config: ServerConfig) -> TickerOption
         count=_int(query, "count", 1, 10**9),
         duration=_float(query, "duration", 0.001, 86400.0),
         delay=_float(query, "delay", 0.0, 60.0) or 0.0,
+    )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` listens on loopback only: ``localhost`` or a loopback
+    address (127.0.0.0/8, ::1). A wildcard ("", 0.0.0.0, ::) or any other name is not."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def bind_refusal(host: str, config: ServerConfig, insecure_bind: bool) -> str:
+    """Why a server with ``config`` must not bind ``host`` ("" if it may).
+
+    Without an auth secret anyone who reaches the port can publish, subscribe and
+    drive the ticker, so such a server stays on loopback unless ``insecure_bind``
+    says the exposure is meant (a benchmark on a private network)."""
+    if config.auth_secret is not None or insecure_bind or is_loopback(host):
+        return ""
+    return (
+        f"{host or '(all interfaces)'} is not a loopback address and no auth secret is set: "
+        "anyone reaching the port could drive the server "
+        "(set --auth-secret-env, or --insecure-bind if this exposure is meant)"
     )
 
 

@@ -255,6 +255,7 @@ class _Server:
     async def echo(self, request: web.Request) -> web.StreamResponse:
         """``GET /echo``: every message back with its own opcode (handshake / RTT tests)."""
         service = self.service
+        service.check_control(request.query, request.headers.get("Authorization"))
         service.check_origin(request.headers.get("Origin"))
         _require_upgrade(request)
         # Messages over max_message_size are refused with 1009 (aiohttp: >= max_msg_size).
@@ -408,7 +409,9 @@ class _Server:
         return web.Response(body=page.body, headers=headers)
 
     async def ticker(self, request: web.Request) -> web.StreamResponse:
-        body = await self.service.control_ticker(request.method, request.query)
+        body = await self.service.control_ticker(
+            request.method, request.query, request.headers.get("Authorization")
+        )
         return web.Response(body=body, headers=_JSON_HEADERS)
 
     # --- shutdown --------------------------------------------------------------

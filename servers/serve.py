@@ -21,7 +21,10 @@ Exit status 1: the server could not start (port taken, Redis unreachable);
 2: a bad option value, named in the message.
 
 Secrets never appear in argv or in logs: ``--auth-secret-env`` names the
-environment variable holding the token secret.
+environment variable holding the token secret. With it, ``/control/*`` and ``/echo``
+take a control-scope token (:func:`pushbench.auth.make_control_token`); without it,
+a non-loopback ``--host`` is refused (exit 2) unless ``--insecure-bind`` is given.
+``--max-control-rate`` caps the ticker's rate (400 over it) with or without auth.
 """
 
 from __future__ import annotations
@@ -32,7 +35,14 @@ from typing import TYPE_CHECKING
 
 from pushbench import registry
 from pushbench.faults import Faults
-from pushbench.service import TICKER_KEYS, ConfigError, HttpError, ServerConfig, parse_ticker
+from pushbench.service import (
+    TICKER_KEYS,
+    ConfigError,
+    HttpError,
+    ServerConfig,
+    bind_refusal,
+    parse_ticker,
+)
 
 from .base import StackOptions
 
@@ -97,6 +107,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="server stack (default %(default)s)",
     )
     add("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
+    add(
+        "--insecure-bind",
+        action="store_true",
+        help="allow a non-loopback --host without --auth-secret-env (refused otherwise: "
+        "anyone reaching the port could publish and drive the ticker; default: refused)",
+    )
     add("--port", type=_port, default=8765, help="port to bind, 0 = any free one (default 8765)")
     add(
         "--loop",
@@ -236,6 +252,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(never on the command line; default: no tokens required)",
     )
     limits.add_argument(
+        "--max-control-rate",
+        type=float,
+        default=d.max_control_rate,
+        metavar="MSG_PER_S",
+        help="POST /control/ticker (and --ticker) with a higher rate is refused with 400 "
+        "(default %(default)g)",
+    )
+    limits.add_argument(
         "--origin",
         action="append",
         default=None,
@@ -281,6 +305,7 @@ def config_from(args: argparse.Namespace, environ: Mapping[str, str]) -> ServerC
             write_buffer_limit=args.write_buffer_limit,
             max_connections=args.max_connections,
             auth_secret=secret,
+            max_control_rate=args.max_control_rate,
             origins=tuple(args.origin) if args.origin else None,
         )
     except ConfigError as exc:
@@ -318,6 +343,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = config_from(args, args.environ)
         ticker = ticker_query(args.ticker, config) if args.ticker is not None else None
+        refusal = bind_refusal(args.host, config, args.insecure_bind)
+        if refusal:
+            raise OptionError("--host", refusal)
     except OptionError as exc:
         print(f"pushbench serve: error: {exc}", file=sys.stderr)
         return 2
@@ -407,7 +435,7 @@ async def _serve(
         )
         try:
             if ticker is not None:
-                await service.control_ticker("POST", ticker)
+                await service.run_ticker("POST", ticker)
             try:
                 await stack.run(service, args.host, args.port, on_ready, stop, options)
             except OSError as exc:

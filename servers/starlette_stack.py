@@ -292,6 +292,7 @@ class PushApp:
         """GET /echo: every message straight back with the same opcode."""
         service = self.service
         try:
+            service.check_control(websocket.query_params, websocket.headers.get("authorization"))
             service.check_origin(websocket.headers.get("origin"))
             service.open_connection()
         except HttpError as exc:
@@ -414,7 +415,8 @@ class PushApp:
         )
 
     async def control_ticker(self, request: Request) -> Response:
-        return _json(await self.service.control_ticker(request.method, request.query_params))
+        auth = request.headers.get("authorization")
+        return _json(await self.service.control_ticker(request.method, request.query_params, auth))
 
     # --- lifecycle --------------------------------------------------------------
 

@@ -37,7 +37,7 @@ from test_hub_redis import redis_url  # noqa: F401  (a fixture: redis-server, or
 
 from pushbench import client_page as page_assets
 from pushbench import registry
-from pushbench.auth import make_token
+from pushbench.auth import make_control_token, make_token
 from pushbench.browser import MISSING_HINT, chromium_path, playwright_available
 from pushbench.clients.browser_worker import (
     SETTLED,
@@ -414,7 +414,10 @@ def _outputs(out: Path) -> tuple[dict[str, np.ndarray[Any, Any]], dict[str, Any]
 
 def start_ticker(server: ServerProcess, topic: str, count: int, rate: float = 100.0) -> None:
     query = urlencode({"topic": topic, "rate": rate, "size": 100, "count": count})
-    request = urllib.request.Request(server.url(f"/control/ticker?{query}"), data=b"")
+    control = {"Authorization": f"Bearer {make_control_token(SECRET.encode())}"}
+    request = urllib.request.Request(
+        server.url(f"/control/ticker?{query}"), data=b"", headers=control
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
 

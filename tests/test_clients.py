@@ -35,7 +35,7 @@ import numpy as np
 import pytest
 import uvloop
 
-from pushbench.auth import make_token
+from pushbench.auth import make_control_token, make_token
 from pushbench.browser import chromium_path
 from pushbench.clients import tcpinfo
 from pushbench.clients.browser_worker import BrowserWorker
@@ -112,7 +112,10 @@ class Server:
 
     async def start_ticker(self, count: int = COUNT, rate: int = RATE) -> None:
         query = f"topic={TOPIC}&rate={rate}&count={count}&size=100"
-        async with self.http.post(f"{self.base_url}/control/ticker?{query}") as resp:
+        secret = self.service.config.auth_secret  # a closed control plane: a control token
+        headers = {"Authorization": f"Bearer {make_control_token(secret)}"} if secret else {}
+        url = f"{self.base_url}/control/ticker?{query}"
+        async with self.http.post(url, headers=headers) as resp:
             assert resp.status == 200, await resp.text()
 
     def published(self) -> list[Envelope]:

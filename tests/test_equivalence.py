@@ -20,7 +20,7 @@ import pytest
 from conftest import ServerProcess, start_server, start_twin
 
 from pushbench import registry, sse
-from pushbench.auth import make_token
+from pushbench.auth import make_control_token, make_token
 from pushbench.contract import decode
 
 # Every stack pushbench serve runs × every protocol it serves, from the registry: a new
@@ -193,6 +193,20 @@ BAD_INPUT: list[tuple[str, str, dict[str, str], bytes, str, int]] = [
     ("WS", "/ws", {"topic": "t"}, b"", "expired", 401),
     ("WS", "/ws", {"topic": ""}, b"", "none", 400),
     ("WS", "/ws", {"topic": "t", "since": "x"}, b"", "valid", 400),
+    ("WS", "/ws", {"topic": "t"}, b"", "control", 403),  # a control token subscribes to nothing
+    # The control plane (issue 17): a control-scope token, not a subscriber's.
+    ("POST", "/control/ticker", {"topic": "t", "count": "1"}, b"", "none", 401),
+    ("POST", "/control/ticker", {"topic": "t", "count": "1"}, b"", "valid", 403),
+    ("POST", "/control/ticker", {"topic": "t", "count": "1"}, b"", "control-forged", 401),
+    ("POST", "/control/ticker", {"topic": "t", "count": "1"}, b"", "control-expired", 401),
+    ("POST", "/control/ticker", {"topic": "t", "rate": "200000"}, b"", "control", 400),  # cap
+    ("DELETE", "/control/ticker", {}, b"", "none", 401),
+    ("DELETE", "/control/ticker", {}, b"", "valid", 403),
+    ("DELETE", "/control/ticker", {}, b"", "control", 200),
+    ("WS", "/echo", {}, b"", "none", 401),
+    ("WS", "/echo", {}, b"", "valid", 403),
+    ("WS", "/echo", {}, b"", "control-forged", 401),
+    ("WS", "/echo", {}, b"", "control", 101),
 ]
 
 
@@ -204,6 +218,12 @@ def with_token(query: dict[str, str], mode: str) -> dict[str, str]:
         return query | {"token": make_token(b"not-the-secret", topic)}
     if mode == "expired":
         return query | {"token": make_token(SECRET.encode(), topic, ttl_s=-10)}
+    if mode == "control":
+        return query | {"token": make_control_token(SECRET.encode(), ttl_s=300)}
+    if mode == "control-forged":
+        return query | {"token": make_control_token(b"not-the-secret")}
+    if mode == "control-expired":
+        return query | {"token": make_control_token(SECRET.encode(), ttl_s=-10)}
     return query
 
 
@@ -267,6 +287,37 @@ def twins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server
             server.stop()
     for server in started.values():
         server.check()
+
+
+def test_control_token_in_the_authorization_header_on_every_stack(
+    servers: dict[str, ServerProcess],
+) -> None:
+    """The runner's way: ``Authorization: Bearer <control token>`` starts the ticker;
+    a subscriber token there is 403; a rate over the cap is a JSON 400 naming the cap."""
+
+    async def main() -> None:
+        control = {"Authorization": f"Bearer {make_control_token(SECRET.encode(), ttl_s=300)}"}
+        subscriber = {"Authorization": f"Bearer {token('eq-control')}"}
+        query = {"topic": "eq-control", "rate": "100", "size": "1", "count": "1"}
+        async with aiohttp.ClientSession() as session:
+            for stack, server in servers.items():
+                url = server.url("/control/ticker")
+                async with session.post(url, params=query, headers=subscriber) as resp:
+                    assert resp.status == 403, stack
+                    assert "scope" in (await resp.json())["error"]
+                async with session.post(url, params=query, headers=control) as resp:
+                    assert resp.status == 200, (stack, await resp.text())
+                    assert (await resp.json())["topic"] == "eq-control"
+                over = query | {"rate": "100001"}
+                async with session.post(url, params=over, headers=control) as resp:
+                    assert resp.status == 400, stack
+                    assert "100000" in (await resp.json())["error"]
+                ws_url = server.ws_url("/echo")
+                async with session.ws_connect(ws_url, headers=control) as ws:
+                    await ws.send_str("ping")
+                    assert (await ws.receive_str()) == "ping"
+
+    asyncio.run(main())
 
 
 async def _published(session: aiohttp.ClientSession, server: ServerProcess) -> dict[str, int]:

@@ -233,8 +233,14 @@ def stage_size(cell: Cell, k: int, connections: int) -> int:
     return connections // 2
 
 
-def _http(method: str, url: str) -> dict[str, Any]:
-    req = urllib.request.Request(url, data=b"" if method == "POST" else None, method=method)
+def _http(method: str, url: str, control_token: str | None = None) -> dict[str, Any]:
+    """A JSON request to the cell's server. ``control_token``: the control-scope token
+    (:func:`pushbench.auth.make_control_token`) a server started with an auth secret
+    requires on ``/control/*``, sent as ``Authorization: Bearer``; the runner's cells run
+    without auth today, so it sends none."""
+    headers = {"Authorization": f"Bearer {control_token}"} if control_token else {}
+    data = b"" if method == "POST" else None
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT_S) as resp:
         body: dict[str, Any] = json.loads(resp.read())
     return body

@@ -47,6 +47,7 @@ from pathlib import Path
 from pushbench import registry
 from pushbench.procs import Pinning, ProcessGroup, Started
 from pushbench.scenario import Cell
+from pushbench.service import ServerConfig
 
 from .options import READY_TIMEOUT_S, TICKER_DELAY_S, CellFailed
 
@@ -188,6 +189,8 @@ def serve_argv(
         argv += ["--redis-prefix", redis_key_prefix]
     argv += ["--max-connections", str(max(cell.subscribers + 100, 1000))]
     argv += ["--history", str(history_size(cell))]
+    if cell.rate > ServerConfig.max_control_rate:  # the server's default cap on the ticker
+        argv += ["--max-control-rate", repr(cell.rate)]
     if cell.heartbeat_s is not None:
         hb = str(cell.heartbeat_s)
         argv += ["--heartbeat-interval", hb, "--ping-interval", hb]

@@ -11,6 +11,11 @@ pushbench's server beside its twin: the difference is the framework and harness
 tax (``pushbench.report.tax``). The two files repeat each other's ticker on
 purpose: a twin is a reference to read in one piece, not a library.
 
+They have no auth at all: no tokens, and an open ``POST /control/ticker`` at any
+rate. They are reference servers for loopback benchmarks only (they bind
+127.0.0.1 unless ``--host`` says otherwise); never expose one on a network.
+``pushbench serve``'s stacks close the control plane (:mod:`pushbench.service`).
+
 Started as external stacks (their registry rows' ``argv``), never by
 ``pushbench serve``; nothing is imported here.
 """

@@ -362,7 +362,8 @@ class HttpConnection(asyncio.Protocol):
         self._respond(200, page.body, page.content_type, page.headers)
 
     async def _ticker(self, request: Request, query: Query) -> None:
-        body = await self._service.control_ticker(request.method, query)
+        auth = request.get("Authorization")
+        body = await self._service.control_ticker(request.method, query, auth)
         self._respond(200, body, _JSON)
 
     async def _publish(self, request: Request, query: Query) -> None:
@@ -490,6 +491,7 @@ class HttpConnection(asyncio.Protocol):
     async def _echo(self, request: Request, query: Query) -> None:
         """``GET /echo``: every message back with its own opcode."""
         service = self._service
+        service.check_control(query, request.get("Authorization"))  # 401 / 403
         service.check_origin(request.get("Origin"))
         response = accept(request)
         if self._server.closing:
