@@ -41,6 +41,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "pushbench.commands.bench_client",
         "benchmark how many messages per second a client receives on one core",
     ),
+    "conformance": (
+        "pushbench.commands.conformance",
+        "run the Autobahn-style WebSocket conformance cases against each stack's /echo",
+    ),
     "report": ("pushbench.report.render", "render a run's report.html and report.md from its data"),
     "compare": ("pushbench.report.compare", "compare two runs cell by cell, noise-aware"),
 }

@@ -20,6 +20,13 @@ In CLOSED the server closes the TCP connection at once; the client waits for
 the server to do it (§7.1.1), which :attr:`Connection.closes_transport` says.
 A protocol violation *fails* the connection: a Close with the violation's code
 is queued, the state becomes CLOSED, and :class:`ProtocolError` propagates.
+
+Replies before the end: the Close that ends the connection (our reply to the
+peer's Close, or the one failing it) is held back until :meth:`data_to_send`,
+and until then :meth:`Connection.send_raw` still queues frames *before* it. So
+messages decoded in the same read as the peer's Close or as a violation are
+answered (echoed) before the Close goes out, as a strict endpoint must: every
+valid message before the end is handled (Autobahn 3.2-3.4, 4.1.3-4.2.5, 5.15).
 """
 
 from __future__ import annotations
@@ -117,6 +124,7 @@ class Connection:
         )
         self._auto_pong = auto_pong
         self._out: list[bytes] = []
+        self._final = b""  # the Close ending the connection, after this batch's replies
         self._parts: list[bytes | bytearray] = []
         self._part_opcode = 0
         self._frames: list[Frame] = []
@@ -263,7 +271,7 @@ class Connection:
                 if self.state is State.OPEN:
                     # Echo the code (§5.5.1); "no status" is echoed as an empty body.
                     echo = None if code == CloseCode.NO_STATUS else code
-                    self._queue_close(echo, "")
+                    self._queue_close(echo, "", final=True)
                 self.state = State.CLOSED
                 append(close)
 
@@ -276,7 +284,7 @@ class Connection:
     def _fail(self, exc: ProtocolError) -> None:
         self.error = exc
         if self.close_sent is None:
-            self._queue_close(exc.code, exc.reason[:100])
+            self._queue_close(exc.code, exc.reason[:100], final=True)
         self.state = State.CLOSED
 
     # --- sending ----------------------------------------------------------
@@ -331,19 +339,38 @@ class Connection:
         self._queue_close(code, reason)
         self.state = State.CLOSING
 
-    def _queue_close(self, code: int | None, reason: str) -> None:
+    def _queue_close(self, code: int | None, reason: str, *, final: bool = False) -> None:
+        """Queue a Close; ``final`` holds it back until :meth:`data_to_send`, after the
+        replies to the messages decoded with it."""
         payload = encode_close_payload(code, reason)
-        self._out.append(encode_frame(Opcode.CLOSE, payload, mask=self._client))
+        frame = encode_frame(Opcode.CLOSE, payload, mask=self._client)
+        if final:
+            self._final = frame
+        else:
+            self._out.append(frame)
         self.close_sent = (CloseCode.NO_STATUS if code is None else code, reason)
 
+    @property
+    def may_reply(self) -> bool:
+        """Whether :meth:`send_raw` takes a frame: while OPEN, and after the peer's
+        Close or a violation until :meth:`data_to_send` hands out our final Close
+        (replies to the messages decoded before it)."""
+        return self.state is State.OPEN or bool(self._final)
+
     def send_raw(self, frame_bytes: bytes) -> None:
-        """Queue an already-encoded data frame (one encoding, many receivers)."""
-        self._check_open()
+        """Queue an already-encoded data frame (one encoding, many receivers); also a
+        reply to a message of the batch that ended the connection (:attr:`may_reply`)."""
+        if not self._final:
+            self._check_open()
         self._out.append(frame_bytes)
 
     def data_to_send(self) -> bytes:
-        """Everything queued since the last call, ready for the transport."""
+        """Everything queued since the last call, ready for the transport; a final
+        Close last."""
         out = self._out
+        if self._final:
+            out.append(self._final)
+            self._final = b""
         if not out:
             return b""
         data = out[0] if len(out) == 1 else b"".join(out)

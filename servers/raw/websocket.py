@@ -110,12 +110,18 @@ class WebSocket(asyncio.Protocol):
         try:
             events = conn.receive_data(data)
         except ProtocolError:
-            # The codec queued a Close with the RFC code; send it and hang up.
+            # The codec holds a Close with the RFC code back: the messages decoded
+            # before the violation are handled (echoed) first, then it goes out and
+            # we hang up.
             self._stats["protocol_errors"] += 1
+            for event in conn.events_after_error():
+                if isinstance(event, Message) and self._joined:
+                    self._app.on_message(self, event)
             self._finish()
             return
         # Not joined any more: we sent Close, so what still arrives is ignored.
-        # Messages before a Close *received* in this batch are still delivered.
+        # Messages before a Close *received* in this batch are still delivered
+        # and answered: the codec sends its Close reply after them.
         for event in events:
             if isinstance(event, Message) and self._joined:
                 self._app.on_message(self, event)
@@ -169,9 +175,11 @@ class WebSocket(asyncio.Protocol):
         """Queue an encoded data frame; written at the end of the current read.
 
         For replies to what the peer sent (the echo): the peer is throttled by
-        pause_reading, so no flow control is needed here.
+        pause_reading, so no flow control is needed here. Replies to messages that
+        arrived with the peer's Close or before a violation still go out, before
+        our Close.
         """
-        if self._conn.state is State.OPEN:
+        if self._conn.may_reply:
             self._conn.send_raw(frame)
 
     async def send_frames(self, frames: bytes) -> int:

@@ -543,3 +543,35 @@ def test_size_limits_from_the_header(role: Role) -> None:
         conn.receive_data(over[:head])
     assert info.value.code == 1009
     assert int.from_bytes(sent_frames(conn)[0].payload[:2]) == 1009
+
+
+# --- replies before the final Close (strict conformance) ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("tail", "code"),
+    [
+        (encode_frame(1, b"bad", rsv=4, mask=True), 1002),
+        (encode_frame(8, b"\x03\xe8", mask=True), 1000),
+    ],
+    ids=["violation", "peer-close"],
+)
+def test_reply_to_a_message_of_the_last_read_goes_before_the_close(tail: bytes, code: int) -> None:
+    """A message decoded in the same read as a violation or the peer's Close can still be
+    answered, and the answer precedes our Close (Autobahn 3.2, 5.15 strict)."""
+    conn = Connection(Role.SERVER)
+    data = encode_frame(1, b"hello", mask=True) + tail
+    try:
+        events = conn.receive_data(data)
+    except ProtocolError:
+        events = conn.events_after_error()
+    assert events[0] == Message(1, b"hello")
+    assert conn.may_reply
+    conn.send_raw(encode_frame(1, b"hello"))
+    replies = sent_frames(conn)
+    assert replies[0] == Frame(Opcode.TEXT, b"hello")
+    assert replies[1].opcode == Opcode.CLOSE
+    assert int.from_bytes(replies[1].payload[:2]) == code
+    assert not conn.may_reply
+    with pytest.raises(RuntimeError):
+        conn.send_raw(b"\x81\x00")
