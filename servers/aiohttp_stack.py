@@ -52,6 +52,7 @@ from pushbench.sessions import TrySend, push_loop
 from pushbench.wire import Opcode, encode_frame
 
 from .base import OnReady, Stack, StackOptions
+from .slow_close import close_slow_consumer
 
 __all__ = ["CLOSE_TIMEOUT", "SHUTDOWN_TIMEOUT", "STACK", "make_app", "run"]
 
@@ -220,7 +221,7 @@ class _Server:
                 service,
                 sub,
                 send_batch,
-                abort=transport.abort if transport is not None else None,
+                abort=lambda: close_slow_consumer(transport, CLOSE_TIMEOUT),
                 try_send=_direct(request, _ws_frame, "ws", ws),
             )
             pushing = False
@@ -319,7 +320,7 @@ class _Server:
                         send_batch,
                         heartbeat,
                         service.config.heartbeat_interval,
-                        abort=transport.abort if transport is not None else None,
+                        abort=lambda: close_slow_consumer(transport, CLOSE_TIMEOUT),
                         try_send=(
                             _direct(request, _sse_chunk, "sse-chunk")
                             if chunked

@@ -77,6 +77,9 @@ from pushbench.servers.base import OnReady, Stack, StackOptions
 from pushbench.service import HttpError, PushService, sse_frame
 from pushbench.sessions import push_loop, push_stream
 
+from .slow_close import close_slow_consumer
+from .uvicorn_ws import TRANSPORT_SCOPE_KEY, ws_protocol
+
 __all__ = ["STACK", "PushApp", "run"]
 
 JSON = "application/json"
@@ -94,6 +97,7 @@ STOP_TIMEOUT = 2.0  # seconds for open sessions to send their close / end, at st
 GRACEFUL_SHUTDOWN = 1  # then uvicorn cancels what is still running (a request stuck on a peer)
 #: uvicorn's WebSocket implementations whose ASGI send awaits nothing after it starts
 #: writing (only ``writable.wait()`` before): safe for :func:`_send_now`.
+SLOW_CLOSE_TIMEOUT = 2.0  # s a dropped slow consumer has to read its 1013, then TCP is aborted
 SEND_NOW_WS = frozenset({"websockets-sansio", "wsproto"})
 
 
@@ -254,9 +258,16 @@ class PushApp:
                 item = items[0]
                 return len(item.data) if _send_now(websocket.send_text(item.text)) else None
 
+            def drop() -> None:  # dropped while a send waits on a peer that stopped reading
+                close_slow_consumer(websocket.scope.get(TRANSPORT_SCOPE_KEY), SLOW_CLOSE_TIMEOUT)
+
             try:
                 outcome = await push_loop(
-                    service, sub, send_batch, try_send=try_send if self.send_now else None
+                    service,
+                    sub,
+                    send_batch,
+                    abort=drop,
+                    try_send=try_send if self.send_now else None,
                 )
             finally:
                 self._sessions.discard(session)
@@ -538,7 +549,7 @@ async def run(
         port=port,
         loop=options.loop,  # informational: serve() runs on the caller's loop
         http=options.extra.get("http", "httptools"),
-        ws=options.ws,
+        ws=ws_protocol(options.ws),
         ws_max_size=int(options.extra.get("ws_max_size", cfg.max_message_size)),
         ws_ping_interval=cfg.ping_interval or None,
         ws_ping_timeout=cfg.ping_timeout,

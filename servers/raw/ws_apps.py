@@ -83,8 +83,11 @@ class TopicSession:
                 return ws.try_send_frame(items[0].framed("ws", _ws_frame))
             return ws.try_send_frame(b"".join([item.framed("ws", _ws_frame) for item in items]))
 
+        def drop() -> None:  # dropped while a write waits: Close now, behind the backlog
+            ws.close(CloseCode.TRY_AGAIN_LATER, "slow consumer")
+
         reason = await push_loop(
-            self._service, self._sub, send_batch, abort=ws.abort, try_send=try_send
+            self._service, self._sub, send_batch, abort=drop, try_send=try_send
         )
         self._pusher = None
         if reason == "slow-consumer":
