@@ -1,9 +1,10 @@
 """The client side of the self-check's faults: a deliberately broken instrument.
 
 Every asyncio client hands what it receives to the worker's
-:class:`~pushbench.clients.recorder.Recorder` (``record`` per message,
-``record_batch`` per poll answer): that is the one receive path, so the faults that
-falsify receipts live in a recorder of their own, :class:`FaultyRecorder`, which the
+:class:`~pushbench.clients.recorder.Recorder` (``record`` per message, ``record_many``
+per read of several, ``record_batch`` per poll answer): that is the one receive path,
+so the faults that falsify receipts live in a recorder of their own,
+:class:`FaultyRecorder`, which the
 worker makes instead of the plain one when a fault asks for it
 (:func:`make_recorder`). No client module knows about faults, and a run without them
 keeps the plain recorder's path untouched.
@@ -61,6 +62,18 @@ class FaultyRecorder(Recorder):
         if self.n > n0:
             self._forget(n0)
         return answer
+
+    def record_many(
+        self, conn: int, payloads: list[bytes | bytearray], recv_ns: int
+    ) -> tuple[int, int]:
+        """One read's messages, each through :meth:`record` (so through the faults): the
+        compiled scanner of the plain recorder would write its rows past them."""
+        last = -1
+        for data in payloads:
+            seq = self.record(conn, data, recv_ns)
+            if seq > last:
+                last = seq
+        return last, len(payloads)
 
     def _forget(self, n0: int) -> None:
         """Rows ``n0:n`` were just recorded: drop every Nth receipt of them, moving the

@@ -96,7 +96,9 @@ def test_stats_report_the_tickers_cost_within_the_servers() -> None:
     async def main() -> dict[str, Any]:
         service = PushService(Hub())
         sub = service.hub.subscribe("t")
-        await service.control_ticker("POST", {"topic": "t", "rate": "1000", "count": "200"})
+        await service.control_ticker(
+            "POST", {"topic": "t", "rate": "1000", "count": "200"}, authorization=None
+        )
         assert service.ticker is not None
         await _finished(service.ticker)
         sub.close()
