@@ -21,7 +21,11 @@ The conditions, each with its stated threshold:
   over the window: its latency is queueing in an overloaded server;
 - ``publisher-late``: the in-server publisher's p99 lateness behind its
   schedule exceeds :data:`PUBLISHER_LATE_SHARE` of the reported p99 (the
-  corrected latency includes it, so the p99 measures the ticker's delay);
+  corrected latency includes it, so the p99 measures the ticker's delay) and
+  :data:`PUBLISHER_LATE_FLOOR_US`: lateness under a millisecond is a loop turn
+  and the timer's slack, what any server on one core pays, not an overloaded
+  one (a 110 µs late ticker under a 419 µs p99 flagged a healthy WebSocket
+  cell and took it out of the high-rate verdict);
 - ``under-rate``: the achieved publish rate is under :data:`MIN_ACHIEVED` of
   the offered (scheduled) one: the cell did not run the load it names.
 
@@ -42,6 +46,7 @@ __all__ = [
     "HARNESS_BUSY",
     "LOOP_STALL_SHARE",
     "MIN_ACHIEVED",
+    "PUBLISHER_LATE_FLOOR_US",
     "PUBLISHER_LATE_SHARE",
     "SERVER_BUSY",
     "Flag",
@@ -57,6 +62,7 @@ HARNESS_BUSY = 0.9  # a client core this busy: the runner's harness_bound
 LOOP_STALL_SHARE = 0.5  # client loop stall > this × the reported max latency
 SERVER_BUSY = 0.9  # server CPU ≥ this many cores (its one pinned core)
 PUBLISHER_LATE_SHARE = 0.25  # publisher p99 lateness > this × the reported p99
+PUBLISHER_LATE_FLOOR_US = 1_000.0  # … and more than this: a loop turn is no overload
 MIN_ACHIEVED = 0.98  # achieved publish rate < this × the offered one
 
 
@@ -115,12 +121,13 @@ def flags(f: FlagFigures) -> tuple[Flag, ...]:
         f.publish_lag_p99_us is not None
         and f.lat_p99_us
         and f.publish_lag_p99_us > PUBLISHER_LATE_SHARE * f.lat_p99_us
+        and f.publish_lag_p99_us > PUBLISHER_LATE_FLOOR_US
     ):
         out.append(
             Flag(
                 "publisher-late",
                 f"p99 {_us(f.publish_lag_p99_us)} late > {PUBLISHER_LATE_SHARE:.0%} of p99 "
-                f"{_us(f.lat_p99_us)}",
+                f"{_us(f.lat_p99_us)} and > {_us(PUBLISHER_LATE_FLOOR_US)}",
             )
         )
     if (
@@ -209,6 +216,7 @@ def rule_text() -> str:
         f"flags: harness-bound (a client core ≥ {HARNESS_BUSY:.0%} busy), client-loop-stall "
         f"(a client loop stalled > {LOOP_STALL_SHARE:.0%} of the max latency), server-busy "
         f"(server ≥ {SERVER_BUSY:.0%} of a core), publisher-late (publisher p99 lateness > "
-        f"{PUBLISHER_LATE_SHARE:.0%} of the p99), under-rate (published < {MIN_ACHIEVED:.0%} "
+        f"{PUBLISHER_LATE_SHARE:.0%} of the p99 and > {PUBLISHER_LATE_FLOOR_US:,.0f} µs), "
+        f"under-rate (published < {MIN_ACHIEVED:.0%} "
         "of the offered rate); a flagged cell is left out of the decision guide's verdicts"
     )
