@@ -161,3 +161,14 @@ def test_sockstat_tcp_pages() -> None:
     assert got.bytes == 37 * 4096 and got.sockets == 104 and got.source == "sockstat"
     assert sockstat_tcp_mem_bytes("sockets: used 1\n", 4096) is None
     assert sockstat_tcp_mem_bytes("TCP: inuse 3 orphan 0\n", 4096) is None
+
+
+def test_a_line_below_idle_gives_no_first_connection_cost() -> None:
+    """RSS that grows faster per connection at higher counts (2 KB each for the first 500,
+    then 24 KB each): the fitted line runs below the idle reading, so the fixed cost is not
+    separable and is left empty rather than read as negative memory."""
+    first = IDLE + 500 * 2_000
+    points = [RssPoint(500, first), RssPoint(5_000, first + 4_500 * 24_000)]
+    got = memory_figures(IDLE, points)
+    assert got is not None and got.marginal_per_conn == pytest.approx(24_000)
+    assert got.first_conn is None

@@ -65,7 +65,9 @@ class MemoryFigures:
 
     ``connected``: connections open at the last point (every divisor counts open ones);
     ``marginal_per_conn``: the slope (needs two points with different counts);
-    ``first_conn``: the fixed cost at the first point beyond the slope;
+    ``first_conn``: the fixed cost at the first point beyond the slope (None when that
+    is negative: the RSS grew faster per connection later than at the first point, so
+    the line through the points runs below idle and no fixed cost separates);
     ``growth_per_conn``: (last − idle) ÷ ``connected``.
     """
 
@@ -103,6 +105,8 @@ def memory_figures(idle_rss: int | None, points: Sequence[RssPoint]) -> MemoryFi
     if slope is not None and idle_rss is not None:
         p0 = live[0]
         first = p0.rss_bytes - idle_rss - slope * p0.connected
+        if first < 0:  # the fitted line runs below idle: growth is not fixed + linear
+            first = None
     return MemoryFigures(last.connected, growth, per_conn, slope, first)
 
 

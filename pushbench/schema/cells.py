@@ -436,7 +436,9 @@ EXTRA_COLUMNS: dict[str, Column] = columns_of(
         "mem_first_conn_bytes",
         "B",
         "the server's fixed set-up on the first connections: RSS at the first reading − RSS "
-        "before any connection − marginal × the connections open then",
+        "before any connection − marginal × the connections open then; empty when that is "
+        "below zero (the RSS grew faster per connection at higher counts than at the first "
+        "reading: no fixed cost can be separated from a line that runs below idle)",
     ),
     _C(
         "kernel_sock_bytes_per_conn",
