@@ -347,13 +347,14 @@ def _verdicts(sit: Situation, run: Run, rows: Any) -> tuple[list[str], list[str]
 
 
 def _simplicity_line(d: Decision) -> str:
-    """The simplest protocol whose p99 is not behind the best beyond the repeats' noise."""
+    """The simplest protocol whose p99 is not behind the best by more than the rerun margin
+    beyond the repeats' noise (:mod:`.verdict`)."""
     simplest = min(d.tied, key=lambda p: protocol_simplicity(p)[0])
     why = protocol_simplicity(simplest)[1]
     among = ", ".join(protocol_label(p) for p in d.tied)
     return (
         f"**{protocol_label(simplest)}** — the simplest protocol whose p99 is not behind the "
-        f"best beyond the repeats' noise (of {among}); {why}"
+        f"best by more than the rerun margin beyond the repeats' noise (of {among}); {why}"
     )
 
 
