@@ -7,11 +7,12 @@ here exactly, so a change either way (an upstream fix, or a regression) is notic
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from pushbench.conformance.cases import CASES
+from pushbench.conformance.cases import CASES, LARGE_ARGS
 from pushbench.conformance.run import Outcome, Result, format_table
 from pushbench.conformance.stacks import STACKS, conformance
 
@@ -56,8 +57,13 @@ KNOWN_DEVIATIONS: dict[str, dict[str, tuple[Outcome, str]]] = {
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Result]]:
-    by_stack = conformance(STACKS, tmp_path_factory.mktemp("conformance"))
+def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("conformance")
+
+
+@pytest.fixture(scope="module")
+def results(log_dir: Path) -> dict[str, list[Result]]:
+    by_stack = conformance(STACKS, log_dir)
     print(format_table(by_stack))  # shown with -s, and on failure
     return by_stack
 
@@ -93,3 +99,29 @@ def test_cli_prints_the_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["conformance", "--stack", "raw"]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[1].split() == ["raw", str(len(CASES)), str(len(CASES)), "0", "0"]
+
+
+def test_section_9_runs_with_a_16_mib_limit(
+    results: dict[str, list[Result]], log_dir: Path
+) -> None:
+    """Autobahn 9.1-9.4 (64 KiB to 16 MiB, whole and fragmented) are in the suite, they
+    need the server's limit raised, and each stack is started once per argument set
+    (one log per start: the default set, then the 16 MiB one)."""
+    large = [case for case in CASES if case.section == "9"]
+    assert {case.id for case in large} >= {"9.1.5", "9.1.6", "9.2.5", "9.2.6", "9.3.1", "9.4.9"}
+    assert {case.server_args for case in large} == {LARGE_ARGS}
+    assert all(case.server_args == () for case in CASES if case.section != "9")
+    (biggest,) = [r for r in results["raw"] if r.case.id == "9.1.6"]
+    assert biggest.outcome is Outcome.OK, biggest.detail
+    assert len(biggest.case.materialize().replies[0].payload) == 16 << 20
+    logs = {path.name for path in log_dir.iterdir()}
+    assert logs == {f"{stack}{suffix}.log" for stack in STACKS for suffix in ("", "-1")}
+
+
+def test_the_default_limit_refuses_8_mib_with_1009(tmp_path: Path) -> None:
+    """Without the case's server arguments the 4 MiB default applies: the 8 MiB message
+    is refused with close 1009, so the 16 MiB limit is what makes section 9 pass."""
+    (case,) = [c for c in CASES if c.id == "9.1.5"]
+    (result,) = conformance(("raw",), tmp_path, [dataclasses.replace(case, server_args=())])["raw"]
+    assert result.outcome is Outcome.FAILED
+    assert "close 1009" in result.detail

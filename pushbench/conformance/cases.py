@@ -17,15 +17,21 @@ Outcome rules (:func:`pushbench.conformance.run.classify`):
 
 When ``client_closes`` the runner waits for the replies, then sends Close 1000 and
 expects it answered; otherwise the case's own bytes end it (a violation or a Close).
+
+Section 9 (messages of 64 KiB to 16 MiB) needs the server started with a larger
+message limit: those cases carry ``server_args`` (``--max-message-size 16777216``), and
+the runner starts each stack once per distinct argument set. Their bytes are made only
+when the case runs (``build``), so importing the cases costs no memory.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from pushbench.wire import encode_frame
 
-__all__ = ["CASES", "Case", "Reply"]
+__all__ = ["CASES", "LARGE_ARGS", "Case", "Reply"]
 
 TEXT, BINARY, CONT, CLOSE, PING, PONG = 1, 2, 0, 8, 9, 10
 PROTOCOL_ERROR, INVALID_DATA = 1002, 1007
@@ -49,10 +55,21 @@ class Case:
     close_codes: tuple[int, ...] = (1000,)  # acceptable codes of the server's Close (1005: empty)
     fails: bool = False  # the bytes hold a violation: the server fails the connection
     client_closes: bool = False  # after the replies the runner sends Close 1000
+    server_args: tuple[str, ...] = ()  # extra `pushbench serve` arguments the case needs
+    timeout_s: float | None = None  # each wait's bound, when the runner's default is too short
+    # Large cases: (send, replies) made when the case runs, not at import.
+    build: Callable[[], tuple[bytes, tuple[Reply, ...]]] | None = None
 
     @property
     def section(self) -> str:
         return self.id.removeprefix("pb.").split(".")[0]
+
+    def materialize(self) -> Case:
+        """This case with its bytes made (itself when they are stored)."""
+        if self.build is None:
+            return self
+        send, replies = self.build()
+        return replace(self, send=send, replies=replies, build=None)
 
 
 def f(opcode: int, payload: bytes = b"", *, fin: bool = True, rsv: int = 0) -> bytes:
@@ -353,6 +370,65 @@ def _limits() -> list[Case]:
     ]
 
 
+MiB = 1 << 20
+LARGE_LIMIT = 16 * MiB
+LARGE_ARGS = ("--max-message-size", str(LARGE_LIMIT))
+LARGE_SIZES = (64 << 10, 256 << 10, MiB, 4 * MiB, 8 * MiB, 16 * MiB)  # Autobahn 9.1.x / 9.2.x
+FRAGMENT_SIZES = (64, 256, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10, MiB, 4 * MiB)
+
+
+def _size(n: int) -> str:
+    return f"{n // MiB} MiB" if n >= MiB else f"{n >> 10} KiB" if n >= 1024 else f"{n} bytes"
+
+
+def _large(case_id: str, description: str, opcode: int, size: int, fragment: int) -> Case:
+    """One message of ``size`` bytes in frames of ``fragment`` bytes, echoed whole."""
+    byte = b"*" if opcode == TEXT else b"\xfe"
+
+    def build() -> tuple[bytes, tuple[Reply, ...]]:
+        payload = byte * size
+        if fragment >= size:
+            return f(opcode, payload), (Reply(opcode, payload),)
+        piece = byte * fragment  # every fragment is the same bytes: encode it once per kind
+        n = size // fragment
+        first = f(opcode, piece, fin=False)
+        middle = f(CONT, piece, fin=False)
+        last = f(CONT, piece)
+        return first + middle * (n - 2) + last, (Reply(opcode, payload),)
+
+    return Case(
+        case_id,
+        description,
+        b"",
+        client_closes=True,
+        server_args=LARGE_ARGS,
+        timeout_s=30.0,
+        build=build,
+    )
+
+
+def _large_messages() -> list[Case]:
+    """Autobahn section 9.1-9.4 (the server's limit set to 16 MiB)."""
+    cases = []
+    for group, opcode, kind in (("1", TEXT, "text"), ("2", BINARY, "binary")):
+        cases += [
+            _large(f"9.{group}.{i}", f"{kind}, {_size(n)}, one frame", opcode, n, n)
+            for i, n in enumerate(LARGE_SIZES, 1)
+        ]
+    for group, opcode, kind in (("3", TEXT, "text"), ("4", BINARY, "binary")):
+        cases += [
+            _large(
+                f"9.{group}.{i}",
+                f"{kind}, 4 MiB in {_size(n)} fragments",
+                opcode,
+                4 * MiB,
+                n,
+            )
+            for i, n in enumerate(FRAGMENT_SIZES, 1)
+        ]
+    return cases
+
+
 CASES: tuple[Case, ...] = tuple(
     _framing()
     + _pings()
@@ -361,5 +437,6 @@ CASES: tuple[Case, ...] = tuple(
     + _fragmentation()
     + _utf8()
     + _closing()
+    + _large_messages()
     + _limits()
 )

@@ -201,7 +201,10 @@ async def run_suite(
     """Every case in turn (one connection at a time: results never depend on load)."""
     results = []
     for case in cases:
-        outcome, detail = classify(case, await run_case(host, port, case, timeout_s=timeout_s))
+        made = case.materialize()  # large cases' bytes live only while the case runs
+        seen = await run_case(host, port, made, timeout_s=case.timeout_s or timeout_s)
+        outcome, detail = classify(made, seen)
+        del made, seen
         results.append(Result(case, outcome, detail))
     return results
 
