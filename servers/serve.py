@@ -33,8 +33,9 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from pushbench import registry
+from pushbench import lograte, registry
 from pushbench.faults import Faults
+from pushbench.lograte import LogRateLimit
 from pushbench.service import (
     TICKER_KEYS,
     ConfigError,
@@ -60,6 +61,8 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_REDIS_PREFIX = "pushbench:"  # RedisHub's default
 DEFAULT_HISTORY = 1000  # Hub's defaults
 DEFAULT_QUEUE_LIMIT = 10000
+DEFAULT_LOG_BURST = 10  # a client must not flood the log (pushbench.lograte)
+DEFAULT_LOG_INTERVAL = 60.0
 
 
 def stack_names() -> tuple[str, ...]:
@@ -87,6 +90,13 @@ def _port(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"must be in [0, 65535], not {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, not {text}")
     return value
 
 
@@ -128,6 +138,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"uvicorn's WebSocket implementation, one of {', '.join(WS_IMPLS)}; "
         f"only meaningful for --stack starlette, ignored by the others "
         f"(default {DEFAULT_WS_IMPL})",
+    )
+    log = parser.add_argument_group("log")
+    log.add_argument(
+        "--log-burst",
+        type=_count,
+        default=DEFAULT_LOG_BURST,
+        help="at most this many similar log records (same logger, message template and "
+        "peer) per --log-interval; the rest are counted and summed up in one "
+        "'suppressed K similar records' line (default %(default)s)",
+    )
+    log.add_argument(
+        "--log-interval",
+        type=_seconds,
+        default=DEFAULT_LOG_INTERVAL,
+        help="seconds of the log rate limit's window (default %(default)s)",
     )
     hub = parser.add_argument_group("hub")
     hub.add_argument(
@@ -359,8 +384,14 @@ def run(args: argparse.Namespace) -> int:
         import uvloop
 
         loop_factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(_serve(args, stack, config, ticker, options))
+    limit = LogRateLimit(args.log_burst, args.log_interval)
+    handler = lograte.install(limit)
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(_serve(args, stack, config, ticker, options, limit))
+    finally:
+        limit.sweep(flush=True)
+        lograte.uninstall(handler)
 
 
 def _faults(value: str) -> Faults:
@@ -397,6 +428,7 @@ async def _serve(
     config: ServerConfig,
     ticker: dict[str, str] | None,
     options: StackOptions,
+    limit: LogRateLimit,
 ) -> int:
     import asyncio
     import signal
@@ -417,6 +449,7 @@ async def _serve(
             f"pushbench serve: stack={stack.name} listening on {_url(args.host, port)}", flush=True
         )
 
+    sweeping = asyncio.create_task(_sweep(limit))
     hub = _make_hub(args)
     try:
         try:
@@ -452,6 +485,16 @@ async def _serve(
             return 1
         return 0
     finally:
+        sweeping.cancel()
         await hub.stop()
         for sig in signals:
             loop.remove_signal_handler(sig)
+
+
+async def _sweep(limit: LogRateLimit) -> None:
+    """Every interval, the summaries of the log rate limit's ended windows."""
+    import asyncio
+
+    while True:
+        await asyncio.sleep(limit.interval)
+        limit.sweep()

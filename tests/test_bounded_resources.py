@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import time
 
 import pytest
@@ -117,3 +118,35 @@ def test_slow_consumer_that_never_reads_again_is_closed(
             time.sleep(0.1)
     finally:
         sock.close()
+
+
+def _upgrade_head(header_bytes: int) -> bytes:
+    return (
+        "GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        f"X-Big: {'a' * header_bytes}\r\n\r\n"
+    ).encode()
+
+
+#: What each of uvicorn's WebSocket implementations answers an upgrade with a 10 KiB
+#: header (uvicorn 0.54): websockets-sansio's own 431, which uvicorn never wrote (the
+#: connection hung open) until servers/uvicorn_ws.py sent it; wsproto accepts the head.
+OVERSIZED_UPGRADE_STATUS = {"websockets-sansio": 431, "websockets": 400, "wsproto": 101}
+
+
+@pytest.mark.parametrize("ws_impl", sorted(OVERSIZED_UPGRADE_STATUS))
+def test_oversized_upgrade_head_is_answered(server_factory: StartServer, ws_impl: str) -> None:
+    """Answered, and a refusal also ends the connection (before: websockets-sansio,
+    the default, sent nothing and kept the connection open for good)."""
+    server = server_factory("--ws-impl", ws_impl, stack="starlette")
+    want = OVERSIZED_UPGRADE_STATUS[ws_impl]
+    with socket.create_connection((server.host, server.port), timeout=HANG_BOUND_S) as sock:
+        sock.sendall(_upgrade_head(10 * 1024))
+        try:
+            if want == 101:
+                data = sock.recv(4096)
+            else:
+                data, _ = read_until_closed(sock, HANG_BOUND_S)
+        except TimeoutError:
+            pytest.fail(f"{ws_impl}: an upgrade with a 10 KiB header got no answer or no close")
+    assert data.startswith(f"HTTP/1.1 {want} ".encode()), data[:80]

@@ -1,0 +1,94 @@
+"""Log rate limits (issue 17 item 3): a client cannot flood the server's log."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from pathlib import Path
+
+import pytest
+from conftest import start_server
+
+from pushbench.lograte import SUMMARY_LOGGER, LogRateLimit
+
+FLOOD = 1000
+BURST = 5
+HANG_BOUND_S = 30.0  # a hang guard, not a performance target
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _record(msg: str, *args: object, peer: str | None = None) -> logging.LogRecord:
+    record = logging.LogRecord("lib", logging.ERROR, __file__, 1, msg, args, None)
+    if peer is not None:
+        record.peer = peer
+    return record
+
+
+def test_burst_then_suppressed_then_one_summary(caplog: pytest.LogCaptureFixture) -> None:
+    clock = _Clock()
+    limit = LogRateLimit(3, 10.0, clock=clock)
+    passed = [limit.filter(_record("Error from %s", f"10.0.0.{i}")) for i in range(100)]
+    assert passed == [True] * 3 + [False] * 97  # same template, different arguments
+    with caplog.at_level(logging.WARNING, logger=SUMMARY_LOGGER):
+        clock.now = 10.0
+        assert limit.filter(_record("Error from %s", "x"))  # a new window
+    summaries = [r.getMessage() for r in caplog.records if r.name == SUMMARY_LOGGER]
+    assert len(summaries) == 1 and summaries[0].startswith("suppressed 97 similar records")
+
+
+def test_keys_are_logger_template_and_peer() -> None:
+    limit = LogRateLimit(1, 10.0, clock=_Clock())
+    assert limit.filter(_record("a"))
+    assert not limit.filter(_record("a"))
+    assert limit.filter(_record("b"))
+    assert limit.filter(_record("a", peer="p1"))
+    assert limit.filter(_record("a", peer="p2"))
+    assert not limit.filter(_record("a", peer="p2"))
+
+
+def test_distinct_templates_past_max_keys_share_one_limit() -> None:
+    limit = LogRateLimit(2, 10.0, max_keys=4, clock=_Clock())
+    passed = sum(limit.filter(_record(f"message {i}")) for i in range(100))
+    assert passed == 4 + 2  # 4 keys with 1 record each, then the shared overflow key
+
+
+def test_flush_writes_what_is_pending(caplog: pytest.LogCaptureFixture) -> None:
+    limit = LogRateLimit(1, 600.0, clock=_Clock())
+    for _ in range(5):
+        limit.filter(_record("x"))
+    with caplog.at_level(logging.WARNING, logger=SUMMARY_LOGGER):
+        limit.sweep(flush=True)
+    assert [r.getMessage()[:30] for r in caplog.records] == ["suppressed 4 similar records i"]
+
+
+def _malformed_request(host: str, port: int) -> None:
+    with socket.create_connection((host, port), timeout=HANG_BOUND_S) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n")
+        while sock.recv(4096):
+            pass
+
+
+@pytest.mark.parametrize("stack", ["aiohttp", "starlette"])
+def test_malformed_requests_do_not_flood_the_log(tmp_path: Path, stack: str) -> None:
+    """aiohttp logs an 11-line traceback per malformed request, uvicorn a warning line:
+    1,000 of them write at most BURST records of one template, then one summary.
+    (Not server_factory: its teardown fails on the tracebacks aiohttp logs.)"""
+    log = tmp_path / "server.stderr"
+    server = start_server(log, "--log-burst", str(BURST), "--log-interval", "600", stack=stack)
+    try:
+        for _ in range(FLOOD):
+            _malformed_request(server.host, server.port)
+    finally:
+        assert server.stop() == 0
+    lines = server.stderr().splitlines()
+    assert len(lines) <= BURST * 12 + 1, "\n".join(lines[-20:])
+    summaries = [line for line in lines if line.startswith("suppressed ")]
+    assert len(summaries) == 1, lines[-5:]
+    assert int(summaries[0].split()[1]) == FLOOD - BURST
