@@ -101,10 +101,14 @@ class ServerConfig:
     max_connections: int = 20000
     auth_secret: bytes | None = None  # tokens required when set
     max_control_rate: float = 100_000.0  # highest ticker rate /control/ticker accepts (msg/s)
+    # s a connection may wait for (or spend sending) a request head, idle keep-alive included
+    head_timeout: float = 30.0
     origins: tuple[str, ...] | None = None  # WebSocket Origin allow-list when set
 
     def __post_init__(self) -> None:
         # Nonsense is refused here, once, rather than surfacing as odd timer behaviour.
+        if not self.head_timeout > 0:  # written so that nan fails too
+            raise ConfigError("head_timeout", "must be > 0")
         if not self.ping_interval >= 0:  # written so that nan fails too
             raise ConfigError("ping_interval", "must be >= 0 (0 turns keepalive off)")
         if not self.sse_retry_ms >= 0:

@@ -41,9 +41,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp.web_request import BaseRequest
 
 from pushbench import client_page, sse
 from pushbench.hub import Item, Subscription
@@ -466,6 +467,57 @@ async def _reap(task: asyncio.Task[None]) -> None:
             raise
 
 
+class _Handler(web.RequestHandler):
+    """aiohttp's per-connection protocol, answering its own errors in the contract's shape.
+
+    aiohttp answers a request it cannot parse (and a handler's crash) with a plain-text
+    body that quotes the parser's message, i.e. the first bytes of the input, and logs
+    that message with a traceback per bad request; here the answer is the contract's
+    JSON ``{"error": ...}`` naming the status only, and a bad request is logged at
+    debug level without the input (a crash of ours still logs its traceback).
+    """
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if status >= 500:  # a crash of ours: aiohttp logs its traceback
+            self.log_exception("Error handling request", exc_info=exc)
+        else:  # a peer's garbage: aiohttp's log line would quote the input, at any rate
+            self.log_debug("Bad request (%d)", status)
+        if request.writer.output_size > 0:  # as aiohttp: too late for an answer
+            raise ConnectionError("response already started, cannot send the error")
+        reason = "bad request" if status == 400 else "internal server error"
+        resp = _error(status, HttpError(status, reason).body())
+        resp.force_close()
+        return resp
+
+
+class _WebServer(web.Server):
+    """aiohttp's Server building our :class:`_Handler` per connection."""
+
+    def __call__(self) -> web.RequestHandler:
+        return _Handler(self, loop=self._loop, **self._kwargs)
+
+
+class _Runner(web.AppRunner):
+    """AppRunner serving through :class:`_WebServer` (aiohttp has no handler-class option)."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        kwargs: dict[str, Any] = dict(server._kwargs)
+        return _WebServer(
+            server.request_handler,
+            request_factory=server.request_factory,
+            handler_cancellation=server.handler_cancellation,
+            loop=server._loop,
+            **kwargs,
+        )
+
+
 def make_app(service: PushService) -> web.Application:
     """The aiohttp application serving the URL scheme of :mod:`pushbench.service`."""
     server = _Server(service)
@@ -499,11 +551,16 @@ async def run(
     ``options`` has nothing for aiohttp: the event loop (asyncio or uvloop) is
     whatever loop this coroutine runs on.
     """
-    runner = web.AppRunner(
+    runner = _Runner(
         make_app(service),
         access_log=None,  # tokens are in query strings; and logging is not free
         handler_cancellation=True,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
+        # aiohttp closes a connection still waiting for a whole head this long after it
+        # connected or its last response (its default, 3630 s, held a slowloris).
+        keepalive_timeout=service.config.head_timeout,
+        # head size: aiohttp's own limits (request/header line 8190 bytes, 128 headers),
+        # beyond which it answers 400 (through _Handler: JSON).
     )
     await runner.setup()
     try:

@@ -270,6 +270,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default %(default)s)",
     )
     limits.add_argument(
+        "--head-timeout-s",
+        type=float,
+        default=d.head_timeout,
+        metavar="S",
+        help="close a connection that has not sent a whole request head within S seconds "
+        "of connecting or of its last response (slowloris; idle keep-alive included) "
+        "(default %(default)g)",
+    )
+    limits.add_argument(
         "--auth-secret-env",
         default=None,
         metavar="NAME",
@@ -331,10 +340,12 @@ def config_from(args: argparse.Namespace, environ: Mapping[str, str]) -> ServerC
             max_connections=args.max_connections,
             auth_secret=secret,
             max_control_rate=args.max_control_rate,
+            head_timeout=args.head_timeout_s,
             origins=tuple(args.origin) if args.origin else None,
         )
     except ConfigError as exc:
-        raise OptionError("--" + exc.field.replace("_", "-"), exc.message) from None
+        option = "head_timeout_s" if exc.field == "head_timeout" else exc.field
+        raise OptionError("--" + option.replace("_", "-"), exc.message) from None
 
 
 def ticker_query(spec: str, config: ServerConfig) -> dict[str, str]:

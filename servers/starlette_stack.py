@@ -78,6 +78,7 @@ from pushbench.service import HttpError, PushService, sse_frame
 from pushbench.sessions import push_loop, push_stream
 
 from .slow_close import close_slow_consumer
+from .uvicorn_http import bounded_protocol
 from .uvicorn_ws import TRANSPORT_SCOPE_KEY, ws_protocol
 
 __all__ = ["STACK", "PushApp", "run"]
@@ -548,7 +549,9 @@ async def run(
         host=host,
         port=port,
         loop=options.loop,  # informational: serve() runs on the caller's loop
-        http=options.extra.get("http", "httptools"),
+        # default: httptools bounded by our layer (head timeout and size, JSON 400s);
+        # extra http="httptools"/"h11" selects uvicorn's own, unbounded protocol.
+        http=options.extra.get("http") or bounded_protocol(cfg.head_timeout),
         ws=ws_protocol(options.ws),
         ws_max_size=int(options.extra.get("ws_max_size", cfg.max_message_size)),
         ws_ping_interval=cfg.ping_interval or None,

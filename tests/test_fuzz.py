@@ -33,9 +33,6 @@ DEVIATIONS: dict[tuple[str, str], str] = {
     ("aiohttp", "dup/ws-key"): "101",
     # uvicorn (httptools): a second Host header is accepted (RFC 9112 3.2 says 400).
     ("starlette", "dup/host"): "2xx",
-    # uvicorn has no header size/count limit by default (issue 17 item 3, helper h11).
-    ("starlette", "oversized/value"): "2xx",
-    ("starlette", "oversized/count"): "2xx",
     # uvicorn (httptools) takes "GET /health" without a version as HTTP/0.9 and answers 200.
     ("starlette", "request-line/no-version"): "2xx",
 }

@@ -11,7 +11,8 @@ closes (it needs neither a length nor chunking); ``/ws`` and ``/echo`` hand the
 transport to a :class:`~.websocket.WebSocket` once the 101 is out.
 
 Plain HTTP keeps connections alive like the other stacks (HTTP/1.1 without
-``Connection: close``; idle ones close after :data:`KEEPALIVE_TIMEOUT`), so a
+``Connection: close``; idle ones, and unfinished heads, close after the
+``head_timeout`` of :class:`~pushbench.service.ServerConfig`), so a
 poll costs the same round trips everywhere. Errors are answered with
 ``Connection: close`` and the connection is closed. Request bodies (POST
 /publish only) must have a Content-Length. Query strings are parsed like
@@ -51,7 +52,7 @@ from .polls import HeldPoll
 from .websocket import App, WebSocket
 from .ws_apps import Echo, TopicSession
 
-__all__ = ["KEEPALIVE_TIMEOUT", "ROUTES", "HttpConnection", "parse_query"]
+__all__ = ["ROUTES", "HttpConnection", "parse_query"]
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,6 @@ _SSE_HEADERS = (
 )
 _NO_CACHE = (("Cache-Control", "no-cache"),)
 _HEARTBEAT = sse.comment(b"hb")
-KEEPALIVE_TIMEOUT = 75.0  # s an idle connection waits for its next request head (as aiohttp)
 
 
 def parse_query(query: str) -> Query:
@@ -106,8 +106,8 @@ class HttpConnection(asyncio.Protocol):
     Keep-alive: after a successful response to an HTTP/1.1 request without
     ``Connection: close`` (and without a body left unread), the connection
     goes back to HEAD for the next request, pipelined ones included. It is
-    closed after every error, after an SSE stream, and when idle for
-    :data:`KEEPALIVE_TIMEOUT`.
+    closed after every error, after an SSE stream, and when waiting for a
+    whole head for ``config.head_timeout``.
     """
 
     def __init__(self, server: Listener) -> None:
@@ -206,7 +206,7 @@ class HttpConnection(asyncio.Protocol):
         loop = self._server.loop
         self._idle_since = loop.time()
         if self._idle_timer is None:
-            self._idle_timer = loop.call_later(KEEPALIVE_TIMEOUT, self._idle)
+            self._idle_timer = loop.call_later(self._service.config.head_timeout, self._idle)
 
     def _idle(self) -> None:
         self._idle_timer = None
@@ -214,9 +214,10 @@ class HttpConnection(asyncio.Protocol):
         if phase is Phase.DONE or phase is Phase.SWITCHED:
             return  # ending (its own abort timer) or upgraded: no longer HTTP's to close
         loop = self._server.loop
-        left = KEEPALIVE_TIMEOUT  # busy with a request: look again a timeout later
+        timeout = self._service.config.head_timeout
+        left = timeout  # busy with a request: look again a timeout later
         if phase is Phase.HEAD:
-            left = self._idle_since + KEEPALIVE_TIMEOUT - loop.time()
+            left = self._idle_since + timeout - loop.time()
             if left <= 0:
                 self.transport.close()
                 return

@@ -1,0 +1,97 @@
+"""uvicorn's httptools protocol with a request-head timeout, a head size limit, and the
+contract's JSON for the 400s it answers itself.
+
+uvicorn 0.54 arms no timer until a first response is complete, and a partial head
+after one cancels its keep-alive timer: a slowloris was held forever. httptools has
+no head size limit (a 1 MiB header or 5,000 headers got 200). And uvicorn's own 400
+is ``text/plain`` ("Invalid HTTP request received."). Here: a connection still
+without a whole head ``head_timeout`` after it connected or after its last
+response is closed; a head over :data:`~pushbench.wire.handshake.MAX_HEAD_SIZE`
+bytes (the raw stack's limit) is refused with 400; every such 400 is JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from pushbench.service import HttpError
+from pushbench.wire.handshake import MAX_HEAD_SIZE
+
+__all__ = ["BoundedHttpToolsProtocol", "bounded_protocol"]
+
+_BAD_REQUEST = HttpError(400, "bad request").body()
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """HttpToolsProtocol bounded per connection; ``head_timeout`` is set by the stack."""
+
+    head_timeout = 30.0
+    _head_timer: asyncio.TimerHandle | None = None
+    _head_bytes = -1  # bytes of the current unfinished head, -1 while none is awaited
+    _tail = b""  # the last bytes of the unfinished head (a terminator may span chunks)
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._await_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def _await_head(self) -> None:
+        self._stop_head_timer()
+        self._head_bytes = 0
+        self._tail = b""
+        self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._head_bytes >= 0 and not self.transport.is_closing():
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        # The head ends at the first blank line; a chunk that completes it may carry a
+        # body of any size after it, which is no part of the head. ``_tail`` keeps the
+        # last 3 bytes of the head so far, for a terminator split across chunks.
+        if self._head_bytes >= 0:
+            seen = self._tail + data
+            end = seen.find(b"\r\n\r\n")
+            head = self._head_bytes + (len(data) if end < 0 else end + 4 - len(self._tail))
+            if head > MAX_HEAD_SIZE:
+                self._head_bytes = -1
+                self._stop_head_timer()
+                self.send_400_response("head too large")
+                return
+            self._head_bytes = head
+            self._tail = seen[-3:] if end < 0 else b""
+        super().data_received(data)
+
+    def on_headers_complete(self) -> None:
+        self._head_bytes = -1
+        self._stop_head_timer()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and not self.pipeline:
+            self._await_head()
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's 400 with the contract's JSON body (``msg`` is uvicorn's, not sent)."""
+        self.transport.write(
+            b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n" % len(_BAD_REQUEST) + _BAD_REQUEST
+        )
+        self.transport.close()
+
+
+def bounded_protocol(head_timeout: float) -> type[BoundedHttpToolsProtocol]:
+    """The protocol class for ``uvicorn.Config(http=...)`` with this head timeout."""
+    return type("BoundedHttpTools", (BoundedHttpToolsProtocol,), {"head_timeout": head_timeout})

@@ -1,0 +1,94 @@
+"""Request heads on every stack (issue 17 item 3 b, c): a stalled head is dropped after
+``--head-timeout-s``, an oversized head is refused, and the 400s a stack answers itself
+carry the contract's JSON error, never the input.
+
+Before: aiohttp held an unfinished head for its 3630 s keep-alive, uvicorn forever;
+aiohttp's 400 was text quoting the first bytes of the request, uvicorn's plain text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import time
+
+import pytest
+from conftest import ServerProcess, StartServer
+
+STACKS = ["raw", "aiohttp", "starlette"]
+HANG_BOUND_S = 10.0  # a hang guard for the test, not a performance target
+MARKER = b"ZQXMARKERQXZ"
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes (or the hang guard times out)."""
+    sock.settimeout(HANG_BOUND_S)
+    data = b""
+    deadline = time.monotonic() + HANG_BOUND_S
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            break
+        except ConnectionResetError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+    pytest.fail(f"the server did not close the connection within {HANG_BOUND_S} s")
+
+
+def _connect(server: ServerProcess) -> socket.socket:
+    return socket.create_connection((server.host, server.port), timeout=HANG_BOUND_S)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_stalled_head_is_closed(server_factory: StartServer, stack: str) -> None:
+    server = server_factory("--head-timeout-s", "2", stack=stack)
+    with _connect(server) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: a\r\nX-Slow: ")  # ... and stalls
+        assert _read_all(sock) == b""
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_stalled_head_after_a_response_is_closed(server_factory: StartServer, stack: str) -> None:
+    server = server_factory("--head-timeout-s", "2", stack=stack)
+    with _connect(server) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: a\r\n\r\nGET /health HTTP/1.1\r\nHo")
+        data = _read_all(sock)
+    assert data.startswith(b"HTTP/1.1 200")
+    assert data.count(b"HTTP/1.1") == 1
+
+
+def _json_error(data: bytes) -> tuple[int, dict[str, object]]:
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    assert b"content-type: application/json" in head.lower()
+    return status, json.loads(body)
+
+
+# One malformed request per way to reach a stack's own parser error.
+MALFORMED = {
+    "bad-method": b"G\x01T /" + MARKER + b" HTTP/1.1\r\nHost: a\r\n\r\n",
+    "bad-header": b"GET /health HTTP/1.1\r\nHost: a\r\n" + MARKER + b"\r\n\r\n",
+    "bad-version": b"GET /health HTTP/9." + MARKER + b"\r\nHost: a\r\n\r\n",
+    "oversized": b"GET /health HTTP/1.1\r\nHost: a\r\nX-Big: " + MARKER * 6000 + b"\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MALFORMED))
+@pytest.mark.parametrize("stack", STACKS)
+def test_malformed_request_gets_json_without_the_input(
+    server_factory: StartServer, stack: str, kind: str
+) -> None:
+    server = server_factory(stack=stack)
+    with _connect(server) as sock:
+        # refused before the whole request went out: the answer is still there
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(MALFORMED[kind])
+        data = _read_all(sock)
+    assert MARKER not in data
+    status, body = _json_error(data)
+    assert 400 <= status < 500
+    assert set(body) == {"error"}
