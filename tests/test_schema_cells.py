@@ -302,3 +302,11 @@ def _number(text: str) -> Any:
         except ValueError:
             pass
     return text
+
+
+def test_a_cells_own_columns_are_the_schemas_parameter_columns(tmp_path: Path) -> None:
+    """The cell owns its columns (metrics only places them): every parameter column of
+    the schema but ``repeat``, in the schema's order."""
+    assert list(_cell(tmp_path).param_columns()) == [
+        c for c in schema.PARAM_COLUMNS if c != "repeat"
+    ]

@@ -8,17 +8,28 @@ throughput and the :class:`Overhead` figures into one row whose keys are
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pushbench.schema.cells import COLUMNS
 
 from .delivery import Delivery, Throughput
 from .latency import LatencySummary
 
-if TYPE_CHECKING:
-    from pushbench.scenario import Cell
+__all__ = ["COLUMNS", "CellParams", "Overhead", "cell_row"]
 
-__all__ = ["COLUMNS", "Overhead", "cell_row"]
+
+class CellParams(Protocol):
+    """What a row needs of its cell (:class:`pushbench.scenario.Cell` is one): its own
+    columns, and the two figures some ratios divide by. A protocol, so that metrics, a
+    layer below the scenario model, does not import it."""
+
+    @property
+    def subscribers(self) -> int: ...
+
+    @property
+    def duration_s(self) -> float: ...
+
+    def param_columns(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -50,7 +61,7 @@ def _per(total: float | None, n: int | float) -> float | None:
 
 
 def cell_row(
-    cell: Cell,
+    cell: CellParams,
     repeat: int,
     *,
     latency: LatencySummary,
@@ -68,32 +79,12 @@ def cell_row(
         if o.handshake_bytes_in is None or o.handshake_bytes_out is None
         else o.handshake_bytes_in + o.handshake_bytes_out
     )
+    params = cell.param_columns()
+    head = {"scenario": params.pop("scenario"), "cell_id": params.pop("cell_id")}
     row: dict[str, Any] = {
-        "scenario": cell.scenario,
-        "cell_id": cell.cell_id,
+        **head,
         "repeat": repeat,
-        "stack": cell.stack,
-        "transport": cell.transport,
-        "ws_client": cell.ws_client,
-        "client": cell.client,
-        "subscribers": cell.subscribers,
-        "publishers": cell.publishers,
-        "rate_msgs_per_s": cell.rate,
-        "payload_bytes": cell.payload_size,
-        "hub": cell.hub,
-        "loop": cell.loop,
-        "poll_interval_s": cell.poll_interval_s,
-        "poll_timeout_s": cell.poll_timeout_s,
-        "heartbeat_s": cell.heartbeat_s,
-        "duration_s": cell.duration_s,
-        "warmup_s": cell.warmup_s,
-        "check_delay_ms": cell.checks.delay_ms,
-        "check_pause_ms": cell.checks.pause_ms,
-        "check_drop_every": cell.checks.drop_every,
-        "check_recv_bias_ms": cell.checks.recv_bias_ms,
-        "check_client_stall_ms": cell.checks.client_stall_ms,
-        "check_client_stall_every_ms": cell.checks.client_stall_every_ms,
-        "check_drop_receipt_every": cell.checks.drop_receipt_every,
+        **params,
         "lat_count": latency.count,
         "lat_p50_us": latency.p50_us,
         "lat_p90_us": latency.p90_us,

@@ -189,6 +189,37 @@ class Cell:
         parts += self.checks.id_parts()
         return "-".join(parts)
 
+    def param_columns(self) -> dict[str, Any]:
+        """The cell's own columns of ``cells.csv``, from ``scenario`` to the self-check
+        faults (:data:`pushbench.schema.cells.PARAM_COLUMNS` less ``repeat``), in order."""
+        c = self.checks
+        return {
+            "scenario": self.scenario,
+            "cell_id": self.cell_id,
+            "stack": self.stack,
+            "transport": self.transport,
+            "ws_client": self.ws_client,
+            "client": self.client,
+            "subscribers": self.subscribers,
+            "publishers": self.publishers,
+            "rate_msgs_per_s": self.rate,
+            "payload_bytes": self.payload_size,
+            "hub": self.hub,
+            "loop": self.loop,
+            "poll_interval_s": self.poll_interval_s,
+            "poll_timeout_s": self.poll_timeout_s,
+            "heartbeat_s": self.heartbeat_s,
+            "duration_s": self.duration_s,
+            "warmup_s": self.warmup_s,
+            "check_delay_ms": c.delay_ms,
+            "check_pause_ms": c.pause_ms,
+            "check_drop_every": c.drop_every,
+            "check_recv_bias_ms": c.recv_bias_ms,
+            "check_client_stall_ms": c.client_stall_ms,
+            "check_client_stall_every_ms": c.client_stall_every_ms,
+            "check_drop_receipt_every": c.drop_receipt_every,
+        }
+
     @property
     def baseline_id(self) -> str:
         """The id of this cell without its self-check faults: what a ``- baseline``
