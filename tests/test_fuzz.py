@@ -18,10 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import ServerProcess, start_server
+from fuzz_http import HOST, UPGRADE, VALID_KEY, Answer, Case, cases, exchange
 from hypothesis import HealthCheck, Phase, given, settings
-
-from tests.conftest import ServerProcess, start_server
-from tests.fuzz_http import HOST, UPGRADE, VALID_KEY, Answer, Case, cases, exchange
 
 STACKS = ("raw", "aiohttp", "starlette")
 RSS_BOUND = 20 * 1024 * 1024  # bytes above the warmed-up RSS after the fuzz batch
