@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 SCENARIO ?= quick
 export PYTHONHASHSEED := 0
 
-.PHONY: help venv system-deps test lint typecheck unit bench bench-codec bench-scenario report clean
+.PHONY: help venv system-deps test lint typecheck unit bench bench-codec bench-codec-quick bench-scenario report clean
 
 # Debian packages that tests and scenarios start for real: Redis for the scale-out hub,
 # Chromium as the browser client and the report check (driven headless through Playwright).
@@ -16,9 +16,9 @@ SYSTEM_PACKAGES := redis-server chromium
 SYSTEM_BINARIES := redis-server chromium
 
 help:
-	@echo "make bench        codec benchmark, then scenarios/\$$SCENARIO.toml (default quick)"
+	@echo "make bench        quick codec benchmark, then scenarios/\$$SCENARIO.toml (default quick)"
 	@echo "make bench-scenario SCENARIO=smoke   one scenario alone"
-	@echo "make bench-codec  the WebSocket codec benchmark alone"
+	@echo "make bench-codec  the full WebSocket codec benchmark alone (~3 min)"
 	@echo "make report       re-render results/latest/report.html from stored data"
 	@echo "make test         lint (ruff), type check (mypy) and the test suite (pytest)"
 	@echo "make venv         create $(VENV) from requirements.lock"
@@ -59,13 +59,17 @@ test: system-deps lint typecheck unit
 bench-codec: venv
 	$(VENV)/bin/pushbench bench-codec
 
+bench-codec-quick: venv
+	$(VENV)/bin/pushbench bench-codec --quick
+
 bench-scenario: venv
 	$(VENV)/bin/pushbench run scenarios/$(SCENARIO).toml
 
-# The codec benchmark, then the scenario (default quick; `make bench SCENARIO=smoke`).
+# The codec benchmark's quick pass (~20 s; `make bench-codec` is the full one, ~3 min), then
+# the scenario (default quick; `make bench SCENARIO=smoke`): ≤ 10 min on 2 cores in all.
 # `pushbench run` ends with its answer: the summary table, the report rendered into the
 # run's directory (report.html and report.md), the decision guide's verdicts and the path.
-bench: bench-codec bench-scenario
+bench: bench-codec-quick bench-scenario
 
 report: venv
 	$(VENV)/bin/pushbench report results/latest
