@@ -98,3 +98,53 @@ def test_malformed_requests_do_not_flood_the_log(tmp_path: Path, stack: str) -> 
         return
     assert len(summaries) == 1, lines[-5:]
     assert int(summaries[0].split()[1]) == FLOOD - BURST
+
+
+BAD_FRAMES = 200
+#: A bound on the log 200 invalid-UTF-8 frames may cause: BURST records of at most a
+#: traceback's length each, and one summary line. Without the limit uvicorn's
+#: websockets-sansio writes a ~20-line traceback per frame (~4,000 lines here).
+BAD_UTF8_MAX_LINES = BURST * 40 + 1
+
+
+def _invalid_utf8_frame(host: str, port: int) -> None:
+    """One connection to /echo: the upgrade, a masked text frame holding 0xFF (never
+    valid UTF-8), then read until the server closes (it answers 1007)."""
+    from pushbench.wire.handshake import client_request
+
+    with socket.create_connection((host, port), timeout=HANG_BOUND_S) as sock:
+        request, _ = client_request(f"{host}:{port}", "/echo")
+        sock.sendall(request)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = sock.recv(4096)
+            assert chunk, "closed during the handshake"
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 101"), head[:80]
+        payload = b"\xff\xfe"
+        mask = b"\x01\x02\x03\x04"
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+        try:
+            while sock.recv(4096):
+                pass
+        except ConnectionResetError:
+            pass
+
+
+def test_invalid_utf8_flood_does_not_write_a_traceback_per_frame(tmp_path: Path) -> None:
+    """Starlette's /echo (uvicorn, websockets-sansio) logged a full traceback per
+    invalid-UTF-8 text frame (issue 17): 200 such frames now leave at most
+    BAD_UTF8_MAX_LINES lines, at most BURST tracebacks, and one summary of the rest."""
+    log = tmp_path / "server.stderr"
+    server = start_server(
+        log, "--log-burst", str(BURST), "--log-interval", "600", stack="starlette"
+    )
+    try:
+        for _ in range(BAD_FRAMES):
+            _invalid_utf8_frame(server.host, server.port)
+    finally:
+        assert server.stop() == 0
+    lines = server.stderr().splitlines()
+    assert len(lines) <= BAD_UTF8_MAX_LINES, "\n".join(lines[-20:])
+    assert sum("Traceback" in line for line in lines) <= BURST

@@ -38,7 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run, then (unless ``--no-report`` or interrupted) render and print the verdicts."""
     code, result = command.execute(args)
-    if result is None or not result.rows:
+    if result is None:
+        return code
+    if not result.rows:  # an [abuse]-only run: no cells, so no report; its table instead
+        from pushbench.report import robustness
+
+        print(robustness.text(result.run_dir))
         return code
     if args.no_report:
         return code

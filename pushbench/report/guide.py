@@ -44,6 +44,7 @@ from pushbench.metrics.flags import rule_text
 
 from . import doc, style
 from .load import METRICS, Run, point_label, variant_label
+from .robustness import idle_memory_line
 from .saturation import SWEEP_KEY, saturation_marks
 from .verdict import Decision, decide, protocol_label, protocol_simplicity
 
@@ -332,6 +333,8 @@ def _verdicts(sit: Situation, run: Run, rows: Any) -> tuple[list[str], list[str]
                 "(memory here is marginal: what one more connection adds to the server's "
                 "RSS, the first connections' fixed set-up left out)"
             )
+        if sit.key == "idle" and (probes := idle_memory_line(run.path)):
+            lines.append(probes)
         if j.cost_column == "server_rss_bytes_per_conn":
             lines.append(
                 "(memory here is the server's whole RSS ÷ connections: this run predates "

@@ -105,7 +105,7 @@ def execute(args: argparse.Namespace) -> tuple[int, RunResult | None]:
         command=tuple(args.command_line),
         settings=args.settings,
     )
-    if not selected(scenario, options):
+    if not selected(scenario, options) and scenario.abuse is None:
         print(f"pushbench run: error: no cell id contains {args.only!r}", file=sys.stderr)
         return ExitCode.USAGE, None
     if args.dry_run:

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from pushbench.procs import plan_pinning
+from pushbench.procs import Pinning, plan_pinning
 from pushbench.results import (
     atomic_write_json,
     collect_metadata,
@@ -34,8 +34,10 @@ from pushbench.results import (
     update_latest,
 )
 from pushbench.scenario import Cell, Scenario
+from pushbench.schema.abuse import write_records
 from pushbench.schema.cells import CELLS_SCHEMA_VERSION
 
+from .abuse import run_abuse
 from .cell import run_one
 from .options import RunOptions, RunResult
 from .progress import Progress
@@ -126,6 +128,8 @@ def run_scenario(scenario: Scenario, options: RunOptions, *, seed: int | None = 
                         progress.total += options.repeats or planned.cell.repeats
                     probes.record(planned, measure(planned, True, f"probe round {number + 1}"))
                 number += 1
+            if scenario.abuse is not None:  # issue 17 item 5: the [abuse] probes
+                result.reason = _run_abuse(scenario, run_dir, pinning)
     except KeyboardInterrupt as exc:
         result.reason = str(exc) or "interrupted"
     finally:
@@ -182,6 +186,16 @@ def _probe_budget_s(runs: Sequence[tuple[Cell, int]], options: RunOptions) -> fl
         for group in slo_groups(runs)
         if group.slo is not None
     )
+
+
+def _run_abuse(scenario: Scenario, run_dir: Path, pinning: Pinning) -> str:
+    """The scenario's ``[abuse]`` probes → ``abuse.json``/``abuse.csv``; why the run is
+    incomplete ("" when every probe ran)."""
+    assert scenario.abuse is not None
+    records = run_abuse(scenario.abuse, run_dir, pinning, scenario.name)
+    write_records(run_dir, records)
+    failed = [f"{r.stack}/{r.probe}" for r in records if r.status != "ok"]
+    return f"{len(failed)} abuse probe(s) failed: {', '.join(failed)}" if failed else ""
 
 
 def _incomplete_reason(rows: Sequence[dict[str, Any]]) -> str:

@@ -41,6 +41,7 @@ import shutil
 import socket
 import sys
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -237,7 +238,16 @@ def start_broker(group: ProcessGroup, cell: Cell, pinning: Pinning) -> tuple[Sta
     return started, f"redis://{HOST}:{port}/0"
 
 
-def start_server(group: ProcessGroup, cell: Cell, pinning: Pinning) -> Server:
+def start_server(
+    group: ProcessGroup,
+    cell: Cell,
+    pinning: Pinning,
+    *,
+    # issue 17 item 5 (abuse probes): more server options, and a prefix such as
+    # ``env NAME=VALUE`` (a variable for the server alone: the auth secret), module stacks only
+    extra_args: Sequence[str] = (),
+    argv_prefix: Sequence[str] = (),
+) -> Server:
     """Start the cell's stack in ``group`` and wait for its ready line; first its Redis
     server when the cell's hub is Redis (:func:`start_broker`)."""
     stack = registry.stack(cell.stack)
@@ -257,7 +267,7 @@ def start_server(group: ProcessGroup, cell: Cell, pinning: Pinning) -> Server:
         prefix = redis_prefix(cell)
     started = group.start(
         "server",
-        serve_argv(cell, redis_url, prefix),
+        [*argv_prefix, *serve_argv(cell, redis_url, prefix), *extra_args],
         cpus=pinning.server,
         ready_prefix=stack.ready_line,
         timeout_s=READY_TIMEOUT_S,

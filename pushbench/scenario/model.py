@@ -16,6 +16,7 @@ from pushbench import registry
 from pushbench.faults import ClientFaults
 from pushbench.thresholds import Threshold
 
+from .abuse import AbuseSpec
 from .params import default, num_id
 
 __all__ = ["CELL_OVERHEAD_S", "Cell", "Checks", "Scenario", "ScenarioError", "Slo"]
@@ -257,14 +258,17 @@ class Cell:
 
 @dataclass(frozen=True)
 class Scenario:
-    """A validated scenario: its name, description, source file, expanded cells and the
-    ``[thresholds]`` that gate a run of it (:mod:`pushbench.thresholds`)."""
+    """A validated scenario: its name, description, source file, expanded cells, the
+    ``[thresholds]`` that gate a run of it (:mod:`pushbench.thresholds`) and its
+    ``[abuse]`` probes (:mod:`.abuse`; a scenario of only ``[abuse]`` has no cells)."""
 
     name: str
     description: str
     source: str
     expanded: tuple[Cell, ...]
     thresholds: tuple[Threshold, ...] = ()
+    # issue 17 item 5 (abuse probes): the [abuse] table, None when the file has none.
+    abuse: AbuseSpec | None = None
 
     def cells(self) -> tuple[Cell, ...]:
         """Every cell, in file order (blocks, then the cartesian product)."""

@@ -22,6 +22,7 @@ from typing import Any
 
 from pushbench import registry, thresholds
 
+from .abuse import AbuseSpec, parse_abuse
 from .model import Cell, Checks, Scenario, ScenarioError, Slo
 from .params import (
     BLOCK_KEYS,
@@ -373,7 +374,7 @@ def from_dict(
 ) -> Scenario:
     """Validate parsed TOML and expand it into a :class:`Scenario` (or raise ScenarioError)."""
     ctx = _Ctx(source)
-    ctx.check_keys(data, "", (*TOP_KEYS, "thresholds"))
+    ctx.check_keys(data, "", (*TOP_KEYS, "thresholds", "abuse"))
     name = data.get("name", default_name)
     if not isinstance(name, str) or not _SAFE_ID.fullmatch(name):
         raise ctx.bad("name", name, "letters, digits, '.', '_' or '-' (it names result files)")
@@ -395,8 +396,12 @@ def from_dict(
     expanded: list[tuple[Cell, _Block]] = []  # (cell, the block that made it)
     for block in blocks:
         expanded += [(c, block) for c in _apply_rules(ctx, _expand(name, top, block), block.rules)]
+    # issue 17 item 5: a file of only [abuse] (no cell key at all) measures no cells.
+    abuse = _abuse(ctx, data["abuse"]) if "abuse" in data else None
+    if abuse is not None and not any(k in data for k in ("cells", *BLOCK_KEYS)):
+        expanded = []
     kept = set(_apply_rules(ctx, [c for c, _ in expanded], top.rules))
-    if not kept:
+    if not kept and abuse is None:
         raise ctx.error("exclude", "every cell is excluded; nothing would run")
     cells: list[Cell] = []
     owner: dict[str, tuple[Cell, str]] = {}
@@ -416,7 +421,15 @@ def from_dict(
                 "set of parameters: make them equal or change a parameter that is part of the id",
             )
     gates = _thresholds(ctx, data["thresholds"], cells) if "thresholds" in data else ()
-    return Scenario(name, description.strip(), source, tuple(cells), gates)
+    return Scenario(name, description.strip(), source, tuple(cells), gates, abuse)
+
+
+def _abuse(ctx: _Ctx, value: Any) -> AbuseSpec:
+    """The ``[abuse]`` table (:mod:`.abuse`), or ScenarioError naming the bad key."""
+    spec, key, problem = parse_abuse(ctx.table(value, "abuse", "the abuse probes' sizes"))
+    if key:
+        raise ctx.error(_join("abuse", key), problem)
+    return spec
 
 
 def _thresholds(ctx: _Ctx, table: Any, cells: Sequence[Cell]) -> tuple[thresholds.Threshold, ...]:
