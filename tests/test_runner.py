@@ -237,8 +237,9 @@ checks = { pause_ms = 200, pause_at_s = 3 }
 @pytest.mark.timeout(300)
 def test_instrument_self_checks(tmp_path: Path) -> None:
     """The issue's three self-checks of the instrument, through the real runner and server:
-    a known 5 ms delay shifts latency by about 5 ms (± 0.5 ms in `pushbench run selfcheck`); a 200 ms pause shows in latency from
-    the schedule and not in latency from the actual publish; dropping every 100th message
+    a known 5 ms delay shifts latency by about 5 ms (± 0.5 ms in `pushbench run selfcheck`);
+    a 200 ms pause shows in latency from the schedule and not in latency from the actual
+    publish; dropping every 100th message
     is reported as exactly 1 % loss. The delay and the pause also with the clients
     publishing (chat cells, WebSocket and SSE), each against its own baseline."""
     path = tmp_path / "selfcheck.toml"
