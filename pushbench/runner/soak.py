@@ -20,6 +20,7 @@ from typing import Any
 from pushbench import metrics
 from pushbench.churn import Churn
 from pushbench.procs import sample
+from pushbench.schema import soak as schema_soak
 from pushbench.schema.worker import WorkerResult
 
 __all__ = ["SAMPLES", "SOAK_COLUMNS", "SoakProbe", "SoakSample", "open_fds", "ticker_range"]
@@ -27,23 +28,8 @@ __all__ = ["SAMPLES", "SOAK_COLUMNS", "SoakProbe", "SoakSample", "open_fds", "ti
 #: Samples over the window (at most one each :data:`MIN_STEP_S`).
 SAMPLES = 120
 MIN_STEP_S = 0.1
-#: The cells.csv columns :meth:`SoakProbe.columns` fills (schema: EXTRA_COLUMNS).
-SOAK_COLUMNS: tuple[str, ...] = (
-    "soak_churn",
-    "soak_reconnects",
-    "soak_expected_msgs",
-    "soak_lost",
-    "soak_duplicates",
-    "soak_reconnect_p50_ms",
-    "soak_reconnect_p99_ms",
-    "soak_reconnect_max_ms",
-    "soak_samples",
-    "soak_rss_end_bytes",
-    "rss_slope_kib_per_min",
-    "soak_fds_end",
-    "fd_slope_per_min",
-    "log_errors",
-)
+#: The cells.csv columns :meth:`SoakProbe.columns` fills (:mod:`pushbench.schema.soak`).
+SOAK_COLUMNS: tuple[str, ...] = tuple(c.name for c in schema_soak.SOAK_COLUMNS)
 
 
 def open_fds(pid: int) -> int | None:
