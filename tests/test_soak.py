@@ -113,7 +113,7 @@ def test_churn_is_off_by_default_and_named_in_the_id_when_on() -> None:
     ],
 )
 def test_bad_churn_is_refused(bad: str) -> None:
-    with pytest.raises(ScenarioError, match="churn|client"):
+    with pytest.raises(ScenarioError, match=r"churn|client"):
         scenario.loads(BASE + bad)
 
 
@@ -160,3 +160,22 @@ def test_a_short_churn_run_loses_and_repeats_nothing(tmp_path: Path) -> None:
     assert (df["soak_samples"] >= 2).all() and df["rss_slope_kib_per_min"].notna().all()
     assert df["fd_slope_per_min"].notna().all() and (df["soak_fds_end"] > 0).all()
     assert (df["log_errors"] == 0).all()
+
+
+# --- the report -----------------------------------------------------------------------------
+
+
+def test_the_report_section_reads_the_soak_columns() -> None:
+    from pushbench.report import soak as report_soak
+    from pushbench.report.load import Run
+
+    base = {"status": "ok", "stack": "raw", "soak_churn": "hold 1-5 s, away <= 0.5 s, seed 1"}
+    good = {**base, "transport": "ws", "soak_lost": 0, "soak_duplicates": 0, "log_errors": 0}
+    bad = {**good, "transport": "sse", "soak_lost": 3}
+    run = Run(Path("r"), {}, pd.DataFrame([good, bad]))
+    (section,) = report_soak.section(run)
+    (table,) = [b for b in section.blocks if hasattr(b, "rows")]
+    assert [row[0] for row in table.rows] == ["ws · raw", "sse · raw"]
+    assert table.flags == ("", "failed")
+    plain = Run(Path("r"), {}, pd.DataFrame([{**good, "soak_churn": ""}]))
+    assert report_soak.section(plain) == []
