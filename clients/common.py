@@ -89,7 +89,6 @@ SUMMED: tuple[str, ...] = (
     "publish_errors",
     "publish_lag_sum_ns",
     "publish_overruns",
-    "churn_leaves",
 )
 
 
