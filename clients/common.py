@@ -64,6 +64,8 @@ clock = time.monotonic_ns  # CLOCK_MONOTONIC, the contract's clock
 #: At chat rates (≤ 1,000 msg/s per publisher) 8 covers a server answering in 8 ms; a slower
 #: one makes overruns, counted, not a silently lower rate.
 PUBLISH_IN_FLIGHT = 8
+#: Churn (the soak): how often a client checks that its connection is up, or resumable.
+CHURN_STEP_S = 0.01
 AddrInfo = tuple[Any, ...]  # (family, type, proto, canonname, sockaddr)
 
 
@@ -119,6 +121,10 @@ class ConnStats:
     publish_lag_max_ns: int = 0
     publish_lag_sum_ns: int = 0
     publish_overruns: int = 0  # publishes due while PUBLISH_IN_FLIGHT were in flight
+    # issue 17 item 6 (soak): connections this client closed itself to come back (churn),
+    # and the connect time (TCP connect → handshake done) of every reconnect, ns
+    churn_leaves: int = 0
+    reconnect_ns: list[int] = field(default_factory=list)
     # Set once the first attempt is over (connected or failed): the worker's readiness.
     settled: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     # Meters started and not yet finished: their bytes so far are read by bytes_now().
@@ -146,6 +152,8 @@ class ConnStats:
         "publish_lag_max_ns",
         "publish_lag_sum_ns",
         "publish_overruns",
+        "churn_leaves",
+        "reconnect_ns",
     )
 
     @property
@@ -166,6 +174,7 @@ class ConnStats:
             self.connect_ns = connect_ns
         else:
             self.reconnects += 1
+            self.reconnect_ns.append(connect_ns)
         self.connects += 1
         self.settled.set()
 
@@ -211,6 +220,7 @@ class ConnStats:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {name: getattr(self, name) for name in self._OUTPUT}
+        out["reconnect_ns"] = list(self.reconnect_ns)
         out["bytes_source"] = self.bytes_source
         out["last_error"] = self.last_error
         return out
@@ -295,16 +305,26 @@ class Client(ABC):
         stats = self.stats
         stopper = asyncio.ensure_future(stop.wait())
         failures = 0
+        churn = self.spec.churn
+        rng = churn.rng(self.conn_id) if churn is not None else None
         try:
             while not stop.is_set():
                 connects = stats.connects
                 task = asyncio.ensure_future(self.session())
+                waits: set[asyncio.Future[Any]] = {task, stopper}
+                leave = None
+                if churn is not None and rng is not None:
+                    leave = asyncio.ensure_future(self._leave_after(churn.hold(rng), connects))
+                    waits.add(leave)
                 try:
-                    await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
                 finally:
                     if not task.done():
                         task.cancel()
                         await asyncio.wait({task})  # let its cleanup run, never raises
+                    left = leave is not None and leave.done() and not leave.cancelled()
+                    if leave is not None and not leave.done():
+                        leave.cancel()
                 if not task.cancelled():
                     exc = task.exception()
                     if exc is not None and not stop.is_set():
@@ -313,7 +333,11 @@ class Client(ABC):
                 if stop.is_set():
                     break
                 failures = 0 if stats.connects > connects else failures + 1
-                await wait_stop(stop, self.retry_delay(failures))
+                if left and churn is not None and rng is not None:  # we left: come back
+                    stats.churn_leaves += 1
+                    await wait_stop(stop, churn.gap(rng))
+                else:
+                    await wait_stop(stop, self.retry_delay(failures))
         finally:
             stopper.cancel()
             stats.settled.set()
@@ -323,6 +347,20 @@ class Client(ABC):
             for http in (self._http, self._publish_http):
                 if http is not None:
                     await http.close()
+
+    def resumable(self) -> bool:
+        """Whether a new connection would resume where this one is (the churn leaves only
+        then): a message received. A polling client has its cursor earlier."""
+        return self.stats.last_seq > 0
+
+    async def _leave_after(self, hold_s: float, connects: int) -> None:
+        """Churn: return ``hold_s`` after the session's connection is up, once it can be
+        resumed (:meth:`resumable`); the caller then closes it."""
+        while self.stats.connects == connects:
+            await asyncio.sleep(CHURN_STEP_S)
+        await asyncio.sleep(hold_s)
+        while not self.resumable():
+            await asyncio.sleep(CHURN_STEP_S)
 
     async def close(self) -> None:  # noqa: B027 - an optional hook, empty by default
         """At the very end: account for what outlives a session (a pooled socket)."""

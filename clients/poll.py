@@ -205,6 +205,10 @@ class PollClient(LightHttpClient):
         )
         return request(self.netloc, target)
 
+    def resumable(self) -> bool:
+        # The cursor of the first answer is a position to resume from (churn: the soak).
+        return self.cursor is not None
+
     def make_protocol(self) -> HttpProtocol:
         return _PollProtocol(self)
 

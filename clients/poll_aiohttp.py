@@ -100,6 +100,10 @@ class PollAiohttpClient(Client):
             stats.empty_polls += 1
         return count
 
+    def resumable(self) -> bool:
+        # The cursor of the first answer is a position to resume from (churn: the soak).
+        return self.cursor is not None
+
     def _new_socket(self, sock: socket.socket, connect_ns: int) -> None:
         """The answer came on a connection not seen before: account for the old one,
         meter the new one from here (this first exchange counts as its handshake)."""

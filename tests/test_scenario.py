@@ -25,6 +25,7 @@ SHIPPED = {
     "fanout",
     "payload",
     "idle",
+    "soak",  # issue 17 item 6
     "chat",
     "full",
     "selfcheck",

@@ -30,7 +30,8 @@ One module per responsibility, every public name re-exported here
 :mod:`.hlog` (the ``.hlog`` files: HdrHistogram interval logs), :mod:`.delivery`
 (delivery and throughput), :mod:`.saturation` (the SLO search), :mod:`.repeats`
 (spread over repeats), :mod:`.wire` (bytes on the wire from TCP payload and segment
-counts), :mod:`.memory` (memory per connection as a slope, kernel socket memory) and
+counts), :mod:`.memory` (memory per connection as a slope, kernel socket memory), :mod:`.soak`
+(the soak's resumes, drift and log errors) and
 :mod:`.row` (the ``cells.csv`` row; its columns live in
 :mod:`pushbench.schema.cells`).
 """
@@ -82,6 +83,7 @@ from .memory import (
     MemoryFigures,
     RssPoint,
     SocketMemory,
+    least_squares_slope,
     memory_figures,
     skmem_bytes,
     sockstat_tcp_mem_bytes,
@@ -90,6 +92,7 @@ from .receipts import Receipts
 from .repeats import RepeatStats, repeat_stats
 from .row import COLUMNS, Overhead, cell_row
 from .saturation import RatePoint, Saturation, meets_slo, saturation_search
+from .soak import ResumeCheck, count_error_lines, quantiles_ms, resume_check, slope_per_min
 from .wire import HEADER_BYTES_PER_SEGMENT, wire_bytes
 
 __all__ = [
@@ -112,6 +115,7 @@ __all__ = [
     "RatePoint",
     "Receipts",
     "RepeatStats",
+    "ResumeCheck",
     "RssPoint",
     "Saturation",
     "Series",
@@ -119,6 +123,7 @@ __all__ = [
     "TailSummary",
     "Throughput",
     "cell_row",
+    "count_error_lines",
     "decode_histogram",
     "delivery",
     "encode_histogram",
@@ -128,18 +133,22 @@ __all__ = [
     "latency_histograms",
     "latency_log",
     "latency_series",
+    "least_squares_slope",
     "load_histograms",
     "meets_slo",
     "memory_figures",
     "merge_deliveries",
     "merge_histograms",
     "new_histogram",
+    "quantiles_ms",
     "read_hlog",
     "record",
     "repeat_stats",
+    "resume_check",
     "saturation_search",
     "save_histograms",
     "skmem_bytes",
+    "slope_per_min",
     "sockstat_tcp_mem_bytes",
     "summarize",
     "throughput",

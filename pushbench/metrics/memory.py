@@ -40,6 +40,7 @@ __all__ = [
     "MemoryFigures",
     "RssPoint",
     "SocketMemory",
+    "least_squares_slope",
     "memory_figures",
     "skmem_bytes",
     "sockstat_tcp_mem_bytes",
@@ -80,8 +81,16 @@ class MemoryFigures:
 
 def _slope(points: Sequence[RssPoint]) -> float | None:
     """Least-squares slope of RSS over the connected count; None without two counts."""
-    xs = [float(p.connected) for p in points]
-    ys = [float(p.rss_bytes) for p in points]
+    return least_squares_slope(
+        [float(p.connected) for p in points], [float(p.rss_bytes) for p in points]
+    )
+
+
+def least_squares_slope(xs: Sequence[float], ys: Sequence[float]) -> float | None:
+    """The least-squares slope of ``ys`` over ``xs`` (RSS over connections here, RSS and
+    open descriptors over time in the soak); None without two distinct ``xs``."""
+    if len(xs) != len(ys):
+        raise ValueError("xs and ys differ in length")
     if len(set(xs)) < 2:
         return None
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)

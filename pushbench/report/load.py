@@ -136,6 +136,7 @@ _TEXT = (
     "status",
     "reason",
     "drain_end",
+    "soak_churn",  # issue 17 item 6 (soak)
 )
 _BOOL = ("harness_bound", "probe")
 #: Self-check fault columns newer than some runs: absent means the fault was off (0).

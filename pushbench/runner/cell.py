@@ -62,6 +62,7 @@ from .options import (
 from .progress import Progress
 from .rows import WorkerRun, bare_row, compute
 from .server import start_server, unsupported_by_stack
+from .soak import SoakProbe
 
 __all__ = [
     "CAPACITY_MARGIN",
@@ -222,6 +223,7 @@ def worker_spec(
         locust_workers=locust_workers,
         faults=cell.checks.client_faults(),
         stage_connections=stage,
+        churn=cell.churn,  # issue 17 item 6 (soak)
     )
 
 
@@ -273,14 +275,18 @@ def _wait(
     until: float,
     progress: Progress,
     stopping: Sequence[Started] = (),
+    soak: SoakProbe | None = None,
 ) -> None:
-    """Sleep until ``until`` (time.monotonic) in small steps, failing on a crashed process."""
+    """Sleep until ``until`` (time.monotonic) in small steps, failing on a crashed process;
+    ``soak``: a churn cell's probe, sampling the server meanwhile."""
     while True:
         _check_alive(group, stopping)
         now = time.monotonic()
         if now >= until:
             return
         progress.poll()
+        if soak is not None:
+            soak.poll()
         time.sleep(min(0.1, until - now))
 
 
@@ -358,7 +364,10 @@ def _measure(
     cpu0 = sample(server.pid)
     broker0 = sample(broker.pid) if broker is not None else None
     _mark_window(workers, "start")
-    _wait(group, window_start + cell.duration_s, progress)
+    soak = None  # issue 17 item 6: a churn cell's server sampled through the window
+    if cell.churn is not None:
+        soak = SoakProbe.for_window(server.pid, cell.churn, server.log_path, cell.duration_s)
+    _wait(group, window_start + cell.duration_s, progress, soak=soak)
     cpu1 = sample(server.pid)
     broker1 = sample(broker.pid) if broker is not None else None
     _mark_window(workers, "end")
@@ -399,4 +408,5 @@ def _measure(
         drained,
         broker_cpu=(broker0, broker1),
         memory=memory,
+        soak=soak,
     )

@@ -37,6 +37,7 @@ from pushbench.schema.worker import OutputError, WorkerFailure, WorkerResult, re
 from .counters import counter_columns, harness_faults
 from .memory import MEMORY_COLUMNS, MemoryProbe
 from .options import CellFailed
+from .soak import SOAK_COLUMNS, SoakProbe
 from .window import COUNTERS, ClientLoad, ClientWorker, client_load
 
 
@@ -141,12 +142,14 @@ def compute(
     *,
     broker_cpu: tuple[ProcSample | None, ProcSample | None] = (None, None),
     memory: MemoryProbe | None = None,
+    soak: SoakProbe | None = None,
 ) -> dict[str, Any]:
     """The row of one measured cell × repeat; ``drained``: why the drain ended and how
     long after the window (:func:`.drain.drain`), None when not drained by the runner.
     ``memory``: the server's memory readings (:mod:`.memory`), which give the memory
     columns and the growth in place of ``memory_growth``; every memory figure is divided
-    by the connections open once all were up, as the workers report them."""
+    by the connections open once all were up, as the workers report them. ``soak``: a
+    churn cell's probe (:mod:`.soak`), which fills the soak columns."""
     outs = read_results(workers)
     results = [info for info, _ in outs]
     faults = harness_faults([w.started.name for w in workers], results, stats)
@@ -249,6 +252,10 @@ def compute(
         **counter_columns(cell, results),
         **mem_columns,
     )
+    soak_columns = dict.fromkeys(SOAK_COLUMNS)  # issue 17 item 6: churn cells only
+    if soak is not None:
+        soak_columns = soak.columns(results, all_r, ticker, cell.subscribers)
+    row.update(soak_columns)
     row.update(round=None, run_index=None)  # the run's order: set by .orchestrate
     if cell.publishers:
         row["publish_lag_max_us"] = total_max("publish_lag_max_ns") / 1e3

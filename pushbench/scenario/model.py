@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from pushbench import registry
+from pushbench.churn import Churn
 from pushbench.faults import ClientFaults
 from pushbench.thresholds import Threshold
 
@@ -154,6 +155,8 @@ class Cell:
     client_processes: int | None
     slo: Slo | None
     checks: Checks
+    # issue 17 item 6 (soak): each connection leaves and resumes (None: off, the default)
+    churn: Churn | None = None
 
     @property
     def cell_id(self) -> str:
@@ -187,6 +190,8 @@ class Cell:
                 parts.append(shown)
         if self.client == "locust" and self.client_processes:
             parts.append(f"lw{self.client_processes}")  # Locust master + N workers
+        if self.churn is not None:  # issue 17 item 6 (soak)
+            parts.append(self.churn.id_part())
         parts += self.checks.id_parts()
         return "-".join(parts)
 

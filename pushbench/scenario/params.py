@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pushbench import registry
+from pushbench.churn import TABLE_FORM, Churn
 from pushbench.registry import Engine, stack_names, transport_names
 
 __all__ = [
@@ -177,6 +178,14 @@ def number(lo: float, hi: float, what: str = "", *, lo_open: bool = False) -> Ki
     return Kind(f"a number {low} to {num_id(hi)}{what}", parse)
 
 
+def _parse_churn(v: Any) -> Churn | None:
+    """The soak's connection churn (issue 17 item 6): a table, or nothing (off)."""
+    try:
+        return Churn.from_table(v)
+    except ValueError:
+        raise Invalid from None
+
+
 def _parse_processes(v: Any) -> int | None:
     if v == "auto":
         return None
@@ -221,6 +230,8 @@ PARAMS: tuple[Param, ...] = (
     _p("poll_interval_s", number(0, 60, " (s)", lo_open=True), 0.1),
     _p("poll_timeout_s", number(0, 120, " (s)", lo_open=True), 30.0),
     _p("heartbeat_s", number(0, 300, " (s)", lo_open=True), 15.0),
+    # -- issue 17 item 6 (soak): connection churn, off by default (not in the cell id then) --
+    _p("churn", Kind(TABLE_FORM, _parse_churn), None),
     _p("duration_s", number(0, MAX_DURATION_S, " (s)", lo_open=True), 10.0, listable=False),
     _p("warmup_s", number(0, 600, " (s)"), 2.0, listable=False),
     _p("repeats", integer(1, 100), 3, listable=False),

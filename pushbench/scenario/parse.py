@@ -338,6 +338,14 @@ def _check_cell(ctx: _Ctx, cell: Cell, top: _Block, block: _Block) -> None:
         raise bad("rate", cell.rate, "a rate > 0 with [checks]: an idle cell has nothing to delay")
     if cell.slo is not None and cell.rate == 0:
         raise bad("rate", cell.rate, "a rate > 0 with [slo]: an idle cell has no rate to search")
+    # -- issue 17 item 6 (soak): churn is counted against the server ticker's seq range --
+    if cell.churn is not None and (cell.client != "python" or cell.publishers or not cell.rate):
+        raise bad(
+            "churn",
+            cell.churn.to_dict(),
+            'churn only with client = "python", publishers = 0 and a rate > 0 (the soak '
+            "counts every subscriber against the server ticker's messages)",
+        )
 
 
 def _expand(name: str, top: _Block, block: _Block) -> list[Cell]:

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .column import UNITS, Column, Unit, columns_of
+from .soak import SOAK_COLUMNS
 
 __all__ = [
     "ALL_COLUMNS",
@@ -62,7 +63,8 @@ __all__ = [
 #:    mem_first_conn_bytes, kernel_sock_bytes_per_conn, kernel_sock_load_bytes_per_conn,
 #:    kernel_sock_source; server_rss_bytes_per_conn and server_rss_growth_bytes_per_conn
 #:    divide by the connections open (mem_conns_open), not the configured subscribers.
-CELLS_SCHEMA_VERSION = 7
+#: 8: the soak (churn cells, issue 17 item 6): soak_churn … log_errors.
+CELLS_SCHEMA_VERSION = 8
 
 
 _C = Column
@@ -461,6 +463,7 @@ EXTRA_COLUMNS: dict[str, Column] = columns_of(
         "(/proc/net/sockstat TCP pages grown since before the first connection: every TCP "
         "socket of the namespace, both ends of each loopback connection, coarse)",
     ),
+    *SOAK_COLUMNS,  # the soak (issue 17 item 6): pushbench.schema.soak
 )
 
 #: Columns of saturation.csv: one row per group of [slo] cells differing only in rate.

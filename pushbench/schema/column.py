@@ -85,6 +85,9 @@ UNITS: dict[str, Unit] = _units(
     Unit("µs/msg", "CPU microseconds per delivered message", decimals=3),
     Unit("msgs/CPU-s", "messages per CPU second", decimals=2),
     Unit("requests/msg", "HTTP requests per delivered message", significant=6),
+    # issue 17 item 6 (soak): drift over time, fitted slopes
+    Unit("KiB/min", "kibibytes per minute (a fitted slope)", decimals=3),
+    Unit("1/min", "things per minute (a fitted slope)", decimals=4),
 )
 
 

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 from pushbench import registry
+from pushbench.churn import Churn
 from pushbench.contract import valid_topic
 from pushbench.faults import ClientFaults
 
@@ -69,6 +70,8 @@ class WorkerSpec:
     connections first, print :data:`STAGE_LINE` with how many are connected, and wait
     for :data:`STAGE_SIGNAL` before opening the rest — the runner reads the server's
     memory in between (memory per connection as a slope, :mod:`pushbench.metrics.memory`).
+    ``churn`` (the asyncio worker only; None: off): each connection leaves and resumes
+    (:class:`~pushbench.churn.Churn`, the soak).
 
     The runner builds one of these per worker process and writes
     :meth:`to_dict` as the worker's SPEC.json; every worker kind reads it back
@@ -95,6 +98,8 @@ class WorkerSpec:
     locust_workers: int = 0
     faults: ClientFaults | None = None
     stage_connections: int = 0
+    # issue 17 item 6 (soak): every connection leaves and resumes (the asyncio worker only)
+    churn: Churn | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -140,6 +145,9 @@ class WorkerSpec:
         faults = values.get("faults")
         if faults is not None:
             values["faults"] = ClientFaults(**faults)
+        churn = values.get("churn")
+        if churn is not None:
+            values["churn"] = Churn.from_dict(churn)
         return cls(**values)
 
     @classmethod
@@ -152,6 +160,8 @@ class WorkerSpec:
             out["publish"] = {"rate": self.publish.rate, "payload_size": self.publish.payload_size}
         if self.faults is not None:
             out["faults"] = {f.name: getattr(self.faults, f.name) for f in fields(self.faults)}
+        if self.churn is not None:
+            out["churn"] = self.churn.to_dict()
         return out
 
     def target(self, path: str, **query: str | int | float) -> str:
