@@ -62,7 +62,8 @@ __all__ = [
 #:    mem_first_conn_bytes, kernel_sock_bytes_per_conn, kernel_sock_load_bytes_per_conn,
 #:    kernel_sock_source; server_rss_bytes_per_conn and server_rss_growth_bytes_per_conn
 #:    divide by the connections open (mem_conns_open), not the configured subscribers.
-CELLS_SCHEMA_VERSION = 7
+#: 8: net (the network profile) and relay_cpu_us_per_msg (network conditions, issue 12).
+CELLS_SCHEMA_VERSION = 8
 
 
 _C = Column
@@ -143,6 +144,13 @@ COLUMNS: dict[str, Column] = columns_of(
         "check_drop_receipt_every",
         "count",
         "self-check (client fault): every Nth receipt not recorded (0: off)",
+    ),
+    # -- network conditions (issue 12 item 6) --
+    _C(
+        "net",
+        "text",
+        "network profile between clients and server (pushbench.netem.PROFILES; loopback: "
+        "no relay; others: the userspace relay, calibrated in the run's netem.json)",
     ),
     _C(
         "lat_count",
@@ -460,6 +468,14 @@ EXTRA_COLUMNS: dict[str, Column] = columns_of(
         "where the kernel figures come from: ss (the server's own sockets) or sockstat "
         "(/proc/net/sockstat TCP pages grown since before the first connection: every TCP "
         "socket of the namespace, both ends of each loopback connection, coarse)",
+    ),
+    # -- network conditions (issue 12 item 6) --
+    _C(
+        "relay_cpu_us_per_msg",
+        "µs/msg",
+        f"CPU (user + system, all threads, {_CPU_NS}) of the cell's network-conditions relay "
+        "(pinned to the client CPUs) over the measured window ÷ msgs_delivered; empty when "
+        "net = loopback (no relay)",
     ),
 )
 
