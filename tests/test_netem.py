@@ -21,6 +21,9 @@ from pushbench.netem import PROFILES, Direction, Profile
 from pushbench.netem.probe import Calibration, echo_server, measure, summarize
 from pushbench.netem.relay import Relay
 from pushbench.netem.shaper import Shaper
+from pushbench.report import doc
+from pushbench.report import netem as report_netem
+from pushbench.report.load import load_run
 from pushbench.scenario import ScenarioError
 
 # --- the delay model (no sockets) ------------------------------------------------------
@@ -228,3 +231,8 @@ def test_a_wan_cell_runs_through_the_relay(tmp_path: Path) -> None:
     assert cal["net"] == "wan" and cal["down"]["mean_ms"] >= 8.0
     meta = json.loads((run_dir / "metadata.json").read_text())
     assert meta["netem"]["relay_cpus"] == meta["pinning"]["client_cpus"]
+    # the report's section, from the stored files only
+    (section,) = report_netem.section(load_run(run_dir))
+    profiles, latency = (b for b in section.blocks if isinstance(b, doc.Table))
+    assert profiles.rows[0][0] == "wan" and profiles.rows[0][3] == "20"
+    assert latency.rows[0][:2] == ("ws · aiohttp", "wan")

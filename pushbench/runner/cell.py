@@ -394,7 +394,7 @@ def _measure(
             raise CellFailed(f"{w.started.name} exited with {code} after SIGTERM")
     _check_alive(group, [w.started for w in workers])
     window_ns = int(window_start * 1e9) if cell.publishers or not cell.rate else None
-    row = compute(
+    return compute(
         cell,
         repeat,
         name,
@@ -408,5 +408,5 @@ def _measure(
         drained,
         broker_cpu=(broker0, broker1),
         memory=memory,
+        relay_cpu=(relay0, relay1),
     )
-    return netem.with_relay_cpu(row, relay0, relay1)
