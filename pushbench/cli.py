@@ -45,6 +45,16 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "pushbench.commands.conformance",
         "run the Autobahn-style WebSocket conformance cases against each stack's /echo",
     ),
+    # -- network conditions (issue 12 item 6) --
+    "relay": (
+        "pushbench.netem.command",
+        "run the network-conditions relay (delay, jitter, bandwidth cap) before a server",
+    ),
+    "calibrate-net": (
+        "pushbench.commands.calibrate_net",
+        "measure the delay the network-conditions relay adds under each profile",
+    ),
+    # -- end network conditions --
     "report": ("pushbench.report.render", "render a run's report.html and report.md from its data"),
     "compare": ("pushbench.report.compare", "compare two runs cell by cell, noise-aware"),
 }

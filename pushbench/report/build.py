@@ -18,7 +18,7 @@ from typing import Any
 from pushbench.metrics.flags import rule_text
 from pushbench.results import atomic_write_bytes
 
-from . import answer, doc, guide, paths, robustness, soak, style, tax, thresholds
+from . import answer, doc, guide, netem, paths, robustness, soak, style, tax, thresholds
 from .doc import NBSP
 from .figure import Plot
 from .load import METRICS, TAIL_COLUMNS, Run, point_label, variant_label
@@ -435,6 +435,7 @@ def document(
         doc.Section("Summary", "summary", tuple(_summary_tables(run))),
         *tax.section(run),  # pushbench's servers over their hand-written twins, when run
         *soak.section(run),  # issue 17 item 6: churn cells, when run
+        *netem.section(run),  # network conditions (issue 12 item 6), when relayed cells ran
         doc.Section("Saturation", "saturation", tuple(_saturation_blocks(run))),
         guide.section(run),
         *filter(None, [robustness.section(run.path)]),  # the [abuse] probes, when run

@@ -121,6 +121,7 @@ POINT: tuple[str, ...] = (
     "check_client_stall_ms",
     "check_client_stall_every_ms",
     "check_drop_receipt_every",
+    "net",  # network conditions (issue 12 item 6): the relay's profile; loopback: none
 )
 
 _TEXT = (
@@ -137,6 +138,7 @@ _TEXT = (
     "reason",
     "drain_end",
     "soak_churn",  # issue 17 item 6 (soak)
+    "net",
 )
 _BOOL = ("harness_bound", "probe")
 #: Self-check fault columns newer than some runs: absent means the fault was off (0).
@@ -208,6 +210,8 @@ def point_label(point: dict[str, Any]) -> str:
         parts.append(f"client stall {_num(stall)} ms every {_num(every or 0)} ms")
     if point.get("check_drop_receipt_every"):
         parts.append(f"client drops 1/{int(point['check_drop_receipt_every'])} receipts")
+    if point.get("net") not in (None, "", "loopback"):  # network conditions (issue 12)
+        parts.append(f"net {point['net']}")
     return " · ".join(parts)
 
 

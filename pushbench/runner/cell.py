@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from pushbench.browser import MISSING_HINT, chromium_path
+from pushbench.netem import profile
 from pushbench.procs import Pinning, ProcessGroup, Started, sample
 from pushbench.results import atomic_write_json
 from pushbench.scenario import Cell
@@ -49,7 +50,7 @@ from pushbench.schema.worker import (
     WorkerSpec,
 )
 
-from . import drain
+from . import drain, netem
 from .memory import MemoryProbe, server_port
 from .options import (
     READY_TIMEOUT_S,
@@ -309,6 +310,12 @@ def _measure(
         options.on_server_started(server)
     memory = MemoryProbe(server.pid, server_port(base_url))
     memory.idle()
+    # -- network conditions (issue 12 item 6): the workers connect through the relay; the
+    # runner's own control requests (/control/ticker, /stats) go to the server directly
+    relay, client_url = None, base_url
+    if profile(cell.net).relay:
+        relay, client_url = netem.start_relay(group, cell.net, base_url, pinning, seed=repeat)
+    # -- end network conditions --
 
     module = WORKER_MODULES[cell.client]
     plan = plan_workers(cell, pinning)
@@ -320,7 +327,7 @@ def _measure(
         spec_path = work / f"worker{k}.spec.json"
         status = work / f"worker{k}.status.json"
         stage = stage_size(cell, k, conns)
-        spec = worker_spec(cell, base_url, conns, firsts[k], publishes, status, stage)
+        spec = worker_spec(cell, client_url, conns, firsts[k], publishes, status, stage)
         atomic_write_json(spec_path, spec.to_dict())
         out = work / f"worker{k}"
         cpu = pinning.clients[k % len(pinning.clients)]
@@ -363,6 +370,7 @@ def _measure(
     _wait(group, window_start, progress)
     cpu0 = sample(server.pid)
     broker0 = sample(broker.pid) if broker is not None else None
+    relay0 = sample(relay.pid) if relay is not None else None
     _mark_window(workers, "start")
     soak = None  # issue 17 item 6: a churn cell's server sampled through the window
     if cell.churn is not None:
@@ -370,6 +378,7 @@ def _measure(
     _wait(group, window_start + cell.duration_s, progress, soak=soak)
     cpu1 = sample(server.pid)
     broker1 = sample(broker.pid) if broker is not None else None
+    relay1 = sample(relay.pid) if relay is not None else None
     _mark_window(workers, "end")
     memory.kernel_load = memory.kernel()
     window_end_ns = int((window_start + cell.duration_s) * 1e9)
@@ -409,4 +418,5 @@ def _measure(
         broker_cpu=(broker0, broker1),
         memory=memory,
         soak=soak,
+        relay_cpu=(relay0, relay1),
     )

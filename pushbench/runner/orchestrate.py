@@ -37,6 +37,7 @@ from pushbench.scenario import Cell, Scenario
 from pushbench.schema.abuse import write_records
 from pushbench.schema.cells import CELLS_SCHEMA_VERSION
 
+from . import netem
 from .abuse import run_abuse
 from .cell import run_one
 from .options import RunOptions, RunResult
@@ -114,6 +115,11 @@ def run_scenario(scenario: Scenario, options: RunOptions, *, seed: int | None = 
 
     try:
         with _sigterm_as_interrupt():
+            # network conditions (issue 12 item 6): the relay's calibration, before any cell
+            netem_summary = netem.prepare(run_dir, [c.net for c, _ in runs], pinning)
+            if netem_summary is not None:
+                meta["netem"] = netem_summary
+                atomic_write_json(run_dir / "metadata.json", meta)
             for planned in plan:
                 measure(planned, False, f"round {planned.round + 1}/{rounds}")
             number = rounds

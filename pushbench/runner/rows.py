@@ -36,6 +36,7 @@ from pushbench.schema.worker import OutputError, WorkerFailure, WorkerResult, re
 
 from .counters import counter_columns, harness_faults
 from .memory import MEMORY_COLUMNS, MemoryProbe
+from .netem import with_relay_cpu
 from .options import CellFailed
 from .soak import SOAK_COLUMNS, SoakProbe
 from .window import COUNTERS, ClientLoad, ClientWorker, client_load
@@ -143,6 +144,7 @@ def compute(
     broker_cpu: tuple[ProcSample | None, ProcSample | None] = (None, None),
     memory: MemoryProbe | None = None,
     soak: SoakProbe | None = None,
+    relay_cpu: tuple[ProcSample | None, ProcSample | None] = (None, None),
 ) -> dict[str, Any]:
     """The row of one measured cell × repeat; ``drained``: why the drain ended and how
     long after the window (:func:`.drain.drain`), None when not drained by the runner.
@@ -260,6 +262,7 @@ def compute(
     if cell.publishers:
         row["publish_lag_max_us"] = total_max("publish_lag_max_ns") / 1e3
     row = with_ticker_cpu(with_broker_cpu(row, *broker_cpu), ticker, last_seq - first_seq + 1)
+    row = with_relay_cpu(row, *relay_cpu)  # network conditions (issue 12 item 6)
     return in_schema_order(with_wire_bytes(row, load))
 
 

@@ -157,6 +157,11 @@ class Cell:
     checks: Checks
     # issue 17 item 6 (soak): each connection leaves and resumes (None: off, the default)
     churn: Churn | None = None
+    # -- network conditions (issue 12 item 6) --
+    #: the network profile between clients and server (pushbench.netem.PROFILES);
+    #: "loopback": no relay, the cell as it always was
+    net: str = "loopback"
+    # -- end network conditions --
 
     @property
     def cell_id(self) -> str:
@@ -183,6 +188,7 @@ class Cell:
             ("poll_interval_s", f"pi{num_id((self.poll_interval_s or 0) * 1000)}ms"),
             ("poll_timeout_s", f"pt{num_id(self.poll_timeout_s or 0)}s"),
             ("heartbeat_s", f"hb{num_id(self.heartbeat_s or 0)}s"),
+            ("net", f"net{self.net}"),  # network conditions (issue 12 item 6)
         )
         for name, shown in optional:
             value = getattr(self, name)
@@ -224,6 +230,7 @@ class Cell:
             "check_client_stall_ms": c.client_stall_ms,
             "check_client_stall_every_ms": c.client_stall_every_ms,
             "check_drop_receipt_every": c.drop_receipt_every,
+            "net": self.net,  # network conditions (issue 12 item 6)
         }
 
     @property

@@ -17,6 +17,7 @@ from typing import Any
 
 from pushbench import registry
 from pushbench.churn import TABLE_FORM, Churn
+from pushbench.netem.profiles import DEFAULT_NET, net_names
 from pushbench.registry import Engine, stack_names, transport_names
 
 __all__ = [
@@ -232,6 +233,9 @@ PARAMS: tuple[Param, ...] = (
     _p("heartbeat_s", number(0, 300, " (s)", lo_open=True), 15.0),
     # -- issue 17 item 6 (soak): connection churn, off by default (not in the cell id then) --
     _p("churn", Kind(TABLE_FORM, _parse_churn), None),
+    # -- network conditions (issue 12 item 6): pushbench.netem's profiles; loopback: no relay
+    _p("net", choice(net_names), DEFAULT_NET),
+    # -- end network conditions --
     _p("duration_s", number(0, MAX_DURATION_S, " (s)", lo_open=True), 10.0, listable=False),
     _p("warmup_s", number(0, 600, " (s)"), 2.0, listable=False),
     _p("repeats", integer(1, 100), 3, listable=False),

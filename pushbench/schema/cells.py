@@ -64,7 +64,8 @@ __all__ = [
 #:    kernel_sock_source; server_rss_bytes_per_conn and server_rss_growth_bytes_per_conn
 #:    divide by the connections open (mem_conns_open), not the configured subscribers.
 #: 8: the soak (churn cells, issue 17 item 6): soak_churn … log_errors.
-CELLS_SCHEMA_VERSION = 8
+#: 9: net (the network profile) and relay_cpu_us_per_msg (network conditions, issue 12).
+CELLS_SCHEMA_VERSION = 9
 
 
 _C = Column
@@ -145,6 +146,13 @@ COLUMNS: dict[str, Column] = columns_of(
         "check_drop_receipt_every",
         "count",
         "self-check (client fault): every Nth receipt not recorded (0: off)",
+    ),
+    # -- network conditions (issue 12 item 6) --
+    _C(
+        "net",
+        "text",
+        "network profile between clients and server (pushbench.netem.PROFILES; loopback: "
+        "no relay; others: the userspace relay, calibrated in the run's netem.json)",
     ),
     _C(
         "lat_count",
@@ -464,6 +472,14 @@ EXTRA_COLUMNS: dict[str, Column] = columns_of(
         "socket of the namespace, both ends of each loopback connection, coarse)",
     ),
     *SOAK_COLUMNS,  # the soak (issue 17 item 6): pushbench.schema.soak
+    # -- network conditions (issue 12 item 6) --
+    _C(
+        "relay_cpu_us_per_msg",
+        "µs/msg",
+        f"CPU (user + system, all threads, {_CPU_NS}) of the cell's network-conditions relay "
+        "(pinned to the client CPUs) over the measured window ÷ msgs_delivered; empty when "
+        "net = loopback (no relay)",
+    ),
 )
 
 #: Columns of saturation.csv: one row per group of [slo] cells differing only in rate.
