@@ -177,6 +177,17 @@ def number(lo: float, hi: float, what: str = "", *, lo_open: bool = False) -> Ki
     return Kind(f"a number {low} to {num_id(hi)}{what}", parse)
 
 
+def boolean() -> Kind:
+    """true or false (a TOML boolean, not a string)."""
+
+    def parse(v: Any) -> bool:
+        if not isinstance(v, bool):
+            raise Invalid
+        return v
+
+    return Kind("true or false", parse)
+
+
 def _parse_processes(v: Any) -> int | None:
     if v == "auto":
         return None
@@ -221,6 +232,8 @@ PARAMS: tuple[Param, ...] = (
     _p("poll_interval_s", number(0, 60, " (s)", lo_open=True), 0.1),
     _p("poll_timeout_s", number(0, 120, " (s)", lo_open=True), 30.0),
     _p("heartbeat_s", number(0, 300, " (s)", lo_open=True), 15.0),
+    # issue 12 item 2 (TLS): https:// and wss:// with a certificate made for the run
+    _p("tls", boolean(), False),
     _p("duration_s", number(0, MAX_DURATION_S, " (s)", lo_open=True), 10.0, listable=False),
     _p("warmup_s", number(0, 600, " (s)"), 2.0, listable=False),
     _p("repeats", integer(1, 100), 3, listable=False),

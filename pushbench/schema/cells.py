@@ -62,7 +62,9 @@ __all__ = [
 #:    mem_first_conn_bytes, kernel_sock_bytes_per_conn, kernel_sock_load_bytes_per_conn,
 #:    kernel_sock_source; server_rss_bytes_per_conn and server_rss_growth_bytes_per_conn
 #:    divide by the connections open (mem_conns_open), not the configured subscribers.
-CELLS_SCHEMA_VERSION = 7
+#: 8: tls (issue 12 item 2: https:// and wss://), tcp_connect_p50_us and
+#:    tls_handshake_p50_us (the connect time split: TCP connect, then the TLS handshake).
+CELLS_SCHEMA_VERSION = 8
 
 
 _C = Column
@@ -143,6 +145,14 @@ COLUMNS: dict[str, Column] = columns_of(
         "check_drop_receipt_every",
         "count",
         "self-check (client fault): every Nth receipt not recorded (0: off)",
+    ),
+    # --- issue 12 item 2 (TLS) ---
+    _C(
+        "tls",
+        "bool",
+        "the connections are TLS (https://, wss://): the server holds a certificate made for "
+        "the run (pushbench.tls: a throwaway CA, ECDSA P-256 leaf) and every client "
+        "verifies it against that CA; false: plaintext",
     ),
     _C(
         "lat_count",
@@ -460,6 +470,22 @@ EXTRA_COLUMNS: dict[str, Column] = columns_of(
         "where the kernel figures come from: ss (the server's own sockets) or sockstat "
         "(/proc/net/sockstat TCP pages grown since before the first connection: every TCP "
         "socket of the namespace, both ends of each loopback connection, coarse)",
+    ),
+    # --- issue 12 item 2 (TLS): the connect time split (connect_p50_us is the whole) ---
+    _C(
+        "tcp_connect_p50_us",
+        "µs",
+        "median over connections of the TCP connect (connect() → established), the first "
+        "part of connect_p50_us; our light clients only (ws, sse, longpoll, shortpoll), "
+        "empty for the others",
+    ),
+    _C(
+        "tls_handshake_p50_us",
+        "µs",
+        "median over connections of the TLS handshake (TCP established → handshake done, "
+        "before the first HTTP byte), the second part of connect_p50_us; the rest up to "
+        "ready is the WebSocket upgrade or the first response; empty for plaintext cells "
+        "and for clients that do not split it",
     ),
 )
 
