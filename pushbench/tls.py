@@ -4,7 +4,8 @@ servers and clients build from them.
 
 :func:`generate` writes into one directory (a run's ``tls/``): a self-signed CA
 (``ca.pem``, its key ``ca.key``) and a leaf certificate for ``127.0.0.1``, ``::1`` and
-``localhost`` signed by it (``cert.pem``, its key ``key.pem``), both ECDSA P-256 with
+``localhost`` signed by it (``cert.pem``, its key ``key.pem``; the CA's key is deleted
+once it signed), both ECDSA P-256 with
 SHA-256 (Caddy's and most ACME clients' default key today), valid for two days. The
 server sends the leaf alone (no intermediate: a production chain's extra certificate,
 ~1 KB, is not in the handshake bytes measured here). The same :class:`TlsFiles` can be
@@ -111,7 +112,8 @@ def generate(directory: Path) -> TlsFiles:
         if run_tool(argv, cwd=directory, timeout=30.0) is None:
             raise TlsError(f"openssl failed: {' '.join(argv[1:3])} … (in {directory})")
     files.key.chmod(0o600)
-    ca_key.chmod(0o600)
+    for leftover in (ca_key, csr, ext):  # the CA signs nothing more: its key goes
+        leftover.unlink()
     return files
 
 

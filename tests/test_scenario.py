@@ -18,6 +18,7 @@ from pushbench.scenario import Cell, Scenario, ScenarioError, transport_names
 
 SHIPPED = {
     "smoke",
+    "tls",  # issue 12 item 2
     "browser",
     "locust",
     "quick",
