@@ -48,6 +48,7 @@ from pushbench.schema.worker import SEGMENT_TOTALS, WorkerSpec
 
 from .recorder import Recorder
 from .tcpinfo import HasFileno, Moved, TcpMeter, plus
+from .tlsconn import Phases, context_for
 
 __all__ = [
     "PUBLISH_IN_FLIGHT",
@@ -98,6 +99,9 @@ class ConnStats:
 
     conn: int
     connect_ns: int = -1  # first successful connection; -1: never connected
+    # issue 12 item 2: its phases (clients/tlsconn.py): TCP connect, TLS handshake (-1: none)
+    tcp_connect_ns: int = -1
+    tls_handshake_ns: int = -1
     connects: int = 0
     reconnects: int = 0
     handshake_bytes_out: int = 0
@@ -133,6 +137,8 @@ class ConnStats:
     _OUTPUT: ClassVar[tuple[str, ...]] = (
         "conn",
         "connect_ns",
+        "tcp_connect_ns",
+        "tls_handshake_ns",
         "connects",
         "reconnects",
         "handshake_bytes_out",
@@ -168,10 +174,13 @@ class ConnStats:
             return "unavailable"
         return "tcp_info" if self.sockets_unmetered == 0 else "tcp_info-partial"
 
-    def established(self, connect_ns: int) -> None:
-        """A connection is up (handshake done) after ``connect_ns``."""
+    def established(self, connect_ns: int, phases: Phases | None = None) -> None:
+        """A connection is up (handshake done) after ``connect_ns``; ``phases``: how long
+        its TCP connect and TLS handshake took, where the client times them."""
         if self.connects == 0:
             self.connect_ns = connect_ns
+            if phases is not None:
+                self.tcp_connect_ns, self.tls_handshake_ns = phases.tcp_ns, phases.tls_ns
         else:
             self.reconnects += 1
             self.reconnect_ns.append(connect_ns)
@@ -490,7 +499,11 @@ def _http_session(
 ) -> aiohttp.ClientSession:
     keepalive = max(60.0, 2 * spec.poll_interval_s + 10.0, spec.poll_timeout_s + 10.0)
     connector = aiohttp.TCPConnector(
-        limit=limit, keepalive_timeout=keepalive, force_close=False, socket_factory=socket_factory
+        limit=limit,
+        keepalive_timeout=keepalive,
+        force_close=False,
+        socket_factory=socket_factory,
+        ssl=context_for(spec) or True,  # TLS cells: verified against the run's CA
     )
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=spec.connect_timeout_s, sock_read=None)
     return aiohttp.ClientSession(

@@ -14,6 +14,9 @@ by the kernel (:class:`~.tcpinfo.TcpMeter`): the snapshot that ends the
 handshake is taken by the subclass (:meth:`HttpProtocol.start_meter`), the
 last one when the connection ends or the client stops.
 
+With an ``https://`` base URL (a TLS cell) every connection is TLS, verified against
+the run's CA, its TCP and TLS phases timed (:mod:`.tlsconn`).
+
 ``sent`` and ``received`` count the bytes this protocol wrote and read, which
 the tests compare with the kernel's counters.
 """
@@ -32,6 +35,7 @@ from pushbench.wire.http_response import ResponseReader
 from .common import Client, ConnStats, clock
 from .recorder import Recorder
 from .tcpinfo import TcpMeter
+from .tlsconn import connect, context_for
 
 __all__ = ["READ_SIZE", "HttpProtocol", "LightHttpClient", "read_buffer"]
 
@@ -69,6 +73,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self.opened: asyncio.Future[int] = loop.create_future()
         self.closed: asyncio.Future[None] = loop.create_future()
         self.transport: asyncio.Transport | None = None
+        self.made_ns = 0  # connection_made: TCP up, or the TLS handshake done
         self.failure: BaseException | None = None
         self.sent = 0
         self.received = 0
@@ -92,6 +97,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
     # --- asyncio callbacks -----------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.made_ns = clock()
         # A TCP transport (uvloop's does not subclass asyncio.Transport: no isinstance).
         self.transport = cast(asyncio.Transport, transport)
         self.on_connected()
@@ -179,8 +185,9 @@ class LightHttpClient(Client):
         super().__init__(conn_id, spec, recorder, stats)
         url = urlsplit(spec.base_url)
         self.host = url.hostname or "127.0.0.1"
-        self.port = url.port or 80
+        self.port = url.port or (443 if url.scheme == "https" else 80)
         self.netloc = url.netloc
+        self.tls = context_for(spec)  # https:// (a TLS cell), verified against the run's CA
         self.protocol: HttpProtocol | None = None  # the live connection (tests look at it)
 
     @abstractmethod
@@ -191,14 +198,15 @@ class LightHttpClient(Client):
         """After each connection (also a failed one): keep what outlives it."""
 
     async def session(self) -> None:
-        loop = asyncio.get_running_loop()
         protocol = self.make_protocol()
         t0 = clock()
         try:
             async with asyncio.timeout(self.spec.connect_timeout_s):
-                await loop.create_connection(lambda: protocol, self.host, self.port)
+                phases = await connect(
+                    lambda: protocol, protocol, self.host, self.port, self.tls, t0, clock
+                )
                 opened = await protocol.opened
-            self.stats.established(opened - t0)
+            self.stats.established(opened - t0, phases)
             self.protocol = protocol
             async with self.publishing(self.publish_http):
                 await protocol.closed

@@ -26,6 +26,9 @@ sampling under heavy load.
 No streams, no futures per message, no ``await`` in the receive path: this is
 the client meant to receive ≥ 250,000 messages/s on one core.
 
+With an ``https://`` base URL (a TLS cell) the connection is wss://, verified against
+the run's CA, and its TCP and TLS phases are timed (:mod:`.tlsconn`).
+
 Reconnects resume with ``since=<last seq received>`` so a dropped connection
 loses nothing the server still holds in its history.
 
@@ -51,6 +54,7 @@ from .common import Client, ConnStats, SessionEnded, clock
 from .http_light import read_buffer
 from .recorder import Recorder
 from .tcpinfo import TcpMeter
+from .tlsconn import connect, context_for
 
 __all__ = ["WsLightClient", "run"]
 
@@ -69,6 +73,7 @@ class _WsProtocol(asyncio.BufferedProtocol):
         self.opened: asyncio.Future[int] = loop.create_future()  # → time of the 101
         self.closed: asyncio.Future[None] = loop.create_future()
         self.transport: asyncio.Transport | None = None
+        self.made_ns = 0  # connection_made: TCP up, or the TLS handshake done
         self.ws: Connection | None = None
         self.meter = TcpMeter()
         self.close_code: int | None = None
@@ -84,6 +89,7 @@ class _WsProtocol(asyncio.BufferedProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A TCP transport (uvloop's does not subclass asyncio.Transport: no isinstance).
+        self.made_ns = clock()
         self.transport = tr = cast(asyncio.Transport, transport)
         tr.write(self.request)
 
@@ -205,8 +211,9 @@ class WsLightClient(Client):
         super().__init__(conn_id, spec, recorder, stats)
         url = urlsplit(spec.base_url)
         self.host = url.hostname or "127.0.0.1"
-        self.port = url.port or 80
+        self.port = url.port or (443 if url.scheme == "https" else 80)
         self.netloc = url.netloc
+        self.tls = context_for(spec)  # wss:// (a TLS cell), verified against the run's CA
         self._protocol: _WsProtocol | None = None
 
     def target(self) -> str:
@@ -214,15 +221,16 @@ class WsLightClient(Client):
         return self.spec.target("/ws", since=since) if since else self.spec.target("/ws")
 
     async def session(self) -> None:
-        loop = asyncio.get_running_loop()
         request, key = client_request(self.netloc, self.target())
         protocol = _WsProtocol(self, request, key)
         t0 = clock()
         try:
             async with asyncio.timeout(self.spec.connect_timeout_s):
-                await loop.create_connection(lambda: protocol, self.host, self.port)
+                phases = await connect(
+                    lambda: protocol, protocol, self.host, self.port, self.tls, t0, clock
+                )
                 opened = await protocol.opened
-            self.stats.established(opened - t0)
+            self.stats.established(opened - t0, phases)
             self._protocol = protocol
             async with self.publishing(self._publish):
                 await protocol.closed

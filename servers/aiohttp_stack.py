@@ -548,8 +548,8 @@ async def run(
 ) -> None:
     """Serve on ``host:port`` until ``stop`` is set, then shut down gracefully.
 
-    ``options`` has nothing for aiohttp: the event loop (asyncio or uvloop) is
-    whatever loop this coroutine runs on.
+    The event loop (asyncio or uvloop) is whatever loop this coroutine runs on;
+    ``options.ssl``, when set, is the site's ``ssl_context`` (https:// and wss://).
     """
     runner = _Runner(
         make_app(service),
@@ -564,7 +564,7 @@ async def run(
     )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, reuse_address=True)
+        site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=options.ssl)
         await site.start()
         on_ready(int(runner.addresses[0][1]))
         await stop.wait()

@@ -9,6 +9,7 @@ A stack module (named by its row in :mod:`pushbench.registry`) exposes
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -24,6 +25,8 @@ class StackOptions:
     loop: str = "asyncio"  # asyncio | uvloop (uvicorn's --loop)
     ws: str = "websockets-sansio"  # uvicorn's --ws implementation
     extra: dict[str, str] = field(default_factory=dict)
+    # issue 12 item 2 (TLS): serve https:// and wss:// with this context (None: plaintext)
+    ssl: ssl.SSLContext | None = None
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,9 @@ a non-loopback ``--host`` is refused (exit 2) unless ``--insecure-bind`` is give
 from __future__ import annotations
 
 import argparse
+import ssl
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pushbench import lograte, registry
@@ -301,6 +303,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="allow WebSocket upgrades only from this Origin; repeat for several "
         "(default: any origin)",
     )
+    # issue 12 item 2 (TLS)
+    tls = parser.add_argument_group("TLS")
+    tls.add_argument(
+        "--tls-cert",
+        type=Path,
+        default=None,
+        metavar="PEM",
+        help="serve https:// and wss:// with this certificate (chain) file; needs --tls-key "
+        "(default: plaintext)",
+    )
+    tls.add_argument(
+        "--tls-key",
+        type=Path,
+        default=None,
+        metavar="PEM",
+        help="the private key of --tls-cert (default: none)",
+    )
     load = parser.add_argument_group("server-originated load")
     load.add_argument(
         "--ticker",
@@ -385,10 +404,15 @@ def run(args: argparse.Namespace) -> int:
     except OptionError as exc:
         print(f"pushbench serve: error: {exc}", file=sys.stderr)
         return 2
+    try:
+        context = _tls_context(args.tls_cert, args.tls_key)
+    except OptionError as exc:
+        print(f"pushbench serve: error: {exc}", file=sys.stderr)
+        return 2
     if args.faults is not None and args.hub != "memory":
         print("pushbench serve: error: argument --faults: needs --hub memory", file=sys.stderr)
         return 2
-    options = StackOptions(loop=args.loop, ws=args.ws_impl or DEFAULT_WS_IMPL)
+    options = StackOptions(loop=args.loop, ws=args.ws_impl or DEFAULT_WS_IMPL, ssl=context)
     stack: Stack = importlib.import_module(stack_module(args.stack)).STACK
     loop_factory = None
     if args.loop == "uvloop":
@@ -427,10 +451,25 @@ def _make_hub(args: argparse.Namespace) -> Hub:
     return Hub(history=args.history, queue_limit=args.queue_limit, faults=args.faults)
 
 
-def _url(host: str, port: int) -> str:
+def _tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """The server's SSL context of --tls-cert/--tls-key (None: neither) → OptionError when
+    only one is given or the files do not load."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise OptionError("--tls-cert" if cert is None else "--tls-key", "needed with the other")
+    from pushbench.tls import server_context
+
+    try:
+        return server_context(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise OptionError("--tls-cert", f"cannot load {cert} / {key}: {exc}") from None
+
+
+def _url(host: str, port: int, tls: bool = False) -> str:
     if ":" in host:  # IPv6 literal: brackets in a URL
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    return f"{'https' if tls else 'http'}://{host}:{port}"
 
 
 async def _serve(
@@ -457,7 +496,9 @@ async def _serve(
         nonlocal ready
         ready = True
         print(
-            f"pushbench serve: stack={stack.name} listening on {_url(args.host, port)}", flush=True
+            f"pushbench serve: stack={stack.name} listening on "
+            f"{_url(args.host, port, options.ssl is not None)}",
+            flush=True,
         )
 
     sweeping = asyncio.create_task(_sweep(limit))

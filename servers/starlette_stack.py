@@ -544,6 +544,7 @@ async def run(
     _check_loop(options.loop)
     cfg = service.config
     app = PushApp(service, send_now=options.ws in SEND_NOW_WS)
+    tls = options.ssl
     config = uvicorn.Config(
         app.asgi,
         host=host,
@@ -563,6 +564,8 @@ async def run(
         log_level="warning",
         proxy_headers=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+        # TLS (options.ssl): uvicorn wraps our bounded httptools and ws protocols itself
+        ssl_context_factory=None if tls is None else (lambda _c, _d: tls),
     )
     sock = _listen(host, port)
     server = _Server(config)

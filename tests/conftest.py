@@ -38,7 +38,7 @@ def pytest_configure(config: pytest.Config) -> None:
     speedups.use_speedups(not os.environ.get("PUSHBENCH_NO_SPEEDUPS"))
 
 
-READY = re.compile(r"^pushbench serve: stack=(\S+) listening on http://(\S+):(\d+)$")
+READY = re.compile(r"^pushbench serve: stack=(\S+) listening on https?://(\S+):(\d+)$")
 TWIN_READY = re.compile(r"^pushbench twin: stack=(\S+) listening on http://(\S+):(\d+)$")
 READY_TIMEOUT = 20.0  # cold imports on a loaded CI machine
 

@@ -19,6 +19,7 @@ from pushbench.scenario import Cell, Scenario, ScenarioError, transport_names
 SHIPPED = {
     "smoke",
     "network",
+    "tls",  # issue 12 item 2
     "browser",
     "locust",
     "quick",

@@ -262,12 +262,14 @@ def test_a_rows_text(tmp_path: Path) -> None:
         "tiny,aiohttp-ws-sub2-rate50-p32,1,aiohttp,ws,light,python,2,0,50.0,32,memory,asyncio,"
         ",,15.0,2.0,0.5,0.0,0.0,0,0.0,0.0,0.0,0,"
         "loopback,"  # net (schema 9)
+        "False,"  # tls (schema 10)
         "250,1234.6,,2000.0,,,,,,,,,,,,,0.999999,,,75.0,0.03,100.0,,,,,,,"
         "136.96,,,,,,0,,,ok,,,0.0615994,False,,,,False,,,,,,,,,,,,,,,12.5,240.96,,"
         ",,,,,"  # connect_failures … recorder_fill_max
         ",,,,,,"  # the memory columns (schema 7)
         ",,,,,,,,,,,,,,"  # the soak columns (schema 8)
         ","  # relay_cpu_us_per_msg (schema 9)
+        ",,"  # tcp_connect_p50_us, tls_handshake_p50_us (schema 10)
     )
 
 

@@ -4,9 +4,10 @@ Order: warnings first (banner), then the answer (one table: per situation the
 recommended transport, the figure that decided it and how sure, linked to its
 evidence in the decision guide), the overview, the thresholds (if the run stored
 any), the summary tables, the framework and harness tax (if the run has twins:
-:mod:`.tax`), the decision guide, the figures, the codec benchmark,
-an optional comparison, the failures and flags, and the environment. Everything
-comes from the stored run (and the stored codec run); nothing is measured here.
+:mod:`.tax`), TLS against plaintext (if the run has TLS pairs: :mod:`.tls_cost`),
+the decision guide, the figures, the codec benchmark, an optional comparison, the
+failures and flags, and the environment. Everything comes from the stored run (and
+the stored codec run); nothing is measured here.
 """
 
 from __future__ import annotations
@@ -18,7 +19,19 @@ from typing import Any
 from pushbench.metrics.flags import rule_text
 from pushbench.results import atomic_write_bytes
 
-from . import answer, doc, guide, netem, paths, robustness, soak, style, tax, thresholds
+from . import (
+    answer,
+    doc,
+    guide,
+    netem,
+    paths,
+    robustness,
+    soak,
+    style,
+    tax,
+    thresholds,
+    tls_cost,
+)
 from .doc import NBSP
 from .figure import Plot
 from .load import METRICS, TAIL_COLUMNS, Run, point_label, variant_label
@@ -436,6 +449,7 @@ def document(
         *tax.section(run),  # pushbench's servers over their hand-written twins, when run
         *soak.section(run),  # issue 17 item 6: churn cells, when run
         *netem.section(run),  # network conditions (issue 12 item 6), when relayed cells ran
+        *tls_cost.section(run),  # issue 12 item 2: TLS cells beside their plaintext twins
         doc.Section("Saturation", "saturation", tuple(_saturation_blocks(run))),
         guide.section(run),
         *filter(None, [robustness.section(run.path)]),  # the [abuse] probes, when run

@@ -92,6 +92,9 @@ METRICS: dict[str, Metric] = {
     "errors": Metric("client errors", "count"),
     "reconnects": Metric("reconnects", "count"),
     "slow_consumers_dropped": Metric("slow consumers dropped", "count"),
+    # issue 12 item 2 (TLS): the connect time split
+    "tcp_connect_p50_us": Metric("TCP connect p50", "µs"),
+    "tls_handshake_p50_us": Metric("TLS handshake p50", "µs"),
 }
 
 #: The figures ``pushbench compare`` judges and the summary table leads with.
@@ -122,6 +125,7 @@ POINT: tuple[str, ...] = (
     "check_client_stall_every_ms",
     "check_drop_receipt_every",
     "net",  # network conditions (issue 12 item 6): the relay's profile; loopback: none
+    "tls",  # issue 12 item 2: a TLS cell is another point than its plaintext twin
 )
 
 _TEXT = (
@@ -140,7 +144,7 @@ _TEXT = (
     "soak_churn",  # issue 17 item 6 (soak)
     "net",
 )
-_BOOL = ("harness_bound", "probe")
+_BOOL = ("harness_bound", "probe", "tls")  # tls absent (older runs): plaintext
 #: Self-check fault columns newer than some runs: absent means the fault was off (0).
 _OFF_WHEN_ABSENT = (
     "check_recv_bias_ms",
@@ -212,6 +216,8 @@ def point_label(point: dict[str, Any]) -> str:
         parts.append(f"client drops 1/{int(point['check_drop_receipt_every'])} receipts")
     if point.get("net") not in (None, "", "loopback"):  # network conditions (issue 12)
         parts.append(f"net {point['net']}")
+    if point.get("tls"):
+        parts.append("TLS")
     return " · ".join(parts)
 
 

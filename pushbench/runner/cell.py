@@ -26,9 +26,11 @@ a ``finally``, whatever happened.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import json
 import math
+import ssl
 import sys
 import time
 import urllib.parse
@@ -49,6 +51,7 @@ from pushbench.schema.worker import (
     PublishSpec,
     WorkerSpec,
 )
+from pushbench.tls import TlsError, TlsFiles, client_context, generate
 
 from . import drain, netem
 from .memory import MemoryProbe, server_port
@@ -88,6 +91,7 @@ CAPACITY_SLACK = 1000
 #: ramp before the window, reading /stats and stopping them after the drain), seconds.
 CHAT_EDGES_S = 3.0
 HTTP_TIMEOUT_S = 5.0
+TLS_DIR = "tls"  # a run's certificates (pushbench.tls), shared by its TLS cells
 #: The worker module each ``client`` runs (same spec, same output contract).
 WORKER_MODULES: dict[str, str] = {
     "python": "pushbench.clients.worker",
@@ -102,6 +106,8 @@ def _unsupported(cell: Cell) -> str:
     by_stack = unsupported_by_stack(cell)
     if by_stack:
         return by_stack
+    if cell.tls and cell.client != "python":  # issue 12 item 2
+        return f"tls = true: the {cell.client} client does not speak TLS here (python only)"
     if cell.client == "browser" and chromium_path() is None:
         return f"client = 'browser' needs Chromium: {MISSING_HINT}"
     module = WORKER_MODULES[cell.client]
@@ -194,10 +200,12 @@ def worker_spec(
     publishes: bool,
     status: Path,
     stage: int = 0,
+    ca_file: Path | None = None,
 ) -> WorkerSpec:
     """The spec of one worker process of ``cell``: its connections, their ids, whether they
     publish, and a run long enough for the window (the runner stops it after the drain);
-    ``stage``: connections to open before pausing for a memory reading (0: none)."""
+    ``stage``: connections to open before pausing for a memory reading (0: none);
+    ``ca_file``: the run's CA, for a TLS cell."""
     capacity = receipt_capacity(cell, connections)
     publish = None
     if publishes:
@@ -225,6 +233,7 @@ def worker_spec(
         faults=cell.checks.client_faults(),
         stage_connections=stage,
         churn=cell.churn,  # issue 17 item 6 (soak)
+        ca_file=None if ca_file is None else str(ca_file),
     )
 
 
@@ -236,15 +245,21 @@ def stage_size(cell: Cell, k: int, connections: int) -> int:
     return connections // 2
 
 
-def _http(method: str, url: str, control_token: str | None = None) -> dict[str, Any]:
+def _http(
+    method: str,
+    url: str,
+    control_token: str | None = None,
+    context: ssl.SSLContext | None = None,
+) -> dict[str, Any]:
     """A JSON request to the cell's server. ``control_token``: the control-scope token
     (:func:`pushbench.auth.make_control_token`) a server started with an auth secret
     requires on ``/control/*``, sent as ``Authorization: Bearer``; the runner's cells run
-    without auth today, so it sends none."""
+    without auth today, so it sends none. ``context``: a TLS cell's client context (the
+    run's CA)."""
     headers = {"Authorization": f"Bearer {control_token}"} if control_token else {}
     data = b"" if method == "POST" else None
     req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT_S) as resp:
+    with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT_S, context=context) as resp:
         body: dict[str, Any] = json.loads(resp.read())
     return body
 
@@ -291,6 +306,17 @@ def _wait(
         time.sleep(min(0.1, until - now))
 
 
+def _tls_files(cell: Cell, run_dir: Path) -> TlsFiles | None:
+    """A TLS cell's certificate: the run's, made once into ``run_dir/tls`` (issue 12 item
+    2); None for a plaintext cell."""
+    if not cell.tls:
+        return None
+    try:
+        return generate(run_dir / TLS_DIR)
+    except TlsError as exc:
+        raise CellFailed(str(exc)) from None
+
+
 def _measure(
     cell: Cell,
     repeat: int,
@@ -304,7 +330,10 @@ def _measure(
 ) -> dict[str, Any]:
     work = run_dir / "work" / name
     work.mkdir(parents=True, exist_ok=True)
-    handle = start_server(group, cell, pinning)
+    tls_files = _tls_files(cell, run_dir)
+    context = None if tls_files is None else client_context(tls_files.ca)
+    http = functools.partial(_http, context=context)
+    handle = start_server(group, cell, pinning, tls_files)
     server, base_url = handle.started, handle.base_url
     if options.on_server_started is not None:
         options.on_server_started(server)
@@ -327,7 +356,8 @@ def _measure(
         spec_path = work / f"worker{k}.spec.json"
         status = work / f"worker{k}.status.json"
         stage = stage_size(cell, k, conns)
-        spec = worker_spec(cell, client_url, conns, firsts[k], publishes, status, stage)
+        ca = None if tls_files is None else tls_files.ca
+        spec = worker_spec(cell, client_url, conns, firsts[k], publishes, status, stage, ca)
         atomic_write_json(spec_path, spec.to_dict())
         out = work / f"worker{k}"
         cpu = pinning.clients[k % len(pinning.clients)]
@@ -364,7 +394,7 @@ def _measure(
             }
         )
         posted = time.monotonic()
-        _http("POST", f"{base_url}/control/ticker?{query}")
+        http("POST", f"{base_url}/control/ticker?{query}")
         window_start = posted + TICKER_DELAY_S + cell.warmup_s
     broker = handle.broker  # the cell's Redis server (hub = "redis"): CPU like the server's
     _wait(group, window_start, progress)
@@ -384,7 +414,7 @@ def _measure(
     window_end_ns = int((window_start + cell.duration_s) * 1e9)
     ticker_cell = bool(cell.rate) and not cell.publishers  # the ticker's schedule: /stats
     drain_plan = drain.plan(
-        cell, window_end_ns, _http("GET", f"{base_url}/stats") if ticker_cell else {}
+        cell, window_end_ns, http("GET", f"{base_url}/stats") if ticker_cell else {}
     )
     drained = drain.drain(
         drain_plan,
@@ -392,7 +422,7 @@ def _measure(
         lambda until: _wait(group, until, progress),
     )
     _check_alive(group)
-    stats = _http("GET", f"{base_url}/stats")
+    stats = http("GET", f"{base_url}/stats")
     if isinstance(stats.get("server"), dict):
         servers.setdefault(cell.stack, stats["server"])
     for w in workers:

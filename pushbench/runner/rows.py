@@ -258,12 +258,26 @@ def compute(
     if soak is not None:
         soak_columns = soak.columns(results, all_r, ticker, cell.subscribers)
     row.update(soak_columns)
+    row.update(tls_phase_columns(results))  # issue 12 item 2
     row.update(round=None, run_index=None)  # the run's order: set by .orchestrate
     if cell.publishers:
         row["publish_lag_max_us"] = total_max("publish_lag_max_ns") / 1e3
     row = with_ticker_cpu(with_broker_cpu(row, *broker_cpu), ticker, last_seq - first_seq + 1)
     row = with_relay_cpu(row, *relay_cpu)  # network conditions (issue 12 item 6)
     return in_schema_order(with_wire_bytes(row, load))
+
+
+def tls_phase_columns(results: Sequence[WorkerResult]) -> dict[str, float | None]:
+    """``tcp_connect_p50_us`` and ``tls_handshake_p50_us``: the medians over connections of
+    the connect phases the clients timed (None where none did; issue 12 item 2)."""
+    out: dict[str, float | None] = {}
+    for column, key in (
+        ("tcp_connect_p50_us", "tcp_connect_ns"),
+        ("tls_handshake_p50_us", "tls_handshake_ns"),
+    ):
+        times = [ns for r in results for ns in r.phase_times_ns(key)]
+        out[column] = float(np.median(times)) / 1e3 if times else None
+    return out
 
 
 def in_schema_order(row: dict[str, Any]) -> dict[str, Any]:

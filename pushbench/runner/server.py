@@ -49,6 +49,7 @@ from pushbench import registry
 from pushbench.procs import Pinning, ProcessGroup, Started
 from pushbench.scenario import Cell
 from pushbench.service import ServerConfig
+from pushbench.tls import OPENSSL_MISSING, TlsFiles, openssl
 
 from .options import READY_TIMEOUT_S, TICKER_DELAY_S, CellFailed
 
@@ -84,7 +85,7 @@ LONG_POLL_GAP_S = 1.0
 #: its Item, the deque slot), rounded up; with the cap, what makes a sizing absurd.
 HISTORY_ITEM_BYTES = 512
 HISTORY_CAP_BYTES = 1 << 30
-_SERVE_READY = re.compile(r"listening on (http://\S+)")
+_SERVE_READY = re.compile(r"listening on (https?://\S+)")
 #: The Redis server a ``hub = "redis"`` cell starts: Debian's, installed by make system-deps.
 REDIS_SERVER = "redis-server"
 REDIS_MISSING = "hub = 'redis' needs redis-server, which is not installed: run `make system-deps`"
@@ -141,9 +142,13 @@ def unsupported_by_stack(cell: Cell) -> str:
     if too_big:
         return too_big
     stack = registry.stack(cell.stack)
+    if cell.tls and openssl() is None:  # issue 12 item 2
+        return OPENSSL_MISSING
     if not stack.external:
         return REDIS_MISSING if cell.hub == "redis" and redis_server() is None else ""
     needs = []
+    if cell.tls:  # issue 12 item 2: an external stack is told no certificate
+        needs.append("tls = true")
     if history_size(cell) != DEFAULT_HISTORY and not stack.takes("history"):
         needs.append(f"a history of {history_size(cell):,} messages (not {DEFAULT_HISTORY:,})")
     if cell.loop != "asyncio" and not stack.takes("loop"):
@@ -178,10 +183,14 @@ def redis_prefix(cell: Cell) -> str:
 
 
 def serve_argv(
-    cell: Cell, redis_url: str | None = None, redis_key_prefix: str | None = None
+    cell: Cell,
+    redis_url: str | None = None,
+    redis_key_prefix: str | None = None,
+    tls: TlsFiles | None = None,
 ) -> list[str]:
     """``pushbench serve`` for a module stack, with the cell's server options (and, for
-    the Redis hub, the Redis server's URL and the cell's key prefix)."""
+    the Redis hub, the Redis server's URL and the cell's key prefix; for a TLS cell, the
+    run's certificate and key)."""
     argv = [sys.executable, "-m", "pushbench.cli", "serve", "--stack", cell.stack]
     argv += ["--host", HOST, "--port", "0", "--hub", cell.hub, "--loop", cell.loop]
     if redis_url is not None:
@@ -195,6 +204,8 @@ def serve_argv(
     if cell.heartbeat_s is not None:
         hb = str(cell.heartbeat_s)
         argv += ["--heartbeat-interval", hb, "--ping-interval", hb]
+    if tls is not None:  # issue 12 item 2
+        argv += ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
     checks = cell.checks
     if checks.server_active:
         # The server counts the pause from ticker start; the scenario from the
@@ -242,6 +253,7 @@ def start_server(
     group: ProcessGroup,
     cell: Cell,
     pinning: Pinning,
+    tls: TlsFiles | None = None,
     *,
     # issue 17 item 5 (abuse probes): more server options, and a prefix such as
     # ``env NAME=VALUE`` (a variable for the server alone: the auth secret), module stacks only
@@ -249,7 +261,8 @@ def start_server(
     argv_prefix: Sequence[str] = (),
 ) -> Server:
     """Start the cell's stack in ``group`` and wait for its ready line; first its Redis
-    server when the cell's hub is Redis (:func:`start_broker`)."""
+    server when the cell's hub is Redis (:func:`start_broker`). ``tls``: the run's
+    certificate, for a TLS cell (its base URL is then https://)."""
     stack = registry.stack(cell.stack)
     if stack.external:
         port = free_port()
@@ -267,7 +280,7 @@ def start_server(
         prefix = redis_prefix(cell)
     started = group.start(
         "server",
-        [*argv_prefix, *serve_argv(cell, redis_url, prefix), *extra_args],
+        [*argv_prefix, *serve_argv(cell, redis_url, prefix, tls), *extra_args],
         cpus=pinning.server,
         ready_prefix=stack.ready_line,
         timeout_s=READY_TIMEOUT_S,

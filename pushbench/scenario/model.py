@@ -129,7 +129,10 @@ class Cell:
 
     Parameters that do not apply are ``None``: ``ws_client`` outside
     WebSocket cells, ``poll_interval_s`` outside short polling,
-    ``poll_timeout_s`` outside long polling, ``heartbeat_s`` for polling.
+    ``poll_timeout_s`` outside long polling, ``heartbeat_s`` for polling. ``tls``:
+    the server serves https:// and wss:// and every client verifies it against the
+    run's throwaway CA (:mod:`pushbench.tls`); the same cell without it is its
+    plaintext twin (:attr:`plaintext_id`).
     ``rate`` is the total messages per second published into the topic (by
     the server's ticker when ``publishers`` is 0, else shared by the
     publishers); ``client_processes`` ``None`` means "auto".
@@ -149,6 +152,7 @@ class Cell:
     poll_interval_s: float | None
     poll_timeout_s: float | None
     heartbeat_s: float | None
+    tls: bool  # issue 12 item 2: https:// and wss:// (a certificate made for the run)
     duration_s: float
     warmup_s: float
     repeats: int
@@ -194,6 +198,8 @@ class Cell:
             value = getattr(self, name)
             if value is not None and value != default(name):
                 parts.append(shown)
+        if self.tls:  # issue 12 item 2; plaintext (the default) leaves the id as it was
+            parts.append("tls")
         if self.client == "locust" and self.client_processes:
             parts.append(f"lw{self.client_processes}")  # Locust master + N workers
         if self.churn is not None:  # issue 17 item 6 (soak)
@@ -231,6 +237,7 @@ class Cell:
             "check_client_stall_every_ms": c.client_stall_every_ms,
             "check_drop_receipt_every": c.drop_receipt_every,
             "net": self.net,  # network conditions (issue 12 item 6)
+            "tls": self.tls,  # issue 12 item 2
         }
 
     @property
@@ -238,6 +245,11 @@ class Cell:
         """The id of this cell without its self-check faults: what a ``- baseline``
         threshold compares it with (``""`` for a cell without faults)."""
         return replace(self, checks=Checks()).cell_id if self.checks.active else ""
+
+    @property
+    def plaintext_id(self) -> str:
+        """The id of this cell without TLS: its plaintext twin (``""`` when it is plaintext)."""
+        return replace(self, tls=False).cell_id if self.tls else ""
 
     @property
     def protocol(self) -> str:

@@ -187,6 +187,17 @@ def _parse_churn(v: Any) -> Churn | None:
         raise Invalid from None
 
 
+def boolean() -> Kind:
+    """true or false (a TOML boolean, not a string)."""
+
+    def parse(v: Any) -> bool:
+        if not isinstance(v, bool):
+            raise Invalid
+        return v
+
+    return Kind("true or false", parse)
+
+
 def _parse_processes(v: Any) -> int | None:
     if v == "auto":
         return None
@@ -236,6 +247,8 @@ PARAMS: tuple[Param, ...] = (
     # -- network conditions (issue 12 item 6): pushbench.netem's profiles; loopback: no relay
     _p("net", choice(net_names), DEFAULT_NET),
     # -- end network conditions --
+    # issue 12 item 2 (TLS): https:// and wss:// with a certificate made for the run
+    _p("tls", boolean(), False),
     _p("duration_s", number(0, MAX_DURATION_S, " (s)", lo_open=True), 10.0, listable=False),
     _p("warmup_s", number(0, 600, " (s)"), 2.0, listable=False),
     _p("repeats", integer(1, 100), 3, listable=False),

@@ -65,7 +65,9 @@ __all__ = [
 #:    divide by the connections open (mem_conns_open), not the configured subscribers.
 #: 8: the soak (churn cells, issue 17 item 6): soak_churn … log_errors.
 #: 9: net (the network profile) and relay_cpu_us_per_msg (network conditions, issue 12).
-CELLS_SCHEMA_VERSION = 9
+#: 10: tls (issue 12 item 2: https:// and wss://), tcp_connect_p50_us and
+#:    tls_handshake_p50_us (the connect time split: TCP connect, then the TLS handshake).
+CELLS_SCHEMA_VERSION = 10
 
 
 _C = Column
@@ -153,6 +155,14 @@ COLUMNS: dict[str, Column] = columns_of(
         "text",
         "network profile between clients and server (pushbench.netem.PROFILES; loopback: "
         "no relay; others: the userspace relay, calibrated in the run's netem.json)",
+    ),
+    # --- issue 12 item 2 (TLS) ---
+    _C(
+        "tls",
+        "bool",
+        "the connections are TLS (https://, wss://): the server holds a certificate made for "
+        "the run (pushbench.tls: a throwaway CA, ECDSA P-256 leaf) and every client "
+        "verifies it against that CA; false: plaintext",
     ),
     _C(
         "lat_count",
@@ -479,6 +489,22 @@ EXTRA_COLUMNS: dict[str, Column] = columns_of(
         f"CPU (user + system, all threads, {_CPU_NS}) of the cell's network-conditions relay "
         "(pinned to the client CPUs) over the measured window ÷ msgs_delivered; empty when "
         "net = loopback (no relay)",
+    ),
+    # --- issue 12 item 2 (TLS): the connect time split (connect_p50_us is the whole) ---
+    _C(
+        "tcp_connect_p50_us",
+        "µs",
+        "median over connections of the TCP connect (connect() → established), the first "
+        "part of connect_p50_us; our light clients only (ws, sse, longpoll, shortpoll), "
+        "empty for the others",
+    ),
+    _C(
+        "tls_handshake_p50_us",
+        "µs",
+        "median over connections of the TLS handshake (TCP established → handshake done, "
+        "before the first HTTP byte), the second part of connect_p50_us; the rest up to "
+        "ready is the WebSocket upgrade or the first response; empty for plaintext cells "
+        "and for clients that do not split it",
     ),
 )
 

@@ -72,6 +72,8 @@ class WorkerSpec:
     memory in between (memory per connection as a slope, :mod:`pushbench.metrics.memory`).
     ``churn`` (the asyncio worker only; None: off): each connection leaves and resumes
     (:class:`~pushbench.churn.Churn`, the soak).
+    ``ca_file``: with an ``https://`` base URL (a TLS cell), the CA certificate every
+    connection verifies the server against (:func:`pushbench.tls.client_context`).
 
     The runner builds one of these per worker process and writes
     :meth:`to_dict` as the worker's SPEC.json; every worker kind reads it back
@@ -100,13 +102,18 @@ class WorkerSpec:
     stage_connections: int = 0
     # issue 17 item 6 (soak): every connection leaves and resumes (the asyncio worker only)
     churn: Churn | None = None
+    # issue 12 item 2 (TLS): the CA an https:// base_url is verified against
+    ca_file: str | None = None
 
     def __post_init__(self) -> None:
         problems = []
         if self.transport not in registry.transport_names():
             problems.append(f"transport must be one of {', '.join(registry.transport_names())}")
-        if urlsplit(self.base_url).scheme != "http" or not urlsplit(self.base_url).hostname:
-            problems.append("base_url must be http://HOST[:PORT][/prefix]")
+        scheme = urlsplit(self.base_url).scheme
+        if scheme not in ("http", "https") or not urlsplit(self.base_url).hostname:
+            problems.append("base_url must be http(s)://HOST[:PORT][/prefix]")
+        if (scheme == "https") != (self.ca_file is not None):
+            problems.append("an https:// base_url needs ca_file (and only it)")
         if not valid_topic(self.topic):
             problems.append("topic must be 1-64 characters of [A-Za-z0-9_.-]")
         if self.connections < 1 or self.capacity < 0 or self.connect_concurrency < 1:
@@ -451,6 +458,11 @@ class WorkerResult:
     def connect_times_ns(self) -> list[int]:
         """Connect time of every connection that connected (TCP connect → ready)."""
         return [int(c["connect_ns"]) for c in self.per_connection if int(c["connect_ns"]) >= 0]
+
+    def phase_times_ns(self, key: str) -> list[int]:
+        """A connect phase of every connection that timed it (issue 12 item 2:
+        ``tcp_connect_ns``, ``tls_handshake_ns``; absent or -1: not timed)."""
+        return [int(c[key]) for c in self.per_connection if int(c.get(key, -1)) >= 0]
 
     @property
     def run_s(self) -> float:

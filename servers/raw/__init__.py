@@ -64,14 +64,14 @@ async def run(
 ) -> None:
     """Serve on ``host:port`` until ``stop_event`` is set, then shut down gracefully.
 
-    ``options`` has nothing for this stack: the event loop (asyncio or uvloop)
-    is whatever loop this coroutine runs on. OSError (e.g. the port is taken)
-    propagates before ``on_ready``.
+    The event loop (asyncio or uvloop) is whatever loop this coroutine runs on;
+    ``options.ssl``, when set, makes every connection TLS (asyncio's own SSL transport).
+    OSError (e.g. the port is taken) propagates before ``on_ready``.
     """
     for name in _EXTRA_COUNTERS:
         service.stats.extra.setdefault(name, 0)
     listener = Listener(service)
-    bound = await listener.listen(host, port, lambda: HttpConnection(listener))
+    bound = await listener.listen(host, port, lambda: HttpConnection(listener), ssl=options.ssl)
     try:
         on_ready(bound)
         await stop_event.wait()

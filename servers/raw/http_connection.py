@@ -330,6 +330,9 @@ class HttpConnection(asyncio.Protocol):
         if transport.is_closing():
             return
         transport.resume_reading()  # no-op unless an upgrade paused it
+        if not transport.can_write_eof():  # TLS: no half-close; close_notify after the data
+            transport.close()
+            return
         try:
             transport.write_eof()
         except OSError:  # the peer reset the connection first: nothing left to finish

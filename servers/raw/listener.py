@@ -12,6 +12,7 @@ their classes (they import it).
 from __future__ import annotations
 
 import asyncio
+import ssl as ssl_module
 from collections.abc import Callable
 from typing import Protocol
 
@@ -47,10 +48,17 @@ class Listener:
         self._server: asyncio.Server | None = None
 
     async def listen(
-        self, host: str, port: int, protocol_factory: Callable[[], asyncio.Protocol]
+        self,
+        host: str,
+        port: int,
+        protocol_factory: Callable[[], asyncio.Protocol],
+        ssl: ssl_module.SSLContext | None = None,
     ) -> int:
-        """Listen on (host, port) → the port bound (real even when 0 was asked)."""
-        self._server = await self.loop.create_server(protocol_factory, host, port, backlog=2048)
+        """Listen on (host, port) → the port bound (real even when 0 was asked); with
+        ``ssl``, every connection is TLS."""
+        self._server = await self.loop.create_server(
+            protocol_factory, host, port, backlog=2048, ssl=ssl
+        )
         return int(self._server.sockets[0].getsockname()[1])
 
     def track(self, conn: Conn) -> None:

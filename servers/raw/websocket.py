@@ -230,7 +230,7 @@ class WebSocket(asyncio.Protocol):
         transport = self.transport
         if transport.can_write_eof():
             transport.write_eof()
-        else:  # pragma: no cover - TCP transports can
+        else:  # TLS cannot half-close: close() sends close_notify after the queued bytes
             transport.close()
         self._update_reading()  # keep reading, or the peer's EOF is never seen
         self._arm_abort()
