@@ -25,8 +25,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .column import UNITS, Column, Unit, columns_of
+from .column import CPU_NS, UNITS, Column, Unit, columns_of
 from .soak import SOAK_COLUMNS
+from .topology import TOPOLOGY_COLUMNS
 
 __all__ = [
     "ALL_COLUMNS",
@@ -100,10 +101,7 @@ _WIRE = (
     "12, Linux's loopback defaults: IPv6 would add 20 B a segment, and no link-layer "
     "framing is counted); empty when bytes_source is not tcp_info…"
 )
-_CPU_NS = (
-    "to the ns from the process's CPU clock (pushbench.cputime: every thread, exited ones "
-    "too), not /proc's 10 ms ticks"
-)
+_CPU_NS = CPU_NS
 
 #: The columns :func:`pushbench.metrics.cell_row` fills (the cell's parameters, then what was
 #: measured), in order.
@@ -482,30 +480,7 @@ EXTRA_COLUMNS: dict[str, Column] = columns_of(
         "socket of the namespace, both ends of each loopback connection, coarse)",
     ),
     *SOAK_COLUMNS,  # the soak (issue 17 item 6): pushbench.schema.soak
-    # -- network conditions (issue 12 item 6) --
-    _C(
-        "relay_cpu_us_per_msg",
-        "µs/msg",
-        f"CPU (user + system, all threads, {_CPU_NS}) of the cell's network-conditions relay "
-        "(pinned to the client CPUs) over the measured window ÷ msgs_delivered; empty when "
-        "net = loopback (no relay)",
-    ),
-    # --- issue 12 item 2 (TLS): the connect time split (connect_p50_us is the whole) ---
-    _C(
-        "tcp_connect_p50_us",
-        "µs",
-        "median over connections of the TCP connect (connect() → established), the first "
-        "part of connect_p50_us; our light clients only (ws, sse, longpoll, shortpoll), "
-        "empty for the others",
-    ),
-    _C(
-        "tls_handshake_p50_us",
-        "µs",
-        "median over connections of the TLS handshake (TCP established → handshake done, "
-        "before the first HTTP byte), the second part of connect_p50_us; the rest up to "
-        "ready is the WebSocket upgrade or the first response; empty for plaintext cells "
-        "and for clients that do not split it",
-    ),
+    *TOPOLOGY_COLUMNS,  # issue 12 (relay, TLS phases): pushbench.schema.topology
 )
 
 #: Columns of saturation.csv: one row per group of [slo] cells differing only in rate.

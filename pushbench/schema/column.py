@@ -13,7 +13,13 @@ import numbers
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["UNITS", "Column", "Unit", "columns_of"]
+__all__ = ["CPU_NS", "UNITS", "Column", "Unit", "columns_of"]
+
+#: How the CPU columns are read (their descriptions say it).
+CPU_NS = (
+    "to the ns from the process's CPU clock (pushbench.cputime: every thread, exited ones "
+    "too), not /proc's 10 ms ticks"
+)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,42 @@
+"""The production-topology columns of ``cells.csv`` (issue 12): what the relay of a
+``net`` cell costs, and the TLS connect split of a ``tls`` cell; empty elsewhere.
+
+Kept apart from :mod:`pushbench.schema.cells` (which splices them into its
+``EXTRA_COLUMNS``) so that module stays small; filled by :mod:`pushbench.runner.rows`.
+"""
+
+from __future__ import annotations
+
+from .column import CPU_NS, Column
+
+__all__ = ["TOPOLOGY_COLUMNS"]
+
+_C = Column
+
+#: The topology columns, in order.
+TOPOLOGY_COLUMNS: tuple[Column, ...] = (
+    # -- network conditions (issue 12 item 6) --
+    _C(
+        "relay_cpu_us_per_msg",
+        "µs/msg",
+        f"CPU (user + system, all threads, {CPU_NS}) of the cell's network-conditions relay "
+        "(pinned to the client CPUs) over the measured window ÷ msgs_delivered; empty when "
+        "net = loopback (no relay)",
+    ),
+    # --- issue 12 item 2 (TLS): the connect time split (connect_p50_us is the whole) ---
+    _C(
+        "tcp_connect_p50_us",
+        "µs",
+        "median over connections of the TCP connect (connect() → established), the first "
+        "part of connect_p50_us; our light clients only (ws, sse, longpoll, shortpoll), "
+        "empty for the others",
+    ),
+    _C(
+        "tls_handshake_p50_us",
+        "µs",
+        "median over connections of the TLS handshake (TCP established → handshake done, "
+        "before the first HTTP byte), the second part of connect_p50_us; the rest up to "
+        "ready is the WebSocket upgrade or the first response; empty for plaintext cells "
+        "and for clients that do not split it",
+    ),
+)
