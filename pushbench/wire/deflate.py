@@ -78,6 +78,11 @@ class DeflateParams:
     client_window_offered: bool = False
     level: int = 6
 
+    @property
+    def offers_client_window(self) -> bool:
+        """Whether an offer with these parameters names ``client_max_window_bits``."""
+        return self.client_window_offered or self.client_max_window_bits is not None
+
     def header(self, *, is_offer: bool) -> str:
         """The extension with these parameters, as a header element."""
         parts = [EXTENSION]
@@ -89,7 +94,7 @@ class DeflateParams:
             parts.append(f"server_max_window_bits={self.server_max_window_bits}")
         if self.client_max_window_bits is not None:
             parts.append(f"client_max_window_bits={self.client_max_window_bits}")
-        elif is_offer and self.client_window_offered:
+        elif is_offer and self.offers_client_window:
             parts.append("client_max_window_bits")
         return "; ".join(parts)
 
@@ -250,7 +255,7 @@ def accept_response(value: str, offered: DeflateParams) -> PerMessageDeflate:
             raise NegotiationError("server_max_window_bits not granted")
         cmwb = got.client_max_window_bits
         if cmwb is not None:
-            if not offered.client_window_offered:
+            if not offered.offers_client_window:
                 raise NegotiationError("client_max_window_bits not offered")
             if offered.client_max_window_bits is not None and cmwb > offered.client_max_window_bits:
                 raise NegotiationError("client_max_window_bits over our offer")

@@ -32,9 +32,9 @@ from .utf8 import Utf8Validator
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "RSV1",
     "Frame",
     "FrameReader",
-    "RSV1",
     "Opcode",
     "encode_close_payload",
     "encode_frame",
