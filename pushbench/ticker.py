@@ -30,6 +30,7 @@ import numpy as np
 
 from .contract import now_ns
 from .cputime import ThreadCpuMeter
+from .payloads import make_payload
 from .schedule import open_loop
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class Ticker:
         *,
         rate: float,
         payload_size: int = 100,
+        payload_kind: str = "filler",
         count: int | None = None,
         duration_s: float | None = None,
         start_delay_s: float = 0.0,
@@ -57,7 +59,7 @@ class Ticker:
         self.hub = hub
         self.topic = topic
         self.rate = rate
-        self.payload = "x" * payload_size
+        self.payload = make_payload(payload_kind, payload_size)
         if count is None:
             count = int(rate * duration_s) if duration_s is not None else None
         self.count = count

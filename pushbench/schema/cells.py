@@ -62,7 +62,9 @@ __all__ = [
 #:    mem_first_conn_bytes, kernel_sock_bytes_per_conn, kernel_sock_load_bytes_per_conn,
 #:    kernel_sock_source; server_rss_bytes_per_conn and server_rss_growth_bytes_per_conn
 #:    divide by the connections open (mem_conns_open), not the configured subscribers.
-CELLS_SCHEMA_VERSION = 7
+#: 8: compression (permessage-deflate: off, deflate, empty outside WebSocket cells) and
+#:    payload_kind (filler, json), after loop (h25).
+CELLS_SCHEMA_VERSION = 8
 
 
 _C = Column
@@ -124,6 +126,18 @@ COLUMNS: dict[str, Column] = columns_of(
     _C("payload_bytes", "B", "payload size, without pushbench's JSON envelope and framing"),
     _C("hub", "text", "hub backend (memory: inside the server process; redis)"),
     _C("loop", "text", "event loop"),
+    # h25 (compression)
+    _C(
+        "compression",
+        "text",
+        "permessage-deflate (RFC 7692) on WebSocket cells: off, or deflate (offered by the "
+        "client, accepted by the stack); empty outside WebSocket cells",
+    ),
+    _C(
+        "payload_kind",
+        "text",
+        "what the payload holds: filler ('x' repeated) or json (realistic price-tick JSON text)",
+    ),
     _C("poll_interval_s", "s", "short-poll interval (empty: not a short-poll cell)"),
     _C("poll_timeout_s", "s", "long-poll timeout (empty: not a long-poll cell)"),
     _C("heartbeat_s", "s", "WebSocket ping / SSE comment interval (empty: none)"),
