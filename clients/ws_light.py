@@ -26,6 +26,11 @@ sampling under heavy load.
 No streams, no futures per message, no ``await`` in the receive path: this is
 the client meant to receive ≥ 250,000 messages/s on one core.
 
+With ``compression = "deflate"`` (``spec.compression``) the upgrade offers
+permessage-deflate (:data:`CLIENT_OFFER`); when the server accepts, the codec inflates
+what arrives (compressed frames leave the C payloads-only path for the reader's
+frame path) and compresses what the client publishes.
+
 Reconnects resume with ``since=<last seq received>`` so a dropped connection
 loses nothing the server still holds in its history.
 
@@ -45,6 +50,7 @@ from urllib.parse import urlsplit
 
 from pushbench.schema.worker import WorkerSpec
 from pushbench.wire import Connection, ProtocolError, Role, State
+from pushbench.wire.deflate import DeflateParams, accept_response, offer
 from pushbench.wire.handshake import check_response, client_request, find_head_end, parse_response
 
 from .common import Client, ConnStats, SessionEnded, clock
@@ -54,6 +60,9 @@ from .tcpinfo import TcpMeter
 
 __all__ = ["WsLightClient", "run"]
 
+#: h25 (compression): what the client offers with ``compression = "deflate"``: the
+#: plain offer, letting the server limit our window (client_max_window_bits).
+CLIENT_OFFER = DeflateParams(client_window_offered=True)
 CLOSE_WAIT_S = 2.0  # after the close handshake, how long the server may take to close TCP
 _NORMAL_CLOSES = frozenset({1000, 1001})
 
@@ -61,11 +70,18 @@ _NORMAL_CLOSES = frozenset({1000, 1001})
 class _WsProtocol(asyncio.BufferedProtocol):
     """One connection: the upgrade, then frames into the recorder."""
 
-    def __init__(self, client: WsLightClient, request: bytes, key: str) -> None:
+    def __init__(
+        self,
+        client: WsLightClient,
+        request: bytes,
+        key: str,
+        offered: DeflateParams | None = None,
+    ) -> None:
         loop = asyncio.get_running_loop()
         self.client = client
         self.request = request
         self.key = key
+        self.offered = offered  # the permessage-deflate offer sent, if any (h25)
         self.opened: asyncio.Future[int] = loop.create_future()  # → time of the 101
         self.closed: asyncio.Future[None] = loop.create_future()
         self.transport: asyncio.Transport | None = None
@@ -124,12 +140,16 @@ class _WsProtocol(asyncio.BufferedProtocol):
             if end < 0:
                 self._head = buf
                 return
-            check_response(parse_response(buf[:end]), self.key)
+            response = parse_response(buf[:end])
+            offered = self.offered
+            check_response(response, self.key, extensions_offered=offered is not None)
+            agreed = response.get("Sec-WebSocket-Extensions")
+            deflate = accept_response(agreed, offered) if agreed and offered else None
         except Exception as exc:
             self._fail(exc)
             return
         self._head = b""
-        self.ws = ws = Connection(Role.CLIENT)
+        self.ws = ws = Connection(Role.CLIENT, deflate=deflate)
         transport = self.transport
         assert transport is not None
         self._stats.start_meter(self.meter, transport.get_extra_info("socket"))
@@ -215,8 +235,10 @@ class WsLightClient(Client):
 
     async def session(self) -> None:
         loop = asyncio.get_running_loop()
-        request, key = client_request(self.netloc, self.target())
-        protocol = _WsProtocol(self, request, key)
+        offered = CLIENT_OFFER if self.spec.compression == "deflate" else None
+        extra = (("Sec-WebSocket-Extensions", offer(offered)),) if offered else ()
+        request, key = client_request(self.netloc, self.target(), extra_headers=extra)
+        protocol = _WsProtocol(self, request, key, offered)
         t0 = clock()
         try:
             async with asyncio.timeout(self.spec.connect_timeout_s):

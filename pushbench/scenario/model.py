@@ -179,8 +179,8 @@ class Cell:
             ("client", self.client),
             ("hub", self.hub),
             ("loop", self.loop),
-            ("compression", self.compression),  # h25 (compression)
-            ("payload_kind", self.payload_kind),
+            ("compression", f"{self.compression}"),  # h25 (compression): "deflate"
+            ("payload_kind", f"pl{self.payload_kind}"),  # "pljson"
             ("poll_interval_s", f"pi{num_id((self.poll_interval_s or 0) * 1000)}ms"),
             ("poll_timeout_s", f"pt{num_id(self.poll_timeout_s or 0)}s"),
             ("heartbeat_s", f"hb{num_id(self.heartbeat_s or 0)}s"),
