@@ -18,6 +18,7 @@ from pushbench.scenario import Cell, Scenario, ScenarioError, transport_names
 
 SHIPPED = {
     "smoke",
+    "deflate",
     "browser",
     "locust",
     "quick",
