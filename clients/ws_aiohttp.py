@@ -37,7 +37,8 @@ class WsAiohttpClient(Client):
         async with asyncio.timeout(self.spec.connect_timeout_s):
             ws = await self.http().ws_connect(
                 url,
-                compress=0,
+                # h25 (compression): offer permessage-deflate (15 window bits) on deflate cells
+                compress=15 if self.spec.compression == "deflate" else 0,
                 autoping=True,
                 autoclose=True,
                 decode_text=False,

@@ -28,6 +28,10 @@ the client meant to receive ≥ 250,000 messages/s on one core.
 
 With an ``https://`` base URL (a TLS cell) the connection is wss://, verified against
 the run's CA, and its TCP and TLS phases are timed (:mod:`.tlsconn`).
+With ``compression = "deflate"`` (``spec.compression``) the upgrade offers
+permessage-deflate (:data:`CLIENT_OFFER`); when the server accepts, the codec inflates
+what arrives (compressed frames leave the C payloads-only path for the reader's
+frame path) and compresses what the client publishes.
 
 Reconnects resume with ``since=<last seq received>`` so a dropped connection
 loses nothing the server still holds in its history.
@@ -48,6 +52,7 @@ from urllib.parse import urlsplit
 
 from pushbench.schema.worker import WorkerSpec
 from pushbench.wire import Connection, ProtocolError, Role, State
+from pushbench.wire.deflate import DeflateParams, accept_response, offer
 from pushbench.wire.handshake import check_response, client_request, find_head_end, parse_response
 
 from .common import Client, ConnStats, SessionEnded, clock
@@ -58,6 +63,9 @@ from .tlsconn import connect, context_for
 
 __all__ = ["WsLightClient", "run"]
 
+#: h25 (compression): what the client offers with ``compression = "deflate"``: the
+#: plain offer, letting the server limit our window (client_max_window_bits).
+CLIENT_OFFER = DeflateParams(client_window_offered=True)
 CLOSE_WAIT_S = 2.0  # after the close handshake, how long the server may take to close TCP
 _NORMAL_CLOSES = frozenset({1000, 1001})
 
@@ -65,11 +73,18 @@ _NORMAL_CLOSES = frozenset({1000, 1001})
 class _WsProtocol(asyncio.BufferedProtocol):
     """One connection: the upgrade, then frames into the recorder."""
 
-    def __init__(self, client: WsLightClient, request: bytes, key: str) -> None:
+    def __init__(
+        self,
+        client: WsLightClient,
+        request: bytes,
+        key: str,
+        offered: DeflateParams | None = None,
+    ) -> None:
         loop = asyncio.get_running_loop()
         self.client = client
         self.request = request
         self.key = key
+        self.offered = offered  # the permessage-deflate offer sent, if any (h25)
         self.opened: asyncio.Future[int] = loop.create_future()  # → time of the 101
         self.closed: asyncio.Future[None] = loop.create_future()
         self.transport: asyncio.Transport | None = None
@@ -130,12 +145,16 @@ class _WsProtocol(asyncio.BufferedProtocol):
             if end < 0:
                 self._head = buf
                 return
-            check_response(parse_response(buf[:end]), self.key)
+            response = parse_response(buf[:end])
+            offered = self.offered
+            check_response(response, self.key, extensions_offered=offered is not None)
+            agreed = response.get("Sec-WebSocket-Extensions")
+            deflate = accept_response(agreed, offered) if agreed and offered else None
         except Exception as exc:
             self._fail(exc)
             return
         self._head = b""
-        self.ws = ws = Connection(Role.CLIENT)
+        self.ws = ws = Connection(Role.CLIENT, deflate=deflate)
         transport = self.transport
         assert transport is not None
         self._stats.start_meter(self.meter, transport.get_extra_info("socket"))
@@ -221,8 +240,10 @@ class WsLightClient(Client):
         return self.spec.target("/ws", since=since) if since else self.spec.target("/ws")
 
     async def session(self) -> None:
-        request, key = client_request(self.netloc, self.target())
-        protocol = _WsProtocol(self, request, key)
+        offered = CLIENT_OFFER if self.spec.compression == "deflate" else None
+        extra = (("Sec-WebSocket-Extensions", offer(offered)),) if offered else ()
+        request, key = client_request(self.netloc, self.target(), extra_headers=extra)
+        protocol = _WsProtocol(self, request, key, offered)
         t0 = clock()
         try:
             async with asyncio.timeout(self.spec.connect_timeout_s):

@@ -59,7 +59,12 @@ Engine = Literal["asyncio", "gevent", "browser"]
 #: Locust (pushbench.clients.locust_worker), and the browser page driven by Chromium.
 ENGINES: tuple[Engine, ...] = ("asyncio", "gevent", "browser")
 #: Cell parameters that only some transports use (blanked to None elsewhere).
-OPTIONAL_PARAMS: tuple[str, ...] = ("poll_interval_s", "poll_timeout_s", "heartbeat_s")
+OPTIONAL_PARAMS: tuple[str, ...] = (
+    "poll_interval_s",
+    "poll_timeout_s",
+    "heartbeat_s",
+    "compression",  # h25 (compression): WebSocket rows only
+)
 
 
 class RegistryError(KeyError):
@@ -202,7 +207,7 @@ _TRANSPORTS: dict[str, Transport] = {
                 "gevent": "pushbench.clients.locust_ws:WsSession",
                 "browser": "ws",
             },
-            params=frozenset({"heartbeat_s"}),
+            params=frozenset({"heartbeat_s", "compression"}),  # h25: compression
             ws_client="light",
         ),
         Transport(
@@ -218,7 +223,7 @@ _TRANSPORTS: dict[str, Transport] = {
             simplicity=4,
             simplicity_why=_WS_WHY,
             clients={"asyncio": "pushbench.clients.ws_aiohttp:run"},
-            params=frozenset({"heartbeat_s"}),
+            params=frozenset({"heartbeat_s", "compression"}),  # h25: compression
             ws_client="aiohttp",
             default=False,
         ),

@@ -47,6 +47,7 @@ from . import sse
 from .auth import WRONG_SCOPE, bearer, check_control_token, check_token
 from .contract import ENCODING, check_scheduled, now_ns, parse_publish_frame, valid_topic
 from .hub import Hub, Item
+from .payloads import PAYLOAD_KINDS
 from .ticker import Ticker
 
 __all__ = [
@@ -457,6 +458,7 @@ class PushService:
             options.topic,
             rate=options.rate,
             payload_size=options.size,
+            payload_kind=options.kind,
             count=options.count,
             duration_s=options.duration,
             start_delay_s=options.delay,
@@ -476,9 +478,10 @@ class TickerOptions:
     count: int | None
     duration: float | None
     delay: float
+    kind: str = "filler"  # h25 (compression): what the payload holds (pushbench.payloads)
 
 
-TICKER_KEYS = ("topic", "rate", "size", "count", "duration", "delay")
+TICKER_KEYS = ("topic", "rate", "size", "count", "duration", "delay", "kind")
 
 
 def parse_ticker(query: Mapping[str, str], config: ServerConfig) -> TickerOptions:
@@ -496,6 +499,9 @@ def parse_ticker(query: Mapping[str, str], config: ServerConfig) -> TickerOption
         cap = config.max_control_rate
         raise HttpError(400, f"rate over this server's cap of {cap:g} msg/s (max_control_rate)")
     size = _int(query, "size", 0, config.max_publish_bytes)
+    kind = query.get("kind", "filler")
+    if kind not in PAYLOAD_KINDS:
+        raise HttpError(400, f"kind must be one of {', '.join(PAYLOAD_KINDS)}")
     return TickerOptions(
         topic=topic,
         rate=rate,
@@ -503,6 +509,7 @@ def parse_ticker(query: Mapping[str, str], config: ServerConfig) -> TickerOption
         count=_int(query, "count", 1, 10**9),
         duration=_float(query, "duration", 0.001, 86400.0),
         delay=_float(query, "delay", 0.0, 60.0) or 0.0,
+        kind=kind,
     )
 
 

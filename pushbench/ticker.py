@@ -30,6 +30,7 @@ import numpy as np
 
 from .contract import now_ns
 from .cputime import ThreadCpuMeter
+from .payloads import make_payloads
 from .schedule import open_loop
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class Ticker:
         *,
         rate: float,
         payload_size: int = 100,
+        payload_kind: str = "filler",
         count: int | None = None,
         duration_s: float | None = None,
         start_delay_s: float = 0.0,
@@ -57,7 +59,9 @@ class Ticker:
         self.hub = hub
         self.topic = topic
         self.rate = rate
-        self.payload = "x" * payload_size
+        # h25 (compression): one filler text, or a pool of different JSON texts sent in turn
+        self.payloads = make_payloads(payload_kind, payload_size)
+        self.payload = self.payloads[0]
         if count is None:
             count = int(rate * duration_s) if duration_s is not None else None
         self.count = count
@@ -120,7 +124,8 @@ class Ticker:
             raise asyncio.CancelledError
         self.meter.pause()  # the hub's publish and fan-out: the stack's cost
         try:
-            seq = await self.hub.publish(self.topic, self.payload, due_ns)
+            payloads = self.payloads
+            seq = await self.hub.publish(self.topic, payloads[self.sent % len(payloads)], due_ns)
         finally:
             self.meter.resume()
         if not self.sent:
@@ -135,7 +140,8 @@ class Ticker:
             raise asyncio.CancelledError
         self.meter.pause()  # the hub's publish and fan-out: the stack's cost
         try:
-            seqs = await self.hub.publish_many(self.topic, self.payload, dues)
+            payload = self.payloads[self.sent % len(self.payloads)]
+            seqs = await self.hub.publish_many(self.topic, payload, dues)
         finally:
             self.meter.resume()
         if seqs:

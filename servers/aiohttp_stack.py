@@ -10,7 +10,10 @@ aiohttp's I/O, not a different implementation of the same rules.
 What is aiohttp-specific, and why:
 
 - permessage-deflate is off (``compress=False``): every stack must send the
-  same bytes, and compression would make the comparison about zlib;
+  same bytes, and compression would make the comparison about zlib — except on
+  ``compression = "deflate"`` cells (``StackOptions.compression``), where aiohttp's own
+  ``compress=True`` negotiates it (with context takeover, aiohttp's default) and every
+  frame goes through aiohttp's writer (no shared pre-encoded frames);
 - keepalive is aiohttp's own ``heartbeat`` (Ping every ``ping_interval``,
   connection closed when no Pong arrives within half of it);
 - a client's text message on ``/ws`` is a publish to the socket's topic;
@@ -150,8 +153,9 @@ async def _errors(
 class _Server:
     """The handlers, plus what shutdown needs: open sockets and held requests."""
 
-    def __init__(self, service: PushService) -> None:
+    def __init__(self, service: PushService, compress: bool = False) -> None:
         self.service = service
+        self.compress = compress  # h25 (compression): aiohttp's own permessage-deflate
         # open WebSockets → their transports (aborted if a Close cannot be delivered)
         self.sockets: dict[web.WebSocketResponse, asyncio.Transport | None] = {}
         self.held: set[asyncio.Task[object]] = set()  # SSE streams and long polls
@@ -161,7 +165,7 @@ class _Server:
 
     def _websocket(self, max_msg_size: int) -> web.WebSocketResponse:
         return web.WebSocketResponse(
-            compress=False,
+            compress=self.compress,
             heartbeat=self.service.config.ping_interval or None,
             max_msg_size=max_msg_size,
             timeout=CLOSE_TIMEOUT,
@@ -223,7 +227,8 @@ class _Server:
                 sub,
                 send_batch,
                 abort=lambda: close_slow_consumer(transport, CLOSE_TIMEOUT),
-                try_send=_direct(request, _ws_frame, "ws", ws),
+                # compressed (negotiated): every frame through aiohttp's writer
+                try_send=None if ws.compress else _direct(request, _ws_frame, "ws", ws),
             )
             pushing = False
             if reason == "slow-consumer":
@@ -518,9 +523,10 @@ class _Runner(web.AppRunner):
         )
 
 
-def make_app(service: PushService) -> web.Application:
-    """The aiohttp application serving the URL scheme of :mod:`pushbench.service`."""
-    server = _Server(service)
+def make_app(service: PushService, compress: bool = False) -> web.Application:
+    """The aiohttp application serving the URL scheme of :mod:`pushbench.service`
+    (``compress``: accept permessage-deflate when a client offers it)."""
+    server = _Server(service, compress)
     app = web.Application(middlewares=[_errors])
     app.router.add_get("/ws", server.ws, allow_head=False)
     app.router.add_get("/echo", server.echo, allow_head=False)
@@ -549,10 +555,11 @@ async def run(
     """Serve on ``host:port`` until ``stop`` is set, then shut down gracefully.
 
     The event loop (asyncio or uvloop) is whatever loop this coroutine runs on;
-    ``options.ssl``, when set, is the site's ``ssl_context`` (https:// and wss://).
+    ``options.ssl``, when set, is the site's ``ssl_context`` (https:// and wss://);
+    ``compression = "deflate"`` turns on aiohttp's own permessage-deflate.
     """
     runner = _Runner(
-        make_app(service),
+        make_app(service, options.compression == "deflate"),
         access_log=None,  # tokens are in query strings; and logging is not free
         handler_cancellation=True,
         shutdown_timeout=SHUTDOWN_TIMEOUT,

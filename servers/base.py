@@ -24,6 +24,10 @@ class StackOptions:
 
     loop: str = "asyncio"  # asyncio | uvloop (uvicorn's --loop)
     ws: str = "websockets-sansio"  # uvicorn's --ws implementation
+    # h25 (compression): "deflate" lets the stack accept permessage-deflate (RFC 7692)
+    # when a client offers it: the raw stack's own codec, aiohttp's compress=True,
+    # uvicorn's ws_per_message_deflate; "off" (the default) never negotiates it.
+    compression: str = "off"
     extra: dict[str, str] = field(default_factory=dict)
     # issue 12 item 2 (TLS): serve https:// and wss:// with this context (None: plaintext)
     ssl: ssl.SSLContext | None = None

@@ -132,6 +132,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="asyncio",
         help="event loop the stack runs on (default %(default)s)",
     )
+    add(  # h25 (compression)
+        "--compression",
+        choices=("off", "deflate"),
+        default="off",
+        help="permessage-deflate on WebSockets: off (never negotiated) or deflate "
+        "(accepted when the client offers it) (default %(default)s)",
+    )
     add(
         "--ws-impl",
         choices=WS_IMPLS,
@@ -412,7 +419,12 @@ def run(args: argparse.Namespace) -> int:
     if args.faults is not None and args.hub != "memory":
         print("pushbench serve: error: argument --faults: needs --hub memory", file=sys.stderr)
         return 2
-    options = StackOptions(loop=args.loop, ws=args.ws_impl or DEFAULT_WS_IMPL, ssl=context)
+    options = StackOptions(
+        loop=args.loop,
+        ws=args.ws_impl or DEFAULT_WS_IMPL,
+        ssl=context,
+        compression=args.compression,
+    )
     stack: Stack = importlib.import_module(stack_module(args.stack)).STACK
     loop_factory = None
     if args.loop == "uvloop":
@@ -515,7 +527,7 @@ async def _serve(
             loop=args.loop,
             # a stack that takes --ws-impl records it; for the others it is the stack's own
             ws_impl=options.ws if "ws_impl" in registry.stack(stack.name).options else stack.name,
-            compression="off",
+            compression=options.compression,
             faults=str(args.faults) if args.faults is not None else "none",
         )
         try:

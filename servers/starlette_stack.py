@@ -557,7 +557,9 @@ async def run(
         ws_max_size=int(options.extra.get("ws_max_size", cfg.max_message_size)),
         ws_ping_interval=cfg.ping_interval or None,
         ws_ping_timeout=cfg.ping_timeout,
-        ws_per_message_deflate=False,  # compression off, as on every stack
+        # h25 (compression): off as on every stack, unless the cell asks for deflate
+        # (then uvicorn's websockets implementation negotiates it when offered)
+        ws_per_message_deflate=options.compression == "deflate",
         lifespan="off",
         access_log=False,  # tokens are in URLs
         log_config=None,  # leave the process's logging setup alone

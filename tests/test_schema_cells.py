@@ -260,6 +260,7 @@ def test_a_rows_text(tmp_path: Path) -> None:
     line = (tmp_path / "cells.csv").read_text().splitlines()[1]
     assert line == (
         "tiny,aiohttp-ws-sub2-rate50-p32,1,aiohttp,ws,light,python,2,0,50.0,32,memory,asyncio,"
+        "off,filler,"  # compression, payload_kind (schema 11)
         ",,15.0,2.0,0.5,0.0,0.0,0,0.0,0.0,0.0,0,"
         "loopback,"  # net (schema 9)
         "False,"  # tls (schema 10)

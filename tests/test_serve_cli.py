@@ -55,7 +55,7 @@ def test_help_gives_every_option_with_its_default() -> None:
     serve = subparsers.choices["serve"]
     text = serve.format_help()
     options = [a for a in serve._actions if a.option_strings and a.dest != "help"]
-    assert len(options) == 30  # 28 + --tls-cert, --tls-key (issue 12 item 2)
+    assert len(options) == 31  # 28 + --tls-cert, --tls-key (issue 12 item 2), --compression
     for action in options:
         assert action.option_strings[0] in text
         assert action.help is not None and "default" in action.help, action.dest

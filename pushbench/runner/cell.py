@@ -227,6 +227,7 @@ def worker_spec(
         publish=publish,
         token=None,
         loop=cell.loop,
+        compression=cell.compression or "off",  # h25 (compression)
         first_conn=first_conn,
         status_path=str(status),
         locust_workers=locust_workers,
@@ -389,6 +390,7 @@ def _measure(
                 "topic": TOPIC,
                 "rate": repr(cell.rate),
                 "size": cell.payload_size,
+                "kind": cell.payload_kind,  # h25 (compression)
                 "count": count,
                 "delay": TICKER_DELAY_S,
             }

@@ -139,6 +139,8 @@ def unsupported_by_stack(cell: Cell) -> str:
     """Why the cell's stack cannot run it ("" when it can), including a history too big
     to keep (:func:`history_size`) and a Redis hub without redis-server to start."""
     too_big = _history_too_big(cell)
+    if cell.compression == "deflate" and cell.client == "locust":  # h25 (compression)
+        return "compression = 'deflate': the Locust WebSocket user does not offer it"
     if too_big:
         return too_big
     stack = registry.stack(cell.stack)
@@ -159,6 +161,8 @@ def unsupported_by_stack(cell: Cell) -> str:
         needs.append(f"heartbeat_s = {cell.heartbeat_s} (not {EXTERNAL_HEARTBEAT_S})")
     if cell.hub != "memory":
         needs.append(f"hub = {cell.hub!r}")
+    if cell.compression not in (None, "off"):  # h25 (compression)
+        needs.append(f"compression = {cell.compression!r}")
     if needs:
         return f"external stack {stack.name!r} gets only host and port: {', '.join(needs)}"
     return ""
@@ -201,6 +205,8 @@ def serve_argv(
     argv += ["--history", str(history_size(cell))]
     if cell.rate > ServerConfig.max_control_rate:  # the server's default cap on the ticker
         argv += ["--max-control-rate", repr(cell.rate)]
+    if cell.compression not in (None, "off"):  # h25 (compression): default: argv unchanged
+        argv += ["--compression", cell.compression]
     if cell.heartbeat_s is not None:
         hb = str(cell.heartbeat_s)
         argv += ["--heartbeat-interval", hb, "--ping-interval", hb]

@@ -166,6 +166,9 @@ class Cell:
     #: "loopback": no relay, the cell as it always was
     net: str = "loopback"
     # -- end network conditions --
+    # h25 (compression): permessage-deflate on WebSocket cells, the ticker's payload kind
+    compression: str | None = "off"  # None outside WebSocket cells
+    payload_kind: str = "filler"
 
     @property
     def cell_id(self) -> str:
@@ -189,6 +192,8 @@ class Cell:
             ("client", self.client),
             ("hub", self.hub),
             ("loop", self.loop),
+            ("compression", f"{self.compression}"),  # h25 (compression): "deflate"
+            ("payload_kind", f"pl{self.payload_kind}"),  # "pljson"
             ("poll_interval_s", f"pi{num_id((self.poll_interval_s or 0) * 1000)}ms"),
             ("poll_timeout_s", f"pt{num_id(self.poll_timeout_s or 0)}s"),
             ("heartbeat_s", f"hb{num_id(self.heartbeat_s or 0)}s"),
@@ -224,6 +229,8 @@ class Cell:
             "payload_bytes": self.payload_size,
             "hub": self.hub,
             "loop": self.loop,
+            "compression": self.compression,  # h25 (compression)
+            "payload_kind": self.payload_kind,
             "poll_interval_s": self.poll_interval_s,
             "poll_timeout_s": self.poll_timeout_s,
             "heartbeat_s": self.heartbeat_s,

@@ -18,6 +18,7 @@ from typing import Any
 from pushbench import registry
 from pushbench.churn import TABLE_FORM, Churn
 from pushbench.netem.profiles import DEFAULT_NET, net_names
+from pushbench.payloads import PAYLOAD_KINDS
 from pushbench.registry import Engine, stack_names, transport_names
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
 
 HUBS: tuple[str, ...] = ("memory", "redis")
 LOOPS: tuple[str, ...] = ("asyncio", "uvloop")
+COMPRESSIONS: tuple[str, ...] = ("off", "deflate")  # h25 (compression)
 #: Who receives → the client engine of the registry rows that drives it: our Python
 #: clients (pushbench.clients.worker), headless Chromium's own WebSocket/EventSource/fetch
 #: (pushbench.clients.browser_worker), or Locust users on gevent
@@ -239,6 +241,9 @@ PARAMS: tuple[Param, ...] = (
     _p("payload_size", integer(0, MAX_PAYLOAD, " (bytes)"), 100),
     _p("hub", choice(HUBS), "memory"),
     _p("loop", choice(LOOPS), "asyncio"),
+    # h25 (compression): permessage-deflate, and what the ticker's payload holds
+    _p("compression", choice(COMPRESSIONS), "off"),
+    _p("payload_kind", choice(PAYLOAD_KINDS), "filler"),
     _p("poll_interval_s", number(0, 60, " (s)", lo_open=True), 0.1),
     _p("poll_timeout_s", number(0, 120, " (s)", lo_open=True), 30.0),
     _p("heartbeat_s", number(0, 300, " (s)", lo_open=True), 15.0),

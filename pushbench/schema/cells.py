@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .column import CPU_NS, UNITS, Column, Unit, columns_of
+from .saturation import SATURATION_COLUMNS
 from .soak import SOAK_COLUMNS
 from .topology import TOPOLOGY_COLUMNS
 
@@ -68,7 +69,9 @@ __all__ = [
 #: 9: net (the network profile) and relay_cpu_us_per_msg (network conditions, issue 12).
 #: 10: tls (issue 12 item 2: https:// and wss://), tcp_connect_p50_us and
 #:    tls_handshake_p50_us (the connect time split: TCP connect, then the TLS handshake).
-CELLS_SCHEMA_VERSION = 10
+#: 11: compression (permessage-deflate: off, deflate, empty outside WebSocket cells) and
+#:    payload_kind (filler, json), after loop (issue 12 item 3).
+CELLS_SCHEMA_VERSION = 11
 
 
 _C = Column
@@ -127,6 +130,18 @@ COLUMNS: dict[str, Column] = columns_of(
     _C("payload_bytes", "B", "payload size, without pushbench's JSON envelope and framing"),
     _C("hub", "text", "hub backend (memory: inside the server process; redis)"),
     _C("loop", "text", "event loop"),
+    # h25 (compression)
+    _C(
+        "compression",
+        "text",
+        "permessage-deflate (RFC 7692) on WebSocket cells: off, or deflate (offered by the "
+        "client, accepted by the stack); empty outside WebSocket cells",
+    ),
+    _C(
+        "payload_kind",
+        "text",
+        "what the payload holds: filler ('x' repeated) or json (realistic price-tick JSON text)",
+    ),
     _C("poll_interval_s", "s", "short-poll interval (empty: not a short-poll cell)"),
     _C("poll_timeout_s", "s", "long-poll timeout (empty: not a long-poll cell)"),
     _C("heartbeat_s", "s", "WebSocket ping / SSE comment interval (empty: none)"),
@@ -481,38 +496,6 @@ EXTRA_COLUMNS: dict[str, Column] = columns_of(
     ),
     *SOAK_COLUMNS,  # the soak (issue 17 item 6): pushbench.schema.soak
     *TOPOLOGY_COLUMNS,  # issue 12 (relay, TLS phases): pushbench.schema.topology
-)
-
-#: Columns of saturation.csv: one row per group of [slo] cells differing only in rate.
-SATURATION_COLUMNS: dict[str, Column] = columns_of(
-    _C("group_id", "text", "the group's cell id with the rate left out"),
-    _C("stack", "text", "server stack"),
-    _C("transport", "text", "transport"),
-    _C("ws_client", "text", "WebSocket client"),
-    _C("client", "text", "who receives"),
-    _C("subscribers", "count", "connections receiving"),
-    _C("publishers", "count", "publishing connections (0: server ticker)"),
-    _C("payload_bytes", "B", "payload size"),
-    _C("hub", "text", "hub backend"),
-    _C(
-        "slo_p99_us",
-        "µs",
-        "the SLO's bound on the median repeat's corrected p99 over all expected messages "
-        "(lat_all_p99_us: lost ones as infinitely late)",
-    ),
-    _C("min_delivered_fraction", "fraction", "the SLO's delivery bound"),
-    _C("max_rate", "msgs/s", "highest rate meeting the SLO below every failing rate"),
-    _C("highest_passing", "msgs/s", "highest rate meeting the SLO at all"),
-    _C("lowest_failing", "msgs/s", "lowest failing rate above max_rate (empty: none failed)"),
-    _C("monotonic", "bool", "max_rate == highest_passing (no noisy pass above a failure)"),
-    _C(
-        "saturated_side",
-        "text",
-        "at lowest_failing: server (its CPU >= 90 %), client (a client core >= 90 % "
-        "busy: client_core_busy_max), both, or neither (the SLO failed for another "
-        "reason); empty when nothing failed",
-    ),
-    _C("rates_tried", "text", "every rate measured (msgs/s), ascending, ';'-separated"),
 )
 
 #: Every column of ``cells.csv``, in order: the header the runner writes.

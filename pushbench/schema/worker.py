@@ -104,6 +104,7 @@ class WorkerSpec:
     churn: Churn | None = None
     # issue 12 item 2 (TLS): the CA an https:// base_url is verified against
     ca_file: str | None = None
+    compression: str = "off"  # h25: "deflate": WebSocket clients offer permessage-deflate
 
     def __post_init__(self) -> None:
         problems = []
@@ -131,6 +132,8 @@ class WorkerSpec:
             problems.append("publish.rate must be > 0")
         if self.loop not in ("asyncio", "uvloop"):
             problems.append("loop must be asyncio or uvloop")
+        if self.compression not in ("off", "deflate"):  # h25 (compression)
+            problems.append("compression must be off or deflate")
         if self.locust_workers < 0:
             problems.append("locust_workers must be >= 0")
         if not 0 <= self.stage_connections < max(self.connections, 1):

@@ -12,8 +12,8 @@
  *   text payload as UTF-8, and appends frame_type(opcode, payload, fin, rsv) to
  *   out. It stops, returning the position of the frame it did not take, at the
  *   first frame that is incomplete (STATUS_END), belongs to a fragmented message
- *   (STATUS_FRAGMENT), is a control frame in payloads-only mode
- *   (STATUS_CONTROL) or breaks a rule (a STATUS_* >= 16 naming the rule).
+ *   (STATUS_FRAGMENT), is a control frame or a compressed (RSV1) data frame in
+ *   payloads-only mode (STATUS_CONTROL) or breaks a rule (a STATUS_* >= 16 naming the rule).
  *   FrameReader hands every such frame to its pure Python path, which applies
  *   the same rules in the same order and raises the same ProtocolError, so the
  *   two paths cannot disagree on what is an error or on its close code.
@@ -229,6 +229,12 @@ parse_frames(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             status = ERR_FRAGMENTED_CONTROL;
             break;
         }
+        /* RSV1 (permessage-deflate, RFC 7692 §6, when rsv_allowed has it): first frame of
+         * a data message only. */
+        if ((b0 & 0x40) && (opcode == 0 || opcode >= 8)) {
+            status = ERR_RSV;
+            break;
+        }
         if ((b1 & 0x80) != mbit) {
             status = ERR_MASK;
             break;
@@ -286,6 +292,10 @@ parse_frames(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                 status = ERR_MESSAGE_TOO_BIG;
                 break;
             }
+            if (payloads_only && (b0 & 0x40)) {
+                status = STATUS_CONTROL; /* compressed: the caller needs the frame's RSV1 */
+                break;
+            }
         }
         else if (payloads_only) {
             status = STATUS_CONTROL;
@@ -296,7 +306,9 @@ parse_frames(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         }
         const Py_ssize_t n = (Py_ssize_t)length;
         const unsigned char *src = buf + pos + head;
-        if (opcode == 1 && !masked && !utf8_valid(src, n)) {
+        /* A compressed (RSV1) text payload is UTF-8 only once inflated: the caller checks. */
+        const int text = opcode == 1 && !(b0 & 0x40);
+        if (text && !masked && !utf8_valid(src, n)) {
             status = ERR_UTF8;
             break;
         }
@@ -307,7 +319,7 @@ parse_frames(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         if (masked) {
             unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(payload);
             xor_into(dst, src, n, src - 4);
-            if (opcode == 1 && !utf8_valid(dst, n)) {
+            if (text && !utf8_valid(dst, n)) {
                 Py_DECREF(payload);
                 status = ERR_UTF8;
                 break;

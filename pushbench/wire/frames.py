@@ -32,6 +32,7 @@ from .utf8 import Utf8Validator
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "RSV1",
     "Frame",
     "FrameReader",
     "Opcode",
@@ -148,6 +149,12 @@ KIND_TEXT = 2  # the same, text: its payload must be UTF-8
 KIND_CONTROL = 3
 
 
+#: RSV1: "per-message compressed" once permessage-deflate is negotiated (RFC 7692 §6):
+#: allowed on the first frame of a data message only, never on a continuation or a
+#: control frame, and its payload is not UTF-8 until inflated (:mod:`.deflate`).
+RSV1 = 0x40
+
+
 def _b0_table(rsv_allowed: int, in_message: bool) -> tuple[B0Info | None, ...]:
     """For each first byte: None if invalid on its own, else what it says.
 
@@ -161,17 +168,19 @@ def _b0_table(rsv_allowed: int, in_message: bool) -> tuple[B0Info | None, ...]:
     for b0 in range(256):
         opcode = b0 & 0x0F
         fin = bool(b0 & 0x80)
+        compressed = bool(b0 & RSV1)
         ok = (
             (b0 & 0x70 & ~rsv_allowed) == 0
             and opcode in Opcode._value2member_map_
             and (opcode < 8 or fin)
+            and not (compressed and (opcode == 0 or opcode >= 8))
         )
         if opcode >= 8:
             kind = KIND_CONTROL
         elif opcode == 0 or not fin or in_message:
             kind = KIND_FRAGMENT
-        else:
-            kind = KIND_TEXT if opcode == 1 else KIND_BINARY
+        else:  # a compressed text message is checked as UTF-8 once inflated
+            kind = KIND_TEXT if opcode == 1 and not compressed else KIND_BINARY
         table.append((opcode, fin, b0 & 0x70, kind) if ok else None)
     return tuple(table)
 
@@ -211,6 +220,8 @@ def _explain_b0(b0: int, rsv_allowed: int) -> ProtocolError:
         return ProtocolError(CloseCode.PROTOCOL_ERROR, "reserved RSV bit set")
     if opcode not in Opcode._value2member_map_:
         return ProtocolError(CloseCode.PROTOCOL_ERROR, f"reserved opcode {opcode:#x}")
+    if b0 & RSV1 and (opcode == 0 or opcode >= 8):
+        return ProtocolError(CloseCode.PROTOCOL_ERROR, "RSV1 on a continuation or control frame")
     return ProtocolError(CloseCode.PROTOCOL_ERROR, "fragmented control frame")
 
 
@@ -424,8 +435,8 @@ class FrameReader:
             opcode, fin, rsv, kind = info
             # Fast path: a whole message in one frame, or a control frame (kinds
             # 1-3); a fragment (kind 0) goes through the message state.
-            if kind == 0:  # KIND_FRAGMENT
-                self._check_data_frame(opcode, fin, length)
+            if kind == 0:  # KIND_FRAGMENT (a compressed one counts as binary until inflated)
+                self._check_data_frame(2 if rsv & RSV1 else opcode, fin, length)
             elif length > max_message and kind != 3:  # not KIND_CONTROL
                 raise ProtocolError(
                     CloseCode.MESSAGE_TOO_BIG, f"message of {length} bytes over {max_message}"
@@ -456,7 +467,7 @@ class FrameReader:
             else:
                 payload = apply_mask(data[start:stop], data[start - 4 : start])
             if kind == 0:
-                self._fragment_done(opcode, fin, payload)
+                self._fragment_done(2 if rsv & RSV1 else opcode, fin, payload)
                 table = tables[self._msg_opcode != 0]
             elif kind == 2:  # KIND_TEXT
                 try:
@@ -545,7 +556,8 @@ class FrameReader:
         opcode = b0 & 0x0F
         fin = b0 >> 7
         done = self._remaining == 0
-        if take and (opcode == 1 or (opcode == 0 and self._msg_opcode == 1)):
+        text = (opcode == 1 and not b0 & RSV1) or (opcode == 0 and self._msg_opcode == 1)
+        if take and text:
             v = self._utf8
             if v is None:
                 v = self._utf8 = Utf8Validator()

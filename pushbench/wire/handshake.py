@@ -175,9 +175,12 @@ def accept(
     *,
     origins: Iterable[str] | None = None,
     subprotocols: Sequence[str] = (),
+    extensions: str | None = None,
 ) -> Response:
     """Validate a WebSocket upgrade request and build the 101 response.
 
+    ``extensions``: the ``Sec-WebSocket-Extensions`` value the server agreed to
+    (:func:`pushbench.wire.deflate.negotiate`), or None for none.
     ``origins``: when given, the Origin header must be one of them (403
     otherwise): the defence against cross-site WebSocket hijacking, since
     browsers send cookies with the upgrade. ``subprotocols``: the server's in
@@ -220,6 +223,8 @@ def accept(
     chosen = next((p for p in subprotocols if p in offered), None)
     if chosen is not None:
         headers.append(("Sec-WebSocket-Protocol", chosen))
+    if extensions:
+        headers.append(("Sec-WebSocket-Extensions", extensions))
     return Response(101, "Switching Protocols", tuple(headers))
 
 
@@ -269,10 +274,18 @@ def client_request(
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"), key
 
 
-def check_response(response: Response, key: str, *, subprotocols: Sequence[str] = ()) -> str | None:
+def check_response(
+    response: Response,
+    key: str,
+    *,
+    subprotocols: Sequence[str] = (),
+    extensions_offered: bool = False,
+) -> str | None:
     """Verify the server's answer to our upgrade → the selected subprotocol.
 
-    Raises HandshakeError carrying the server's status on any mismatch.
+    Raises HandshakeError carrying the server's status on any mismatch. With
+    ``extensions_offered`` an extension in the answer is the caller's to check
+    (:func:`pushbench.wire.deflate.accept_response`); without, it is an error.
     """
     if response.status != 101:
         raise HandshakeError(response.status, f"expected 101, got {response.status}")
@@ -282,7 +295,7 @@ def check_response(response: Response, key: str, *, subprotocols: Sequence[str] 
         raise HandshakeError(101, "missing Connection: Upgrade")
     if response.get("Sec-WebSocket-Accept") != accept_key(key):
         raise HandshakeError(101, "wrong Sec-WebSocket-Accept")
-    if response.get("Sec-WebSocket-Extensions"):
+    if response.get("Sec-WebSocket-Extensions") and not extensions_offered:
         raise HandshakeError(101, "server chose an extension we did not offer")
     chosen = response.get("Sec-WebSocket-Protocol")
     if chosen is not None and chosen not in subprotocols:

@@ -34,10 +34,12 @@ from __future__ import annotations
 from enum import Enum
 from typing import NamedTuple, cast
 
+from .deflate import PerMessageDeflate
 from .errors import CloseCode, ProtocolError, is_valid_close_code
 from .frames import (
     DEFAULT_MAX_FRAME_SIZE,
     DEFAULT_MAX_MESSAGE_SIZE,
+    RSV1,
     Frame,
     FrameReader,
     Opcode,
@@ -104,7 +106,12 @@ class Connection:
     """RFC 6455 endpoint logic for one side of one connection.
 
     ``auto_pong`` answers every Ping with a Pong carrying the same payload
-    (§5.5.2) before the Ping event is returned.
+    (§5.5.2) before the Ping event is returned. ``deflate``: permessage-deflate as
+    the opening handshake agreed it (:mod:`.deflate`): RSV1 is then allowed on the
+    first frame of a data message, such messages are inflated (at most
+    ``max_message_size`` bytes, else 1009) and text is checked as UTF-8 after
+    inflating (1007); what we send with :meth:`send_text` / :meth:`send_binary` is
+    compressed. Control frames are never compressed.
     """
 
     def __init__(
@@ -114,19 +121,24 @@ class Connection:
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         auto_pong: bool = True,
+        deflate: PerMessageDeflate | None = None,
     ) -> None:
         self.role = role
         self._client = role is Role.CLIENT
+        self.deflate = deflate
+        self._max_message = max_message_size
         self._reader = FrameReader(
             masked=not self._client,
             max_frame_size=max_frame_size,
             max_message_size=max_message_size,
+            rsv_allowed=RSV1 if deflate is not None else 0,
         )
         self._auto_pong = auto_pong
         self._out: list[bytes] = []
         self._final = b""  # the Close ending the connection, after this batch's replies
         self._parts: list[bytes | bytearray] = []
         self._part_opcode = 0
+        self._part_compressed = False
         self._frames: list[Frame] = []
         self.state = State.OPEN
         self.close_sent: tuple[int, str] | None = None
@@ -247,16 +259,23 @@ class Connection:
             opcode = frame.opcode
             if opcode == 1 or opcode == 2:
                 if frame.fin:
-                    append(_new(Message, (opcode, frame.payload)))
+                    if frame.rsv:  # RSV1: only when deflate was negotiated (the reader)
+                        append(_new(Message, (opcode, self._inflate(opcode, frame.payload))))
+                    else:
+                        append(_new(Message, (opcode, frame.payload)))
                 else:
                     self._part_opcode = opcode
+                    self._part_compressed = bool(frame.rsv)
                     self._parts = [frame.payload]
             elif opcode == 0:
                 self._parts.append(frame.payload)
                 if frame.fin:
                     parts = self._parts
                     self._parts = []
-                    append(Message(self._part_opcode, b"".join(parts)))
+                    data = b"".join(parts)
+                    if self._part_compressed:
+                        data = self._inflate(self._part_opcode, data)
+                    append(Message(self._part_opcode, data))
             elif opcode == Opcode.PING:
                 # §5.5.2: a Ping MUST be answered unless a Close was *received*,
                 # so CLOSING (our Close sent, theirs not yet in) still pongs.
@@ -274,6 +293,19 @@ class Connection:
                     self._queue_close(echo, "", final=True)
                 self.state = State.CLOSED
                 append(close)
+
+    def _inflate(self, opcode: int, payload: bytes | bytearray) -> bytes:
+        """A compressed message's payload → the message (1009 over the limit, 1002 if
+        corrupt, 1007 for text that is not UTF-8)."""
+        deflate = self.deflate
+        assert deflate is not None  # the reader refuses RSV1 without it
+        data = deflate.decompress(payload, self._max_message)
+        if opcode == 1:
+            try:
+                data.decode()
+            except UnicodeDecodeError as exc:
+                raise ProtocolError(CloseCode.INVALID_DATA, "invalid UTF-8 in text") from exc
+        return data
 
     def receive_eof(self) -> None:
         """The transport closed. Without a Close exchange that is 1006 (abnormal)."""
@@ -296,11 +328,18 @@ class Connection:
     def send_text(self, data: str | bytes) -> None:
         self._check_open()
         payload = data.encode() if isinstance(data, str) else data
-        self._out.append(encode_frame(Opcode.TEXT, payload, mask=self._client))
+        self._out.append(self._encode_message(Opcode.TEXT, payload))
 
     def send_binary(self, data: bytes | bytearray | memoryview) -> None:
         self._check_open()
-        self._out.append(encode_frame(Opcode.BINARY, data, mask=self._client))
+        self._out.append(self._encode_message(Opcode.BINARY, data))
+
+    def _encode_message(self, opcode: int, payload: bytes | bytearray | memoryview) -> bytes:
+        """One data message as one frame: compressed with RSV1 when deflate is on."""
+        deflate = self.deflate
+        if deflate is None:
+            return encode_frame(opcode, payload, mask=self._client)
+        return encode_frame(opcode, deflate.compress(payload), mask=self._client, rsv=RSV1)
 
     def send_fragments(self, opcode: int, parts: list[bytes]) -> None:
         """Send one message as ``len(parts)`` frames (fragmentation, §5.4)."""

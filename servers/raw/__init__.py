@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 
 from pushbench.service import PushService
+from pushbench.wire.deflate import DeflateParams
 
 from ..base import OnReady, Stack, StackOptions
 from .http_connection import HttpConnection, parse_query
@@ -65,12 +66,13 @@ async def run(
     """Serve on ``host:port`` until ``stop_event`` is set, then shut down gracefully.
 
     The event loop (asyncio or uvloop) is whatever loop this coroutine runs on;
-    ``options.ssl``, when set, makes every connection TLS (asyncio's own SSL transport).
+    ``options.ssl``, when set, makes every connection TLS (asyncio's own SSL transport);
+    ``compression = "deflate"`` accepts permessage-deflate with :data:`RAW_DEFLATE`.
     OSError (e.g. the port is taken) propagates before ``on_ready``.
     """
     for name in _EXTRA_COUNTERS:
         service.stats.extra.setdefault(name, 0)
-    listener = Listener(service)
+    listener = Listener(service, RAW_DEFLATE if options.compression == "deflate" else None)
     bound = await listener.listen(host, port, lambda: HttpConnection(listener), ssl=options.ssl)
     try:
         on_ready(bound)
@@ -78,5 +80,10 @@ async def run(
     finally:
         await listener.shutdown()
 
+
+#: h25 (compression): the raw stack always asks for server_no_context_takeover, so a
+#: pushed message compresses the same for every subscriber and is compressed once for
+#: all of them (``ws_apps``), as it is framed once; clients keep their context takeover.
+RAW_DEFLATE = DeflateParams(server_no_context_takeover=True)
 
 STACK = Stack("raw", run)

@@ -37,6 +37,7 @@ from pushbench.hub import Item, Subscription
 from pushbench.service import HttpError, Params, sse_frame
 from pushbench.sessions import push_loop
 from pushbench.wire import HandshakeError
+from pushbench.wire.deflate import PerMessageDeflate, negotiate
 from pushbench.wire.handshake import Request, Response, accept
 from pushbench.wire.http11 import (
     BodyReceived,
@@ -477,7 +478,7 @@ class HttpConnection(asyncio.Protocol):
         service = self._service
         params = service.params(query)  # 400 / 401
         service.check_origin(request.get("Origin"))  # 403
-        response = accept(request)  # 400 / 426: not a valid upgrade
+        response, deflate = self._accept(request)  # 400 / 426: not a valid upgrade
         service.open_connection()  # 429 when full
         try:
             await service.hub.ensure_topic(params.topic)
@@ -490,20 +491,35 @@ class HttpConnection(asyncio.Protocol):
             service.close_connection()
             raise
         session = TopicSession(service, params.topic, sub)
-        self._upgrade(response, session, service.config.max_publish_bytes)
+        self._upgrade(response, session, service.config.max_publish_bytes, deflate)
 
     async def _echo(self, request: Request, query: Query) -> None:
         """``GET /echo``: every message back with its own opcode."""
         service = self._service
         service.check_control(query, request.get("Authorization"))  # 401 / 403
         service.check_origin(request.get("Origin"))
-        response = accept(request)
+        response, deflate = self._accept(request)
         if self._server.closing:
             raise HttpError(503, "server shutting down")
         service.open_connection()
-        self._upgrade(response, Echo(), service.config.max_message_size)
+        self._upgrade(response, Echo(), service.config.max_message_size, deflate)
 
-    def _upgrade(self, response: Response, app: App, max_message_size: int) -> None:
+    def _accept(self, request: Request) -> tuple[Response, PerMessageDeflate | None]:
+        """The 101 (or HandshakeError), with permessage-deflate when the server has it on
+        and the client offered it acceptably (h25: compression)."""
+        prefs = self._server.deflate
+        agreed = negotiate(request.get("Sec-WebSocket-Extensions"), prefs) if prefs else None
+        if agreed is None:
+            return accept(request), None
+        return accept(request, extensions=agreed[0]), agreed[1]
+
+    def _upgrade(
+        self,
+        response: Response,
+        app: App,
+        max_message_size: int,
+        deflate: PerMessageDeflate | None = None,
+    ) -> None:
         """Write the 101 and hand the transport to a WebSocket (which now owns the
         connection's slot in ``connections_open``)."""
         transport = self.transport
@@ -512,7 +528,7 @@ class HttpConnection(asyncio.Protocol):
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
-        ws = WebSocket(self._server, transport, app, max_message_size)
+        ws = WebSocket(self._server, transport, app, max_message_size, deflate)
         self._server.replace(self, ws)
         transport.set_protocol(ws)
         transport.write(response.serialize())

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from pushbench.service import PushService
+from pushbench.wire.deflate import DeflateParams
 
 __all__ = ["Conn", "Listener"]
 
@@ -39,8 +40,11 @@ class Listener:
     at once instead of waiting, and to refuse new streams with 503.
     """
 
-    def __init__(self, service: PushService) -> None:
+    def __init__(self, service: PushService, deflate: DeflateParams | None = None) -> None:
         self.service = service
+        #: h25 (compression): what the server asks for when a client offers
+        #: permessage-deflate; None: never negotiated (``--compression off``).
+        self.deflate = deflate
         self.loop = asyncio.get_running_loop()
         self.closing = False
         self.connections: set[Conn] = set()

@@ -25,6 +25,8 @@ import asyncio
 from typing import Protocol
 
 from pushbench.wire import CloseCode, Connection, Message, ProtocolError, Role, State
+from pushbench.wire.deflate import PerMessageDeflate
+from pushbench.wire.frames import RSV1, encode_frame
 
 from .flow import Drain
 from .listener import Listener
@@ -66,7 +68,12 @@ class WebSocket(asyncio.Protocol):
     )
 
     def __init__(
-        self, server: Listener, transport: asyncio.Transport, app: App, max_message_size: int
+        self,
+        server: Listener,
+        transport: asyncio.Transport,
+        app: App,
+        max_message_size: int,
+        deflate: PerMessageDeflate | None = None,
     ) -> None:
         self._server = server
         self._config = server.service.config
@@ -79,6 +86,7 @@ class WebSocket(asyncio.Protocol):
             # A single frame can never be longer than the message it carries.
             max_frame_size=max_message_size,
             max_message_size=max_message_size,
+            deflate=deflate,
         )
         self._drain = Drain()
         self._hold = False  # the app asked us to stop reading (see hold_reading)
@@ -170,6 +178,20 @@ class WebSocket(asyncio.Protocol):
                 self.transport.resume_reading()
 
     # -- sending -------------------------------------------------------------
+
+    @property
+    def deflate(self) -> PerMessageDeflate | None:
+        """permessage-deflate as negotiated (None: off); frames the app encodes itself
+        must be compressed with it (:meth:`encode`)."""
+        return self._conn.deflate
+
+    def encode(self, opcode: int, data: bytes | bytearray) -> bytes:
+        """One data message as the frame this connection sends: compressed (RSV1) when
+        permessage-deflate is on."""
+        deflate = self._conn.deflate
+        if deflate is None:
+            return encode_frame(opcode, data)
+        return encode_frame(opcode, deflate.compress(data), rsv=RSV1)
 
     def send(self, frame: bytes) -> None:
         """Queue an encoded data frame; written at the end of the current read.

@@ -11,11 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 
 from pushbench.hub import Item, Subscription
 from pushbench.service import HttpError, PushService
 from pushbench.sessions import push_loop
 from pushbench.wire import CloseCode, Message, Opcode, encode_frame
+from pushbench.wire.deflate import compress_once
+from pushbench.wire.frames import RSV1
 
 from .websocket import WebSocket
 
@@ -33,6 +36,31 @@ def _ws_frame(item: Item) -> bytes:
     return encode_frame(Opcode.TEXT, item.data)
 
 
+def _framing(ws: WebSocket) -> Callable[[Item], bytes]:
+    """How this connection frames an item.
+
+    Uncompressed: one frame per message for every subscriber. permessage-deflate without
+    context takeover on our side (what the raw stack asks for): the compressed frame
+    depends only on the message and (window bits, level), so it too is made once per
+    message and shared by every subscriber with the same settings (h25: compression).
+    With context takeover each connection compresses for itself, in send order, and
+    nothing is cached on the item.
+    """
+    deflate = ws.deflate
+    if deflate is None:
+        return lambda item: item.framed("ws", _ws_frame)
+    shared = deflate.share_key
+    if shared is None:
+        return lambda item: ws.encode(Opcode.TEXT, item.data)
+    bits, level = shared
+    key = f"ws-deflate-{bits}-{level}"
+
+    def compressed(item: Item) -> bytes:
+        return encode_frame(Opcode.TEXT, compress_once(item.data, bits, level), rsv=RSV1)
+
+    return lambda item: item.framed(key, compressed)
+
+
 class Echo:
     """``/echo``: every data message goes back unchanged, same opcode."""
 
@@ -40,7 +68,7 @@ class Echo:
         pass
 
     def on_message(self, ws: WebSocket, message: Message) -> None:
-        ws.send(encode_frame(message.opcode, message.data))
+        ws.send(ws.encode(message.opcode, message.data))
 
     def stop(self) -> None:
         pass
@@ -75,13 +103,15 @@ class TopicSession:
         self._pusher = asyncio.get_running_loop().create_task(self._push(ws))
 
     async def _push(self, ws: WebSocket) -> None:
+        frame = _framing(ws)
+
         async def send_batch(items: list[Item]) -> int:
-            return await ws.send_frames(b"".join([item.framed("ws", _ws_frame) for item in items]))
+            return await ws.send_frames(b"".join([frame(item) for item in items]))
 
         def try_send(items: list[Item]) -> int | None:
             if len(items) == 1:
-                return ws.try_send_frame(items[0].framed("ws", _ws_frame))
-            return ws.try_send_frame(b"".join([item.framed("ws", _ws_frame) for item in items]))
+                return ws.try_send_frame(frame(items[0]))
+            return ws.try_send_frame(b"".join([frame(item) for item in items]))
 
         def drop() -> None:  # dropped while a write waits: Close now, behind the backlog
             ws.close(CloseCode.TRY_AGAIN_LATER, "slow consumer")
