@@ -62,7 +62,9 @@ __all__ = [
 #:    mem_first_conn_bytes, kernel_sock_bytes_per_conn, kernel_sock_load_bytes_per_conn,
 #:    kernel_sock_source; server_rss_bytes_per_conn and server_rss_growth_bytes_per_conn
 #:    divide by the connections open (mem_conns_open), not the configured subscribers.
-CELLS_SCHEMA_VERSION = 7
+#: 8: clock_offset_us and clock_bound_us (issue 18: each worker's clock offset to the
+#:    server's, from GET /clock; every latency corrected by it).
+CELLS_SCHEMA_VERSION = 8
 
 
 _C = Column
@@ -460,6 +462,23 @@ EXTRA_COLUMNS: dict[str, Column] = columns_of(
         "where the kernel figures come from: ss (the server's own sockets) or sockstat "
         "(/proc/net/sockstat TCP pages grown since before the first connection: every TCP "
         "socket of the namespace, both ends of each loopback connection, coarse)",
+    ),
+    # -- issue 18 item 1: clock offset across hosts (pushbench.clocksync) --
+    _C(
+        "clock_offset_us",
+        "µs",
+        "the client worker's clock offset to the server's (server − worker, NTP-style from "
+        "the minimum-round-trip GET /clock exchange at its start), by which every receive "
+        "time and so every latency of the row was corrected; of the worker with the widest "
+        "bound when there are several; 0 when the workers read the server's own clock "
+        "(same kernel); empty when a worker did not measure it (browser, no /clock)",
+    ),
+    _C(
+        "clock_bound_us",
+        "µs",
+        "error bound of that correction: half the best /clock round trip, the widest over "
+        "the workers; every latency figure of the row is exact to within ± this (0: the "
+        "server's own clock, no error); empty when a worker did not measure it",
     ),
 )
 
