@@ -118,7 +118,7 @@ def assert_recovered(
     offset, bound = record.clock_offset_ns, record.clock_bound_ns
     assert offset is not None and bound is not None, record.extra.get("clock")
     assert record.extra["clock"]["method"] == "ntp"
-    assert 0 < bound and abs(offset + ahead_ns) <= bound, (offset, bound)
+    assert bound > 0 and abs(offset + ahead_ns) <= bound, (offset, bound)
     assert record.complete and record.messages > 0
     # No message was received before the server published it (within the bound); with the
     # offset left in, every latency would be off by it: negative, or ahead_ns too high.
