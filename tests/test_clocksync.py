@@ -7,7 +7,9 @@ own, recovering its offset — is ``tests/test_distributed.py``.
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -21,6 +23,10 @@ from pushbench import registry
 from pushbench.clients.clockprobe import measure
 from pushbench.clocksync import ClockSample, estimate, same_clock
 from pushbench.contract import clock_identity
+from pushbench.report import doc
+from pushbench.report.build import CLOCK_NOTE
+from pushbench.report.build import _summary_tables as summary_tables
+from pushbench.report.load import load_run
 from pushbench.runner.clock import clock_columns
 from pushbench.schema.worker import REQUIRED_TOTALS, WorkerResult
 from pushbench.settings import Settings
@@ -166,3 +172,28 @@ def test_the_probe_says_why_when_there_is_no_clock(tmp_path: Path) -> None:
     fix = measure("http://127.0.0.1:9/")  # discard port: nothing listens
     assert fix.estimate is None and fix.shift_ns == 0 and fix.error
     assert fix.record()["error"] == fix.error
+
+
+# --- the report ----------------------------------------------------------------------------
+
+
+def test_the_summary_states_the_clock_bound_beside_the_percentiles(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "report-run", run)
+    rows = list(csv.DictReader((run / "cells.csv").open()))
+    bounded = rows[0]["cell_id"]
+    for r in rows:  # one cell's workers on another host (85 µs), the rest on the server's
+        r["clock_offset_us"] = "-250000" if r["cell_id"] == bounded else "0"
+        r["clock_bound_us"] = "85" if r["cell_id"] == bounded else "0"
+    with (run / "cells.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    tables = [b for b in summary_tables(load_run(run)) if isinstance(b, doc.Table)]
+    cells = [(t, row) for t in tables for row in t.rows]
+    marked = [row for _, row in cells if any("clock\u00a0±85" in str(v) for v in row)]
+    assert len(marked) == 1  # the one cell, and in its latency columns only
+    assert sum("clock\u00a0±" in str(v) for v in marked[0]) == sum(
+        "latency" in h for h in tables[0].header
+    )
+    assert sum(CLOCK_NOTE in (t.caption or "") for t in tables) == 1

@@ -92,6 +92,8 @@ METRICS: dict[str, Metric] = {
     "errors": Metric("client errors", "count"),
     "reconnects": Metric("reconnects", "count"),
     "slow_consumers_dropped": Metric("slow consumers dropped", "count"),
+    # issue 18: workers on other hosts, their latencies corrected to within this bound
+    "clock_bound_us": Metric("clock error bound", "µs"),
 }
 
 #: The figures ``pushbench compare`` judges and the summary table leads with.
