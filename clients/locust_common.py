@@ -69,8 +69,13 @@ _NOT_AN_ENVELOPE = "not a pushbench message"
 class MessageSink:
     """Receipt rows and Locust request events for every message of a process."""
 
-    def __init__(self, fire: FireRequest, recorder: Recorder, *, ring: bool) -> None:
+    def __init__(
+        self, fire: FireRequest, recorder: Recorder, *, ring: bool, shift_ns: int = 0
+    ) -> None:
+        """``shift_ns``: added to every receive time (the process's clock → the server's,
+        :class:`~pushbench.clients.clockprobe.ClockCorrection`), in receipts and events."""
         self.fire = fire
+        self.shift_ns = shift_ns
         self.recorder = recorder
         self.ring_limit = recorder.capacity // 2 if ring else -1
         self._sched = memoryview(recorder.sched_ns)  # type: ignore[arg-type]
@@ -79,6 +84,7 @@ class MessageSink:
 
     def deliver(self, session: PushSession, payloads: list[bytes | bytearray], now: int) -> None:
         """The messages one read completed, all received at ``now``."""
+        now += self.shift_ns
         rec = self.recorder
         record = rec.record
         ring = self.ring_limit
@@ -117,6 +123,7 @@ class MessageSink:
 
     def deliver_batch(self, session: PushSession, body: bytes, now: int) -> int:
         """A poll answer ``{"last":N,"messages":[…]}`` received at ``now`` → ``last``."""
+        now += self.shift_ns
         rec = self.recorder
         if self.ring_limit >= 0 and rec.n >= self.ring_limit:
             rec.n = 0

@@ -25,6 +25,7 @@ import numpy as np
 from pushbench.results import atomic_write_bytes, atomic_write_json
 from pushbench.schema.worker import WorkerSpec
 
+from .clockprobe import ClockCorrection, measure
 from .common import clock
 from .locust_common import FireRequest, MessageSink, PushSession
 from .recorder import Recorder
@@ -84,8 +85,13 @@ class LocustProcess:
         out_dir: Path | None = None,
         capacity: int = 2_000_000,
         connect_concurrency: int = 100,
+        clock_skew_ns: int = 0,
     ) -> None:
+        """``clock_skew_ns``: a deliberate error of this process's clock (tests only)."""
         self.fire = fire
+        self.clock_skew_ns = clock_skew_ns
+        self.clock_fix: ClockCorrection | None = None  # measured with the first user
+        self._sink_lock = gevent.lock.Semaphore()
         self.out_dir = out_dir
         self.capacity = capacity if out_dir is not None else RING_CAPACITY
         self.gate = gevent.lock.Semaphore(connect_concurrency)
@@ -97,10 +103,17 @@ class LocustProcess:
         self.worker_index = 0
 
     def new_session(self, kind: type[PushSession], spec: WorkerSpec) -> PushSession:
-        """A session for a new user; its connection id is its index in this process."""
-        if self.sink is None:
-            recorder = Recorder(self.capacity)
-            self.sink = MessageSink(self.fire, recorder, ring=self.out_dir is None)
+        """A session for a new user; its connection id is its index in this process. The
+        first one measures the process's clock offset to the server (``GET /clock``,
+        :mod:`~pushbench.clients.clockprobe`; the others wait for it): every receive time
+        of the process is corrected by it."""
+        with self._sink_lock:
+            if self.sink is None:
+                self.clock_fix = measure(spec.base_url, self.clock_skew_ns)
+                recorder = Recorder(self.capacity)
+                self.sink = MessageSink(
+                    self.fire, recorder, ring=self.out_dir is None, shift_ns=self.clock_fix.shift_ns
+                )
         self.lag.start()  # again after a stop, for the next test of a web UI session
         session = kind(len(self.sessions), spec, self)
         self.sessions.append(session)
@@ -134,6 +147,7 @@ class LocustProcess:
             "max_loop_lag_ns": self.lag.max_lag_ns,
             "loop_lag_samples": self.lag.samples,
             "per_connection": per_conn,
+            "clock": None if self.clock_fix is None else self.clock_fix.record(),
         }
 
     def write_outputs(self) -> None:

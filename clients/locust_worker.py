@@ -50,7 +50,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -332,6 +332,8 @@ class LocustRun:
         recorder["messages"] = len(merged["seq"])
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         ran = _spent(cpu0, cpu1)
+        clock_fix = _clock_of(info for info, _ in parts)
+        shift = int(clock_fix.get("shift_ns", 0))  # this host's clock → the server's
         reason = self.reason or "stopped"
         if not parts and reason == "completed":
             reason = "failed: no Locust process wrote receipts"
@@ -342,9 +344,9 @@ class LocustRun:
             "connections": spec.connections,
             "connected": len(connected),
             "connect_failures": spec.connections - len(connected),
-            "ready_ns": self.ready_ns,
-            "warmup_end_ns": warmup_end_ns,
-            "end_ns": end_ns,
+            "ready_ns": self.ready_ns + shift,
+            "warmup_end_ns": warmup_end_ns + shift,
+            "end_ns": end_ns + shift,
             "bytes_source": "socket",
             **recorder,
             "cpu_user_s": children.ru_utime,
@@ -352,7 +354,13 @@ class LocustRun:
             "cpu_user_s_run": ran.user_s,
             "cpu_sys_s_run": ran.sys_s,
             "max_rss_kb": children.ru_maxrss,
-            **{f"window_{edge}": mark.to_dict() for edge, mark in self.marks.items()},
+            **{
+                f"window_{edge}": {**mark.to_dict(), "t_ns": mark.t_ns + shift}
+                for edge, mark in self.marks.items()
+            },
+            "clock_offset_ns": clock_fix.get("offset_ns"),
+            "clock_bound_ns": clock_fix.get("bound_ns"),
+            "clock": clock_fix,
             "max_loop_lag_ns": max((int(info["max_loop_lag_ns"]) for info, _ in parts), default=0),
             "totals": totals,
             "per_connection": per_conn,
@@ -394,6 +402,7 @@ class LocustRun:
                     "events": info["events"],
                     "failures": info["failures"],
                     "messages": info["recorder"].get("messages", 0),
+                    "clock": info.get("clock"),
                 }
                 for info, _ in parts
             ],
@@ -402,6 +411,16 @@ class LocustRun:
 
 _DTYPES = {"conn": np.uint32, "seq": np.int64, "sched_ns": np.int64, "pub_ns": np.int64,
            "recv_ns": np.int64}  # fmt: skip
+
+
+def _clock_of(infos: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The Locust processes' clock corrections (each measured its own and corrected its
+    receipts by it) → the record's: the widest bound (the figure every latency of the
+    worker is within); none measured (a process could not read ``/clock``) → no offset."""
+    clocks = [info.get("clock") or {} for info in infos]
+    if not clocks or any("offset_ns" not in c for c in clocks):
+        return next((dict(c) for c in clocks if "offset_ns" not in c), {})
+    return dict(max(clocks, key=lambda c: int(c["bound_ns"])))
 
 
 def _spawn(argv: list[str], env: dict[str, str], cwd: Path) -> _Child:

@@ -59,7 +59,8 @@ from pushbench.clients.locust_users import user_classes
 from pushbench.schema.worker import WorkerSpec
 from pushbench.settings import Settings
 
-Settings.from_environ(os.environ).apply()
+SETTINGS = Settings.from_environ(os.environ)
+SETTINGS.apply()
 
 RECEIPTS_DIR_ENV = "PUSHBENCH_RECEIPTS_DIR"
 CAPACITY_ENV = "PUSHBENCH_RECEIPTS_CAPACITY"
@@ -117,6 +118,7 @@ def _on_init(environment: Environment, **_kwargs: Any) -> None:
         environment.events.request.fire,
         out_dir=Path(out) if out else None,
         capacity=int(os.environ.get(CAPACITY_ENV) or 2_000_000),
+        clock_skew_ns=SETTINGS.clock_skew_ns,
     )
     runner = environment.runner
     if isinstance(runner, WorkerRunner):

@@ -82,6 +82,7 @@ from pushbench.schema.worker import (
 )
 from pushbench.settings import Settings
 
+from .clockprobe import ClockCorrection, measure
 from .common import SUMMED, ConnStats, clock, segment_totals, wait_stop
 from .faults import FaultyRecorder, Stalls, make_recorder
 from .recorder import FIELDS, GcMonitor, LoopLagMonitor, Recorder
@@ -135,10 +136,11 @@ class ArrivalFront:
     go on across cells; a chat cell's last seq is known only afterwards).
     """
 
-    __slots__ = ("first_conn", "recv_last_ns", "sched_ns")
+    __slots__ = ("first_conn", "recv_last_ns", "sched_ns", "shift_ns")
 
-    def __init__(self, first_conn: int, connections: int) -> None:
+    def __init__(self, first_conn: int, connections: int, shift_ns: int = 0) -> None:
         self.first_conn = first_conn
+        self.shift_ns = shift_ns  # the worker's clock → the server's (its receipts' already)
         self.sched_ns = np.full(connections, _NOTHING, dtype=np.int64)
         self.recv_last_ns = 0
 
@@ -159,7 +161,7 @@ class ArrivalFront:
         fields."""
         floor = int(self.sched_ns.min()) if len(self.sched_ns) else _NOTHING
         return {
-            "t_ns": clock(),
+            "t_ns": clock() + self.shift_ns,
             "messages": messages,
             "p99_us": p99_us,
             "sched_floor_ns": None if floor == _NOTHING else floor,
@@ -171,9 +173,17 @@ class ArrivalFront:
 class Worker:
     """One worker's run: connections, monitors, stop, and the :class:`WorkerResult`."""
 
-    def __init__(self, spec: WorkerSpec, faults: ClientFaults | None = None) -> None:
-        """``faults``: client faults on top of the spec's (the environment's)."""
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        faults: ClientFaults | None = None,
+        clock_fix: ClockCorrection | None = None,
+    ) -> None:
+        """``faults``: client faults on top of the spec's (the environment's); ``clock_fix``:
+        this worker's clock against the server's, added to every time it writes."""
         self.spec = spec
+        self.clock_fix = clock_fix or ClockCorrection(None)
+        self.shift_ns = self.clock_fix.shift_ns
         self.faults = (spec.faults or ClientFaults()).combined(faults)
         self.recorder = make_recorder(spec.capacity, self.faults)
         self.stalls = Stalls(self.faults)
@@ -196,7 +206,7 @@ class Worker:
         first mark of an edge counts."""
         if not self.ready_ns or self.ended or edge in self.marks:
             return
-        t_ns, usage = clock(), resource.getrusage(resource.RUSAGE_SELF)
+        t_ns, usage = clock() + self.shift_ns, resource.getrusage(resource.RUSAGE_SELF)
         messages = sum(s.messages for s in self.stats)
         requests = sum(s.requests for s in self.stats)
         self.marks[edge] = WindowMark(t_ns, usage.ru_utime, usage.ru_stime, messages, requests)
@@ -318,7 +328,7 @@ class Worker:
         worker is never written more than once a second; a worker receiving less than
         ~5 messages a second writes at most that often (~0.6 ms each, while idle)."""
         rec = self.recorder
-        front = ArrivalFront(self.spec.first_conn, self.spec.connections)
+        front = ArrivalFront(self.spec.first_conn, self.spec.connections, self.shift_ns)
         last = rec.n
         p99: float | None = None
         receiving = False
@@ -327,8 +337,9 @@ class Worker:
                 await asyncio.sleep(STEP_S)
                 n = rec.n
                 if n > last:
-                    window.add(rec.recv_ns[last:n], rec.sched_ns[last:n])
-                    front.add(rec.conn[last:n], rec.sched_ns[last:n], rec.recv_ns[last:n])
+                    recv = rec.recv_ns[last:n] + self.shift_ns  # on the server's clock
+                    window.add(recv, rec.sched_ns[last:n])
+                    front.add(rec.conn[last:n], rec.sched_ns[last:n], recv)
                     last = n
                     receiving = True
                 elif receiving:  # quiet since the step before: tell the drain now
@@ -371,9 +382,9 @@ class Worker:
             connections=self.spec.connections,
             connected=len(connected),
             connect_failures=self.connect_failures,
-            ready_ns=self.ready_ns,
-            warmup_end_ns=warmup_end_ns,
-            end_ns=end_ns,
+            ready_ns=self.ready_ns + self.shift_ns,
+            warmup_end_ns=warmup_end_ns + self.shift_ns,
+            end_ns=end_ns + self.shift_ns,
             bytes_source=_combined(sources),
             messages=rec.n,
             capacity=rec.capacity,
@@ -393,6 +404,8 @@ class Worker:
             gc_pause_ns_max=int(pauses["gc_pause_ns_max"]),
             window_start=self.marks.get("start"),
             window_end=self.marks.get("end"),
+            clock_offset_ns=None if (est := self.clock_fix.estimate) is None else est.offset_ns,
+            clock_bound_ns=None if est is None else est.bound_ns,
             totals=totals,
             per_connection=tuple(per_conn),
             extra={
@@ -401,6 +414,7 @@ class Worker:
                 "pid": os.getpid(),
                 "python": sys.version.split()[0],
                 "spec": self.spec.to_dict(),
+                "clock": self.clock_fix.record(),
                 **self._faults_applied(),
             },
         )
@@ -556,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
         import uvloop
 
         loop_factory = uvloop.new_event_loop
-    worker = Worker(spec, settings.client_faults)
+    worker = Worker(spec, settings.client_faults, measure(spec.base_url, settings.clock_skew_ns))
     status = 0
     result: WorkerOutput
     with asyncio.Runner(loop_factory=loop_factory) as runner:
@@ -572,7 +586,9 @@ def main(argv: list[str] | None = None) -> int:
     # A late signal must not kill the process half-way through writing.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_IGN)
-    write_outputs(args[1], worker.recorder.arrays(), result)
+    arrays = worker.recorder.arrays()
+    arrays["recv_ns"] += worker.shift_ns  # the receipts on the server's clock
+    write_outputs(args[1], arrays, result)
     return status
 
 

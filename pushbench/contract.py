@@ -29,6 +29,8 @@ import json
 import re
 import time
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 __all__ = [
     "ENCODING",
@@ -37,6 +39,8 @@ __all__ = [
     "PUBLISH_FRAME_PREFIX",
     "Envelope",
     "check_scheduled",
+    "clock_body",
+    "clock_identity",
     "decode",
     "encode",
     "now_ns",
@@ -143,3 +147,43 @@ def parse_publish_frame(text: str) -> tuple[str, int | None]:
     if not isinstance(sch, int) or isinstance(sch, bool):
         raise ValueError(why)
     return obj["p"], sch
+
+
+# --- GET /clock (issue 18 item 1: clock offset across hosts) ---------------------------------
+
+
+@cache
+def clock_identity() -> tuple[str, int]:
+    """Which CLOCK_MONOTONIC this process reads: the kernel's boot id and this process's
+    time-namespace offset of CLOCK_MONOTONIC in ns (0 outside one). Two processes with
+    the same pair read the same clock; a worker that finds the server's pair equal to its
+    own needs no offset estimate (:mod:`pushbench.clocksync`). ``("", 0)`` where Linux
+    does not say (then the pair never matches another's)."""
+    try:
+        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "", 0
+    timens_ns = 0
+    try:
+        for line in Path("/proc/self/timens_offsets").read_text().splitlines():
+            name, sec, nsec = line.split()
+            if name in ("monotonic", "1"):  # CLOCK_MONOTONIC is clock id 1
+                timens_ns = int(sec) * 1_000_000_000 + int(nsec)
+    except (OSError, ValueError):
+        pass
+    return boot_id, timens_ns
+
+
+def clock_body() -> bytes:
+    """``GET /clock``'s answer on every stack: ``{"mono_ns": "<digits>", "boot_id": …,
+    "timens_ns": …}`` — this process's CLOCK_MONOTONIC (:data:`now_ns`, the clock of the
+    envelope's stamps), read as late as the handler can, and :func:`clock_identity`. The
+    reading is a string because a JavaScript Number is exact only up to 2**53 ns (104
+    days of uptime); the browser page reads it into a BigInt. Needs no token: it tells a
+    client only what time it is."""
+    boot_id, timens_ns = clock_identity()
+    return b'{"mono_ns":"%d","boot_id":"%s","timens_ns":%d}' % (
+        now_ns(),
+        boot_id.encode(),
+        timens_ns,
+    )

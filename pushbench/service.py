@@ -45,7 +45,14 @@ from dataclasses import asdict, dataclass, field
 
 from . import sse
 from .auth import WRONG_SCOPE, bearer, check_control_token, check_token
-from .contract import ENCODING, check_scheduled, now_ns, parse_publish_frame, valid_topic
+from .contract import (
+    ENCODING,
+    check_scheduled,
+    clock_body,
+    now_ns,
+    parse_publish_frame,
+    valid_topic,
+)
 from .hub import Hub, Item
 from .payloads import PAYLOAD_KINDS
 from .ticker import Ticker
@@ -428,10 +435,8 @@ class PushService:
 
     @staticmethod
     def clock_body() -> bytes:
-        """``GET /clock`` → ``{"mono_ns": "<digits>"}``: this host's CLOCK_MONOTONIC, read
-        as late as the handler can. A string, because a JavaScript Number is exact only up
-        to 2**53 ns (104 days of uptime); the browser page reads it into a BigInt."""
-        return b'{"mono_ns":"%d"}' % now_ns()
+        """``GET /clock``: :func:`pushbench.contract.clock_body` (every stack, one shape)."""
+        return clock_body()
 
     # --- server-originated load -------------------------------------------
 

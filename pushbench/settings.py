@@ -21,6 +21,10 @@ started with a clean environment.
   client worker breaks itself on purpose (:class:`~pushbench.faults.ClientFaults`, on
   top of its cell's): a broken instrument, which the self-check scenarios must fail on.
   Never for measuring; ``metadata.json`` records it with the other settings.
+- ``PUSHBENCH_CLOCK_SKEW_NS=N`` → ``clock_skew_ns``: every client worker (asyncio and
+  Locust) takes its clock to be ``CLOCK_MONOTONIC + N`` (a host whose clock is N ns
+  ahead), for the test that its offset estimate against ``GET /clock`` recovers it
+  (:mod:`pushbench.clients.clockprobe`). Never for measuring.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ ENV: Mapping[str, str] = {
     "precise_timers": "PUSHBENCH_COARSE_TIMERS",
     "chromium": "PUSHBENCH_CHROMIUM",
     "client_faults": "PUSHBENCH_CLIENT_FAULTS",
+    "clock_skew_ns": "PUSHBENCH_CLOCK_SKEW_NS",
 }
 
 
@@ -63,6 +68,8 @@ class Settings:
     blas_env: tuple[tuple[str, str], ...] = ()
     #: Faults every asyncio client worker applies (a deliberately broken instrument).
     client_faults: ClientFaults | None = None
+    #: A deliberate clock error of every client worker, ns (issue 18: tests only).
+    clock_skew_ns: int = 0
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -73,6 +80,7 @@ class Settings:
             chromium=environ.get(ENV["chromium"]) or None,
             blas_env=tuple((k, environ[k]) for k in BLAS_ENV_VARS if k in environ),
             client_faults=_client_faults(environ.get(ENV["client_faults"], "")),
+            clock_skew_ns=_integer(ENV["clock_skew_ns"], environ.get(ENV["clock_skew_ns"], "")),
         )
 
     def environ(self) -> dict[str, str]:
@@ -87,6 +95,8 @@ class Settings:
         out.update(self.blas_env)
         if self.client_faults is not None:
             out[ENV["client_faults"]] = self.client_faults.as_text()
+        if self.clock_skew_ns:
+            out[ENV["clock_skew_ns"]] = str(self.clock_skew_ns)
         return out
 
     def apply(self) -> None:
@@ -112,3 +122,11 @@ def _client_faults(text: str) -> ClientFaults | None:
     except ValueError as exc:
         raise ValueError(f"{ENV['client_faults']}: {exc}") from None
     return faults if faults.any else None
+
+
+def _integer(name: str, text: str) -> int:
+    """An integer variable's value (0 when unset); ValueError naming it otherwise."""
+    try:
+        return int(text.strip() or "0")
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, not {text!r}") from None

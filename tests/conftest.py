@@ -88,14 +88,19 @@ class ServerProcess:
 
 
 def start_server(
-    log: Path, *args: str, stack: str = "raw", env: Mapping[str, str] | None = None
+    log: Path,
+    *args: str,
+    stack: str = "raw",
+    env: Mapping[str, str] | None = None,
+    host: str = "127.0.0.1",
 ) -> ServerProcess:
-    """Start ``pushbench serve --stack STACK`` on a free loopback port, wait until ready.
+    """Start ``pushbench serve --stack STACK`` on a free port of ``host`` (loopback unless
+    told), wait until ready.
 
     ``env`` adds variables to the child's environment (e.g. an auth secret).
     """
     cmd = [sys.executable, "-m", "pushbench.cli", "serve", "--stack", stack]
-    cmd += ["--host", "127.0.0.1", "--port", "0", *args]
+    cmd += ["--host", host, "--port", "0", *args]
     return _launch(cmd, log, READY, env)
 
 

@@ -131,6 +131,7 @@ def _summary_tables(run: Run) -> list[doc.Block]:
             key=lambda r: style.order_key(r["transport"], r["stack"], r["client"]),
         )
         table_rows, flags = [], []
+        clocked = any(_clock_bound(r) for r in recs)
         for r in recs:
             notes = [r["flags"]] if r.get("flags") else []
             if r["failed"] or r["skipped"]:
@@ -152,15 +153,39 @@ def _summary_tables(run: Run) -> list[doc.Block]:
                 "of a repeat from the median; p99.9 and max are those of every repeat's "
                 "histogram merged, the repeats' own range beside them. Latency is corrected "
                 "(from the scheduled send time). Red rows measured nothing; yellow rows are "
-                f"flagged ({rule_text()}).",
+                f"flagged ({rule_text()})." + (CLOCK_NOTE if clocked else ""),
                 flags=tuple(flags),
             )
         )
     return blocks
 
 
+#: The summary caption's note when a row's workers read another clock (issue 18).
+CLOCK_NOTE = (
+    " “clock ±”: the client workers read another clock than the server's (another host); "
+    "their receive times were mapped onto the server's by an NTP-style GET /clock exchange, "
+    "so each latency is exact only to within ± this bound (half the best round trip, the "
+    "widest over workers and repeats; docs/distributed.md)."
+)
+
+
+def _clock_bound(r: dict[str, Any]) -> float:
+    """The widest clock error bound of a summary row's repeats, µs (0: one clock)."""
+    bound = r.get("clock_bound_us_max")
+    return float(bound) if bound is not None and bound == bound and bound > 0 else 0.0
+
+
 def _summary_value(column: str, r: dict[str, Any]) -> str:
-    """A summary cell: the median ±spread, or a merged tail with the repeats' range beside it."""
+    """A summary cell: the median ±spread, or a merged tail with the repeats' range beside
+    it; a latency measured across clocks with its error bound after it (``clock ±``)."""
+    text = _summary_text(column, r)
+    bound = _clock_bound(r)
+    if column.startswith("lat_") and bound and text != "—":
+        text += f" (clock{NBSP}±{fmt_value(column, bound)})"
+    return text
+
+
+def _summary_text(column: str, r: dict[str, Any]) -> str:
     if column in TAIL_COLUMNS and r.get("tail_merged"):
         text = fmt_value(column, r[column])
         lo, hi, n = r.get(f"{column}_min"), r.get(f"{column}_max"), r.get(f"{column}_n") or 0

@@ -34,6 +34,7 @@ from pushbench.scenario import Cell
 from pushbench.schema.cells import ALL_COLUMNS, EXTRA_COLUMNS, PARAM_COLUMNS
 from pushbench.schema.worker import OutputError, WorkerFailure, WorkerResult, read_output
 
+from .clock import clock_columns
 from .counters import counter_columns, harness_faults
 from .memory import MEMORY_COLUMNS, MemoryProbe
 from .netem import with_relay_cpu
@@ -253,6 +254,7 @@ def compute(
         publish_overruns=total("publish_overruns") if cell.publishers else None,
         **counter_columns(cell, results),
         **mem_columns,
+        **clock_columns(results),  # issue 18: the workers' clock offsets to the server's
     )
     soak_columns = dict.fromkeys(SOAK_COLUMNS)  # issue 17 item 6: churn cells only
     if soak is not None:

@@ -71,7 +71,9 @@ __all__ = [
 #:    tls_handshake_p50_us (the connect time split: TCP connect, then the TLS handshake).
 #: 11: compression (permessage-deflate: off, deflate, empty outside WebSocket cells) and
 #:    payload_kind (filler, json), after loop (issue 12 item 3).
-CELLS_SCHEMA_VERSION = 11
+#: 12: clock_offset_us and clock_bound_us (issue 18: each worker's clock offset to the
+#:    server's, from GET /clock; every latency corrected by it).
+CELLS_SCHEMA_VERSION = 12
 
 
 _C = Column
@@ -495,7 +497,7 @@ EXTRA_COLUMNS: dict[str, Column] = columns_of(
         "socket of the namespace, both ends of each loopback connection, coarse)",
     ),
     *SOAK_COLUMNS,  # the soak (issue 17 item 6): pushbench.schema.soak
-    *TOPOLOGY_COLUMNS,  # issue 12 (relay, TLS phases): pushbench.schema.topology
+    *TOPOLOGY_COLUMNS,  # issues 12, 18 (relay, TLS phases, clock): pushbench.schema.topology
 )
 
 #: Every column of ``cells.csv``, in order: the header the runner writes.

@@ -1,5 +1,6 @@
-"""The production-topology columns of ``cells.csv`` (issue 12): what the relay of a
-``net`` cell costs, and the TLS connect split of a ``tls`` cell; empty elsewhere.
+"""The production-topology columns of ``cells.csv`` (issues 12 and 18): what the relay of
+a ``net`` cell costs, the TLS connect split of a ``tls`` cell (empty elsewhere), and the
+clock offset of workers on other hosts (0 on one host).
 
 Kept apart from :mod:`pushbench.schema.cells` (which splices them into its
 ``EXTRA_COLUMNS``) so that module stays small; filled by :mod:`pushbench.runner.rows`.
@@ -38,5 +39,22 @@ TOPOLOGY_COLUMNS: tuple[Column, ...] = (
         "before the first HTTP byte), the second part of connect_p50_us; the rest up to "
         "ready is the WebSocket upgrade or the first response; empty for plaintext cells "
         "and for clients that do not split it",
+    ),
+    # -- issue 18 item 1: clock offset across hosts (pushbench.clocksync) --
+    _C(
+        "clock_offset_us",
+        "µs",
+        "the client worker's clock offset to the server's (server − worker, NTP-style from "
+        "the minimum-round-trip GET /clock exchange at its start), by which every receive "
+        "time and so every latency of the row was corrected; of the worker with the widest "
+        "bound when there are several; 0 when the workers read the server's own clock "
+        "(same kernel); empty when a worker did not measure it (browser, no /clock)",
+    ),
+    _C(
+        "clock_bound_us",
+        "µs",
+        "error bound of that correction: half the best /clock round trip, the widest over "
+        "the workers; every latency figure of the row is exact to within ± this (0: the "
+        "server's own clock, no error); empty when a worker did not measure it",
     ),
 )

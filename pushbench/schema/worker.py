@@ -325,6 +325,14 @@ class WorkerResult:
     figure and per-message ratio of the row (None: not marked, e.g. a run the runner
     did not time, or a worker stopped before the window).
 
+    ``clock_offset_ns`` and ``clock_bound_ns``: the worker's clock offset to the server's
+    (server − worker, from ``GET /clock``: :mod:`pushbench.clocksync`) and its error
+    bound; every time in the record and the receipts is already on the server's clock
+    (corrected by the offset), so each latency is exact to within the bound. 0 and 0 when
+    the server reads the worker's own clock; None: not measured (``/clock`` unreadable,
+    or a kind that maps its clock otherwise, as the browser does). ``extra["clock"]`` has
+    the details (method, best round trip, samples, an injected skew).
+
     The optional figures are measured by some worker kinds only: ``None`` means
     "not measured by this kind", never zero (the asyncio worker writes all of
     them; the browser has no process RSS or GC of its own to report, Locust no
@@ -365,6 +373,9 @@ class WorkerResult:
     gc_pause_ns_max: int | None = None
     window_start: WindowMark | None = None  # at the runner's WINDOW_SIGNALS (None: not marked)
     window_end: WindowMark | None = None
+    # issue 18 (clock offset across hosts): the worker's clock against the server's.
+    clock_offset_ns: int | None = None  # server − worker; every time written is corrected by it
+    clock_bound_ns: int | None = None  # its error bound (half the best /clock round trip)
     npz: str = ""  # the receipts file next to this one (set by the writer)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -379,6 +390,8 @@ class WorkerResult:
         "gc_pause_ns_max",
         "window_start",
         "window_end",
+        "clock_offset_ns",
+        "clock_bound_ns",
     )
     _MARKS: ClassVar[tuple[str, ...]] = ("window_start", "window_end")
 

@@ -10,7 +10,7 @@ event; a deque of ``--history`` envelopes answers ``since`` and ``Last-Event-ID`
 Left out, compared with pushbench's aiohttp stack: the hub (one stream, whatever
 ``topic`` is asked for), per-connection queues and tasks, slow-consumer limits (a
 blocked client blocks the ticker), parameter checks (bad input is a 500), tokens,
-Origin and connection limits, ``/publish``, ``/echo``, ``/clock``, ``/health``, the
+Origin and connection limits, ``/publish``, ``/echo``, ``/health``, the
 browser page, SSE ``retry:`` and heartbeats, WebSocket pings, close codes, counters
 per message, and the pacing-lag percentiles (mean and max only). Compression is off.
 
@@ -33,7 +33,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from pushbench.contract import now_ns
+from pushbench.contract import clock_body, now_ns
 from pushbench.schedule import open_loop
 from pushbench.settings import Settings
 
@@ -213,6 +213,11 @@ class Twin:
         )
 
 
+async def _clock(request: web.Request) -> web.Response:
+    """``GET /clock``: the contract's answer (:func:`pushbench.contract.clock_body`)."""
+    return web.Response(body=clock_body(), content_type="application/json")
+
+
 async def serve(host: str, port: int, history: int) -> None:
     twin = Twin(history)
     app = web.Application()
@@ -220,6 +225,7 @@ async def serve(host: str, port: int, history: int) -> None:
     app.router.add_get("/sse", twin.sse_handler)
     app.router.add_get("/poll", twin.poll_handler)
     app.router.add_get("/stats", twin.stats_handler)
+    app.router.add_get("/clock", _clock)  # the contract's: remote workers' offset estimate
     app.router.add_post("/control/ticker", twin.ticker_handler)
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1)
     await runner.setup()

@@ -13,7 +13,7 @@ held long polls wake on one shared event; a deque of ``--history`` envelopes ans
 Left out, compared with pushbench's Starlette stack: the hub (one stream, whatever
 ``topic`` is asked for), pusher tasks, slow-consumer limits (a blocked WebSocket
 blocks the ticker), parameter checks (bad input is a 500), tokens, Origin and
-connection limits, ``/publish``, ``/echo``, ``/clock``, ``/health``, the browser page,
+connection limits, ``/publish``, ``/echo``, ``/health``, the browser page,
 SSE ``retry:``, close codes, counters per message, and the pacing-lag percentiles
 (mean and max only). Keepalive is the libraries' default; compression is off.
 
@@ -43,7 +43,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from pushbench.contract import now_ns
+from pushbench.contract import clock_body, now_ns
 from pushbench.schedule import open_loop
 from pushbench.settings import Settings
 
@@ -231,6 +231,11 @@ class Server(uvicorn.Server):
         yield
 
 
+async def _clock(request: Request) -> Response:
+    """``GET /clock``: the contract's answer (:func:`pushbench.contract.clock_body`)."""
+    return Response(clock_body(), media_type="application/json")
+
+
 async def serve(host: str, port: int, history: int, loop: str) -> None:
     twin = Twin(history)
     app = Starlette(
@@ -239,6 +244,7 @@ async def serve(host: str, port: int, history: int, loop: str) -> None:
             Route("/sse", twin.sse_endpoint),
             Route("/poll", twin.poll_endpoint),
             Route("/stats", twin.stats_endpoint),
+            Route("/clock", _clock),  # the contract's: remote workers' offset estimate
             Route("/control/ticker", twin.ticker_endpoint, methods=["POST"]),
         ]
     )
