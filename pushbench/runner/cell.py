@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pushbench import proxies
 from pushbench.browser import MISSING_HINT, chromium_path
 from pushbench.procs import Pinning, ProcessGroup, Started, sample
 from pushbench.results import atomic_write_json
@@ -60,6 +61,7 @@ from .options import (
     RunOptions,
 )
 from .progress import Progress
+from .proxy import start_proxy
 from .rows import WorkerRun, bare_row, compute
 from .server import start_server, unsupported_by_stack
 
@@ -100,6 +102,9 @@ def _unsupported(cell: Cell) -> str:
     by_stack = unsupported_by_stack(cell)
     if by_stack:
         return by_stack
+    no_proxy = proxies.missing(cell.via)  # h27: the proxy in front is not installed
+    if no_proxy:
+        return no_proxy
     if cell.client == "browser" and chromium_path() is None:
         return f"client = 'browser' needs Chromium: {MISSING_HINT}"
     module = WORKER_MODULES[cell.client]
@@ -125,7 +130,7 @@ def run_one(
     try:
         return _measure(cell, repeat, name, group, run_dir, pinning, options, progress, servers)
     except CellFailed as exc:
-        return bare_row(cell, repeat, "failed", str(exc))
+        return {**bare_row(cell, repeat, "failed", str(exc)), **exc.columns}
     except Exception as exc:  # a ReadyTimeout, an HTTP error, unreadable output: go on
         return bare_row(cell, repeat, "failed", f"{type(exc).__name__}: {exc}"[:2000])
     finally:
@@ -303,6 +308,10 @@ def _measure(
         options.on_server_started(server)
     memory = MemoryProbe(server.pid, server_port(base_url))
     memory.idle()
+    # h27: a proxy in front: the clients' URL is the proxy's; control and /stats go direct.
+    proxy, client_url = None, base_url
+    if cell.via != proxies.DIRECT:
+        proxy, client_url = start_proxy(group, cell, pinning, base_url, work / "proxy")
 
     module = WORKER_MODULES[cell.client]
     plan = plan_workers(cell, pinning)
@@ -314,7 +323,7 @@ def _measure(
         spec_path = work / f"worker{k}.spec.json"
         status = work / f"worker{k}.status.json"
         stage = stage_size(cell, k, conns)
-        spec = worker_spec(cell, base_url, conns, firsts[k], publishes, status, stage)
+        spec = worker_spec(cell, client_url, conns, firsts[k], publishes, status, stage)
         atomic_write_json(spec_path, spec.to_dict())
         out = work / f"worker{k}"
         cpu = pinning.clients[k % len(pinning.clients)]
@@ -357,10 +366,12 @@ def _measure(
     _wait(group, window_start, progress)
     cpu0 = sample(server.pid)
     broker0 = sample(broker.pid) if broker is not None else None
+    proxy0 = sample(proxy.pid) if proxy is not None else None
     _mark_window(workers, "start")
     _wait(group, window_start + cell.duration_s, progress)
     cpu1 = sample(server.pid)
     broker1 = sample(broker.pid) if broker is not None else None
+    proxy1 = sample(proxy.pid) if proxy is not None else None
     _mark_window(workers, "end")
     memory.kernel_load = memory.kernel()
     window_end_ns = int((window_start + cell.duration_s) * 1e9)
@@ -399,4 +410,5 @@ def _measure(
         drained,
         broker_cpu=(broker0, broker1),
         memory=memory,
+        proxy_cpu=(proxy0, proxy1),
     )

@@ -153,6 +153,9 @@ class Cell:
     client_processes: int | None
     slo: Slo | None
     checks: Checks
+    #: h27 (issue 12 item 1): ``direct``, or the reverse proxy and config in front of the
+    #: server (:mod:`pushbench.proxies`); in the id only when not direct.
+    via: str = "direct"
 
     @property
     def cell_id(self) -> str:
@@ -179,6 +182,7 @@ class Cell:
             ("poll_interval_s", f"pi{num_id((self.poll_interval_s or 0) * 1000)}ms"),
             ("poll_timeout_s", f"pt{num_id(self.poll_timeout_s or 0)}s"),
             ("heartbeat_s", f"hb{num_id(self.heartbeat_s or 0)}s"),
+            ("via", f"via-{self.via}"),  # h27: a proxy in front
         )
         for name, shown in optional:
             value = getattr(self, name)
@@ -218,6 +222,7 @@ class Cell:
             "check_client_stall_ms": c.client_stall_ms,
             "check_client_stall_every_ms": c.client_stall_every_ms,
             "check_drop_receipt_every": c.drop_receipt_every,
+            "via": self.via,  # h27: a proxy in front
         }
 
     @property

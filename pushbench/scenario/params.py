@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pushbench import registry
+from pushbench.proxies import DIRECT, via_names
 from pushbench.registry import Engine, stack_names, transport_names
 
 __all__ = [
@@ -221,6 +222,9 @@ PARAMS: tuple[Param, ...] = (
     _p("poll_interval_s", number(0, 60, " (s)", lo_open=True), 0.1),
     _p("poll_timeout_s", number(0, 120, " (s)", lo_open=True), 30.0),
     _p("heartbeat_s", number(0, 300, " (s)", lo_open=True), 15.0),
+    # --- h27 (issue 12 item 1): a reverse proxy in front of the server ----------------
+    _p("via", choice(via_names), DIRECT),
+    # --- end h27 ------------------------------------------------------------------------
     _p("duration_s", number(0, MAX_DURATION_S, " (s)", lo_open=True), 10.0, listable=False),
     _p("warmup_s", number(0, 600, " (s)"), 2.0, listable=False),
     _p("repeats", integer(1, 100), 3, listable=False),

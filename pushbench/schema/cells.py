@@ -62,7 +62,8 @@ __all__ = [
 #:    mem_first_conn_bytes, kernel_sock_bytes_per_conn, kernel_sock_load_bytes_per_conn,
 #:    kernel_sock_source; server_rss_bytes_per_conn and server_rss_growth_bytes_per_conn
 #:    divide by the connections open (mem_conns_open), not the configured subscribers.
-CELLS_SCHEMA_VERSION = 7
+#: 8: via (a reverse proxy in front), proxy_cpu_us_per_msg, upgrade_status (h27).
+CELLS_SCHEMA_VERSION = 8
 
 
 _C = Column
@@ -143,6 +144,14 @@ COLUMNS: dict[str, Column] = columns_of(
         "check_drop_receipt_every",
         "count",
         "self-check (client fault): every Nth receipt not recorded (0: off)",
+    ),
+    # -- h27 (issue 12 item 1): the reverse proxy in front (pushbench.proxies) --
+    _C(
+        "via",
+        "text",
+        "direct (clients talk to the server), or the reverse proxy in front and its config: "
+        "nginx, caddy, haproxy (configured for push) or nginx-naive, caddy-naive, "
+        "haproxy-naive (the proxy's defaults and a short idle timeout: pushbench.proxies)",
     ),
     _C(
         "lat_count",
@@ -460,6 +469,22 @@ EXTRA_COLUMNS: dict[str, Column] = columns_of(
         "where the kernel figures come from: ss (the server's own sockets) or sockstat "
         "(/proc/net/sockstat TCP pages grown since before the first connection: every TCP "
         "socket of the namespace, both ends of each loopback connection, coarse)",
+    ),
+    # -- h27 (issue 12 item 1): the reverse proxy in front (pushbench.proxies) --
+    _C(
+        "proxy_cpu_us_per_msg",
+        "µs/msg",
+        f"CPU (user + system, all threads, {_CPU_NS}) of the cell's reverse proxy (via) over "
+        "the measured window ÷ msgs_delivered, beside server_cpu_us_per_msg (same window, "
+        "same denominator; pinned to the server CPUs); empty when direct",
+    ),
+    _C(
+        "upgrade_status",
+        "text",
+        "WebSocket cells (light client): the status line the clients' upgrade got, the most "
+        "frequent over the connections (HTTP/1.1 101 Switching Protocols when the upgrade "
+        "came through); with the response's Server header when it has one, e.g. "
+        "'HTTP/1.1 101 Switching Protocols; server=nginx/1.22.1'; empty for other clients",
     ),
 )
 
