@@ -260,10 +260,13 @@ def test_a_rows_text(tmp_path: Path) -> None:
     line = (tmp_path / "cells.csv").read_text().splitlines()[1]
     assert line == (
         "tiny,aiohttp-ws-sub2-rate50-p32,1,aiohttp,ws,light,python,2,0,50.0,32,memory,asyncio,"
-        ",,15.0,2.0,0.5,0.0,0.0,0,0.0,0.0,0.0,0,250,1234.6,,2000.0,,,,,,,,,,,,,0.999999,,,75.0,0.03,100.0,,,,,,,"
+        ",,15.0,2.0,0.5,0.0,0.0,0,0.0,0.0,0.0,0,"
+        "direct,"  # via (schema 8, h27)
+        "250,1234.6,,2000.0,,,,,,,,,,,,,0.999999,,,75.0,0.03,100.0,,,,,,,"
         "136.96,,,,,,0,,,ok,,,0.0615994,False,,,,False,,,,,,,,,,,,,,,12.5,240.96,,"
         ",,,,,"  # connect_failures … recorder_fill_max
         ",,,,,,"  # the memory columns (schema 7)
+        ",,"  # proxy_cpu_us_per_msg, upgrade_status (schema 8, h27)
     )
 
 

@@ -121,6 +121,7 @@ POINT: tuple[str, ...] = (
     "check_client_stall_ms",
     "check_client_stall_every_ms",
     "check_drop_receipt_every",
+    "via",  # h27: a proxy in front is another point
 )
 
 _TEXT = (
@@ -136,6 +137,8 @@ _TEXT = (
     "status",
     "reason",
     "drain_end",
+    "via",  # h27
+    "upgrade_status",
 )
 _BOOL = ("harness_bound", "probe")
 #: Self-check fault columns newer than some runs: absent means the fault was off (0).
@@ -195,6 +198,8 @@ def point_label(point: dict[str, Any]) -> str:
         parts.append(f"{point['hub']} hub")
     if point.get("loop") not in (None, "", "asyncio"):
         parts.append(str(point["loop"]))
+    if point.get("via") not in (None, "", "direct"):  # h27
+        parts.append(f"via {point['via']}")
     for col, unit in (("check_delay_ms", "ms delay"), ("check_pause_ms", "ms pause")):
         if point.get(col):
             parts.append(f"{_num(point[col])} {unit}")

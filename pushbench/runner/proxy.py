@@ -31,7 +31,7 @@ from pushbench.scenario import Cell
 from .options import READY_TIMEOUT_S, CellFailed
 from .server import HOST, free_port
 
-__all__ = ["PINNING_NOTE", "metadata", "refusal", "start_proxy", "upgrade_status"]
+__all__ = ["PINNING_NOTE", "metadata", "reason", "refusal", "start_proxy", "upgrade_status"]
 
 #: Where the proxy runs, for metadata.json.
 PINNING_NOTE = (
@@ -96,6 +96,17 @@ def refusal(cell: Cell, status: str | None) -> str:
     if len(parts) > 1 and parts[1] == "101":
         return ""
     return f"WebSocket refused by {cell.via}: the upgrade got {status!r}, not 101"
+
+
+def reason(cell: Cell, status: str | None) -> str:
+    """What a failed repeat's reason starts with behind a proxy: the refusal of a WebSocket
+    upgrade (:func:`refusal`), else ``through <via>`` ("" when direct), so a failure a
+    naive config caused reads as one (an SSE stream the proxy withholds: its connections
+    never up)."""
+    refused = refusal(cell, status)
+    if refused or cell.via == proxies.DIRECT:
+        return refused
+    return f"through {cell.via}"
 
 
 def metadata(cells: Sequence[Cell]) -> dict[str, Any]:

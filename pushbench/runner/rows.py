@@ -37,7 +37,8 @@ from pushbench.schema.worker import OutputError, WorkerFailure, WorkerResult, re
 from .counters import counter_columns, harness_faults
 from .memory import MEMORY_COLUMNS, MemoryProbe
 from .options import CellFailed
-from .proxy import refusal, upgrade_status
+from .proxy import reason as proxy_reason
+from .proxy import upgrade_status
 from .window import COUNTERS, ClientLoad, ClientWorker, client_load
 
 
@@ -155,9 +156,9 @@ def compute(
     faults = harness_faults([w.started.name for w in workers], results, stats)
     upgrade = upgrade_status([c for r in results for c in r.per_connection])  # h27
     if faults:  # the receipts miss what the harness dropped: not a loss to measure
-        refused = refusal(cell, upgrade)  # h27: a proxy that did not pass the upgrade
-        raise CellFailed("; ".join([refused, *faults] if refused else faults),
-                         {"upgrade_status": upgrade})  # fmt: skip
+        behind = proxy_reason(cell, upgrade)  # h27: "WebSocket refused by …", "through …"
+        why = "; ".join([behind, *faults] if behind else faults)
+        raise CellFailed(why, {"upgrade_status": upgrade})
     all_r = metrics.Receipts(
         *(
             np.concatenate([getattr(r, k) for _, r in outs])
