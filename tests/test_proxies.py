@@ -5,8 +5,10 @@ started here (the end-to-end cells are in ``tests/test_proxy_cells.py``)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,9 @@ import pytest
 from pushbench import proxies, scenario
 from pushbench.clients.common import ConnStats
 from pushbench.procs import ProcSample
+from pushbench.report import doc
+from pushbench.report import proxies as report_proxies
+from pushbench.report.load import load_run
 from pushbench.runner import proxy, rows
 from pushbench.schema.cells import ALL_COLUMNS, PARAM_COLUMNS
 
@@ -166,3 +171,56 @@ def test_proxy_cpu_per_message_and_its_column() -> None:
     assert "via" in PARAM_COLUMNS
     assert {"proxy_cpu_us_per_msg", "upgrade_status"} <= set(ALL_COLUMNS)
     assert "proxy" in rows.cpu_accounting()
+
+
+# --- the report's "Behind a proxy" table, from stored rows ----------------------------------
+
+FIXTURE_RUN = Path(__file__).resolve().parent / "fixtures" / "report-run"
+
+
+def _with_proxy_rows(tmp_path: Path) -> Path:
+    """The report fixture run (no via column: an older run) with a copy of its aiohttp rows
+    behind nginx: p50 + 150 µs, 7 µs of proxy CPU per message; and one refused cell."""
+    run = tmp_path / "run"
+    shutil.copytree(FIXTURE_RUN, run)
+    with (run / "cells.csv").open() as f:
+        rows = [dict(r, via="direct", proxy_cpu_us_per_msg="", upgrade_status="")
+                for r in csv.DictReader(f)]  # fmt: skip
+    extra = []
+    for r in rows:
+        if r["stack"] == "aiohttp" and r["status"] == "ok" and r["probe"] != "True":
+            p = dict(r, via="nginx", cell_id=r["cell_id"] + "-via-nginx")
+            p["lat_p50_us"] = str(float(r["lat_p50_us"]) + 150)
+            p["proxy_cpu_us_per_msg"] = "7"
+            p["upgrade_status"] = "HTTP/1.1 101 Switching Protocols; server=nginx/1.22.1"
+            extra.append(p)
+    refused = dict(extra[0], via="nginx-naive", cell_id=extra[0]["cell_id"] + "-naive")
+    refused.update(status="failed", reason="WebSocket refused by nginx-naive: …")
+    refused.update(upgrade_status="HTTP/1.1 400 Bad Request; server=nginx/1.22.1")
+    with (run / "cells.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows([*rows, *extra, refused])
+    return run
+
+
+def test_the_proxy_table_subtracts_the_direct_cell(tmp_path: Path) -> None:
+    run = load_run(_with_proxy_rows(tmp_path))
+    found = report_proxies.proxy_rows(run)
+    good = [r for r in found if r.proxied["via"] == "nginx"]
+    assert good and all(r.direct is not None for r in good)
+    for r in good:
+        assert r.added("lat_p50_us") == pytest.approx(150)
+        assert r.proxied["proxy_cpu_us_per_msg"] == pytest.approx(7)
+        assert r.upgrade_status.startswith("HTTP/1.1 101")
+    (naive,) = [r for r in found if r.proxied["via"] == "nginx-naive"]
+    assert naive.proxied["ok"] == 0 and "WebSocket refused" in naive.proxied["reasons"]
+    (sec,) = report_proxies.section(run)
+    table = sec.blocks[-1]
+    assert isinstance(table, doc.Table) and sec.title == "Behind a proxy"
+    text = "\n".join(" | ".join(row) for row in table.rows)
+    assert "+150" in text and "400 Bad Request" in text and table.flags.count("failed") == 1
+
+
+def test_no_proxy_section_for_a_direct_run() -> None:
+    assert report_proxies.section(load_run(FIXTURE_RUN)) == []

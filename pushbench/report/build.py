@@ -18,7 +18,7 @@ from typing import Any
 from pushbench.metrics.flags import rule_text
 from pushbench.results import atomic_write_bytes
 
-from . import answer, doc, guide, paths, style, tax, thresholds
+from . import answer, doc, guide, paths, proxies, style, tax, thresholds
 from .doc import NBSP
 from .figure import Plot
 from .load import METRICS, TAIL_COLUMNS, Run, point_label, variant_label
@@ -434,6 +434,7 @@ def document(
         *thresholds.section(run),  # the CI gate's verdict, as stored by `pushbench run`
         doc.Section("Summary", "summary", tuple(_summary_tables(run))),
         *tax.section(run),  # pushbench's servers over their hand-written twins, when run
+        *proxies.section(run),  # h27: cells behind a proxy beside direct, when run
         doc.Section("Saturation", "saturation", tuple(_saturation_blocks(run))),
         guide.section(run),
         doc.Section(
