@@ -12,8 +12,8 @@ export PYTHONHASHSEED := 0
 # Debian packages that tests and scenarios start for real: Redis for the scale-out hub,
 # Chromium as the browser client and the report check (driven headless through Playwright).
 # Installed when missing and we are root; otherwise the command to run is printed.
-SYSTEM_PACKAGES := redis-server chromium openssl iproute2 util-linux
-SYSTEM_BINARIES := redis-server chromium openssl ip unshare
+SYSTEM_PACKAGES := redis-server chromium openssl iproute2 util-linux nginx caddy haproxy
+SYSTEM_BINARIES := redis-server chromium openssl ip unshare nginx caddy haproxy
 
 help:
 	@echo "make bench        quick codec benchmark, then scenarios/\$$SCENARIO.toml (default quick)"

@@ -129,6 +129,10 @@ class ConnStats:
     # and the connect time (TCP connect → handshake done) of every reconnect, ns
     churn_leaves: int = 0
     reconnect_ns: list[int] = field(default_factory=list)
+    # h27: the last WebSocket upgrade's status line and Server header, as received
+    # (:meth:`upgrade_answer`); None: no upgrade answered (or not a light ws client).
+    status_line: str | None = None
+    server_header: str | None = None
     # Set once the first attempt is over (connected or failed): the worker's readiness.
     settled: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     # Meters started and not yet finished: their bytes so far are read by bytes_now().
@@ -187,6 +191,16 @@ class ConnStats:
         self.connects += 1
         self.settled.set()
 
+    def upgrade_answer(self, head: bytes) -> None:
+        """Keep the status line and the Server header of an upgrade's answer ``head``
+        (the bytes before the blank line), whatever the status: a 101 that came through a
+        proxy, or what the proxy answered instead."""
+        lines = head.decode("latin-1").split("\r\n")
+        self.status_line = lines[0].strip()[:200]
+        servers = [v.strip() for k, _, v in (x.partition(":") for x in lines[1:])
+                   if k.strip().lower() == "server"]  # fmt: skip
+        self.server_header = servers[-1][:200] if servers else None
+
     def error(self, exc: BaseException | str) -> None:
         self.errors += 1
         text = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
@@ -232,6 +246,9 @@ class ConnStats:
         out["reconnect_ns"] = list(self.reconnect_ns)
         out["bytes_source"] = self.bytes_source
         out["last_error"] = self.last_error
+        if self.status_line is not None:  # h27: only where an upgrade was answered
+            out["status_line"] = self.status_line
+            out["server_header"] = self.server_header
         return out
 
 

@@ -145,6 +145,9 @@ class _WsProtocol(asyncio.BufferedProtocol):
             if end < 0:
                 self._head = buf
                 return
+            # h27: what came back on the wire, kept whether the upgrade passed or not (a
+            # proxy in front may answer it itself, or drop the Upgrade header on its way).
+            self._stats.upgrade_answer(buf[:end])
             response = parse_response(buf[:end])
             offered = self.offered
             check_response(response, self.key, extensions_offered=offered is not None)

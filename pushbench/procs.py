@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import select
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -149,11 +150,15 @@ class ProcessGroup:
         timeout_s: float = 30.0,
         env: dict[str, str] | None = None,
         ready_anywhere: bool = False,
+        ready_port: tuple[str, int] | None = None,
     ) -> Started:
         """Start ``argv`` pinned to ``cpus``; return once a stdout line starts with
         ``ready_prefix`` (contains it, with ``ready_anywhere``: for a program such as
         redis-server that starts its log lines with a pid and a time). stderr goes to
-        ``log_dir/<name>.log`` (kept with the run)."""
+        ``log_dir/<name>.log`` (kept with the run). With ``ready_port`` (host, port), for
+        a program that prints no ready line (a reverse proxy): stdout goes to the log too,
+        and it is ready once that address accepts a TCP connection; ``ready_line`` is
+        then ``ready_prefix``."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
         cpu_set = set(cpus)
@@ -165,7 +170,7 @@ class ProcessGroup:
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(
                 list(argv),
-                stdout=subprocess.PIPE,
+                stdout=subprocess.PIPE if ready_port is None else log,
                 stderr=log,
                 stdin=subprocess.DEVNULL,
                 preexec_fn=pin,
@@ -174,6 +179,10 @@ class ProcessGroup:
             )
         entry = Started(name, proc, tuple(sorted(cpu_set)), log_path=log_path)
         self.started.append(entry)
+        if ready_port is not None:
+            _wait_listening(entry, ready_port, timeout_s)
+            entry.ready_line = ready_prefix
+            return entry
         entry.ready_line = self._wait_ready(entry, ready_prefix, timeout_s, ready_anywhere)
         return entry
 
@@ -237,6 +246,27 @@ class ProcessGroup:
             codes[entry.name] = self.stop(entry, grace_s)
         self.started.clear()
         return codes
+
+
+def _wait_listening(entry: Started, address: tuple[str, int], timeout_s: float) -> None:
+    """Wait until ``address`` accepts a TCP connection; a ReadyTimeout (with the log's
+    tail) when ``entry`` exits first or ``timeout_s`` passes."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and entry.proc.poll() is None:
+        try:
+            with socket.create_connection(address, timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    tail = ""
+    if entry.log_path is not None and entry.log_path.exists():
+        tail = entry.log_path.read_text(errors="replace")[-2000:]
+    state = (
+        f"exited with {entry.proc.returncode}"
+        if entry.proc.poll() is not None
+        else f"not listening on {address[0]}:{address[1]} after {timeout_s:.0f} s"
+    )
+    raise ReadyTimeout(f"{entry.name} {state}; log tail:\n{tail}")
 
 
 def spawn(

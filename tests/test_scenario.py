@@ -38,6 +38,7 @@ SHIPPED = {
     "tax",
     "chat-busy",
     "abuse",
+    "proxies",  # h27
 }
 SAFE = re.compile(r"[A-Za-z0-9._-]+")
 

@@ -264,6 +264,7 @@ def test_a_rows_text(tmp_path: Path) -> None:
         ",,15.0,2.0,0.5,0.0,0.0,0,0.0,0.0,0.0,0,"
         "loopback,"  # net (schema 9)
         "False,"  # tls (schema 10)
+        "direct,"  # via (schema 13)
         "250,1234.6,,2000.0,,,,,,,,,,,,,0.999999,,,75.0,0.03,100.0,,,,,,,"
         "136.96,,,,,,0,,,ok,,,0.0615994,False,,,,False,,,,,,,,,,,,,,,12.5,240.96,,"
         ",,,,,"  # connect_failures … recorder_fill_max
@@ -272,6 +273,7 @@ def test_a_rows_text(tmp_path: Path) -> None:
         ","  # relay_cpu_us_per_msg (schema 9)
         ",,"  # tcp_connect_p50_us, tls_handshake_p50_us (schema 10)
         ",,"  # clock_offset_us, clock_bound_us (schema 12)
+        ",,"  # proxy_cpu_us_per_msg, upgrade_status (schema 13)
     )
 
 

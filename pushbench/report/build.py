@@ -25,6 +25,7 @@ from . import (
     guide,
     netem,
     paths,
+    proxies,
     robustness,
     soak,
     style,
@@ -475,6 +476,7 @@ def document(
         *soak.section(run),  # issue 17 item 6: churn cells, when run
         *netem.section(run),  # network conditions (issue 12 item 6), when relayed cells ran
         *tls_cost.section(run),  # issue 12 item 2: TLS cells beside their plaintext twins
+        *proxies.section(run),  # h27: cells behind a proxy beside direct, when run
         doc.Section("Saturation", "saturation", tuple(_saturation_blocks(run))),
         guide.section(run),
         *filter(None, [robustness.section(run.path)]),  # the [abuse] probes, when run

@@ -128,6 +128,7 @@ POINT: tuple[str, ...] = (
     "check_drop_receipt_every",
     "net",  # network conditions (issue 12 item 6): the relay's profile; loopback: none
     "tls",  # issue 12 item 2: a TLS cell is another point than its plaintext twin
+    "via",  # h27: a proxy in front is another point
 )
 
 _TEXT = (
@@ -145,6 +146,8 @@ _TEXT = (
     "drain_end",
     "soak_churn",  # issue 17 item 6 (soak)
     "net",
+    "via",  # h27
+    "upgrade_status",
 )
 _BOOL = ("harness_bound", "probe", "tls")  # tls absent (older runs): plaintext
 #: Self-check fault columns newer than some runs: absent means the fault was off (0).
@@ -204,6 +207,8 @@ def point_label(point: dict[str, Any]) -> str:
         parts.append(f"{point['hub']} hub")
     if point.get("loop") not in (None, "", "asyncio"):
         parts.append(str(point["loop"]))
+    if point.get("via") not in (None, "", "direct"):  # h27
+        parts.append(f"via {point['via']}")
     for col, unit in (("check_delay_ms", "ms delay"), ("check_pause_ms", "ms pause")):
         if point.get(col):
             parts.append(f"{_num(point[col])} {unit}")

@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pushbench import proxies
 from pushbench.browser import MISSING_HINT, chromium_path
 from pushbench.netem import profile
 from pushbench.procs import Pinning, ProcessGroup, Started, sample
@@ -64,6 +65,7 @@ from .options import (
     RunOptions,
 )
 from .progress import Progress
+from .proxy import start_proxy
 from .rows import WorkerRun, bare_row, compute
 from .server import start_server, unsupported_by_stack
 from .soak import SoakProbe
@@ -108,6 +110,11 @@ def _unsupported(cell: Cell) -> str:
         return by_stack
     if cell.tls and cell.client != "python":  # issue 12 item 2
         return f"tls = true: the {cell.client} client does not speak TLS here (python only)"
+    no_proxy = proxies.missing(cell.via)  # h27: the proxy in front is not installed
+    if no_proxy:
+        return no_proxy
+    if cell.tls and cell.via != proxies.DIRECT:  # not combined yet: TLS is end to end only
+        return "tls = true behind a proxy is not supported yet (TLS runs end to end, direct)"
     if cell.client == "browser" and chromium_path() is None:
         return f"client = 'browser' needs Chromium: {MISSING_HINT}"
     module = WORKER_MODULES[cell.client]
@@ -133,7 +140,7 @@ def run_one(
     try:
         return _measure(cell, repeat, name, group, run_dir, pinning, options, progress, servers)
     except CellFailed as exc:
-        return bare_row(cell, repeat, "failed", str(exc))
+        return {**bare_row(cell, repeat, "failed", str(exc)), **exc.columns}
     except Exception as exc:  # a ReadyTimeout, an HTTP error, unreadable output: go on
         return bare_row(cell, repeat, "failed", f"{type(exc).__name__}: {exc}"[:2000])
     finally:
@@ -340,11 +347,16 @@ def _measure(
         options.on_server_started(server)
     memory = MemoryProbe(server.pid, server_port(base_url))
     memory.idle()
-    # -- network conditions (issue 12 item 6): the workers connect through the relay; the
-    # runner's own control requests (/control/ticker, /stats) go to the server directly
-    relay, client_url = None, base_url
+    # h27: a proxy in front: the clients' URL is the proxy's; control and /stats go direct.
+    proxy, client_url = None, base_url
+    if cell.via != proxies.DIRECT:
+        proxy, client_url = start_proxy(group, cell, pinning, base_url, work / "proxy")
+    # -- network conditions (issue 12 item 6): the workers connect through the relay (in
+    # front of the proxy when there is one); the runner's own control requests
+    # (/control/ticker, /stats) go to the server directly
+    relay = None
     if profile(cell.net).relay:
-        relay, client_url = netem.start_relay(group, cell.net, base_url, pinning, seed=repeat)
+        relay, client_url = netem.start_relay(group, cell.net, client_url, pinning, seed=repeat)
     # -- end network conditions --
 
     module = WORKER_MODULES[cell.client]
@@ -403,6 +415,7 @@ def _measure(
     cpu0 = sample(server.pid)
     broker0 = sample(broker.pid) if broker is not None else None
     relay0 = sample(relay.pid) if relay is not None else None
+    proxy0 = sample(proxy.pid) if proxy is not None else None
     _mark_window(workers, "start")
     soak = None  # issue 17 item 6: a churn cell's server sampled through the window
     if cell.churn is not None:
@@ -411,6 +424,7 @@ def _measure(
     cpu1 = sample(server.pid)
     broker1 = sample(broker.pid) if broker is not None else None
     relay1 = sample(relay.pid) if relay is not None else None
+    proxy1 = sample(proxy.pid) if proxy is not None else None
     _mark_window(workers, "end")
     memory.kernel_load = memory.kernel()
     window_end_ns = int((window_start + cell.duration_s) * 1e9)
@@ -451,4 +465,5 @@ def _measure(
         memory=memory,
         soak=soak,
         relay_cpu=(relay0, relay1),
+        proxy_cpu=(proxy0, proxy1),
     )

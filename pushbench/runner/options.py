@@ -39,7 +39,13 @@ READY_TIMEOUT_S = 30.0  # for a server or a worker to print its ready line
 
 
 class CellFailed(RuntimeError):
-    """A cell could not be measured (a process crashed, a request failed); the run goes on."""
+    """A cell could not be measured (a process crashed, a request failed); the run goes on.
+    ``columns``: what was still measured and belongs in the failed row (h27: the
+    ``upgrade_status`` a proxy answered)."""
+
+    def __init__(self, reason: str, columns: dict[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.columns: dict[str, Any] = dict(columns or {})
 
 
 @dataclass

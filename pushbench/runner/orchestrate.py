@@ -42,6 +42,7 @@ from .abuse import run_abuse
 from .cell import run_one
 from .options import RunOptions, RunResult
 from .progress import Progress
+from .proxy import metadata as proxy_metadata
 from .rounds import Planned, ProbeRounds, interleave, new_seed
 from .rows import cpu_accounting
 from .saturation import slo_groups
@@ -87,6 +88,7 @@ def run_scenario(scenario: Scenario, options: RunOptions, *, seed: int | None = 
             "servers": {},
             "cells_schema": CELLS_SCHEMA_VERSION,
             "cpu_accounting": cpu_accounting(),
+            "proxies": proxy_metadata([cell for cell, _ in runs]),  # h27: via
         },
     )
     atomic_write_json(run_dir / "metadata.json", meta)

@@ -39,6 +39,8 @@ from .counters import counter_columns, harness_faults
 from .memory import MEMORY_COLUMNS, MemoryProbe
 from .netem import with_relay_cpu
 from .options import CellFailed
+from .proxy import reason as proxy_reason
+from .proxy import upgrade_status
 from .soak import SOAK_COLUMNS, SoakProbe
 from .window import COUNTERS, ClientLoad, ClientWorker, client_load
 
@@ -57,6 +59,7 @@ __all__ = [
     "read_results",
     "ticker_seq0",
     "with_broker_cpu",
+    "with_proxy_cpu",
     "with_ticker_cpu",
     "with_wire_bytes",
 ]
@@ -146,6 +149,7 @@ def compute(
     memory: MemoryProbe | None = None,
     soak: SoakProbe | None = None,
     relay_cpu: tuple[ProcSample | None, ProcSample | None] = (None, None),
+    proxy_cpu: tuple[ProcSample | None, ProcSample | None] = (None, None),
 ) -> dict[str, Any]:
     """The row of one measured cell × repeat; ``drained``: why the drain ended and how
     long after the window (:func:`.drain.drain`), None when not drained by the runner.
@@ -156,8 +160,11 @@ def compute(
     outs = read_results(workers)
     results = [info for info, _ in outs]
     faults = harness_faults([w.started.name for w in workers], results, stats)
+    upgrade = upgrade_status([c for r in results for c in r.per_connection])  # h27
     if faults:  # the receipts miss what the harness dropped: not a loss to measure
-        raise CellFailed("; ".join(faults))
+        behind = proxy_reason(cell, upgrade)  # h27: "WebSocket refused by …", "through …"
+        why = "; ".join([behind, *faults] if behind else faults)
+        raise CellFailed(why, {"upgrade_status": upgrade})
     all_r = metrics.Receipts(
         *(
             np.concatenate([getattr(r, k) for _, r in outs])
@@ -266,6 +273,8 @@ def compute(
         row["publish_lag_max_us"] = total_max("publish_lag_max_ns") / 1e3
     row = with_ticker_cpu(with_broker_cpu(row, *broker_cpu), ticker, last_seq - first_seq + 1)
     row = with_relay_cpu(row, *relay_cpu)  # network conditions (issue 12 item 6)
+    row = with_proxy_cpu(row, *proxy_cpu)  # h27
+    row["upgrade_status"] = upgrade
     return in_schema_order(with_wire_bytes(row, load))
 
 
@@ -303,6 +312,18 @@ def with_broker_cpu(
     return {**row, "broker_cpu_us_per_msg": value}
 
 
+def with_proxy_cpu(
+    row: dict[str, Any], start: ProcSample | None, end: ProcSample | None
+) -> dict[str, Any]:
+    """h27: ``row`` with ``proxy_cpu_us_per_msg``, the reverse proxy's CPU over the window
+    per message delivered, as :func:`with_broker_cpu` (empty when direct)."""
+    delivered = row.get("msgs_delivered")
+    value = None
+    if start is not None and end is not None and delivered:
+        value = (end.cpu_s - start.cpu_s) * 1e6 / delivered
+    return {**row, "proxy_cpu_us_per_msg": value}
+
+
 def cpu_accounting() -> dict[str, str]:
     """How the rows' CPU figures are measured, for metadata.json (``cpu_accounting``);
     ``source``: what :mod:`pushbench.cputime` reads on this machine (``clock``: process
@@ -313,6 +334,8 @@ def cpu_accounting() -> dict[str, str]:
         "(ticker_cpu_us_per_msg; server_cpu_us_per_msg includes it)",
         "server": "the server process's CPU, all threads, at the window's edges",
         "broker": "the Redis server's CPU, all threads, at the window's edges",
+        "proxy": "the reverse proxy's CPU (via), all threads, at the window's edges; it "
+        "runs pinned to the server CPUs",
         "clients": "asyncio workers: getrusage (µs); Locust's and the browser's processes: "
         "pushbench.cputime, at the runner's window signals",
         "source": here.source if here is not None else "unavailable",

@@ -169,6 +169,9 @@ class Cell:
     # h25 (compression): permessage-deflate on WebSocket cells, the ticker's payload kind
     compression: str | None = "off"  # None outside WebSocket cells
     payload_kind: str = "filler"
+    #: h27 (issue 12 item 1): ``direct``, or the reverse proxy and config in front of the
+    #: server (:mod:`pushbench.proxies`); in the id only when not direct.
+    via: str = "direct"
 
     @property
     def cell_id(self) -> str:
@@ -198,6 +201,7 @@ class Cell:
             ("poll_timeout_s", f"pt{num_id(self.poll_timeout_s or 0)}s"),
             ("heartbeat_s", f"hb{num_id(self.heartbeat_s or 0)}s"),
             ("net", f"net{self.net}"),  # network conditions (issue 12 item 6)
+            ("via", f"via-{self.via}"),  # h27: a proxy in front
         )
         for name, shown in optional:
             value = getattr(self, name)
@@ -245,6 +249,7 @@ class Cell:
             "check_drop_receipt_every": c.drop_receipt_every,
             "net": self.net,  # network conditions (issue 12 item 6)
             "tls": self.tls,  # issue 12 item 2
+            "via": self.via,  # h27: a proxy in front
         }
 
     @property

@@ -19,6 +19,7 @@ from pushbench import registry
 from pushbench.churn import TABLE_FORM, Churn
 from pushbench.netem.profiles import DEFAULT_NET, net_names
 from pushbench.payloads import PAYLOAD_KINDS
+from pushbench.proxies import DIRECT, via_names
 from pushbench.registry import Engine, stack_names, transport_names
 
 __all__ = [
@@ -254,6 +255,9 @@ PARAMS: tuple[Param, ...] = (
     # -- end network conditions --
     # issue 12 item 2 (TLS): https:// and wss:// with a certificate made for the run
     _p("tls", boolean(), False),
+    # --- h27 (issue 12 item 1): a reverse proxy in front of the server ----------------
+    _p("via", choice(via_names), DIRECT),
+    # --- end h27 ------------------------------------------------------------------------
     _p("duration_s", number(0, MAX_DURATION_S, " (s)", lo_open=True), 10.0, listable=False),
     _p("warmup_s", number(0, 600, " (s)"), 2.0, listable=False),
     _p("repeats", integer(1, 100), 3, listable=False),

@@ -73,7 +73,8 @@ __all__ = [
 #:    payload_kind (filler, json), after loop (issue 12 item 3).
 #: 12: clock_offset_us and clock_bound_us (issue 18: each worker's clock offset to the
 #:    server's, from GET /clock; every latency corrected by it).
-CELLS_SCHEMA_VERSION = 12
+#: 13: via (a reverse proxy in front), proxy_cpu_us_per_msg, upgrade_status (issue 12 item 1).
+CELLS_SCHEMA_VERSION = 13
 
 
 _C = Column
@@ -178,6 +179,14 @@ COLUMNS: dict[str, Column] = columns_of(
         "the connections are TLS (https://, wss://): the server holds a certificate made for "
         "the run (pushbench.tls: a throwaway CA, ECDSA P-256 leaf) and every client "
         "verifies it against that CA; false: plaintext",
+    ),
+    # -- h27 (issue 12 item 1): the reverse proxy in front (pushbench.proxies) --
+    _C(
+        "via",
+        "text",
+        "direct (clients talk to the server), or the reverse proxy in front and its config: "
+        "nginx, caddy, haproxy (configured for push) or nginx-naive, caddy-naive, "
+        "haproxy-naive (the proxy's defaults and a short idle timeout: pushbench.proxies)",
     ),
     _C(
         "lat_count",

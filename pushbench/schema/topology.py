@@ -1,6 +1,7 @@
 """The production-topology columns of ``cells.csv`` (issues 12 and 18): what the relay of
 a ``net`` cell costs, the TLS connect split of a ``tls`` cell (empty elsewhere), and the
-clock offset of workers on other hosts (0 on one host).
+clock offset of workers on other hosts (0 on one host), and what a proxy in front costs
+and answered to the upgrade.
 
 Kept apart from :mod:`pushbench.schema.cells` (which splices them into its
 ``EXTRA_COLUMNS``) so that module stays small; filled by :mod:`pushbench.runner.rows`.
@@ -56,5 +57,21 @@ TOPOLOGY_COLUMNS: tuple[Column, ...] = (
         "error bound of that correction: half the best /clock round trip, the widest over "
         "the workers; every latency figure of the row is exact to within ± this (0: the "
         "server's own clock, no error); empty when a worker did not measure it",
+    ),
+    # -- issue 12 item 1: the reverse proxy in front (pushbench.proxies) --
+    _C(
+        "proxy_cpu_us_per_msg",
+        "µs/msg",
+        f"CPU (user + system, all threads, {CPU_NS}) of the cell's reverse proxy (via) over "
+        "the measured window ÷ msgs_delivered, beside server_cpu_us_per_msg (same window, "
+        "same denominator; pinned to the server CPUs); empty when direct",
+    ),
+    _C(
+        "upgrade_status",
+        "text",
+        "WebSocket cells (light client): the status line the clients' upgrade got, the most "
+        "frequent over the connections (HTTP/1.1 101 Switching Protocols when the upgrade "
+        "came through); with the response's Server header when it has one, e.g. "
+        "'HTTP/1.1 101 Switching Protocols; server=nginx/1.22.1'; empty for other clients",
     ),
 )

@@ -1,0 +1,206 @@
+"""Reverse proxies in front of a cell's server: the ``via`` dimension, declared as data.
+
+A cell's ``via`` is ``direct`` (clients talk to the server) or a proxy and its config:
+``nginx``, ``caddy``, ``haproxy`` (configured for push: the WebSocket Upgrade and
+Connection forwarded, streamed responses passed on at once, idle timeouts of hours) and
+``nginx-naive``, ``caddy-naive``, ``haproxy-naive`` (each proxy's defaults for a plain
+reverse proxy, plus an idle timeout of :data:`NAIVE_IDLE_S` — the seed's warning about
+older or default-configured proxies, made measurable):
+
+- nginx-naive: HTTP/1.0 to the upstream without Upgrade/Connection (a WebSocket upgrade
+  cannot pass: the server answers the plain GET with an error), responses buffered
+  (``proxy_buffering`` on; ``proxy_ignore_headers X-Accel-Buffering`` because every stack
+  sends ``X-Accel-Buffering: no``, which a proxy that does not know the header ignores),
+  ``proxy_read_timeout`` :data:`NAIVE_IDLE_S`.
+- caddy-naive: Caddy's ``reverse_proxy`` defaults (it forwards an upgrade and flushes an
+  event stream by itself) with a ``read_timeout`` of :data:`NAIVE_IDLE_S` to the upstream.
+- haproxy-naive: ``mode http`` (HAProxy forwards an upgrade by itself) with client and
+  server timeouts of :data:`NAIVE_IDLE_S` and no ``timeout tunnel``.
+
+Each config is a template file in ``pushbench/proxy_templates/`` (``@name@`` placeholders,
+so nginx's ``$variables`` and Caddy's JSON braces need no escaping) filled by
+:func:`render` into the run directory. Every file the proxy writes (pid, temp files,
+Caddy's storage) is under that directory, the proxy runs in the foreground (nginx
+``daemon off`` and ``master_process off``: one process whose CPU is the proxy's; HAProxy
+``-db`` with one thread; ``caddy run`` with the admin endpoint off) and logs to stderr,
+which :mod:`pushbench.procs` keeps in the cell's log. The runner starts, pins, samples
+and stops it (:mod:`pushbench.runner.proxy`); this module only says what to start.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+__all__ = [
+    "CONFIGS",
+    "DIRECT",
+    "LONG_TIMEOUT_S",
+    "NAIVE_IDLE_S",
+    "PROXIES",
+    "Proxy",
+    "ProxyPlan",
+    "binary",
+    "missing",
+    "plan",
+    "proxy_of",
+    "render",
+    "template",
+    "via_names",
+]
+
+DIRECT = "direct"
+#: The naive configs' idle timeout, seconds: below the scenarios' default heartbeat (15 s),
+#: so an idle WebSocket or SSE stream through a naive proxy is cut.
+NAIVE_IDLE_S = 10
+#: The good configs' read/idle timeouts, seconds: longer than any cell.
+LONG_TIMEOUT_S = 3600
+#: The configs of each proxy, in ``via`` order: ``good`` is ``via = "<proxy>"``.
+CONFIGS: tuple[str, ...] = ("good", "naive")
+_PLACEHOLDER = re.compile(r"@([a-z_]+)@")
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """One reverse proxy: its executable, the Debian package that has it, how it is started
+    (``argv`` with ``{binary}``, ``{config}`` and ``{dir}``), its config file's suffix,
+    and how its version is read (``dpkg-query`` on ``package``)."""
+
+    name: str
+    executable: str
+    package: str
+    argv: tuple[str, ...]
+    suffix: str
+    dirs: tuple[str, ...] = ()  # made in the work directory before a start
+
+    def command(self, exe: str, config: Path, workdir: Path) -> list[str]:
+        """The argv that runs the proxy in the foreground on ``config``."""
+        values = {"binary": exe, "config": str(config), "dir": f"{workdir}/"}
+        return [a.format(**values) for a in self.argv]
+
+
+#: The proxies a cell may put in front (Debian packages: ``make system-deps``).
+PROXIES: tuple[Proxy, ...] = (
+    # -p: prefix (relative paths), -e: the error log before the config is read (else
+    # /var/log/nginx/error.log), -c: the config.
+    Proxy(
+        "nginx",
+        "nginx",
+        "nginx",
+        ("{binary}", "-p", "{dir}", "-e", "stderr", "-c", "{config}"),
+        ".conf",
+        ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"),  # the config's temp paths
+    ),
+    Proxy(
+        "caddy", "caddy", "caddy", ("{binary}", "run", "--config", "{config}"), ".json", ("data",)
+    ),
+    Proxy("haproxy", "haproxy", "haproxy", ("{binary}", "-db", "-f", "{config}"), ".cfg"),
+)
+
+
+def via_names() -> tuple[str, ...]:
+    """Every value of ``via``: ``direct``, then each proxy good and naive."""
+    names = [DIRECT]
+    for p in PROXIES:
+        names += [p.name, f"{p.name}-naive"]
+    return tuple(names)
+
+
+def proxy_of(via: str) -> tuple[Proxy, str] | None:
+    """``via`` → (the proxy, ``good`` or ``naive``); None for ``direct``. A ValueError for
+    a name that is not a ``via``."""
+    if via == DIRECT:
+        return None
+    name, _, config = via.partition("-")
+    for p in PROXIES:
+        if p.name == name and config in ("", "naive"):
+            return p, config or "good"
+    raise ValueError(f"unknown via {via!r}: one of {', '.join(via_names())}")
+
+
+def binary(proxy: Proxy) -> str | None:
+    """The proxy's executable on PATH (or Debian's ``/usr/sbin``), else None."""
+    return shutil.which(proxy.executable) or shutil.which(
+        proxy.executable, path="/usr/sbin:/usr/bin"
+    )
+
+
+def missing(via: str) -> str:
+    """Why a cell with ``via`` cannot run here ("" when it can): its proxy not installed."""
+    found = proxy_of(via)
+    if found is None or binary(found[0]) is not None:
+        return ""
+    p = found[0]
+    return (
+        f"via = {via!r} needs {p.executable} (Debian package {p.package}): run `make system-deps`"
+    )
+
+
+def template(proxy: Proxy, config: str) -> str:
+    """The text of a config template (``pushbench/proxy_templates/<proxy>-<config>``)."""
+    name = f"{proxy.name}-{config}{proxy.suffix}"
+    return resources.files("pushbench").joinpath("proxy_templates", name).read_text("utf-8")
+
+
+def render(text: str, values: dict[str, str]) -> str:
+    """``text`` with every ``@name@`` replaced by ``values[name]``; a placeholder without a
+    value, or a value no placeholder uses, is a ValueError (a template and its caller
+    never drift apart silently)."""
+    used = set(_PLACEHOLDER.findall(text))
+    unknown = sorted(used - values.keys())
+    if unknown:
+        raise ValueError(f"template placeholders without a value: {', '.join(unknown)}")
+    unused = sorted(values.keys() - used)
+    if unused:
+        raise ValueError(f"values no placeholder uses: {', '.join(unused)}")
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+
+
+@dataclass(frozen=True)
+class ProxyPlan:
+    """What to start for one cell's proxy: its argv, the config written, the address it
+    listens on (``host``:``port``) and the server it forwards to (``upstream``)."""
+
+    via: str
+    proxy: str
+    config: str
+    argv: tuple[str, ...]
+    config_path: Path
+    host: str
+    port: int
+    upstream: str
+
+
+def plan(
+    via: str, exe: str, workdir: Path, host: str, port: int, upstream: str, connections: int
+) -> ProxyPlan:
+    """Write the config of ``via`` into ``workdir`` (created, with the temp directories
+    nginx wants) for a proxy listening on ``host:port`` in front of ``upstream``
+    (``host:port``), sized for ``connections`` client connections → what to start."""
+    found = proxy_of(via)
+    if found is None:
+        raise ValueError("direct: no proxy to plan")
+    proxy, config = found
+    workdir.mkdir(parents=True, exist_ok=True)
+    for sub in proxy.dirs:
+        (workdir / sub).mkdir(exist_ok=True)
+    max_conns = 2 * connections + 256  # each client connection and its upstream one
+    values = {
+        "dir": str(workdir),
+        "host": host,
+        "port": str(port),
+        "upstream": upstream,
+        "max_conns": str(max_conns),
+        "max_fds": str(2 * max_conns + 64),
+        "long_timeout_s": str(LONG_TIMEOUT_S),
+        "idle_s": str(NAIVE_IDLE_S),
+    }
+    text = template(proxy, config)
+    used = set(_PLACEHOLDER.findall(text))
+    path = workdir / f"{proxy.name}{proxy.suffix}"
+    path.write_text(render(text, {k: v for k, v in values.items() if k in used}), "utf-8")
+    argv = tuple(proxy.command(exe, path, workdir))
+    return ProxyPlan(via, proxy.name, config, argv, path, host, port, upstream)
