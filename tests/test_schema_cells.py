@@ -264,6 +264,7 @@ def test_a_rows_text(tmp_path: Path) -> None:
         "136.96,,,,,,0,,,ok,,,0.0615994,False,,,,False,,,,,,,,,,,,,,,12.5,240.96,,"
         ",,,,,"  # connect_failures … recorder_fill_max
         ",,,,,,"  # the memory columns (schema 7)
+        ","  # server_unmeasured (schema 8)
     )
 
 

@@ -248,6 +248,7 @@ def compute(
         publish_overruns=total("publish_overruns") if cell.publishers else None,
         **counter_columns(cell, results),
         **mem_columns,
+        server_unmeasured=None,  # an external target's cells say why (.target)
     )
     row.update(round=None, run_index=None)  # the run's order: set by .orchestrate
     if cell.publishers:

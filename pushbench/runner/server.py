@@ -142,6 +142,9 @@ def unsupported_by_stack(cell: Cell) -> str:
     stack = registry.stack(cell.stack)
     if not stack.external:
         return REDIS_MISSING if cell.hub == "redis" and redis_server() is None else ""
+    missing = stack.missing()  # its program (node) or files (node_modules) absent
+    if missing:
+        return missing
     needs = []
     if history_size(cell) != DEFAULT_HISTORY and not stack.takes("history"):
         needs.append(f"a history of {history_size(cell):,} messages (not {DEFAULT_HISTORY:,})")

@@ -62,7 +62,8 @@ __all__ = [
 #:    mem_first_conn_bytes, kernel_sock_bytes_per_conn, kernel_sock_load_bytes_per_conn,
 #:    kernel_sock_source; server_rss_bytes_per_conn and server_rss_growth_bytes_per_conn
 #:    divide by the connections open (mem_conns_open), not the configured subscribers.
-CELLS_SCHEMA_VERSION = 7
+#: 8: server_unmeasured (an external target's cells: why the server columns are empty).
+CELLS_SCHEMA_VERSION = 8
 
 
 _C = Column
@@ -460,6 +461,14 @@ EXTRA_COLUMNS: dict[str, Column] = columns_of(
         "where the kernel figures come from: ss (the server's own sockets) or sockstat "
         "(/proc/net/sockstat TCP pages grown since before the first connection: every TCP "
         "socket of the namespace, both ends of each loopback connection, coarse)",
+    ),
+    # h28 (issue 12 item 7): cells measured against an external target (--target URL)
+    _C(
+        "server_unmeasured",
+        "text",
+        "why the server-side columns (server CPU, RSS, socket memory) are empty: the cell ran "
+        "against an external target (`pushbench run --target URL`) the runner did not start; "
+        "empty when the runner started the server",
     ),
 )
 
