@@ -377,8 +377,10 @@ _NODE_WS = Stack(
     name="node-ws",
     label="Node ws (reference server)",
     serves=("ws",),
-    argv=("node", str(_NODE_DIR / "server.js"), "--host", "{host}", "--port", "{port}")
-    + ("--history", "{history}"),
+    argv=(
+        *("node", str(_NODE_DIR / "server.js")),
+        *("--host", "{host}", "--port", "{port}", "--history", "{history}"),
+    ),
     ready_line="pushbench external:",
     linestyle="--",
     marker="D",

@@ -54,7 +54,7 @@ def selected(scenario: Scenario, options: RunOptions) -> list[tuple[Cell, int]]:
     runs = []
     cells = scenario.cells()
     if options.target is not None:  # one target: each distinct cell once (.target)
-        cells = for_target(cells)
+        cells = tuple(for_target(cells))
     for cell in cells:
         if options.only and options.only not in cell.cell_id:
             continue

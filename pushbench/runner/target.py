@@ -229,7 +229,9 @@ def _http(
     keys: tuple[str, ...] = (),
 ) -> str:
     """The status of one request as text ("200", "404 Not Found", or the error)."""
-    req = urllib.request.Request(base + target, method=method, data=b"" if method == "POST" else None)
+    req = urllib.request.Request(
+        base + target, method=method, data=b"" if method == "POST" else None
+    )
     try:
         with urllib.request.urlopen(req, timeout=PROBE_TIMEOUT_S) as resp:
             body = resp.read()
@@ -298,7 +300,9 @@ def _stream_head(base: str, target: str) -> tuple[str, str]:
     except OSError as exc:
         return _unreachable(exc), ""
     with contextlib.closing(sock):
-        request = f"GET {prefix}{target} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n"
+        request = (
+            f"GET {prefix}{target} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n"
+        )
         try:
             sock.sendall(request.encode())
             head = _head(sock)
@@ -307,7 +311,11 @@ def _stream_head(base: str, target: str) -> tuple[str, str]:
     lines = head.split("\r\n")
     status = lines[0].split(" ", 1)
     ctype = next(
-        (v.strip() for k, _, v in (h.partition(":") for h in lines[1:]) if k.lower() == "content-type"),
+        (
+            v.strip()
+            for k, _, v in (h.partition(":") for h in lines[1:])
+            if k.lower() == "content-type"
+        ),
         "",
     )
     return (status[1] if len(status) == 2 else "no HTTP answer"), ctype
