@@ -33,6 +33,7 @@ SHIPPED = {
     "anchor",
     "tax",
     "chat-busy",
+    "node",
 }
 SAFE = re.compile(r"[A-Za-z0-9._-]+")
 

@@ -10,6 +10,7 @@ the reason while the cells that do not need it still run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Iterator
@@ -20,7 +21,8 @@ import pandas as pd
 import pytest
 from conftest import start_external
 
-from pushbench import runner, scenario
+from pushbench import registry, runner, scenario
+from pushbench.runner.server import unsupported_by_stack
 from pushbench.runner.target import TARGET_STACK, TargetError, check_url, for_target, probe
 
 SHORT = """
@@ -143,3 +145,18 @@ def test_a_target_must_be_a_plain_http_url(url: str) -> None:
     with pytest.raises(TargetError, match="--target must be http://"):
         check_url(url)
     assert check_url("http://127.0.0.1:8080/prefix/") == "http://127.0.0.1:8080/prefix"
+
+
+def test_a_stack_whose_program_is_missing_is_skipped_with_the_install_command() -> None:
+    """node-ws without node (or without servers/node/node_modules): its cells are skipped,
+    naming what is missing and `make system-deps`, instead of failing to start."""
+    gone = dataclasses.replace(
+        registry.stack("node-ws"),
+        name="node-gone",
+        argv=("no-such-node-binary", "server.js", "--port", "{port}"),
+    )
+    with registry.extended(stacks=(gone,)):
+        text = 'stacks = "node-gone"\ntransports = "ws"\n'
+        cell = scenario.loads(text, source="t.toml").cells()[0]
+        reason = unsupported_by_stack(cell)
+    assert "needs no-such-node-binary" in reason and "make system-deps" in reason

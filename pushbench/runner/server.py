@@ -142,9 +142,6 @@ def unsupported_by_stack(cell: Cell) -> str:
     stack = registry.stack(cell.stack)
     if not stack.external:
         return REDIS_MISSING if cell.hub == "redis" and redis_server() is None else ""
-    missing = stack.missing()  # its program (node) or files (node_modules) absent
-    if missing:
-        return missing
     needs = []
     if history_size(cell) != DEFAULT_HISTORY and not stack.takes("history"):
         needs.append(f"a history of {history_size(cell):,} messages (not {DEFAULT_HISTORY:,})")
@@ -158,7 +155,7 @@ def unsupported_by_stack(cell: Cell) -> str:
         needs.append(f"hub = {cell.hub!r}")
     if needs:
         return f"external stack {stack.name!r} gets only host and port: {', '.join(needs)}"
-    return ""
+    return stack.missing()  # its program (node) or files (node_modules) absent (h28)
 
 
 def redis_server() -> str | None:
