@@ -140,7 +140,10 @@ class Stack:
     cell needs) and ``{loop}`` (asyncio or uvloop): a stack that takes them runs
     the cells that need them (:meth:`takes`). ``twin_of`` names the stack this one
     is the hand-written minimal twin of (``servers/minimal``): the report puts
-    the two side by side as the framework and harness tax.
+    the two side by side as the framework and harness tax. ``requires`` lists files an
+    external stack needs besides its program (the Node server's ``node_modules``):
+    :meth:`missing` says what is absent, with ``install_hint``, so its cells are skipped
+    with the reason instead of failing to start.
     """
 
     name: str

@@ -20,7 +20,9 @@ client's CPU and every per-message ratio cover that window (:mod:`.window`).
 After the drain (:mod:`.drain`: until every connection has the window's last
 message, all went quiet, or a cap) the workers are stopped (SIGTERM) and their
 outputs turned into the row (:mod:`.rows`). Everything started is stopped in
-a ``finally``, whatever happened.
+a ``finally``, whatever happened. Against an external target (``--target``,
+:mod:`.target`) no server is started or sampled: the clients connect to the
+target and the row's server columns stay empty, ``server_unmeasured`` saying why.
 """
 
 from __future__ import annotations
