@@ -14,6 +14,10 @@ export PYTHONHASHSEED := 0
 # Installed when missing and we are root; otherwise the command to run is printed.
 SYSTEM_PACKAGES := redis-server chromium openssl iproute2 util-linux nginx caddy haproxy
 SYSTEM_BINARIES := redis-server chromium openssl ip unshare nginx caddy haproxy
+# issue 12 item 7: Node for the reference server servers/node (stack node-ws), its
+# package ws installed from servers/node/package-lock.json by `npm ci`.
+SYSTEM_PACKAGES += nodejs npm
+SYSTEM_BINARIES += node npm
 
 help:
 	@echo "make bench        quick codec benchmark, then scenarios/\$$SCENARIO.toml (default quick)"
@@ -42,6 +46,13 @@ system-deps:
 	  else \
 	    echo "missing:$$missing — run: sudo apt-get install $(SYSTEM_PACKAGES)  (tests needing them will skip)"; \
 	  fi; \
+	fi
+	@if [ servers/node/node_modules/.package-lock.json -nt servers/node/package-lock.json ]; then \
+	  :; \
+	elif command -v npm >/dev/null 2>&1; then \
+	  (cd servers/node && npm ci --no-audit --no-fund --loglevel=error) || echo "npm ci in servers/node failed: the node-ws stack's cells and tests will skip"; \
+	else \
+	  echo "npm missing: the node-ws stack's cells and tests will skip"; \
 	fi
 
 lint: venv

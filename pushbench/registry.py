@@ -31,9 +31,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import shutil
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
@@ -143,7 +145,10 @@ class Stack:
     cell needs) and ``{loop}`` (asyncio or uvloop): a stack that takes them runs
     the cells that need them (:meth:`takes`). ``twin_of`` names the stack this one
     is the hand-written minimal twin of (``servers/minimal``): the report puts
-    the two side by side as the framework and harness tax.
+    the two side by side as the framework and harness tax. ``requires`` lists files an
+    external stack needs besides its program (the Node server's ``node_modules``):
+    :meth:`missing` says what is absent, with ``install_hint``, so its cells are skipped
+    with the reason instead of failing to start.
     """
 
     name: str
@@ -157,6 +162,10 @@ class Stack:
     marker: str = "o"
     options: tuple[str, ...] = field(default=())  # stack-specific serve options it honours
     twin_of: str | None = None
+    #: Files an external stack needs besides its argv's program (e.g. its node_modules),
+    #: and the command that installs what is missing (:meth:`missing`).
+    requires: tuple[str, ...] = ()
+    install_hint: str = ""
 
     def __post_init__(self) -> None:
         if (self.module is None) == (self.argv is None):
@@ -165,6 +174,18 @@ class Stack:
     @property
     def external(self) -> bool:
         return self.argv is not None
+
+    def missing(self) -> str:
+        """Why an external stack cannot start on this machine ("" when it can): its argv's
+        program not on PATH, or a file of ``requires`` absent."""
+        if self.argv is None:
+            return ""
+        absent = [] if shutil.which(self.argv[0]) else [self.argv[0]]
+        absent += [path for path in self.requires if not Path(path).exists()]
+        if not absent:
+            return ""
+        hint = f": {self.install_hint}" if self.install_hint else ""
+        return f"stack {self.name!r} needs {', '.join(absent)}, which is missing{hint}"
 
     def takes(self, placeholder: str) -> bool:
         """Whether an external stack's argv has ``{placeholder}`` (it is told that value)."""
@@ -355,6 +376,27 @@ def _twin(of: str, distributions: tuple[str, ...], linestyle: str, marker: str) 
     )
 
 
+# --- h28 (issue 12 item 7): the Node `ws` reference server -------------------------------
+#: servers/node (reached through the pushbench/servers link, so a wheel finds it too): the
+#: WebSocket part of the contract (docs/contract.md) on the npm package ws, pinned by its
+#: package-lock.json; `make system-deps` installs Debian's nodejs and runs `npm ci` there.
+_NODE_DIR = Path(__file__).resolve().parent / "servers" / "node"
+_NODE_WS = Stack(
+    name="node-ws",
+    label="Node ws (reference server)",
+    serves=("ws",),
+    argv=(
+        *("node", str(_NODE_DIR / "server.js")),
+        *("--host", "{host}", "--port", "{port}", "--history", "{history}"),
+    ),
+    ready_line="pushbench external:",
+    linestyle="--",
+    marker="D",
+    requires=(str(_NODE_DIR / "node_modules" / "ws" / "package.json"),),
+    install_hint="run `make system-deps` (Debian's nodejs and npm, then `npm ci` in servers/node)",
+)
+# --- end h28 --------------------------------------------------------------------------------
+
 _STACKS: dict[str, Stack] = {
     s.name: s
     for s in (
@@ -387,6 +429,7 @@ _STACKS: dict[str, Stack] = {
             options=("ws_impl",),
         ),
         *(_twin(*row) for row in _TWINS),
+        _NODE_WS,  # h28
     )
 }
 

@@ -113,6 +113,22 @@ def start_twin(log: Path, stack: str, history: int = 1000) -> ServerProcess:
     return _launch(cmd, log, TWIN_READY)
 
 
+def start_external(log: Path, stack: str, history: int = 1000) -> ServerProcess:
+    """Start any external registry row (a twin, the Node server) from its argv on port 0,
+    wait for its ready line (``<ready_line> stack=NAME listening on http://HOST:PORT``);
+    pytest.skip when the row says what it is missing (``Stack.missing``: node, node_modules)."""
+    from pushbench import registry
+
+    row = registry.stack(stack)
+    missing = row.missing()
+    if missing:
+        pytest.skip(missing)
+    ready = re.compile(
+        "^" + re.escape(row.ready_line) + r" stack=(\S+) listening on http://(\S+):(\d+)$"
+    )
+    return _launch(row.command("127.0.0.1", 0, history=history, loop="asyncio"), log, ready)
+
+
 def _launch(
     cmd: list[str], log: Path, ready: re.Pattern[str], env: Mapping[str, str] | None = None
 ) -> ServerProcess:

@@ -39,6 +39,7 @@ SHIPPED = {
     "chat-busy",
     "abuse",
     "proxies",  # h27
+    "node",
 }
 SAFE = re.compile(r"[A-Za-z0-9._-]+")
 

@@ -101,6 +101,8 @@ def test_the_wheel_installs_and_runs_smoke_outside_the_checkout(tmp_path: Path) 
     assert zipfile.ZipFile(wheel).read(top_level).decode().split() == ["pushbench"]
     assert "pushbench/scenarios/smoke.toml" in names and "pushbench/scenarios/README.md" in names
     assert "pushbench/servers/serve.py" in names and "pushbench/clients/worker.py" in names
+    assert "pushbench/servers/node/server.js" in names  # node-ws, not its node_modules
+    assert not any("node_modules" in n for n in names)
 
     venv = tmp_path / "venv"
     made = _sh([sys.executable, "-m", "venv", "--without-pip", venv], tmp_path, 120)

@@ -20,7 +20,9 @@ client's CPU and every per-message ratio cover that window (:mod:`.window`).
 After the drain (:mod:`.drain`: until every connection has the window's last
 message, all went quiet, or a cap) the workers are stopped (SIGTERM) and their
 outputs turned into the row (:mod:`.rows`). Everything started is stopped in
-a ``finally``, whatever happened.
+a ``finally``, whatever happened. Against an external target (``--target``,
+:mod:`.target`) no server is started or sampled: the clients connect to the
+target and the row's server columns stay empty, ``server_unmeasured`` saying why.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +69,9 @@ from .options import (
 from .progress import Progress
 from .proxy import start_proxy
 from .rows import WorkerRun, bare_row, compute
-from .server import start_server, unsupported_by_stack
+from .server import Server, start_server, unsupported_by_stack
 from .soak import SoakProbe
+from .target import TargetProbe, server_unmeasured
 
 __all__ = [
     "CAPACITY_MARGIN",
@@ -131,14 +134,19 @@ def run_one(
     options: RunOptions,
     progress: Progress,
     servers: dict[str, Any],
+    target: TargetProbe | None = None,
 ) -> dict[str, Any]:
-    skip = _unsupported(cell)
+    skip = _unsupported(cell) if target is None else target.unsupported(cell)
     if skip:
         return bare_row(cell, repeat, "skipped", skip)
     name = f"{cell.cell_id}-r{repeat}"
     group = ProcessGroup(run_dir / "logs" / name)
     try:
-        return _measure(cell, repeat, name, group, run_dir, pinning, options, progress, servers)
+        args = (cell, repeat, name, group, run_dir, pinning, options, progress, servers)
+        if target is not None:
+            row = _measure(*args, target=target.url)
+            return {**row, "server_unmeasured": server_unmeasured(target.url)}
+        return _measure(*args)
     except CellFailed as exc:
         return {**bare_row(cell, repeat, "failed", str(exc)), **exc.columns}
     except Exception as exc:  # a ReadyTimeout, an HTTP error, unreadable output: go on
@@ -272,6 +280,19 @@ def _http(
     return body
 
 
+def _final_stats(
+    http: Callable[[str, str], dict[str, Any]], base_url: str, external: bool
+) -> dict[str, Any]:
+    """The server's ``/stats`` after the drain; an external target's may be missing (its
+    cells that need it were skipped by the probe): then none, the counters empty."""
+    try:
+        return http("GET", f"{base_url}/stats")
+    except (OSError, ValueError):
+        if not external:
+            raise
+        return {}
+
+
 def _check_alive(group: ProcessGroup, stopping: Sequence[Started] = ()) -> None:
     for entry in group.dead():
         if entry in stopping:
@@ -335,18 +356,27 @@ def _measure(
     options: RunOptions,
     progress: Progress,
     servers: dict[str, Any],
+    *,
+    target: str | None = None,
 ) -> dict[str, Any]:
+    """Measure one cell × repeat; ``target``: an external server's URL (nothing of the
+    server is started or sampled: no CPU, RSS or memory readings)."""
     work = run_dir / "work" / name
     work.mkdir(parents=True, exist_ok=True)
     tls_files = _tls_files(cell, run_dir)
     context = None if tls_files is None else client_context(tls_files.ca)
     http = functools.partial(_http, context=context)
-    handle = start_server(group, cell, pinning, tls_files)
-    server, base_url = handle.started, handle.base_url
-    if options.on_server_started is not None:
-        options.on_server_started(server)
-    memory = MemoryProbe(server.pid, server_port(base_url))
-    memory.idle()
+    handle: Server | None = None
+    memory: MemoryProbe | None = None
+    if target is None:
+        handle = start_server(group, cell, pinning, tls_files)
+        base_url = handle.base_url
+        if options.on_server_started is not None:
+            options.on_server_started(handle.started)
+        memory = MemoryProbe(handle.started.pid, server_port(base_url))
+        memory.idle()
+    else:  # an external target (issue 12 item 7): nothing of the server is started
+        base_url = target
     # h27: a proxy in front: the clients' URL is the proxy's; control and /stats go direct.
     proxy, client_url = None, base_url
     if cell.via != proxies.DIRECT:
@@ -363,8 +393,10 @@ def _measure(
     plan = plan_workers(cell, pinning)
     firsts = [sum(conns for conns, _ in plan[:k]) for k in range(len(plan))]  # ids in plan order
     started_at: dict[int, WorkerRun] = {}
-    memory.order = start_order(plan)  # its readings count workers in the order they start
-    for position, k in enumerate(memory.order):
+    order = start_order(plan)
+    if memory is not None:
+        memory.order = order  # its readings count workers in the order they start
+    for position, k in enumerate(order):
         conns, publishes = plan[k]
         spec_path = work / f"worker{k}.spec.json"
         status = work / f"worker{k}.status.json"
@@ -383,14 +415,17 @@ def _measure(
             timeout_s=timeout_s,
         )
         if stage:  # the first half is up and the worker waits: a point mid-way
-            memory.read(position, int(started.ready_line.split()[-1]))
+            if memory is not None:
+                memory.read(position, int(started.ready_line.split()[-1]))
             started.proc.send_signal(STAGE_SIGNAL)
             group.wait_line(started, "worker ready", timeout_s)
-        memory.read(position + 1)
+        if memory is not None:
+            memory.read(position + 1)
         started_at[k] = WorkerRun(started, out, conns, publishes)
     workers = [started_at[k] for k in range(len(plan))]  # plan order: publishers stop first
     _check_alive(group)
-    memory.kernel_up = memory.kernel()
+    if memory is not None:
+        memory.kernel_up = memory.kernel()
     progress.watch([work / f"worker{k}.status.json" for k in range(len(workers))])
 
     if cell.publishers or not cell.rate:  # chat: the clients publish from their first
@@ -410,23 +445,25 @@ def _measure(
         posted = time.monotonic()
         http("POST", f"{base_url}/control/ticker?{query}")
         window_start = posted + TICKER_DELAY_S + cell.warmup_s
-    broker = handle.broker  # the cell's Redis server (hub = "redis"): CPU like the server's
+    broker = None if handle is None else handle.broker  # hub = "redis": CPU like the server's
     _wait(group, window_start, progress)
-    cpu0 = sample(server.pid)
+    cpu0 = None if handle is None else sample(handle.started.pid)
     broker0 = sample(broker.pid) if broker is not None else None
     relay0 = sample(relay.pid) if relay is not None else None
     proxy0 = sample(proxy.pid) if proxy is not None else None
     _mark_window(workers, "start")
     soak = None  # issue 17 item 6: a churn cell's server sampled through the window
-    if cell.churn is not None:
+    if cell.churn is not None and handle is not None:
+        server = handle.started
         soak = SoakProbe.for_window(server.pid, cell.churn, server.log_path, cell.duration_s)
     _wait(group, window_start + cell.duration_s, progress, soak=soak)
-    cpu1 = sample(server.pid)
+    cpu1 = None if handle is None else sample(handle.started.pid)
     broker1 = sample(broker.pid) if broker is not None else None
     relay1 = sample(relay.pid) if relay is not None else None
     proxy1 = sample(proxy.pid) if proxy is not None else None
     _mark_window(workers, "end")
-    memory.kernel_load = memory.kernel()
+    if memory is not None:
+        memory.kernel_load = memory.kernel()
     window_end_ns = int((window_start + cell.duration_s) * 1e9)
     ticker_cell = bool(cell.rate) and not cell.publishers  # the ticker's schedule: /stats
     drain_plan = drain.plan(
@@ -438,7 +475,7 @@ def _measure(
         lambda until: _wait(group, until, progress),
     )
     _check_alive(group)
-    stats = http("GET", f"{base_url}/stats")
+    stats = _final_stats(http, base_url, target is not None)
     if isinstance(stats.get("server"), dict):
         servers.setdefault(cell.stack, stats["server"])
     for w in workers:

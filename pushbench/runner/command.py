@@ -34,6 +34,7 @@ from .options import RunOptions, RunResult
 from .orchestrate import run_scenario, selected
 from .progress import ProgressMode
 from .summary import format_table, summarize
+from .target import TargetError, check_url
 
 __all__ = ["add_arguments", "execute", "exit_code", "run"]
 
@@ -68,6 +69,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "threshold × cell) for CI test reports",
     )
     add(
+        "--target",
+        default=None,
+        metavar="URL",
+        help="measure the server you deployed at URL (http://HOST:PORT[/PREFIX], speaking "
+        "docs/contract.md) instead of starting one: clients only, each distinct cell once; "
+        "the target is probed first and cells needing a part it lacks are skipped with why",
+    )
+    add(
         "--dry-run",
         action="store_true",
         help="validate and print what would run (cells, parameters, estimated time); start nothing",
@@ -96,6 +105,13 @@ def execute(args: argparse.Namespace) -> tuple[int, RunResult | None]:
     except ScenarioError as exc:
         print(f"pushbench run: error: {exc}", file=sys.stderr)
         return ExitCode.USAGE, None
+    target = None
+    if args.target is not None:
+        try:
+            target = check_url(args.target)
+        except TargetError as exc:
+            print(f"pushbench run: error: {exc}", file=sys.stderr)
+            return ExitCode.USAGE, None
     mode: ProgressMode = "off" if args.no_progress else ("live" if sys.stderr.isatty() else "lines")
     options = RunOptions(
         out=args.out,
@@ -104,6 +120,7 @@ def execute(args: argparse.Namespace) -> tuple[int, RunResult | None]:
         progress=mode,
         command=tuple(args.command_line),
         settings=args.settings,
+        target=target,
     )
     if not selected(scenario, options) and scenario.abuse is None:
         print(f"pushbench run: error: no cell id contains {args.only!r}", file=sys.stderr)

@@ -61,6 +61,9 @@ class RunOptions:
     settings: Settings = field(default_factory=Settings)
     #: Called with the server process of each cell once it is ready (tests use it).
     on_server_started: Callable[[Started], None] | None = None
+    #: h28: an external target's base URL (``--target``): no server is started, every
+    #: cell's clients connect there (:mod:`.target`).
+    target: str | None = None
 
 
 @dataclass

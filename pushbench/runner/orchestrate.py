@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import random
 import signal
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -48,13 +49,17 @@ from .rows import cpu_accounting
 from .saturation import slo_groups
 from .server import distributions
 from .tables import write_cells, write_saturation
+from .target import TargetProbe, for_target, probe
 
 __all__ = ["run_scenario", "selected"]
 
 
 def selected(scenario: Scenario, options: RunOptions) -> list[tuple[Cell, int]]:
     runs = []
-    for cell in scenario.cells():
+    cells = scenario.cells()
+    if options.target is not None:  # one target: each distinct cell once (.target)
+        cells = tuple(for_target(cells))
+    for cell in cells:
         if options.only and options.only not in cell.cell_id:
             continue
         for repeat in range(options.repeats or cell.repeats):
@@ -66,6 +71,7 @@ def run_scenario(scenario: Scenario, options: RunOptions, *, seed: int | None = 
     """Measure every selected cell × repeat into a new run directory under ``options.out``,
     in rounds shuffled by ``seed`` (default: a fresh one; both recorded as ``order_seed``)."""
     runs = selected(scenario, options)
+    target = _probe_target(options.target, [cell for cell, _ in runs])
     seed = new_seed() if seed is None else seed
     rng = random.Random(seed)
     plan = interleave(runs, rng)
@@ -89,6 +95,7 @@ def run_scenario(scenario: Scenario, options: RunOptions, *, seed: int | None = 
             "cells_schema": CELLS_SCHEMA_VERSION,
             "cpu_accounting": cpu_accounting(),
             "proxies": proxy_metadata([cell for cell, _ in runs]),  # h27: via
+            "target": None if target is None else target.as_dict(),
         },
     )
     atomic_write_json(run_dir / "metadata.json", meta)
@@ -108,7 +115,9 @@ def run_scenario(scenario: Scenario, options: RunOptions, *, seed: int | None = 
     def measure(planned: Planned, probe: bool, label: str) -> dict[str, Any]:
         cell, index = planned.cell, len(result.rows)
         progress.cell(index, cell.cell_id, cell.run_seconds(), round_label=label)
-        row = run_one(cell, planned.repeat, run_dir, pinning, options, progress, meta["servers"])
+        row = run_one(
+            cell, planned.repeat, run_dir, pinning, options, progress, meta["servers"], target
+        )
         row.update(probe=probe, round=planned.round, run_index=index)
         order.note(row, planned, probe)  # before the append: a Ctrl-C between them is harmless
         result.rows.append(row)
@@ -183,6 +192,20 @@ class _ScenarioOrder:
 
     def sorted(self, rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         return sorted(rows, key=self.key)
+
+
+def _probe_target(url: str | None, cells: Sequence[Cell]) -> TargetProbe | None:
+    """Probe ``--target`` for the contract ``cells`` need and print what it found on
+    stderr, a line per part (cells lacking a part are skipped with it as the reason)."""
+    if url is None:
+        return None
+    found = probe(url, cells)
+    skipped = sum(1 for cell in cells if found.unsupported(cell))
+    print(f"pushbench run: target {found.url}:", file=sys.stderr)
+    print("\n".join(found.messages()), file=sys.stderr)
+    if skipped:
+        print(f"  → {skipped} of {len(cells)} cell run(s) will be skipped", file=sys.stderr)
+    return found
 
 
 def _probe_budget_s(runs: Sequence[tuple[Cell, int]], options: RunOptions) -> float:

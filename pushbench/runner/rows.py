@@ -262,6 +262,7 @@ def compute(
         **counter_columns(cell, results),
         **mem_columns,
         **clock_columns(results),  # issue 18: the workers' clock offsets to the server's
+        server_unmeasured=None,  # an external target's cells say why (.target)
     )
     soak_columns = dict.fromkeys(SOAK_COLUMNS)  # issue 17 item 6: churn cells only
     if soak is not None:

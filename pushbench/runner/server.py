@@ -165,7 +165,7 @@ def unsupported_by_stack(cell: Cell) -> str:
         needs.append(f"compression = {cell.compression!r}")
     if needs:
         return f"external stack {stack.name!r} gets only host and port: {', '.join(needs)}"
-    return ""
+    return stack.missing()  # its program (node) or files (node_modules) absent (h28)
 
 
 def redis_server() -> str | None:

@@ -74,7 +74,8 @@ __all__ = [
 #: 12: clock_offset_us and clock_bound_us (issue 18: each worker's clock offset to the
 #:    server's, from GET /clock; every latency corrected by it).
 #: 13: via (a reverse proxy in front), proxy_cpu_us_per_msg, upgrade_status (issue 12 item 1).
-CELLS_SCHEMA_VERSION = 13
+#: 14: server_unmeasured (an external target's cells: why the server columns are empty).
+CELLS_SCHEMA_VERSION = 14
 
 
 _C = Column

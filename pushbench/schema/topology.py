@@ -74,4 +74,12 @@ TOPOLOGY_COLUMNS: tuple[Column, ...] = (
         "came through); with the response's Server header when it has one, e.g. "
         "'HTTP/1.1 101 Switching Protocols; server=nginx/1.22.1'; empty for other clients",
     ),
+    # -- issue 12 item 7: cells measured against an external target (--target URL) --
+    _C(
+        "server_unmeasured",
+        "text",
+        "why the server-side columns (server CPU, RSS, socket memory) are empty: the cell ran "
+        "against an external target (`pushbench run --target URL`) the runner did not start; "
+        "empty when the runner started the server",
+    ),
 )
