@@ -11,6 +11,7 @@ import pytest
 
 from pushbench import cli, scenario
 from pushbench.payloads import make_payload, make_payloads
+from pushbench.report.load import load_run, point_label
 from pushbench.runner.server import serve_argv
 
 DEFLATE = """
@@ -48,6 +49,13 @@ def test_raw_deflate_cell_delivers_all_with_fewer_wire_bytes(tmp_path: Path) -> 
     assert off["compression"] == "off" and deflate["compression"] == "deflate"
     assert deflate["wire_bytes_in_per_msg"] < off["wire_bytes_in_per_msg"]
     assert deflate["bytes_in_per_msg"] < off["bytes_in_per_msg"]
+    # the report keeps them apart: two points, labelled by what differs
+    points = load_run(run_dir).points()
+    assert len(points) == 2
+    assert sorted(point_label(p) for p in points) == [
+        "2 subscribers · 50 msg/s · 1000 B · deflate · json payload",
+        "2 subscribers · 50 msg/s · 1000 B · json payload",
+    ]
 
 
 def test_defaults_change_no_id_or_argv() -> None:

@@ -129,6 +129,8 @@ POINT: tuple[str, ...] = (
     "net",  # network conditions (issue 12 item 6): the relay's profile; loopback: none
     "tls",  # issue 12 item 2: a TLS cell is another point than its plaintext twin
     "via",  # h27: a proxy in front is another point
+    "compression",  # issue 12 item 3: permessage-deflate ("off" outside WebSocket cells)
+    "payload_kind",  # filler or json (realistic text, for compression cells)
 )
 
 _TEXT = (
@@ -148,6 +150,8 @@ _TEXT = (
     "net",
     "via",  # h27
     "upgrade_status",
+    "compression",
+    "payload_kind",
 )
 _BOOL = ("harness_bound", "probe", "tls")  # tls absent (older runs): plaintext
 #: Self-check fault columns newer than some runs: absent means the fault was off (0).
@@ -186,6 +190,10 @@ def _typed(frame: Any) -> Any:
     if "client" not in frame.columns:
         frame["client"] = "python"  # runs before browser and Locust clients existed
     frame["client"] = frame["client"].replace("", "python")
+    # Outside WebSocket cells (and before the columns existed) nothing was compressed, and
+    # the payload was the filler: the same point as an "off"/"filler" WebSocket cell.
+    frame["compression"] = frame["compression"].replace("", "off")
+    frame["payload_kind"] = frame["payload_kind"].replace("", "filler")
     for col in _BOOL:
         if col not in frame.columns:
             frame[col] = False
@@ -225,6 +233,10 @@ def point_label(point: dict[str, Any]) -> str:
         parts.append(f"net {point['net']}")
     if point.get("tls"):
         parts.append("TLS")
+    if point.get("compression") not in (None, "", "off"):  # issue 12 item 3
+        parts.append(str(point["compression"]))
+    if point.get("payload_kind") not in (None, "", "filler"):
+        parts.append(f"{point['payload_kind']} payload")
     return " · ".join(parts)
 
 

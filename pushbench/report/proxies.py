@@ -14,13 +14,12 @@ gets no section.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
 from . import doc, style
 from .load import IDENTITY, POINT, Run, point_label, summarize
+from .pairs import number, same_but, twin_key
 
 __all__ = ["ProxyRow", "proxy_rows", "section"]
 
@@ -36,33 +35,12 @@ COLUMNS: tuple[str, ...] = (
     "reconnects",
 )
 #: What must be equal for a proxied cell and its direct twin (``via`` aside).
-_SAME: tuple[str, ...] = (
-    *IDENTITY,
-    "ws_client",
-    *(c for c in POINT if c != "via"),
-    "poll_interval_s",
-    "poll_timeout_s",
-    "heartbeat_s",
-)
-
-
-def _value(v: Any) -> float | None:
-    if v is None:
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(f) else f
+_SAME: tuple[str, ...] = same_but("via", *IDENTITY)
 
 
 def _proxied(via: Any) -> bool:
     """Whether a row's ``via`` names a proxy (a run older than the column: direct)."""
     return isinstance(via, str) and via not in ("", "direct")
-
-
-def _key(rec: dict[str, Any]) -> tuple[Hashable, ...]:
-    return tuple(None if isinstance(v := rec.get(c), float) and math.isnan(v) else v for c in _SAME)
 
 
 @dataclass(frozen=True)
@@ -77,7 +55,7 @@ class ProxyRow:
         """Proxied median − direct median of ``column`` (None when either is missing)."""
         if self.direct is None:
             return None
-        a, b = _value(self.proxied.get(column)), _value(self.direct.get(column))
+        a, b = number(self.proxied.get(column)), number(self.direct.get(column))
         return None if a is None or b is None else a - b
 
 
@@ -94,9 +72,9 @@ def proxy_rows(run: Run) -> list[ProxyRow]:
         for cell_id, value in zip(cells["cell_id"], cells["upgrade_status"], strict=True):
             if isinstance(value, str) and value:
                 status.setdefault(str(cell_id), value)
-    direct = {_key(r): r for r in recs if not _proxied(r.get("via"))}
+    direct = {twin_key(r, _SAME): r for r in recs if not _proxied(r.get("via"))}
     out = [
-        ProxyRow(r, direct.get(_key(r)), status.get(str(r["cell_id"]), ""))
+        ProxyRow(r, direct.get(twin_key(r, _SAME)), status.get(str(r["cell_id"]), ""))
         for r in recs
         if _proxied(r.get("via"))
     ]
@@ -109,8 +87,8 @@ def _us(v: float | None) -> str:
 
 
 def _pair(row: ProxyRow, column: str) -> str:
-    a = _value(row.proxied.get(column))
-    b = None if row.direct is None else _value(row.direct.get(column))
+    a = number(row.proxied.get(column))
+    b = None if row.direct is None else number(row.direct.get(column))
     return f"{'—' if a is None else f'{a:.3g}'} / {'—' if b is None else f'{b:.3g}'}"
 
 
@@ -123,7 +101,7 @@ def section(run: Run) -> list[doc.Section]:
     for p in rows:
         r = p.proxied
         point = {c: r.get(c) for c in POINT if c in r and c != "via"}
-        cpu = _value(r.get("proxy_cpu_us_per_msg"))
+        cpu = number(r.get("proxy_cpu_us_per_msg"))
         failed = not r.get("ok")
         body.append(
             (

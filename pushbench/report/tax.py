@@ -17,8 +17,6 @@ section.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +24,7 @@ from pushbench import registry
 
 from . import doc, style
 from .load import POINT, Run, point_label
+from .pairs import number, same_but, twin_key
 
 __all__ = ["RATIOS", "TaxRow", "section", "tax_rows", "twin_of"]
 
@@ -36,15 +35,7 @@ RATIOS: tuple[tuple[str, str], ...] = (
     ("lat_p99_us", "p99 ×"),
 )
 #: What must be equal for two cells to be a pair (the stack aside).
-_SAME: tuple[str, ...] = (
-    "transport",
-    "client",
-    "ws_client",
-    *POINT,
-    "poll_interval_s",
-    "poll_timeout_s",
-    "heartbeat_s",
-)
+_SAME: tuple[str, ...] = same_but("", "transport", "client")
 
 
 def twin_of(stack: str) -> str | None:
@@ -63,31 +54,16 @@ class TaxRow:
     twin: dict[str, Any]
 
     def ratio(self, column: str) -> float | None:
-        a, b = _value(self.ours.get(column)), _value(self.twin.get(column))
+        a, b = number(self.ours.get(column)), number(self.twin.get(column))
         return None if a is None or b is None or b <= 0 else a / b
 
     def within_spread(self, column: str) -> bool:
         """Whether the two sides' repeat ranges (min..max) overlap: not separated."""
-        lo_a, hi_a = _value(self.ours.get(f"{column}_min")), _value(self.ours.get(f"{column}_max"))
-        lo_b, hi_b = _value(self.twin.get(f"{column}_min")), _value(self.twin.get(f"{column}_max"))
+        lo_a, hi_a = number(self.ours.get(f"{column}_min")), number(self.ours.get(f"{column}_max"))
+        lo_b, hi_b = number(self.twin.get(f"{column}_min")), number(self.twin.get(f"{column}_max"))
         if None in (lo_a, hi_a, lo_b, hi_b):
             return False
         return bool(lo_a <= hi_b and lo_b <= hi_a)  # type: ignore[operator]
-
-
-def _value(v: Any) -> float | None:
-    if v is None:
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(f) else f
-
-
-def _key(rec: dict[str, Any]) -> tuple[Hashable, ...]:
-    """What pairs two cells: every parameter but the stack, NaN read as None."""
-    return tuple(None if isinstance(v := rec.get(c), float) and math.isnan(v) else v for c in _SAME)
 
 
 def tax_rows(run: Run) -> list[TaxRow]:
@@ -96,20 +72,20 @@ def tax_rows(run: Run) -> list[TaxRow]:
     if "probe" in summary:
         summary = summary[~summary["probe"].astype(bool)]
     recs = summary.to_dict("records")
-    twins = {(str(r["stack"]), _key(r)): r for r in recs if twin_of(str(r["stack"]))}
+    twins = {(str(r["stack"]), twin_key(r, _SAME)): r for r in recs if twin_of(str(r["stack"]))}
     if not twins:
         return []
     out = []
     for r in recs:
         for (twin_stack, key), t in twins.items():
-            if twin_of(twin_stack) == r["stack"] and key == _key(r):
+            if twin_of(twin_stack) == r["stack"] and key == twin_key(r, _SAME):
                 out.append(TaxRow(r, t))
     out.sort(key=lambda p: (style.order_key(p.ours["transport"], p.ours["stack"]), _load(p.ours)))
     return out
 
 
 def _load(rec: dict[str, Any]) -> tuple[float, ...]:
-    return tuple(_value(rec.get(c)) or 0.0 for c in ("subscribers", "rate_msgs_per_s"))
+    return tuple(number(rec.get(c)) or 0.0 for c in ("subscribers", "rate_msgs_per_s"))
 
 
 def _fmt_ratio(row: TaxRow, column: str) -> str:
@@ -121,7 +97,7 @@ def _fmt_ratio(row: TaxRow, column: str) -> str:
 
 
 def _fmt_pair(row: TaxRow, column: str) -> str:
-    a, b = _value(row.ours.get(column)), _value(row.twin.get(column))
+    a, b = number(row.ours.get(column)), number(row.twin.get(column))
     return "—" if a is None or b is None else f"{a:.3g} / {b:.3g}"
 
 

@@ -13,39 +13,17 @@ A run without a TLS pair gets no section.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
 from . import doc, style
 from .load import IDENTITY, POINT, Run, point_label
+from .pairs import number, same_but, twin_key
 
 __all__ = ["TlsPair", "section", "tls_pairs"]
 
 #: What must be equal for two cells to be a pair (``tls`` aside).
-_SAME: tuple[str, ...] = (
-    *IDENTITY,
-    "ws_client",
-    *(c for c in POINT if c != "tls"),
-    "poll_interval_s",
-    "poll_timeout_s",
-    "heartbeat_s",
-)
-
-
-def _value(v: Any) -> float | None:
-    if v is None or isinstance(v, bool):
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(f) else f
-
-
-def _key(rec: dict[str, Any]) -> tuple[Hashable, ...]:
-    return tuple(None if isinstance(v := rec.get(c), float) and math.isnan(v) else v for c in _SAME)
+_SAME: tuple[str, ...] = same_but("tls", *IDENTITY)
 
 
 @dataclass(frozen=True)
@@ -56,7 +34,7 @@ class TlsPair:
     off: dict[str, Any]
 
     def get(self, side: str, column: str) -> float | None:
-        return _value((self.on if side == "on" else self.off).get(column))
+        return number((self.on if side == "on" else self.off).get(column))
 
     def client_cpu_us_per_msg(self, side: str) -> float | None:
         """Client CPU per delivered message: the inverse of the client capacity column."""
@@ -72,14 +50,18 @@ def tls_pairs(run: Run) -> list[TlsPair]:
     if "probe" in summary:
         summary = summary[~summary["probe"].astype(bool)]
     recs = summary.to_dict("records")
-    plain = {_key(r): r for r in recs if not bool(r.get("tls"))}
-    out = [TlsPair(r, plain[_key(r)]) for r in recs if bool(r.get("tls")) and _key(r) in plain]
+    plain = {twin_key(r, _SAME): r for r in recs if not bool(r.get("tls"))}
+    out = [
+        TlsPair(r, plain[twin_key(r, _SAME)])
+        for r in recs
+        if bool(r.get("tls")) and twin_key(r, _SAME) in plain
+    ]
     out.sort(key=lambda p: (style.order_key(p.on["transport"], p.on["stack"]), _load(p.on)))
     return out
 
 
 def _load(rec: dict[str, Any]) -> tuple[float, ...]:
-    return tuple(_value(rec.get(c)) or 0.0 for c in ("subscribers", "rate_msgs_per_s"))
+    return tuple(number(rec.get(c)) or 0.0 for c in ("subscribers", "rate_msgs_per_s"))
 
 
 def _fmt(v: float | None, scale: float = 1.0, digits: int = 3) -> str:
