@@ -68,6 +68,11 @@ class BurningHub:
         self.published += 1
         return self.published
 
+    async def publish_many(self, topic: str, payload: Any, dues: list[int]) -> list[int]:
+        """What a late ticker calls (Hub.publish_many; it falls behind at 2 ms a message
+        on a busy machine): the same burn per message."""
+        return [await self.publish(topic, payload, due) for due in dues]
+
 
 async def _finished(ticker: Ticker) -> None:
     deadline = time.monotonic() + 10
