@@ -12,8 +12,8 @@ export PYTHONHASHSEED := 0
 # Debian packages that tests and scenarios start for real: Redis for the scale-out hub,
 # Chromium as the browser client and the report check (driven headless through Playwright).
 # Installed when missing and we are root; otherwise the command to run is printed.
-SYSTEM_PACKAGES := redis-server chromium openssl iproute2 util-linux nginx caddy haproxy
-SYSTEM_BINARIES := redis-server chromium openssl ip unshare nginx caddy haproxy
+SYSTEM_PACKAGES := redis-server chromium openssl iproute2 util-linux nginx caddy haproxy nats-server
+SYSTEM_BINARIES := redis-server chromium openssl ip unshare nginx caddy haproxy nats-server
 # issue 12 item 7: Node for the reference server servers/node (stack node-ws), its
 # package ws installed from servers/node/package-lock.json by `npm ci`.
 SYSTEM_PACKAGES += nodejs npm

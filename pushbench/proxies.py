@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -40,6 +41,7 @@ __all__ = [
     "DIRECT",
     "LONG_TIMEOUT_S",
     "NAIVE_IDLE_S",
+    "NODES_UPSTREAM",
     "PROXIES",
     "Proxy",
     "ProxyPlan",
@@ -49,6 +51,7 @@ __all__ = [
     "proxy_of",
     "render",
     "template",
+    "upstream_block",
     "via_names",
 ]
 
@@ -174,16 +177,41 @@ class ProxyPlan:
     upstream: str
 
 
+#: The name of the upstream block of several nodes (scale-out, issue 12 item 4).
+NODES_UPSTREAM = "pushbench_nodes"
+
+
+def upstream_block(nodes: Sequence[str]) -> str:
+    """nginx's ``upstream`` block balancing ``nodes`` (``host:port`` each) round robin
+    (scale-out, issue 12 item 4); "" for fewer than two nodes (proxy_pass names the one)."""
+    if len(nodes) < 2:
+        return ""
+    lines = [f"    upstream {NODES_UPSTREAM} {{"]
+    lines += [f"        server {node};" for node in nodes]
+    return "\n".join([*lines, "    }"])
+
+
 def plan(
-    via: str, exe: str, workdir: Path, host: str, port: int, upstream: str, connections: int
+    via: str,
+    exe: str,
+    workdir: Path,
+    host: str,
+    port: int,
+    upstream: str,
+    connections: int,
+    nodes: Sequence[str] = (),
 ) -> ProxyPlan:
     """Write the config of ``via`` into ``workdir`` (created, with the temp directories
     nginx wants) for a proxy listening on ``host:port`` in front of ``upstream``
-    (``host:port``), sized for ``connections`` client connections → what to start."""
+    (``host:port``), sized for ``connections`` client connections → what to start.
+    ``nodes`` (scale-out): two or more servers to balance instead of ``upstream`` — nginx
+    only (a ValueError for a config without an upstream block)."""
     found = proxy_of(via)
     if found is None:
         raise ValueError("direct: no proxy to plan")
     proxy, config = found
+    if len(nodes) > 1:
+        upstream = NODES_UPSTREAM
     workdir.mkdir(parents=True, exist_ok=True)
     for sub in proxy.dirs:
         (workdir / sub).mkdir(exist_ok=True)
@@ -197,9 +225,12 @@ def plan(
         "max_fds": str(2 * max_conns + 64),
         "long_timeout_s": str(LONG_TIMEOUT_S),
         "idle_s": str(NAIVE_IDLE_S),
+        "upstream_block": upstream_block(nodes),
     }
     text = template(proxy, config)
     used = set(_PLACEHOLDER.findall(text))
+    if len(nodes) > 1 and "upstream_block" not in used:
+        raise ValueError(f"via = {via!r} cannot balance several servers (nginx only)")
     path = workdir / f"{proxy.name}{proxy.suffix}"
     path.write_text(render(text, {k: v for k, v in values.items() if k in used}), "utf-8")
     argv = tuple(proxy.command(exe, path, workdir))

@@ -60,6 +60,8 @@ LOOPS = ("asyncio", "uvloop")
 WS_IMPLS = ("auto", "none", "websockets", "websockets-sansio", "wsproto")  # uvicorn's --ws
 DEFAULT_WS_IMPL = StackOptions.ws
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"  # issue 12 item 4 (h31)
+DEFAULT_NATS_PREFIX = "pushbench"
 DEFAULT_REDIS_PREFIX = "pushbench:"  # RedisHub's default
 DEFAULT_HISTORY = 1000  # Hub's defaults
 DEFAULT_QUEUE_LIMIT = 10000
@@ -166,9 +168,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     hub = parser.add_argument_group("hub")
     hub.add_argument(
         "--hub",
-        choices=("memory", "redis"),
+        choices=("memory", "redis", "nats"),
         default="memory",
-        help="in-process hub, or Redis pub/sub shared by several servers (default %(default)s)",
+        help="in-process hub, or Redis pub/sub or NATS JetStream shared by several servers "
+        "(default %(default)s)",
     )
     hub.add_argument(
         "--redis-url",
@@ -182,6 +185,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PREFIX",
         help="prefix of the Redis keys and channels for --hub redis: servers sharing one "
         "prefix share its topics' sequence and history; another prefix starts afresh "
+        "(default %(default)s)",
+    )
+    # issue 12 item 4 (scale-out, h31): the NATS hub
+    hub.add_argument(
+        "--nats-url",
+        default=DEFAULT_NATS_URL,
+        metavar="URL",
+        help="NATS (JetStream on) for --hub nats (default %(default)s)",
+    )
+    hub.add_argument(
+        "--nats-prefix",
+        default=DEFAULT_NATS_PREFIX,
+        metavar="PREFIX",
+        help="prefix of the NATS streams and subjects for --hub nats ([A-Za-z0-9_-]): "
+        "servers sharing one prefix share its topics' sequence and history "
         "(default %(default)s)",
     )
     hub.add_argument(
@@ -455,6 +473,15 @@ def _make_hub(args: argparse.Namespace) -> Hub:
         return RedisHub(
             url=args.redis_url,
             prefix=args.redis_prefix,
+            history=args.history,
+            queue_limit=args.queue_limit,
+        )
+    if args.hub == "nats":  # issue 12 item 4 (h31)
+        from pushbench.hub_nats import NatsHub
+
+        return NatsHub(
+            url=args.nats_url,
+            prefix=args.nats_prefix,
             history=args.history,
             queue_limit=args.queue_limit,
         )

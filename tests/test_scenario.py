@@ -39,6 +39,7 @@ SHIPPED = {
     "chat-busy",
     "abuse",
     "proxies",  # h27
+    "scaleout",  # h31 (issue 12 item 4)
     "node",
 }
 SAFE = re.compile(r"[A-Za-z0-9._-]+")

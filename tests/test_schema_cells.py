@@ -265,6 +265,7 @@ def test_a_rows_text(tmp_path: Path) -> None:
         "loopback,"  # net (schema 9)
         "False,"  # tls (schema 10)
         "direct,"  # via (schema 13)
+        "1,"  # servers (schema 15)
         "250,1234.6,,2000.0,,,,,,,,,,,,,0.999999,,,75.0,0.03,100.0,,,,,,,"
         "136.96,,,,,,0,,,ok,,,0.0615994,False,,,,False,,,,,,,,,,,,,,,12.5,240.96,,"
         ",,,,,"  # connect_failures … recorder_fill_max
@@ -275,6 +276,7 @@ def test_a_rows_text(tmp_path: Path) -> None:
         ",,"  # clock_offset_us, clock_bound_us (schema 12)
         ",,"  # proxy_cpu_us_per_msg, upgrade_status (schema 13)
         ","  # server_unmeasured (schema 14)
+        ",,,"  # node_connections, node_msgs_delivered, node_cpu_us_per_msg (schema 15)
     )
 
 

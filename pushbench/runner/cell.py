@@ -56,7 +56,7 @@ from pushbench.schema.worker import (
 )
 from pushbench.tls import TlsError, TlsFiles, client_context, generate
 
-from . import drain, netem
+from . import drain, netem, scaleout
 from .memory import MemoryProbe, server_port
 from .options import (
     READY_TIMEOUT_S,
@@ -373,14 +373,16 @@ def _measure(
         base_url = handle.base_url
         if options.on_server_started is not None:
             options.on_server_started(handle.started)
-        memory = MemoryProbe(handle.started.pid, server_port(base_url))
-        memory.idle()
+        if cell.servers == 1:  # scale-out: the probe reads one process (no memory columns)
+            memory = MemoryProbe(handle.started.pid, server_port(base_url))
+            memory.idle()
     else:  # an external target (issue 12 item 7): nothing of the server is started
         base_url = target
     # h27: a proxy in front: the clients' URL is the proxy's; control and /stats go direct.
     proxy, client_url = None, base_url
     if cell.via != proxies.DIRECT:
-        proxy, client_url = start_proxy(group, cell, pinning, base_url, work / "proxy")
+        nodes = [] if handle is None else scaleout.node_urls(handle)  # issue 12 item 4
+        proxy, client_url = start_proxy(group, cell, pinning, base_url, work / "proxy", nodes)
     # -- network conditions (issue 12 item 6): the workers connect through the relay (in
     # front of the proxy when there is one); the runner's own control requests
     # (/control/ticker, /stats) go to the server directly
@@ -447,7 +449,8 @@ def _measure(
         window_start = posted + TICKER_DELAY_S + cell.warmup_s
     broker = None if handle is None else handle.broker  # hub = "redis": CPU like the server's
     _wait(group, window_start, progress)
-    cpu0 = None if handle is None else sample(handle.started.pid)
+    nodes0 = [] if handle is None else scaleout.sample_nodes(handle)  # scale-out: N nodes
+    cpu0 = scaleout.total(nodes0) if nodes0 else None
     broker0 = sample(broker.pid) if broker is not None else None
     relay0 = sample(relay.pid) if relay is not None else None
     proxy0 = sample(proxy.pid) if proxy is not None else None
@@ -457,7 +460,8 @@ def _measure(
         server = handle.started
         soak = SoakProbe.for_window(server.pid, cell.churn, server.log_path, cell.duration_s)
     _wait(group, window_start + cell.duration_s, progress, soak=soak)
-    cpu1 = None if handle is None else sample(handle.started.pid)
+    nodes1 = [] if handle is None else scaleout.sample_nodes(handle)
+    cpu1 = scaleout.total(nodes1) if nodes1 else None
     broker1 = sample(broker.pid) if broker is not None else None
     relay1 = sample(relay.pid) if relay is not None else None
     proxy1 = sample(proxy.pid) if proxy is not None else None
@@ -476,6 +480,10 @@ def _measure(
     )
     _check_alive(group)
     stats = _final_stats(http, base_url, target is not None)
+    per_node = [stats]  # issue 12 item 4 (scale-out): every node's /stats, node 0 first
+    if handle is not None:
+        per_node += [http("GET", f"{url}/stats") for _, url in handle.nodes[1:]]
+    stats = scaleout.merge_stats(per_node)
     if isinstance(stats.get("server"), dict):
         servers.setdefault(cell.stack, stats["server"])
     for w in workers:
@@ -486,7 +494,7 @@ def _measure(
             raise CellFailed(f"{w.started.name} exited with {code} after SIGTERM")
     _check_alive(group, [w.started for w in workers])
     window_ns = int(window_start * 1e9) if cell.publishers or not cell.rate else None
-    return compute(
+    row = compute(
         cell,
         repeat,
         name,
@@ -504,3 +512,4 @@ def _measure(
         relay_cpu=(relay0, relay1),
         proxy_cpu=(proxy0, proxy1),
     )
+    return {**row, **scaleout.node_columns(per_node, nodes0, nodes1, row.get("msgs_delivered"))}

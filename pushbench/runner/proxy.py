@@ -42,10 +42,16 @@ PINNING_NOTE = (
 
 
 def start_proxy(
-    group: ProcessGroup, cell: Cell, pinning: Pinning, server_url: str, workdir: Path
+    group: ProcessGroup,
+    cell: Cell,
+    pinning: Pinning,
+    server_url: str,
+    workdir: Path,
+    node_urls: Sequence[str] = (),
 ) -> tuple[Started, str]:
     """Start the cell's proxy in front of ``server_url`` (``http://host:port``) →
-    (its process, the base URL the clients use)."""
+    (its process, the base URL the clients use). ``node_urls`` (scale-out, issue 12 item
+    4): every node's URL, node 0's first, balanced by nginx's upstream block."""
     found = proxies.proxy_of(cell.via)
     if found is None:
         raise ValueError("direct: no proxy to start")
@@ -54,7 +60,8 @@ def start_proxy(
         raise CellFailed(proxies.missing(cell.via))
     upstream = server_url.removeprefix("http://").rstrip("/")
     port = free_port()
-    plan = proxies.plan(cell.via, exe, workdir, HOST, port, upstream, cell.subscribers)
+    nodes = [u.removeprefix("http://").rstrip("/") for u in node_urls]
+    plan = proxies.plan(cell.via, exe, workdir, HOST, port, upstream, cell.subscribers, nodes)
     started = group.start(
         "proxy",
         plan.argv,

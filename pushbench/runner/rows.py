@@ -32,6 +32,7 @@ from pushbench.procs import ProcSample, Started
 from pushbench.results import atomic_write_text
 from pushbench.scenario import Cell
 from pushbench.schema.cells import ALL_COLUMNS, EXTRA_COLUMNS, PARAM_COLUMNS
+from pushbench.schema.scaleout import SCALEOUT_COLUMNS
 from pushbench.schema.worker import OutputError, WorkerFailure, WorkerResult, read_output
 
 from .clock import clock_columns
@@ -269,6 +270,7 @@ def compute(
         soak_columns = soak.columns(results, all_r, ticker, cell.subscribers)
     row.update(soak_columns)
     row.update(tls_phase_columns(results))  # issue 12 item 2
+    row.update(dict.fromkeys(c.name for c in SCALEOUT_COLUMNS))  # issue 12 item 4: .scaleout
     row.update(round=None, run_index=None)  # the run's order: set by .orchestrate
     if cell.publishers:
         row["publish_lag_max_us"] = total_max("publish_lag_max_ns") / 1e3

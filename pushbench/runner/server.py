@@ -51,6 +51,7 @@ from pushbench.scenario import Cell
 from pushbench.service import ServerConfig
 from pushbench.tls import OPENSSL_MISSING, TlsFiles, openssl
 
+from .nats import NATS_MISSING, nats_prefix, nats_server, start_nats
 from .options import READY_TIMEOUT_S, TICKER_DELAY_S, CellFailed
 
 __all__ = [
@@ -104,6 +105,9 @@ class Server:
     started: Started
     base_url: str
     broker: Started | None = None
+    #: issue 12 item 4 (scale-out): every node and its URL, node 0 (``started``) first;
+    #: one entry when ``servers = 1``
+    nodes: tuple[tuple[Started, str], ...] = ()
 
 
 def distributions() -> tuple[str, ...]:
@@ -147,6 +151,8 @@ def unsupported_by_stack(cell: Cell) -> str:
     if cell.tls and openssl() is None:  # issue 12 item 2
         return OPENSSL_MISSING
     if not stack.external:
+        if cell.hub == "nats" and nats_server() is None:  # issue 12 item 4 (h31)
+            return NATS_MISSING
         return REDIS_MISSING if cell.hub == "redis" and redis_server() is None else ""
     needs = []
     if cell.tls:  # issue 12 item 2: an external stack is told no certificate
@@ -284,14 +290,26 @@ def start_server(
     if cell.hub == "redis":
         broker, redis_url = start_broker(group, cell, pinning)
         prefix = redis_prefix(cell)
-    started = group.start(
-        "server",
-        [*argv_prefix, *serve_argv(cell, redis_url, prefix, tls), *extra_args],
-        cpus=pinning.server,
-        ready_prefix=stack.ready_line,
-        timeout_s=READY_TIMEOUT_S,
-    )
-    match = _SERVE_READY.search(started.ready_line)
-    if match is None:
-        raise CellFailed(f"server ready line without a URL: {started.ready_line!r}")
-    return Server(started, match.group(1), broker)
+    # -- issue 12 item 4 (scale-out, h31): the NATS broker; N nodes on one broker prefix --
+    broker_args: list[str] = []
+    if cell.hub == "nats":
+        if nats_server() is None:
+            raise CellFailed(NATS_MISSING)
+        broker, nats_url = start_nats(group, pinning, HOST, free_port(), group.log_dir / "nats")
+        broker_args = ["--nats-url", nats_url, "--nats-prefix", nats_prefix()]
+    argv = [*argv_prefix, *serve_argv(cell, redis_url, prefix, tls), *broker_args, *extra_args]
+    nodes: list[tuple[Started, str]] = []
+    for k in range(cell.servers):
+        started = group.start(
+            "server" if k == 0 else f"server{k}",
+            argv,
+            cpus=pinning.server,
+            ready_prefix=stack.ready_line,
+            timeout_s=READY_TIMEOUT_S,
+        )
+        match = _SERVE_READY.search(started.ready_line)
+        if match is None:
+            raise CellFailed(f"server ready line without a URL: {started.ready_line!r}")
+        nodes.append((started, match.group(1)))
+    # -- end scale-out --
+    return Server(nodes[0][0], nodes[0][1], broker, tuple(nodes))

@@ -172,6 +172,9 @@ class Cell:
     #: h27 (issue 12 item 1): ``direct``, or the reverse proxy and config in front of the
     #: server (:mod:`pushbench.proxies`); in the id only when not direct.
     via: str = "direct"
+    #: issue 12 item 4 (scale-out, h31): server processes behind ``via`` (nginx), sharing
+    #: the broker hub; in the id only when not 1.
+    servers: int = 1
 
     @property
     def cell_id(self) -> str:
@@ -202,6 +205,7 @@ class Cell:
             ("heartbeat_s", f"hb{num_id(self.heartbeat_s or 0)}s"),
             ("net", f"net{self.net}"),  # network conditions (issue 12 item 6)
             ("via", f"via-{self.via}"),  # h27: a proxy in front
+            ("servers", f"srv{self.servers}"),  # issue 12 item 4 (scale-out)
         )
         for name, shown in optional:
             value = getattr(self, name)
@@ -250,6 +254,7 @@ class Cell:
             "net": self.net,  # network conditions (issue 12 item 6)
             "tls": self.tls,  # issue 12 item 2
             "via": self.via,  # h27: a proxy in front
+            "servers": self.servers,  # issue 12 item 4 (scale-out)
         }
 
     @property

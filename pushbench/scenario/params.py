@@ -46,7 +46,9 @@ __all__ = [
     "ws_client_names",
 ]
 
-HUBS: tuple[str, ...] = ("memory", "redis")
+HUBS: tuple[str, ...] = ("memory", "redis", "nats")  # nats: issue 12 item 4 (h31)
+#: issue 12 item 4 (scale-out, h31): server processes of a cell behind nginx
+MAX_SERVERS = 4
 LOOPS: tuple[str, ...] = ("asyncio", "uvloop")
 COMPRESSIONS: tuple[str, ...] = ("off", "deflate")  # h25 (compression)
 #: Who receives → the client engine of the registry rows that drives it: our Python
@@ -258,6 +260,9 @@ PARAMS: tuple[Param, ...] = (
     # --- h27 (issue 12 item 1): a reverse proxy in front of the server ----------------
     _p("via", choice(via_names), DIRECT),
     # --- end h27 ------------------------------------------------------------------------
+    # --- issue 12 item 4 (scale-out, h31): N server processes behind nginx, one broker ---
+    _p("servers", integer(1, MAX_SERVERS, " (server processes behind nginx)"), 1),
+    # --- end scale-out --------------------------------------------------------------------
     _p("duration_s", number(0, MAX_DURATION_S, " (s)", lo_open=True), 10.0, listable=False),
     _p("warmup_s", number(0, 600, " (s)"), 2.0, listable=False),
     _p("repeats", integer(1, 100), 3, listable=False),

@@ -22,6 +22,7 @@ from typing import Any
 
 from pushbench import registry, thresholds
 
+from . import scaleout
 from .abuse import AbuseSpec, parse_abuse
 from .model import Cell, Checks, Scenario, ScenarioError, Slo
 from .params import (
@@ -346,6 +347,10 @@ def _check_cell(ctx: _Ctx, cell: Cell, top: _Block, block: _Block) -> None:
             'churn only with client = "python", publishers = 0 and a rate > 0 (the soak '
             "counts every subscriber against the server ticker's messages)",
         )
+    # -- issue 12 item 4 (scale-out, h31): servers > 1 needs a broker hub and nginx --
+    refused = scaleout.refusal(cell)
+    if refused is not None:
+        raise bad(*refused)
 
 
 def _expand(name: str, top: _Block, block: _Block) -> list[Cell]:

@@ -27,6 +27,7 @@ from typing import Any
 
 from .column import CPU_NS, UNITS, Column, Unit, columns_of
 from .saturation import SATURATION_COLUMNS
+from .scaleout import SCALEOUT_COLUMNS, SERVERS_COLUMN
 from .soak import SOAK_COLUMNS
 from .topology import TOPOLOGY_COLUMNS
 
@@ -75,7 +76,9 @@ __all__ = [
 #:    server's, from GET /clock; every latency corrected by it).
 #: 13: via (a reverse proxy in front), proxy_cpu_us_per_msg, upgrade_status (issue 12 item 1).
 #: 14: server_unmeasured (an external target's cells: why the server columns are empty).
-CELLS_SCHEMA_VERSION = 14
+#: 15: servers (after via), node_connections, node_msgs_delivered, node_cpu_us_per_msg
+#:    (scale-out, issue 12 item 4).
+CELLS_SCHEMA_VERSION = 15
 
 
 _C = Column
@@ -189,6 +192,7 @@ COLUMNS: dict[str, Column] = columns_of(
         "nginx, caddy, haproxy (configured for push) or nginx-naive, caddy-naive, "
         "haproxy-naive (the proxy's defaults and a short idle timeout: pushbench.proxies)",
     ),
+    SERVERS_COLUMN,  # issue 12 item 4 (scale-out): pushbench.schema.scaleout
     _C(
         "lat_count",
         "count",
@@ -508,6 +512,7 @@ EXTRA_COLUMNS: dict[str, Column] = columns_of(
     ),
     *SOAK_COLUMNS,  # the soak (issue 17 item 6): pushbench.schema.soak
     *TOPOLOGY_COLUMNS,  # issues 12, 18 (relay, TLS phases, clock): pushbench.schema.topology
+    *SCALEOUT_COLUMNS,  # issue 12 item 4 (per-node figures): pushbench.schema.scaleout
 )
 
 #: Every column of ``cells.csv``, in order: the header the runner writes.
