@@ -35,6 +35,7 @@ from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config, Sockets
 from hypercorn.typing import Framework
 from hypercorn.utils import wrap_app
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pushbench.servers.base import OnReady, Stack, StackOptions
 from pushbench.service import PushService
@@ -65,6 +66,28 @@ class _Config(Config):
         if self._context is not None:
             self._context.set_alpn_protocols(ALPN)
         return self._context
+
+
+def _close_after_denial(app: ASGIApp) -> Framework:
+    """Hypercorn closes the connection after refusing a WebSocket handshake with an HTTP
+    response (``websocket.http.response``) but does not say so: add ``Connection: close``
+    so an HTTP/1.1 client does not reuse a connection that is gone (the statuses stay the
+    application's, as on every stack)."""
+
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await app(scope, receive, send)
+            return
+
+        async def closing(message: Message) -> None:
+            if message["type"] == "websocket.http.response.start":
+                headers = [*message.get("headers", ()), (b"connection", b"close")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await app(scope, receive, closing)
+
+    return cast(Framework, wrapped)
 
 
 def config_for(service: PushService, options: StackOptions) -> Config:
@@ -102,7 +125,7 @@ async def run(
 
     serving = asyncio.create_task(
         worker_serve(
-            wrap_app(cast(Framework, app.asgi), config.wsgi_max_body_size, "asgi"),
+            wrap_app(_close_after_denial(app.asgi), config.wsgi_max_body_size, "asgi"),
             config,
             sockets=sockets,
             shutdown_trigger=shutdown,
