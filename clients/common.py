@@ -133,6 +133,9 @@ class ConnStats:
     # (:meth:`upgrade_answer`); None: no upgrade answered (or not a light ws client).
     status_line: str | None = None
     server_header: str | None = None
+    # h35 (issue 18 item 3): this client's streams ride on an HTTP/2 connection whose bytes
+    # another client's ConnStats count (clients/h2_light.py): no socket of its own to meter
+    bytes_elsewhere: bool = False
     # Set once the first attempt is over (connected or failed): the worker's readiness.
     settled: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     # Meters started and not yet finished: their bytes so far are read by bytes_now().
@@ -175,7 +178,7 @@ class ConnStats:
         """Where the byte counts come from: ``tcp_info`` when the kernel measured every
         socket, ``tcp_info-partial`` when some could not be, ``unavailable`` when none."""
         if self.sockets_metered == 0:
-            return "unavailable"
+            return "elsewhere" if self.bytes_elsewhere else "unavailable"  # h35
         return "tcp_info" if self.sockets_unmetered == 0 else "tcp_info-partial"
 
     def established(self, connect_ns: int, phases: Phases | None = None) -> None:

@@ -106,6 +106,9 @@ class Transport:
     params: frozenset[str] = frozenset()
     ws_client: str | None = None
     default: bool = True  # in a scenario's default list of transports
+    # h35 (issue 18 item 3): the client speaks HTTP/2 (h2c with prior knowledge, or h2
+    # by ALPN over TLS): only a stack with ``http2`` serves it
+    http2: bool = False
 
     @property
     def is_variant(self) -> bool:
@@ -166,6 +169,8 @@ class Stack:
     #: and the command that installs what is missing (:meth:`missing`).
     requires: tuple[str, ...] = ()
     install_hint: str = ""
+    # h35 (issue 18 item 3): also speaks HTTP/2 (h2c prior knowledge; h2 by ALPN on TLS)
+    http2: bool = False
 
     def __post_init__(self) -> None:
         if (self.module is None) == (self.argv is None):
@@ -345,6 +350,51 @@ _TRANSPORTS = {
 }
 
 _SERVED = ("ws", "sse", "longpoll", "shortpoll", "echo")
+
+
+# --- h35 (issue 18 item 3): HTTP/2 -------------------------------------------------------
+#: The HTTP/2 variants of the HTTP protocols: one TCP connection per worker carries every
+#: subscriber as a stream (clients/h2_light.py, on the sans-I/O ``h2`` library), served by
+#: the Hypercorn stack (``http2``); transport → (colour, asyncio entry point).
+_H2_VARIANTS: Mapping[str, tuple[str, str]] = MappingProxyType(
+    {
+        "sse": ("#A66F00", "pushbench.clients.h2_light:run_sse"),
+        "longpoll": ("#00664A", "pushbench.clients.h2_light:run_long"),
+    }
+)
+
+
+def _h2_variant(row: Transport, color: str, entry: str) -> Transport:
+    """``<name>-h2``: ``row``'s protocol over HTTP/2, many streams on one connection (a
+    variant, not in a scenario's default list), in a darker ``color`` of its hue."""
+    return replace(
+        row,
+        name=f"{row.name}-h2",
+        label=f"{row.label} over HTTP/2",
+        color=color,
+        clients={"asyncio": entry},
+        default=False,
+        http2=True,
+    )
+
+
+_TRANSPORTS.update(  # after every HTTP/1.1 row (the rows before keep their order)
+    (f"{name}-h2", _h2_variant(_TRANSPORTS[name], *row)) for name, row in _H2_VARIANTS.items()
+)
+#: The Starlette application on Hypercorn: HTTP/1.1 and HTTP/2 on one socket, no
+#: WebSocket (its /ws needs uvicorn's hooks; over HTTP/2 it would be RFC 8441's extended
+#: CONNECT, which no client here speaks).
+_HYPERCORN = Stack(
+    name="starlette-hypercorn",
+    label="Starlette + sse-starlette on Hypercorn (HTTP/1.1 and h2c)",
+    serves=("sse", "longpoll", "shortpoll"),
+    module="pushbench.servers.hypercorn_stack",
+    distributions=("starlette", "hypercorn", "h2", "sse-starlette", "numpy", "hdrhistogram"),
+    linestyle="-",
+    marker="h",
+    http2=True,
+)
+# --- end h35 --------------------------------------------------------------------------------
 _COMMON_DISTS = ("numpy", "hdrhistogram", "redis", "uvloop")
 
 #: Hand-written minimal twins (``servers/minimal/<stack>_twin.py``): stack → its
@@ -430,6 +480,7 @@ _STACKS: dict[str, Stack] = {
         ),
         *(_twin(*row) for row in _TWINS),
         _NODE_WS,  # h28
+        _HYPERCORN,  # h35
     )
 }
 

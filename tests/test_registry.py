@@ -130,6 +130,8 @@ def test_rows_are_added_never_replaced() -> None:
         "longpoll-aiohttp",
         "shortpoll",
         "shortpoll-aiohttp",
+        "sse-h2",  # h35 (issue 18 item 3): the HTTP/2 variants
+        "longpoll-h2",
     )
 
 

@@ -602,6 +602,8 @@ def test_a_registry_row_is_drawn_ordered_floored_and_ranked_from_its_own_fields(
             "longpoll-aiohttp",
             "shortpoll",
             "shortpoll-aiohttp",
+            "sse-h2",  # h35: the HTTP/2 variants are plain HTTP too
+            "longpoll-h2",
             "pigeon",
         )
     assert style.color("pigeon") == "#7f7f7f" and floors.floor("pigeon", 100) is None

@@ -281,6 +281,15 @@ def _check_cell(ctx: _Ctx, cell: Cell, top: _Block, block: _Block) -> None:
             f"({', '.join(serving) or 'none does'}); {cell.stack} serves "
             f"{', '.join(stack.serves)}: change the stack or exclude the cell",
         )
+    # h35 (issue 18 item 3): an HTTP/2 transport needs a stack that speaks HTTP/2
+    if row.http2 and not stack.http2:
+        speaking = [s.name for s in registry.stacks() if s.http2 and row.protocol in s.serves]
+        raise bad(
+            "stacks",
+            cell.stack,
+            f"a stack that speaks HTTP/2 for transport {cell.transport!r} "
+            f"({', '.join(speaking) or 'none does'}): change the stack or exclude the cell",
+        )
     engine = CLIENT_ENGINES[cell.client]
     if engine not in row.clients:
         # The key that chose the transport: transports, or the ws_client alias (ws-aiohttp).
