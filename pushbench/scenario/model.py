@@ -172,6 +172,11 @@ class Cell:
     #: h27 (issue 12 item 1): ``direct``, or the reverse proxy and config in front of the
     #: server (:mod:`pushbench.proxies`); in the id only when not direct.
     via: str = "direct"
+    # -- issue 18 item 2 (100,000 connections): run settings, not in the id --
+    #: connections per second the clients open (each worker in turn; 0: unpaced)
+    connect_rate: float = 0.0
+    #: past this many subscribers, connection k binds source address 127.0.0.(2 + k mod S)
+    connections_per_source: int = 20_000
 
     @property
     def cell_id(self) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 
 from .column import CPU_NS, UNITS, Column, Unit, columns_of
 from .saturation import SATURATION_COLUMNS
+from .scale import SCALE_COLUMNS
 from .soak import SOAK_COLUMNS
 from .topology import TOPOLOGY_COLUMNS
 
@@ -75,7 +76,9 @@ __all__ = [
 #:    server's, from GET /clock; every latency corrected by it).
 #: 13: via (a reverse proxy in front), proxy_cpu_us_per_msg, upgrade_status (issue 12 item 1).
 #: 14: server_unmeasured (an external target's cells: why the server columns are empty).
-CELLS_SCHEMA_VERSION = 14
+#: 15: client_source_addresses, connect_rate_per_s, heartbeat_cpu_ns_per_conn_s,
+#:    fanout_last_p50_us, fanout_last_max_us (issue 18 item 2: 100,000 connections).
+CELLS_SCHEMA_VERSION = 15
 
 
 _C = Column
@@ -508,6 +511,7 @@ EXTRA_COLUMNS: dict[str, Column] = columns_of(
     ),
     *SOAK_COLUMNS,  # the soak (issue 17 item 6): pushbench.schema.soak
     *TOPOLOGY_COLUMNS,  # issues 12, 18 (relay, TLS phases, clock): pushbench.schema.topology
+    *SCALE_COLUMNS,  # issue 18 item 2 (100,000 connections): pushbench.schema.scale
 )
 
 #: Every column of ``cells.csv``, in order: the header the runner writes.
