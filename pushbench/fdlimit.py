@@ -23,8 +23,10 @@ __all__ = [
     "FD_SLACK",
     "SERVER_FDS_PER_CONN",
     "NofileLimit",
+    "may_raise_hard",
     "nr_open",
     "raise_nofile",
+    "reachable",
 ]
 
 #: Descriptors one client connection may hold: its socket, its meter's duplicate, a
@@ -76,6 +78,33 @@ def nr_open() -> int | None:
         return int(NR_OPEN.read_text().strip())
     except (OSError, ValueError):
         return None
+
+
+#: CAP_SYS_RESOURCE's bit in /proc/self/status's CapEff: may raise a hard limit.
+CAP_SYS_RESOURCE = 24
+PROC_STATUS = Path("/proc/self/status")
+
+
+def may_raise_hard() -> bool:
+    """Whether this process may raise its hard limit (CAP_SYS_RESOURCE in effect: root is
+    not enough in a container that drops it)."""
+    try:
+        for line in PROC_STATUS.read_text().splitlines():
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> CAP_SYS_RESOURCE & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
+
+
+def reachable(wanted: int) -> bool:
+    """Whether a child of this process can raise its soft limit to ``wanted``: the hard
+    limit allows it, or the capability and ``fs.nr_open`` do."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY or hard >= wanted:
+        return True
+    ceiling = nr_open()
+    return may_raise_hard() and (ceiling is None or ceiling >= wanted)
 
 
 def raise_nofile(wanted: int) -> NofileLimit:

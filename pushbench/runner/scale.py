@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import resource
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from pushbench import registry
+from pushbench.fdlimit import FD_SLACK, SERVER_FDS_PER_CONN, reachable
 from pushbench.metrics import Receipts
 from pushbench.scenario import Cell
 from pushbench.schema.scale import SCALE_COLUMNS
@@ -34,6 +36,7 @@ __all__ = [
     "fanout_last_us",
     "ramp_timeout_s",
     "scale_columns",
+    "server_fds",
     "source_addresses",
     "unsupported",
 ]
@@ -59,14 +62,29 @@ def source_addresses(cell: Cell) -> tuple[str, ...]:
     return tuple(str(FIRST_SOURCE + k) for k in range(n))
 
 
+def server_fds(cell: Cell) -> int:
+    """Descriptors the cell's server raises its limit to (``--max-connections`` is the
+    subscribers + 100: :func:`pushbench.runner.server.serve_argv`)."""
+    return SERVER_FDS_PER_CONN * max(cell.subscribers + 100, 1000) + FD_SLACK
+
+
 def unsupported(cell: Cell) -> str:
-    """Why the cell cannot run here (it needs several source addresses and its client
-    cannot bind one), else ``""``."""
+    """Why the cell cannot run here, else ``""``: it needs several source addresses and its
+    client cannot bind one, or more descriptors than the server could open (the hard
+    open-file limit is lower and the process may not raise it)."""
     if source_addresses(cell) and not binds_sources(cell):
         return (
             f"{cell.subscribers:,} subscribers need several client source addresses "
             f"(over {cell.connections_per_source:,} per address): only the light python "
             f"clients bind one, not {cell.client} / {cell.transport}"
+        )
+    need = server_fds(cell)
+    if not reachable(need):
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        return (
+            f"{cell.subscribers:,} subscribers need {need:,} open files in the server, over "
+            f"the hard limit of {hard:,} this process may not raise (no CAP_SYS_RESOURCE): "
+            f"run under `ulimit -Hn {need}` or more (systemd: LimitNOFILE)"
         )
     return ""
 
