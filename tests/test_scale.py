@@ -25,6 +25,7 @@ import pytest
 from pushbench import metrics, runner, scenario
 from pushbench.fdlimit import may_raise_hard
 from pushbench.procs import Started
+from pushbench.report import scale as report_scale
 from pushbench.runner import scale
 from pushbench.schema.worker import WorkerResult, WorkerSpec
 
@@ -204,3 +205,30 @@ def test_scale_columns_from_a_synthetic_run() -> None:
     busy_cols = scale.scale_columns(busy, results, receipts, (10**9, None), 0.3, 1000)
     assert busy_cols["heartbeat_cpu_ns_per_conn_s"] is None  # it published
     assert busy_cols["fanout_last_max_us"] == 50.0  # only the message of the window
+
+
+def test_the_guide_answers_from_the_scale_cells() -> None:
+    rows = [
+        {"stack": "raw", "transport": "ws", "subscribers": 100_000, "rate_msgs_per_s": 0.0,
+         "status": "ok", "mem_marginal_bytes_per_conn": 6758.4,
+         "kernel_sock_bytes_per_conn": 2048.0, "connect_rate_per_s": 4990.0,
+         "heartbeat_cpu_ns_per_conn_s": 812.0},
+        {"stack": "raw", "transport": "ws", "subscribers": 100_000, "rate_msgs_per_s": 0.2,
+         "status": "ok", "connect_rate_per_s": 4990.0, "lat_p50_us": 150_000.0,
+         "lat_p99_us": 290_000.0, "lat_max_us": 301_000.0},
+        {"stack": "aiohttp", "transport": "ws", "subscribers": 10_000, "rate_msgs_per_s": 0.0,
+         "status": "ok", "mem_marginal_bytes_per_conn": 30_720.0},
+        {"stack": "aiohttp", "transport": "ws", "subscribers": 30_000, "rate_msgs_per_s": 0.0,
+         "status": "failed", "reason": "worker0: 1,204 connections never up"},
+        {"stack": "aiohttp", "transport": "ws", "subscribers": 1000, "rate_msgs_per_s": 0.0,
+         "status": "ok"},
+    ]  # fmt: skip
+    lines = report_scale.scale_lines(pd.DataFrame(rows))
+    assert lines == [
+        "At scale, aiohttp ws: held 10,000; 30.0 KiB user per connection; stopped at 30,000 "
+        "(failed: worker0: 1,204 connections never up).",
+        "At scale, raw ws: held 100,000; 6.6 KiB user + 2.0 KiB kernel per connection; "
+        "connected 4,990/s; idle CPU 812 ns per connection-second; one message to all: "
+        "p50/p99/max 150.0/290.0/301.0 ms.",
+    ]
+    assert report_scale.scale_lines(pd.DataFrame(rows[-1:])) == []  # no scale cell

@@ -20,6 +20,7 @@ SHIPPED = {
     "smoke",
     "network",
     "tls",  # issue 12 item 2
+    "scale",  # issue 18 item 2
     "deflate",
     "browser",
     "locust",
