@@ -203,7 +203,14 @@ class LightHttpClient(Client):
         try:
             async with asyncio.timeout(self.spec.connect_timeout_s):
                 phases = await connect(
-                    lambda: protocol, protocol, self.host, self.port, self.tls, t0, clock
+                    lambda: protocol,
+                    protocol,
+                    self.host,
+                    self.port,
+                    self.tls,
+                    t0,
+                    clock,
+                    self.spec.source_for(self.stats.conn),  # issue 18 item 2
                 )
                 opened = await protocol.opened
             self.stats.established(opened - t0, phases)

@@ -7,10 +7,11 @@ A spec whose base URL is ``https://`` carries the run's CA (``WorkerSpec.ca_file
 skipped), shared by every connection and by the aiohttp sessions of the same worker.
 
 :func:`connect` opens a plaintext connection exactly as before (``create_connection``
-to host and port). A TLS one is opened in two steps so the phases can be told apart: the
-TCP connect on a socket of our own (``sock_connect``), its end read from the clock, then
-``create_connection(sock=…, ssl=…)``, which runs the handshake and calls the
-protocol's ``connection_made`` when it is done. The protocol reads the clock there
+to host and port). A connection from a chosen source address (issue 18 item 2:
+``WorkerSpec.source_addresses``) and a TLS one are opened in two steps, so the phases
+can be told apart: the TCP connect on a socket of our own (``sock_connect``), its end
+read from the clock, then ``create_connection(sock=…, ssl=…)``, which runs the handshake
+and calls the protocol's ``connection_made`` when it is done. The protocol reads the clock there
 (:class:`Made`); the rest of the connect time (to the 101 or the first response) is the
 HTTP part, as in a plaintext cell.
 """
@@ -18,6 +19,7 @@ HTTP part, as in a plaintext cell.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import socket
 import ssl
@@ -29,7 +31,7 @@ from typing import Protocol
 from pushbench.schema.worker import WorkerSpec
 from pushbench.tls import client_context
 
-__all__ = ["Made", "Phases", "connect", "context_for"]
+__all__ = ["Made", "Phases", "bind_source", "connect", "context_for"]
 
 
 class Made(Protocol):
@@ -65,22 +67,42 @@ async def connect(
     context: ssl.SSLContext | None,
     t0: int,
     clock: Callable[[], int],
+    source: str | None = None,
 ) -> Phases:
     """Connect ``factory``'s protocol (``protocol``, the one it returns) to host:port, with
     TLS under ``context`` → the phases, counted from ``t0`` (a ``clock`` reading taken
-    before)."""
+    before). ``source``: the local address to connect from (issue 18 item 2: past the
+    ephemeral ports of one source/destination pair), its port chosen at connect."""
     loop = asyncio.get_running_loop()
-    if context is None:
+    if context is None and source is None:
         await loop.create_connection(factory, host, port)
         return Phases(protocol.made_ns - t0)
     family, kind, proto, _, addr = (await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM))[0]
     sock = socket.socket(family, kind, proto or socket.IPPROTO_TCP)
     try:
         sock.setblocking(False)
+        if source is not None:
+            bind_source(sock, source)
         await loop.sock_connect(sock, addr)
         tcp_done = clock()
+        if context is None:
+            await loop.create_connection(factory, sock=sock)
+            return Phases(tcp_done - t0)
         await loop.create_connection(factory, sock=sock, ssl=context, server_hostname=host)
     except BaseException:
         sock.close()
         raise
     return Phases(tcp_done - t0, protocol.made_ns - tcp_done)
+
+
+#: Linux's IP_BIND_ADDRESS_NO_PORT (not in every Python's socket module).
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
+
+
+def bind_source(sock: socket.socket, source: str) -> None:
+    """Bind ``sock`` to ``source`` with the port left to ``connect`` (IP_BIND_ADDRESS_NO_PORT
+    where the OS has it): the kernel then picks a port free for the whole four-tuple, so
+    each source address gets its own ~28,000 ephemeral ports towards the server."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+    sock.bind((source, 0))

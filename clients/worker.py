@@ -51,7 +51,6 @@ traverse what the run allocates, and every one of them is timed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import gc
 import json
@@ -68,6 +67,7 @@ import numpy.typing as npt
 
 from pushbench import registry
 from pushbench.faults import ClientFaults
+from pushbench.fdlimit import CLIENT_FDS_PER_CONN, FD_SLACK, raise_nofile
 from pushbench.schema.worker import (
     STAGE_LINE,
     STAGE_SIGNAL,
@@ -85,6 +85,7 @@ from pushbench.settings import Settings
 from .clockprobe import ClockCorrection, measure
 from .common import SUMMED, ConnStats, clock, segment_totals, wait_stop
 from .faults import FaultyRecorder, Stalls, make_recorder
+from .ramp import Pacer
 from .recorder import FIELDS, GcMonitor, LoopLagMonitor, Recorder
 from .status import STEP_S, STEPS_PER_STATUS, LatencyWindow, write_status
 from .tcpinfo import Moved, plus
@@ -195,6 +196,8 @@ class Worker:
         self.ready_ns = 0
         self.ended = False
         self.connect_failures = 0
+        self.ramp_ns = 0  # issue 18 item 2: time spent opening the connections
+        self.open_files = "not raised"  # and the open-file limit main() raised
         self.marks: dict[str, WindowMark] = {}
         self.mark_tasks: list[asyncio.Task[None]] = []
 
@@ -236,8 +239,10 @@ class Worker:
         client = client_run(spec.transport)
         tasks: list[asyncio.Task[None]] = []
         gate = asyncio.Semaphore(spec.connect_concurrency)
+        pacer = Pacer(spec.connect_rate)  # issue 18 item 2: a paced ramp (0: unpaced)
 
         async def launch(stats: ConnStats) -> None:
+            await pacer.slot()
             async with gate:  # at most connect_concurrency connections opening at once
                 if self.stop.is_set():
                     return
@@ -251,10 +256,14 @@ class Worker:
         warmup_end = 0
         try:
             stage = spec.stage_connections
+            ramp0 = clock()  # the ramp's time, the stage's memory reading left out
             await asyncio.gather(*(launch(s) for s in self.stats[: stage or None]))
+            self.ramp_ns = clock() - ramp0
             if stage and not self.stop.is_set():
                 await self._wait_stage(sum(1 for s in self.stats[:stage] if s.connected))
+                ramp0 = clock()
                 await asyncio.gather(*(launch(s) for s in self.stats[stage:]))
+                self.ramp_ns += clock() - ramp0
             if not self.stop.is_set():
                 self.connect_failures = sum(1 for s in self.stats if not s.connected)
                 # The live status (only when the runner asked for it): set up now, not in the run.
@@ -406,6 +415,7 @@ class Worker:
             window_end=self.marks.get("end"),
             clock_offset_ns=None if (est := self.clock_fix.estimate) is None else est.offset_ns,
             clock_bound_ns=None if est is None else est.bound_ns,
+            ramp_ns=self.ramp_ns,
             totals=totals,
             per_connection=tuple(per_conn),
             extra={
@@ -415,6 +425,7 @@ class Worker:
                 "python": sys.version.split()[0],
                 "spec": self.spec.to_dict(),
                 "clock": self.clock_fix.record(),
+                "open_files": self.open_files,
                 **self._faults_applied(),
             },
         )
@@ -540,17 +551,6 @@ async def run_until_signalled(worker: Stoppable[R_co]) -> R_co:
             signal.signal(sig, signal.SIG_IGN)
 
 
-def _raise_fd_limit(connections: int) -> None:
-    """A connection may hold three descriptors (socket, its meter's duplicate, a
-    publishing connection): raise the soft limit as far as the hard one allows."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = 3 * connections + 64
-    if soft != resource.RLIM_INFINITY and soft < want:
-        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point: 0 when the output was written (also after an early stop)."""
     args = sys.argv[1:] if argv is None else argv
@@ -564,13 +564,17 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, TypeError) as exc:
         print(f"worker: {exc}", file=sys.stderr)
         return 2
-    _raise_fd_limit(spec.connections)
+    # issue 18 item 2: a descriptor or three per connection, past the usual limits
+    limit = raise_nofile(CLIENT_FDS_PER_CONN * spec.connections + FD_SLACK)
+    if not limit.enough:
+        print(f"worker: warning: {limit.line()}", file=sys.stderr)
     loop_factory = None
     if spec.loop == "uvloop":
         import uvloop
 
         loop_factory = uvloop.new_event_loop
     worker = Worker(spec, settings.client_faults, measure(spec.base_url, settings.clock_skew_ns))
+    worker.open_files = limit.line()  # issue 18 item 2: in OUT.json's extra
     status = 0
     result: WorkerOutput
     with asyncio.Runner(loop_factory=loop_factory) as runner:

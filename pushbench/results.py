@@ -43,6 +43,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+from .fdlimit import nr_open
 from .procs import run_tool
 from .settings import BLAS_ENV_VARS, Settings
 
@@ -233,8 +234,14 @@ def _open_files() -> dict[str, Any]:
     return {
         "soft": None if soft == unlimited else soft,
         "hard": None if hard == unlimited else hard,
+        # issue 18 item 2: both sides raise their own, the hard limit too where allowed
         "raised_by_workers": "each client worker raises its soft limit to 3 × its "
-        "connections + 64, up to the hard limit",
+        "connections + 256, and its hard limit with it when that is lower and the process "
+        "may (root: up to fs.nr_open); the limit reached is in its OUT.json (open_files)",
+        "raised_by_server": "pushbench serve raises its soft limit to --max-connections "
+        "(the cell's subscribers + 100) + 256 the same way; the limit reached is in "
+        "metadata servers.<stack>.open_files",
+        "nr_open": nr_open(),
     }
 
 

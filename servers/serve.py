@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 
 from pushbench import lograte, registry
 from pushbench.faults import Faults
+from pushbench.fdlimit import FD_SLACK, SERVER_FDS_PER_CONN, NofileLimit, raise_nofile
 from pushbench.lograte import LogRateLimit
 from pushbench.service import (
     TICKER_KEYS,
@@ -449,11 +450,15 @@ def run(args: argparse.Namespace) -> int:
         import uvloop
 
         loop_factory = uvloop.new_event_loop
+    # issue 18 item 2: a descriptor per connection, past the usual open-file limits
+    nofile = raise_nofile(SERVER_FDS_PER_CONN * config.max_connections + FD_SLACK)
+    if not nofile.enough:
+        print(f"pushbench serve: warning: {nofile.line()}", file=sys.stderr)
     limit = LogRateLimit(args.log_burst, args.log_interval)
     handler = lograte.install(limit)
     try:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
-            return runner.run(_serve(args, stack, config, ticker, options, limit))
+            return runner.run(_serve(args, stack, config, ticker, options, limit, nofile))
     finally:
         limit.sweep(flush=True)
         lograte.uninstall(handler)
@@ -518,6 +523,7 @@ async def _serve(
     ticker: dict[str, str] | None,
     options: StackOptions,
     limit: LogRateLimit,
+    nofile: NofileLimit | None = None,
 ) -> int:
     import asyncio
     import signal
@@ -555,6 +561,8 @@ async def _serve(
             # a stack that takes --ws-impl records it; for the others it is the stack's own
             ws_impl=options.ws if "ws_impl" in registry.stack(stack.name).options else stack.name,
             compression=options.compression,
+            # issue 18 item 2: the open-file limit it raised itself (None: not raised here)
+            open_files="not raised" if nofile is None else nofile.line(),
             faults=str(args.faults) if args.faults is not None else "none",
         )
         try:

@@ -21,6 +21,7 @@ SHIPPED = {
     "network",
     "tls",  # issue 12 item 2
     "http2",  # issue 18 item 3 (h35)
+    "scale",  # issue 18 item 2
     "deflate",
     "browser",
     "locust",
@@ -330,7 +331,7 @@ ERRORS = [
         ["'wss' is not allowed", ALL_TRANSPORTS, "did you mean 'ws'"],
     ),
     ("stacks = 'flask'", "stacks", ["one of raw, aiohttp, starlette"]),
-    ("subscribers = 0", "subscribers", ["0 is not allowed", "integer from 1 to 20000"]),
+    ("subscribers = 0", "subscribers", ["0 is not allowed", "integer from 1 to 100000"]),
     ("subscribers = true", "subscribers", ["True is not allowed", "integer"]),
     ("subscribers = 2.5", "subscribers", ["2.5 is not allowed", "integer"]),
     ("rate = 'fast'", "rate", ["'fast'", "number from 0 to 1000000", "sweep table"]),

@@ -46,6 +46,7 @@ from . import doc, style
 from .load import METRICS, Run, point_label, variant_label
 from .robustness import idle_memory_line
 from .saturation import SWEEP_KEY, saturation_marks
+from .scale import scale_lines
 from .verdict import Decision, decide, protocol_label, protocol_simplicity
 
 __all__ = [
@@ -335,6 +336,8 @@ def _verdicts(sit: Situation, run: Run, rows: Any) -> tuple[list[str], list[str]
             )
         if sit.key == "idle" and (probes := idle_memory_line(run.path)):
             lines.append(probes)
+        if sit.key == "idle":  # issue 18 item 2: the scale cells (report.scale)
+            lines += scale_lines(run.cells)
         if j.cost_column == "server_rss_bytes_per_conn":
             lines.append(
                 "(memory here is the server's whole RSS ÷ connections: this run predates "

@@ -56,7 +56,7 @@ from pushbench.schema.worker import (
 )
 from pushbench.tls import TlsError, TlsFiles, client_context, generate
 
-from . import drain, netem, scaleout
+from . import drain, netem, scale, scaleout
 from .memory import MemoryProbe, server_port
 from .options import (
     READY_TIMEOUT_S,
@@ -113,6 +113,9 @@ def _unsupported(cell: Cell) -> str:
         return by_stack
     if cell.tls and cell.client != "python":  # issue 12 item 2
         return f"tls = true: the {cell.client} client does not speak TLS here (python only)"
+    too_many = scale.unsupported(cell)  # issue 18 item 2: sources the client cannot bind
+    if too_many:
+        return too_many
     no_proxy = proxies.missing(cell.via)  # h27: the proxy in front is not installed
     if no_proxy:
         return no_proxy
@@ -250,6 +253,10 @@ def worker_spec(
         stage_connections=stage,
         churn=cell.churn,  # issue 17 item 6 (soak)
         ca_file=None if ca_file is None else str(ca_file),
+        # issue 18 item 2: a paced ramp (each worker in turn, so each at the cell's rate)
+        # and the client source addresses past connections_per_source
+        connect_rate=cell.connect_rate,
+        source_addresses=scale.source_addresses(cell) if scale.binds_sources(cell) else (),
     )
 
 
@@ -409,6 +416,7 @@ def _measure(
         out = work / f"worker{k}"
         cpu = pinning.clients[k % len(pinning.clients)]
         timeout_s = READY_TIMEOUT_S * (4 if cell.client != "python" else 1)
+        timeout_s = scale.ramp_timeout_s(cell, conns, timeout_s)  # issue 18 item 2
         started = group.start(
             f"worker{k}",
             [sys.executable, "-m", module, str(spec_path), str(out)],

@@ -42,6 +42,7 @@ from .netem import with_relay_cpu
 from .options import CellFailed
 from .proxy import reason as proxy_reason
 from .proxy import upgrade_status
+from .scale import scale_columns
 from .soak import SOAK_COLUMNS, SoakProbe
 from .window import COUNTERS, ClientLoad, ClientWorker, client_load
 
@@ -278,6 +279,9 @@ def compute(
     row = with_relay_cpu(row, *relay_cpu)  # network conditions (issue 12 item 6)
     row = with_proxy_cpu(row, *proxy_cpu)  # h27
     row["upgrade_status"] = upgrade
+    # issue 18 item 2: sources, connect rate, idle CPU per connection-second, fan-out
+    server_cpu_s = overhead.server_cpu_s
+    row.update(scale_columns(cell, results, all_r, window, server_cpu_s, int(conns_open or 0)))
     return in_schema_order(with_wire_bytes(row, load))
 
 

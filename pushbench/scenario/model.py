@@ -175,6 +175,11 @@ class Cell:
     #: issue 12 item 4 (scale-out, h31): server processes behind ``via`` (nginx), sharing
     #: the broker hub; in the id only when not 1.
     servers: int = 1
+    # -- issue 18 item 2 (100,000 connections): run settings, not in the id --
+    #: connections per second the clients open (each worker in turn; 0: unpaced)
+    connect_rate: float = 0.0
+    #: past this many subscribers, connection k binds source address 127.0.0.(2 + k mod S)
+    connections_per_source: int = 20_000
 
     @property
     def cell_id(self) -> str:

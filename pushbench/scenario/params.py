@@ -25,6 +25,7 @@ from pushbench.registry import Engine, stack_names, transport_names
 __all__ = [
     "CLIENTS",
     "CLIENT_ENGINES",
+    "CONNECTIONS_PER_SOURCE",
     "HUBS",
     "LOOPS",
     "MAX_DURATION_S",
@@ -60,7 +61,12 @@ CLIENT_ENGINES: Mapping[str, Engine] = {"python": "asyncio", "browser": "browser
 CLIENTS: tuple[str, ...] = tuple(CLIENT_ENGINES)
 SCALES: tuple[str, ...] = ("log", "linear")
 
-MAX_SUBSCRIBERS = 20_000  # the servers' default max_connections
+# issue 18 item 2 (100,000 connections on one box): the runner passes the cell's count to the
+# server's --max-connections and spreads the clients over source addresses past 20,000
+MAX_SUBSCRIBERS = 100_000
+#: Connections per client source address (127.0.0.x): below the ~28,000 ephemeral ports of
+#: one source/destination pair (net.ipv4.ip_local_port_range), with room for others' sockets.
+CONNECTIONS_PER_SOURCE = 20_000
 MAX_RATE = 1_000_000.0  # messages/s: far beyond what one Python server can publish
 MAX_PAYLOAD = 1 << 20
 MAX_PUBLISH_PAYLOAD = 65_536  # ServerConfig.max_publish_bytes: the POST /publish limit
@@ -266,6 +272,15 @@ PARAMS: tuple[Param, ...] = (
     _p("duration_s", number(0, MAX_DURATION_S, " (s)", lo_open=True), 10.0, listable=False),
     _p("warmup_s", number(0, 600, " (s)"), 2.0, listable=False),
     _p("repeats", integer(1, 100), 3, listable=False),
+    # -- issue 18 item 2 (100,000 connections): the ramp and the client source addresses --
+    _p("connect_rate", number(0, 1e6, " (connections/s, 0 = unpaced)"), 0.0, listable=False),
+    _p(
+        "connections_per_source",
+        integer(1, 28_000, " (connections per client source address 127.0.0.x)"),
+        CONNECTIONS_PER_SOURCE,
+        listable=False,
+    ),
+    # -- end issue 18 item 2 --
     _p(
         "client_processes",
         Kind('"auto" or an integer from 1 to 64', _parse_processes),

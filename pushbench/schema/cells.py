@@ -27,6 +27,7 @@ from typing import Any
 
 from .column import CPU_NS, UNITS, Column, Unit, columns_of
 from .saturation import SATURATION_COLUMNS
+from .scale import SCALE_COLUMNS
 from .scaleout import SCALEOUT_COLUMNS, SERVERS_COLUMN
 from .soak import SOAK_COLUMNS
 from .topology import TOPOLOGY_COLUMNS
@@ -78,7 +79,9 @@ __all__ = [
 #: 14: server_unmeasured (an external target's cells: why the server columns are empty).
 #: 15: servers (after via), node_connections, node_msgs_delivered, node_cpu_us_per_msg
 #:    (scale-out, issue 12 item 4).
-CELLS_SCHEMA_VERSION = 15
+#: 16: client_source_addresses, connect_rate_per_s, heartbeat_cpu_ns_per_conn_s,
+#:    fanout_last_p50_us, fanout_last_max_us (issue 18 item 2: many connections).
+CELLS_SCHEMA_VERSION = 16
 
 
 _C = Column
@@ -513,6 +516,7 @@ EXTRA_COLUMNS: dict[str, Column] = columns_of(
     *SOAK_COLUMNS,  # the soak (issue 17 item 6): pushbench.schema.soak
     *TOPOLOGY_COLUMNS,  # issues 12, 18 (relay, TLS phases, clock): pushbench.schema.topology
     *SCALEOUT_COLUMNS,  # issue 12 item 4 (per-node figures): pushbench.schema.scaleout
+    *SCALE_COLUMNS,  # issue 18 item 2 (100,000 connections): pushbench.schema.scale
 )
 
 #: Every column of ``cells.csv``, in order: the header the runner writes.

@@ -94,6 +94,9 @@ UNITS: dict[str, Unit] = _units(
     # issue 17 item 6 (soak): drift over time, fitted slopes
     Unit("KiB/min", "kibibytes per minute (a fitted slope)", decimals=3),
     Unit("1/min", "things per minute (a fitted slope)", decimals=4),
+    # issue 18 item 2 (100,000 connections on one box)
+    Unit("conns/s", "connections opened per second", decimals=1),
+    Unit("ns/conn-s", "CPU nanoseconds per connection per second held open", decimals=3),
 )
 
 

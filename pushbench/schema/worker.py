@@ -11,6 +11,7 @@ with :func:`read_output`. ``docs/runner-design.md`` describes the contract
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import signal
@@ -105,6 +106,10 @@ class WorkerSpec:
     # issue 12 item 2 (TLS): the CA an https:// base_url is verified against
     ca_file: str | None = None
     compression: str = "off"  # h25: "deflate": WebSocket clients offer permessage-deflate
+    # issue 18 item 2 (100,000 connections): connections opened per second (0: unpaced), and
+    # the source addresses connection ``conn`` binds in turn (none: the kernel's choice)
+    connect_rate: float = 0.0
+    source_addresses: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         problems = []
@@ -134,6 +139,10 @@ class WorkerSpec:
             problems.append("loop must be asyncio or uvloop")
         if self.compression not in ("off", "deflate"):  # h25 (compression)
             problems.append("compression must be off or deflate")
+        if not (math.isfinite(self.connect_rate) and self.connect_rate >= 0):
+            problems.append("connect_rate must be >= 0")
+        if not all(_ipv4(a) for a in self.source_addresses):
+            problems.append("source_addresses must be IPv4 addresses")
         if self.locust_workers < 0:
             problems.append("locust_workers must be >= 0")
         if not 0 <= self.stage_connections < max(self.connections, 1):
@@ -158,6 +167,8 @@ class WorkerSpec:
         churn = values.get("churn")
         if churn is not None:
             values["churn"] = Churn.from_dict(churn)
+        if "source_addresses" in values:  # a JSON list
+            values["source_addresses"] = tuple(values["source_addresses"])
         return cls(**values)
 
     @classmethod
@@ -172,7 +183,15 @@ class WorkerSpec:
             out["faults"] = {f.name: getattr(self.faults, f.name) for f in fields(self.faults)}
         if self.churn is not None:
             out["churn"] = self.churn.to_dict()
+        out["source_addresses"] = list(self.source_addresses)
         return out
+
+    def source_for(self, conn: int) -> str | None:
+        """The source address connection ``conn`` binds (issue 18 item 2): the spec's
+        ``source_addresses`` in turn by connection id, None when it has none."""
+        if not self.source_addresses:
+            return None
+        return self.source_addresses[conn % len(self.source_addresses)]
 
     def target(self, path: str, **query: str | int | float) -> str:
         """The request target: the base URL's own path, ``path``, then topic, ``query``
@@ -376,6 +395,7 @@ class WorkerResult:
     # issue 18 (clock offset across hosts): the worker's clock against the server's.
     clock_offset_ns: int | None = None  # server − worker; every time written is corrected by it
     clock_bound_ns: int | None = None  # its error bound (half the best /clock round trip)
+    ramp_ns: int | None = None  # issue 18 item 2: time spent opening the connections
     npz: str = ""  # the receipts file next to this one (set by the writer)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -392,6 +412,7 @@ class WorkerResult:
         "window_end",
         "clock_offset_ns",
         "clock_bound_ns",
+        "ramp_ns",
     )
     _MARKS: ClassVar[tuple[str, ...]] = ("window_start", "window_end")
 
@@ -518,6 +539,14 @@ class WorkerFailure:
 
 
 WorkerOutput = WorkerResult | WorkerFailure
+
+
+def _ipv4(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def read_output(raw: Mapping[str, Any]) -> WorkerOutput:
