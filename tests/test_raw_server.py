@@ -586,6 +586,36 @@ def test_server_ping_reaches_client(keepalive_server: ServerProcess) -> None:
     run(main())
 
 
+def test_pings_keep_their_interval_when_the_timeout_is_longer(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A 0.1 s interval under a 5 s timeout: a Ping every 0.1 s, not one per timeout (the
+    next Ping once waited for the liveness check, so a 1 s heartbeat ran every 20 s)."""
+    args = ["--ping-interval", "0.1", "--ping-timeout", "5"]
+    stderr = tmp_path_factory.mktemp("long-timeout") / "server.stderr"
+
+    async def main(server: ServerProcess) -> int:
+        pings = 0
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(server.ws_url("/echo"), autoping=False) as ws,
+        ):
+            deadline = asyncio.get_running_loop().time() + 1.0
+            while (left := deadline - asyncio.get_running_loop().time()) > 0:
+                try:
+                    msg = await ws.receive(timeout=left)
+                except TimeoutError:
+                    break
+                if msg.type == aiohttp.WSMsgType.PING:
+                    pings += 1
+                    await ws.pong(msg.data)
+        return pings
+
+    with serving(stderr, *args) as server:
+        pings = run(main(server))
+    assert pings >= 5  # 10 due in the second; the old schedule sent 1
+
+
 def test_responsive_peer_outlives_many_pings(keepalive_server: ServerProcess) -> None:
     async def main() -> None:
         before = (await get_stats(keepalive_server))["dead_peers"]

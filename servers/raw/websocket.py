@@ -5,8 +5,9 @@ The codec (:class:`pushbench.wire.Connection`) turns bytes into messages and
 queues what must go out (pongs, Close replies); this module only moves bytes
 between it and the transport and adds what a pure codec cannot do:
 
-- keepalive: a Ping every ``ping_interval``; a peer that sends nothing at all
-  within ``ping_timeout`` after it is aborted (counted as ``dead_peers``);
+- keepalive: a Ping every ``ping_interval``, whatever ``ping_timeout`` is; a peer
+  that sends nothing at all within ``ping_timeout`` of the first Ping it left
+  unanswered is aborted (counted as ``dead_peers``);
 - timeouts on closing: once we sent Close, or the close handshake finished,
   the transport is half-closed (FIN after the queued bytes, so unread input
   cannot turn into a RST that destroys them) and aborted if the peer has not
@@ -60,10 +61,11 @@ class WebSocket(asyncio.Protocol):
         "_keepalive",
         "_last_rx",
         "_loop",
-        "_ping_at",
+        "_next_ping",
         "_reading_paused",
         "_server",
         "_stats",
+        "_wait_from",
         "transport",
     )
 
@@ -93,7 +95,8 @@ class WebSocket(asyncio.Protocol):
         self._reading_paused = False
         self._joined = False
         self._last_rx = self._loop.time()
-        self._ping_at = 0.0
+        self._next_ping = 0.0  # when the next Ping is due
+        self._wait_from: float | None = None  # the first Ping not followed by any byte
         self._keepalive: asyncio.TimerHandle | None = None
         self._abort_timer: asyncio.TimerHandle | None = None
 
@@ -104,7 +107,8 @@ class WebSocket(asyncio.Protocol):
         self._joined = True
         self._app.start(self)
         if self._config.ping_interval > 0:
-            self._keepalive = self._loop.call_later(self._config.ping_interval, self._ping)
+            self._next_ping = self._loop.time() + self._config.ping_interval
+            self._keepalive = self._loop.call_later(self._config.ping_interval, self._tick)
         if early_data:
             self.data_received(early_data)
 
@@ -270,24 +274,38 @@ class WebSocket(asyncio.Protocol):
 
     # -- keepalive -----------------------------------------------------------
 
-    def _ping(self) -> None:
+    def _tick(self) -> None:
+        """The keepalive timer: a Ping when one is due, the liveness check when the
+        oldest unanswered Ping has waited ``ping_timeout``; re-armed for whichever
+        comes first. (Once, the next Ping waited for the check: with a 1 s interval
+        and the default 20 s timeout the stack pinged every 20 s.)"""
         if self._conn.state is not State.OPEN:
             return
-        self._conn.send_ping()
-        self._flush()
-        self._ping_at = self._loop.time()
-        self._keepalive = self._loop.call_later(self._config.ping_timeout, self._check_alive)
-
-    def _check_alive(self) -> None:
-        # While we are not reading (backpressure) silence proves nothing. Such a
-        # peer costs bounded memory, and on /ws the hub drops it once it falls
-        # queue_limit items behind.
-        if self._last_rx < self._ping_at and not self._reading_paused:
-            self._stats["dead_peers"] += 1
-            self.transport.abort()
-            return
-        delay = max(0.0, self._ping_at + self._config.ping_interval - self._loop.time())
-        self._keepalive = self._loop.call_later(delay, self._ping)
+        now = self._loop.time()
+        config = self._config
+        wait_from = self._wait_from
+        if wait_from is not None and self._last_rx >= wait_from:
+            wait_from = None  # any byte since proves the peer alive
+        if wait_from is not None and now - wait_from >= config.ping_timeout:
+            # While we are not reading (backpressure) silence proves nothing. Such a
+            # peer costs bounded memory, and on /ws the hub drops it once it falls
+            # queue_limit items behind.
+            if not self._reading_paused:
+                self._stats["dead_peers"] += 1
+                self.transport.abort()
+                return
+            wait_from = None
+        if now >= self._next_ping:
+            self._conn.send_ping()
+            self._flush()
+            if wait_from is None:
+                wait_from = now
+            self._next_ping = now + config.ping_interval
+        self._wait_from = wait_from
+        due = self._next_ping
+        if wait_from is not None:
+            due = min(due, wait_from + config.ping_timeout)
+        self._keepalive = self._loop.call_later(max(0.0, due - now), self._tick)
 
     # -- shutdown --------------------------------------------------------------
 
