@@ -42,10 +42,16 @@ PINNING_NOTE = (
 
 
 def start_proxy(
-    group: ProcessGroup, cell: Cell, pinning: Pinning, server_url: str, workdir: Path
+    group: ProcessGroup,
+    cell: Cell,
+    pinning: Pinning,
+    server_url: str,
+    workdir: Path,
+    port: int | None = None,  # h32 (issue 12 item 5): a restart listens where it did
 ) -> tuple[Started, str]:
     """Start the cell's proxy in front of ``server_url`` (``http://host:port``) →
-    (its process, the base URL the clients use)."""
+    (its process, the base URL the clients use); ``port``: the port to listen on (a free
+    one when None)."""
     found = proxies.proxy_of(cell.via)
     if found is None:
         raise ValueError("direct: no proxy to start")
@@ -53,7 +59,7 @@ def start_proxy(
     if exe is None:
         raise CellFailed(proxies.missing(cell.via))
     upstream = server_url.removeprefix("http://").rstrip("/")
-    port = free_port()
+    port = free_port() if port is None else port
     plan = proxies.plan(cell.via, exe, workdir, HOST, port, upstream, cell.subscribers)
     started = group.start(
         "proxy",

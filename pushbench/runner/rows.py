@@ -436,6 +436,8 @@ def bare_row(cell: Cell, repeat: int, status: str, reason: str) -> dict[str, Any
     row: dict[str, Any] = {k: (full[k] if k in PARAM_COLUMNS else None) for k in full}
     row.update(dict.fromkeys(EXTRA_COLUMNS))  # the runner's own columns: none measured
     row.update(status=status, reason=reason, probe=False)
+    if cell.fault is not None:  # h32 (issue 12 item 5): which fault, even when not run
+        row["fault"] = cell.fault.describe()
     return row
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from pushbench import registry
 from pushbench.churn import Churn
 from pushbench.faults import ClientFaults
+from pushbench.outage import Outage  # h32 (issue 12 item 5)
 from pushbench.thresholds import Threshold
 
 from .abuse import AbuseSpec
@@ -172,6 +173,8 @@ class Cell:
     #: h27 (issue 12 item 1): ``direct``, or the reverse proxy and config in front of the
     #: server (:mod:`pushbench.proxies`); in the id only when not direct.
     via: str = "direct"
+    #: h32 (issue 12 item 5): a fault in the measured window (None: none, the default)
+    fault: Outage | None = None
 
     @property
     def cell_id(self) -> str:
@@ -213,6 +216,8 @@ class Cell:
             parts.append(f"lw{self.client_processes}")  # Locust master + N workers
         if self.churn is not None:  # issue 17 item 6 (soak)
             parts.append(self.churn.id_part())
+        if self.fault is not None:  # h32 (issue 12 item 5)
+            parts.append(self.fault.id_part())
         parts += self.checks.id_parts()
         return "-".join(parts)
 

@@ -346,6 +346,23 @@ def _check_cell(ctx: _Ctx, cell: Cell, top: _Block, block: _Block) -> None:
             'churn only with client = "python", publishers = 0 and a rate > 0 (the soak '
             "counts every subscriber against the server ticker's messages)",
         )
+    # --- h32 (issue 12 item 5): a fault needs the ticker, a window to fall in, its part ---
+    fault = cell.fault
+    if fault is not None:
+        why = ""
+        if cell.publishers or not cell.rate:
+            why = "a fault only with publishers = 0 and a rate > 0 (the server's ticker)"
+        elif fault.at_s + fault.down_s >= cell.duration_s:
+            why = f"at_s + down_s below duration_s = {num_id(cell.duration_s)}"
+        elif fault.kind == "proxy-restart" and cell.via == "direct":
+            why = 'proxy-restart needs a proxy in front (via = "nginx", …)'
+        elif fault.kind == "broker-pause" and cell.hub != "redis":
+            why = 'broker-pause needs hub = "redis"'
+        elif cell.churn is not None:
+            why = "a fault and churn in one cell: their reconnects could not be told apart"
+        if why:
+            raise bad("fault", fault.to_dict(), why)
+    # --- end h32 ---
 
 
 def _expand(name: str, top: _Block, block: _Block) -> list[Cell]:

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .column import CPU_NS, UNITS, Column, Unit, columns_of
+from .outage import FAULT_COLUMNS  # h32 (issue 12 item 5)
 from .saturation import SATURATION_COLUMNS
 from .soak import SOAK_COLUMNS
 from .topology import TOPOLOGY_COLUMNS
@@ -75,7 +76,8 @@ __all__ = [
 #:    server's, from GET /clock; every latency corrected by it).
 #: 13: via (a reverse proxy in front), proxy_cpu_us_per_msg, upgrade_status (issue 12 item 1).
 #: 14: server_unmeasured (an external target's cells: why the server columns are empty).
-CELLS_SCHEMA_VERSION = 14
+#: 15: fault … storm_source (h32, issue 12 item 5: faults in the window, reconnect, resume).
+CELLS_SCHEMA_VERSION = 15
 
 
 _C = Column
@@ -508,6 +510,7 @@ EXTRA_COLUMNS: dict[str, Column] = columns_of(
     ),
     *SOAK_COLUMNS,  # the soak (issue 17 item 6): pushbench.schema.soak
     *TOPOLOGY_COLUMNS,  # issues 12, 18 (relay, TLS phases, clock): pushbench.schema.topology
+    *FAULT_COLUMNS,  # h32 (issue 12 item 5): faults in the window, pushbench.schema.outage
 )
 
 #: Every column of ``cells.csv``, in order: the header the runner writes.
