@@ -103,6 +103,9 @@ class Outage:
         """For cells.csv and the report: ``server-kill at 3 s, down 1 s``."""
         return f"{self.kind} at {_num(self.at_s)} s, down {_num(self.down_s)} s"
 
+    def __str__(self) -> str:
+        return self.describe()
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -275,6 +275,7 @@ def test_a_rows_text(tmp_path: Path) -> None:
         ",,"  # clock_offset_us, clock_bound_us (schema 12)
         ",,"  # proxy_cpu_us_per_msg, upgrade_status (schema 13)
         ","  # server_unmeasured (schema 14)
+        ",,,,,,,,,,,"  # fault … storm_source (schema 15, h32)
     )
 
 

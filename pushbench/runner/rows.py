@@ -32,6 +32,7 @@ from pushbench.procs import ProcSample, Started
 from pushbench.results import atomic_write_text
 from pushbench.scenario import Cell
 from pushbench.schema.cells import ALL_COLUMNS, EXTRA_COLUMNS, PARAM_COLUMNS
+from pushbench.schema.outage import FAULT_COLUMNS
 from pushbench.schema.worker import OutputError, WorkerFailure, WorkerResult, read_output
 
 from .clock import clock_columns
@@ -276,6 +277,7 @@ def compute(
     row = with_relay_cpu(row, *relay_cpu)  # network conditions (issue 12 item 6)
     row = with_proxy_cpu(row, *proxy_cpu)  # h27
     row["upgrade_status"] = upgrade
+    row.update((c.name, None) for c in FAULT_COLUMNS)  # h32: a fault cell's by runner.outage
     return in_schema_order(with_wire_bytes(row, load))
 
 
