@@ -40,6 +40,7 @@ SHIPPED = {
     "abuse",
     "proxies",  # h27
     "node",
+    "faults",  # h32 (issue 12 item 5)
 }
 SAFE = re.compile(r"[A-Za-z0-9._-]+")
 
