@@ -43,6 +43,7 @@ from typing import Any, ClassVar
 import aiohttp
 
 from pushbench.contract import publish_frame
+from pushbench.outage import BACKOFF_BASE_S, BACKOFF_CAP_S, backoff_rng, backoff_s
 from pushbench.schedule import open_loop
 from pushbench.schema.worker import SEGMENT_TOTALS, WorkerSpec
 
@@ -129,6 +130,9 @@ class ConnStats:
     # and the connect time (TCP connect → handshake done) of every reconnect, ns
     churn_leaves: int = 0
     reconnect_ns: list[int] = field(default_factory=list)
+    # h32 (issue 12 item 5): when (CLOCK_MONOTONIC ns) each reconnect's handshake was done:
+    # the reconnect storm's rate at the server, seen from the clients
+    reconnect_at_ns: list[int] = field(default_factory=list)
     # h27: the last WebSocket upgrade's status line and Server header, as received
     # (:meth:`upgrade_answer`); None: no upgrade answered (or not a light ws client).
     status_line: str | None = None
@@ -167,6 +171,7 @@ class ConnStats:
         "publish_overruns",
         "churn_leaves",
         "reconnect_ns",
+        "reconnect_at_ns",
     )
 
     @property
@@ -191,6 +196,7 @@ class ConnStats:
         else:
             self.reconnects += 1
             self.reconnect_ns.append(connect_ns)
+            self.reconnect_at_ns.append(clock())
         self.connects += 1
         self.settled.set()
 
@@ -247,6 +253,7 @@ class ConnStats:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {name: getattr(self, name) for name in self._OUTPUT}
         out["reconnect_ns"] = list(self.reconnect_ns)
+        out["reconnect_at_ns"] = list(self.reconnect_at_ns)
         out["bytes_source"] = self.bytes_source
         out["last_error"] = self.last_error
         if self.status_line is not None:  # h27: only where an upgrade was answered
@@ -287,8 +294,9 @@ async def wait_stop(stop: asyncio.Event, timeout: float) -> bool:
 class Client(ABC):
     """One client connection of a worker, kept connected until the stop event."""
 
-    RETRY_BASE_S: ClassVar[float] = 0.05  # back-off after an error: doubled per failure
-    RETRY_MAX_S: ClassVar[float] = 2.0
+    # back-off after an error: a ceiling doubled per failure, capped, full jitter (h32)
+    RETRY_BASE_S: ClassVar[float] = BACKOFF_BASE_S
+    RETRY_MAX_S: ClassVar[float] = BACKOFF_CAP_S
 
     def __init__(
         self, conn_id: int, spec: WorkerSpec, recorder: Recorder, stats: ConnStats
@@ -297,6 +305,7 @@ class Client(ABC):
         self.spec = spec
         self.recorder = recorder
         self.stats = stats
+        self.backoff_rng = backoff_rng(conn_id)  # h32: seeded per connection, reproducible
         self._http: aiohttp.ClientSession | None = None
         self.new_socket: socket.socket | None = None  # made by :meth:`http`, not yet seen
         self._publish_http: aiohttp.ClientSession | None = None
@@ -326,8 +335,10 @@ class Client(ABC):
     def retry_delay(self, failures: int) -> float:
         """Seconds before the next attempt, after ``failures`` consecutive failed ones
         (0: the previous connection worked and then ended; still a short pause, so a
-        server that closes every connection at once is not hammered)."""
-        return min(self.RETRY_MAX_S, self.RETRY_BASE_S * float(1 << min(failures, 16)))
+        server that closes every connection at once is not hammered): exponential with
+        full jitter (:func:`pushbench.outage.backoff_s`), so the clients of a restarted
+        server do not all come back in the same instant."""
+        return backoff_s(failures, self.backoff_rng, self.RETRY_BASE_S, self.RETRY_MAX_S)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Connect, serve, reconnect, until ``stop``; every error is counted, none raised."""

@@ -43,6 +43,7 @@ SHIPPED = {
     "proxies",  # h27
     "scaleout",  # h31 (issue 12 item 4)
     "node",
+    "faults",  # h32 (issue 12 item 5)
 }
 SAFE = re.compile(r"[A-Za-z0-9._-]+")
 

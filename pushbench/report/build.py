@@ -22,6 +22,7 @@ from pushbench.results import atomic_write_bytes
 from . import (
     answer,
     doc,
+    faults,  # h32 (issue 12 item 5)
     guide,
     netem,
     paths,
@@ -474,6 +475,7 @@ def document(
         doc.Section("Summary", "summary", tuple(_summary_tables(run))),
         *tax.section(run),  # pushbench's servers over their hand-written twins, when run
         *soak.section(run),  # issue 17 item 6: churn cells, when run
+        *faults.section(run),  # h32 (issue 12 item 5): fault cells, when run
         *netem.section(run),  # network conditions (issue 12 item 6), when relayed cells ran
         *tls_cost.section(run),  # issue 12 item 2: TLS cells beside their plaintext twins
         *proxies.section(run),  # h27: cells behind a proxy beside direct, when run

@@ -131,6 +131,7 @@ POINT: tuple[str, ...] = (
     "via",  # h27: a proxy in front is another point
     "compression",  # issue 12 item 3: permessage-deflate ("off" outside WebSocket cells)
     "payload_kind",  # filler or json (realistic text, for compression cells)
+    "fault",  # h32 (issue 12 item 5): a fault in the window is another point ("": none)
 )
 
 _TEXT = (
@@ -152,6 +153,8 @@ _TEXT = (
     "upgrade_status",
     "compression",
     "payload_kind",
+    "fault",  # h32 (issue 12 item 5)
+    "storm_source",
 )
 _BOOL = ("harness_bound", "probe", "tls")  # tls absent (older runs): plaintext
 #: Self-check fault columns newer than some runs: absent means the fault was off (0).
@@ -233,6 +236,8 @@ def point_label(point: dict[str, Any]) -> str:
         parts.append(f"net {point['net']}")
     if point.get("tls"):
         parts.append("TLS")
+    if point.get("fault"):  # h32 (issue 12 item 5)
+        parts.append(f"fault {point['fault']}")
     if point.get("compression") not in (None, "", "off"):  # issue 12 item 3
         parts.append(str(point["compression"]))
     if point.get("payload_kind") not in (None, "", "filler"):
@@ -347,8 +352,16 @@ class Run:
             ok = self.ok[self.ok["cell_id"] == cell_id].to_dict("records")
             top = None if lat_max is None or lat_max != lat_max else float(lat_max)
             found = cell_flags(ok, lat_max_us=top)
-            out.append("; ".join(str(f) for f in found))
-            out_excluding.append("; ".join(str(f) for f in excluding(found)))
+            texts = [str(f) for f in found]
+            texts_excluding = [str(f) for f in excluding(found)]
+            # h32 (issue 12 item 5): a cell with a fault in its window is no steady state:
+            # out of the verdicts (the "Faults" section reads it)
+            faults = {str(r.get("fault") or "") for r in ok} - {""}
+            if faults:
+                texts.append(f"fault({', '.join(sorted(faults))})")
+                texts_excluding.append(texts[-1])
+            out.append("; ".join(texts))
+            out_excluding.append("; ".join(texts_excluding))
         summary["flags"] = out
         summary["excluding_flags"] = out_excluding
         return summary

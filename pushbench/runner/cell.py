@@ -56,7 +56,7 @@ from pushbench.schema.worker import (
 )
 from pushbench.tls import TlsError, TlsFiles, client_context, generate
 
-from . import drain, netem, scale, scaleout
+from . import drain, netem, outage, scale, scaleout
 from .memory import MemoryProbe, server_port
 from .options import (
     READY_TIMEOUT_S,
@@ -121,6 +121,8 @@ def _unsupported(cell: Cell) -> str:
         return no_proxy
     if cell.tls and cell.via != proxies.DIRECT:  # not combined yet: TLS is end to end only
         return "tls = true behind a proxy is not supported yet (TLS runs end to end, direct)"
+    if outage.unsupported(cell):  # h32 (issue 12 item 5)
+        return outage.unsupported(cell)
     if cell.client == "browser" and chromium_path() is None:
         return f"client = 'browser' needs Chromium: {MISSING_HINT}"
     module = WORKER_MODULES[cell.client]
@@ -186,7 +188,7 @@ def receiving_s(cell: Cell) -> float:
     (:func:`.drain.cap_s`) and :data:`CHAT_EDGES_S` for their own connection ramp before
     the window and the stop after the drain (they start after every other worker:
     :func:`start_order`)."""
-    span = cell.warmup_s + cell.duration_s
+    span = cell.warmup_s + cell.duration_s + outage.tail_s(cell)  # h32: a fault's tail
     if cell.publishers:
         span += drain.cap_s(cell) + CHAT_EDGES_S
     return span
@@ -441,19 +443,10 @@ def _measure(
     if cell.publishers or not cell.rate:  # chat: the clients publish from their first
         window_start = time.monotonic() + cell.warmup_s  # connect on; idle: nobody does
     else:
-        count = max(1, round(cell.rate * (cell.warmup_s + cell.duration_s)))
-        query = urllib.parse.urlencode(
-            {
-                "topic": TOPIC,
-                "rate": repr(cell.rate),
-                "size": cell.payload_size,
-                "kind": cell.payload_kind,  # h25 (compression)
-                "count": count,
-                "delay": TICKER_DELAY_S,
-            }
-        )
+        span = cell.warmup_s + cell.duration_s + outage.tail_s(cell)  # h32: + a fault's tail
+        count = max(1, round(cell.rate * span))
         posted = time.monotonic()
-        http("POST", f"{base_url}/control/ticker?{query}")
+        http("POST", f"{base_url}/control/ticker?{_ticker_query(cell, count)}")
         window_start = posted + TICKER_DELAY_S + cell.warmup_s
     broker = None if handle is None else handle.broker  # hub = "redis": CPU like the server's
     _wait(group, window_start, progress)
@@ -467,6 +460,34 @@ def _measure(
     if cell.churn is not None and handle is not None:
         server = handle.started
         soak = SoakProbe.for_window(server.pid, cell.churn, server.log_path, cell.duration_s)
+    # --- h32 (issue 12 item 5): the fault, at_s into the window, lifted down_s later ---
+    fault_run = None
+    if cell.fault is not None:
+        _wait(group, window_start + cell.fault.at_s, progress)
+
+        def repost() -> None:  # the killed server's ticker died with it: the rest
+            now = time.monotonic()  # to the window's end, and its tail past the restart
+            left = max(window_start + cell.duration_s, now) + outage.tail_s(cell) - now
+            left -= TICKER_DELAY_S
+            query = _ticker_query(cell, max(1, round(cell.rate * left)))
+            http("POST", f"{base_url}/control/ticker?{query}")
+
+        fault_run, handle, proxy = outage.inject(
+            cell,
+            group,
+            pinning,
+            handle,
+            proxy,
+            base_url,
+            work / "proxy",
+            lambda until: _wait(group, until, progress),
+            repost,
+        )
+        if fault_run.kind == "server-kill":  # CPU across two processes: not one figure
+            cpu0 = None
+        if fault_run.kind == "proxy-restart":
+            proxy0 = None
+    # --- end h32 ---
     _wait(group, window_start + cell.duration_s, progress, soak=soak)
     nodes1 = [] if handle is None else scaleout.sample_nodes(handle)
     cpu1 = scaleout.total(nodes1) if nodes1 else None
@@ -474,6 +495,8 @@ def _measure(
     relay1 = sample(relay.pid) if relay is not None else None
     proxy1 = sample(proxy.pid) if proxy is not None else None
     _mark_window(workers, "end")
+    if fault_run is not None:  # h32: the clients' way back runs on past the window's end
+        _wait(group, fault_run.back_ns / 1e9 + outage.tail_s(cell), progress)
     if memory is not None:
         memory.kernel_load = memory.kernel()
     window_end_ns = int((window_start + cell.duration_s) * 1e9)
@@ -502,6 +525,9 @@ def _measure(
             raise CellFailed(f"{w.started.name} exited with {code} after SIGTERM")
     _check_alive(group, [w.started for w in workers])
     window_ns = int(window_start * 1e9) if cell.publishers or not cell.rate else None
+    if cell.fault is not None:  # h32: the seq range from the receipts (a restart renumbers
+        window_ns = int(window_start * 1e9)  # nothing on Redis, but starts a new ticker)
+    fault_cols = outage.columns(cell, fault_run, workers, (int(window_start * 1e9), window_end_ns))
     row = compute(
         cell,
         repeat,
@@ -520,4 +546,19 @@ def _measure(
         relay_cpu=(relay0, relay1),
         proxy_cpu=(proxy0, proxy1),
     )
-    return {**row, **scaleout.node_columns(per_node, nodes0, nodes1, row.get("msgs_delivered"))}
+    node_cols = scaleout.node_columns(per_node, nodes0, nodes1, row.get("msgs_delivered"))
+    return {**row, **node_cols, **fault_cols}
+
+
+def _ticker_query(cell: Cell, count: int) -> str:
+    """``POST /control/ticker``'s query: ``count`` messages at the cell's rate and size."""
+    return urllib.parse.urlencode(
+        {
+            "topic": TOPIC,
+            "rate": repr(cell.rate),
+            "size": cell.payload_size,
+            "kind": cell.payload_kind,  # h25 (compression)
+            "count": count,
+            "delay": TICKER_DELAY_S,
+        }
+    )

@@ -48,10 +48,12 @@ def start_proxy(
     server_url: str,
     workdir: Path,
     node_urls: Sequence[str] = (),
+    port: int | None = None,  # issue 12 item 5: a restart listens where it did
 ) -> tuple[Started, str]:
     """Start the cell's proxy in front of ``server_url`` (``http://host:port``) →
     (its process, the base URL the clients use). ``node_urls`` (scale-out, issue 12 item
-    4): every node's URL, node 0's first, balanced by nginx's upstream block."""
+    4): every node's URL, node 0's first, balanced by nginx's upstream block; ``port``:
+    the port to listen on (a free one when None)."""
     found = proxies.proxy_of(cell.via)
     if found is None:
         raise ValueError("direct: no proxy to start")
@@ -59,7 +61,7 @@ def start_proxy(
     if exe is None:
         raise CellFailed(proxies.missing(cell.via))
     upstream = server_url.removeprefix("http://").rstrip("/")
-    port = free_port()
+    port = free_port() if port is None else port
     nodes = [u.removeprefix("http://").rstrip("/") for u in node_urls]
     plan = proxies.plan(cell.via, exe, workdir, HOST, port, upstream, cell.subscribers, nodes)
     started = group.start(

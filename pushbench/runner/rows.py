@@ -32,6 +32,7 @@ from pushbench.procs import ProcSample, Started
 from pushbench.results import atomic_write_text
 from pushbench.scenario import Cell
 from pushbench.schema.cells import ALL_COLUMNS, EXTRA_COLUMNS, PARAM_COLUMNS
+from pushbench.schema.outage import FAULT_COLUMNS
 from pushbench.schema.scaleout import SCALEOUT_COLUMNS
 from pushbench.schema.worker import OutputError, WorkerFailure, WorkerResult, read_output
 
@@ -282,6 +283,7 @@ def compute(
     # issue 18 item 2: sources, connect rate, idle CPU per connection-second, fan-out
     server_cpu_s = overhead.server_cpu_s
     row.update(scale_columns(cell, results, all_r, window, server_cpu_s, int(conns_open or 0)))
+    row.update((c.name, None) for c in FAULT_COLUMNS)  # h32: a fault cell's by runner.outage
     return in_schema_order(with_wire_bytes(row, load))
 
 
@@ -442,6 +444,8 @@ def bare_row(cell: Cell, repeat: int, status: str, reason: str) -> dict[str, Any
     row: dict[str, Any] = {k: (full[k] if k in PARAM_COLUMNS else None) for k in full}
     row.update(dict.fromkeys(EXTRA_COLUMNS))  # the runner's own columns: none measured
     row.update(status=status, reason=reason, probe=False)
+    if cell.fault is not None:  # h32 (issue 12 item 5): which fault, even when not run
+        row["fault"] = cell.fault.describe()
     return row
 
 

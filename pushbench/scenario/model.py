@@ -15,6 +15,7 @@ from typing import Any
 from pushbench import registry
 from pushbench.churn import Churn
 from pushbench.faults import ClientFaults
+from pushbench.outage import Outage  # h32 (issue 12 item 5)
 from pushbench.thresholds import Threshold
 
 from .abuse import AbuseSpec
@@ -180,6 +181,8 @@ class Cell:
     connect_rate: float = 0.0
     #: past this many subscribers, connection k binds source address 127.0.0.(2 + k mod S)
     connections_per_source: int = 20_000
+    #: h32 (issue 12 item 5): a fault in the measured window (None: none, the default)
+    fault: Outage | None = None
 
     @property
     def cell_id(self) -> str:
@@ -222,6 +225,8 @@ class Cell:
             parts.append(f"lw{self.client_processes}")  # Locust master + N workers
         if self.churn is not None:  # issue 17 item 6 (soak)
             parts.append(self.churn.id_part())
+        if self.fault is not None:  # h32 (issue 12 item 5)
+            parts.append(self.fault.id_part())
         parts += self.checks.id_parts()
         return "-".join(parts)
 

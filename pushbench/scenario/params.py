@@ -18,6 +18,8 @@ from typing import Any
 from pushbench import registry
 from pushbench.churn import TABLE_FORM, Churn
 from pushbench.netem.profiles import DEFAULT_NET, net_names
+from pushbench.outage import TABLE_FORM as FAULT_FORM  # h32 (issue 12 item 5)
+from pushbench.outage import Outage
 from pushbench.payloads import PAYLOAD_KINDS
 from pushbench.proxies import DIRECT, via_names
 from pushbench.registry import Engine, stack_names, transport_names
@@ -198,6 +200,18 @@ def _parse_churn(v: Any) -> Churn | None:
         raise Invalid from None
 
 
+# --- h32 (issue 12 item 5): a fault in the measured window ----------------------------
+def _parse_fault(v: Any) -> Outage | None:
+    """A fault in the window (issue 12 item 5): a table, or nothing (none)."""
+    try:
+        return Outage.from_table(v)
+    except ValueError:
+        raise Invalid from None
+
+
+# --- end h32 ----------------------------------------------------------------------------
+
+
 def boolean() -> Kind:
     """true or false (a TOML boolean, not a string)."""
 
@@ -269,6 +283,9 @@ PARAMS: tuple[Param, ...] = (
     # --- issue 12 item 4 (scale-out, h31): N server processes behind nginx, one broker ---
     _p("servers", integer(1, MAX_SERVERS, " (server processes behind nginx)"), 1),
     # --- end scale-out --------------------------------------------------------------------
+    # --- h32 (issue 12 item 5): a fault in the window, none by default (not in the id) ---
+    _p("fault", Kind(FAULT_FORM, _parse_fault), None),
+    # --- end h32 ------------------------------------------------------------------------
     _p("duration_s", number(0, MAX_DURATION_S, " (s)", lo_open=True), 10.0, listable=False),
     _p("warmup_s", number(0, 600, " (s)"), 2.0, listable=False),
     _p("repeats", integer(1, 100), 3, listable=False),

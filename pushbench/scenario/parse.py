@@ -360,6 +360,25 @@ def _check_cell(ctx: _Ctx, cell: Cell, top: _Block, block: _Block) -> None:
     refused = scaleout.refusal(cell)
     if refused is not None:
         raise bad(*refused)
+    # --- h32 (issue 12 item 5): a fault needs the ticker, a window to fall in, its part ---
+    fault = cell.fault
+    if fault is not None:
+        why = ""
+        if cell.publishers or not cell.rate:
+            why = "a fault only with publishers = 0 and a rate > 0 (the server's ticker)"
+        elif fault.at_s + fault.down_s >= cell.duration_s:
+            why = f"at_s + down_s below duration_s = {num_id(cell.duration_s)}"
+        elif fault.kind == "proxy-restart" and cell.via == "direct":
+            why = 'proxy-restart needs a proxy in front (via = "nginx", …)'
+        elif fault.kind == "broker-pause" and cell.hub != "redis":
+            why = 'broker-pause needs hub = "redis"'
+        elif cell.churn is not None:
+            why = "a fault and churn in one cell: their reconnects could not be told apart"
+        elif cell.servers > 1:
+            why = "a fault on one node of several is not supported yet (servers = 1 only)"
+        if why:
+            raise bad("fault", fault.to_dict(), why)
+    # --- end h32 ---
 
 
 def _expand(name: str, top: _Block, block: _Block) -> list[Cell]:

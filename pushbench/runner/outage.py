@@ -1,0 +1,233 @@
+"""A fault in the measured window (issue 12 item 5, h32): inject it, lift it, measure it.
+
+:func:`inject` runs inside the window (the caller waits until ``at_s`` into it):
+
+- ``server-kill``: SIGKILL to the server, which leaves the group (a death the runner
+  caused is not a crash); ``down_s`` later the same argv is started again with the port
+  the clients know in place of ``--port 0`` (its Redis URL and key prefix unchanged, so
+  the sequence and history go on), and the ticker is posted again for the rest of the
+  window (the old one died with its process);
+- ``proxy-restart``: the proxy in front is stopped, and started again on its port
+  ``down_s`` later (server, hub and ticker stay up);
+- ``broker-pause``: SIGSTOP to the Redis server, SIGCONT ``down_s`` later — in a
+  ``finally``, so it is continued on every exit path.
+
+What it did comes back as a :class:`FaultRun` (when, how long, the port), and
+:func:`columns` turns it and the workers' outputs into the fault columns of
+:mod:`pushbench.schema.outage`: per client the time from the fault to its first message
+after the fault was lifted, the loss and duplicates of the window's seq range, and the
+reconnect storm's peak per 100 ms.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+import urllib.parse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pushbench import metrics, registry
+from pushbench.procs import Pinning, ProcessGroup, Started
+from pushbench.scenario import Cell
+
+from .options import READY_TIMEOUT_S, CellFailed
+from .proxy import start_proxy
+from .rows import WorkerRun, read_results
+from .server import HOST, Server
+
+__all__ = ["STORM_BIN_NS", "TAIL_S", "FaultRun", "columns", "inject", "restart_argv", "storm_peak"]
+
+#: A fault cell's ticker runs this long past the window, so a client that comes back
+#: late still gets a message its reconnect is timed by (the seq range counted for loss
+#: stays the window's).
+TAIL_S = 3.0
+#: The reconnect storm's rate is counted per this much time.
+STORM_BIN_NS = 100_000_000
+MEMORY_HUB_KILL = (
+    "server-kill with hub = 'memory': the history and the sequence die with the server, so "
+    "no client can resume losslessly; run it with hub = 'redis'"
+)
+
+
+@dataclass(frozen=True)
+class FaultRun:
+    """What :func:`inject` did: the fault at ``at_ns``, lifted at ``back_ns``
+    (CLOCK_MONOTONIC), and whether the restarted process got its old port."""
+
+    kind: str
+    at_ns: int
+    back_ns: int
+    same_port: bool | None = None
+
+
+def tail_s(cell: Cell) -> float:
+    """Seconds the cell's ticker runs past its window: :data:`TAIL_S` with a fault."""
+    return TAIL_S if cell.fault is not None else 0.0
+
+
+def unsupported(cell: Cell) -> str:
+    """Why a fault cell cannot run here ("" when it can)."""
+    fault = cell.fault
+    if fault is None:
+        return ""
+    if fault.kind == "server-kill" and cell.hub == "memory":
+        return MEMORY_HUB_KILL
+    if fault.kind == "server-kill" and registry.stack(cell.stack).external:
+        return "server-kill: an external stack's restart is not supported yet"
+    return ""
+
+
+def restart_argv(argv: Sequence[str], port: int) -> list[str]:
+    """``argv`` with its ``--port`` value replaced by ``port``."""
+    out = list(argv)
+    if "--port" not in out:
+        raise CellFailed("server-kill: the server's argv has no --port to restart it on")
+    i = out.index("--port")
+    out[i + 1] = str(port)
+    return out
+
+
+def _port(url: str) -> int:
+    port = urllib.parse.urlsplit(url).port
+    if port is None:
+        raise CellFailed(f"server-kill: no port in {url!r}")
+    return port
+
+
+def inject(
+    cell: Cell,
+    group: ProcessGroup,
+    pinning: Pinning,
+    server: Server | None,
+    proxy: Started | None,
+    server_url: str,
+    proxy_dir: Path,
+    wait: Callable[[float], None],
+    repost_ticker: Callable[[], None],
+) -> tuple[FaultRun, Server | None, Started | None]:
+    """Inject the cell's fault now and lift it ``down_s`` later (``wait(until)``: the
+    runner's wait, checking the other processes) → (what happened, the server and proxy
+    as they now are)."""
+    fault = cell.fault
+    assert fault is not None
+    if server is None:
+        raise CellFailed("a fault needs a server the runner started")
+    at_ns = time.monotonic_ns()
+    until = time.monotonic() + fault.down_s
+    if fault.kind == "broker-pause":
+        if server.broker is None:
+            raise CellFailed("broker-pause: no Redis server was started")
+        pid = server.broker.pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            wait(until)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        return FaultRun(fault.kind, at_ns, time.monotonic_ns()), server, proxy
+    if fault.kind == "proxy-restart":
+        if proxy is None:
+            raise CellFailed("proxy-restart: no proxy in front")
+        port = _port("http://" + proxy.ready_line.rsplit(" ", 1)[-1])  # "… listening on h:p"
+        group.stop(proxy)
+        group.started.remove(proxy)
+        wait(until)
+        started, url = start_proxy(group, cell, pinning, server_url, proxy_dir, port=port)
+        run = FaultRun(fault.kind, at_ns, time.monotonic_ns(), _port(url) == port)
+        return run, server, started
+    # server-kill
+    old = server.started
+    port = _port(server.base_url)
+    argv = [str(a) for a in old.proc.args] if isinstance(old.proc.args, list) else []
+    old.proc.kill()
+    old.proc.wait(5)
+    if old.proc.stdout is not None:
+        old.proc.stdout.close()
+    group.started.remove(old)
+    wait(until)
+    new = group.start(
+        "server",
+        restart_argv(argv, port),
+        cpus=old.cpus,
+        ready_prefix=registry.stack(cell.stack).ready_line,
+        timeout_s=READY_TIMEOUT_S,
+    )
+    back_ns = time.monotonic_ns()
+    same = f"{HOST}:{port}" in new.ready_line
+    repost_ticker()
+    return FaultRun(fault.kind, at_ns, back_ns, same), replace(server, started=new), proxy
+
+
+def storm_peak(times_ns: Sequence[int] | np.ndarray[Any, Any], bin_ns: int = STORM_BIN_NS) -> int:
+    """Most of ``times_ns`` in any window of ``bin_ns`` (sliding, anchored at each time)."""
+    t = np.sort(np.asarray(times_ns, dtype=np.int64))
+    if not len(t):
+        return 0
+    ends = np.searchsorted(t, t + bin_ns, side="left")
+    return int(np.max(ends - np.arange(len(t))))
+
+
+def columns(
+    cell: Cell, run: FaultRun | None, workers: Sequence[WorkerRun], window: tuple[int, int]
+) -> dict[str, Any]:
+    """The fault columns of the row (:data:`pushbench.schema.outage.FAULT_COLUMNS`)."""
+    if cell.fault is None or run is None:
+        return {"fault": None if cell.fault is None else cell.fault.describe()}
+    outs = read_results(workers)
+    conn = np.concatenate([r.conn for _, r in outs]).astype(np.int64)
+    seq = np.concatenate([r.seq for _, r in outs])
+    sched = np.concatenate([r.sched_ns for _, r in outs])
+    recv = np.concatenate([r.recv_ns for _, r in outs])
+    # per client: the first message after the fault was lifted
+    after = recv >= run.back_ns
+    firsts: dict[int, int] = {}
+    for c, t in zip(conn[after].tolist(), recv[after].tolist(), strict=True):
+        if c not in firsts or t < firsts[c]:
+            firsts[c] = t
+    waits_ms = np.array([(t - run.at_ns) / 1e6 for t in firsts.values()], dtype=np.float64)
+    # loss and duplicates over the window's seq range (as the row's chat accounting)
+    inside = (sched >= window[0]) & (sched < window[1])
+    lost = dup = None
+    if inside.any():
+        d = metrics.delivery(
+            conn,
+            seq,
+            first_seq=int(seq[inside].min()),
+            last_seq=int(seq[inside].max()),
+            connections=cell.subscribers,
+        )
+        lost, dup = d.total("lost"), d.total("duplicated")
+    stamps = [
+        int(t)
+        for info, _ in outs
+        for c in info.per_connection
+        for t in c.get("reconnect_at_ns", ())
+        if int(t) >= run.at_ns
+    ]
+    reported = any("reconnect_at_ns" in c for info, _ in outs for c in info.per_connection)
+    source = "reconnects" if reported else "first messages"
+    peak = storm_peak(stamps if reported else list(firsts.values()))
+
+    def pct(q: float) -> float | None:
+        return float(np.percentile(waits_ms, q)) if len(waits_ms) else None
+
+    return {
+        "fault": cell.fault.describe(),
+        "fault_restored_ms": (run.back_ns - run.at_ns) / 1e6,
+        "fault_same_port": run.same_port,
+        "reconnect_p50_ms": pct(50),
+        "reconnect_p99_ms": pct(99),
+        "reconnect_max_ms": float(waits_ms.max()) if len(waits_ms) else None,
+        "reconnected_clients": len(firsts),
+        "fault_msgs_lost": lost,
+        "fault_msgs_duplicated": dup,
+        "storm_peak_per_100ms": peak,
+        "storm_source": source,
+    }
