@@ -19,10 +19,9 @@ from typing import Any
 import pytest
 
 from pushbench.report import answer, doc, guide, guide_topology, md
-from pushbench.report.load import load_run
+from pushbench.report.load import Run, load_run
 from pushbench.report.plots_topology import latency_by_net, latency_by_proxy
 
-FIXTURE_RUN = Path(__file__).resolve().parent / "fixtures" / "report-run"
 JITTER = (1.0, 1.05, 0.95)  # each repeat's factor: a spread the t test can work with
 BASE = {  # transport → (p50 µs, p99 µs, server CPU µs/msg), direct on loopback
     "ws": (500.0, 2000.0, 100.0),
@@ -129,20 +128,34 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _write(tmp_path_factory.mktemp("hand") / "run", _cells())
 
 
+_LOADED: dict[Path, Run] = {}
+_RENDERED: dict[Path, dict[str, str]] = {}
+
+
+def _run(path: Path) -> Run:
+    """The run at ``path``, loaded once (its summary is cached on it)."""
+    if path not in _LOADED:
+        _LOADED[path] = load_run(path)
+    return _LOADED[path]
+
+
 def _section(run_dir: Path, title: str) -> str:
-    text = guide.text(load_run(run_dir), width=10_000)
+    text = guide.text(_run(run_dir), width=10_000)
     return re.split(r"\n  (?=\S)", text.split(f"  {title}", 1)[1], maxsplit=1)[0]
 
 
 def _md(run_dir: Path, key: str) -> str:
     """The guide section ``key`` as the report's markdown renders it."""
-    sec = guide.section(load_run(run_dir))
-    (sub,) = [s for s in sec.subsections if s.anchor == f"guide-{key}"]
-    return md.render(doc.Document("t", sections=(sub,)))
+    if run_dir not in _RENDERED:
+        sec = guide.section(_run(run_dir))
+        _RENDERED[run_dir] = {
+            s.anchor: md.render(doc.Document("t", sections=(s,))) for s in sec.subsections
+        }
+    return _RENDERED[run_dir][f"guide-{key}"]
 
 
 def test_behind_restrictive_proxies_from_the_naive_cells(run_dir: Path) -> None:
-    run = load_run(run_dir)
+    run = _run(run_dir)
     (v,) = [v for v in answer.verdicts(run) if v.key == "proxies"]
     # WebSocket was refused by nginx-naive and SSE held in lumps there: long polling wins
     assert v.protocol == "long polling" and v.sure == "beyond noise"
@@ -157,7 +170,11 @@ def test_behind_restrictive_proxies_from_the_naive_cells(run_dir: Path) -> None:
     cited = set(re.findall(r"cell `([^`]+)`", md_text)) | set(re.findall(r"`([^`]+)` vs", md_text))
     assert cited and cited <= ids
     # what the good nginx config added over direct, judged by the rerun margin
-    good = [line for line in md_text.splitlines() if "**nginx** (configured for push) in front of ws" in line]
+    good = [
+        line
+        for line in md_text.splitlines()
+        if "**nginx** (configured for push) in front of ws" in line
+    ]
     assert good, md_text
     assert "p50 +150 µs (×1.30; within the ±75% rerun margin)" in good[0]
     assert re.search(r"p99 \+4,000 µs \(×3\.00; beyond the rerun margin and the noise", good[0])
@@ -176,7 +193,7 @@ def test_production_tls_from_the_pairs(run_dir: Path) -> None:
 
 
 def test_unreliable_networks_from_the_profiles(run_dir: Path) -> None:
-    run = load_run(run_dir)
+    run = _run(run_dir)
     (v,) = [v for v in answer.verdicts(run) if v.key == "network"]
     assert v.cell_id.endswith("-netwan") and v.protocol in ("WebSocket", "SSE")
     md_text = _md(run_dir, "network")
@@ -187,13 +204,13 @@ def test_unreliable_networks_from_the_profiles(run_dir: Path) -> None:
 
 
 def test_scale_out_is_named_until_a_run_has_servers(run_dir: Path, tmp_path: Path) -> None:
-    run = load_run(run_dir)
+    run = _run(run_dir)
     (v,) = [v for v in answer.verdicts(run) if v.key == "scale-out"]
     assert v.sure == "not measured"
     assert "pushbench run scaleout" in _md(run_dir, "scale-out")
     two = _cell("ws", "-servers2-hubredis", servers=2, hub="redis", lat_p99_us=2600.0)
     scaled = _write(tmp_path / "scaled", [_cell("ws", servers=1), two], {})
-    (v,) = [v for v in answer.verdicts(load_run(scaled)) if v.key == "scale-out"]
+    (v,) = [v for v in answer.verdicts(_run(scaled)) if v.key == "scale-out"]
     assert v.cell_id == two["cell_id"]
     md_text = _md(scaled, "scale-out")
     assert "ws · aiohttp on 2 servers, hub redis" in md_text
@@ -201,17 +218,28 @@ def test_scale_out_is_named_until_a_run_has_servers(run_dir: Path, tmp_path: Pat
     assert "not measured in this run" not in md_text
 
 
-def test_a_run_without_topology_cells_keeps_the_old_reading() -> None:
-    md_text = _md(FIXTURE_RUN, "proxies")
+def test_a_run_without_topology_cells_keeps_the_old_reading(tmp_path: Path) -> None:
+    """A run older than the topology columns: the plain-HTTP transports direct, the static
+    caveat, and no figure by proxy or network."""
+    old = [
+        {
+            k: v
+            for k, v in _cell(t).items()
+            if k not in ("via", "tls", "net", "proxy_cpu_us_per_msg")
+        }
+        for t in BASE
+    ]
+    path = _write(tmp_path / "old", old)
+    md_text = _md(path, "proxies")
     assert "not measured here: real proxies" in md_text and "over plain HTTP/1.1" in md_text
+    assert "**ws ·" not in md_text.split("Caveats", 1)[0]  # no WebSocket verdict
     assert guide_topology.rtt_ms("wan") == 20 and guide_topology.rtt_ms("loopback") == 0
+    assert latency_by_proxy(_run(path), tmp_path) == [] == latency_by_net(_run(path), tmp_path)
 
 
 def test_latency_figures_by_proxy_and_by_network(run_dir: Path, tmp_path: Path) -> None:
-    run = load_run(run_dir)
+    run = _run(run_dir)
     for draw, key in ((latency_by_proxy, "latency-by-proxy"), (latency_by_net, "latency-by-net")):
         (plot,) = draw(run, tmp_path)
         assert plot.key == key and plot.path is not None
         assert plot.path.read_bytes().startswith(b"\x89PNG")
-    fixture = load_run(FIXTURE_RUN)
-    assert latency_by_proxy(fixture, tmp_path) == [] == latency_by_net(fixture, tmp_path)
