@@ -40,6 +40,8 @@ SHIPPED = {
     "abuse",
     "proxies",  # h27
     "node",
+    "topology",  # h33: issue 12 "Done when", short (tests/test_topology_scenario.py)
+    "production",  # h33: issue 12 "Done when", full
 }
 SAFE = re.compile(r"[A-Za-z0-9._-]+")
 

@@ -51,7 +51,7 @@ from .situation import (
 from .tls_cost import tls_pairs
 from .verdict import rerun_margin
 
-__all__ = ["added", "rtt_ms", "situations", "with_servers"]
+__all__ = ["added", "plain_http", "rtt_ms", "situations", "with_servers"]
 
 SCALEOUT_COMMAND = "pushbench run scaleout"
 
@@ -121,8 +121,10 @@ def added(run: Run, pairs: Sequence[Pair], column: str) -> list[str]:
 # --- behind restrictive proxies -----------------------------------------------------------
 
 
-def _plain_http() -> list[str]:
-    return [t.name for t in registry.transports() if not t.upgrade]
+def plain_http() -> tuple[str, ...]:
+    """The transports that need no protocol upgrade (registry rows with ``upgrade=False``):
+    what a run without naive proxy cells judges behind proxies."""
+    return tuple(t.name for t in registry.transports() if not t.upgrade)
 
 
 def _badness(r: dict[str, Any]) -> tuple[bool, bool, bool, float]:
@@ -138,7 +140,7 @@ def _behind_proxies(s: Any) -> Any:
     if not len(naive):  # direct cells only: what the run can say without a proxy
         direct = s[~s["via"].map(_proxied)] if "via" in s.columns else s
         low = low_rate(direct)
-        return low[low["transport"].isin(_plain_http())]
+        return low[low["transport"].isin(plain_http())]
     point = one_point(naive, ignore=("via",))
     worst: dict[tuple[Hashable, ...], dict[str, Any]] = {}
     for r in point.to_dict("records"):
