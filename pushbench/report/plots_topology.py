@@ -24,6 +24,7 @@ from .pairs import number, same_but, twin_key
 __all__ = ["latency_by_net", "latency_by_proxy"]
 
 _PERCENTILES = (("lat_p50_us", "p50"), ("lat_p99_us", "p99"))
+_GAP = float("nan")
 
 
 def _lines(run: Run, dimension: str) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
@@ -67,8 +68,8 @@ def _draw(
             kw = line_kw(first)
             if len(points) > 1:
                 kw["label"] += f" — {point_label({**first, dimension: None})}"
-            xs = [x_of[r[dimension]] for r in rows if number(r.get(column)) and r.get("ok")]
-            ys = [number(r.get(column)) for r in rows if number(r.get(column)) and r.get("ok")]
+            xs = [x_of[r[dimension]] for r in rows]  # NaN where a cell failed: a gap
+            ys = [(number(r.get(column)) if r.get("ok") else None) or _GAP for r in rows]
             failed_x += [x_of[r[dimension]] for r in rows if not r.get("ok")]
             ax.plot(xs, ys, lw=1.6, **kw)
         if failed_x:
