@@ -44,6 +44,8 @@ SHIPPED = {
     "scaleout",  # h31 (issue 12 item 4)
     "node",
     "faults",  # h32 (issue 12 item 5)
+    "topology",  # h33: issue 12 "Done when", short (tests/test_topology_scenario.py)
+    "production",  # h33: issue 12 "Done when", full
 }
 SAFE = re.compile(r"[A-Za-z0-9._-]+")
 

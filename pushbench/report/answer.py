@@ -23,12 +23,12 @@ from .guide import (  # and the guide's own selection and citation
     MIN_DELIVERED,
     SITUATIONS,
     Situation,
-    _cite,
     _deciding,
     _summary,
     judge_situation,
 )
 from .load import METRICS, Run, variant_label
+from .situation import cite as _cite
 from .verdict import ONLY, TIE, WINNER, protocol_label
 
 __all__ = ["Verdict", "section", "verdicts"]

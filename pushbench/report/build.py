@@ -485,7 +485,12 @@ def document(
         doc.Section(
             "Latency",
             "latency",
-            tuple(_figure_blocks(plots, ("latency-pct", "latency-vs-rate", "latency-time"))),
+            tuple(
+                _figure_blocks(
+                    plots,
+                    ("latency-pct", "latency-vs-rate", "latency-time", "latency-by-"),  # h33
+                )
+            ),
         ),
         doc.Section(
             "Throughput and cost",

@@ -33,20 +33,25 @@ at its end.
 
 from __future__ import annotations
 
-import math
 import textwrap
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pushbench import registry
 from pushbench.metrics.flags import rule_text
 
-from . import doc, style
+from . import doc, guide_topology, style
 from .load import METRICS, Run, point_label, variant_label
 from .robustness import idle_memory_line
 from .saturation import SWEEP_KEY, saturation_marks
 from .scale import scale_lines
+from .situation import LOW_RATE_MAX, MIN_DELIVERED, Situation
+from .situation import cite as _cite
+from .situation import fmt as _fmt
+from .situation import low_rate as _low_rate
+from .situation import one_point as _one_point
+from .situation import pushed as _pushed
+from .situation import python_cells as _python
 from .verdict import Decision, decide, protocol_label, protocol_simplicity
 
 __all__ = [
@@ -61,8 +66,6 @@ __all__ = [
     "verdict_lines",
 ]
 
-MIN_DELIVERED = 0.99
-LOW_RATE_MAX = 1000.0  # msgs/s: "low rate" up to here, "high rate" from here
 MANY_SUBSCRIBERS = 1000
 
 _UNRANKED = 9  # below every stated rank: a transport the registry does not know
@@ -78,63 +81,6 @@ def simplicity(transport: str) -> tuple[int, str]:
     return (row.simplicity, row.simplicity_why)
 
 
-def _plain_http(row: registry.Transport) -> bool:
-    """A transport that needs no protocol upgrade: plain HTTP requests and responses."""
-    return not row.upgrade
-
-
-@dataclass(frozen=True)
-class Situation:
-    """One question a designer asks, and how this run answers it."""
-
-    key: str
-    title: str
-    need: str
-    select: Callable[[Any], Any]  # the run's per-cell summary → the cells that decide
-    scenario: str  # the scenario that measures it (`make bench SCENARIO=…`)
-    caveats: tuple[str, ...]
-    latency: str | None = "lat_p99_us"
-    cost: str = "server_cpu_us_per_msg"
-    # Restrict to the transports whose registry row this admits (None: all).
-    admits: Callable[[registry.Transport], bool] | None = None
-
-    def transports(self) -> tuple[str, ...] | None:
-        """The transports this situation considers, from the registry now (None: all)."""
-        if self.admits is None:
-            return None
-        return tuple(t.name for t in registry.transports() if self.admits(t))
-
-
-def _python(rows: Any) -> Any:
-    """Our Python clients' cells when there are any (browser cells are another question)."""
-    py = rows[rows["client"] == "python"]
-    return py if len(py) else rows
-
-
-def _pushed(rows: Any) -> Any:
-    return rows[(rows["publishers"] == 0) & (rows["rate_msgs_per_s"] > 0)]
-
-
-def _one_point(rows: Any, prefer_high: bool = False) -> Any:
-    """The cells of one point: the lowest (or highest) rate, then the most cells measured."""
-    if not len(rows):
-        return rows
-    keys = [c for c in SWEEP_KEY[3:] if c in rows.columns] + ["rate_msgs_per_s"]
-    best = None
-    for _, group in rows.groupby(keys, sort=False, dropna=False):
-        rate = float(group["rate_msgs_per_s"].iloc[0])
-        score = (rate if prefer_high else -rate, len(group))
-        if best is None or score > best[0]:
-            best = (score, group)
-    assert best is not None
-    return best[1]
-
-
-def _low_rate(s: Any) -> Any:
-    rows = _python(_pushed(s))
-    return _one_point(rows[rows["rate_msgs_per_s"] < LOW_RATE_MAX])
-
-
 def _high_rate(s: Any) -> Any:
     rows = _python(_pushed(s))
     return _one_point(rows[rows["rate_msgs_per_s"] >= LOW_RATE_MAX], prefer_high=True)
@@ -147,10 +93,6 @@ def _chat(s: Any) -> Any:
 def _idle(s: Any) -> Any:
     rows = _python(s[(s["rate_msgs_per_s"] == 0) | (s["subscribers"] >= MANY_SUBSCRIBERS)])
     return _one_point(rows[rows["ok"] > 0], prefer_high=False)
-
-
-def _proxies(s: Any) -> Any:
-    return _low_rate(s)
 
 
 _RECONNECT = (
@@ -209,45 +151,12 @@ SITUATIONS: tuple[Situation, ...] = (
         latency=None,
         cost="mem_marginal_bytes_per_conn",
     ),
-    Situation(
-        "proxies",
-        "Clients behind restrictive proxies",
-        "only plain HTTP gets through (no WebSocket upgrade), responses may be buffered",
-        _proxies,
-        "quick",
-        (
-            "not measured here: real proxies. Some block the WebSocket upgrade, some buffer "
-            "streamed responses (SSE arrives late or in lumps unless the proxy flushes), most "
-            "close idle connections (heartbeats help); long and short polling get through "
-            "nearly everything",
-            _SHORTPOLL,
-        ),
-        admits=_plain_http,
-    ),
+    # issue 12 item 8 (h33): behind proxies, production (TLS), unreliable networks, scale-out
+    *guide_topology.situations(_RECONNECT, _SHORTPOLL),
 )
 
 
 # --- verdicts ------------------------------------------------------------------
-
-
-def _fmt(column: str, value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    m = METRICS.get(column)
-    unit = m.unit if m else ""
-    v = float(value)
-    if unit == "fraction":
-        return f"{v * 100:.2f} %"
-    text = f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
-    return f"{text} {unit}".strip()
-
-
-def _cite(rec: dict[str, Any], column: str) -> str:
-    n = rec.get(f"{column}_n") or 0
-    return (
-        f"{_fmt(column, rec[column])} (median of {n} repeat{'s' if n != 1 else ''}, "
-        f"cell `{rec['cell_id']}`)"
-    )
 
 
 def _name(rec: dict[str, Any]) -> str:
@@ -454,9 +363,12 @@ def _situation(sit: Situation, run: Run, summary: Any) -> doc.Section:
         if out:
             blocks.append(doc.Note("Left out: " + "; ".join(out) + ".", warning=True))
         blocks.append(_per_transport_table(sit, rows))
-        if sit.key == "proxies":
-            blocks.append(doc.Paragraph(_proxy_facts(rows)))
-    caveats = [*sit.caveats, *_measured_caveats(sit, rows)]
+    # issue 12 item 8 (h33): what the run's cells say beside the verdicts, measured or not
+    notes = sit.notes(run, rows) if sit.notes is not None else None
+    if notes is not None and notes.facts:
+        blocks.append(doc.Bullets(notes.facts))
+    static = sit.caveats if notes is None or notes.caveats is None else notes.caveats
+    caveats = [*static, *_measured_caveats(sit, rows)]
     blocks.append(doc.Paragraph("Caveats: " + "; ".join(caveats) + "."))
     return doc.Section(sit.title, f"guide-{sit.key}", tuple(blocks))
 
@@ -470,24 +382,6 @@ def _skipped(sit: Situation, summary: Any) -> str:
         return ""
     reasons = "; ".join(dict.fromkeys(r for r in planned["reasons"] if r))
     return f" — this run planned {len(planned)} such cells, none measured: {reasons}"
-
-
-def _proxy_facts(rows: Any) -> str:
-    facts = []
-    for r in rows.to_dict("records"):
-        frac = r.get("delivered_fraction")
-        ok = frac is not None and frac == frac and frac >= MIN_DELIVERED
-        facts.append(
-            f"{variant_label(r['stack'], r['transport'], r['client'])} "
-            f"{'delivered' if ok else 'did NOT deliver'} {_fmt('delivered_fraction', frac)} "
-            "over plain HTTP/1.1"
-            + (
-                f" with {r['errors']:g} client errors"
-                if r.get("errors") == r.get("errors") and r.get("errors") is not None
-                else ""
-            )
-        )
-    return "Measured here, direct on loopback: " + "; ".join(facts) + "."
 
 
 def _measured_caveats(sit: Situation, rows: Any) -> list[str]:
@@ -512,7 +406,7 @@ def _measured_caveats(sit: Situation, rows: Any) -> list[str]:
 
 def _summary(run: Run) -> Any:
     """The run's per-cell medians the guide reads: the listed cells, not the probes."""
-    summary = run.summary()
+    summary = guide_topology.with_servers(run, run.summary())  # h33: `servers` when run
     if "probe" in summary.columns:
         summary = summary[~summary["probe"].astype(bool)]
     return summary

@@ -19,6 +19,7 @@ from .load import Run
 from .plots_cost import bytes_per_message, cpu_per_message, memory_per_connection
 from .plots_latency import latency_over_time, latency_percentiles
 from .plots_rate import latency_vs_rate, throughput_vs_rate
+from .plots_topology import latency_by_net, latency_by_proxy
 
 __all__ = ["MAX_POINT_FIGURES", "PLOTS", "Plot", "render_all"]
 
@@ -32,6 +33,8 @@ PLOTS: tuple[Callable[[Run, Path], list[Plot]], ...] = (
     cpu_per_message,
     memory_per_connection,
     latency_over_time,
+    latency_by_proxy,  # issue 12 item 8 (h33): when the run has proxied cells
+    latency_by_net,  # issue 12 item 8 (h33): when the run has relayed cells
 )
 
 
