@@ -243,3 +243,29 @@ def test_latency_figures_by_proxy_and_by_network(run_dir: Path, tmp_path: Path) 
         (plot,) = draw(run, tmp_path)
         assert plot.key == key and plot.path is not None
         assert plot.path.read_bytes().startswith(b"\x89PNG")
+
+
+def test_reconnect_times_figure_from_the_fault_cells(run_dir: Path, tmp_path: Path) -> None:
+    """One panel per fault, drawn only when fault cells ran ok (issue 12 item 8)."""
+    from pushbench.report.plots_faults import reconnect_times
+
+    assert reconnect_times(_run(run_dir), tmp_path) == []  # no fault cell: no figure
+    fault = "server-kill at 3 s, down 1 s"
+    cells = [
+        _cell(
+            t,
+            "-fault-server-kill-at3s-down1s",
+            hub="redis",
+            fault=fault,
+            reconnect_p50_ms=1200.0 + 100 * k,
+            reconnect_p99_ms=2100.0,
+            reconnect_max_ms=2300.0,
+        )
+        for k, t in enumerate(("ws", "sse"))
+    ]
+    run = load_run(_write(tmp_path / "faults", cells))
+    (plot,) = reconnect_times(run, tmp_path)
+    assert plot.key == "reconnect-times" and plot.path is not None
+    assert plot.path.read_bytes().startswith(b"\x89PNG")
+    failed = load_run(_write(tmp_path / "failed", [{**cells[0], "status": "failed"}]))
+    assert reconnect_times(failed, tmp_path) == []  # nothing ok: nothing drawn

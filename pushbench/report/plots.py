@@ -17,6 +17,7 @@ from pathlib import Path
 from .figure import MAX_POINT_FIGURES, Plot
 from .load import Run
 from .plots_cost import bytes_per_message, cpu_per_message, memory_per_connection
+from .plots_faults import reconnect_times
 from .plots_latency import latency_over_time, latency_percentiles
 from .plots_rate import latency_vs_rate, throughput_vs_rate
 from .plots_topology import latency_by_net, latency_by_proxy
@@ -35,6 +36,7 @@ PLOTS: tuple[Callable[[Run, Path], list[Plot]], ...] = (
     latency_over_time,
     latency_by_proxy,  # issue 12 item 8 (h33): when the run has proxied cells
     latency_by_net,  # issue 12 item 8 (h33): when the run has relayed cells
+    reconnect_times,  # issue 12 items 5 and 8: when the run has fault cells
 )
 
 
