@@ -116,7 +116,13 @@ PROXIES: tuple[Proxy, ...] = (
         ("{binary}", "-p", "{dir}", "-e", "stderr", "-c", "{config}"),
         ".conf",
         ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"),  # the config's temp paths
-        (" ssl", "ssl_certificate {cert};\n        ssl_certificate_key {key};"),
+        # TLS 1.3 too: nginx 1.22's default ssl_protocols stop at TLS 1.2 (1.23.4 added it),
+        # and the servers' ssl defaults and the other proxies prefer TLS 1.3
+        (
+            " ssl",
+            "ssl_certificate {cert};\n        ssl_certificate_key {key};\n"
+            "        ssl_protocols TLSv1.2 TLSv1.3;",
+        ),
     ),
     Proxy(
         "caddy",

@@ -5,6 +5,11 @@ server plaintext and say where TLS ends (``tls_at``), and WebSocket + SSE cells 
 wss:// verified against the run's CA, the 101 seen through the proxy, the handshake timed
 client ↔ proxy, the server started without a certificate.
 
+The end-to-end cells run behind nginx only (two cells, within the test budget); the same
+test through all three proxies (six cells, ``E2E`` of all three) passed when this was written,
+in 21 s on a loaded machine — too long for ``make test``. The other two proxies' TLS
+listeners are covered by the config tests here.
+
 A proxy whose binary is missing skips the end-to-end test with a message naming
 ``make system-deps``, unless CI is set: then it fails (as ``tests/test_proxy_cells.py``).
 """
@@ -25,7 +30,7 @@ from pushbench.runner import cell as runner_cell
 
 pytestmark = pytest.mark.skipif(tls.openssl() is None, reason=tls.OPENSSL_MISSING)
 
-GOOD = ("nginx", "caddy", "haproxy")
+E2E: tuple[str, ...] = ("nginx",)  # the proxies of the end-to-end test (see above)
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +58,7 @@ def test_nginx_listens_with_ssl_and_the_runs_certificate(
     assert "listen 127.0.0.1:8443 ssl;" in text
     assert f"ssl_certificate {files.cert};" in text
     assert f"ssl_certificate_key {files.key};" in text
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in text  # 1.22 stops at 1.2 by default
     assert "proxy_pass http://127.0.0.1:9000;" in text  # the upstream stays plain HTTP
 
 
@@ -135,7 +141,7 @@ def _need(names: tuple[str, ...]) -> None:
 def test_tls_cells_through_each_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from pushbench import runner
 
-    _need(GOOD)
+    _need(E2E)
     started: list[procs.Started] = []
     real_start = procs.ProcessGroup.start
 
@@ -146,12 +152,12 @@ def test_tls_cells_through_each_proxy(tmp_path: Path, monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(procs.ProcessGroup, "start", spy)
     path = tmp_path / "tiny-proxy-tls.toml"
-    path.write_text(TINY.format(good=list(GOOD)).replace("'", '"'))
+    path.write_text(TINY.format(good=list(E2E)).replace("'", '"'))
     result = runner.run_scenario(
         scenario.load(path), runner.RunOptions(out=tmp_path / "results", progress=False)
     )
     df = pd.read_csv(result.run_dir / "cells.csv")
-    assert len(df) == 2 * len(GOOD)
+    assert len(df) == 2 * len(E2E)
     assert (df["status"] == "ok").all(), list(df["reason"])
     assert (df["delivered_fraction"] == 1).all() and (df["msgs_lost"] == 0).all()
     assert (df["tls_at"] == "proxy").all() and df["tls"].all()
@@ -163,10 +169,10 @@ def test_tls_cells_through_each_proxy(tmp_path: Path, monkeypatch: pytest.Monkey
     specs = [
         json.loads(p.read_text()) for p in (result.run_dir / "work").glob("*/worker0.spec.json")
     ]
-    assert len(specs) == 2 * len(GOOD)
+    assert len(specs) == 2 * len(E2E)
     assert all(s["base_url"].startswith("https://") and s["ca_file"] for s in specs)
     servers = [s for s in started if s.name == "server"]
-    assert len(servers) == 2 * len(GOOD)
+    assert len(servers) == 2 * len(E2E)
     for s in servers:  # TLS ends at the proxy: the server has no certificate
         assert "--tls-cert" not in [str(a) for a in s.proc.args]
     assert all(s.proc.poll() is not None for s in started if s.name == "proxy")
