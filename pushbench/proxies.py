@@ -17,6 +17,14 @@ older or default-configured proxies, made measurable):
 - haproxy-naive: ``mode http`` (HAProxy forwards an upgrade by itself) with client and
   server timeouts of :data:`NAIVE_IDLE_S` and no ``timeout tunnel``.
 
+TLS terminated at the proxy (``tls = true`` behind a proxy, issue 12 item 2): every
+template has the placeholders of a TLS listener, empty for a plaintext cell and filled
+from each proxy's :attr:`Proxy.tls` fragments (data, not copies of the templates) with the
+run's certificate: nginx ``listen … ssl`` and ``ssl_certificate``/``ssl_certificate_key``,
+Caddy ``tls_connection_policies`` on the server and the ``tls`` app loading the files,
+HAProxy ``bind … ssl crt`` on one PEM (certificate then key, written beside the config).
+The upstream to the server stays plain HTTP.
+
 Each config is a template file in ``pushbench/proxy_templates/`` (``@name@`` placeholders,
 so nginx's ``$variables`` and Caddy's JSON braces need no escaping) filled by
 :func:`render` into the run directory. Every file the proxy writes (pid, temp files,
@@ -42,7 +50,9 @@ __all__ = [
     "LONG_TIMEOUT_S",
     "NAIVE_IDLE_S",
     "NODES_UPSTREAM",
+    "PEM_NAME",
     "PROXIES",
+    "TLS_PLACEHOLDERS",
     "Proxy",
     "ProxyPlan",
     "binary",
@@ -51,6 +61,8 @@ __all__ = [
     "proxy_of",
     "render",
     "template",
+    "tls_at",
+    "tls_values",
     "upstream_block",
     "via_names",
 ]
@@ -64,6 +76,10 @@ LONG_TIMEOUT_S = 3600
 #: The configs of each proxy, in ``via`` order: ``good`` is ``via = "<proxy>"``.
 CONFIGS: tuple[str, ...] = ("good", "naive")
 _PLACEHOLDER = re.compile(r"@([a-z_]+)@")
+#: The TLS listener's placeholders every template has (issue 12 item 2): ``tls_listen`` on
+#: the listen/bind line, ``tls_config`` where the proxy's certificate settings go (""
+#: for a proxy that needs none, and for every plaintext cell).
+TLS_PLACEHOLDERS: tuple[str, ...] = ("tls_listen", "tls_config")
 
 
 @dataclass(frozen=True)
@@ -78,6 +94,10 @@ class Proxy:
     argv: tuple[str, ...]
     suffix: str
     dirs: tuple[str, ...] = ()  # made in the work directory before a start
+    #: issue 12 item 2: the TLS listener's fragments, one per :data:`TLS_PLACEHOLDERS`
+    #: ("" where the proxy needs none), with ``{cert}``, ``{key}`` and ``{pem}`` (the
+    #: certificate and key in one file) filled by :func:`plan`.
+    tls: tuple[str, str] = ("", "")
 
     def command(self, exe: str, config: Path, workdir: Path) -> list[str]:
         """The argv that runs the proxy in the foreground on ``config``."""
@@ -96,12 +116,54 @@ PROXIES: tuple[Proxy, ...] = (
         ("{binary}", "-p", "{dir}", "-e", "stderr", "-c", "{config}"),
         ".conf",
         ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"),  # the config's temp paths
+        # TLS 1.3 too: nginx 1.22's default ssl_protocols stop at TLS 1.2 (1.23.4 added it),
+        # and the servers' ssl defaults and the other proxies prefer TLS 1.3
+        (
+            " ssl",
+            "ssl_certificate {cert};\n        ssl_certificate_key {key};\n"
+            "        ssl_protocols TLSv1.2 TLSv1.3;",
+        ),
     ),
     Proxy(
-        "caddy", "caddy", "caddy", ("{binary}", "run", "--config", "{config}"), ".json", ("data",)
+        "caddy",
+        "caddy",
+        "caddy",
+        ("{binary}", "run", "--config", "{config}"),
+        ".json",
+        ("data",),
+        # a TLS server (policies present) and the tls app loading the run's files
+        (
+            '"tls_connection_policies": [{{}}],',
+            '"tls": {{"certificates": {{"load_files": '
+            '[{{"certificate": "{cert}", "key": "{key}"}}]}}}},',
+        ),
     ),
-    Proxy("haproxy", "haproxy", "haproxy", ("{binary}", "-db", "-f", "{config}"), ".cfg"),
+    Proxy(
+        "haproxy",
+        "haproxy",
+        "haproxy",
+        ("{binary}", "-db", "-f", "{config}"),
+        ".cfg",
+        tls=(" ssl crt {pem}", ""),
+    ),
 )
+
+#: HAProxy's certificate file: the leaf then its key (written into the proxy's work dir).
+PEM_NAME = "tls.pem"
+
+
+def tls_values(proxy: Proxy, workdir: Path, cert: Path | None, key: Path | None) -> dict[str, str]:
+    """The TLS placeholders' values for ``proxy`` (issue 12 item 2): its fragments with the
+    certificate's paths, or "" each for a plaintext listener (``cert`` None). Writes the
+    one-file PEM (:data:`PEM_NAME`, mode 0600) a fragment naming ``{pem}`` needs."""
+    if cert is None or key is None:
+        return dict.fromkeys(TLS_PLACEHOLDERS, "")
+    pem = workdir / PEM_NAME
+    if any("{pem}" in f for f in proxy.tls):
+        pem.write_bytes(cert.read_bytes().rstrip(b"\n") + b"\n" + key.read_bytes())
+        pem.chmod(0o600)
+    paths = {"cert": str(cert), "key": str(key), "pem": str(pem)}
+    return {name: f.format(**paths) for name, f in zip(TLS_PLACEHOLDERS, proxy.tls, strict=True)}
 
 
 def via_names() -> tuple[str, ...]:
@@ -122,6 +184,15 @@ def proxy_of(via: str) -> tuple[Proxy, str] | None:
         if p.name == name and config in ("", "naive"):
             return p, config or "good"
     raise ValueError(f"unknown via {via!r}: one of {', '.join(via_names())}")
+
+
+def tls_at(via: str, tls: bool) -> str | None:
+    """Where a cell's TLS terminates (issue 12 item 2; cells.csv ``tls_at``): ``server``
+    (direct: end to end), ``proxy`` (behind one: the server is started without TLS and
+    the proxy forwards plain HTTP), None for a plaintext cell."""
+    if not tls:
+        return None
+    return "server" if via == DIRECT else "proxy"
 
 
 def binary(proxy: Proxy) -> str | None:
@@ -175,6 +246,12 @@ class ProxyPlan:
     host: str
     port: int
     upstream: str
+    tls: bool = False  # issue 12 item 2: the listener terminates TLS (clients: https://)
+
+    @property
+    def base_url(self) -> str:
+        """The URL the clients use: ``https://`` when the proxy terminates TLS."""
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
 
 #: The name of the upstream block of several nodes (scale-out, issue 12 item 4).
@@ -200,12 +277,14 @@ def plan(
     upstream: str,
     connections: int,
     nodes: Sequence[str] = (),
+    tls: tuple[Path, Path] | None = None,
 ) -> ProxyPlan:
     """Write the config of ``via`` into ``workdir`` (created, with the temp directories
     nginx wants) for a proxy listening on ``host:port`` in front of ``upstream``
     (``host:port``), sized for ``connections`` client connections → what to start.
     ``nodes`` (scale-out): two or more servers to balance instead of ``upstream`` — nginx
-    only (a ValueError for a config without an upstream block)."""
+    only (a ValueError for a config without an upstream block). ``tls`` (issue 12 item 2):
+    the run's (certificate, key): the proxy listens with TLS and forwards plain HTTP."""
     found = proxy_of(via)
     if found is None:
         raise ValueError("direct: no proxy to plan")
@@ -226,12 +305,15 @@ def plan(
         "long_timeout_s": str(LONG_TIMEOUT_S),
         "idle_s": str(NAIVE_IDLE_S),
         "upstream_block": upstream_block(nodes),
+        **tls_values(proxy, workdir, *(tls or (None, None))),  # issue 12 item 2
     }
     text = template(proxy, config)
     used = set(_PLACEHOLDER.findall(text))
+    if tls is not None and not set(TLS_PLACEHOLDERS) & used:
+        raise ValueError(f"via = {via!r}: its config has no TLS listener")
     if len(nodes) > 1 and "upstream_block" not in used:
         raise ValueError(f"via = {via!r} cannot balance several servers (nginx only)")
     path = workdir / f"{proxy.name}{proxy.suffix}"
     path.write_text(render(text, {k: v for k, v in values.items() if k in used}), "utf-8")
     argv = tuple(proxy.command(exe, path, workdir))
-    return ProxyPlan(via, proxy.name, config, argv, path, host, port, upstream)
+    return ProxyPlan(via, proxy.name, config, argv, path, host, port, upstream, tls is not None)

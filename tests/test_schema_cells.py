@@ -273,6 +273,7 @@ def test_a_rows_text(tmp_path: Path) -> None:
         ",,,,,,,,,,,,,,"  # the soak columns (schema 8)
         ","  # relay_cpu_us_per_msg (schema 9)
         ",,"  # tcp_connect_p50_us, tls_handshake_p50_us (schema 10)
+        ","  # tls_at (schema 18)
         ",,"  # clock_offset_us, clock_bound_us (schema 12)
         ",,"  # proxy_cpu_us_per_msg, upgrade_status (schema 13)
         ","  # server_unmeasured (schema 14)

@@ -119,8 +119,6 @@ def _unsupported(cell: Cell) -> str:
     no_proxy = proxies.missing(cell.via)  # h27: the proxy in front is not installed
     if no_proxy:
         return no_proxy
-    if cell.tls and cell.via != proxies.DIRECT:  # not combined yet: TLS is end to end only
-        return "tls = true behind a proxy is not supported yet (TLS runs end to end, direct)"
     if outage.unsupported(cell):  # h32 (issue 12 item 5)
         return outage.unsupported(cell)
     if cell.client == "browser" and chromium_path() is None:
@@ -378,7 +376,9 @@ def _measure(
     handle: Server | None = None
     memory: MemoryProbe | None = None
     if target is None:
-        handle = start_server(group, cell, pinning, tls_files)
+        # issue 12 item 2: behind a proxy TLS terminates there; the server runs plaintext
+        at_server = proxies.tls_at(cell.via, cell.tls) == "server"
+        handle = start_server(group, cell, pinning, tls_files if at_server else None)
         base_url = handle.base_url
         if options.on_server_started is not None:
             options.on_server_started(handle.started)
@@ -391,7 +391,9 @@ def _measure(
     proxy, client_url = None, base_url
     if cell.via != proxies.DIRECT:
         nodes = [] if handle is None else scaleout.node_urls(handle)  # issue 12 item 4
-        proxy, client_url = start_proxy(group, cell, pinning, base_url, work / "proxy", nodes)
+        proxy, client_url = start_proxy(
+            group, cell, pinning, base_url, work / "proxy", nodes, tls=tls_files
+        )
     # -- network conditions (issue 12 item 6): the workers connect through the relay (in
     # front of the proxy when there is one); the runner's own control requests
     # (/control/ticker, /stats) go to the server directly
@@ -482,6 +484,7 @@ def _measure(
             work / "proxy",
             lambda until: _wait(group, until, progress),
             repost,
+            tls=tls_files,
         )
         if fault_run.kind == "server-kill":  # CPU across two processes: not one figure
             cpu0 = None

@@ -36,6 +36,7 @@ import numpy as np
 from pushbench import metrics, registry
 from pushbench.procs import Pinning, ProcessGroup, Started
 from pushbench.scenario import Cell
+from pushbench.tls import TlsFiles
 
 from .options import READY_TIMEOUT_S, CellFailed
 from .proxy import start_proxy
@@ -111,6 +112,7 @@ def inject(
     proxy_dir: Path,
     wait: Callable[[float], None],
     repost_ticker: Callable[[], None],
+    tls: TlsFiles | None = None,  # issue 12 item 2: a restarted proxy terminates TLS again
 ) -> tuple[FaultRun, Server | None, Started | None]:
     """Inject the cell's fault now and lift it ``down_s`` later (``wait(until)``: the
     runner's wait, checking the other processes) → (what happened, the server and proxy
@@ -139,7 +141,7 @@ def inject(
         group.stop(proxy)
         group.started.remove(proxy)
         wait(until)
-        started, url = start_proxy(group, cell, pinning, server_url, proxy_dir, port=port)
+        started, url = start_proxy(group, cell, pinning, server_url, proxy_dir, port=port, tls=tls)
         run = FaultRun(fault.kind, at_ns, time.monotonic_ns(), _port(url) == port)
         return run, server, started
     # server-kill

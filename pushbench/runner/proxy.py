@@ -6,7 +6,10 @@ directory, starts the proxy in the cell's :class:`~pushbench.procs.ProcessGroup`
 loopback port, pinned to the **server CPUs** (it is part of the server side, like the Redis
 broker), ready once its port accepts a connection, and points the clients at it; the
 runner's own requests (``/control/ticker``, ``/stats``) and the memory probe go to the
-server directly. Its CPU is sampled at the window's edges like the server's
+server directly. For a ``tls = true`` cell the proxy terminates TLS with the run's
+certificate (issue 12 item 2: the clients use https:// and wss:// to the proxy, verified
+against the run's CA, and the proxy forwards plain HTTP to a server started without TLS:
+``tls_at`` = ``proxy``). Its CPU is sampled at the window's edges like the server's
 (``proxy_cpu_us_per_msg``), and the group stops it by pid on every exit path.
 
 What a naive config breaks is recorded as what it is, from the wire: each light WebSocket
@@ -27,6 +30,7 @@ from typing import Any
 from pushbench import proxies
 from pushbench.procs import Pinning, ProcessGroup, Started, run_tool
 from pushbench.scenario import Cell
+from pushbench.tls import TlsFiles
 
 from .options import READY_TIMEOUT_S, CellFailed
 from .server import HOST, free_port
@@ -49,11 +53,13 @@ def start_proxy(
     workdir: Path,
     node_urls: Sequence[str] = (),
     port: int | None = None,  # issue 12 item 5: a restart listens where it did
+    tls: TlsFiles | None = None,  # issue 12 item 2: TLS terminated at the proxy
 ) -> tuple[Started, str]:
     """Start the cell's proxy in front of ``server_url`` (``http://host:port``) →
     (its process, the base URL the clients use). ``node_urls`` (scale-out, issue 12 item
     4): every node's URL, node 0's first, balanced by nginx's upstream block; ``port``:
-    the port to listen on (a free one when None)."""
+    the port to listen on (a free one when None); ``tls``: the run's certificate, for a
+    listener with TLS (the URL is then https://; the upstream stays plain HTTP)."""
     found = proxies.proxy_of(cell.via)
     if found is None:
         raise ValueError("direct: no proxy to start")
@@ -63,7 +69,10 @@ def start_proxy(
     upstream = server_url.removeprefix("http://").rstrip("/")
     port = free_port() if port is None else port
     nodes = [u.removeprefix("http://").rstrip("/") for u in node_urls]
-    plan = proxies.plan(cell.via, exe, workdir, HOST, port, upstream, cell.subscribers, nodes)
+    cert = None if tls is None else (tls.cert, tls.key)
+    plan = proxies.plan(
+        cell.via, exe, workdir, HOST, port, upstream, cell.subscribers, nodes, tls=cert
+    )
     started = group.start(
         "proxy",
         plan.argv,
@@ -78,7 +87,7 @@ def start_proxy(
         },
         ready_port=(HOST, port),
     )
-    return started, f"http://{HOST}:{port}"
+    return started, plan.base_url
 
 
 def upgrade_status(per_connection: Sequence[Mapping[str, Any]]) -> str | None:

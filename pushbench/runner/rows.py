@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from pushbench import cputime, metrics, registry
+from pushbench import cputime, metrics, proxies, registry
 from pushbench.procs import ProcSample, Started
 from pushbench.results import atomic_write_text
 from pushbench.scenario import Cell
@@ -272,6 +272,7 @@ def compute(
         soak_columns = soak.columns(results, all_r, ticker, cell.subscribers)
     row.update(soak_columns)
     row.update(tls_phase_columns(results))  # issue 12 item 2
+    row["tls_at"] = proxies.tls_at(cell.via, cell.tls)  # issue 12 item 2: server | proxy
     row.update(dict.fromkeys(c.name for c in SCALEOUT_COLUMNS))  # issue 12 item 4: .scaleout
     row.update(round=None, run_index=None)  # the run's order: set by .orchestrate
     if cell.publishers:

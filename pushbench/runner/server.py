@@ -45,7 +45,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pushbench import registry
+from pushbench import proxies, registry
 from pushbench.procs import Pinning, ProcessGroup, Started
 from pushbench.scenario import Cell
 from pushbench.service import ServerConfig
@@ -155,8 +155,8 @@ def unsupported_by_stack(cell: Cell) -> str:
             return NATS_MISSING
         return REDIS_MISSING if cell.hub == "redis" and redis_server() is None else ""
     needs = []
-    if cell.tls:  # issue 12 item 2: an external stack is told no certificate
-        needs.append("tls = true")
+    if proxies.tls_at(cell.via, cell.tls) == "server":  # issue 12 item 2: an external
+        needs.append("tls = true, direct (behind a proxy TLS ends there)")  # stack has no cert
     if history_size(cell) != DEFAULT_HISTORY and not stack.takes("history"):
         needs.append(f"a history of {history_size(cell):,} messages (not {DEFAULT_HISTORY:,})")
     if cell.loop != "asyncio" and not stack.takes("loop"):

@@ -41,6 +41,14 @@ TOPOLOGY_COLUMNS: tuple[Column, ...] = (
         "ready is the WebSocket upgrade or the first response; empty for plaintext cells "
         "and for clients that do not split it",
     ),
+    _C(
+        "tls_at",
+        "text",
+        "where a TLS cell's TLS terminates: 'server' (direct, end to end) or 'proxy' (behind "
+        "via: the proxy listens with the run's certificate and forwards plain HTTP to a "
+        "server started without TLS, so the two columns above time the client ↔ proxy "
+        "handshake); empty for plaintext cells",
+    ),
     # -- issue 18 item 1: clock offset across hosts (pushbench.clocksync) --
     _C(
         "clock_offset_us",

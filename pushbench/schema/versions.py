@@ -44,4 +44,5 @@ __all__ = ["CELLS_SCHEMA_VERSION"]
 #: 16: client_source_addresses, connect_rate_per_s, heartbeat_cpu_ns_per_conn_s,
 #:    fanout_last_p50_us, fanout_last_max_us (issue 18 item 2: many connections).
 #: 17: fault … storm_source (issue 12 item 5: faults in the window, reconnect, resume).
-CELLS_SCHEMA_VERSION = 17
+#: 18: tls_at (issue 12 item 2: TLS terminated at the server or at the proxy in front).
+CELLS_SCHEMA_VERSION = 18
