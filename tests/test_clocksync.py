@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ServerProcess, start_server, start_twin
+from conftest import ServerProcess, start_external, start_server
 
 from pushbench import registry
 from pushbench.clients.clockprobe import measure
@@ -135,7 +135,7 @@ def stack_server(
     stack: str = request.param
     log = tmp_path_factory.mktemp("clock") / f"{stack}.stderr"
     row = registry.stack(stack)
-    server = start_twin(log, stack) if row.argv else start_server(log, stack=stack)
+    server = start_external(log, stack) if row.argv else start_server(log, stack=stack)
     try:
         yield server
     finally:

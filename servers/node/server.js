@@ -12,6 +12,7 @@
 //                            ({"sch":N,"p":"..."} carries its scheduled time, else the text
 //                            is the payload, scheduled on arrival)
 //   GET  /health             200 "ok"
+//   GET  /clock              {"mono_ns": "<digits>", "boot_id", "timens_ns"} (clock offset)
 //   GET  /stats              JSON counters, the ticker's record, CPU and peak RSS
 //   POST /control/ticker?topic=&rate=&size=&count=&delay=&duration=
 //                            open-loop publishing: message i is due at start + i × ⌊1e9/rate⌋ ns,
@@ -27,6 +28,7 @@
 // ticker's lag figures.
 'use strict';
 
+const fs = require('node:fs');
 const http = require('node:http');
 const { WebSocketServer } = require('ws');
 const wsVersion = require('ws/package.json').version;
@@ -42,6 +44,35 @@ const SLOW_CONSUMER_BYTES = 8 << 20; // buffered beyond this: the connection is 
 const SPIN_NS = 1_000_000n;
 
 const now = () => process.hrtime.bigint();
+
+// GET /clock (docs/contract.md): this process's CLOCK_MONOTONIC as a string of digits, and
+// which clock that is (the kernel's boot id, this process's time-namespace offset), so a
+// worker on the same kernel needs no offset estimate (pushbench.clocksync).
+function clockIdentity() {
+  let bootId = '';
+  let timensNs = 0n;
+  try {
+    bootId = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return ['', 0n];
+  }
+  try {
+    for (const line of fs.readFileSync('/proc/self/timens_offsets', 'utf8').split('\n')) {
+      const [name, sec, nsec] = line.trim().split(/\s+/);
+      if (name === 'monotonic' || name === '1') timensNs = BigInt(sec) * 1000000000n + BigInt(nsec);
+    }
+  } catch {
+    // no time namespaces here: offset 0
+  }
+  return [bootId, timensNs];
+}
+const CLOCK_ID = clockIdentity();
+
+function replyClock(res) {
+  const body = `{"mono_ns":"${now()}","boot_id":"${CLOCK_ID[0]}","timens_ns":${CLOCK_ID[1]}}`;
+  res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
 
 function parseArgs(argv) {
   const opts = { host: '127.0.0.1', port: 8080, history: 1000 };
@@ -297,6 +328,7 @@ function handleHttp(server, req, res) {
   const url = new URL(req.url, 'http://x');
   try {
     if (url.pathname === '/health' && req.method === 'GET') return reply(res, 200, 'ok', 'text/plain');
+    if (url.pathname === '/clock' && req.method === 'GET') return replyClock(res);
     if (url.pathname === '/stats' && req.method === 'GET') return reply(res, 200, server.stats());
     if (url.pathname === '/control/ticker') {
       if (req.method !== 'POST' && req.method !== 'DELETE') {
