@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +30,9 @@ def _need() -> None:
     why = [m for m in (proxies.missing(p) for p in ("nginx", "caddy", "haproxy")) if m]
     if tls.openssl() is None:
         why.append("openssl is missing: run `make system-deps`")
+    for binary in ("redis-server", "nats-server"):  # the broker hubs of the scale-out cells
+        if shutil.which(binary) is None:
+            why.append(f"{binary} is missing: run `make system-deps`")
     if why:
         if os.environ.get("CI"):
             pytest.fail("; ".join(why) + "; CI is set, so this is a failure", pytrace=False)
@@ -42,11 +46,11 @@ def test_the_topology_scenario_delivers_everything(tmp_path: Path) -> None:
     result = runner.run_scenario(scen, runner.RunOptions(out=tmp_path, progress=False))
     run_dir = result.run_dir
     rows = pd.read_csv(run_dir / "cells.csv")
-    assert len(rows) == len(scen.cells()) == 7
+    assert len(rows) == len(scen.cells()) == 10
     assert (rows["status"] == "ok").all(), list(rows["reason"])
     cells = thresholds.summarize_rows(rows.to_dict("records"))
     verdict = thresholds.evaluate(scen.name, scen.thresholds, cells)
-    assert verdict.passed and len(verdict.outcomes) == 2 * 7, verdict.failed
+    assert verdict.passed and len(verdict.outcomes) == 2 * 10, verdict.failed
 
     by_id = rows.set_index("cell_id")
     proxied = rows[rows["via"].isin(["nginx", "caddy", "haproxy"])]
@@ -60,6 +64,12 @@ def test_the_topology_scenario_delivers_everything(tmp_path: Path) -> None:
     assert relayed["net"] == "lan" and relayed["relay_cpu_us_per_msg"] >= 0
     calibrated = json.loads((run_dir / "netem.json").read_text())["calibration"]
     assert [c["net"] for c in calibrated] == ["lan"]
+    nodes = rows[rows["servers"] == 2]  # two nodes on each broker hub, both serving
+    assert set(nodes["hub"]) == {"redis", "nats"}
+    assert all(len(str(n).split(";")) == 2 for n in nodes["node_msgs_delivered"])
+    (killed,) = rows[rows["fault"].fillna("").astype(str) != ""].to_dict("records")
+    assert killed["fault_msgs_lost"] == 0 and bool(killed["fault_same_port"])
+    assert killed["reconnected_clients"] == 2
     secure = by_id.loc["aiohttp-ws-sub2-rate50-p64-tls"]
     assert bool(secure["tls"]) and secure["tls_handshake_p50_us"] > 0
 
