@@ -86,6 +86,9 @@ def _service(secret: bytes | None = SECRET) -> PushService:
         ({"token": make_control_token(b"other")}, None, 401),
         ({}, f"Bearer {make_control_token(SECRET, ttl_s=-5)}", 401),
     ],
+    # fixed ids: the tokens carry their expiry time, and xdist's workers must collect the
+    # same test names
+    ids=["none", "subscriber-query", "subscriber-bearer", "forged", "expired"],
 )
 def test_control_ticker_refused_without_a_control_token(
     query: dict[str, str], header: str | None, status: int
