@@ -452,8 +452,7 @@ def run(args: argparse.Namespace) -> int:
         loop_factory = uvloop.new_event_loop
     # issue 18 item 2: a descriptor per connection, past the usual open-file limits
     nofile = raise_nofile(SERVER_FDS_PER_CONN * config.max_connections + FD_SLACK)
-    # Said when --max-connections asked for more than the limit allows; the default (20,000)
-    # only records what it got (/stats open_files), or every start here would warn.
+    # Said when --max-connections asks for more than allowed; the default only records it.
     if not nofile.enough and config.max_connections != ServerConfig().max_connections:
         print(f"pushbench serve: warning: {nofile.line()}", file=sys.stderr)
     limit = LogRateLimit(args.log_burst, args.log_interval)
