@@ -144,6 +144,10 @@ def _workers_of(run_dir: Path) -> list[int]:
     return pids
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt(
     tmp_path: Path, sig: signal.Signals, wait_for: str, after_s: float, count: int = 1
 ) -> int:
@@ -156,6 +160,9 @@ def _interrupt(
         cwd=Path(__file__).resolve().parent.parent,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        # An xdist worker ignores SIGINT, and a child inherits that (Python then installs
+        # no KeyboardInterrupt handler): the run must get Ctrl-C as a terminal gives it.
+        preexec_fn=_default_sigint,
     )
     try:
         deadline = time.monotonic() + 40
