@@ -179,6 +179,7 @@ def _interrupt(
             proc.kill()
             proc.wait()
     assert proc.returncode is not None, err.decode()
+    print(err.decode(errors="replace"))  # shown when the caller's assertion fails
     return proc.returncode
 
 
