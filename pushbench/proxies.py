@@ -291,6 +291,11 @@ def plan(
     proxy, config = found
     if len(nodes) > 1:
         upstream = NODES_UPSTREAM
+    # Absolute: nginx reads -c relative to its -p prefix, so a relative run directory
+    # (`--out results`, the default) named the config twice over.
+    workdir = workdir.resolve()
+    if tls is not None:
+        tls = (tls[0].resolve(), tls[1].resolve())
     workdir.mkdir(parents=True, exist_ok=True)
     for sub in proxy.dirs:
         (workdir / sub).mkdir(exist_ok=True)

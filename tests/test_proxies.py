@@ -224,3 +224,17 @@ def test_the_proxy_table_subtracts_the_direct_cell(tmp_path: Path) -> None:
 
 def test_no_proxy_section_for_a_direct_run() -> None:
     assert report_proxies.section(load_run(FIXTURE_RUN)) == []
+
+
+@pytest.mark.parametrize("via", proxies.via_names()[1:])
+def test_a_relative_work_dir_is_made_absolute(
+    via: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--out results` (the default) gives relative run directories; nginx reads -c
+    relative to its -p prefix, so every path in the argv and config must be absolute."""
+    monkeypatch.chdir(tmp_path)
+    plan = proxies.plan(via, "x", Path("results/run/proxy"), "127.0.0.1", 2, "127.0.0.1:1", 10)
+    assert plan.config_path.is_absolute()
+    assert plan.config_path == (tmp_path / "results/run/proxy" / plan.config_path.name)
+    paths = [a for a in plan.argv[1:] if "/" in a]
+    assert paths and all(Path(a).is_absolute() for a in paths), plan.argv
