@@ -87,7 +87,9 @@ def openssl() -> str | None:
 
 def generate(directory: Path) -> TlsFiles:
     """A fresh CA and leaf in ``directory`` (created), or the ones already there → the
-    files; TlsError when openssl is missing or fails."""
+    files; TlsError when openssl is missing or fails. ``directory`` is made absolute: openssl
+    runs in it, so a relative one (the default ``--out results``) named its files twice."""
+    directory = directory.resolve()
     files = TlsFiles.in_dir(directory)
     if files.exist():
         return files

@@ -197,3 +197,14 @@ def test_a_tls_cell_delivers_everything_and_times_its_handshake(tmp_path: Path) 
     assert (run_dir / "tls" / "ca.pem").is_file()
     spec = json.loads(next((run_dir / "work").glob("*/worker0.spec.json")).read_text())
     assert spec["base_url"].startswith("https://") and spec["ca_file"].endswith("ca.pem")
+
+
+def test_generate_in_a_relative_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--out results` (the default) makes the run directory relative; openssl runs inside
+    it, so the files must be named absolutely (every TLS cell of a default run failed)."""
+    if tls.openssl() is None:
+        pytest.skip("openssl is missing: run `make system-deps`")
+    monkeypatch.chdir(tmp_path)
+    files = tls.generate(Path("results/run/tls"))
+    assert files.ca.is_absolute() and files.exist()
+    assert files.cert.parent == tmp_path / "results/run/tls"
