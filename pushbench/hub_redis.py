@@ -72,7 +72,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 
 from .contract import Envelope, encode, now_ns
-from .hub import Hub, Item
+from .hub import Item
+from .hub_broker import BrokerHub
 
 __all__ = ["RedisHub", "RedisHubError", "pack_message", "parse_message"]
 
@@ -153,7 +154,7 @@ def _glob_escape(s: bytes) -> bytes:
     return re.sub(rb"([\\*?\[\]])", rb"\\\1", s)
 
 
-class RedisHub(Hub):
+class RedisHub(BrokerHub):
     """A :class:`Hub` whose sequence numbers and delivery order come from Redis.
 
     ``url`` is any redis-py URL (``redis://``, ``rediss://``, ``unix://``);
@@ -186,13 +187,6 @@ class RedisHub(Hub):
         self._pubsub: PubSub | None = None
         self._listener: asyncio.Task[None] | None = None
         self._shas: dict[str, str] = {}
-        self._warm: set[str] = set()
-        self._warming: dict[str, asyncio.Lock] = {}
-        # Observability: how often the listener resubscribed, gaps Redis could
-        # no longer fill (messages lost to this process), sequence resets seen.
-        self.reconnects = 0
-        self.unfilled_gaps = 0
-        self.resets = 0
 
     # --- naming -------------------------------------------------------------
 
@@ -282,41 +276,6 @@ class RedisHub(Hub):
         )
         return int(seq)
 
-    # --- resume -------------------------------------------------------------
-
-    async def ensure_topic(self, topic: str) -> None:
-        """Load the Redis history of ``topic`` into local history, once per process.
-
-        Afterwards the listener keeps it current. If Redis is unavailable the
-        failure is logged and local history served; the listener's catch-up
-        after it reconnects completes the topic.
-        """
-        if topic in self._warm:
-            return
-        lock = self._warming.setdefault(topic, asyncio.Lock())
-        async with lock:
-            if topic in self._warm:
-                return
-            try:
-                await self._catch_up(topic)
-            except RedisError as exc:
-                log.warning("Redis hub %s: cannot load %r: %s", redact(self.url), topic, exc)
-                return
-            self._warm.add(topic)
-        self._warming.pop(topic, None)
-
-    async def publish_many(self, topic: str, payload: str, scheduled: Sequence[int]) -> list[int]:
-        """One at a time: Redis numbers each message (no local batch to fan out)."""
-        return [await self.publish(topic, payload, due) for due in scheduled]
-
-    def topic_ready(self, topic: str) -> bool:
-        return topic in self._warm
-
-    async def wait(self, topic: str, since: int, timeout: float) -> list[Item]:
-        """Long poll, after warming the topic from Redis."""
-        await self.ensure_topic(topic)
-        return await super().wait(topic, since, timeout)
-
     # --- internals ----------------------------------------------------------
 
     def _client(self) -> aioredis.Redis:
@@ -377,104 +336,36 @@ class RedisHub(Hub):
                 backoff = min(backoff * 2, 2.0)
 
     async def _on_message(self, channel: bytes, data: bytes) -> None:
-        """One channel message: fill any gap before it from history, then deliver it."""
+        """One channel message: fill any gap before it from history, then deliver it
+        (:meth:`BrokerHub._on_item`)."""
         topic = channel[len(self._channel_prefix) :].decode()
         try:
             item = self._item(topic, data)
         except ValueError as exc:
             log.warning("Redis hub: skipping malformed message on %r: %s", channel, exc)
             return
-        t = self._topic(topic)  # registered first, so a failed fill is redone on reconnect
-        if item.seq > t.seq + 1:
-            await self._catch_up(topic, item.seq - 1)
-        self._admit(item)
-        self._warm.add(topic)
+        await self._on_item(item)
 
-    async def _reconcile(self) -> None:
-        """Catch every topic this process knows up to Redis (after (re)subscribing)."""
-        for topic in list(self._topics):
-            await self._catch_up(topic)
-            self._warm.add(topic)
+    def _describe(self) -> str:
+        return redact(self.url)
 
-    async def _catch_up(self, topic: str, upto: int | None = None) -> None:
-        """Deliver what Redis holds of ``topic`` after our last seq, up to ``upto``
-        (None: Redis's latest). Safe to run concurrently with the listener:
-        delivery is synchronous and skips sequence numbers already delivered."""
-        t = self._topic(topic)
-        after = t.seq
-        if upto is not None and upto <= after:
-            return
+    async def _range(self, topic: str, after: int, upto: int | None) -> tuple[int, list[Item]]:
+        """Redis's counter of ``topic`` and its history list after ``after`` (up to
+        ``upto``), in one script call; a malformed entry is logged and skipped."""
         cur, raw = await self._script(
             RANGE_LUA,
             (self.seq_key(topic), self.history_key(topic)),
             (after, -1 if upto is None else upto),
         )
-        cur = int(cur)
-        if upto is None and cur < after:
-            # Redis's counter went backwards (it never does on its own): Redis was
-            # flushed or restarted empty. Compared with ``after``, not ``t.seq``,
-            # which the listener may have advanced past ``cur`` meanwhile.
-            log.warning(
-                "Redis hub %s: sequence of %r reset (%d → %d); restarting it",
-                redact(self.url),
-                topic,
-                t.seq,
-                cur,
-            )
-            self.resets += 1
-            t.history.clear()
-            t.seq = cur
-            return
-        # A topic this process already serves gets the missed items like live
-        # ones; a cold one only gets history: its live subscribers asked for
-        # messages from now on, and stale ones would pollute latency figures.
-        admit = self._admit if topic in self._warm else self._remember
+        items = []
         for data in raw:
             try:
-                admit(self._item(topic, data))
+                items.append(self._item(topic, data))
             except ValueError as exc:
                 log.warning("Redis hub: skipping malformed history entry of %r: %s", topic, exc)
-        if upto is None and cur > t.seq:
-            # Redis counted further than it keeps history (history bound 0):
-            # nothing to deliver, but last_seq must agree with Redis.
-            t.history.clear()
-            t.seq = cur
+        return int(cur), items
 
     def _item(self, topic: str, data: bytes) -> Item:
         """Channel bytes → the Item, encoded once (identically in every process)."""
         seq, scheduled, published, payload = parse_message(data)
         return Item(topic, seq, encode(Envelope(topic, seq, scheduled, published, payload)))
-
-    def _remember(self, item: Item) -> None:
-        """Put ``item`` into local history only, without fan-out (warming a cold topic)."""
-        t = self._topic(item.topic)
-        if item.seq <= t.seq:
-            return
-        if item.seq > t.seq + 1:
-            t.history.clear()
-        t.history.append(item)
-        t.seq = item.seq
-
-    def _admit(self, item: Item) -> None:
-        """Deliver ``item`` unless already delivered, keeping local history contiguous.
-
-        A jump that could not be filled (Redis trimmed the messages) restarts
-        local history at ``item``: :meth:`Hub.since` relies on contiguity.
-        """
-        t = self._topic(item.topic)
-        if item.seq <= t.seq:
-            return
-        if item.seq > t.seq + 1:
-            if t.seq > 0:
-                self.unfilled_gaps += 1
-                log.warning(
-                    "Redis hub: %r jumped %d → %d, no longer in Redis history",
-                    item.topic,
-                    t.seq,
-                    item.seq,
-                )
-                # Trimmed from Redis before this process fetched them: a poll or resume
-                # from before the jump counts them in history_gap_messages (Hub.since).
-                t.evicted = max(t.evicted, item.seq - 1)
-            t.history.clear()
-        self._deliver(item)
