@@ -18,6 +18,7 @@ import pytest
 
 from pushbench import cli, scenario
 from pushbench.netem import PROFILES, Direction, Profile
+from pushbench.netem.aim import INITIAL_SLACK_S, MAX_SLACK_S, Aim
 from pushbench.netem.probe import Calibration, echo_server, measure, summarize
 from pushbench.netem.relay import Relay
 from pushbench.netem.shaper import Shaper
@@ -83,10 +84,36 @@ async def _through(shape: Profile, probes: int) -> tuple[list[tuple[float, float
 def test_relay_adds_the_one_way_delay_each_way() -> None:
     shape = Profile("t", "test", up=Direction(30.0), down=Direction(60.0))
     samples, relay = asyncio.run(_through(shape, 5))
+    early_ms = MAX_SLACK_S * 1e3  # the most the learning writer may aim early
     for up, down in samples:
-        assert 29.0 <= up < 1000.0
-        assert 59.0 <= down < 1000.0
+        assert 30.0 - early_ms <= up < 1000.0
+        assert 60.0 - early_ms <= down < 1000.0
     assert relay.counters.accepted == 1
+    assert relay.aim.observed == 10  # every delayed chunk taught the aim (5 up, 5 down)
+
+
+def test_aim_learns_the_timers_mean_lateness() -> None:
+    """A timer that always wakes 1.6 ms after the requested time: the slack converges to
+    1.6 ms, so the chunk leaves at its due time on average (a fixed 1 ms slack, the old
+    relay, would stay 0.6 ms late every time)."""
+    aim, due, bias = Aim(), 10.0, 0.0016
+    for _ in range(400):
+        asked = due - aim.slack_s  # where the writer asks to wake (it sleeps wait_s)
+        assert aim.wait_s(due, 0.0) == pytest.approx(asked)
+        aim.observe(due, asked + bias)
+    assert aim.slack_s == pytest.approx(bias, abs=1e-6)
+    assert aim.observed == 400
+
+
+def test_aim_stays_within_its_bounds() -> None:
+    aim = Aim()
+    assert aim.slack_s == INITIAL_SLACK_S
+    for _ in range(1000):
+        aim.observe(1.0, 2.0)  # a whole second late every time
+    assert aim.slack_s == MAX_SLACK_S
+    for _ in range(1000):
+        aim.observe(1.0, 0.5)  # half a second early every time
+    assert aim.slack_s == 0.0
 
 
 async def _echo_stream(shape: Profile, chunks: list[bytes]) -> bytes:

@@ -22,19 +22,14 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .aim import Aim
 from .profiles import Profile
 from .shaper import Shaper
 
-__all__ = ["MAX_QUEUE_BYTES", "READ_BYTES", "TIMER_SLACK_S", "Relay", "RelayCounters"]
+__all__ = ["MAX_QUEUE_BYTES", "READ_BYTES", "Relay", "RelayCounters"]
 
 MAX_QUEUE_BYTES = 4 << 20
 READ_BYTES = 65_536
-#: asyncio's epoll waits are rounded up to the next millisecond, so a sleep wakes 0–1 ms
-#: late, and the relay's own wake-up, read and write add to that: the writer aims this much
-#: early, which centres the error on the declared delay instead of always erring late. At
-#: 0.5 ms the calibration measured 0.85 ms late per direction (wan: 21.62 ms for a 20 ms
-#: round trip), so it aims a whole millisecond early. The calibration measures the rest.
-TIMER_SLACK_S = 0.001
 
 
 @dataclass
@@ -56,8 +51,9 @@ class _Pipe:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         shaper: Shaper,
+        aim: Aim,
     ) -> None:
-        self.reader, self.writer, self.shaper = reader, writer, shaper
+        self.reader, self.writer, self.shaper, self.aim = reader, writer, shaper, aim
         self.queue: deque[tuple[float, bytes]] = deque()  # b"" marks the EOF
         self.queued = 0
         self.changed = asyncio.Event()
@@ -89,9 +85,10 @@ class _Pipe:
             at, data = self.queue.popleft()
             self.queued -= len(data)
             self.changed.set()
-            wait = at - loop.time() - TIMER_SLACK_S
+            wait = self.aim.wait_s(at, loop.time())
             if wait > 0:
                 await asyncio.sleep(wait)
+                self.aim.observe(at, loop.time())
             if not data:
                 with contextlib.suppress(OSError, RuntimeError):
                     if self.writer.can_write_eof():
@@ -111,6 +108,7 @@ class Relay:
         self.target = target
         self.seed = seed
         self.counters = RelayCounters()
+        self.aim = Aim()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -155,8 +153,8 @@ class Relay:
             c_writer.transport.abort()
             return
         up_shaper, down_shaper = self._shapers(index, start)
-        up = _Pipe(c_reader, s_writer, up_shaper)
-        down = _Pipe(s_reader, c_writer, down_shaper)
+        up = _Pipe(c_reader, s_writer, up_shaper, self.aim)
+        down = _Pipe(s_reader, c_writer, down_shaper, self.aim)
         tasks = [
             asyncio.ensure_future(coro)
             for coro in (up.read_side(), up.write_side(), down.read_side(), down.write_side())

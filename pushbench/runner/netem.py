@@ -62,6 +62,12 @@ def relayed_url(base_url: str, ready_line: str) -> str:
     return urllib.parse.urlsplit(base_url)._replace(netloc=where).geturl()
 
 
+#: Probes sent through a fresh relay before the measured ones and not counted: its writer
+#: learns how late this machine's timer wakes (``pushbench.netem.aim``), as it does in a
+#: cell's warm-up.
+WARMUP_PROBES = 50
+
+
 def start_relay(
     group: ProcessGroup, net: str, base_url: str, pinning: Pinning, seed: int = 0
 ) -> tuple[Started, str]:
@@ -93,6 +99,7 @@ async def _calibrate_one(
             timeout_s=READY_TIMEOUT_S,
         )
         relay_port = int(started.ready_line.rsplit(":", 1)[-1])
+        await measure(relay_port, WARMUP_PROBES)  # the relay learns its timer's lateness
         relayed = await measure(relay_port, probes)
         p = profile(net)
         return summarize(net, (p.up.delay_ms, p.down.delay_ms), relayed, direct)
