@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pushbench import registry, thresholds
+from pushbench.proxies import DIRECT, h2_capable
 
 from . import scaleout
 from .abuse import AbuseSpec, parse_abuse
@@ -281,14 +282,21 @@ def _check_cell(ctx: _Ctx, cell: Cell, top: _Block, block: _Block) -> None:
             f"({', '.join(serving) or 'none does'}); {cell.stack} serves "
             f"{', '.join(stack.serves)}: change the stack or exclude the cell",
         )
-    # h35 (issue 18 item 3): an HTTP/2 transport needs a stack that speaks HTTP/2
-    if row.http2 and not stack.http2:
+    # h35 (issue 18 item 3): an HTTP/2 transport needs a stack that speaks HTTP/2 — or
+    # (h43) a proxy in front that does (nginx: h2 to the client, HTTP/1.1 to any stack)
+    if row.http2 and cell.via != DIRECT and not h2_capable(cell.via):
+        raise bad("via", cell.via, f'a proxy that speaks HTTP/2 for {cell.transport!r} ("nginx")')
+    if row.http2 and cell.via != DIRECT and not cell.tls and cell.publishers:
+        # nginx's plaintext http2 port speaks only h2c: the publishers' HTTP/1.1 POSTs fail
+        raise bad("publishers", cell.publishers, "0 for an h2c cell behind a proxy (or tls)")
+    if row.http2 and not stack.http2 and cell.via == DIRECT:
         speaking = [s.name for s in registry.stacks() if s.http2 and row.protocol in s.serves]
         raise bad(
             "stacks",
             cell.stack,
             f"a stack that speaks HTTP/2 for transport {cell.transport!r} "
-            f"({', '.join(speaking) or 'none does'}): change the stack or exclude the cell",
+            f'({", ".join(speaking) or "none does"}), or via = "nginx" in front: change '
+            "the stack or exclude the cell",
         )
     engine = CLIENT_ENGINES[cell.client]
     if engine not in row.clients:
