@@ -25,6 +25,7 @@ from pushbench.proxies import DIRECT, h2_capable
 
 from . import scaleout
 from .abuse import AbuseSpec, parse_abuse
+from .browser_streams import BrowserStreamsSpec, parse_browser_streams  # h43
 from .model import Cell, Checks, Scenario, ScenarioError, Slo
 from .params import (
     BLOCK_KEYS,
@@ -423,7 +424,7 @@ def from_dict(
 ) -> Scenario:
     """Validate parsed TOML and expand it into a :class:`Scenario` (or raise ScenarioError)."""
     ctx = _Ctx(source)
-    ctx.check_keys(data, "", (*TOP_KEYS, "thresholds", "abuse"))
+    ctx.check_keys(data, "", (*TOP_KEYS, "thresholds", "abuse", "browser_streams"))
     name = data.get("name", default_name)
     if not isinstance(name, str) or not _SAFE_ID.fullmatch(name):
         raise ctx.bad("name", name, "letters, digits, '.', '_' or '-' (it names result files)")
@@ -447,10 +448,14 @@ def from_dict(
         expanded += [(c, block) for c in _apply_rules(ctx, _expand(name, top, block), block.rules)]
     # issue 17 item 5: a file of only [abuse] (no cell key at all) measures no cells.
     abuse = _abuse(ctx, data["abuse"]) if "abuse" in data else None
-    if abuse is not None and not any(k in data for k in ("cells", *BLOCK_KEYS)):
+    # h43 (issue 18 item 3): the browser's streams-per-origin probe, after the cells; a
+    # file of only [browser_streams] (and/or [abuse]) measures no cells either
+    streams = _browser_streams(ctx, data["browser_streams"]) if "browser_streams" in data else None
+    probes_only = abuse is not None or streams is not None
+    if probes_only and not any(k in data for k in ("cells", *BLOCK_KEYS)):
         expanded = []
     kept = set(_apply_rules(ctx, [c for c, _ in expanded], top.rules))
-    if not kept and abuse is None:
+    if not kept and not probes_only:
         raise ctx.error("exclude", "every cell is excluded; nothing would run")
     cells: list[Cell] = []
     owner: dict[str, tuple[Cell, str]] = {}
@@ -470,7 +475,7 @@ def from_dict(
                 "set of parameters: make them equal or change a parameter that is part of the id",
             )
     gates = _thresholds(ctx, data["thresholds"], cells) if "thresholds" in data else ()
-    return Scenario(name, description.strip(), source, tuple(cells), gates, abuse)
+    return Scenario(name, description.strip(), source, tuple(cells), gates, abuse, streams)
 
 
 def _abuse(ctx: _Ctx, value: Any) -> AbuseSpec:
@@ -478,6 +483,15 @@ def _abuse(ctx: _Ctx, value: Any) -> AbuseSpec:
     spec, key, problem = parse_abuse(ctx.table(value, "abuse", "the abuse probes' sizes"))
     if key:
         raise ctx.error(_join("abuse", key), problem)
+    return spec
+
+
+def _browser_streams(ctx: _Ctx, value: Any) -> BrowserStreamsSpec:
+    """The ``[browser_streams]`` table (h43), or ScenarioError naming the bad key."""
+    table = ctx.table(value, "browser_streams", "the browser streams probe's sizes")
+    spec, key, problem = parse_browser_streams(table)
+    if key:
+        raise ctx.error(_join("browser_streams", key), problem)
     return spec
 
 
