@@ -59,7 +59,7 @@ from .recorder import Recorder
 from .sse import DEFAULT_RETRY_MS, eventsource_delay
 from .sse import HEADERS as SSE_HEADERS
 from .tcpinfo import TcpMeter
-from .tlsconn import connect
+from .tlsconn import Phases, connect
 
 __all__ = ["H2Conn", "H2Pool", "LongPollH2Client", "SseH2Client", "pool", "run_long", "run_sse"]
 
@@ -117,6 +117,7 @@ class H2Conn(asyncio.BufferedProtocol):
         self.users = 0  # clients holding it (:meth:`H2Pool.release`: the last one closes it)
         self.limit = limit_hint
         self.closed = False
+        self.phases: Phases | None = None  # h43: its TCP connect and TLS handshake times
         self._buffer = read_buffer()
 
     # --- capacity ----------------------------------------------------------------------
@@ -237,6 +238,20 @@ class H2Conn(asyncio.BufferedProtocol):
             stream.on_fail(exc)
 
 
+def check_alpn(conn: H2Conn) -> None:
+    """A TLS connection must have agreed on ``h2`` by ALPN (h43): a server or proxy that
+    answers HTTP/1.1 only (nginx without ``http2`` on its listener) is refused here with
+    what it chose, not mistaken for a broken HTTP/2 peer."""
+    transport = conn.transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if ssl_object is None:
+        return  # h2c with prior knowledge
+    chosen = ssl_object.selected_alpn_protocol()
+    if chosen != "h2":
+        conn.close()
+        raise SessionEnded(f"TLS peer did not agree on h2 by ALPN (it chose {chosen!r})")
+
+
 class H2Pool:
     """The HTTP/2 connections of one event loop to one origin, shared by its clients."""
 
@@ -258,7 +273,8 @@ class H2Pool:
             self.opened += 1
             conn.reserved += 1
             try:
-                await connect(lambda: conn, conn, host, port, tls, clock(), clock)
+                conn.phases = await connect(lambda: conn, conn, host, port, tls, clock(), clock)
+                check_alpn(conn)
             except BaseException:
                 conn.closed = True
                 conn.reserved -= 1
@@ -345,6 +361,11 @@ class _H2Client(Client):
             conn.reserved -= 1
         return conn
 
+    def phases(self, conn: H2Conn) -> Phases | None:
+        """The connect phases to report (h43): the connection's, for the client that
+        opened it (one figure per TCP connection, as its bytes); None for the others."""
+        return conn.phases if conn.owner is self.stats else None
+
     async def close(self) -> None:
         """The client stops: leave its connection (the last to leave closes it)."""
         conn, self.conn = self.conn, None
@@ -416,7 +437,7 @@ class SseH2Client(_H2Client):
             async with asyncio.timeout(self.spec.connect_timeout_s):
                 conn = await self.stream(stream, self.headers(self.target, extra))
                 opened = await stream.opened
-            self.stats.established(opened - t0)
+            self.stats.established(opened - t0, self.phases(conn))
             async with self.publishing(self.publish_http):
                 await stream.done
         finally:
@@ -471,7 +492,8 @@ class LongPollH2Client(_H2Client, PollClient):
         t0 = clock()
         async with asyncio.timeout(self.spec.connect_timeout_s):
             opened = await self._poll(0.0)
-        self.stats.established(opened - t0)
+        conn = self.conn
+        self.stats.established(opened - t0, None if conn is None else self.phases(conn))
         async with self.publishing(self.publish_http):
             while True:
                 await self._poll(self.timeout_s)

@@ -25,6 +25,13 @@ Caddy ``tls_connection_policies`` on the server and the ``tls`` app loading the 
 HAProxy ``bind … ssl crt`` on one PEM (certificate then key, written beside the config).
 The upstream to the server stays plain HTTP.
 
+HTTP/2 to the client (issue 18 item 3, h43): a cell of an ``-h2`` transport behind a proxy
+asks :func:`plan` for ``http2``; a proxy that can terminate it has an :attr:`Proxy.http2`
+fragment for its listen line (nginx ``listen … http2``: h2c with prior knowledge on
+plaintext — that port then speaks no HTTP/1.1 — and h2 or HTTP/1.1 by ALPN with ``ssl``),
+filled into the ``@h2_listen@`` placeholder. The upstream stays HTTP/1.1, so any stack
+serves an ``-h2`` cell behind it. Caddy and HAProxy have no fragment here (refused).
+
 Each config is a template file in ``pushbench/proxy_templates/`` (``@name@`` placeholders,
 so nginx's ``$variables`` and Caddy's JSON braces need no escaping) filled by
 :func:`render` into the run directory. Every file the proxy writes (pid, temp files,
@@ -56,6 +63,7 @@ __all__ = [
     "Proxy",
     "ProxyPlan",
     "binary",
+    "h2_capable",
     "missing",
     "plan",
     "proxy_of",
@@ -75,7 +83,7 @@ NAIVE_IDLE_S = 10
 LONG_TIMEOUT_S = 3600
 #: The configs of each proxy, in ``via`` order: ``good`` is ``via = "<proxy>"``.
 CONFIGS: tuple[str, ...] = ("good", "naive")
-_PLACEHOLDER = re.compile(r"@([a-z_]+)@")
+_PLACEHOLDER = re.compile(r"@([a-z][a-z0-9_]*)@")  # h43: digits (h2_listen)
 #: The TLS listener's placeholders every template has (issue 12 item 2): ``tls_listen`` on
 #: the listen/bind line, ``tls_config`` where the proxy's certificate settings go (""
 #: for a proxy that needs none, and for every plaintext cell).
@@ -98,6 +106,8 @@ class Proxy:
     #: ("" where the proxy needs none), with ``{cert}``, ``{key}`` and ``{pem}`` (the
     #: certificate and key in one file) filled by :func:`plan`.
     tls: tuple[str, str] = ("", "")
+    #: issue 18 item 3 (h43): the listen line's HTTP/2 fragment ("": not offered here)
+    http2: str = ""
 
     def command(self, exe: str, config: Path, workdir: Path) -> list[str]:
         """The argv that runs the proxy in the foreground on ``config``."""
@@ -123,6 +133,7 @@ PROXIES: tuple[Proxy, ...] = (
             "ssl_certificate {cert};\n        ssl_certificate_key {key};\n"
             "        ssl_protocols TLSv1.2 TLSv1.3;",
         ),
+        http2=" http2",  # h43: nginx 1.22's per-listen switch (1.25 has `http2 on`)
     ),
     Proxy(
         "caddy",
@@ -195,6 +206,13 @@ def tls_at(via: str, tls: bool) -> str | None:
     return "server" if via == DIRECT else "proxy"
 
 
+def h2_capable(via: str) -> bool:
+    """Whether ``via`` can speak HTTP/2 to the clients (issue 18 item 3, h43): direct
+    (the stack's own HTTP/2 decides) or a proxy with an :attr:`Proxy.http2` fragment."""
+    found = proxy_of(via)
+    return found is None or bool(found[0].http2)
+
+
 def binary(proxy: Proxy) -> str | None:
     """The proxy's executable on PATH (or Debian's ``/usr/sbin``), else None."""
     return shutil.which(proxy.executable) or shutil.which(
@@ -247,6 +265,7 @@ class ProxyPlan:
     port: int
     upstream: str
     tls: bool = False  # issue 12 item 2: the listener terminates TLS (clients: https://)
+    http2: bool = False  # issue 18 item 3 (h43): the listener speaks HTTP/2 to the clients
 
     @property
     def base_url(self) -> str:
@@ -278,13 +297,16 @@ def plan(
     connections: int,
     nodes: Sequence[str] = (),
     tls: tuple[Path, Path] | None = None,
+    http2: bool = False,
 ) -> ProxyPlan:
     """Write the config of ``via`` into ``workdir`` (created, with the temp directories
     nginx wants) for a proxy listening on ``host:port`` in front of ``upstream``
     (``host:port``), sized for ``connections`` client connections → what to start.
     ``nodes`` (scale-out): two or more servers to balance instead of ``upstream`` — nginx
     only (a ValueError for a config without an upstream block). ``tls`` (issue 12 item 2):
-    the run's (certificate, key): the proxy listens with TLS and forwards plain HTTP."""
+    the run's (certificate, key): the proxy listens with TLS and forwards plain HTTP.
+    ``http2`` (issue 18 item 3): the listener speaks HTTP/2 (a ValueError for a proxy
+    without an :attr:`Proxy.http2` fragment or a config without ``@h2_listen@``)."""
     found = proxy_of(via)
     if found is None:
         raise ValueError("direct: no proxy to plan")
@@ -311,14 +333,19 @@ def plan(
         "idle_s": str(NAIVE_IDLE_S),
         "upstream_block": upstream_block(nodes),
         **tls_values(proxy, workdir, *(tls or (None, None))),  # issue 12 item 2
+        "h2_listen": proxy.http2 if http2 else "",  # issue 18 item 3 (h43)
     }
     text = template(proxy, config)
     used = set(_PLACEHOLDER.findall(text))
     if tls is not None and not set(TLS_PLACEHOLDERS) & used:
         raise ValueError(f"via = {via!r}: its config has no TLS listener")
+    if http2 and not (proxy.http2 and "h2_listen" in used):  # h43
+        raise ValueError(f"via = {via!r} cannot speak HTTP/2 to the clients (nginx only)")
     if len(nodes) > 1 and "upstream_block" not in used:
         raise ValueError(f"via = {via!r} cannot balance several servers (nginx only)")
     path = workdir / f"{proxy.name}{proxy.suffix}"
     path.write_text(render(text, {k: v for k, v in values.items() if k in used}), "utf-8")
     argv = tuple(proxy.command(exe, path, workdir))
-    return ProxyPlan(via, proxy.name, config, argv, path, host, port, upstream, tls is not None)
+    return ProxyPlan(
+        via, proxy.name, config, argv, path, host, port, upstream, tls is not None, http2
+    )

@@ -28,6 +28,7 @@ ENTRY_POINTS = {
     "pushbench.cli",
     "pushbench.clients.worker",
     "pushbench.clients.browser_worker",
+    "pushbench.clients.browser_streams",  # h43: the [browser_streams] page
     "pushbench.clients.locust_worker",
     "pushbench.clients.locustfile",
     "pushbench.bench.feeder",

@@ -41,9 +41,12 @@ def run(args: argparse.Namespace) -> int:
     if result is None:
         return code
     if not result.rows:  # an [abuse]-only run: no cells, so no report; its table instead
-        from pushbench.report import robustness
+        from pushbench.report import http2, robustness
 
-        print(robustness.text(result.run_dir))
+        if (result.run_dir / "abuse.json").exists():
+            print(robustness.text(result.run_dir))
+        if (result.run_dir / "browser_streams.json").exists():  # h43
+            print(http2.text(result.run_dir))
         return code
     if args.no_report:
         return code

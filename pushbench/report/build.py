@@ -24,6 +24,7 @@ from . import (
     doc,
     faults,  # h32 (issue 12 item 5)
     guide,
+    http2,  # h43: the [browser_streams] probe
     netem,
     paths,
     proxies,
@@ -482,6 +483,7 @@ def document(
         doc.Section("Saturation", "saturation", tuple(_saturation_blocks(run))),
         guide.section(run),
         *filter(None, [robustness.section(run.path)]),  # the [abuse] probes, when run
+        *filter(None, [http2.section(run.path)]),  # h43: Chromium's streams per origin
         doc.Section(
             "Latency",
             "latency",

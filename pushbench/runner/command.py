@@ -122,7 +122,8 @@ def execute(args: argparse.Namespace) -> tuple[int, RunResult | None]:
         settings=args.settings,
         target=target,
     )
-    if not selected(scenario, options) and scenario.abuse is None:
+    probes = scenario.abuse is not None or scenario.browser_streams is not None  # h43
+    if not selected(scenario, options) and not probes:
         print(f"pushbench run: error: no cell id contains {args.only!r}", file=sys.stderr)
         return ExitCode.USAGE, None
     if args.dry_run:

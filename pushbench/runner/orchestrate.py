@@ -36,10 +36,12 @@ from pushbench.results import (
 )
 from pushbench.scenario import Cell, Scenario
 from pushbench.schema.abuse import write_records
+from pushbench.schema.browser_streams import write_records as write_streams  # h43
 from pushbench.schema.cells import CELLS_SCHEMA_VERSION
 
 from . import netem
 from .abuse import run_abuse
+from .browser_streams import run_browser_streams  # h43
 from .cell import run_one
 from .options import RunOptions, RunResult
 from .progress import Progress
@@ -147,6 +149,8 @@ def run_scenario(scenario: Scenario, options: RunOptions, *, seed: int | None = 
                 number += 1
             if scenario.abuse is not None:  # issue 17 item 5: the [abuse] probes
                 result.reason = _run_abuse(scenario, run_dir, pinning)
+            if scenario.browser_streams is not None:  # h43 (issue 18 item 3)
+                result.reason = result.reason or _run_streams(scenario, run_dir, pinning)
     except KeyboardInterrupt as exc:
         result.reason = str(exc) or "interrupted"
     finally:
@@ -227,6 +231,16 @@ def _run_abuse(scenario: Scenario, run_dir: Path, pinning: Pinning) -> str:
     write_records(run_dir, records)
     failed = [f"{r.stack}/{r.probe}" for r in records if r.status != "ok"]
     return f"{len(failed)} abuse probe(s) failed: {', '.join(failed)}" if failed else ""
+
+
+def _run_streams(scenario: Scenario, run_dir: Path, pinning: Pinning) -> str:
+    """The scenario's ``[browser_streams]`` probe (h43) → ``browser_streams.json``; why
+    the run is incomplete ("" when both halves ran)."""
+    assert scenario.browser_streams is not None
+    records = run_browser_streams(scenario.browser_streams, run_dir, pinning, scenario.name)
+    write_streams(run_dir, records)
+    failed = [f"{r.asked}: {r.reason}" for r in records if r.status != "ok"]
+    return f"browser streams probe failed: {'; '.join(failed)}" if failed else ""
 
 
 def _incomplete_reason(rows: Sequence[dict[str, Any]]) -> str:

@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pushbench import proxies
+from pushbench import proxies, registry
 from pushbench.procs import Pinning, ProcessGroup, Started, run_tool
 from pushbench.scenario import Cell
 from pushbench.tls import TlsFiles
@@ -70,8 +70,9 @@ def start_proxy(
     port = free_port() if port is None else port
     nodes = [u.removeprefix("http://").rstrip("/") for u in node_urls]
     cert = None if tls is None else (tls.cert, tls.key)
+    http2 = registry.transport(cell.transport).http2  # h43: an -h2 cell's h2 listener
     plan = proxies.plan(
-        cell.via, exe, workdir, HOST, port, upstream, cell.subscribers, nodes, tls=cert
+        cell.via, exe, workdir, HOST, port, upstream, cell.subscribers, nodes, cert, http2
     )
     started = group.start(
         "proxy",

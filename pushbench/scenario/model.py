@@ -19,6 +19,7 @@ from pushbench.outage import Outage  # h32 (issue 12 item 5)
 from pushbench.thresholds import Threshold
 
 from .abuse import AbuseSpec
+from .browser_streams import BrowserStreamsSpec  # h43
 from .params import default, num_id
 
 __all__ = ["CELL_OVERHEAD_S", "Cell", "Checks", "Scenario", "ScenarioError", "Slo"]
@@ -320,6 +321,8 @@ class Scenario:
     thresholds: tuple[Threshold, ...] = ()
     # issue 17 item 5 (abuse probes): the [abuse] table, None when the file has none.
     abuse: AbuseSpec | None = None
+    # issue 18 item 3 (h43): the [browser_streams] probe, None when the file has none.
+    browser_streams: BrowserStreamsSpec | None = None
 
     def cells(self) -> tuple[Cell, ...]:
         """Every cell, in file order (blocks, then the cartesian product)."""

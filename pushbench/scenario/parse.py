@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from pushbench import registry, thresholds
+from pushbench.proxies import DIRECT, h2_capable
 
 from . import scaleout
 from .abuse import AbuseSpec, parse_abuse
+from .browser_streams import BrowserStreamsSpec, parse_browser_streams  # h43
 from .model import Cell, Checks, Scenario, ScenarioError, Slo
 from .params import (
     BLOCK_KEYS,
@@ -281,14 +283,21 @@ def _check_cell(ctx: _Ctx, cell: Cell, top: _Block, block: _Block) -> None:
             f"({', '.join(serving) or 'none does'}); {cell.stack} serves "
             f"{', '.join(stack.serves)}: change the stack or exclude the cell",
         )
-    # h35 (issue 18 item 3): an HTTP/2 transport needs a stack that speaks HTTP/2
-    if row.http2 and not stack.http2:
+    # h35 (issue 18 item 3): an HTTP/2 transport needs a stack that speaks HTTP/2 — or
+    # (h43) a proxy in front that does (nginx: h2 to the client, HTTP/1.1 to any stack)
+    if row.http2 and cell.via != DIRECT and not h2_capable(cell.via):
+        raise bad("via", cell.via, f'a proxy that speaks HTTP/2 for {cell.transport!r} ("nginx")')
+    if row.http2 and cell.via != DIRECT and not cell.tls and cell.publishers:
+        # nginx's plaintext http2 port speaks only h2c: the publishers' HTTP/1.1 POSTs fail
+        raise bad("publishers", cell.publishers, "0 for an h2c cell behind a proxy (or tls)")
+    if row.http2 and not stack.http2 and cell.via == DIRECT:
         speaking = [s.name for s in registry.stacks() if s.http2 and row.protocol in s.serves]
         raise bad(
             "stacks",
             cell.stack,
             f"a stack that speaks HTTP/2 for transport {cell.transport!r} "
-            f"({', '.join(speaking) or 'none does'}): change the stack or exclude the cell",
+            f'({", ".join(speaking) or "none does"}), or via = "nginx" in front: change '
+            "the stack or exclude the cell",
         )
     engine = CLIENT_ENGINES[cell.client]
     if engine not in row.clients:
@@ -415,7 +424,7 @@ def from_dict(
 ) -> Scenario:
     """Validate parsed TOML and expand it into a :class:`Scenario` (or raise ScenarioError)."""
     ctx = _Ctx(source)
-    ctx.check_keys(data, "", (*TOP_KEYS, "thresholds", "abuse"))
+    ctx.check_keys(data, "", (*TOP_KEYS, "thresholds", "abuse", "browser_streams"))
     name = data.get("name", default_name)
     if not isinstance(name, str) or not _SAFE_ID.fullmatch(name):
         raise ctx.bad("name", name, "letters, digits, '.', '_' or '-' (it names result files)")
@@ -439,10 +448,14 @@ def from_dict(
         expanded += [(c, block) for c in _apply_rules(ctx, _expand(name, top, block), block.rules)]
     # issue 17 item 5: a file of only [abuse] (no cell key at all) measures no cells.
     abuse = _abuse(ctx, data["abuse"]) if "abuse" in data else None
-    if abuse is not None and not any(k in data for k in ("cells", *BLOCK_KEYS)):
+    # h43 (issue 18 item 3): the browser's streams-per-origin probe, after the cells; a
+    # file of only [browser_streams] (and/or [abuse]) measures no cells either
+    streams = _browser_streams(ctx, data["browser_streams"]) if "browser_streams" in data else None
+    probes_only = abuse is not None or streams is not None
+    if probes_only and not any(k in data for k in ("cells", *BLOCK_KEYS)):
         expanded = []
     kept = set(_apply_rules(ctx, [c for c, _ in expanded], top.rules))
-    if not kept and abuse is None:
+    if not kept and not probes_only:
         raise ctx.error("exclude", "every cell is excluded; nothing would run")
     cells: list[Cell] = []
     owner: dict[str, tuple[Cell, str]] = {}
@@ -462,7 +475,7 @@ def from_dict(
                 "set of parameters: make them equal or change a parameter that is part of the id",
             )
     gates = _thresholds(ctx, data["thresholds"], cells) if "thresholds" in data else ()
-    return Scenario(name, description.strip(), source, tuple(cells), gates, abuse)
+    return Scenario(name, description.strip(), source, tuple(cells), gates, abuse, streams)
 
 
 def _abuse(ctx: _Ctx, value: Any) -> AbuseSpec:
@@ -470,6 +483,15 @@ def _abuse(ctx: _Ctx, value: Any) -> AbuseSpec:
     spec, key, problem = parse_abuse(ctx.table(value, "abuse", "the abuse probes' sizes"))
     if key:
         raise ctx.error(_join("abuse", key), problem)
+    return spec
+
+
+def _browser_streams(ctx: _Ctx, value: Any) -> BrowserStreamsSpec:
+    """The ``[browser_streams]`` table (h43), or ScenarioError naming the bad key."""
+    table = ctx.table(value, "browser_streams", "the browser streams probe's sizes")
+    spec, key, problem = parse_browser_streams(table)
+    if key:
+        raise ctx.error(_join("browser_streams", key), problem)
     return spec
 
 
