@@ -269,3 +269,38 @@ def test_reconnect_times_figure_from_the_fault_cells(run_dir: Path, tmp_path: Pa
     assert plot.path.read_bytes().startswith(b"\x89PNG")
     failed = load_run(_write(tmp_path / "failed", [{**cells[0], "status": "failed"}]))
     assert reconnect_times(failed, tmp_path) == []  # nothing ok: nothing drawn
+
+
+def test_http2_figures_in_the_idle_and_proxies_situations(tmp_path: Path) -> None:
+    """Issue 18 item 4: with an HTTP/2 cell beside its HTTP/1.1 twin and the browser probe's
+    record, the guide cites both; the static six-connection caveat goes (measured now)."""
+    from pushbench.schema.browser_streams import StreamResult, StreamsRecord, write_records
+
+    h2 = _cell("sse", lat_p50_us=900.0, bytes_in_per_msg=196.0)
+    h2.update(transport="sse-h2", cell_id="aiohttp-sse-h2-sub10-rate50-p100")
+    path = _write(tmp_path / "h2", [_cell("sse", bytes_in_per_msg=193.0), h2])
+    plain = _md(path, "idle")
+    assert "6 HTTP/1.1 connections per origin" in plain  # no probe yet: the static caveat
+    assert "sse on aiohttp over HTTP/2 vs HTTP/1.1: p50 900 µs vs 600 µs" in plain
+    assert "(cells `aiohttp-sse-h2-sub10-rate50-p100` vs `aiohttp-sse-sub10-rate50-p100`)" in (
+        _md(path, "proxies")
+    )
+
+    def streams(i: int, opened: bool) -> StreamResult:
+        return StreamResult(i, 30.0, 40.0, 5, 1) if opened else StreamResult(i, None, None, 0, 0)
+
+    probe = tmp_path / "probe"
+    _write(probe, [_cell("sse", bytes_in_per_msg=193.0), h2])
+    write_records(
+        probe,
+        [
+            StreamsRecord("http/1.1", "starlette-hypercorn", 8, 1.5, 20.0, protocol="http/1.1",
+                          per_stream=tuple(streams(i, i < 6) for i in range(8))),
+            StreamsRecord("h2", "starlette-hypercorn", 8, 1.5, 20.0, protocol="h2",
+                          per_stream=tuple(streams(i, True) for i in range(8))),
+        ],
+    )  # fmt: skip
+    measured = _md(probe, "idle")
+    assert "over **http/1.1**: 6 open, 2 waiting, 6 receiving after 1.5 s" in measured
+    assert "over **h2**: 8 open, 0 waiting, 8 receiving" in measured
+    assert "6 HTTP/1.1 connections per origin" not in measured  # replaced by the figure

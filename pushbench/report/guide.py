@@ -40,12 +40,12 @@ from typing import Any
 from pushbench import registry
 from pushbench.metrics.flags import rule_text
 
-from . import doc, guide_topology, style
+from . import doc, guide_topology, http2, style
 from .load import METRICS, Run, point_label, variant_label
 from .robustness import idle_memory_line
 from .saturation import SWEEP_KEY, saturation_marks
 from .scale import scale_lines
-from .situation import LOW_RATE_MAX, MIN_DELIVERED, Situation
+from .situation import LOW_RATE_MAX, MIN_DELIVERED, Notes, Situation
 from .situation import cite as _cite
 from .situation import fmt as _fmt
 from .situation import low_rate as _low_rate
@@ -101,6 +101,24 @@ _RECONNECT = (
 )
 _SHORTPOLL = "short polling's latency is set by its interval, not by the transport"
 
+_IDLE_CAVEATS = (
+    "heartbeats (WebSocket ping, SSE comment) keep proxies from closing idle "
+    "connections, and cost bytes and CPU; short polling pays a request per interval "
+    "per client even when nothing is new",
+    http2.BROWSER_LIMIT_CAVEAT,
+)
+
+
+def _idle_notes(run: Run) -> Notes:
+    """Issue 18 item 4: the browser's six-connection limit and HTTP/2 beside HTTP/1.1, as
+    this run measured them; the static caveat on the limit goes when the probe ran."""
+    browser = http2.browser_facts(run)
+    facts = (*browser, *http2.h2_pair_facts(run))
+    if not browser:
+        return Notes(facts)
+    return Notes(facts, tuple(c for c in _IDLE_CAVEATS if c != http2.BROWSER_LIMIT_CAVEAT))
+
+
 SITUATIONS: tuple[Situation, ...] = (
     Situation(
         "low-rate",
@@ -141,15 +159,10 @@ SITUATIONS: tuple[Situation, ...] = (
         "thousands of connections open, little to say (presence, rare alerts)",
         _idle,
         "idle",
-        (
-            "heartbeats (WebSocket ping, SSE comment) keep proxies from closing idle "
-            "connections, and cost bytes and CPU; short polling pays a request per interval "
-            "per client even when nothing is new",
-            "browsers allow about 6 HTTP/1.1 connections per origin: many EventSource or "
-            "long-poll tabs queue behind each other (HTTP/2 lifts this)",
-        ),
+        _IDLE_CAVEATS,
         latency=None,
         cost="mem_marginal_bytes_per_conn",
+        notes=lambda run, rows: _idle_notes(run),
     ),
     # issue 12 item 8 (h33): behind proxies, production (TLS), unreliable networks, scale-out
     *guide_topology.situations(_RECONNECT, _SHORTPOLL),

@@ -34,7 +34,7 @@ from typing import Any
 from pushbench import registry
 from pushbench.netem import PROFILES
 
-from . import stats
+from . import http2, stats
 from .load import IDENTITY, METRICS, Run, variant_label
 from .pairs import number, same_but, twin_key
 from .proxies import proxy_rows
@@ -218,6 +218,13 @@ def _proxy_notes(run: Run, rows: Any) -> Notes:
             "(TLS interception, no long-lived responses at all)",
         ),
     )
+
+
+def _proxy_and_h2_notes(run: Run, rows: Any) -> Notes:
+    """The proxies' facts, then (issue 18 item 4) HTTP/2 beside HTTP/1.1 where the run has
+    both: a proxy that speaks HTTP/2 to clients carries every stream on one connection."""
+    notes = _proxy_notes(run, rows)
+    return Notes((*notes.facts, *http2.h2_pair_facts(run)), notes.caveats)
 
 
 # --- production (TLS) ---------------------------------------------------------------------
@@ -408,7 +415,7 @@ def situations(reconnect: str, shortpoll: str) -> tuple[Situation, ...]:
                 "polling get through nearly everything",
                 shortpoll,
             ),
-            notes=_proxy_notes,
+            notes=_proxy_and_h2_notes,
         ),
         Situation(
             "tls",

@@ -12,8 +12,25 @@ from pathlib import Path
 from pushbench.schema.browser_streams import StreamsRecord, read_records
 
 from . import doc
+from .load import Run
+from .pairs import number, same_but, twin_key
+from .situation import fmt
 
-__all__ = ["per_stream_table", "protocol_table", "section", "text"]
+__all__ = [
+    "BROWSER_LIMIT_CAVEAT",
+    "browser_facts",
+    "h2_pair_facts",
+    "per_stream_table",
+    "protocol_table",
+    "section",
+    "text",
+]
+
+#: The guide's static caveat that a run with the browser probe replaces by its figures.
+BROWSER_LIMIT_CAVEAT = (
+    "browsers allow about 6 HTTP/1.1 connections per origin: many EventSource or "
+    "long-poll tabs queue behind each other (HTTP/2 lifts this)"
+)
 
 
 def _ms(v: float | None) -> str:
@@ -102,3 +119,61 @@ def text(run_dir: Path) -> str:
     lines = [" | ".join(table.header)]
     lines += [" | ".join(row) for row in table.rows]
     return "\n".join(lines)
+
+
+# --- what the decision guide cites (issue 18 item 4) ----------------------------------------
+
+
+def browser_facts(run: Run) -> tuple[str, ...]:
+    """The measured six-connection limit, one line per protocol the probe ran (none when
+    the run has no ``browser_streams.json``)."""
+    out = []
+    for r in read_records(run.path):
+        if r.status != "ok":
+            continue
+        out.append(
+            f"Chromium opening {r.streams} EventSources to one origin over "
+            f"**{r.protocol or r.asked}**: {r.open} open, {r.waiting} waiting, {r.receiving} "
+            f"receiving after {r.hold_s:g} s (`browser_streams.json`, {r.stack})"
+        )
+    return tuple(out)
+
+
+def _base(transport: str) -> str | None:
+    return transport[: -len("-h2")] if transport.endswith("-h2") else None
+
+
+def h2_pair_facts(run: Run) -> tuple[str, ...]:
+    """Each HTTP/2 cell beside its HTTP/1.1 twin (same stack and point, the transport
+    without ``-h2``): p50, p99, TCP payload bytes and server CPU per message."""
+    summary = run.summary()
+    if "transport" not in summary.columns:
+        return ()
+    rows = summary[~summary["probe"].astype(bool)] if "probe" in summary else summary
+    key_cols = same_but("transport", "stack")
+    by_key = {
+        (r["transport"], twin_key(r, key_cols)): r
+        for r in rows.to_dict("records")
+        if _base(str(r["transport"])) is None
+    }
+    out = []
+    for r in rows.to_dict("records"):
+        base = _base(str(r["transport"]))
+        twin = by_key.get((base, twin_key(r, key_cols))) if base else None
+        if twin is None or not number(r.get("lat_p50_us")) or not number(twin.get("lat_p50_us")):
+            continue
+        figs = ", ".join(
+            f"{label} {fmt(c, r.get(c))} vs {fmt(c, twin.get(c))}"
+            for label, c in (
+                ("p50", "lat_p50_us"),
+                ("p99", "lat_p99_us"),
+                ("bytes in", "bytes_in_per_msg"),
+                ("server CPU", "server_cpu_us_per_msg"),
+            )
+        )
+        where = f" via {r['via']}" if r.get("via") not in (None, "", "direct") else ""
+        out.append(
+            f"{base} on {r['stack']}{where} over HTTP/2 vs HTTP/1.1: {figs} "
+            f"(cells `{r['cell_id']}` vs `{twin['cell_id']}`)"
+        )
+    return tuple(out)
