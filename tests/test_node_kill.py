@@ -157,6 +157,8 @@ def test_one_node_killed_its_clients_resume_on_the_other(
     assert df["fault_same_port"].all() and (df["reconnects"] >= on_node).all()
     assert (df["reconnect_max_ms"] >= df["reconnect_p50_ms"]).all()
     for _, row in df.iterrows():  # both nodes' CPU, the killed one's across its restart
+        conns = [int(x) for x in str(row["node_connections"]).split(";")]
+        assert sum(conns) == 10 + row["fault_node_clients"], conns  # each moved one again
         cpu = [float(x) for x in str(row["node_cpu_us_per_msg"]).split(";")]
         assert len(cpu) == 2 and min(cpu) > 0, cpu
         assert sum(cpu) == pytest.approx(row["server_cpu_us_per_msg"], rel=0.01, abs=0.01)

@@ -87,8 +87,9 @@ FAULT_COLUMNS: tuple[Column, ...] = (
         "fault_node_clients",
         "count",
         "server-kill with servers > 1: the clients the killed node was serving (its /stats "
-        "connections_open just before the kill; long polls in flight for longpoll); empty "
-        "otherwise",
+        "connections_open just before the kill: WebSocket and SSE streams; 0 for polling, "
+        "whose requests are not held connections, and nginx passes a poll in flight on to a "
+        "live node, so no polling client is disconnected); empty otherwise",
     ),
     # --- end h41 ---
 )
