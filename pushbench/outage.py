@@ -9,7 +9,10 @@ transport recovers. A cell's ``fault`` (written
 - ``server-kill``: the server process gets SIGKILL ``at_s`` into the measured window and
   is started again on the same port ``down_s`` later (with ``hub = "redis"`` the history
   and the sequence survive in Redis, so clients resume losslessly; the in-process hub
-  loses both with the process, so such cells are skipped with that reason);
+  loses both with the process, so such cells are skipped with that reason). With
+  ``servers = N`` behind nginx it kills one node, ``node`` (0 to N − 1, default 0: the
+  one whose ticker publishes): its clients come back through nginx to a live node and
+  resume there from the broker's history (h41);
 - ``proxy-restart``: the reverse proxy in front (``via``) is killed and started again on
   the same port ``down_s`` later (the server and its hub stay up);
 - ``broker-pause``: the Redis server is stopped (SIGSTOP) for ``down_s`` and continued
@@ -45,9 +48,9 @@ KINDS: tuple[str, ...] = ("server-kill", "proxy-restart", "broker-pause")
 #: The scenario form, for error messages.
 TABLE_FORM = (
     'a table { kind = "server-kill" | "proxy-restart" | "broker-pause", at_s = seconds into '
-    "the window, down_s = seconds down }"
+    "the window, down_s = seconds down, node = which of servers = N (server-kill; default 0) }"
 )
-_KEYS = ("kind", "at_s", "down_s")
+_KEYS = ("kind", "at_s", "down_s", "node")
 #: Back-off of our asyncio clients: the first ceiling, and the cap (seconds).
 BACKOFF_BASE_S = 0.05
 BACKOFF_CAP_S = 2.0
@@ -80,11 +83,13 @@ def backoff_s(
 
 @dataclass(frozen=True)
 class Outage:
-    """One fault: ``kind`` at ``at_s`` into the measured window, lasting ``down_s``."""
+    """One fault: ``kind`` at ``at_s`` into the measured window, lasting ``down_s``;
+    ``node``: the node a server-kill hits when the cell runs several (h41)."""
 
     kind: str
     at_s: float
     down_s: float
+    node: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -94,24 +99,33 @@ class Outage:
             raise ValueError("fault at_s and down_s must be numbers")
         if not all(math.isfinite(v) and v >= 0 for v in values):
             raise ValueError("fault at_s and down_s must be finite and >= 0")
+        if isinstance(self.node, bool) or not isinstance(self.node, int) or self.node < 0:
+            raise ValueError("fault node must be an integer >= 0")
 
     def id_part(self) -> str:
-        """The cell id's part, e.g. ``fault-server-kill-at3s-down1s``."""
-        return f"fault-{self.kind}-at{_num(self.at_s)}s-down{_num(self.down_s)}s"
+        """The cell id's part, e.g. ``fault-server-kill-at3s-down1s`` (``-node1`` after it
+        for a node other than 0: node 0's ids are those of before h41)."""
+        node = f"-node{self.node}" if self.node else ""
+        return f"fault-{self.kind}-at{_num(self.at_s)}s-down{_num(self.down_s)}s{node}"
 
     def describe(self) -> str:
-        """For cells.csv and the report: ``server-kill at 3 s, down 1 s``."""
-        return f"{self.kind} at {_num(self.at_s)} s, down {_num(self.down_s)} s"
+        """For cells.csv and the report: ``server-kill at 3 s, down 1 s`` (``, node 1``
+        after it for a node other than 0; ``fault_node`` names it in every case)."""
+        node = f", node {self.node}" if self.node else ""
+        return f"{self.kind} at {_num(self.at_s)} s, down {_num(self.down_s)} s{node}"
 
     def __str__(self) -> str:
         return self.describe()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if not self.node:  # h41: node 0 (the default) reads as before
+            del out["node"]
+        return out
 
     @classmethod
     def from_table(cls, table: Any) -> Outage:
-        """The scenario's ``{ kind = …, at_s = s, down_s = s }``; ValueError."""
+        """The scenario's ``{ kind = …, at_s = s, down_s = s, node = k }``; ValueError."""
         if not isinstance(table, Mapping):
             raise ValueError(f"fault must be {TABLE_FORM}")
         unknown = sorted(set(table) - set(_KEYS))
@@ -122,4 +136,7 @@ class Outage:
         for v in (at, down):
             if isinstance(v, bool) or not isinstance(v, int | float):
                 raise ValueError("fault at_s and down_s must be numbers")
-        return cls(str(table["kind"]), float(at), float(down))
+        node = table.get("node", 0)
+        if isinstance(node, bool) or not isinstance(node, int):
+            raise ValueError("fault node must be an integer >= 0")
+        return cls(str(table["kind"]), float(at), float(down), node)

@@ -277,14 +277,27 @@ class ProxyPlan:
 NODES_UPSTREAM = "pushbench_nodes"
 
 
+#: h41 (a fault on one node of N): a node that refused one connection is left out for
+#: this long, then tried again (nginx's default is 10 s, longer than a restart takes).
+NODE_FAIL_TIMEOUT_S = 1
+
+
 def upstream_block(nodes: Sequence[str]) -> str:
     """nginx's ``upstream`` block balancing ``nodes`` (``host:port`` each) round robin
-    (scale-out, issue 12 item 4); "" for fewer than two nodes (proxy_pass names the one)."""
+    (scale-out, issue 12 item 4); "" for fewer than two nodes (proxy_pass names the one).
+
+    A dead node (h41: a server-kill of one node): nginx's default ``proxy_next_upstream
+    error timeout`` passes a request whose connect to it failed on to the next node, so
+    a reconnect (a WebSocket upgrade, an SSE or long-poll GET) reaches a live one;
+    ``max_fails=1`` leaves the node out after that one failure and ``fail_timeout`` tries
+    it again :data:`NODE_FAIL_TIMEOUT_S` later, so the restarted node gets clients back."""
     if len(nodes) < 2:
         return ""
     lines = [f"    upstream {NODES_UPSTREAM} {{"]
-    lines += [f"        server {node};" for node in nodes]
-    return "\n".join([*lines, "    }"])
+    fails = f"max_fails=1 fail_timeout={NODE_FAIL_TIMEOUT_S}s"
+    lines += [f"        server {node} {fails};" for node in nodes]
+    lines += ["    }", "    proxy_next_upstream error timeout;  # the default, stated: h41"]
+    return "\n".join(lines)
 
 
 def plan(

@@ -119,7 +119,8 @@ def test_nginx_upstream_block_of_the_nodes(tmp_path: Path) -> None:
     plan = proxies.plan("nginx", "nginx", tmp_path / "n", "127.0.0.1", 9, nodes[0], 4, nodes)
     text = plan.config_path.read_text()
     assert f"upstream {proxies.NODES_UPSTREAM} {{" in text
-    assert all(f"server {n};" in text for n in nodes)
+    assert all(f"server {n} max_fails=1 fail_timeout=1s;" in text for n in nodes)  # h41
+    assert "proxy_next_upstream error timeout;" in text
     assert f"proxy_pass http://{proxies.NODES_UPSTREAM};" in text
     single = proxies.plan("nginx", "nginx", tmp_path / "s", "127.0.0.1", 9, nodes[0], 4)
     assert f"upstream {proxies.NODES_UPSTREAM}" not in single.config_path.read_text()

@@ -18,7 +18,7 @@ import pandas as pd
 from . import doc
 from .load import Run
 
-__all__ = ["COLUMNS", "comeback", "section"]
+__all__ = ["COLUMNS", "comeback", "label", "section"]
 
 #: (column, header, format of the value): the per-repeat table, table-driven.
 COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -65,6 +65,17 @@ def _who(r: dict[str, Any]) -> str:
     return f"{r['transport']} · {r['client']} · {r['stack']}"
 
 
+def label(r: dict[str, Any], clients: bool = True) -> str:
+    """The fault as the tables show it: cells.csv's ``fault``, and for a server-kill of
+    one node of several (h41) which node of how many (and the clients it had)."""
+    node = r.get("fault_node")
+    if node is None or node != node:  # empty: not a node kill (or an older run)
+        return str(r["fault"])
+    n = r.get("fault_node_clients") if clients else None
+    had = "" if n is None or n != n else f", {n:,.0f} clients on it"
+    return f"{r['fault']} · node {node:.0f} of {r.get('servers', '?')}{had}"
+
+
 def section(run: Run) -> list[doc.Section]:
     """``[Section]`` with the faults tables, or ``[]`` when the run has no fault cell."""
     cells = run.cells
@@ -74,6 +85,7 @@ def section(run: Run) -> list[doc.Section]:
     if not faulty.any():
         return []
     ok = cells[faulty & (cells["status"] == "ok")]
+    ok = ok.assign(shown=[label(r, clients=False) for r in ok.to_dict("records")])  # h41
     blocks: list[doc.Block] = [
         doc.Paragraph(
             "A fault in the measured window: server-kill (SIGKILL, the same server started "
@@ -85,12 +97,16 @@ def section(run: Run) -> list[doc.Section]:
             "the history across a server restart; the in-process hub does not, and its "
             "server-kill cells are skipped saying so). The storm peak is the most connections "
             "the clients established in any 100 ms after the fault (from the first messages "
-            "for the browser, which reports no connection times)."
+            "for the browser, which reports no connection times). A server-kill of one "
+            "node of several behind nginx names the node and the clients it had; those "
+            "clients alone are timed and counted back (from the fault to their first message "
+            "after their reconnect, through nginx to a live node, which resumes them from "
+            "the broker's history), the others never stopped receiving."
         )
     ]
     skipped = cells[faulty & (cells["status"] != "ok")]
     if not ok.empty:
-        groups = ok.groupby(["fault", "transport", "client"], sort=True)
+        groups = ok.groupby(["shown", "transport", "client"], sort=True)
         summary, summary_flags = [], []
         for (fault, transport, client), g in groups:
             med = g[["reconnect_p50_ms", "reconnect_p99_ms", "reconnect_max_ms"]].median()
@@ -122,7 +138,7 @@ def section(run: Run) -> list[doc.Section]:
             rows.append(
                 (
                     _who(r),
-                    str(r["fault"]),
+                    label(r),  # h41: a node kill's node and its clients
                     *(_fmt(f, r.get(c)) for c, _, f in COLUMNS),
                     str(r.get("storm_source") or "—"),
                 )

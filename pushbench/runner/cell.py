@@ -485,9 +485,11 @@ def _measure(
             lambda until: _wait(group, until, progress),
             repost,
             tls=tls_files,
+            node_stats=lambda url: http("GET", f"{url}/stats"),  # h41: a node of N
         )
-        if fault_run.kind == "server-kill":  # CPU across two processes: not one figure
-            cpu0 = None
+        nodes0 = outage.rebase(nodes0, fault_run)  # h41: a killed node's CPU before it
+        if fault_run.kind == "server-kill":  # one server: CPU across two is not one figure
+            cpu0 = None if cell.servers == 1 else scaleout.total(nodes0)
         if fault_run.kind == "proxy-restart":
             proxy0 = None
     # --- end h32 ---
@@ -517,6 +519,7 @@ def _measure(
     per_node = [stats]  # issue 12 item 4 (scale-out): every node's /stats, node 0 first
     if handle is not None:
         per_node += [http("GET", f"{url}/stats") for _, url in handle.nodes[1:]]
+    per_node = outage.with_killed(per_node, fault_run)  # h41: its counters before the kill
     stats = scaleout.merge_stats(per_node)
     if isinstance(stats.get("server"), dict):
         servers.setdefault(cell.stack, stats["server"])

@@ -383,10 +383,17 @@ def _check_cell(ctx: _Ctx, cell: Cell, top: _Block, block: _Block) -> None:
             why = 'broker-pause needs hub = "redis"'
         elif cell.churn is not None:
             why = "a fault and churn in one cell: their reconnects could not be told apart"
-        elif cell.servers > 1:
-            why = "a fault on one node of several is not supported yet (servers = 1 only)"
+        elif cell.servers > 1 and fault.kind != "server-kill":  # h41: one node of N
+            why = "with servers > 1 only server-kill (of one node) is supported yet"
         if why:
             raise bad("fault", fault.to_dict(), why)
+        if fault.node >= cell.servers:  # h41: which node of servers = N a server-kill hits
+            raise bad(
+                "fault.node",
+                fault.node,
+                f"a node of servers = {cell.servers}: 0 to {cell.servers - 1} "
+                "(node 0 publishes the ticker)",
+            )
     # --- end h32 ---
 
 

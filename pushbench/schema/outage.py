@@ -75,4 +75,21 @@ FAULT_COLUMNS: tuple[Column, ...] = (
         "what storm_peak_per_100ms counts: 'reconnects' (the clients' handshake-done "
         "timestamps) or 'first messages' (the browser's, which reports no timestamps)",
     ),
+    # --- h41 (issue 12 item 5): a server-kill of one node of servers = N ---
+    _C(
+        "fault_node",
+        "count",
+        "server-kill with servers > 1: the node killed and restarted (0 is the one the "
+        "ticker publishes on); its clients come back through nginx to a live node, and the "
+        "reconnect and clients-back columns count those clients only; empty otherwise",
+    ),
+    _C(
+        "fault_node_clients",
+        "count",
+        "server-kill with servers > 1: the clients the killed node was serving (its /stats "
+        "connections_open just before the kill: WebSocket and SSE streams; 0 for polling, "
+        "whose requests are not held connections, and nginx passes a poll in flight on to a "
+        "live node, so no polling client is disconnected); empty otherwise",
+    ),
+    # --- end h41 ---
 )

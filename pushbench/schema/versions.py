@@ -45,4 +45,5 @@ __all__ = ["CELLS_SCHEMA_VERSION"]
 #:    fanout_last_p50_us, fanout_last_max_us (issue 18 item 2: many connections).
 #: 17: fault … storm_source (issue 12 item 5: faults in the window, reconnect, resume).
 #: 18: tls_at (issue 12 item 2: TLS terminated at the server or at the proxy in front).
-CELLS_SCHEMA_VERSION = 18
+#: 19: fault_node, fault_node_clients (issue 12 item 5, h41: a server-kill of one node of N).
+CELLS_SCHEMA_VERSION = 19
