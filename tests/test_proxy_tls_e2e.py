@@ -24,6 +24,7 @@ import pandas as pd
 import pytest
 
 from pushbench import procs, proxies, registry, scenario, tls
+from pushbench.report.load import load_run, point_label
 from pushbench.runner import server as runner_server
 
 pytestmark = pytest.mark.skipif(tls.openssl() is None, reason=tls.OPENSSL_MISSING)
@@ -294,3 +295,7 @@ def test_one_cell_through_each_proxy_tls_to_the_server(
     specs = [json.loads(p.read_text()) for p in result.run_dir.glob("work/*/worker0.spec.json")]
     assert all(s["base_url"].startswith("https://") and s["ca_file"] for s in specs)
     assert all(s.proc.poll() is not None for s in started)  # everything stopped
+
+    run = load_run(result.run_dir)  # the report: end to end is its own point, labelled
+    assert {p["tls_at"] for p in run.points()} == {"end-to-end"}
+    assert "TLS end to end" in point_label(run.points()[0])
