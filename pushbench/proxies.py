@@ -23,7 +23,18 @@ from each proxy's :attr:`Proxy.tls` fragments (data, not copies of the templates
 run's certificate: nginx ``listen … ssl`` and ``ssl_certificate``/``ssl_certificate_key``,
 Caddy ``tls_connection_policies`` on the server and the ``tls`` app loading the files,
 HAProxy ``bind … ssl crt`` on one PEM (certificate then key, written beside the config).
-The upstream to the server stays plain HTTP.
+The upstream to the server stays plain HTTP unless the cell says ``tls_at = "end-to-end"``.
+
+TLS end to end behind a proxy (``tls_at = "end-to-end"``, h42, issue 12 item 2): the server
+serves TLS with the run's certificate too and the good configs connect to it over TLS,
+verifying it against the run's CA under the name :data:`UPSTREAM_SERVER_NAME` — from each
+proxy's :attr:`Proxy.upstream_tls` fragment in the ``upstream_tls`` placeholder (and
+nginx's ``upstream_scheme``): nginx ``proxy_pass https://`` with ``proxy_ssl_verify on``,
+``proxy_ssl_trusted_certificate`` and ``proxy_ssl_name``; Caddy's ``http`` transport with
+``tls`` (``root_ca_pem_files``, ``server_name``: the JSON of the Caddyfile's
+``tls_trusted_ca_certs`` and ``tls_server_name``); HAProxy ``server … ssl verify required
+ca-file … sni … verifyhost …``. The naive configs have no such placeholder: they only
+ever forward plain HTTP (:func:`plan` refuses, and the scenario refuses at parse time).
 
 HTTP/2 to the client (issue 18 item 3, h43): a cell of an ``-h2`` transport behind a proxy
 asks :func:`plan` for ``http2``; a proxy that can terminate it has an :attr:`Proxy.http2`
@@ -59,7 +70,12 @@ __all__ = [
     "NODES_UPSTREAM",
     "PEM_NAME",
     "PROXIES",
+    "TLS_AT",
+    "TLS_AT_DEFAULT",
+    "TLS_END_TO_END",
     "TLS_PLACEHOLDERS",
+    "UPSTREAM_SERVER_NAME",
+    "UPSTREAM_TLS_PLACEHOLDERS",
     "Proxy",
     "ProxyPlan",
     "binary",
@@ -68,10 +84,12 @@ __all__ = [
     "plan",
     "proxy_of",
     "render",
+    "server_tls",
     "template",
     "tls_at",
     "tls_values",
     "upstream_block",
+    "upstream_tls_values",
     "via_names",
 ]
 
@@ -88,6 +106,21 @@ _PLACEHOLDER = re.compile(r"@([a-z][a-z0-9_]*)@")  # h43: digits (h2_listen)
 #: the listen/bind line, ``tls_config`` where the proxy's certificate settings go (""
 #: for a proxy that needs none, and for every plaintext cell).
 TLS_PLACEHOLDERS: tuple[str, ...] = ("tls_listen", "tls_config")
+# --- h42 (issue 12 item 2): TLS end to end behind a proxy ------------------------------------
+#: The scenario's ``tls_at`` values: where a TLS cell behind a proxy ends its TLS. ``proxy``
+#: (the default: the proxy forwards plain HTTP) or ``end-to-end`` (the server serves TLS too
+#: and the proxy connects to it over TLS, verifying it against the run's CA).
+TLS_END_TO_END = "end-to-end"
+TLS_AT_DEFAULT = "proxy"
+TLS_AT: tuple[str, ...] = (TLS_AT_DEFAULT, TLS_END_TO_END)
+#: The placeholders of a good config's upstream: ``upstream_scheme`` (nginx's proxy_pass:
+#: http or https) and ``upstream_tls`` (the proxy's verification settings, "" for plain).
+UPSTREAM_TLS_PLACEHOLDERS: tuple[str, ...] = ("upstream_scheme", "upstream_tls")
+#: The name a proxy sends (SNI) and verifies the server's certificate for: a DNS name of
+#: :data:`pushbench.tls.SERVER_NAMES` (SNI carries no IP address, RFC 6066, and nginx's
+#: proxy_ssl_name check matches host names only).
+UPSTREAM_SERVER_NAME = "localhost"
+# --- end h42 ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -106,6 +139,9 @@ class Proxy:
     #: ("" where the proxy needs none), with ``{cert}``, ``{key}`` and ``{pem}`` (the
     #: certificate and key in one file) filled by :func:`plan`.
     tls: tuple[str, str] = ("", "")
+    #: h42: the ``upstream_tls`` fragment connecting to the server over TLS, verified
+    #: against ``{ca}`` for ``{name}`` (:data:`UPSTREAM_SERVER_NAME`); good configs only.
+    upstream_tls: str = ""
     #: issue 18 item 3 (h43): the listen line's HTTP/2 fragment ("": not offered here)
     http2: str = ""
 
@@ -133,6 +169,13 @@ PROXIES: tuple[Proxy, ...] = (
             "ssl_certificate {cert};\n        ssl_certificate_key {key};\n"
             "        ssl_protocols TLSv1.2 TLSv1.3;",
         ),
+        # h42: verify the server (off by default in nginx), TLS 1.3 allowed (1.22's
+        # proxy_ssl_protocols default stops at TLS 1.2), the name sent and checked
+        "proxy_ssl_verify on;\n            proxy_ssl_trusted_certificate {ca};\n"
+        "            proxy_ssl_verify_depth 2;\n            proxy_ssl_name {name};\n"
+        "            proxy_ssl_server_name on;\n"
+        "            proxy_ssl_protocols TLSv1.2 TLSv1.3;\n"
+        "            proxy_ssl_session_reuse on;",
         http2=" http2",  # h43: nginx 1.22's per-listen switch (1.25 has `http2 on`)
     ),
     Proxy(
@@ -148,6 +191,9 @@ PROXIES: tuple[Proxy, ...] = (
             '"tls": {{"certificates": {{"load_files": '
             '[{{"certificate": "{cert}", "key": "{key}"}}]}}}},',
         ),
+        # h42: the http transport's tls (the Caddyfile's tls_trusted_ca_certs and
+        # tls_server_name); its presence alone makes the upstream TLS
+        ', "tls": {{"root_ca_pem_files": ["{ca}"], "server_name": "{name}"}}',
     ),
     Proxy(
         "haproxy",
@@ -156,6 +202,8 @@ PROXIES: tuple[Proxy, ...] = (
         ("{binary}", "-db", "-f", "{config}"),
         ".cfg",
         tls=(" ssl crt {pem}", ""),
+        # h42: verify required against the CA, SNI sent and the certificate's name checked
+        upstream_tls=" ssl verify required ca-file {ca} sni str({name}) verifyhost {name}",
     ),
 )
 
@@ -175,6 +223,15 @@ def tls_values(proxy: Proxy, workdir: Path, cert: Path | None, key: Path | None)
         pem.chmod(0o600)
     paths = {"cert": str(cert), "key": str(key), "pem": str(pem)}
     return {name: f.format(**paths) for name, f in zip(TLS_PLACEHOLDERS, proxy.tls, strict=True)}
+
+
+def upstream_tls_values(proxy: Proxy, ca: Path | None) -> dict[str, str]:
+    """The upstream placeholders' values for ``proxy`` (h42, issue 12 item 2): plain HTTP
+    (``ca`` None), or TLS to the server verified against ``ca``."""
+    if ca is None:
+        return {"upstream_scheme": "http", "upstream_tls": ""}
+    fragment = proxy.upstream_tls.format(ca=str(ca), name=UPSTREAM_SERVER_NAME)
+    return {"upstream_scheme": "https", "upstream_tls": fragment}
 
 
 def via_names() -> tuple[str, ...]:
@@ -197,13 +254,22 @@ def proxy_of(via: str) -> tuple[Proxy, str] | None:
     raise ValueError(f"unknown via {via!r}: one of {', '.join(via_names())}")
 
 
-def tls_at(via: str, tls: bool) -> str | None:
+def tls_at(via: str, tls: bool, at: str = TLS_AT_DEFAULT) -> str | None:
     """Where a cell's TLS terminates (issue 12 item 2; cells.csv ``tls_at``): ``server``
     (direct: end to end), ``proxy`` (behind one: the server is started without TLS and
-    the proxy forwards plain HTTP), None for a plaintext cell."""
+    the proxy forwards plain HTTP), ``end-to-end`` (behind one with ``at`` = end-to-end,
+    h42: the proxy terminates the clients' TLS and opens its own to the server, which
+    serves TLS too), None for a plaintext cell."""
     if not tls:
         return None
-    return "server" if via == DIRECT else "proxy"
+    if via == DIRECT:
+        return "server"
+    return TLS_END_TO_END if at == TLS_END_TO_END else "proxy"
+
+
+def server_tls(via: str, tls: bool, at: str = TLS_AT_DEFAULT) -> bool:
+    """Whether the server itself serves TLS (h42): direct TLS cells and end-to-end ones."""
+    return tls_at(via, tls, at) in ("server", TLS_END_TO_END)
 
 
 def h2_capable(via: str) -> bool:
@@ -311,13 +377,16 @@ def plan(
     nodes: Sequence[str] = (),
     tls: tuple[Path, Path] | None = None,
     http2: bool = False,
+    upstream_ca: Path | None = None,
 ) -> ProxyPlan:
     """Write the config of ``via`` into ``workdir`` (created, with the temp directories
     nginx wants) for a proxy listening on ``host:port`` in front of ``upstream``
     (``host:port``), sized for ``connections`` client connections → what to start.
     ``nodes`` (scale-out): two or more servers to balance instead of ``upstream`` — nginx
     only (a ValueError for a config without an upstream block). ``tls`` (issue 12 item 2):
-    the run's (certificate, key): the proxy listens with TLS and forwards plain HTTP.
+    the run's (certificate, key): the proxy listens with TLS and forwards plain HTTP, unless
+    ``upstream_ca`` (h42, TLS end to end) is given: then it connects to the server(s) over
+    TLS too, verifying them against that CA (a ValueError for a config that cannot).
     ``http2`` (issue 18 item 3): the listener speaks HTTP/2 (a ValueError for a proxy
     without an :attr:`Proxy.http2` fragment or a config without ``@h2_listen@``)."""
     found = proxy_of(via)
@@ -331,6 +400,8 @@ def plan(
     workdir = workdir.resolve()
     if tls is not None:
         tls = (tls[0].resolve(), tls[1].resolve())
+    if upstream_ca is not None:
+        upstream_ca = upstream_ca.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     for sub in proxy.dirs:
         (workdir / sub).mkdir(exist_ok=True)
@@ -347,6 +418,7 @@ def plan(
         "upstream_block": upstream_block(nodes),
         **tls_values(proxy, workdir, *(tls or (None, None))),  # issue 12 item 2
         "h2_listen": proxy.http2 if http2 else "",  # issue 18 item 3 (h43)
+        **upstream_tls_values(proxy, upstream_ca),  # h42: TLS end to end
     }
     text = template(proxy, config)
     used = set(_PLACEHOLDER.findall(text))
@@ -354,6 +426,11 @@ def plan(
         raise ValueError(f"via = {via!r}: its config has no TLS listener")
     if http2 and not (proxy.http2 and "h2_listen" in used):  # h43
         raise ValueError(f"via = {via!r} cannot speak HTTP/2 to the clients (nginx only)")
+    if upstream_ca is not None and "upstream_tls" not in used:  # h42
+        raise ValueError(
+            f"via = {via!r}: its config forwards plain HTTP only (tls_at = "
+            f"{TLS_END_TO_END!r} needs a good config: {proxy.name})"
+        )
     if len(nodes) > 1 and "upstream_block" not in used:
         raise ValueError(f"via = {via!r} cannot balance several servers (nginx only)")
     path = workdir / f"{proxy.name}{proxy.suffix}"

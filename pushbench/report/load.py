@@ -132,6 +132,9 @@ POINT: tuple[str, ...] = (
     "compression",  # issue 12 item 3: permessage-deflate ("off" outside WebSocket cells)
     "payload_kind",  # filler or json (realistic text, for compression cells)
     "fault",  # h32 (issue 12 item 5): a fault in the window is another point ("": none)
+    # h42: TLS end to end behind a proxy is another point than TLS ending at the proxy; read
+    # as "end-to-end" or "" (direct "server" and "proxy" follow from tls and via: _typed)
+    "tls_at",
 )
 
 _TEXT = (
@@ -155,6 +158,7 @@ _TEXT = (
     "payload_kind",
     "fault",  # h32 (issue 12 item 5)
     "storm_source",
+    "tls_at",  # h42
 )
 _BOOL = ("harness_bound", "probe", "tls")  # tls absent (older runs): plaintext
 #: Self-check fault columns newer than some runs: absent means the fault was off (0).
@@ -197,6 +201,9 @@ def _typed(frame: Any) -> Any:
     # the payload was the filler: the same point as an "off"/"filler" WebSocket cell.
     frame["compression"] = frame["compression"].replace("", "off")
     frame["payload_kind"] = frame["payload_kind"].replace("", "filler")
+    # h42: as a point, tls_at only tells end to end behind a proxy apart (the rest follows
+    # from tls and via), so every older TLS cell stays the point it was
+    frame["tls_at"] = frame["tls_at"].where(frame["tls_at"] == "end-to-end", "")
     for col in _BOOL:
         if col not in frame.columns:
             frame[col] = False
@@ -235,7 +242,9 @@ def point_label(point: dict[str, Any]) -> str:
     if point.get("net") not in (None, "", "loopback"):  # network conditions (issue 12)
         parts.append(f"net {point['net']}")
     if point.get("tls"):
-        parts.append("TLS")
+        parts.append("TLS end to end" if point.get("tls_at") == "end-to-end" else "TLS")
+    elif point.get("tls_at") == "end-to-end":  # h42: a label without tls (the TLS table's)
+        parts.append("TLS end to end")
     if point.get("fault"):  # h32 (issue 12 item 5)
         parts.append(f"fault {point['fault']}")
     if point.get("compression") not in (None, "", "off"):  # issue 12 item 3

@@ -23,7 +23,8 @@ from .pairs import number, same_but, twin_key
 __all__ = ["TlsPair", "section", "tls_pairs"]
 
 #: What must be equal for two cells to be a pair (``tls`` aside).
-_SAME: tuple[str, ...] = same_but("tls", *IDENTITY)
+#: tls_at (h42: end to end behind a proxy) goes with tls: its plaintext twin has none.
+_SAME: tuple[str, ...] = tuple(c for c in same_but("tls", *IDENTITY) if c != "tls_at")
 
 
 @dataclass(frozen=True)

@@ -376,8 +376,9 @@ def _measure(
     handle: Server | None = None
     memory: MemoryProbe | None = None
     if target is None:
-        # issue 12 item 2: behind a proxy TLS terminates there; the server runs plaintext
-        at_server = proxies.tls_at(cell.via, cell.tls) == "server"
+        # issue 12 item 2: behind a proxy TLS terminates there and the server runs
+        # plaintext, unless tls_at = "end-to-end" (h42): then the server serves TLS too
+        at_server = proxies.server_tls(cell.via, cell.tls, cell.tls_at)
         handle = start_server(group, cell, pinning, tls_files if at_server else None)
         base_url = handle.base_url
         if options.on_server_started is not None:

@@ -9,8 +9,10 @@ runner's own requests (``/control/ticker``, ``/stats``) and the memory probe go 
 server directly. For a ``tls = true`` cell the proxy terminates TLS with the run's
 certificate (issue 12 item 2: the clients use https:// and wss:// to the proxy, verified
 against the run's CA, and the proxy forwards plain HTTP to a server started without TLS:
-``tls_at`` = ``proxy``). Its CPU is sampled at the window's edges like the server's
-(``proxy_cpu_us_per_msg``), and the group stops it by pid on every exit path.
+``tls_at`` = ``proxy``; or, with ``tls_at = "end-to-end"`` (h42), it connects over TLS to
+a server that serves the same certificate, verifying it against the run's CA). Its CPU
+is sampled at the window's edges like the server's (``proxy_cpu_us_per_msg``), and the group
+stops it by pid on every exit path.
 
 What a naive config breaks is recorded as what it is, from the wire: each light WebSocket
 client keeps the status line (and Server header) its upgrade got (:func:`upgrade_status`:
@@ -59,21 +61,26 @@ def start_proxy(
     (its process, the base URL the clients use). ``node_urls`` (scale-out, issue 12 item
     4): every node's URL, node 0's first, balanced by nginx's upstream block; ``port``:
     the port to listen on (a free one when None); ``tls``: the run's certificate, for a
-    listener with TLS (the URL is then https://; the upstream stays plain HTTP)."""
+    listener with TLS (the URL is then https://; the upstream stays plain HTTP, unless the
+    cell's ``tls_at`` is ``end-to-end``, h42: then ``server_url`` is https:// too)."""
     found = proxies.proxy_of(cell.via)
     if found is None:
         raise ValueError("direct: no proxy to start")
     exe = proxies.binary(found[0])
     if exe is None:
         raise CellFailed(proxies.missing(cell.via))
-    upstream = server_url.removeprefix("http://").rstrip("/")
+    upstream = _host_port(server_url)
     port = free_port() if port is None else port
-    nodes = [u.removeprefix("http://").rstrip("/") for u in node_urls]
+    nodes = [_host_port(u) for u in node_urls]
     cert = None if tls is None else (tls.cert, tls.key)
     http2 = registry.transport(cell.transport).http2  # h43: an -h2 cell's h2 listener
+    # h42: TLS end to end: the proxy verifies the server (https://) against the run's CA
+    end_to_end = proxies.tls_at(cell.via, cell.tls, cell.tls_at) == proxies.TLS_END_TO_END
+    ca = tls.ca if tls is not None and end_to_end else None
     plan = proxies.plan(
-        cell.via, exe, workdir, HOST, port, upstream, cell.subscribers, nodes, cert, http2
-    )
+        cell.via, exe, workdir, HOST, port, upstream, cell.subscribers, nodes, tls=cert,
+        http2=http2, upstream_ca=ca,
+    )  # fmt: skip
     started = group.start(
         "proxy",
         plan.argv,
@@ -89,6 +96,11 @@ def start_proxy(
         ready_port=(HOST, port),
     )
     return started, plan.base_url
+
+
+def _host_port(url: str) -> str:
+    """``http(s)://host:port/`` → ``host:port`` (the proxy's upstream)."""
+    return url.removeprefix("https://").removeprefix("http://").rstrip("/")
 
 
 def upgrade_status(per_connection: Sequence[Mapping[str, Any]]) -> str | None:

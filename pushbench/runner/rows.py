@@ -272,7 +272,8 @@ def compute(
         soak_columns = soak.columns(results, all_r, ticker, cell.subscribers)
     row.update(soak_columns)
     row.update(tls_phase_columns(results))  # issue 12 item 2
-    row["tls_at"] = proxies.tls_at(cell.via, cell.tls)  # issue 12 item 2: server | proxy
+    # issue 12 item 2: server | proxy | end-to-end (h42)
+    row["tls_at"] = proxies.tls_at(cell.via, cell.tls, cell.tls_at)
     row.update(dict.fromkeys(c.name for c in SCALEOUT_COLUMNS))  # issue 12 item 4: .scaleout
     row.update(round=None, run_index=None)  # the run's order: set by .orchestrate
     if cell.publishers:

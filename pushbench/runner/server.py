@@ -155,8 +155,9 @@ def unsupported_by_stack(cell: Cell) -> str:
             return NATS_MISSING
         return REDIS_MISSING if cell.hub == "redis" and redis_server() is None else ""
     needs = []
-    if proxies.tls_at(cell.via, cell.tls) == "server":  # issue 12 item 2: an external
-        needs.append("tls = true, direct (behind a proxy TLS ends there)")  # stack has no cert
+    if proxies.server_tls(cell.via, cell.tls, cell.tls_at):  # issue 12 item 2 (h42: and
+        # end to end behind a proxy): an external stack has no certificate
+        needs.append("tls = true served by the server (direct, or tls_at = 'end-to-end')")
     if history_size(cell) != DEFAULT_HISTORY and not stack.takes("history"):
         needs.append(f"a history of {history_size(cell):,} messages (not {DEFAULT_HISTORY:,})")
     if cell.loop != "asyncio" and not stack.takes("loop"):

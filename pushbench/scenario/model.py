@@ -184,6 +184,11 @@ class Cell:
     connections_per_source: int = 20_000
     #: h32 (issue 12 item 5): a fault in the measured window (None: none, the default)
     fault: Outage | None = None
+    #: h42 (issue 12 item 2): where a TLS cell behind a proxy ends its TLS: ``proxy`` (the
+    #: default; the server runs plaintext) or ``end-to-end`` (the server serves TLS too and
+    #: the proxy verifies it against the run's CA); ``proxy`` elsewhere. In the id
+    #: (``-e2e`` after ``-tls``) only when end-to-end.
+    tls_at: str = "proxy"
 
     @property
     def cell_id(self) -> str:
@@ -222,6 +227,8 @@ class Cell:
                 parts.append(shown)
         if self.tls:  # issue 12 item 2; plaintext (the default) leaves the id as it was
             parts.append("tls")
+        if self.tls_at != default("tls_at"):  # h42: TLS on from the proxy to the server
+            parts.append("e2e")
         if self.client == "locust" and self.client_processes:
             parts.append(f"lw{self.client_processes}")  # Locust master + N workers
         if self.churn is not None:  # issue 17 item 6 (soak)
@@ -277,7 +284,7 @@ class Cell:
     @property
     def plaintext_id(self) -> str:
         """The id of this cell without TLS: its plaintext twin (``""`` when it is plaintext)."""
-        return replace(self, tls=False).cell_id if self.tls else ""
+        return replace(self, tls=False, tls_at=default("tls_at")).cell_id if self.tls else ""
 
     @property
     def protocol(self) -> str:

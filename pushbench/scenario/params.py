@@ -21,7 +21,7 @@ from pushbench.netem.profiles import DEFAULT_NET, net_names
 from pushbench.outage import TABLE_FORM as FAULT_FORM  # h32 (issue 12 item 5)
 from pushbench.outage import Outage
 from pushbench.payloads import PAYLOAD_KINDS
-from pushbench.proxies import DIRECT, via_names
+from pushbench.proxies import DIRECT, TLS_AT, TLS_AT_DEFAULT, via_names
 from pushbench.registry import Engine, stack_names, transport_names
 
 __all__ = [
@@ -124,6 +124,10 @@ def normalize(values: dict[str, Any]) -> dict[str, Any]:
     for name in registry.OPTIONAL_PARAMS:
         if name not in row.params:
             values[name] = None
+    # h42: tls_at only means something for a TLS cell behind a proxy (direct TLS always ends
+    # at the server); elsewhere it is the default, so such cells collapse into one
+    if "tls_at" in values and (not values.get("tls") or values.get("via") == DIRECT):
+        values["tls_at"] = TLS_AT_DEFAULT
     return values
 
 
@@ -286,6 +290,9 @@ PARAMS: tuple[Param, ...] = (
     # --- h32 (issue 12 item 5): a fault in the window, none by default (not in the id) ---
     _p("fault", Kind(FAULT_FORM, _parse_fault), None),
     # --- end h32 ------------------------------------------------------------------------
+    # --- h42 (issue 12 item 2): behind a proxy, TLS ends there or goes on to the server ---
+    _p("tls_at", choice(TLS_AT), TLS_AT_DEFAULT),
+    # --- end h42 ------------------------------------------------------------------------
     _p("duration_s", number(0, MAX_DURATION_S, " (s)", lo_open=True), 10.0, listable=False),
     _p("warmup_s", number(0, 600, " (s)"), 2.0, listable=False),
     _p("repeats", integer(1, 100), 3, listable=False),

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pushbench import registry, thresholds
+from pushbench import proxies, registry, thresholds
 from pushbench.proxies import DIRECT, h2_capable
 
 from . import scaleout
@@ -369,6 +369,17 @@ def _check_cell(ctx: _Ctx, cell: Cell, top: _Block, block: _Block) -> None:
     refused = scaleout.refusal(cell)
     if refused is not None:
         raise bad(*refused)
+    # --- h42 (issue 12 item 2): TLS end to end behind a proxy: its good config only ---
+    behind = proxies.proxy_of(cell.via)
+    if cell.tls_at == proxies.TLS_END_TO_END and behind is not None and behind[1] == "naive":
+        raise bad(
+            "tls_at",
+            cell.tls_at,
+            f"'proxy' with via = {cell.via!r}: a naive config forwards plain HTTP only; "
+            f"TLS from the proxy to the server needs its good config "
+            f"(via = {behind[0].name!r})",
+        )
+    # --- end h42 ---
     # --- h32 (issue 12 item 5): a fault needs the ticker, a window to fall in, its part ---
     fault = cell.fault
     if fault is not None:

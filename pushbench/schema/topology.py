@@ -47,7 +47,10 @@ TOPOLOGY_COLUMNS: tuple[Column, ...] = (
         "where a TLS cell's TLS terminates: 'server' (direct, end to end) or 'proxy' (behind "
         "via: the proxy listens with the run's certificate and forwards plain HTTP to a "
         "server started without TLS, so the two columns above time the client ↔ proxy "
-        "handshake); empty for plaintext cells",
+        "handshake) or 'end-to-end' (behind via with tls_at = end-to-end: the proxy "
+        "terminates the clients' TLS and opens its own to a server serving the same "
+        "certificate, verified against the run's CA; the columns above still time the client "
+        "↔ proxy handshake); empty for plaintext cells",
     ),
     # -- issue 18 item 1: clock offset across hosts (pushbench.clocksync) --
     _C(
