@@ -76,7 +76,7 @@ def test_nginx_balances_tls_nodes_with_the_same_verification(
     )  # fmt: skip
     text = found.config_path.read_text()
     assert f"proxy_pass https://{proxies.NODES_UPSTREAM};" in text
-    assert "server 127.0.0.1:9002;" in text and "proxy_ssl_verify on;" in text
+    assert "server 127.0.0.1:9002 max_fails=1" in text and "proxy_ssl_verify on;" in text
 
 
 def test_caddy_transport_trusts_the_runs_ca_for_localhost(
