@@ -18,17 +18,16 @@ connections without a balancer in front.
   each node's ``/stats`` (on the shared port a request lands on any of them).
 
 The ready line names both (:func:`ready_line`); the runner reads the node's URL back
-with :data:`NODE_URL`.
+(``pushbench.runner.server``).
 """
 
 from __future__ import annotations
 
-import re
 import socket
 
 from .base import StackOptions
 
-__all__ = ["BACKLOG", "HELP", "NODE_URL", "bind_node", "listening_socket", "ready_line", "url"]
+__all__ = ["BACKLOG", "HELP", "bind_node", "listening_socket", "ready_line", "url"]
 
 BACKLOG = 2048
 HELP = (
@@ -36,8 +35,6 @@ HELP = (
     "kernel spreads the connections over them), and on a port of this process's own for "
     "control and /stats; the ready line names both (default: off)"
 )
-#: What follows the shared URL on a ``--reuse-port`` ready line: this node's own URL.
-NODE_URL = re.compile(r"this node: (https?://\S+?)\)?$")
 
 
 def listening_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket:

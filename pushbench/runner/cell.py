@@ -56,7 +56,7 @@ from pushbench.schema.worker import (
 )
 from pushbench.tls import TlsError, TlsFiles, client_context, generate
 
-from . import drain, netem, outage, scale, scaleout
+from . import drain, netem, outage, scale, scaleout, sharedport
 from .memory import MemoryProbe, server_port
 from .options import (
     READY_TIMEOUT_S,
@@ -140,6 +140,8 @@ def run_one(
     target: TargetProbe | None = None,
 ) -> dict[str, Any]:
     skip = _unsupported(cell) if target is None else target.unsupported(cell)
+    # h44 (issue 18 item 2): every client process under the open-file limit
+    skip = skip or sharedport.client_refusal(cell, plan_workers(cell, pinning))
     if skip:
         return bare_row(cell, repeat, "skipped", skip)
     name = f"{cell.cell_id}-r{repeat}"
@@ -174,6 +176,7 @@ def plan_workers(cell: Cell, pinning: Pinning) -> list[tuple[int, bool]]:
             n = max(1, min(share, conns))
         else:
             n = max(1, min(math.ceil(conns / CONNECTIONS_PER_WORKER), len(pinning.clients), conns))
+            n = max(n, sharedport.min_client_processes(conns, publishes))  # h44: fd limit
         plan += [(conns // n + (1 if k < conns % n else 0), publishes) for k in range(n)]
     return plan
 
@@ -384,11 +387,17 @@ def _measure(
             options.on_server_started(handle.started)
         if cell.servers == 1:  # scale-out: the probe reads one process (no memory columns)
             memory = MemoryProbe(handle.started.pid, server_port(base_url))
+        elif handle.shared_url is not None:  # h44: nodes on one port, RSS summed, ss on it
+            pids = tuple(started.pid for started, _ in handle.nodes[1:])
+            memory = MemoryProbe(handle.started.pid, server_port(handle.shared_url), pids)
+        if memory is not None:
             memory.idle()
     else:  # an external target (issue 12 item 7): nothing of the server is started
         base_url = target
     # h27: a proxy in front: the clients' URL is the proxy's; control and /stats go direct.
     proxy, client_url = None, base_url
+    if handle is not None and handle.shared_url is not None:  # h44: the nodes' shared port
+        client_url = handle.shared_url
     if cell.via != proxies.DIRECT:
         nodes = [] if handle is None else scaleout.node_urls(handle)  # issue 12 item 4
         proxy, client_url = start_proxy(
@@ -550,6 +559,8 @@ def _measure(
         proxy_cpu=(proxy0, proxy1),
     )
     node_cols = scaleout.node_columns(per_node, nodes0, nodes1, row.get("msgs_delivered"))
+    if handle is not None:  # h44: what each server process had (the fd limit, its cap)
+        row.update(sharedport.columns(cell, per_node))
     return {**row, **node_cols, **fault_cols}
 
 

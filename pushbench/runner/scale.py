@@ -29,6 +29,8 @@ from pushbench.scenario import Cell
 from pushbench.schema.scale import SCALE_COLUMNS
 from pushbench.schema.worker import WorkerResult
 
+from .sharedport import node_max_connections, servers_needed
+
 __all__ = [
     "FIRST_SOURCE",
     "SCALE_COLUMN_NAMES",
@@ -63,9 +65,9 @@ def source_addresses(cell: Cell) -> tuple[str, ...]:
 
 
 def server_fds(cell: Cell) -> int:
-    """Descriptors the cell's server raises its limit to (``--max-connections`` is the
-    subscribers + 100: :func:`pushbench.runner.server.serve_argv`)."""
-    return SERVER_FDS_PER_CONN * max(cell.subscribers + 100, 1000) + FD_SLACK
+    """Descriptors each server process of the cell raises its limit to (its
+    ``--max-connections``: :func:`.sharedport.node_max_connections`, h44)."""
+    return SERVER_FDS_PER_CONN * node_max_connections(cell) + FD_SLACK
 
 
 def unsupported(cell: Cell) -> str:
@@ -81,10 +83,13 @@ def unsupported(cell: Cell) -> str:
     need = server_fds(cell)
     if not reachable(need):
         hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        per = "each server process" if cell.servers > 1 else "the server"
         return (
-            f"{cell.subscribers:,} subscribers need {need:,} open files in the server, over "
+            f"{cell.subscribers:,} subscribers need {need:,} open files in {per}, over "
             f"the hard limit of {hard:,} this process may not raise (no CAP_SYS_RESOURCE): "
-            f"run under `ulimit -Hn {need}` or more (systemd: LimitNOFILE)"
+            f"run under `ulimit -Hn {need}` or more (systemd: LimitNOFILE), or share them "
+            f'out: servers = {servers_needed(cell.subscribers)} with via = "direct" '
+            f"(processes on one port, SO_REUSEPORT)"
         )
     return ""
 

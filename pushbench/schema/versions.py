@@ -45,4 +45,6 @@ __all__ = ["CELLS_SCHEMA_VERSION"]
 #:    fanout_last_p50_us, fanout_last_max_us (issue 18 item 2: many connections).
 #: 17: fault … storm_source (issue 12 item 5: faults in the window, reconnect, resume).
 #: 18: tls_at (issue 12 item 2: TLS terminated at the server or at the proxy in front).
-CELLS_SCHEMA_VERSION = 18
+#: 19: server_open_files, server_max_connections, after fanout_last_max_us (h44, issue 18
+#:    item 2: several server processes on one port; the per-process open-file limit).
+CELLS_SCHEMA_VERSION = 19
