@@ -39,7 +39,7 @@ from pushbench.fdlimit import FD_SLACK, SERVER_FDS_PER_CONN, may_raise_hard, nr_
 from pushbench.scenario import Cell
 
 __all__ = [
-    "BALANCE_MARGIN",
+    "BALANCE_MARGIN_PCT",
     "CLIENT_FDS_PER_PUBLISHER",
     "CLIENT_FDS_PER_SUBSCRIBER",
     "MIN_MAX_CONNECTIONS",
@@ -54,14 +54,18 @@ __all__ = [
 ]
 
 #: The kernel's hash does not split connections exactly evenly: each node may take this
-#: much more than its even share (100,000 over 6: ~16,700 ± 120 each).
-BALANCE_MARGIN = 1.1
+#: much more than its even share, in percent (100,000 over 6: ~16,700 ± 120 each).
+BALANCE_MARGIN_PCT = 110
 #: ``--max-connections`` is never below this (the runner's floor before h44).
 MIN_MAX_CONNECTIONS = 1000
 #: Descriptors of one client connection: its socket and its meter's duplicate; a
 #: publishing connection's worker keeps a third for its publishing side.
 CLIENT_FDS_PER_SUBSCRIBER = 2
 CLIENT_FDS_PER_PUBLISHER = 3
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
 
 
 def shares_port(cell: Cell) -> bool:
@@ -73,10 +77,10 @@ def shares_port(cell: Cell) -> bool:
 def node_max_connections(cell: Cell) -> int:
     """``--max-connections`` of each server process: the subscribers + 100 (at least
     :data:`MIN_MAX_CONNECTIONS`: what every cell got before h44); on a shared port each
-    node's share of them with :data:`BALANCE_MARGIN` + 100."""
+    node's share of them with :data:`BALANCE_MARGIN_PCT` + 100."""
     if not shares_port(cell):
         return max(cell.subscribers + 100, MIN_MAX_CONNECTIONS)
-    share = math.ceil(cell.subscribers * BALANCE_MARGIN / cell.servers)
+    share = _ceil_div(cell.subscribers * BALANCE_MARGIN_PCT, 100 * cell.servers)
     return max(share + 100, MIN_MAX_CONNECTIONS)
 
 
@@ -98,7 +102,7 @@ def servers_needed(subscribers: int) -> int:
     room = (ceiling - FD_SLACK) // SERVER_FDS_PER_CONN - 100
     if room <= 0:
         return 1
-    return max(1, math.ceil(subscribers * BALANCE_MARGIN / room))
+    return max(1, _ceil_div(subscribers * BALANCE_MARGIN_PCT, 100 * room))
 
 
 def client_fds(connections: int, publishes: bool) -> int:

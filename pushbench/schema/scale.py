@@ -72,7 +72,7 @@ SCALE_COLUMNS: tuple[Column, ...] = (
         "count",
         "--max-connections of each server process: the subscribers + 100 (at least 1,000), "
         'or with servers = N on one port (via = "direct", SO_REUSEPORT) each process\'s '
-        "share: ⌈subscribers × 1.1 ÷ N⌉ + 100 (the kernel\'s split is not exact); the "
+        "share: ⌈subscribers × 1.1 ÷ N⌉ + 100 (the kernel's split is not exact); the "
         "number of processes is the servers column; empty for an external stack",
     ),
 )
