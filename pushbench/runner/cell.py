@@ -222,6 +222,7 @@ def worker_spec(
     status: Path,
     stage: int = 0,
     ca_file: Path | None = None,
+    later_s: float = 0.0,
 ) -> WorkerSpec:
     """The spec of one worker process of ``cell``: its connections, their ids, whether they
     publish, and a run long enough for the window (the runner stops it after the drain);
@@ -240,7 +241,8 @@ def worker_spec(
         base_url=base_url,
         topic=TOPIC,
         connections=connections,
-        duration_s=cell.duration_s + TICKER_DELAY_S + drain.cap_s(cell) + WORKER_SLACK_S,
+        # h44: + later_s, the paced ramps of the workers started after this one
+        duration_s=cell.duration_s + TICKER_DELAY_S + drain.cap_s(cell) + WORKER_SLACK_S + later_s,
         warmup_s=cell.warmup_s,
         poll_interval_s=cell.poll_interval_s or 0.1,
         poll_timeout_s=cell.poll_timeout_s or 30.0,
@@ -424,7 +426,8 @@ def _measure(
         status = work / f"worker{k}.status.json"
         stage = stage_size(cell, k, conns)
         ca = None if tls_files is None else tls_files.ca
-        spec = worker_spec(cell, client_url, conns, firsts[k], publishes, status, stage, ca)
+        later = scale.later_ramps_s(cell, [plan[j][0] for j in order[position + 1 :]])  # h44
+        spec = worker_spec(cell, client_url, conns, firsts[k], publishes, status, stage, ca, later)
         atomic_write_json(spec_path, spec.to_dict())
         out = work / f"worker{k}"
         cpu = pinning.clients[k % len(pinning.clients)]

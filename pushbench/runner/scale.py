@@ -36,6 +36,7 @@ __all__ = [
     "SCALE_COLUMN_NAMES",
     "binds_sources",
     "fanout_last_us",
+    "later_ramps_s",
     "ramp_timeout_s",
     "scale_columns",
     "server_fds",
@@ -46,6 +47,8 @@ __all__ = [
 #: The first client source address when a cell needs several (127.0.0.1 stays the server's
 #: and every other process's).
 FIRST_SOURCE = ipaddress.IPv4Address("127.0.0.2")
+#: A later worker's start (interpreter, imports, spec) allowed for in :func:`later_ramps_s`.
+LATER_START_S = 10.0
 SCALE_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in SCALE_COLUMNS)
 
 
@@ -101,6 +104,16 @@ def ramp_timeout_s(cell: Cell, connections: int, base_s: float) -> float:
     if cell.connect_rate <= 0:
         return base_s + connections / 1000.0  # unpaced: generous for tens of thousands
     return base_s + 2.0 * connections / cell.connect_rate
+
+
+def later_ramps_s(cell: Cell, later: Sequence[int]) -> float:
+    """How much longer a worker must run (its own ``duration_s`` counts from its start)
+    while the workers started after it, of ``later`` connections each, open theirs in turn
+    (h44: 100,000 connections over 11 workers at a paced rate take longer than a short
+    window); 0 for an unpaced cell (as before)."""
+    if cell.connect_rate <= 0:
+        return 0.0
+    return sum(ramp_timeout_s(cell, conns, LATER_START_S) for conns in later)
 
 
 def fanout_last_us(receipts: Receipts, start_ns: int, end_ns: int | None) -> tuple[float, float]:
