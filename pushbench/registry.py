@@ -458,6 +458,7 @@ _STACKS: dict[str, Stack] = {
             distributions=_COMMON_DISTS,
             linestyle=":",
             marker="^",
+            options=("reuse_port",),  # h44: serve --reuse-port (several processes, one port)
         ),
         Stack(
             name="aiohttp",
@@ -467,6 +468,7 @@ _STACKS: dict[str, Stack] = {
             distributions=("aiohttp", *_COMMON_DISTS),
             linestyle="-",
             marker="o",
+            options=("reuse_port",),  # h44: serve --reuse-port (several processes, one port)
         ),
         Stack(
             name="starlette",
@@ -476,7 +478,7 @@ _STACKS: dict[str, Stack] = {
             distributions=("starlette", "uvicorn", "sse-starlette", "httptools", *_COMMON_DISTS),
             linestyle="--",
             marker="s",
-            options=("ws_impl",),
+            options=("ws_impl", "reuse_port"),  # h44: reuse_port as aiohttp's
         ),
         *(_twin(*row) for row in _TWINS),
         _NODE_WS,  # h28

@@ -571,8 +571,11 @@ async def run(
     )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=options.ssl)
-        await site.start()
+        sites: list[web.BaseSite] = [  # h44: --reuse-port's sockets, else host:port
+            web.SockSite(runner, sock, ssl_context=options.ssl) for sock in options.sockets
+        ] or [web.TCPSite(runner, host, port, reuse_address=True, ssl_context=options.ssl)]
+        for site in sites:
+            await site.start()
         on_ready(int(runner.addresses[0][1]))
         await stop.wait()
     finally:

@@ -9,6 +9,7 @@ A stack module (named by its row in :mod:`pushbench.registry`) exposes
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,10 @@ class StackOptions:
     extra: dict[str, str] = field(default_factory=dict)
     # issue 12 item 2 (TLS): serve https:// and wss:// with this context (None: plaintext)
     ssl: ssl.SSLContext | None = None
+    # issue 18 item 2 (h44, several processes on one port): sockets already bound and
+    # listening (pushbench.servers.reuseport) that the stack serves on instead of binding
+    # host:port itself, the shared SO_REUSEPORT one first; () (the default): it binds
+    sockets: tuple[socket.socket, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ from pushbench.service import (
     parse_ticker,
 )
 
+from . import reuseport
 from .base import StackOptions
 
 if TYPE_CHECKING:
@@ -129,6 +130,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "anyone reaching the port could publish and drive the ticker; default: refused)",
     )
     add("--port", type=_port, default=8765, help="port to bind, 0 = any free one (default 8765)")
+    add("--reuse-port", action="store_true", help=reuseport.HELP)  # h44 (issue 18 item 2)
     add(
         "--loop",
         choices=LOOPS,
@@ -432,7 +434,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         context = _tls_context(args.tls_cert, args.tls_key)
-    except OptionError as exc:
+        sockets = reuseport.bind_node(args.host, args.port) if args.reuse_port else ()
+    except (OptionError, OSError) as exc:  # h44: OSError: the shared port is not shareable
         print(f"pushbench serve: error: {exc}", file=sys.stderr)
         return 2
     if args.faults is not None and args.hub != "memory":
@@ -443,6 +446,7 @@ def run(args: argparse.Namespace) -> int:
         ws=args.ws_impl or DEFAULT_WS_IMPL,
         ssl=context,
         compression=args.compression,
+        sockets=sockets,
     )
     stack: Stack = importlib.import_module(stack_module(args.stack)).STACK
     loop_factory = None
@@ -511,12 +515,6 @@ def _tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
         raise OptionError("--tls-cert", f"cannot load {cert} / {key}: {exc}") from None
 
 
-def _url(host: str, port: int, tls: bool = False) -> str:
-    if ":" in host:  # IPv6 literal: brackets in a URL
-        host = f"[{host}]"
-    return f"{'https' if tls else 'http'}://{host}:{port}"
-
-
 async def _serve(
     args: argparse.Namespace,
     stack: Stack,
@@ -541,11 +539,7 @@ async def _serve(
     def on_ready(port: int) -> None:
         nonlocal ready
         ready = True
-        print(
-            f"pushbench serve: stack={stack.name} listening on "
-            f"{_url(args.host, port, options.ssl is not None)}",
-            flush=True,
-        )
+        print(reuseport.ready_line(stack.name, args.host, port, options), flush=True)
 
     sweeping = asyncio.create_task(_sweep(limit))
     hub = _make_hub(args)
@@ -564,6 +558,7 @@ async def _serve(
             compression=options.compression,
             # issue 18 item 2: the open-file limit it raised itself (None: not raised here)
             open_files="not raised" if nofile is None else nofile.line(),
+            open_files_soft=str(None if nofile is None else nofile.soft),  # h44: a number
             faults=str(args.faults) if args.faults is not None else "none",
         )
         try:

@@ -569,11 +569,11 @@ async def run(
         # TLS (options.ssl): uvicorn wraps our bounded httptools and ws protocols itself
         ssl_context_factory=None if tls is None else (lambda _c, _d: tls),
     )
-    sock = _listen(host, port)
+    socks = list(options.sockets) or [_listen(host, port)]  # h44: --reuse-port's, else own
     server = _Server(config)
     uvicorn_log = logging.getLogger("uvicorn.error")
     uvicorn_log.addFilter(_DENIAL_LOG_FILTER)
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    serving = asyncio.create_task(server.serve(sockets=socks))
     try:
         listening = asyncio.create_task(server.listening.wait())
         await asyncio.wait([serving, listening], return_when=asyncio.FIRST_COMPLETED)
@@ -581,7 +581,7 @@ async def run(
         if serving.done():
             serving.result()  # raises what stopped it
             raise RuntimeError("uvicorn stopped before listening")
-        on_ready(sock.getsockname()[1])
+        on_ready(socks[0].getsockname()[1])
         stopped = asyncio.create_task(stop_event.wait())
         await asyncio.wait([serving, stopped], return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
@@ -591,7 +591,8 @@ async def run(
         try:
             await serving
         finally:
-            sock.close()
+            for sock in socks:
+                sock.close()
             uvicorn_log.removeFilter(_DENIAL_LOG_FILTER)
 
 

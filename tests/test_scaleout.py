@@ -99,15 +99,18 @@ def test_memory_hub_with_several_servers_is_refused() -> None:
     assert "servers" in str(err.value) and "hub = 'memory'" in str(err.value)
 
 
-def test_several_servers_need_nginx_in_front() -> None:
+def test_several_servers_need_nginx_in_front_or_one_shared_port() -> None:
     with pytest.raises(ScenarioError) as err:
-        scenario.loads(BASE + 'servers = 2\nhub = "redis"\n')
+        scenario.loads(BASE + 'servers = 2\nhub = "redis"\nvia = "caddy"\n')
     assert "via" in str(err.value) and "nginx" in str(err.value)
+    # h44: via = "direct" is N processes on one port (SO_REUSEPORT)
+    shared = scenario.loads(BASE + 'servers = 2\nhub = "redis"\n').cells()[0]
+    assert shared.servers == 2 and shared.via == "direct"
 
 
 def test_servers_out_of_range_and_the_id() -> None:
     with pytest.raises(ScenarioError, match="servers"):
-        scenario.loads(BASE + "servers = 5\n")
+        scenario.loads(BASE + "servers = 9\n")
     one = scenario.loads(BASE).cells()[0]
     assert one.servers == 1 and "srv" not in one.cell_id
     two = scenario.loads(BASE + 'servers = 2\nhub = "nats"\nvia = "nginx"\n').cells()[0]

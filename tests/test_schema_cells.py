@@ -279,6 +279,7 @@ def test_a_rows_text(tmp_path: Path) -> None:
         ","  # server_unmeasured (schema 14)
         ",,,"  # node_connections, node_msgs_delivered, node_cpu_us_per_msg (schema 15)
         ",,,,,"  # sources, connect rate, heartbeat CPU, fan-out (schema 16)
+        ",,"  # server_open_files, server_max_connections (schema 20, h44)
         ",,,,,,,,,,,"  # fault … storm_source (schema 17)
         ",,"  # fault_node, fault_node_clients (schema 19)
     )

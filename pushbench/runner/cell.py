@@ -56,7 +56,7 @@ from pushbench.schema.worker import (
 )
 from pushbench.tls import TlsError, TlsFiles, client_context, generate
 
-from . import drain, netem, outage, scale, scaleout
+from . import drain, netem, outage, scale, scaleout, sharedport
 from .memory import MemoryProbe, server_port
 from .options import (
     READY_TIMEOUT_S,
@@ -140,6 +140,8 @@ def run_one(
     target: TargetProbe | None = None,
 ) -> dict[str, Any]:
     skip = _unsupported(cell) if target is None else target.unsupported(cell)
+    # h44 (issue 18 item 2): every client process under the open-file limit
+    skip = skip or sharedport.client_refusal(cell, plan_workers(cell, pinning))
     if skip:
         return bare_row(cell, repeat, "skipped", skip)
     name = f"{cell.cell_id}-r{repeat}"
@@ -174,6 +176,7 @@ def plan_workers(cell: Cell, pinning: Pinning) -> list[tuple[int, bool]]:
             n = max(1, min(share, conns))
         else:
             n = max(1, min(math.ceil(conns / CONNECTIONS_PER_WORKER), len(pinning.clients), conns))
+            n = max(n, sharedport.min_client_processes(conns, publishes))  # h44: fd limit
         plan += [(conns // n + (1 if k < conns % n else 0), publishes) for k in range(n)]
     return plan
 
@@ -219,6 +222,7 @@ def worker_spec(
     status: Path,
     stage: int = 0,
     ca_file: Path | None = None,
+    later_s: float = 0.0,
 ) -> WorkerSpec:
     """The spec of one worker process of ``cell``: its connections, their ids, whether they
     publish, and a run long enough for the window (the runner stops it after the drain);
@@ -237,7 +241,8 @@ def worker_spec(
         base_url=base_url,
         topic=TOPIC,
         connections=connections,
-        duration_s=cell.duration_s + TICKER_DELAY_S + drain.cap_s(cell) + WORKER_SLACK_S,
+        # h44: + later_s, the paced ramps of the workers started after this one
+        duration_s=cell.duration_s + TICKER_DELAY_S + drain.cap_s(cell) + WORKER_SLACK_S + later_s,
         warmup_s=cell.warmup_s,
         poll_interval_s=cell.poll_interval_s or 0.1,
         poll_timeout_s=cell.poll_timeout_s or 30.0,
@@ -385,11 +390,17 @@ def _measure(
             options.on_server_started(handle.started)
         if cell.servers == 1:  # scale-out: the probe reads one process (no memory columns)
             memory = MemoryProbe(handle.started.pid, server_port(base_url))
+        elif handle.shared_url is not None:  # h44: nodes on one port, RSS summed, ss on it
+            pids = tuple(started.pid for started, _ in handle.nodes[1:])
+            memory = MemoryProbe(handle.started.pid, server_port(handle.shared_url), pids)
+        if memory is not None:
             memory.idle()
     else:  # an external target (issue 12 item 7): nothing of the server is started
         base_url = target
     # h27: a proxy in front: the clients' URL is the proxy's; control and /stats go direct.
     proxy, client_url = None, base_url
+    if handle is not None and handle.shared_url is not None:  # h44: the nodes' shared port
+        client_url = handle.shared_url
     if cell.via != proxies.DIRECT:
         nodes = [] if handle is None else scaleout.node_urls(handle)  # issue 12 item 4
         proxy, client_url = start_proxy(
@@ -416,7 +427,8 @@ def _measure(
         status = work / f"worker{k}.status.json"
         stage = stage_size(cell, k, conns)
         ca = None if tls_files is None else tls_files.ca
-        spec = worker_spec(cell, client_url, conns, firsts[k], publishes, status, stage, ca)
+        later = scale.later_ramps_s(cell, [plan[j][0] for j in order[position + 1 :]])  # h44
+        spec = worker_spec(cell, client_url, conns, firsts[k], publishes, status, stage, ca, later)
         atomic_write_json(spec_path, spec.to_dict())
         out = work / f"worker{k}"
         cpu = pinning.clients[k % len(pinning.clients)]
@@ -554,6 +566,8 @@ def _measure(
         proxy_cpu=(proxy0, proxy1),
     )
     node_cols = scaleout.node_columns(per_node, nodes0, nodes1, row.get("msgs_delivered"))
+    if handle is not None:  # h44: what each server process had (the fd limit, its cap)
+        row.update(sharedport.columns(cell, per_node))
     return {**row, **node_cols, **fault_cols}
 
 

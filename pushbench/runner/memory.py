@@ -103,6 +103,9 @@ class MemoryProbe:
 
     pid: int
     port: int | None
+    #: h44: more server processes whose RSS is added to ``pid``'s at every reading (nodes
+    #: sharing one port: the slope is then the sum of theirs); () for one process
+    others: tuple[int, ...] = ()
     idle_rss: int | None = None
     idle_sockstat: SocketMemory | None = None
     readings: list[RssReading] = field(default_factory=list)
@@ -118,16 +121,25 @@ class MemoryProbe:
 
     def idle(self) -> None:
         """Before the first connection: RSS and the namespace's TCP pages."""
-        s = sample(self.pid)
-        self.idle_rss = None if s is None else s.rss_bytes
+        self.idle_rss = self._rss()
         self.idle_sockstat = _sockstat()
 
     def read(self, workers_up: int, partial: int = 0) -> None:
         """A stage is up (see :class:`RssReading`): RSS after :data:`RSS_SETTLE_S`."""
         time.sleep(RSS_SETTLE_S)
-        s = sample(self.pid)
-        if s is not None:
-            self.readings.append(RssReading(s.rss_bytes, workers_up, partial))
+        rss = self._rss()
+        if rss is not None:
+            self.readings.append(RssReading(rss, workers_up, partial))
+
+    def _rss(self) -> int | None:
+        """The RSS of ``pid`` and ``others`` summed; None when one of them is gone."""
+        total = 0
+        for pid in (self.pid, *self.others):
+            s = sample(pid)
+            if s is None:
+                return None
+            total += s.rss_bytes
+        return total
 
     def kernel(self) -> SocketMemory | None:
         """The server's sockets now (``ss``), else the TCP pages grown since idle."""

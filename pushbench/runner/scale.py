@@ -29,11 +29,14 @@ from pushbench.scenario import Cell
 from pushbench.schema.scale import SCALE_COLUMNS
 from pushbench.schema.worker import WorkerResult
 
+from .sharedport import node_max_connections, servers_needed
+
 __all__ = [
     "FIRST_SOURCE",
     "SCALE_COLUMN_NAMES",
     "binds_sources",
     "fanout_last_us",
+    "later_ramps_s",
     "ramp_timeout_s",
     "scale_columns",
     "server_fds",
@@ -44,6 +47,8 @@ __all__ = [
 #: The first client source address when a cell needs several (127.0.0.1 stays the server's
 #: and every other process's).
 FIRST_SOURCE = ipaddress.IPv4Address("127.0.0.2")
+#: A later worker's start (interpreter, imports, spec) allowed for in :func:`later_ramps_s`.
+LATER_START_S = 10.0
 SCALE_COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in SCALE_COLUMNS)
 
 
@@ -63,9 +68,9 @@ def source_addresses(cell: Cell) -> tuple[str, ...]:
 
 
 def server_fds(cell: Cell) -> int:
-    """Descriptors the cell's server raises its limit to (``--max-connections`` is the
-    subscribers + 100: :func:`pushbench.runner.server.serve_argv`)."""
-    return SERVER_FDS_PER_CONN * max(cell.subscribers + 100, 1000) + FD_SLACK
+    """Descriptors each server process of the cell raises its limit to (its
+    ``--max-connections``: :func:`.sharedport.node_max_connections`, h44)."""
+    return SERVER_FDS_PER_CONN * node_max_connections(cell) + FD_SLACK
 
 
 def unsupported(cell: Cell) -> str:
@@ -81,10 +86,13 @@ def unsupported(cell: Cell) -> str:
     need = server_fds(cell)
     if not reachable(need):
         hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        per = "each server process" if cell.servers > 1 else "the server"
         return (
-            f"{cell.subscribers:,} subscribers need {need:,} open files in the server, over "
+            f"{cell.subscribers:,} subscribers need {need:,} open files in {per}, over "
             f"the hard limit of {hard:,} this process may not raise (no CAP_SYS_RESOURCE): "
-            f"run under `ulimit -Hn {need}` or more (systemd: LimitNOFILE)"
+            f"run under `ulimit -Hn {need}` or more (systemd: LimitNOFILE), or share them "
+            f'out: servers = {servers_needed(cell.subscribers)} with via = "direct" '
+            f"(processes on one port, SO_REUSEPORT)"
         )
     return ""
 
@@ -96,6 +104,16 @@ def ramp_timeout_s(cell: Cell, connections: int, base_s: float) -> float:
     if cell.connect_rate <= 0:
         return base_s + connections / 1000.0  # unpaced: generous for tens of thousands
     return base_s + 2.0 * connections / cell.connect_rate
+
+
+def later_ramps_s(cell: Cell, later: Sequence[int]) -> float:
+    """How much longer a worker must run (its own ``duration_s`` counts from its start)
+    while the workers started after it, of ``later`` connections each, open theirs in turn
+    (h44: 100,000 connections over 11 workers at a paced rate take longer than a short
+    window); 0 for an unpaced cell (as before)."""
+    if cell.connect_rate <= 0:
+        return 0.0
+    return sum(ramp_timeout_s(cell, conns, LATER_START_S) for conns in later)
 
 
 def fanout_last_us(receipts: Receipts, start_ns: int, end_ns: int | None) -> tuple[float, float]:

@@ -51,6 +51,7 @@ from pushbench.scenario import Cell
 from pushbench.service import ServerConfig
 from pushbench.tls import OPENSSL_MISSING, TlsFiles, openssl
 
+from . import sharedport
 from .nats import NATS_MISSING, nats_prefix, nats_server, start_nats
 from .options import READY_TIMEOUT_S, TICKER_DELAY_S, CellFailed
 
@@ -87,6 +88,8 @@ LONG_POLL_GAP_S = 1.0
 HISTORY_ITEM_BYTES = 512
 HISTORY_CAP_BYTES = 1 << 30
 _SERVE_READY = re.compile(r"listening on (https?://\S+)")
+#: h44: a ``--reuse-port`` node's own URL, after the shared one on its ready line
+_NODE_URL = re.compile(r"this node: (https?://[^\s)]+)")
 #: The Redis server a ``hub = "redis"`` cell starts: Debian's, installed by make system-deps.
 REDIS_SERVER = "redis-server"
 REDIS_MISSING = "hub = 'redis' needs redis-server, which is not installed: run `make system-deps`"
@@ -108,6 +111,10 @@ class Server:
     #: issue 12 item 4 (scale-out): every node and its URL, node 0 (``started``) first;
     #: one entry when ``servers = 1``
     nodes: tuple[tuple[Started, str], ...] = ()
+    #: h44: the port the nodes share with SO_REUSEPORT (the clients' URL; ``base_url``
+    #: and ``nodes`` then hold each node's own URL, for control and /stats); None: no
+    #: shared port
+    shared_url: str | None = None
 
 
 def distributions() -> tuple[str, ...]:
@@ -208,7 +215,7 @@ def serve_argv(
         argv += ["--redis-url", redis_url]
     if redis_key_prefix is not None:
         argv += ["--redis-prefix", redis_key_prefix]
-    argv += ["--max-connections", str(max(cell.subscribers + 100, 1000))]
+    argv += ["--max-connections", str(sharedport.node_max_connections(cell))]  # h44: per node
     argv += ["--history", str(history_size(cell))]
     if cell.rate > ServerConfig.max_control_rate:  # the server's default cap on the ticker
         argv += ["--max-control-rate", repr(cell.rate)]
@@ -299,6 +306,11 @@ def start_server(
         broker, nats_url = start_nats(group, pinning, HOST, free_port(), group.log_dir / "nats")
         broker_args = ["--nats-url", nats_url, "--nats-prefix", nats_prefix()]
     argv = [*argv_prefix, *serve_argv(cell, redis_url, prefix, tls), *broker_args, *extra_args]
+    shared = sharedport.shares_port(cell)  # h44: N nodes on one port (SO_REUSEPORT)
+    if shared:
+        argv[argv.index("--port") + 1] = str(free_port())
+        argv.append("--reuse-port")
+    shared_url: str | None = None
     nodes: list[tuple[Started, str]] = []
     for k in range(cell.servers):
         started = group.start(
@@ -309,8 +321,10 @@ def start_server(
             timeout_s=READY_TIMEOUT_S,
         )
         match = _SERVE_READY.search(started.ready_line)
-        if match is None:
+        own = _NODE_URL.search(started.ready_line) if shared else match
+        if match is None or own is None:
             raise CellFailed(f"server ready line without a URL: {started.ready_line!r}")
-        nodes.append((started, match.group(1)))
+        shared_url = match.group(1) if shared else None
+        nodes.append((started, own.group(1)))
     # -- end scale-out --
-    return Server(nodes[0][0], nodes[0][1], broker, tuple(nodes))
+    return Server(nodes[0][0], nodes[0][1], broker, tuple(nodes), shared_url)

@@ -51,7 +51,7 @@ __all__ = [
 
 HUBS: tuple[str, ...] = ("memory", "redis", "nats")  # nats: issue 12 item 4 (h31)
 #: issue 12 item 4 (scale-out, h31): server processes of a cell behind nginx
-MAX_SERVERS = 4
+MAX_SERVERS = 8  # h44: 6 processes hold 100,000 connections under a 20,000-file limit
 LOOPS: tuple[str, ...] = ("asyncio", "uvloop")
 COMPRESSIONS: tuple[str, ...] = ("off", "deflate")  # h25 (compression)
 #: Who receives → the client engine of the registry rows that drives it: our Python
@@ -285,7 +285,7 @@ PARAMS: tuple[Param, ...] = (
     _p("via", choice(via_names), DIRECT),
     # --- end h27 ------------------------------------------------------------------------
     # --- issue 12 item 4 (scale-out, h31): N server processes behind nginx, one broker ---
-    _p("servers", integer(1, MAX_SERVERS, " (server processes behind nginx)"), 1),
+    _p("servers", integer(1, MAX_SERVERS, " (server processes: behind nginx, or on one port)"), 1),
     # --- end scale-out --------------------------------------------------------------------
     # --- h32 (issue 12 item 5): a fault in the window, none by default (not in the id) ---
     _p("fault", Kind(FAULT_FORM, _parse_fault), None),

@@ -58,4 +58,21 @@ SCALE_COLUMNS: tuple[Column, ...] = (
         "the largest of those per-message last-receipt latencies (the slowest complete "
         "fan-out of the window); empty without receipts",
     ),
+    # -- h44: several server processes on one port (servers = N, via = "direct") --
+    _C(
+        "server_open_files",
+        "count",
+        "the open-file limit (soft RLIMIT_NOFILE) each server process reached after raising "
+        "its own (the lowest over the processes when servers > 1: each holds one descriptor "
+        "per connection, so this bounds its connections; the machine's hard limit unless the "
+        "server may raise that); empty when the server does not report it",
+    ),
+    _C(
+        "server_max_connections",
+        "count",
+        "--max-connections of each server process: the subscribers + 100 (at least 1,000), "
+        'or with servers = N on one port (via = "direct", SO_REUSEPORT) each process\'s '
+        "share: ⌈subscribers × 1.1 ÷ N⌉ + 100 (the kernel's split is not exact); the "
+        "number of processes is the servers column; empty for an external stack",
+    ),
 )

@@ -46,4 +46,6 @@ __all__ = ["CELLS_SCHEMA_VERSION"]
 #: 17: fault … storm_source (issue 12 item 5: faults in the window, reconnect, resume).
 #: 18: tls_at (issue 12 item 2: TLS terminated at the server or at the proxy in front).
 #: 19: fault_node, fault_node_clients (issue 12 item 5, h41: a server-kill of one node of N).
-CELLS_SCHEMA_VERSION = 19
+#: 20: server_open_files, server_max_connections, after fanout_last_max_us (h44, issue 18
+#:    item 2: several server processes on one port; the per-process open-file limit).
+CELLS_SCHEMA_VERSION = 20

@@ -73,7 +73,8 @@ async def run(
     for name in _EXTRA_COUNTERS:
         service.stats.extra.setdefault(name, 0)
     listener = Listener(service, RAW_DEFLATE if options.compression == "deflate" else None)
-    bound = await listener.listen(host, port, lambda: HttpConnection(listener), ssl=options.ssl)
+    factory = lambda: HttpConnection(listener)  # noqa: E731
+    bound = await listener.listen(host, port, factory, options.ssl, options.sockets)
     try:
         on_ready(bound)
         await stop_event.wait()

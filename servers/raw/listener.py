@@ -12,6 +12,7 @@ their classes (they import it).
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl as ssl_module
 from collections.abc import Callable
 from typing import Protocol
@@ -49,7 +50,7 @@ class Listener:
         self.closing = False
         self.connections: set[Conn] = set()
         self._all_gone: asyncio.Future[None] | None = None
-        self._server: asyncio.Server | None = None
+        self._servers: list[asyncio.Server] = []
 
     async def listen(
         self,
@@ -57,13 +58,21 @@ class Listener:
         port: int,
         protocol_factory: Callable[[], asyncio.Protocol],
         ssl: ssl_module.SSLContext | None = None,
+        sockets: tuple[socket.socket, ...] = (),
     ) -> int:
         """Listen on (host, port) → the port bound (real even when 0 was asked); with
-        ``ssl``, every connection is TLS."""
-        self._server = await self.loop.create_server(
-            protocol_factory, host, port, backlog=2048, ssl=ssl
-        )
-        return int(self._server.sockets[0].getsockname()[1])
+        ``ssl``, every connection is TLS. ``sockets`` (h44, ``--reuse-port``): serve on
+        these listening sockets instead, → the first one's port."""
+        if not sockets:
+            server = await self.loop.create_server(
+                protocol_factory, host, port, backlog=2048, ssl=ssl
+            )
+            self._servers.append(server)
+            return int(server.sockets[0].getsockname()[1])
+        for sock in sockets:
+            made = await self.loop.create_server(protocol_factory, sock=sock, ssl=ssl)
+            self._servers.append(made)
+        return int(sockets[0].getsockname()[1])
 
     def track(self, conn: Conn) -> None:
         self.connections.add(conn)
@@ -82,8 +91,8 @@ class Listener:
         """Stop accepting, Close 1001 to every WebSocket, end held requests, and
         wait at most close_timeout for the peers before aborting what is left."""
         self.closing = True
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         for conn in tuple(self.connections):
             conn.shutdown()
         if self.connections:
@@ -94,5 +103,5 @@ class Listener:
                 for conn in tuple(self.connections):
                     conn.transport.abort()
                 await asyncio.sleep(0)  # let the connection_lost callbacks run
-        if self._server is not None:
-            await self._server.wait_closed()
+        for server in self._servers:
+            await server.wait_closed()
