@@ -56,8 +56,8 @@ def test_help_gives_every_option_with_its_default() -> None:
     text = serve.format_help()
     options = [a for a in serve._actions if a.option_strings and a.dest != "help"]
     # 28 + --tls-cert, --tls-key (issue 12 item 2), --compression (item 3),
-    # --nats-url, --nats-prefix (item 4)
-    assert len(options) == 33
+    # --nats-url, --nats-prefix (item 4), --reuse-port (issue 18 item 2)
+    assert len(options) == 34
     for action in options:
         assert action.option_strings[0] in text
         assert action.help is not None and "default" in action.help, action.dest
