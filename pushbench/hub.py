@@ -380,9 +380,12 @@ class Hub:
         sub = self.subscribe(topic)
 
         def first(items: list[Item]) -> bool:
-            # The first message wakes the poll; the answer is read from history when it
-            # runs, with every message published until then. Nothing is queued.
-            if not woken.done():
+            # The first message after ``since`` wakes the poll; the answer is read from
+            # history when it runs, with every message published until then. Nothing is
+            # queued. Messages up to ``since`` do not wake it: a client coming from
+            # another node of a broker hub can be ahead of this one (an empty answer
+            # would only send it back at once).
+            if items[-1].seq > since and not woken.done():
                 woken.set_result(None)
             return True
 

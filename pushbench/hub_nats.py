@@ -8,7 +8,8 @@ orders each topic, and history outlives any one server — on NATS (Debian's
   discarded), created by the first publisher. The stream's sequence number *is* the
   topic's sequence number (monotonic from 1), whatever the number of publishers;
 - **publish** is a JetStream publish on ``<prefix>.in.<topic>``; its ack carries the
-  sequence number. Nothing is delivered locally;
+  sequence number. A batch (a late ticker's catch-up) is written whole before its acks
+  are awaited: one round trip. Nothing is delivered locally;
 - **delivery**: the stream *republishes* each stored message on ``<prefix>.out.<topic>``
   with its sequence number in the ``Nats-Sequence`` header, in stream order; every
   process (the publisher's included) subscribes to ``<prefix>.out.>`` with a core NATS
@@ -40,7 +41,7 @@ from nats.errors import Error as NatsError
 from nats.js import JetStreamContext, api
 from nats.js.errors import BadRequestError, NotFoundError
 
-from .contract import Envelope, encode, now_ns
+from .contract import Envelope, encode
 from .hub import Item
 from .hub_broker import BrokerHub
 
@@ -155,15 +156,18 @@ class NatsHub(BrokerHub):
 
     # --- publishing ---------------------------------------------------------
 
-    async def publish(self, topic: str, payload: str, scheduled_ns: int | None = None) -> int:
-        """Store in the topic's stream (created on first use) → its sequence number."""
+    async def _send(self, topic: str, bodies: list[bytes]) -> list[int]:
+        """Store ``bodies`` in the topic's stream (created on first use) → their sequence
+        numbers: every message is written before any ack is awaited (one round trip;
+        one connection, so the stream stores them in this order)."""
         js = self._jetstream()
         if topic not in self._streams:
             await self._add_stream(js, topic)
-        pub = now_ns()
-        sch = pub if scheduled_ns is None else scheduled_ns
-        ack = await js.publish(self.in_subject(topic), b"%d %d " % (sch, pub) + payload.encode())
-        return int(ack.seq)
+        subject = self.in_subject(topic)
+        if len(bodies) == 1:
+            return [int((await js.publish(subject, bodies[0])).seq)]
+        acks = [await js.publish_async(subject, body) for body in bodies]
+        return [int(ack.seq) for ack in await asyncio.gather(*acks)]
 
     async def _add_stream(self, js: JetStreamContext, topic: str) -> None:
         config = api.StreamConfig(

@@ -6,8 +6,9 @@ bytes. :class:`RedisHub` gets that by letting Redis, not the process, decide
 the order:
 
 - **publish** runs one Lua script (EVALSHA, falling back to EVAL when Redis has
-  forgotten the script) that INCRs the topic's sequence key, PUBLISHes the
-  message on the topic's channel and appends it to a bounded history list.
+  forgotten the script) that INCRBYs the topic's sequence key, PUBLISHes the
+  message (or a late ticker's batch, in one call) on the topic's channel and
+  appends it to a bounded history list.
   Redis runs scripts one at a time, so the order on the channel *is* the
   sequence order, whatever the number of publishers and processes.
 - **delivery** happens only through the channel, also for the publishing
@@ -71,7 +72,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 
-from .contract import Envelope, encode, now_ns
+from .contract import Envelope, encode
 from .hub import Item
 from .hub_broker import BrokerHub
 
@@ -80,20 +81,24 @@ __all__ = ["RedisHub", "RedisHubError", "pack_message", "parse_message"]
 log = logging.getLogger(__name__)
 
 # KEYS[1] sequence counter, KEYS[2] history list.
-# ARGV[1] channel, ARGV[2] history bound, ARGV[3] "<scheduled_ns> <published_ns> <payload>".
-# Returns the new sequence number.
+# ARGV[1] channel, ARGV[2] history bound, ARGV[3..] "<scheduled_ns> <published_ns> <payload>"
+# (one or more messages, numbered consecutively in this order).
+# Returns the sequence number of the first.
 PUBLISH_LUA = """
-local seq = redis.call('INCR', KEYS[1])
-local msg = string.format('%d ', seq) .. ARGV[3]
-redis.call('PUBLISH', ARGV[1], msg)
+local n = #ARGV - 2
+local last = redis.call('INCRBY', KEYS[1], n)
 local bound = tonumber(ARGV[2])
+for i = 1, n do
+  local msg = string.format('%d ', last - n + i) .. ARGV[i + 2]
+  redis.call('PUBLISH', ARGV[1], msg)
+  if bound > 0 then redis.call('RPUSH', KEYS[2], msg) end
+end
 if bound > 0 then
-  redis.call('RPUSH', KEYS[2], msg)
   redis.call('LTRIM', KEYS[2], -bound, -1)
 else
   redis.call('DEL', KEYS[2])
 end
-return seq
+return last - n + 1
 """
 
 # KEYS[1] sequence counter, KEYS[2] history list.
@@ -260,21 +265,22 @@ class RedisHub(BrokerHub):
 
     # --- publishing ---------------------------------------------------------
 
-    async def publish(self, topic: str, payload: str, scheduled_ns: int | None = None) -> int:
-        """Sequence, PUBLISH and store in one script → the sequence number.
+    async def _send(self, topic: str, bodies: list[bytes]) -> list[int]:
+        """Sequence, PUBLISH and store every message in one script call (one round
+        trip; Redis runs it whole, so the batch is contiguous everywhere) → their
+        sequence numbers.
 
         Nothing is delivered locally: this process's subscribers get the
-        message from the channel like every other process's.
+        messages from the channel like every other process's.
         """
-        pub = now_ns()
-        sch = pub if scheduled_ns is None else scheduled_ns
-        body = b"%d %d " % (sch, pub) + payload.encode()
-        seq = await self._script(
-            PUBLISH_LUA,
-            (self.seq_key(topic), self.history_key(topic)),
-            (self.channel(topic), self.history, body),
+        first = int(
+            await self._script(
+                PUBLISH_LUA,
+                (self.seq_key(topic), self.history_key(topic)),
+                (self.channel(topic), self.history, *bodies),
+            )
         )
-        return int(seq)
+        return list(range(first, first + len(bodies)))
 
     # --- internals ----------------------------------------------------------
 

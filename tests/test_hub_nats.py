@@ -17,8 +17,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from broker_batch import batch_answers_a_poll_on_another_node
 
 from pushbench.contract import decode
 from pushbench.hub_nats import NatsHub, NatsHubError
@@ -132,6 +134,9 @@ def test_history_bound_and_long_poll(nats_url: str) -> None:
             for k in range(6):
                 await a.publish(TOPIC, f"m{k}")
             await b.ensure_topic(TOPIC)
+            async with asyncio.timeout(5):  # warmed by a live message, #6 may be on its way
+                while b.last_seq(TOPIC) < 6:
+                    await asyncio.sleep(0.01)
             assert [i.seq for i in b.since(TOPIC, 0)] == [4, 5, 6]
             assert b.stats.history_gap_messages == 3
             poll = asyncio.ensure_future(b.wait(TOPIC, 6, timeout=5))
@@ -161,3 +166,33 @@ def test_unreachable_names_the_url(tmp_path: Path) -> None:
 def test_prefix_must_be_a_subject_token() -> None:
     with pytest.raises(ValueError, match="prefix"):
         NatsHub(prefix="a.b")
+
+
+def test_late_ticker_batch_is_one_round_trip_and_one_poll_answer_on_another_node(
+    nats_url: str,
+) -> None:
+    async def main() -> None:
+        prefix = _prefix()
+        a, b = _hub(nats_url, prefix), _hub(nats_url, prefix)
+        await a.start()
+        await b.start()
+        try:
+            events: list[str] = []  # the batch's writes and acks, in the order they happen
+            js = a._jetstream()
+            send_async = js.publish_async
+
+            async def traced(*args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+                ack = await send_async(*args, **kwargs)
+                events.append("sent")
+                ack.add_done_callback(lambda _: events.append("ack"))
+                return ack
+
+            js.publish_async = traced  # type: ignore[method-assign]
+            await batch_answers_a_poll_on_another_node(a, b, TOPIC, whole=False)
+            n = len(events) // 2
+            assert n > 1 and events == ["sent"] * n + ["ack"] * n  # pipelined: one round trip
+        finally:
+            await a.stop()
+            await b.stop()
+
+    asyncio.run(main())

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio as aioredis
+from broker_batch import batch_answers_a_poll_on_another_node
 
 from pushbench.contract import Envelope, decode, encode, now_ns
 from pushbench.hub import Item, Subscription
@@ -426,5 +427,17 @@ def test_second_process_publishes_test_process_receives(redis_url: str, prefix: 
             # The other process's CLOCK_MONOTONIC stamps compare with ours (one host).
             assert all(before <= e.published_ns <= now_ns() for e in envs)
             assert await settle(sub) == []
+
+    run(scenario())
+
+
+def test_late_ticker_batch_is_one_round_trip_and_one_poll_answer_on_another_node(
+    redis_url: str, prefix: str
+) -> None:
+    async def scenario() -> None:
+        a = RedisHub(url=redis_url, prefix=prefix)
+        b = RedisHub(url=redis_url, prefix=prefix)
+        async with started(a, b):
+            await batch_answers_a_poll_on_another_node(a, b, TOPIC, whole=True)
 
     run(scenario())

@@ -51,6 +51,8 @@ class HeldPoll:
     def _on_item(self, items: list[Item]) -> bool:
         # In the hub's fan-out: the subscription cannot be closed here (its set is being
         # walked), and the rest of this turn's messages belong in the same answer.
+        if items[-1].seq <= self._since:
+            return True  # not yet the client's next message (it came from a node ahead)
         self._sub.sink = _taken
         self._timer.cancel()
         self._timer = self._loop.call_soon(self.finish)
