@@ -16,7 +16,7 @@ import pytest
 
 from pushbench.hub import Hub
 from pushbench.service import PushService
-from servers.raw.polls import HeldPoll
+from pushbench.servers.raw.polls import HeldPoll
 
 
 async def _hub_wait(hub: Hub, since: int) -> list[int]:
