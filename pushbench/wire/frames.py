@@ -15,7 +15,9 @@ calls, and a payload is accepted only after its length passed the limits.
 Two paths, one behaviour: when the compiled parser is in use
 (:mod:`.speedups`), it decodes the complete frames that need no reader state;
 every other frame — incomplete, fragmented, or breaking a rule — goes through
-the pure Python loop, which is the reference and raises every error.
+the pure Python loop, which is the reference and raises every error. Within
+that loop, runs of whole unfragmented frames of ≤ 125 bytes take a table-driven
+fast path (:mod:`.fastpath`) that hands every other frame back to it.
 """
 
 from __future__ import annotations
