@@ -15,7 +15,9 @@ calls, and a payload is accepted only after its length passed the limits.
 Two paths, one behaviour: when the compiled parser is in use
 (:mod:`.speedups`), it decodes the complete frames that need no reader state;
 every other frame — incomplete, fragmented, or breaking a rule — goes through
-the pure Python loop, which is the reference and raises every error.
+the pure Python loop, which is the reference and raises every error. Within
+that loop, runs of whole unfragmented frames of ≤ 125 bytes take a table-driven
+fast path (:mod:`.fastpath`) that hands every other frame back to it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import os
 from enum import IntEnum
 from typing import NamedTuple, cast
 
+from . import fastpath
 from . import speedups as _speedups
 from .errors import CloseCode, ProtocolError, is_valid_close_code
 from .mask import MASK_NUMPY_MIN, apply_mask, rotate_key
@@ -197,21 +200,16 @@ def _b0_tables(rsv_allowed: int) -> tuple[tuple[B0Info | None, ...], tuple[B0Inf
 
 
 _TABLES: dict[int, tuple[tuple[B0Info | None, ...], tuple[B0Info | None, ...]]] = {}
-
-#: Per payload length n < MASK_NUMPY_MIN, once seen: (R, s) such that ``(key * R) >> s``
-#: is the 4-byte key repeated over n + 4 bytes (R has a 1 every 32 bits). Masking a
-#: small payload is then one multiply and one XOR of Python integers, no byte string
-#: of the repeated key to build and convert.
-_KEY_REPEAT: list[tuple[int, int] | None] = [None] * MASK_NUMPY_MIN
+#: (rsv_allowed, masked, length limit) → the fast path's table (:func:`.fastpath.rows_for`).
+_FAST: dict[tuple[int, bool, int], fastpath.FastRows] = {}
 
 
-def _key_repeat(length: int) -> tuple[int, int]:
-    words = (length + 7) >> 2  # ceil((length + 4) / 4)
-    got = _KEY_REPEAT[length] = (
-        ((1 << (32 * words)) - 1) // 0xFFFFFFFF,
-        (words * 4 - length - 4) << 3,
-    )
-    return got
+def _fast_rows(rsv_allowed: int, masked: bool, limit: int) -> fastpath.FastRows:
+    key = (rsv_allowed, masked, limit)
+    rows = _FAST.get(key)
+    if rows is None:
+        rows = _FAST[key] = fastpath.rows_for(_b0_tables(rsv_allowed)[0], masked, limit)
+    return rows
 
 
 def _explain_b0(b0: int, rsv_allowed: int) -> ProtocolError:
@@ -261,6 +259,7 @@ class FrameReader:
         "_acc",
         "_cur_b0",
         "_error",
+        "_fast",
         "_key",
         "_key_off",
         "_length",
@@ -289,6 +288,9 @@ class FrameReader:
         self._max_message = max_message_size
         self._rsv_allowed = rsv_allowed
         self._tables = _b0_tables(rsv_allowed)
+        # Whole unfragmented frames of ≤ 125 bytes within both limits: the fast path.
+        limit = min(125, max_frame_size, max_message_size)
+        self._fast = _fast_rows(rsv_allowed, masked, limit)
         self._pending = b""  # an incomplete header carried to the next call
         self._msg_opcode = 0  # TEXT/BINARY while a fragmented message is open
         self._msg_size = 0
@@ -398,6 +400,9 @@ class FrameReader:
         end = len(data)
         tables = self._tables
         table = tables[self._msg_opcode != 0]
+        whole = tables[0]  # no fragmented message open: the fast path may run
+        fast = self._fast
+        run = fastpath.decode_run
         mbit = 0x80 if self._masked else 0
         head0 = 6 if mbit else 2
         max_frame = self._max_frame
@@ -408,12 +413,19 @@ class FrameReader:
         c_mask = _speedups.C_MASK
         # How payloads are unmasked: 0 not at all, 1 by the C helper, 2 as integers.
         how = 0 if not mbit else 1 if c_mask is not None else 2
-        keys = _KEY_REPEAT
+        keys = fastpath.KEY_REPEAT
         small = MASK_NUMPY_MIN
         while pos < limit:
             if end - pos < 2:
                 break
             b0 = data[pos]
+            if table is whole and fast[b0][data[pos + 1]] is not None:
+                # A run of whole short frames; it stops at the first frame it
+                # does not take, which the general loop below decodes (or raises).
+                pos = run(data, pos, min(limit, end - 1), fast, mbit != 0, frame, out)
+                if pos >= limit or end - pos < 2:
+                    continue
+                b0 = data[pos]
             info = table[b0]
             if info is None:
                 raise _explain_b0(b0, self._rsv_allowed)
@@ -460,7 +472,7 @@ class FrameReader:
                 # payload as one integer w; the key, repeated over all of it,
                 # is the key (w's top 32 bits) times 1 at every 32nd bit.
                 w = from_bytes(data[start - 4 : stop])
-                rep, shift = keys[length] or _key_repeat(length)
+                rep, shift = keys[length] or fastpath.key_repeat(length)
                 payload = (w ^ ((w >> (length << 3)) * rep >> shift)).to_bytes(length)
             elif c_mask is not None:
                 payload = c_mask(data[start:stop], data[start - 4 : start])
