@@ -18,7 +18,8 @@
  *       leftover: bytes that came with the handshake, parsed now with recv_ns.
  *   remove(id)     stop reading id (our side ends it); synchronous.
  *   release(id)    forget an ended id.
- *   info(id) -> (ended, status, code, error, messages, last_seq, last_id, retry_ms)
+ *   info(id) -> (ended, status, code, error, messages, last_seq, last_id, retry_ms,
+ *                received)   received: the bytes the loop read
  *   run(callback)  the loop, in the calling thread, until stop(); callback() is called
  *       with the GIL every SYNC_NS while receipts arrive and when something ended.
  *   take() -> (n, overflow, updates, slow, ended)   what changed since the last take:
@@ -99,7 +100,7 @@ typedef struct Conn {
     uint32_t conn;
     char error[160];
     Buf in;        /* received bytes not parsed yet */
-    int64_t messages, last_seq;
+    int64_t messages, last_seq, received;
     /* WebSocket: a fragmented message being reassembled */
     int in_msg;
     Buf msg;
@@ -623,6 +624,7 @@ on_readable(Engine *e, Conn *c)
     ssize_t got = recv(c->fd, e->rbuf, READ_SIZE, MSG_DONTWAIT);
     int64_t t = now_ns(); /* first: the arrival time of every message in this read */
     if (got > 0) {
+        c->received += got;
         if (c->in.len == 0 && c->kind == K_SSE && c->framing == F_CLOSE) {
             sse_bytes(e, c, e->rbuf, (size_t)got, t); /* no copy: nothing is held back */
             return;
@@ -917,10 +919,11 @@ Engine_info(Engine *e, PyObject *arg)
     Conn *c = lookup(e, id);
     PyObject *r = NULL;
     if (c != NULL) {
-        r = Py_BuildValue("(iiisLLy#L)", c->status != RUNNING, c->status, c->code, c->error,
+        r = Py_BuildValue("(iiisLLy#LL)", c->status != RUNNING, c->status, c->code, c->error,
                           (long long)c->messages, (long long)c->last_seq,
                           c->last_id.p ? c->last_id.p : "",
-                          (Py_ssize_t)c->last_id.len, (long long)c->retry_ms);
+                          (Py_ssize_t)c->last_id.len, (long long)c->retry_ms,
+                          (long long)c->received);
     }
     unlock(e);
     return r;
@@ -1097,7 +1100,8 @@ static PyMethodDef Engine_methods[] = {
     {"remove", (PyCFunction)Engine_remove, METH_O, "remove(id): stop reading it"},
     {"release", (PyCFunction)Engine_release, METH_O, "release(id): forget it"},
     {"info", (PyCFunction)Engine_info, METH_O,
-     "info(id) -> (ended, status, code, error, messages, last_seq, last_id, retry_ms)"},
+     "info(id) -> (ended, status, code, error, messages, last_seq, last_id, retry_ms, "
+     "received)"},
     {"take", (PyCFunction)Engine_take, METH_NOARGS,
      "take() -> (n, overflow, updates, slow, ended)"},
     {"counts", (PyCFunction)Engine_counts, METH_NOARGS, "counts() -> (n, overflow)"},

@@ -221,6 +221,7 @@ class LightHttpClient(Client):
                 opened = await protocol.opened
             self.stats.established(opened - t0, phases)
             if protocol.handed is not None:  # h45: the compiled loop receives
+                self.protocol = protocol
                 return await protocol.handed_session(protocol.handed)
             self.protocol = protocol
             async with self.publishing(self.publish_http):

@@ -214,6 +214,7 @@ class Handed:
         self.rx = RxEngine.of(recorder)
         self.ending: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._ending = Ending(0, 0, "")
+        self.received = 0  # bytes the loop read (known once finished)
         self.ident = -1
         self.ident = self.rx.engine.add(
             self.sock.fileno(),
@@ -236,6 +237,12 @@ class Handed:
         if self.on_sse is not None:
             self.on_sse(last_id, retry_ms)
 
+    def abort(self) -> None:
+        """Drop the connection from our side now (as ``transport.abort()`` does): the
+        session's wait returns, ended :data:`REMOVED`."""
+        self.finish()
+        self.wake()
+
     def wake(self) -> None:
         if not self.ending.done():
             self.ending.set_result(None)
@@ -256,7 +263,9 @@ class Handed:
         if self.ident < 0:
             return self._ending
         engine.remove(self.ident)
-        _, status, code, error, messages, last_seq, last_id, retry_ms = engine.info(self.ident)
+        _, status, code, error, messages, last_seq, last_id, retry_ms, self.received = engine.info(
+            self.ident
+        )
         self.update(messages, last_seq, last_id, retry_ms)
         self._ending = Ending(status, code, error)
         self.rx.done(self)

@@ -32,7 +32,7 @@ from pushbench.wire.http_response import request
 from .common import ConnStats, SessionEnded
 from .http_light import HttpProtocol, LightHttpClient
 from .recorder import Recorder
-from .rxengine import COMPILED, DONE, KIND_SSE, Handed, choice
+from .rxengine import COMPILED, DONE, KIND_SSE, REMOVED, Handed, choice
 from .tcpinfo import TcpMeter
 
 __all__ = ["DEFAULT_RETRY_MS", "HEADERS", "SseClient", "eventsource_delay", "run"]
@@ -150,10 +150,11 @@ class _SseProtocol(HttpProtocol):
             ending = await handed.wait()
         finally:
             handed.close()
+            self.received += handed.received
         failure = ending.exception()
         if failure is not None:
             raise failure
-        assert ending.status == DONE
+        assert ending.status in (DONE, REMOVED)  # the stream ended, or we dropped it
 
     def _stream_over(self) -> None:
         self.parser.feed_eof()  # a partial event is dropped
