@@ -3,7 +3,8 @@
 Everything else (metadata, packages, package data, the `pushbench` script) is in
 pyproject.toml. This adds the optional C helpers: the WebSocket codec's frame parser,
 encoder and mask (`pushbench/wire/_speedups.c`), the clients' envelope scanner
-(`clients/_scan.c`) and their compiled receive loop (`clients/_rxloop.c`, Linux: epoll). `optional=True` makes a failed compile a warning, not a failed
+(`clients/_scan.c`) and their compiled receive loop (`clients/_rxloop.c`, Linux: epoll).
+`optional=True` makes a failed compile a warning, not a failed
 install: pushbench then runs its pure Python paths (pushbench.wire.speedups says which).
 """
 
