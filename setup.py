@@ -2,8 +2,9 @@
 
 Everything else (metadata, packages, package data, the `pushbench` script) is in
 pyproject.toml. This adds the optional C helpers: the WebSocket codec's frame parser,
-encoder and mask (`pushbench/wire/_speedups.c`) and the clients' envelope scanner
-(`clients/_scan.c`). `optional=True` makes a failed compile a warning, not a failed
+encoder and mask (`pushbench/wire/_speedups.c`), the clients' envelope scanner
+(`clients/_scan.c`) and their compiled receive loop (`clients/_rxloop.c`, Linux: epoll).
+`optional=True` makes a failed compile a warning, not a failed
 install: pushbench then runs its pure Python paths (pushbench.wire.speedups says which).
 """
 
@@ -20,6 +21,14 @@ setup(
         Extension(
             "pushbench.clients._scan",
             sources=["pushbench/clients/_scan.c"],
+            depends=["pushbench/clients/_envelope.h"],
+            optional=True,
+            extra_compile_args=["-O3"],
+        ),
+        Extension(
+            "pushbench.clients._rxloop",
+            sources=["pushbench/clients/_rxloop.c"],
+            depends=["pushbench/clients/_envelope.h"],
             optional=True,
             extra_compile_args=["-O3"],
         ),

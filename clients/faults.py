@@ -34,7 +34,10 @@ def make_recorder(capacity: int, faults: ClientFaults | None) -> Recorder:
     """The worker's recorder: a :class:`FaultyRecorder` when ``faults`` touch receipts."""
     if faults is not None and faults.recorder:
         return FaultyRecorder(capacity, faults)
-    return Recorder(capacity)
+    recorder = Recorder(capacity)
+    # h45: a stalled event loop must delay receipts, so they stay on it (not .rxengine)
+    recorder.asyncio_only = faults is not None and faults.any
+    return recorder
 
 
 class FaultyRecorder(Recorder):

@@ -34,6 +34,7 @@ from pushbench.wire.http_response import ResponseReader
 
 from .common import Client, ConnStats, clock
 from .recorder import Recorder
+from .rxengine import Handed
 from .tcpinfo import TcpMeter
 from .tlsconn import connect, context_for
 
@@ -79,6 +80,7 @@ class HttpProtocol(asyncio.BufferedProtocol):
         self.received = 0
         self.stats = client.stats
         self._buffer = read_buffer()
+        self.handed: Handed | None = None  # h45: the connection, once the compiled loop has it
 
     # --- what a transport says -------------------------------------------------------
 
@@ -93,6 +95,10 @@ class HttpProtocol(asyncio.BufferedProtocol):
     @abstractmethod
     def on_eof(self) -> None:
         """The server closed its side; raise if that cut a response short."""
+
+    async def handed_session(self, handed: Handed) -> None:
+        """The session after :attr:`handed` was set (h45: only the SSE client hands over)."""
+        raise NotImplementedError
 
     # --- asyncio callbacks -----------------------------------------------------------
 
@@ -214,6 +220,9 @@ class LightHttpClient(Client):
                 )
                 opened = await protocol.opened
             self.stats.established(opened - t0, phases)
+            if protocol.handed is not None:  # h45: the compiled loop receives
+                self.protocol = protocol
+                return await protocol.handed_session(protocol.handed)
             self.protocol = protocol
             async with self.publishing(self.publish_http):
                 await protocol.closed

@@ -70,6 +70,7 @@ class Recorder:
         "_mrecv",
         "_msch",
         "_mseq",
+        "asyncio_only",
         "capacity",
         "conn",
         "n",
@@ -101,6 +102,9 @@ class Recorder:
         self.overflow = 0  # messages not recorded because the arrays were full
         self.parse_errors = 0  # inputs that were no envelope (not recorded)
         self.slow_parses = 0  # envelopes the fast path did not recognise (recorded via json)
+        # h45: receipts must pass through the asyncio loop (a self-check's loop stalls
+        # must delay them): the compiled receive loop (.rxengine) is not used.
+        self.asyncio_only = False
 
     # --- the receive path ----------------------------------------------------
 

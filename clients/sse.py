@@ -23,6 +23,8 @@ client raises too); an until-close stream ending is the normal end.
 
 from __future__ import annotations
 
+import asyncio
+
 from pushbench.schema.worker import WorkerSpec
 from pushbench.sse import EventParser
 from pushbench.wire.http_response import request
@@ -30,6 +32,8 @@ from pushbench.wire.http_response import request
 from .common import ConnStats, SessionEnded
 from .http_light import HttpProtocol, LightHttpClient
 from .recorder import Recorder
+from .rxengine import COMPILED, DONE, KIND_SSE, REMOVED, Handed, choice
+from .tcpinfo import TcpMeter
 
 __all__ = ["DEFAULT_RETRY_MS", "HEADERS", "SseClient", "eventsource_delay", "run"]
 
@@ -57,6 +61,7 @@ class _SseProtocol(HttpProtocol):
         self.parser = EventParser(client.last_event_id)
         self._record = client.recorder.record
         self._conn = client.conn_id
+        self._head = b""  # h45: the raw bytes until the head is in (the loop takes the rest)
 
     def on_connected(self) -> None:
         self.write(self.request)
@@ -66,6 +71,7 @@ class _SseProtocol(HttpProtocol):
         if reader.head is not None:
             self._events(reader.feed(data), now)
         else:
+            raw = self._head = self._head + data
             body = reader.feed(data)
             head = reader.head
             if head is None:
@@ -74,6 +80,9 @@ class _SseProtocol(HttpProtocol):
                 raise SessionEnded(f"/sse answered {head.status}")
             self.start_meter()
             self.opened.set_result(now)
+            if self.client.rx_engine == COMPILED and self.transport is not None:
+                self._hand_over(self.transport, raw[reader.head_size :], body, now)
+                return
             if body:
                 self._events(body, now)
         if reader.done:  # a sized or chunked body ended: so did the stream
@@ -105,6 +114,48 @@ class _SseProtocol(HttpProtocol):
                 stats.last_seq = last
         self.client.last_event_id = parser.last_event_id  # an id-only block moves it too
 
+    def _hand_over(self, transport: asyncio.Transport, rest: bytes, body: bytes, now: int) -> None:
+        """h45: the compiled loop reads the body from here (the raw bytes after the head)."""
+        framing, left = self.reader.body_framing()
+        if framing == "length":
+            left += len(body)  # what the reader handed out of it is in ``rest`` too
+        meter, self.meter = self.meter, TcpMeter()
+        client = self.client
+        self.handed = Handed(
+            client.recorder,
+            transport,
+            self._conn,
+            self.stats,
+            meter,
+            rest,
+            now,
+            kind=KIND_SSE,
+            framing=(framing, left),
+            last_id=client.last_event_id.encode(),
+            on_sse=self._sse_state,
+        )
+
+    def _sse_state(self, last_id: bytes | None, retry_ms: int) -> None:
+        if last_id is not None:
+            self.client.last_event_id = self.parser.last_event_id = last_id.decode(
+                "utf-8", "replace"
+            )
+        if retry_ms >= 0:
+            self.parser.retry_ms = retry_ms
+
+    async def handed_session(self, handed: Handed) -> None:
+        """The rest of the session, the loop receiving: a stream that ended (its body,
+        or an until-close connection) returns, a failure raises."""
+        try:
+            ending = await handed.wait()
+        finally:
+            handed.close()
+            self.received += handed.received
+        failure = ending.exception()
+        if failure is not None:
+            raise failure
+        assert ending.status in (DONE, REMOVED)  # the stream ended, or we dropped it
+
     def _stream_over(self) -> None:
         self.parser.feed_eof()  # a partial event is dropped
 
@@ -118,6 +169,7 @@ class SseClient(LightHttpClient):
         super().__init__(conn_id, spec, recorder, stats)
         self.last_event_id = ""  # EventSource's last event ID string; "" sends no header
         self.retry_ms = DEFAULT_RETRY_MS
+        self.rx_engine = choice(spec, recorder)  # h45: the compiled loop receives, or asyncio
         self.target = spec.target("/sse")
 
     def retry_delay(self, failures: int) -> float:

@@ -87,6 +87,7 @@ from .common import SUMMED, ConnStats, clock, segment_totals, wait_stop
 from .faults import FaultyRecorder, Stalls, make_recorder
 from .ramp import Pacer
 from .recorder import FIELDS, GcMonitor, LoopLagMonitor, Recorder
+from .rxengine import choice
 from .status import STEP_S, STEPS_PER_STATUS, LatencyWindow, write_status
 from .tcpinfo import Moved, plus
 
@@ -375,14 +376,8 @@ class Worker:
         totals["connect_ns_max"] = max((s.connect_ns for s in connected), default=-1)
         totals["publish_lag_max_ns"] = max(s.publish_lag_max_ns for s in self.stats)
         sources = {s.bytes_source for s in self.stats if s.connected} - {"elsewhere"}  # h35
-        typed = {
-            "max_loop_lag_ns",
-            "mean_loop_lag_ns",
-            "loop_lag_samples",
-            "gc_collections",
-            "gc_pause_ns_sum",
-            "gc_pause_ns_max",
-        }
+        typed = {"max_loop_lag_ns", "mean_loop_lag_ns", "loop_lag_samples"}
+        typed |= {"gc_collections", "gc_pause_ns_sum", "gc_pause_ns_max"}
         rec = self.recorder
         return WorkerResult(
             complete=self.reason == "completed",
@@ -426,6 +421,7 @@ class Worker:
                 "spec": self.spec.to_dict(),
                 "clock": self.clock_fix.record(),
                 "open_files": self.open_files,
+                "rx_engine": choice(self.spec, self.recorder),  # h45: what received
                 **self._faults_applied(),
             },
         )

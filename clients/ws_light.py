@@ -58,6 +58,7 @@ from pushbench.wire.handshake import check_response, client_request, find_head_e
 from .common import Client, ConnStats, SessionEnded, clock
 from .http_light import read_buffer
 from .recorder import Recorder
+from .rxengine import CLOSED, COMPILED, EOF, Handed, choice, close_frame
 from .tcpinfo import TcpMeter
 from .tlsconn import connect, context_for
 
@@ -99,6 +100,7 @@ class _WsProtocol(asyncio.BufferedProtocol):
         self._conn = client.conn_id
         self._stats = client.stats
         self._buffer = read_buffer()
+        self.handed: Handed | None = None  # h45: the connection, once the loop has it
 
     # --- asyncio callbacks -----------------------------------------------------
 
@@ -162,6 +164,11 @@ class _WsProtocol(asyncio.BufferedProtocol):
         assert transport is not None
         self._stats.start_meter(self.meter, transport.get_extra_info("socket"))
         self.opened.set_result(now)
+        if self.client.rx_engine == COMPILED and deflate is None:  # h45: to the loop
+            meter, self.meter = self.meter, TcpMeter()
+            rec = self.client.recorder
+            self.handed = Handed(rec, transport, self._conn, self._stats, meter, buf[end:], now)
+            return
         if end < len(buf):
             self._frames(ws, buf[end:], now)
 
@@ -237,6 +244,7 @@ class WsLightClient(Client):
         self.netloc = url.netloc
         self.tls = context_for(spec)  # wss:// (a TLS cell), verified against the run's CA
         self._protocol: _WsProtocol | None = None
+        self.rx_engine = choice(spec, recorder)  # h45: the compiled loop receives, or asyncio
 
     def target(self) -> str:
         since = self.stats.last_seq
@@ -262,6 +270,8 @@ class WsLightClient(Client):
                 )
                 opened = await protocol.opened
             self.stats.established(opened - t0, phases)
+            if protocol.handed is not None:
+                return await _handed_session(protocol.handed)
             self._protocol = protocol
             async with self.publishing(self._publish):
                 await protocol.closed
@@ -281,6 +291,26 @@ class WsLightClient(Client):
         if protocol is None:
             raise SessionEnded("WebSocket not open")
         protocol.send_text(self.publish_text(due_ns).encode())
+
+
+async def _handed_session(handed: Handed) -> None:
+    """The rest of a session the compiled loop received (h45): the same endings as the
+    asyncio path — our stop sends Close 1000; a server's Close is answered with its code."""
+    goodbye = close_frame(1000)  # cancelled: the worker stops
+    try:
+        ending = await handed.wait()
+        goodbye = b""
+        if ending.status == CLOSED:
+            goodbye = close_frame(None if ending.code == 1005 else ending.code)
+    finally:
+        handed.close(goodbye)
+    failure = ending.exception()
+    if failure is not None:
+        raise failure
+    if ending.status == EOF:
+        raise SessionEnded("connection closed without a Close frame")
+    if ending.code not in _NORMAL_CLOSES:
+        raise SessionEnded(f"closed by the server with {ending.code}")
 
 
 run = WsLightClient.serve

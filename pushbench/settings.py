@@ -13,6 +13,9 @@ started with a clean environment.
 
 - ``PUSHBENCH_NO_SPEEDUPS=1`` → ``speedups = False``: the codec's pure Python/numpy
   path (frame parser, encoder and mask) instead of the compiled one (``_speedups.c``);
+- ``PUSHBENCH_NO_RX_LOOP=1`` → ``rx_loop = False``: the light WebSocket and SSE clients
+  stay on their asyncio protocols instead of the compiled receive loop
+  (:mod:`pushbench.clients.rxengine`; ``PUSHBENCH_NO_SPEEDUPS=1`` turns it off too).
 - ``PUSHBENCH_COARSE_TIMERS=1`` → ``precise_timers = False``: pacing on asyncio's
   own timers instead of a timerfd;
 - ``PUSHBENCH_CHROMIUM=PATH`` → ``chromium = PATH``: the Chromium the browser
@@ -54,6 +57,7 @@ ENV: Mapping[str, str] = {
     "chromium": "PUSHBENCH_CHROMIUM",
     "client_faults": "PUSHBENCH_CLIENT_FAULTS",
     "clock_skew_ns": "PUSHBENCH_CLOCK_SKEW_NS",
+    "rx_loop": "PUSHBENCH_NO_RX_LOOP",
 }
 
 
@@ -70,6 +74,8 @@ class Settings:
     client_faults: ClientFaults | None = None
     #: A deliberate clock error of every client worker, ns (issue 18: tests only).
     clock_skew_ns: int = 0
+    #: h45: the light clients may use the compiled receive loop (when built).
+    rx_loop: bool = True
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -81,6 +87,7 @@ class Settings:
             blas_env=tuple((k, environ[k]) for k in BLAS_ENV_VARS if k in environ),
             client_faults=_client_faults(environ.get(ENV["client_faults"], "")),
             clock_skew_ns=_integer(ENV["clock_skew_ns"], environ.get(ENV["clock_skew_ns"], "")),
+            rx_loop=not environ.get(ENV["rx_loop"]),
         )
 
     def environ(self) -> dict[str, str]:
@@ -97,6 +104,8 @@ class Settings:
             out[ENV["client_faults"]] = self.client_faults.as_text()
         if self.clock_skew_ns:
             out[ENV["clock_skew_ns"]] = str(self.clock_skew_ns)
+        if not self.rx_loop:
+            out[ENV["rx_loop"]] = "1"
         return out
 
     def apply(self) -> None:
@@ -105,6 +114,7 @@ class Settings:
         from pushbench.wire import speedups
 
         speedups.use_speedups(self.speedups)
+        speedups.use_rx_loop(self.rx_loop)
         timers.use_precise(self.precise_timers)
         browser.use_chromium(self.chromium)
 

@@ -118,6 +118,13 @@ class ResponseReader:
         """Bytes received and not handed out yet (the start of a next response, say)."""
         return len(self._buf)
 
+    def body_framing(self) -> tuple[str, int]:
+        """How the body after the head is framed: ("close" | "length" | "chunked", for
+        "length" the body bytes not handed out yet) — for a reader that takes over the
+        raw bytes (h45)."""
+        framing = {_Framing.CLOSE: "close", _Framing.LENGTH: "length"}.get(self._framing)
+        return framing or "chunked", self._left
+
     def next_response(self) -> bytes:
         """Forget the finished response → the body bytes a next one already completed
         (its head and body may have arrived with the previous response)."""

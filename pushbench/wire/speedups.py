@@ -31,7 +31,9 @@ __all__ = [
     "built",
     "enabled",
     "restore",
+    "rx_loop",
     "state",
+    "use_rx_loop",
     "use_speedups",
 ]
 
@@ -86,3 +88,19 @@ def restore(saved: State) -> None:
     """Set the three helpers as :func:`state` returned them (or None for the pure path)."""
     global C_MASK, C_PARSE, C_ENCODE
     C_MASK, C_PARSE, C_ENCODE = saved
+
+
+# h45: the light clients' compiled receive loop (pushbench.clients.rxengine) is a C
+# helper too: off with the others (use_speedups(False)), or alone (PUSHBENCH_NO_RX_LOOP=1).
+_RX_LOOP = True
+
+
+def use_rx_loop(enabled: bool) -> None:
+    """Let the light WebSocket and SSE clients use the compiled receive loop (when built)."""
+    global _RX_LOOP
+    _RX_LOOP = enabled
+
+
+def rx_loop() -> bool:
+    """Whether the compiled receive loop may be used: its switch and the C helpers are on."""
+    return _RX_LOOP and C_PARSE is not None
