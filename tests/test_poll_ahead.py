@@ -15,8 +15,8 @@ import json
 import pytest
 
 from pushbench.hub import Hub
-from pushbench.service import PushService
 from pushbench.servers.raw.polls import HeldPoll
+from pushbench.service import PushService
 
 
 async def _hub_wait(hub: Hub, since: int) -> list[int]:
