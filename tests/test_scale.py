@@ -145,8 +145,11 @@ def test_source_addresses_past_connections_per_source() -> None:
         text = "".join(f"{k} = {json.dumps(v)}\n" for k, v in (keys | changes).items())
         return scenario.loads(text).cells()[0]
 
-    assert scale.source_addresses(cell(subscribers=20_000)) == ()
-    five = scale.source_addresses(cell(subscribers=100_000))
+    assert scale.source_addresses(cell(subscribers=12_000)) == ()
+    assert len(scale.source_addresses(cell(subscribers=12_001))) == 2
+    nine = scale.source_addresses(cell(subscribers=100_000))  # ⌈100,000 ÷ 12,000⌉
+    assert nine == tuple(f"127.0.0.{k}" for k in range(2, 11))
+    five = scale.source_addresses(cell(subscribers=100_000, connections_per_source=20_000))
     assert five == tuple(f"127.0.0.{k}" for k in range(2, 7))
     too_many = scale.unsupported(cell(subscribers=100_000))
     assert too_many == "" or "open files" in too_many  # where the hard limit is too low
