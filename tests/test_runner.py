@@ -272,9 +272,13 @@ def test_instrument_self_checks(tmp_path: Path) -> None:
         # quiet machine, asserted by `pushbench run selfcheck` (scenarios/selfcheck.toml),
         # not here, where the suite shares the cores (CI once read 5,506 µs).
         assert 3500 <= shift_us <= 7500, (df.index.tolist(), shift_us)
-        # corrected: the pause is there; uncorrected: it vanishes
+        # corrected: the pause is there; uncorrected: it vanishes. The 200 ms pause holds
+        # ~40 of each subscriber's 600 messages (6.7 %), so it shows in the corrected p99 and
+        # must not in the uncorrected p99. Not the uncorrected max: one scheduling hiccup on
+        # a CI machine whose other cores run the rest of the suite reached 120–150 ms there.
         assert float(pause["lat_max_us"].iloc[0]) >= 150_000, pause.index.tolist()
-        assert float(pause["ulat_max_us"].iloc[0]) < 50_000, pause.index.tolist()
+        assert float(pause["lat_p99_us"].iloc[0]) >= 100_000, pause.index.tolist()
+        assert float(pause["ulat_p99_us"].iloc[0]) < 50_000, pause.index.tolist()
     drop = ticker[ticker.check_drop_every == 100]
     assert int(drop["msgs_expected"].iloc[0]) == 2 * 200 * 3
     assert int(drop["msgs_lost"].iloc[0]) == int(drop["msgs_expected"].iloc[0]) // 100
