@@ -147,5 +147,7 @@ def test_six_eventsources_over_http1_all_eight_over_http2(
     assert h1["protocol"] == "http/1.1" and h2["protocol"] == "h2"
     # HTTP/1.1: six connections per origin, the 7th and 8th EventSource wait.
     assert (h1["open"], h1["waiting"], h1["receiving"]) == (6, STREAMS - 6, 6)
-    # HTTP/2: every stream on one connection, all open and receiving.
-    assert (h2["open"], h2["waiting"], h2["receiving"]) == (STREAMS, 0, STREAMS)
+    # HTTP/2: every stream on one connection, all receiving. Not readyState: on a loaded CI
+    # machine Chromium still showed all eight h2 streams CONNECTING at the snapshot (their
+    # response head not yet read) while every one received the message a moment later.
+    assert h2["receiving"] == STREAMS and h2["open"] + h2["waiting"] == STREAMS, h2
