@@ -3,7 +3,8 @@
 Everything else (metadata, packages, package data, the `pushbench` script) is in
 pyproject.toml. This adds the optional C helpers: the WebSocket codec's frame parser,
 encoder and mask (`pushbench/wire/_speedups.c`), the clients' envelope scanner
-(`clients/_scan.c`) and their compiled receive loop (`clients/_rxloop.c`, Linux: epoll).
+(`clients/_scan.c`), their compiled receive loop (`clients/_rxloop.c`, Linux: epoll) and the
+raw stack's compiled fan-out (`pushbench/_fanout.c`).
 `optional=True` makes a failed compile a warning, not a failed
 install: pushbench then runs its pure Python paths (pushbench.wire.speedups says which).
 """
@@ -29,6 +30,12 @@ setup(
             "pushbench.clients._rxloop",
             sources=["pushbench/clients/_rxloop.c"],
             depends=["pushbench/clients/_envelope.h"],
+            optional=True,
+            extra_compile_args=["-O3"],
+        ),
+        Extension(
+            "pushbench._fanout",
+            sources=["pushbench/_fanout.c"],
             optional=True,
             extra_compile_args=["-O3"],
         ),

@@ -22,6 +22,14 @@ only in how they put the same bytes on the wire. The hub owns:
   to the queue, with the same drop rule. Messages published together
   (:meth:`Hub.publish_many`: a ticker catching up) reach each sink as one list,
   so a connection gets them in one write.
+- lanes (the raw stack): a subscriber whose plain-TCP socket takes the shared bytes
+  of a publish as they are (no per-connection framing) sets :attr:`Subscription.lane`;
+  the publish then writes to every such socket whose transport has nothing buffered in
+  one compiled call (``pushbench/_fanout.c``), not through each one's sink. A socket
+  that does not take it all gets the rest through its transport (which buffers it, in
+  order) and is skipped until its buffer is empty again; one that takes nothing falls
+  back to the sink or the queue. Without the compiled helper (or with
+  ``PUSHBENCH_NO_FANOUT=1``) lanes are ignored and every subscriber takes the sink path.
 
 The in-process hub lives here; :mod:`pushbench.hub_redis` feeds the same
 fan-out from Redis pub/sub.
@@ -34,12 +42,14 @@ import logging
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .contract import Envelope, encode, now_ns
 from .faults import Faults
 from .timers import DeadlineSleeper
+from .wire import speedups
 
-__all__ = ["Hub", "HubStats", "Item", "Subscription"]
+__all__ = ["FANOUT_COUNTER", "Counters", "Hub", "HubStats", "Item", "Lane", "Subscription"]
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +82,66 @@ class Item:
         return out
 
 
+#: The ``/stats`` counter (the service's ``extra``) of deliveries written by the compiled
+#: fan-out: how much of a run took the lanes rather than the sinks.
+FANOUT_COUNTER = "fanout_deliveries"
+
+
+class Counters(Protocol):
+    """The server's delivery counters a lane adds to (the service's statistics)."""
+
+    messages_delivered: int
+    bytes_written: int
+    extra: dict[str, int]
+
+
+class WriteTransport(Protocol):
+    """What a lane needs of its connection's transport."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def get_write_buffer_size(self) -> int: ...
+
+    def is_closing(self) -> bool: ...
+
+
+class Lane:
+    """A subscriber's plain-TCP socket the hub writes a publish to itself, together with
+    every other laned subscriber of the topic, in one compiled call (module docstring).
+
+    ``key``/``frame``: the item's bytes on this connection are ``item.framed(key,
+    frame)``, the same for every connection with that key. The connection keeps
+    ``closed`` (no byte may follow: a Close was queued, the transport is going away —
+    set before its socket is closed, so a reused descriptor is never written) and the
+    push loop ``busy`` (it is writing a batch or a heartbeat itself); ``touched``: a
+    publish was written through the lane since the push loop last looked (its heartbeat
+    timer's "busy" test).
+    """
+
+    __slots__ = ("busy", "closed", "counters", "fd", "frame", "key", "touched", "transport")
+
+    def __init__(
+        self,
+        key: str,
+        frame: Callable[[Item], bytes],
+        fd: int,
+        transport: WriteTransport,
+        counters: Counters,
+    ) -> None:
+        self.key = key
+        self.frame = frame
+        self.fd = fd
+        self.transport = transport
+        self.counters = counters
+        self.closed = False
+        self.busy = False
+        self.touched = False
+
+
 class Subscription:
     """One subscriber's view of a topic: a bounded queue of items not yet taken."""
 
-    __slots__ = ("_event", "_hub", "_items", "dropped", "on_drop", "sink", "topic")
+    __slots__ = ("_event", "_hub", "_items", "dropped", "lane", "on_drop", "sink", "topic")
 
     def __init__(self, hub: Hub, topic: str, backlog: list[Item]) -> None:
         self._hub = hub
@@ -94,6 +160,9 @@ class Subscription:
         # nothing is queued; True means they are written, False that they must be
         # queued (the transport cannot take them now). It must not raise.
         self.sink: Callable[[list[Item]], bool] | None = None
+        # The hub may write to this subscriber's socket itself (:class:`Lane`); set by the
+        # raw stack for plain-TCP WebSocket and SSE subscribers, with the sink.
+        self.lane: Lane | None = None
 
     def _push(self, items: list[Item], limit: int) -> bool:
         sink = self.sink
@@ -314,9 +383,30 @@ class Hub:
         self.stats.published += len(fresh)
         limit = self.queue_limit
         slow: list[Subscription] = []
+        fanout = speedups.fanout()
+        lanes: dict[str, tuple[list[int], list[Subscription]]] = {}
         for sub in t.subs:
-            if not sub._push(fresh, limit):
+            lane = sub.lane
+            if (
+                lane is not None
+                and fanout is not None
+                and not lane.closed
+                and not lane.busy
+                and not sub._items
+                and not lane.transport.get_write_buffer_size()
+            ):
+                group = lanes.get(lane.key)
+                if group is None:
+                    group = lanes[lane.key] = ([], [])
+                group[0].append(lane.fd)
+                group[1].append(sub)
+                lane.touched = True
+            elif not sub._push(fresh, limit):
                 slow.append(sub)
+        if lanes:
+            assert fanout is not None
+            for fds, subs in lanes.values():
+                self._fan_out(fanout, fds, subs, fresh, limit, slow)
         self.stats.delivered += len(t.subs) * len(fresh)
         for sub in slow:
             sub.dropped = True
@@ -324,6 +414,43 @@ class Hub:
             self.stats.slow_consumers_dropped += 1
             if sub.on_drop is not None:
                 sub.on_drop()
+
+    @staticmethod
+    def _fan_out(
+        fanout: speedups.FanoutFunction,
+        fds: list[int],
+        subs: list[Subscription],
+        items: list[Item],
+        limit: int,
+        slow: list[Subscription],
+    ) -> None:
+        """One publish through the lanes of one key: the shared bytes to every socket in
+        one compiled call; a socket that took part of them gets the rest through its
+        transport (buffered, in order), one that took nothing (or failed) goes the sink
+        or queue path, which sees the failure as usual."""
+        first = subs[0].lane
+        assert first is not None
+        key, frame = first.key, first.frame
+        if len(items) == 1:
+            data = items[0].framed(key, frame)
+        else:
+            data = b"".join([item.framed(key, frame) for item in items])
+        written = len(subs)
+        for index, result in fanout(fds, data):
+            sub = subs[index]
+            lane = sub.lane
+            assert lane is not None
+            if result > 0:
+                lane.transport.write(data[result:])
+                continue
+            written -= 1
+            if not sub._push(items, limit):
+                slow.append(sub)
+        counters = first.counters
+        counters.messages_delivered += written * len(items)
+        counters.bytes_written += written * len(data)
+        extra = counters.extra
+        extra[FANOUT_COUNTER] = extra.get(FANOUT_COUNTER, 0) + written * len(items)
 
     def since(self, topic: str, since: int) -> list[Item]:
         """Items of ``topic`` with a sequence number above ``since`` still in history."""

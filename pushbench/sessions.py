@@ -18,6 +18,11 @@ Heartbeats come from one timer per connection, re-armed once per interval
 one just re-arms; one that finds it idle wakes the loop to write the heartbeat.
 An idle stream thus gets a heartbeat every interval, a stream that goes quiet
 one within two intervals.
+
+A subscription with a :class:`~pushbench.hub.Lane` (the raw stack) is written by the
+hub itself while this loop is not writing: the loop marks the lane ``busy`` around
+its own batch and heartbeat writes, counts a lane write as "written" for the
+heartbeat, and takes the lane away when it ends.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ async def push_loop(
     written = False  # anything written since the last heartbeat tick
     due = False  # the heartbeat timer found the connection idle
     timer: asyncio.TimerHandle | None = None
+    lane = sub.lane
 
     def on_drop() -> None:
         if sending and abort is not None:
@@ -85,6 +91,9 @@ async def push_loop(
 
     def tick() -> None:
         nonlocal timer, written, due
+        if lane is not None and lane.touched:
+            lane.touched = False
+            written = True
         if written or sending:
             written = False
             assert interval is not None  # the timer runs only with an interval
@@ -108,8 +117,12 @@ async def push_loop(
                 return "slow-consumer"
             if items:
                 sending = True
+                if lane is not None:
+                    lane.busy = True
                 n = await send_batch(items)
                 sending = False
+                if lane is not None:
+                    lane.busy = False
                 stats.messages_delivered += len(items)
                 stats.bytes_written += n
                 written = True
@@ -120,8 +133,12 @@ async def push_loop(
             elif due and heartbeat is not None and interval is not None:
                 due = False
                 sending = True
+                if lane is not None:
+                    lane.busy = True
                 stats.bytes_written += await heartbeat()
                 sending = False
+                if lane is not None:
+                    lane.busy = False
                 written = False
                 timer = loop.call_later(interval, tick)
     except (ConnectionError, OSError):
@@ -131,6 +148,9 @@ async def push_loop(
             timer.cancel()
         sub.sink = None
         sub.on_drop = None
+        if lane is not None:
+            lane.closed = True
+        sub.lane = None
         sub.close()
 
 

@@ -16,6 +16,10 @@ started with a clean environment.
 - ``PUSHBENCH_NO_RX_LOOP=1`` → ``rx_loop = False``: the light WebSocket and SSE clients
   stay on their asyncio protocols instead of the compiled receive loop
   (:mod:`pushbench.clients.rxengine`; ``PUSHBENCH_NO_SPEEDUPS=1`` turns it off too).
+- ``PUSHBENCH_NO_FANOUT=1`` → ``fanout = False``: the raw stack writes each publish to
+  each subscriber from Python (its sink and ``transport.write``) instead of one compiled
+  call for all of its plain-TCP WebSocket and SSE subscribers (:class:`pushbench.hub.Lane`;
+  ``PUSHBENCH_NO_SPEEDUPS=1`` turns it off too).
 - ``PUSHBENCH_COARSE_TIMERS=1`` → ``precise_timers = False``: pacing on asyncio's
   own timers instead of a timerfd;
 - ``PUSHBENCH_CHROMIUM=PATH`` → ``chromium = PATH``: the Chromium the browser
@@ -58,6 +62,7 @@ ENV: Mapping[str, str] = {
     "client_faults": "PUSHBENCH_CLIENT_FAULTS",
     "clock_skew_ns": "PUSHBENCH_CLOCK_SKEW_NS",
     "rx_loop": "PUSHBENCH_NO_RX_LOOP",
+    "fanout": "PUSHBENCH_NO_FANOUT",
 }
 
 
@@ -76,6 +81,8 @@ class Settings:
     clock_skew_ns: int = 0
     #: h45: the light clients may use the compiled receive loop (when built).
     rx_loop: bool = True
+    #: The raw stack's compiled fan-out (when built).
+    fanout: bool = True
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -88,6 +95,7 @@ class Settings:
             client_faults=_client_faults(environ.get(ENV["client_faults"], "")),
             clock_skew_ns=_integer(ENV["clock_skew_ns"], environ.get(ENV["clock_skew_ns"], "")),
             rx_loop=not environ.get(ENV["rx_loop"]),
+            fanout=not environ.get(ENV["fanout"]),
         )
 
     def environ(self) -> dict[str, str]:
@@ -106,6 +114,8 @@ class Settings:
             out[ENV["clock_skew_ns"]] = str(self.clock_skew_ns)
         if not self.rx_loop:
             out[ENV["rx_loop"]] = "1"
+        if not self.fanout:
+            out[ENV["fanout"]] = "1"
         return out
 
     def apply(self) -> None:
@@ -115,6 +125,7 @@ class Settings:
 
         speedups.use_speedups(self.speedups)
         speedups.use_rx_loop(self.rx_loop)
+        speedups.use_fanout(self.fanout)
         timers.use_precise(self.precise_timers)
         browser.use_chromium(self.chromium)
 

@@ -41,6 +41,7 @@ ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
 COUNTERS = {f.name for f in fields(ServiceStats) if f.name != "extra"} | {
     "dead_peers",
     "protocol_errors",
+    "fanout_deliveries",
     "slow_consumers_dropped",
     "published",
     "subscribers",

@@ -26,13 +26,16 @@ __all__ = [
     "C_MASK",
     "C_PARSE",
     "EncodeFunction",
+    "FanoutFunction",
     "MaskFunction",
     "ParseFunction",
     "built",
     "enabled",
+    "fanout",
     "restore",
     "rx_loop",
     "state",
+    "use_fanout",
     "use_rx_loop",
     "use_speedups",
 ]
@@ -104,3 +107,29 @@ def use_rx_loop(enabled: bool) -> None:
 def rx_loop() -> bool:
     """Whether the compiled receive loop may be used: its switch and the C helpers are on."""
     return _RX_LOOP and C_PARSE is not None
+
+
+# The raw stack's compiled fan-out (pushbench/_fanout.c: one publish written to many
+# sockets in one call; pushbench.hub's lanes): off with the others (use_speedups(False)),
+# or alone (PUSHBENCH_NO_FANOUT=1).
+FanoutFunction = Callable[[list[int], bytes], list[tuple[int, int]]]
+
+_fanout_module: ModuleType | None
+try:
+    from .. import _fanout as _fanout_module
+except ImportError:  # pragma: no cover - depends on the build
+    _fanout_module = None
+
+_BUILT_FANOUT: FanoutFunction | None = getattr(_fanout_module, "send_each", None)
+_FANOUT = True
+
+
+def use_fanout(enabled: bool) -> None:
+    """Let the raw stack write a publish to its plain-TCP subscribers in one compiled call."""
+    global _FANOUT
+    _FANOUT = enabled
+
+
+def fanout() -> FanoutFunction | None:
+    """The compiled fan-out when built and on (its switch and the C helpers), else None."""
+    return _BUILT_FANOUT if _FANOUT and C_PARSE is not None else None

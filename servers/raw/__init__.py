@@ -34,14 +34,18 @@ that falls ``queue_limit`` items behind is dropped by the hub
 stuck that even the Close could not be written. Request heads are bounded
 (16 KiB, else 400), as is every body read.
 
-Extra counters in ``GET /stats``: ``dead_peers`` and ``protocol_errors``
-(WebSockets failed with 1002/1007/1009 by the codec).
+Extra counters in ``GET /stats``: ``dead_peers``, ``protocol_errors``
+(WebSockets failed with 1002/1007/1009 by the codec) and ``fanout_deliveries``
+(deliveries the hub wrote through its compiled fan-out, :class:`pushbench.hub.Lane`:
+a plain-TCP WebSocket or SSE subscriber whose transport had nothing buffered gets a
+publish from one compiled call for all of them, not from its Python sink).
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from pushbench.hub import FANOUT_COUNTER
 from pushbench.service import PushService
 from pushbench.wire.deflate import DeflateParams
 
@@ -52,7 +56,7 @@ from .websocket import WebSocket
 
 __all__ = ["STACK", "HttpConnection", "WebSocket", "parse_query", "run"]
 
-_EXTRA_COUNTERS = ("dead_peers", "protocol_errors")
+_EXTRA_COUNTERS = ("dead_peers", "protocol_errors", FANOUT_COUNTER)
 
 
 async def run(

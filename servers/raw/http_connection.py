@@ -33,7 +33,7 @@ from typing import cast
 from urllib.parse import parse_qsl
 
 from pushbench import client_page, sse
-from pushbench.hub import Item, Subscription
+from pushbench.hub import Item, Lane, Subscription
 from pushbench.service import HttpError, Params, sse_frame
 from pushbench.sessions import push_loop
 from pushbench.wire import HandshakeError
@@ -48,6 +48,7 @@ from pushbench.wire.http11 import (
 )
 
 from .flow import Drain
+from .lanes import lane_for
 from .listener import Listener
 from .polls import HeldPoll
 from .websocket import App, WebSocket
@@ -121,6 +122,7 @@ class HttpConnection(asyncio.Protocol):
         self._idle_timer: asyncio.TimerHandle | None = None
         self._idle_since = 0.0  # loop time the connection last began waiting for a head
         self._task: asyncio.Task[None] | None = None
+        self._lane: Lane | None = None  # an SSE stream the hub writes to itself (hub.Lane)
         self._reset()
 
     def _reset(self) -> None:
@@ -160,6 +162,8 @@ class HttpConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         # Not called after an upgrade: the WebSocket gets it then.
+        if self._lane is not None:  # before asyncio closes the socket: its fd may be reused
+            self._lane.closed = True
         for timer in (self._abort_timer, self._idle_timer):
             if timer is not None:
                 timer.cancel()
@@ -435,6 +439,7 @@ class HttpConnection(asyncio.Protocol):
             self._started = True
             self.transport.write(head + service.sse_prelude())
             self._held = True
+            sub.lane = self._lane = lane_for(self.transport, "sse", sse_frame, service.stats)
             await push_loop(
                 service,
                 sub,
@@ -445,6 +450,8 @@ class HttpConnection(asyncio.Protocol):
                 try_send=self._try_event,
             )
         finally:
+            if self._lane is not None:
+                self._lane.closed = True
             if sub is not None:
                 sub.close()
             service.close_connection()

@@ -23,13 +23,17 @@ What a path does with messages is its :class:`App` (``ws_apps``: ``/echo`` and
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol
 
 from pushbench.wire import CloseCode, Connection, Message, ProtocolError, Role, State
 from pushbench.wire.deflate import PerMessageDeflate
 from pushbench.wire.frames import RSV1, encode_frame
 
+from pushbench.hub import Counters, Item, Lane
+
 from .flow import Drain
+from .lanes import lane_for
 from .listener import Listener
 
 __all__ = ["App", "WebSocket"]
@@ -59,6 +63,7 @@ class WebSocket(asyncio.Protocol):
         "_hold",
         "_joined",
         "_keepalive",
+        "_lane",
         "_last_rx",
         "_loop",
         "_next_ping",
@@ -99,6 +104,7 @@ class WebSocket(asyncio.Protocol):
         self._wait_from: float | None = None  # the first Ping not followed by any byte
         self._keepalive: asyncio.TimerHandle | None = None
         self._abort_timer: asyncio.TimerHandle | None = None
+        self._lane: Lane | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -147,6 +153,8 @@ class WebSocket(asyncio.Protocol):
         return None  # let asyncio close the transport
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._lane is not None:  # before asyncio closes the socket: its fd may be reused
+            self._lane.closed = True
         for timer in (self._keepalive, self._abort_timer):
             if timer is not None:
                 timer.cancel()
@@ -197,6 +205,14 @@ class WebSocket(asyncio.Protocol):
             return encode_frame(opcode, data)
         return encode_frame(opcode, deflate.compress(data), rsv=RSV1)
 
+    def lane(self, key: str, frame: Callable[[Item], bytes], counters: Counters) -> Lane | None:
+        """Let the hub write frames framed as ``item.framed(key, frame)`` to this socket
+        itself (:class:`pushbench.hub.Lane`) until a Close is queued; None for TLS."""
+        if self._conn.state is not State.OPEN:
+            return None
+        self._lane = lane_for(self.transport, key, frame, counters)
+        return self._lane
+
     def send(self, frame: bytes) -> None:
         """Queue an encoded data frame; written at the end of the current read.
 
@@ -237,10 +253,14 @@ class WebSocket(asyncio.Protocol):
         self._arm_abort()
 
     def abort(self) -> None:
+        if self._lane is not None:
+            self._lane.closed = True
         self.transport.abort()
 
     def _flush(self) -> None:
         data = self._conn.data_to_send()
+        if self._lane is not None and self._conn.state is not State.OPEN:
+            self._lane.closed = True  # a Close is in data: no frame may follow it
         if data:
             self.transport.write(data)
 

@@ -36,29 +36,39 @@ def _ws_frame(item: Item) -> bytes:
     return encode_frame(Opcode.TEXT, item.data)
 
 
-def _framing(ws: WebSocket) -> Callable[[Item], bytes]:
-    """How this connection frames an item.
+def _shared_framing(ws: WebSocket) -> tuple[str, Callable[[Item], bytes]] | None:
+    """The key and framing every connection with these settings shares, or None when
+    this connection frames for itself.
 
     Uncompressed: one frame per message for every subscriber. permessage-deflate without
     context takeover on our side (what the raw stack asks for): the compressed frame
     depends only on the message and (window bits, level), so it too is made once per
     message and shared by every subscriber with the same settings (h25: compression).
     With context takeover each connection compresses for itself, in send order, and
-    nothing is cached on the item.
+    nothing is cached on the item (None).
     """
     deflate = ws.deflate
     if deflate is None:
-        return lambda item: item.framed("ws", _ws_frame)
+        return "ws", _ws_frame
     shared = deflate.share_key
     if shared is None:
-        return lambda item: ws.encode(Opcode.TEXT, item.data)
+        return None
     bits, level = shared
-    key = f"ws-deflate-{bits}-{level}"
 
     def compressed(item: Item) -> bytes:
         return encode_frame(Opcode.TEXT, compress_once(item.data, bits, level), rsv=RSV1)
 
-    return lambda item: item.framed(key, compressed)
+    return f"ws-deflate-{bits}-{level}", compressed
+
+
+def _framing(ws: WebSocket) -> Callable[[Item], bytes]:
+    """How this connection frames an item: shared and cached on the item when it can be
+    (:func:`_shared_framing`), else compressed by the connection itself."""
+    shared = _shared_framing(ws)
+    if shared is None:
+        return lambda item: ws.encode(Opcode.TEXT, item.data)
+    key, make = shared
+    return lambda item: item.framed(key, make)
 
 
 class Echo:
@@ -116,6 +126,9 @@ class TopicSession:
         def drop() -> None:  # dropped while a write waits: Close now, behind the backlog
             ws.close(CloseCode.TRY_AGAIN_LATER, "slow consumer")
 
+        shared = _shared_framing(ws)
+        if shared is not None:  # the hub may write this socket itself (hub.Lane)
+            self._sub.lane = ws.lane(*shared, self._service.stats)
         reason = await push_loop(
             self._service, self._sub, send_batch, abort=drop, try_send=try_send
         )

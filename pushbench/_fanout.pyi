@@ -1,0 +1,3 @@
+"""Type stub of the compiled fan-out (pushbench/_fanout.c)."""
+
+def send_each(fds: list[int], data: bytes, /) -> list[tuple[int, int]]: ...
