@@ -26,11 +26,10 @@ import asyncio
 from collections.abc import Callable
 from typing import Protocol
 
+from pushbench.hub import Counters, Item, Lane
 from pushbench.wire import CloseCode, Connection, Message, ProtocolError, Role, State
 from pushbench.wire.deflate import PerMessageDeflate
 from pushbench.wire.frames import RSV1, encode_frame
-
-from pushbench.hub import Counters, Item, Lane
 
 from .flow import Drain
 from .lanes import lane_for
