@@ -38,6 +38,7 @@ SHIPPED = {
     "redis",
     "anchor",
     "tax",
+    "floor",  # issue 16 item 3: raw beside aiohttp at 100 × 1,000
     "chat-busy",
     "abuse",
     "proxies",  # h27
