@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import resource
@@ -232,6 +233,7 @@ async def serve(host: str, port: int, history: int) -> None:
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()
     port = runner.addresses[0][1]  # the real one when 0 was asked
+    gc.freeze()  # the start-up heap, as pushbench serve does (pushbench.servers.serve)
     print(f"pushbench twin: stack={NAME} listening on http://{host}:{port}", flush=True)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

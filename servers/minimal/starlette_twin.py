@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import resource
@@ -262,6 +263,7 @@ async def serve(host: str, port: int, history: int, loop: str) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         asyncio.get_running_loop().add_signal_handler(sig, setattr, server, "should_exit", True)
     port = sock.getsockname()[1]  # listening already: connections wait in the backlog
+    gc.freeze()  # the start-up heap, as pushbench serve does (pushbench.servers.serve)
     print(f"pushbench twin: stack={NAME} listening on http://{host}:{port}", flush=True)
     try:
         await server.serve(sockets=[sock])
