@@ -20,19 +20,8 @@ checks every stack with a connection of every transport open).
 Exit status 1: the server could not start (port taken, Redis unreachable);
 2: a bad option value, named in the message.
 
-Garbage collection: once listening, everything alive (the interpreter's, pushbench's,
-numpy's and the framework's start-up objects) is frozen (``gc.freeze``), as the client
-workers do, so a full collection during the run traverses only what the run allocated.
-Unfrozen, a full collection of this heap took ~37 ms (aiohttp, long poll at 50 × 200
-msg/s: ten in 8 s), a pause of the whole server that was mostly the harness's own
-start-up heap; ``/stats``' ``server.gc_frozen`` gives the objects frozen. The
-hand-written twins (``servers/minimal``) freeze theirs the same way.
-
-Secrets never appear in argv or in logs: ``--auth-secret-env`` names the
-environment variable holding the token secret. With it, ``/control/*`` and ``/echo``
-take a control-scope token (:func:`pushbench.auth.make_control_token`); without it,
-a non-loopback ``--host`` is refused (exit 2) unless ``--insecure-bind`` is given.
-``--max-control-rate`` caps the ticker's rate (400 over it) with or without auth.
+Once listening, the start-up heap (ours, numpy's, the framework's) is frozen (``gc.freeze``, as
+the twins and client workers do): full collections of it paused the server ~37 ms each.
 """
 
 from __future__ import annotations
