@@ -28,7 +28,9 @@ from pushbench.wire import speedups
 
 pytestmark = [
     pytest.mark.timeout(60),
-    pytest.mark.skipif(speedups.fanout() is None, reason="the compiled fan-out is not built, or is off"),
+    pytest.mark.skipif(
+        speedups.fanout() is None, reason="the compiled fan-out is not built, or is off"
+    ),
 ]
 
 
