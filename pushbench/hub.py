@@ -102,8 +102,6 @@ class WriteTransport(Protocol):
 
     def get_write_buffer_size(self) -> int: ...
 
-    def is_closing(self) -> bool: ...
-
 
 class Lane:
     """A subscriber's plain-TCP socket the hub writes a publish to itself, together with

@@ -20,8 +20,12 @@ checks every stack with a connection of every transport open).
 Exit status 1: the server could not start (port taken, Redis unreachable);
 2: a bad option value, named in the message.
 
-Once listening, the start-up heap (ours, numpy's, the framework's) is frozen (``gc.freeze``, as
-the twins and client workers do): full collections of it paused the server ~37 ms each.
+Secrets never appear in argv or in logs: ``--auth-secret-env`` names the
+environment variable holding the token secret. With it, ``/control/*`` and ``/echo``
+take a control-scope token (:func:`pushbench.auth.make_control_token`); without it,
+a non-loopback ``--host`` is refused (exit 2) unless ``--insecure-bind`` is given.
+``--max-control-rate`` caps the ticker's rate (400 over it) with or without auth.
+Once listening, the start-up heap is frozen (``gc.freeze``, as twins and workers do).
 """
 
 from __future__ import annotations
@@ -537,7 +541,7 @@ async def _serve(
     def on_ready(port: int) -> None:
         nonlocal ready
         ready = True
-        gc.freeze()  # the start-up heap: never traversed again (module docstring)
+        gc.freeze()  # full collections of the start-up heap paused the server ~37 ms each
         service.info["gc_frozen"] = str(gc.get_freeze_count())
         print(reuseport.ready_line(stack.name, args.host, port, options), flush=True)
 
