@@ -56,6 +56,7 @@ from .contract import (
 from .hub import Hub, Item
 from .payloads import PAYLOAD_KINDS
 from .ticker import Ticker
+from .wire import Opcode, encode_frame
 
 __all__ = [
     "TICKER_KEYS",
@@ -549,6 +550,13 @@ def batch(items: list[Item], since: int) -> bytes:
     ``{"last": <seq of the last item, or since>, "messages": [...]}``."""
     last = items[-1].seq if items else since
     return b'{"last":%d,"messages":[' % last + b",".join(i.data for i in items) + b"]}"
+
+
+def ws_frame(item: Item) -> bytes:
+    """The item as one unmasked, uncompressed text frame: the bytes every server-side
+    WebSocket writer sends for it (aiohttp's, websockets', ours), made once per message
+    and shared by every subscriber (cache it with ``item.framed("ws", ws_frame)``)."""
+    return encode_frame(Opcode.TEXT, item.data)
 
 
 def sse_frame(item: Item) -> bytes:

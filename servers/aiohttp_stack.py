@@ -51,9 +51,8 @@ from aiohttp.web_request import BaseRequest
 
 from pushbench import client_page, sse
 from pushbench.hub import Item, Subscription
-from pushbench.service import HttpError, PushService, sse_frame
+from pushbench.service import HttpError, PushService, sse_frame, ws_frame
 from pushbench.sessions import TrySend, push_loop
-from pushbench.wire import Opcode, encode_frame
 
 from .base import OnReady, Stack, StackOptions
 from .slow_close import close_slow_consumer
@@ -83,11 +82,6 @@ def _error(status: int, body: bytes) -> web.Response:
 def _ws_frame_size(n: int) -> int:
     """Bytes on the wire of an unmasked server frame with an ``n``-byte payload."""
     return n + (2 if n < 126 else 4 if n < 65536 else 10)
-
-
-def _ws_frame(item: Item) -> bytes:
-    """An item as the unmasked, uncompressed text frame aiohttp would send (cached)."""
-    return encode_frame(Opcode.TEXT, item.data)
 
 
 def _sse_chunk(item: Item) -> bytes:
@@ -228,7 +222,7 @@ class _Server:
                 send_batch,
                 abort=lambda: close_slow_consumer(transport, CLOSE_TIMEOUT),
                 # compressed (negotiated): every frame through aiohttp's writer
-                try_send=None if ws.compress else _direct(request, _ws_frame, "ws", ws),
+                try_send=None if ws.compress else _direct(request, ws_frame, "ws", ws),
             )
             pushing = False
             if reason == "slow-consumer":

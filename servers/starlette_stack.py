@@ -21,8 +21,8 @@ How each transport is served:
   (:func:`_send_now`, the ``try_send`` of ``push_loop``) rather than by waking
   this handler's task per message: the send runs to its end at once, or it
   would wait before writing a byte, and is then abandoned and the message
-  queued for the loop, as before. (uvicorn still frames the text per
-  subscriber: that is inside the ASGI server.)
+  queued for the loop. On ``websockets-sansio`` (the default) the publish writes the
+  message's one shared frame instead (:func:`~.uvicorn_ws.shared_frame_sender`).
 - ``/sse``: sse-starlette's :class:`EventSourceResponse` pulls its body from an
   iterator, so it is fed by :func:`~pushbench.sessions.push_stream`, the
   pull-style twin of ``push_loop``, with the events pre-framed once per
@@ -79,7 +79,7 @@ from pushbench.sessions import push_loop, push_stream
 
 from .slow_close import close_slow_consumer
 from .uvicorn_http import bounded_protocol
-from .uvicorn_ws import TRANSPORT_SCOPE_KEY, ws_protocol
+from .uvicorn_ws import TRANSPORT_SCOPE_KEY, shared_frame_sender, ws_protocol
 
 __all__ = ["STACK", "PushApp", "run"]
 
@@ -239,6 +239,7 @@ class PushApp:
             session = _Session(sub)
             self._sessions.add(session)
             reader = asyncio.create_task(self._read_publishes(websocket, params.topic, session))
+            shared = shared_frame_sender(websocket.scope, service.stats.extra)  # one frame
 
             async def send_batch(items: list[Item]) -> int:
                 n = 0
@@ -268,7 +269,7 @@ class PushApp:
                     sub,
                     send_batch,
                     abort=drop,
-                    try_send=try_send if self.send_now else None,
+                    try_send=shared or (try_send if self.send_now else None),
                 )
             finally:
                 self._sessions.discard(session)

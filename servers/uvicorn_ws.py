@@ -15,19 +15,43 @@ event, so the client got no answer and the connection stayed open for good
 (issue 17; 50 of them took 60 MiB). The subclass writes that queued answer and
 closes the transport. (``wsproto`` accepts such a head with a 101; the legacy
 ``websockets`` answers 400.)
+
+On ``websockets-sansio`` the protocol object is in the scope too
+(:data:`PROTOCOL_SCOPE_KEY`), for :func:`shared_frame_sender`: the push path's
+``try_send`` that writes each message's one shared text frame
+(:func:`pushbench.service.ws_frame`, the bytes websockets would frame for every
+subscriber) straight to the transport while websockets' connection is open with no
+extension and the transport is not paused, as the aiohttp stack does with aiohttp's
+writer. The issue this answers (16) measured uvicorn framing the text again for each
+subscriber as most of the per-message cost at 100 subscribers.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import MutableMapping
 from typing import Any
 
 from uvicorn.config import WS_PROTOCOLS
 from uvicorn.importer import import_from_string
+from websockets.protocol import State
 
-__all__ = ["TRANSPORT_SCOPE_KEY", "ws_protocol"]
+from pushbench.hub import Item
+from pushbench.service import ws_frame
+from pushbench.sessions import TrySend
+
+__all__ = [
+    "PROTOCOL_SCOPE_KEY",
+    "SHARED_FRAME_COUNTER",
+    "TRANSPORT_SCOPE_KEY",
+    "shared_frame_sender",
+    "ws_protocol",
+]
 
 TRANSPORT_SCOPE_KEY = "pushbench.transport"
+PROTOCOL_SCOPE_KEY = "pushbench.ws-sansio-protocol"
+#: ``/stats`` counter of the messages :func:`shared_frame_sender` wrote
+SHARED_FRAME_COUNTER = "shared_frame_deliveries"
 
 
 def ws_protocol(name: str) -> type[asyncio.Protocol] | str:
@@ -40,6 +64,8 @@ def ws_protocol(name: str) -> type[asyncio.Protocol] | str:
 
     async def run_asgi(self: Any) -> None:
         self.scope[TRANSPORT_SCOPE_KEY] = self.transport
+        if name == "websockets-sansio":
+            self.scope[PROTOCOL_SCOPE_KEY] = self
         await base.run_asgi(self)
 
     methods: dict[str, Any] = {"run_asgi": run_asgi}
@@ -62,3 +88,42 @@ def _answer_rejected_handshake(base: type[Any]) -> Any:
             self.transport.close()
 
     return data_received
+
+
+def shared_frame_sender(
+    scope: MutableMapping[str, Any], counters: dict[str, int]
+) -> TrySend | None:
+    """A ``try_send`` writing the items' shared frames to a ``websockets-sansio``
+    connection's transport (call it once accepted), or None: another implementation,
+    or an extension (permessage-deflate) was negotiated, so frames are per connection.
+
+    It writes only while uvicorn itself would write at once: its ``writable`` event set
+    (the transport not paused), no Close sent, not disconnected, websockets' state
+    OPEN (no Close received either) and the transport not closing; else None, and
+    the items go by the queue and ``websocket.send_text``. Each message it writes
+    is counted in ``counters`` (the service's extra ``/stats``) under
+    :data:`SHARED_FRAME_COUNTER`."""
+    protocol = scope.get(PROTOCOL_SCOPE_KEY)
+    if protocol is None or protocol.conn.extensions:
+        return None
+    conn, transport, writable = protocol.conn, protocol.transport, protocol.writable
+    counters.setdefault(SHARED_FRAME_COUNTER, 0)
+
+    def try_send(items: list[Item]) -> int | None:
+        if (
+            not writable.is_set()
+            or protocol.close_sent
+            or protocol.disconnected
+            or conn.state is not State.OPEN
+            or transport.is_closing()
+        ):
+            return None
+        counters[SHARED_FRAME_COUNTER] += len(items)
+        if len(items) == 1:
+            item = items[0]
+            transport.write(item.framed("ws", ws_frame))
+            return len(item.data)
+        transport.write(b"".join([item.framed("ws", ws_frame) for item in items]))
+        return sum(len(item.data) for item in items)
+
+    return try_send

@@ -45,6 +45,19 @@ def test_envelope_round_trip(topic: str, seq: int, t: int, payload: str) -> None
     assert decode(encode(env)) == env
 
 
+@given(
+    st.text(min_size=1, max_size=64),
+    st.integers(0, 2**63),
+    st.integers(-(2**63), 2**63),
+    st.text(max_size=200),
+)
+def test_encode_is_json_dumps_of_the_dict(topic: str, seq: int, t: int, payload: str) -> None:
+    """The template writes the very bytes json.dumps would (escapes, non-ASCII, controls)."""
+    env = Envelope(topic, seq, t, t + 1, payload)
+    fields = {"t": topic, "s": seq, "sch": t, "pub": t + 1, "p": payload}
+    assert encode(env) == json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def test_decode_rejects_non_messages() -> None:
     for bad in (b"", b"[]", b'{"t":"a"}', b"not json"):
         with pytest.raises(ValueError):

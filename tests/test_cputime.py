@@ -131,6 +131,30 @@ def test_the_thread_meter_counts_only_its_sections() -> None:
     assert inside <= meter.ns < inside + outside / 2
 
 
+def test_a_sampled_meter_reads_the_clock_for_one_section_in_n(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nine sections of 1 ms each on a fake clock, one in three timed: 6 reads, not 18,
+    and the estimate scales the three timed back to all nine."""
+    clock = iter(range(0, 10**9, 1_000_000))
+    reads: list[int] = []
+
+    def fake() -> int:
+        reads.append(1)
+        return next(clock)
+
+    monkeypatch.setattr(cputime.time, "thread_time_ns", fake)
+    meter = cputime.ThreadCpuMeter(sample_every=3)
+    for _ in range(9):
+        meter.resume()
+        meter.pause()
+    assert (meter.sections, meter.sampled, len(reads)) == (9, 3, 6)
+    assert meter.ns == 3_000_000
+    assert meter.estimate_ns == 9_000_000
+    with pytest.raises(ValueError):
+        cputime.ThreadCpuMeter(sample_every=0)
+
+
 @linux
 def test_a_process_trees_window_mark_is_not_in_ticks() -> None:
     tree = TreeWindow(os.getpid(), 1, tree_cpu(os.getpid()), None)

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable
 
 from pushbench.hub import Item, Subscription
-from pushbench.service import HttpError, PushService
+from pushbench.service import HttpError, PushService, ws_frame
 from pushbench.sessions import push_loop
 from pushbench.wire import CloseCode, Message, Opcode, encode_frame
 from pushbench.wire.deflate import compress_once
@@ -31,11 +31,6 @@ log = logging.getLogger(__name__)
 MAX_PENDING_PUBLISHES = 64
 
 
-def _ws_frame(item: Item) -> bytes:
-    """An item as one unmasked text frame; cached on the item, so encoded once per message."""
-    return encode_frame(Opcode.TEXT, item.data)
-
-
 def _shared_framing(ws: WebSocket) -> tuple[str, Callable[[Item], bytes]] | None:
     """The key and framing every connection with these settings shares, or None when
     this connection frames for itself.
@@ -49,7 +44,7 @@ def _shared_framing(ws: WebSocket) -> tuple[str, Callable[[Item], bytes]] | None
     """
     deflate = ws.deflate
     if deflate is None:
-        return "ws", _ws_frame
+        return "ws", ws_frame
     shared = deflate.share_key
     if shared is None:
         return None
