@@ -79,8 +79,12 @@ def test_run_end_to_end(tmp_path: Path) -> None:
     assert (df["lat_p50_us"] > 0).all() and (df["lat_p99_us"] >= df["lat_p50_us"]).all()
     assert (df["ulat_p50_us"] > 0).all()
     assert (df["bytes_in_per_msg"] > 32).all()
-    # TCP payload, and beside it the wire estimate: every message took ≥ 1 segment
-    assert (df["wire_bytes_in_per_msg"] >= df["bytes_in_per_msg"] + 52).all()
+    # TCP payload, and beside it the wire estimate: payload + 52 B per segment. At 50 msg/s
+    # a message is a segment of its own, unless a late ticker's catch-up sent two or more
+    # in one write (publish_many), so there are fewer segments than messages, but not
+    # half as many, and never none.
+    segments = (df["wire_bytes_in_per_msg"] - df["bytes_in_per_msg"]) / 52
+    assert ((segments > 0.5) & (segments < 1.5)).all(), segments
     # the in-server ticker's own CPU, a part of the server's (same denominator)
     assert (df["ticker_cpu_us_per_msg"] > 0).all()
     assert (df["ticker_cpu_us_per_msg"] < df["server_cpu_us_per_msg"]).all()
