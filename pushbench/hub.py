@@ -44,7 +44,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .contract import Envelope, encode, now_ns
+from .contract import encode_fields, now_ns
 from .faults import Faults
 from .timers import DeadlineSleeper
 from .wire import speedups
@@ -331,8 +331,8 @@ class Hub:
         t = self._topic(topic)
         seq = t.assigned = max(t.assigned, t.seq) + 1
         pub = now_ns()
-        env = Envelope(topic, seq, pub if scheduled_ns is None else scheduled_ns, pub, payload)
-        item = Item(topic, seq, encode(env))
+        sch = pub if scheduled_ns is None else scheduled_ns
+        item = Item(topic, seq, encode_fields(topic, seq, sch, pub, payload))
         if self._delay is not None:
             self._delay.put(item)
         else:
@@ -348,7 +348,7 @@ class Hub:
         items: list[Item] = []
         for due in scheduled:
             seq = t.assigned = max(t.assigned, t.seq) + 1
-            items.append(Item(topic, seq, encode(Envelope(topic, seq, due, pub, payload))))
+            items.append(Item(topic, seq, encode_fields(topic, seq, due, pub, payload)))
         if self._delay is not None:
             for item in items:
                 self._delay.put(item)
