@@ -30,7 +30,7 @@ from pushbench.service import PushService, ServerConfig
 
 #: (label, file suffix, function name) of what is counted; a label sums its rows.
 WATCHED: tuple[tuple[str, str, str], ...] = (
-    ("json_encode", "pushbench/contract.py", "encode"),
+    ("json_encode", "pushbench/contract.py", "encode_fields"),
     ("json_dumps", "json/__init__.py", "dumps"),
     ("sse_event", "pushbench/sse.py", "event"),
     ("ws_frame", "wire/frames.py", "encode_frame"),

@@ -37,8 +37,9 @@ def test_fanout_encodes_once_and_wakes_no_task_per_subscriber(stack: str, transp
     probe = asyncio.run(probe_stream(stack, transport, subscribers=SUBSCRIBERS, messages=MESSAGES))
     assert probe.delivered == SUBSCRIBERS * MESSAGES
     counts = probe.counts
-    # The envelope: one JSON encoding per message, shared by every subscriber.
-    assert counts["json_encode"] == MESSAGES and counts["json_dumps"] == MESSAGES
+    # The envelope: one JSON encoding per message, shared by every subscriber (the topic
+    # and the payload escaped by json.dumps once, cached: at most twice in all).
+    assert counts["json_encode"] == MESSAGES and counts["json_dumps"] <= 2
     # The transport's framing: once per message too (cached on the item).
     framing = counts["ws_frame"] if transport == "ws" else counts["sse_event"]
     assert framing == MESSAGES

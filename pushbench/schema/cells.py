@@ -385,8 +385,10 @@ EXTRA_COLUMNS: dict[str, Column] = columns_of(
     _C(
         "ticker_cpu_us_per_msg",
         "µs/msg",
-        "the in-server ticker's own CPU: thread CPU (time.thread_time_ns) of its pacing "
-        "loop, timer arming and per-message bookkeeping — not hub.publish (envelope, "
+        "the in-server ticker's own CPU: thread CPU (time.thread_time_ns, one section in 7 "
+        "timed and scaled up: a clock read is a system call) of its pacing loop, timer "
+        "arming and per-message bookkeeping — not the event loop's wake-up for it, not "
+        "hub.publish (envelope, "
         "encoding, history, fan-out: the stack's work) — per message it published over its "
         "run (its /stats), × the window's published messages ÷ msgs_delivered: the "
         "denominator of server_cpu_us_per_msg, which includes it (the ticker runs on the "
