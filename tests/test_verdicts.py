@@ -387,3 +387,49 @@ def test_max_and_p999_come_from_the_merged_histogram(tmp_path: Path) -> None:
     header = list(table.header)
     cell = table.rows[0][header.index("max latency (µs)")]
     assert cell.startswith("9,183") and "repeats 1,900–9,183" in cell
+
+
+# --- three outcomes for a distance: tie, not told apart, behind ----------------------------------
+
+
+def _decide_p99(repeats: dict[str, tuple[float, ...]]) -> Any:
+    """The latency verdict on these repeats, one cell per protocol."""
+    from pushbench.report.verdict import decide
+
+    records = [
+        {"transport": t, "stack": "raw", "cell_id": t, "lat_p99_us": sorted(v)[len(v) // 2]}
+        for t, v in repeats.items()
+    ]
+    return decide("lat_p99_us", records, lambda rec, column: repeats[rec["cell_id"]])
+
+
+def test_a_distance_near_the_margin_reads_behind_or_not_told_apart_never_tie() -> None:
+    """The p99 repeats of SSE and long polling in two `make bench` runs of the same code
+    (2026-12-06, raw stack): +171 % then +108 % under the ×1.75 margin. The first is behind
+    beyond the noise; the second is not, but it is further than the margin: not told apart,
+    so it is not in a tie (the rule before put it in one, and the verdicts contradicted)."""
+    from pushbench.report.verdict import LEADS, WINNER
+
+    first = _decide_p99({"sse": (766, 704, 713), "longpoll": (1875, 1909, 2135)})
+    second = _decide_p99({"sse": (954, 920, 709), "longpoll": (1740, 1735, 1430)})
+    assert first.outcome == WINNER and first.versus[0].beyond
+    assert second.outcome == LEADS and second.versus[0].undecided
+    assert second.tied == ("sse",) and second.undecided == ("longpoll",)
+    assert second.line().startswith("**SSE** leads; long polling: not told apart")
+    assert "not told apart" in second.evidence(lambda column, value: f"{value}")
+
+
+def test_within_the_margin_is_a_tie_and_a_far_noisy_one_stays_out_of_it() -> None:
+    """WebSocket 10 % from SSE ties; long polling about 3× away with a wide spread is
+    neither tied nor behind: the tie line names it as not told apart."""
+    from pushbench.report.verdict import TIE
+
+    d = _decide_p99(
+        {"sse": (700, 760, 820), "ws": (780, 830, 900), "longpoll": (900, 2600, 5200)}
+    )
+    assert d.outcome == TIE and set(d.tied) == {"sse", "ws"}
+    assert d.undecided == ("longpoll",)
+    assert d.line().endswith(
+        "by simplicity; long polling: not told apart (behind by more than the rerun margin, "
+        "but not beyond the repeats' noise: more repeats would tell)"
+    )

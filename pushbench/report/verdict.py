@@ -8,10 +8,17 @@ with the lowest median leads. Whether it *wins* is the rule of ``pushbench
 compare`` (:mod:`.stats`): its ok repeats against each other protocol's best
 cell's repeats, a t test on the logarithms (no change within ±2 %), the
 p-values Holm-corrected over those comparisons; the leader wins only when every
-other protocol is behind it beyond the noise. Otherwise the protocols not told
-apart from it *tie*, and the tie is broken by a stated order: simplicity (the
-registry's rank of each protocol), then the cost figure, then the figure itself
-— so two runs whose repeats differ only by noise name the same protocol.
+other protocol is behind it beyond the noise. Otherwise the protocols whose
+distance from it is within the rerun margin *tie*, and the tie is broken by a
+stated order: simplicity (the registry's rank of each protocol), then the cost
+figure, then the figure itself — so two runs whose repeats differ only by noise
+name the same protocol. A protocol further from the leader than the margin but
+not beyond the noise is *not told apart* (:attr:`Versus.undecided`): neither in
+the tie nor called behind. Two reruns of a distance near the margin's edge then
+read "behind" and "not told apart", never "behind" and "tie" (as two `make bench`
+runs once did: long polling's p99 +171 % and +108 % behind SSE's, under the ×1.75
+margin). A leader with nothing tied but something not told apart *leads*; it
+wins only when every other protocol is behind it.
 
 :class:`Decision` keeps both: :meth:`Decision.line` is the verdict in words
 that hold across reruns (protocols, winner or tie, the tie-breaker), and
@@ -31,6 +38,7 @@ from pushbench import registry
 from . import stats
 
 __all__ = [
+    "LEADS",
     "ONLY",
     "RERUN_MARGINS",
     "TIE",
@@ -43,7 +51,7 @@ __all__ = [
     "protocol_simplicity",
 ]
 
-WINNER, TIE, ONLY = "winner", "tie", "only candidate"
+WINNER, TIE, ONLY, LEADS = "winner", "tie", "only candidate", "leads"
 _UNRANKED = 9
 
 #: The rerun margin of each kind of figure (relative, by column prefix; the first match):
@@ -122,6 +130,12 @@ class Versus:
     needed: int | None  # repeats a side that would tell this distance from noise
 
     @property
+    def undecided(self) -> bool:
+        """Not behind beyond the noise, yet further from the leader than the rerun margin:
+        neither a tie nor behind (more repeats would tell)."""
+        return not self.beyond and self.test is not None and self.test.diff > self.test.margin
+
+    @property
     def rel(self) -> float | None:
         """This protocol's figure ÷ the leader's − 1 (geometric means of the repeats)."""
         return None if self.test is None else self.test.ratio - 1.0
@@ -134,7 +148,7 @@ class Decision:
     column: str
     contenders: tuple[Contender, ...]  # the leader first, then by median
     versus: tuple[Versus, ...]  # the leader against contenders[1:], in that order
-    tied: tuple[str, ...]  # protocols within the noise of the leader, tie-break order
+    tied: tuple[str, ...]  # protocols within the rerun margin of the leader, tie-break order
     chosen: Contender
     broken_by: str  # "" (no tie), "simplicity", "cost" or the figure's own median
 
@@ -143,10 +157,26 @@ class Decision:
         return self.contenders[0]
 
     @property
+    def undecided(self) -> tuple[str, ...]:
+        """Protocols not told apart from the leader (:attr:`Versus.undecided`)."""
+        return tuple(sorted((v.protocol for v in self.versus if v.undecided), key=_order))
+
+    @property
     def outcome(self) -> str:
         if len(self.contenders) == 1:
             return ONLY
-        return WINNER if len(self.tied) == 1 else TIE
+        if len(self.tied) > 1:
+            return TIE
+        return LEADS if self.undecided else WINNER
+
+    def _not_told(self) -> str:
+        names = ", ".join(protocol_label(p) for p in self.undecided)
+        return (
+            f"; {names}: not told apart (behind by more than the rerun margin, but not "
+            "beyond the repeats' noise: more repeats would tell)"
+            if names
+            else ""
+        )
 
     def line(self) -> str:
         """The verdict in words that hold across reruns: which protocol, winner or tie
@@ -154,16 +184,24 @@ class Decision:
         name = f"**{self.chosen.label}**"
         if self.outcome == ONLY:
             return f"{name} (the only protocol that qualified)"
+        behind = sorted((v.protocol for v in self.versus if v.beyond), key=_order)
+        ahead = ", ".join(protocol_label(p) for p in behind)
         if self.outcome == WINNER:
-            behind = sorted((v.protocol for v in self.versus), key=_order)
             return (
-                f"{name} wins: ahead of {', '.join(protocol_label(p) for p in behind)} "
+                f"{name} wins: ahead of {ahead} "
                 "by more than the rerun margin, beyond the repeats' noise"
             )
+        if self.outcome == LEADS:
+            beyond = (
+                f": ahead of {ahead} by more than the rerun margin, beyond the repeats' noise"
+                if ahead
+                else ""
+            )
+            return f"{name} leads{beyond}{self._not_told()}"
         tied = ", ".join(protocol_label(p) for p in self.tied)
         return (
             f"tie between {tied} (within the rerun margin and the repeats' noise); "
-            f"{name} by {self.broken_by}"
+            f"{name} by {self.broken_by}{self._not_told()}"
         )
 
     def evidence(self, fmt: Callable[[str, Any], str]) -> str:
@@ -199,6 +237,7 @@ def _how(v: Versus) -> str:
     p = f"{v.p_holm:.2g}" if v.p_holm < 0.01 else f"{v.p_holm:.2f}"
     if v.beyond:
         return f": {rel}, Holm p {p}, beyond noise"
+    told = "not told apart" if v.undecided else "within noise"
     if abs(v.test.diff) <= v.test.margin:
         band = math.expm1(v.test.margin) if v.test.log_scale else v.test.margin
         need = f"within the ±{band:.0%} rerun margin: no number of repeats separates them"
@@ -206,7 +245,7 @@ def _how(v: Versus) -> str:
         need = f"more than {stats.MOST_REPEATS} repeats a side would be needed to tell"
     else:
         need = f"{v.needed} repeats a side would tell it at this spread"
-    return f": {rel}, Holm p {p}, within noise; {need}"
+    return f": {rel}, Holm p {p}, {told}; {need}"
 
 
 def _number(value: Any) -> float | None:
@@ -262,7 +301,10 @@ def decide(
         beyond = t is not None and p_holm is not None and p_holm <= stats.ALPHA and t.diff > 0
         needed = None if t is None or beyond else stats.repeats_needed(t, level)
         versus.append(Versus(c.protocol, t, p_holm, beyond, needed))
-    in_tie = [leader, *(c for c, v in zip(others, versus, strict=True) if not v.beyond)]
+    in_tie = [
+        leader,
+        *(c for c, v in zip(others, versus, strict=True) if not v.beyond and not v.undecided),
+    ]
 
     def cost_of(c: Contender) -> float:
         v = _number(c.rec.get(cost)) if cost else None
