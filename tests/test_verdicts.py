@@ -424,9 +424,7 @@ def test_within_the_margin_is_a_tie_and_a_far_noisy_one_stays_out_of_it() -> Non
     neither tied nor behind: the tie line names it as not told apart."""
     from pushbench.report.verdict import TIE
 
-    d = _decide_p99(
-        {"sse": (700, 760, 820), "ws": (780, 830, 900), "longpoll": (900, 2600, 5200)}
-    )
+    d = _decide_p99({"sse": (700, 760, 820), "ws": (780, 830, 900), "longpoll": (900, 2600, 5200)})
     assert d.outcome == TIE and set(d.tied) == {"sse", "ws"}
     assert d.undecided == ("longpoll",)
     assert d.line().endswith(
