@@ -84,7 +84,11 @@ _ENVELOPE = b'{"t":%s,"s":%d,"sch":%d,"pub":%d,"p":%s}'
 @lru_cache(maxsize=32)
 def _json_text(text: str) -> bytes:
     """``text`` as a JSON string (UTF-8, not ASCII-escaped). Cached: a topic and a
-    ticker's payload recur in every message, so each is escaped once, not per message."""
+    ticker's filler payload recur in every message, so each is escaped once, not per
+    message. A ``payload_kind = "json"`` ticker cycles through up to 256 texts, more than
+    the cache holds, so there every payload misses and is escaped per message (as
+    before the cache); a larger cache would keep that many payloads (up to 64 KiB each
+    from publishers) alive in the server whose memory the runner measures."""
     return json.dumps(text, ensure_ascii=False).encode()
 
 
