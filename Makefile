@@ -11,13 +11,15 @@ export PYTHONHASHSEED := 0
 
 # Debian packages that tests and scenarios start for real: Redis for the scale-out hub,
 # Chromium as the browser client and the report check (driven headless through Playwright).
-# Installed when missing and we are root; otherwise the command to run is printed.
-SYSTEM_PACKAGES := redis-server chromium openssl iproute2 util-linux nginx caddy haproxy nats-server
-SYSTEM_BINARIES := redis-server chromium openssl ip unshare nginx caddy haproxy nats-server
+# Each is binary:package. Only the packages of missing binaries are installed (when we are
+# root), so a machine whose node and npm come from elsewhere (NodeSource's nodejs conflicts
+# with Debian's npm) is left alone; otherwise the command to run is printed.
+SYSTEM_DEPS := redis-server:redis-server chromium:chromium openssl:openssl ip:iproute2 \
+	unshare:util-linux nginx:nginx caddy:caddy haproxy:haproxy nats-server:nats-server
 # issue 12 item 7: Node for the reference server servers/node (stack node-ws), its
 # package ws installed from servers/node/package-lock.json by `npm ci`.
-SYSTEM_PACKAGES += nodejs npm
-SYSTEM_BINARIES += node npm
+SYSTEM_DEPS += node:nodejs npm:npm
+SYSTEM_PACKAGES := $(foreach d,$(SYSTEM_DEPS),$(word 2,$(subst :, ,$(d))))
 
 help:
 	@echo "make bench        quick codec benchmark, then scenarios/\$$SCENARIO.toml (default quick)"
@@ -38,13 +40,15 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 venv: $(VENV)/.installed
 
 system-deps:
-	@missing=""; for b in $(SYSTEM_BINARIES); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	@missing=""; packages=""; for d in $(SYSTEM_DEPS); do \
+	  command -v $${d%%:*} >/dev/null 2>&1 || { missing="$$missing $${d%%:*}"; packages="$$packages $${d#*:}"; }; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing Debian packages: $(SYSTEM_PACKAGES)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_PACKAGES) >/dev/null; \
+	    echo "installing Debian packages:$$packages"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$packages >/dev/null; \
 	  else \
-	    echo "missing:$$missing — run: sudo apt-get install $(SYSTEM_PACKAGES)  (tests needing them will skip)"; \
+	    echo "missing:$$missing — run: sudo apt-get install$$packages  (tests needing them will skip)"; \
 	  fi; \
 	fi
 	@if [ servers/node/node_modules/.package-lock.json -nt servers/node/package-lock.json ]; then \
