@@ -42,6 +42,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Protocol
 
 from .contract import encode_fields, now_ns
@@ -458,10 +459,19 @@ class Hub:
         if since < t.evicted:  # messages after ``since`` were evicted before it came
             self.stats.history_gaps += 1
             self.stats.history_gap_messages += t.evicted - since
-        # Walk back from the newest: O(items returned), and right even when
+        # Usually the history after ``since`` is whole: the newest ``seq - since`` items,
+        # sliced in C. Kept only when they are exactly since+1 … seq (the ends, the count).
+        history = t.history
+        want = t.seq - since
+        if want <= len(history):
+            out = list(islice(reversed(history), want))
+            if out[0].seq == t.seq and out[-1].seq == since + 1:
+                out.reverse()
+                return out
+        # Otherwise walk back from the newest: O(items returned), and right even when
         # history has holes (a drop fault, a gap a backend could not fill).
-        out: list[Item] = []
-        for item in reversed(t.history):
+        out = []
+        for item in reversed(history):
             if item.seq <= since:
                 break
             out.append(item)

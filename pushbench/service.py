@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import operator
 import resource
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -545,11 +546,14 @@ def bind_refusal(host: str, config: ServerConfig, insecure_bind: bool) -> str:
     )
 
 
+_DATA = operator.attrgetter("data")
+
+
 def batch(items: list[Item], since: int) -> bytes:
     """A poll answer built from the already-encoded items, no re-encoding:
     ``{"last": <seq of the last item, or since>, "messages": [...]}``."""
     last = items[-1].seq if items else since
-    return b'{"last":%d,"messages":[' % last + b",".join(i.data for i in items) + b"]}"
+    return b'{"last":%d,"messages":[' % last + b",".join(map(_DATA, items)) + b"]}"
 
 
 def ws_frame(item: Item) -> bytes:

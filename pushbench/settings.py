@@ -20,6 +20,10 @@ started with a clean environment.
   each subscriber from Python (its sink and ``transport.write``) instead of one compiled
   call for all of its plain-TCP WebSocket and SSE subscribers (:class:`pushbench.hub.Lane`;
   ``PUSHBENCH_NO_SPEEDUPS=1`` turns it off too).
+- ``PUSHBENCH_NO_REMEASURE=1`` → ``remeasure = False``: ``pushbench run`` keeps a repeat
+  measured while the machine was slow instead of re-measuring it once
+  (:mod:`pushbench.runner.speed`; the test suite sets it, so its runs have exactly
+  their planned rows);
 - ``PUSHBENCH_COARSE_TIMERS=1`` → ``precise_timers = False``: pacing on asyncio's
   own timers instead of a timerfd;
 - ``PUSHBENCH_CHROMIUM=PATH`` → ``chromium = PATH``: the Chromium the browser
@@ -63,6 +67,7 @@ ENV: Mapping[str, str] = {
     "clock_skew_ns": "PUSHBENCH_CLOCK_SKEW_NS",
     "rx_loop": "PUSHBENCH_NO_RX_LOOP",
     "fanout": "PUSHBENCH_NO_FANOUT",
+    "remeasure": "PUSHBENCH_NO_REMEASURE",
 }
 
 
@@ -83,6 +88,8 @@ class Settings:
     rx_loop: bool = True
     #: The raw stack's compiled fan-out (when built).
     fanout: bool = True
+    #: ``pushbench run`` re-measures a repeat that ran on a slow machine (runner.speed).
+    remeasure: bool = True
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Settings:
@@ -96,6 +103,7 @@ class Settings:
             clock_skew_ns=_integer(ENV["clock_skew_ns"], environ.get(ENV["clock_skew_ns"], "")),
             rx_loop=not environ.get(ENV["rx_loop"]),
             fanout=not environ.get(ENV["fanout"]),
+            remeasure=not environ.get(ENV["remeasure"]),
         )
 
     def environ(self) -> dict[str, str]:
@@ -116,6 +124,8 @@ class Settings:
             out[ENV["rx_loop"]] = "1"
         if not self.fanout:
             out[ENV["fanout"]] = "1"
+        if not self.remeasure:
+            out[ENV["remeasure"]] = "1"
         return out
 
     def apply(self) -> None:

@@ -131,7 +131,7 @@ def test_server_crash_marks_cell_failed(tmp_path: Path) -> None:
     assert "server" in df["reason"][0] and "-9" in df["reason"][0]
     meta = json.loads((result.run_dir / "metadata.json").read_text())
     assert meta["status"] == "incomplete" and "failed" in meta["reason"]
-    assert meta["runs_by_status"] == {"ok": 0, "failed": 1, "skipped": 0}
+    assert meta["runs_by_status"] == {"ok": 0, "failed": 1, "skipped": 0, "left-out": 0}
 
 
 def _workers_of(run_dir: Path) -> list[int]:

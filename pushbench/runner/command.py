@@ -77,6 +77,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the target is probed first and cells needing a part it lacks are skipped with why",
     )
     add(
+        "--no-remeasure",
+        action="store_true",
+        help="keep every repeat as measured: do not re-measure, once, a repeat that ran "
+        "while the machine was 1.25× slower than usual (a CPU probe around each repeat; "
+        "the slowdown is recorded either way; also PUSHBENCH_NO_REMEASURE=1)",
+    )
+    add(
         "--dry-run",
         action="store_true",
         help="validate and print what would run (cells, parameters, estimated time); start nothing",
@@ -121,6 +128,7 @@ def execute(args: argparse.Namespace) -> tuple[int, RunResult | None]:
         command=tuple(args.command_line),
         settings=args.settings,
         target=target,
+        remeasure_slow=args.settings.remeasure and not args.no_remeasure,
     )
     probes = scenario.abuse is not None or scenario.browser_streams is not None  # h43
     if not selected(scenario, options) and not probes:

@@ -64,6 +64,10 @@ class RunOptions:
     #: h28: an external target's base URL (``--target``): no server is started, every
     #: cell's clients connect there (:mod:`.target`).
     target: str | None = None
+    #: Re-measure, once, the repeats that ran while the machine was slow (:mod:`.speed`).
+    #: ``pushbench run`` turns it on (``--no-remeasure`` or ``PUSHBENCH_NO_REMEASURE=1``
+    #: off); off here, so a run built in code (a test) has exactly its planned rows.
+    remeasure_slow: bool = False
 
 
 @dataclass

@@ -7,7 +7,9 @@ measures each cell (:mod:`.cell`) in rounds that run every cell once in a
 shuffled order (:mod:`.rounds`: repeats are rounds, so drift is spread over
 every cell rather than landing on one), rewrites ``cells.csv`` after every one
 (:mod:`.tables`; rows in scenario order, each with its ``round`` and
-``run_index``), runs the saturation search of ``[slo]`` groups in probe rounds
+``run_index``), times the machine's speed around every repeat and re-measures, once, the listed
+repeats that ran while it was slow (:mod:`.speed`: the slow row stays, status
+``left-out``), runs the saturation search of ``[slo]`` groups in probe rounds
 after the listed ones (:mod:`.rounds`, :mod:`.saturation`), and ends the
 same way on success, on a crash, on Ctrl-C and on SIGTERM: processes stopped,
 partial results kept, the run marked complete or incomplete with the reason.
@@ -22,7 +24,7 @@ import random
 import signal
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,7 @@ from pushbench.schema.abuse import write_records
 from pushbench.schema.browser_streams import write_records as write_streams  # h43
 from pushbench.schema.cells import CELLS_SCHEMA_VERSION
 
-from . import netem
+from . import netem, speed
 from .abuse import run_abuse
 from .browser_streams import run_browser_streams  # h43
 from .cell import run_one
@@ -113,13 +115,19 @@ def run_scenario(scenario: Scenario, options: RunOptions, *, seed: int | None = 
     groups = slo_groups(runs)
     probes = ProbeRounds(groups, result.rows, options)
     order = _ScenarioOrder(runs, groups)
+    cores = (*pinning.server, *pinning.clients)
+    planned_of: dict[int, Planned] = {}
 
     def measure(planned: Planned, probe: bool, label: str) -> dict[str, Any]:
         cell, index = planned.cell, len(result.rows)
         progress.cell(index, cell.cell_id, cell.run_seconds(), round_label=label)
+        before = speed.probe(cores)  # the machine's speed around the repeat (.speed)
         row = run_one(
             cell, planned.repeat, run_dir, pinning, options, progress, meta["servers"], target
         )
+        if row["status"] == "ok":
+            row["speed_probe_ns"] = max(before, speed.probe(cores))
+        planned_of[id(row)] = planned
         row.update(probe=probe, round=planned.round, run_index=index)
         order.note(row, planned, probe)  # before the append: a Ctrl-C between them is harmless
         result.rows.append(row)
@@ -135,7 +143,10 @@ def run_scenario(scenario: Scenario, options: RunOptions, *, seed: int | None = 
                 atomic_write_json(run_dir / "metadata.json", meta)
             for planned in plan:
                 measure(planned, False, f"round {planned.round + 1}/{rounds}")
-            number = rounds
+            meta["speed"] = _remeasure_slow(
+                result.rows, planned_of, rounds, measure, progress, options.remeasure_slow
+            )
+            number = rounds + (1 if meta["speed"]["remeasured"] else 0)
             while True:
                 batch = probes.next_round(rng, number)  # finishes the groups that are done
                 if probes.results:
@@ -161,8 +172,10 @@ def run_scenario(scenario: Scenario, options: RunOptions, *, seed: int | None = 
         meta["reason"] = result.reason
         meta["runs_done"] = len(result.rows)
         meta["runs_by_status"] = {
-            s: sum(1 for r in result.rows if r["status"] == s) for s in ("ok", "failed", "skipped")
+            s: sum(1 for r in result.rows if r["status"] == s)
+            for s in ("ok", "failed", "skipped", "left-out")
         }
+        _slowdowns(result.rows)
         write_cells(run_dir / "cells.csv", result.rows)
         if probes.results:
             write_saturation(run_dir / "saturation.csv", probes.results)
@@ -170,6 +183,72 @@ def run_scenario(scenario: Scenario, options: RunOptions, *, seed: int | None = 
         if result.status == "complete":  # an interrupted or failed run leaves it alone
             update_latest(run_dir)
     return result
+
+
+Measure = Callable[[Planned, bool, str], dict[str, Any]]
+
+
+def _remeasure_slow(
+    rows: list[dict[str, Any]],
+    planned_of: dict[int, Planned],
+    round_number: int,
+    measure: Measure,
+    progress: Progress,
+    remeasure: bool,
+) -> dict[str, Any]:
+    """Re-measure, once, the listed repeats whose machine was slow (:mod:`.speed`), in a
+    round after the listed ones, as new repeat numbers (nothing is overwritten). When the
+    new repeat measured on a faster machine, the slow one becomes ``left-out`` with the
+    reason; otherwise the new one does (it was no better). → ``metadata.json``'s
+    ``speed`` record."""
+    listed = [r for r in rows if not r.get("probe")]
+    ok = [r.get("speed_probe_ns") if r["status"] == "ok" else None for r in listed]
+    limit = speed.rerun_limit(len(listed)) if remeasure else 0
+    slow = speed.slow_repeats(ok, limit)
+    record: dict[str, Any] = {
+        "work_loops": speed.WORK_LOOPS,
+        "tries": speed.TRIES,
+        "slow_at": speed.SLOW,
+        "median_probe_ns": speed.median_probe(ok),
+        "slow": len(slow),
+        "limit": limit,
+        "remeasured": 0,
+        "left_out": [],
+    }
+    if not slow:
+        return record
+    progress.total += len(slow)
+    taken: dict[str, int] = {}
+    for r in rows:
+        taken[r["cell_id"]] = max(taken.get(r["cell_id"], -1), int(r["repeat"]))
+    for found in slow:
+        old = listed[found.index]
+        first = planned_of[id(old)]
+        taken[first.cell.cell_id] += 1
+        again = Planned(first.cell, taken[first.cell.cell_id], round_number)
+        new = measure(again, False, "re-measure (the machine was slow)")
+        record["remeasured"] += 1
+        if new["status"] != "ok":
+            continue  # the slow repeat stays: it is the one that measured
+        why = "machine {:.2f}× slower than the run's median (speed probe){}"
+        if new["speed_probe_ns"] < old["speed_probe_ns"]:
+            old["status"] = "left-out"
+            old["reason"] = why.format(found.slowdown, f"; re-measured as repeat {again.repeat}")
+            record["left_out"].append(f"{old['cell_id']}-r{old['repeat']}")
+        else:
+            new["status"] = "left-out"
+            slowdown = new["speed_probe_ns"] / record["median_probe_ns"]
+            new["reason"] = why.format(slowdown, f", no faster than repeat {old['repeat']}")
+            record["left_out"].append(f"{new['cell_id']}-r{new['repeat']}")
+    return record
+
+
+def _slowdowns(rows: Sequence[dict[str, Any]]) -> None:
+    """Each row's ``machine_slowdown``: its probe over the median of the run's probes."""
+    median = speed.median_probe([r.get("speed_probe_ns") for r in rows])
+    for r in rows:
+        if median and r.get("speed_probe_ns"):
+            r["machine_slowdown"] = r["speed_probe_ns"] / median
 
 
 class _ScenarioOrder:

@@ -276,8 +276,13 @@ COLUMNS: dict[str, Column] = columns_of(
 #: Columns the runner adds after :data:`COLUMNS` (status, harness and publisher figures, the
 #: latency over every expected message, slow consumers, the drain).
 EXTRA_COLUMNS: dict[str, Column] = columns_of(
-    _C("status", "text", "ok, failed or skipped"),
-    _C("reason", "text", "why a cell failed or was skipped (empty when ok)"),
+    _C(
+        "status",
+        "text",
+        "ok, failed, skipped or left-out (measured while the machine was slow, see "
+        "machine_slowdown; re-measured as another repeat)",
+    ),
+    _C("reason", "text", "why a cell failed, was skipped or was left out (empty when ok)"),
     _C(
         "client_processes",
         "count",
@@ -372,6 +377,19 @@ EXTRA_COLUMNS: dict[str, Column] = columns_of(
         "count",
         "place of this cell × repeat in the run's order, from 0 (cells.csv lists the rows in "
         "scenario order; sort by this for the order they ran in)",
+    ),
+    _C(
+        "speed_probe_ns",
+        "ns",
+        "the machine's speed around this repeat: CPU ns a fixed interpreter loop took on the "
+        "slowest of the run's cores, timed before and after the repeat, the slower of the two "
+        "(pushbench.runner.speed)",
+    ),
+    _C(
+        "machine_slowdown",
+        "ratio",
+        "speed_probe_ns ÷ the median of the run's probes: 1 is the run's usual machine; a "
+        "repeat at ≥ 1.25 was re-measured and this row left out (status left-out)",
     ),
     _C(
         "publish_overruns",

@@ -97,6 +97,9 @@ UNITS: dict[str, Unit] = _units(
     # issue 18 item 2 (100,000 connections on one box)
     Unit("conns/s", "connections opened per second", decimals=1),
     Unit("ns/conn-s", "CPU nanoseconds per connection per second held open", decimals=3),
+    # the machine's speed around each repeat (pushbench.runner.speed)
+    Unit("ns", "nanoseconds", decimals=0),
+    Unit("ratio", "a ratio to the reference its column names (1.0 = the same)", significant=4),
 )
 
 

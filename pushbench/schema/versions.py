@@ -48,4 +48,6 @@ __all__ = ["CELLS_SCHEMA_VERSION"]
 #: 19: fault_node, fault_node_clients (issue 12 item 5, h41: a server-kill of one node of N).
 #: 20: server_open_files, server_max_connections, after fanout_last_max_us (h44, issue 18
 #:    item 2: several server processes on one port; the per-process open-file limit).
-CELLS_SCHEMA_VERSION = 20
+#: 21: speed_probe_ns and machine_slowdown (the machine's speed around each repeat), status
+#:    left-out (a repeat measured while the machine was slow, re-measured as another).
+CELLS_SCHEMA_VERSION = 21
