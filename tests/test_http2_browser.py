@@ -119,6 +119,15 @@ def _publish(url: str, context: Any = None) -> None:
         assert response.status == 200
 
 
+def _stats(url: str, context: Any = None) -> str:
+    """The server's /stats, for a failure's message."""
+    try:
+        with urllib.request.urlopen(f"{url}/stats", timeout=10, context=context) as response:
+            return str(response.read()[:2000], "utf-8", "replace")
+    except OSError as exc:
+        return f"/stats failed: {exc}"
+
+
 def six_connections(browser: Any, base: str, want: int, context: Any = None) -> dict[str, Any]:
     """Open STREAMS EventSources from a page of ``base``; publish one message → how many
     were open (readyState 1) and how many received it, and the page's protocol. The page
@@ -146,12 +155,15 @@ def test_six_eventsources_over_http1_all_eight_over_http2(
 
     h1 = six_connections(chromium, plain.url("").rstrip("/"), 6)
     tls_server, ca = server
-    h2 = six_connections(
-        chromium,
-        tls_server.url("", scheme="https").rstrip("/"),
-        STREAMS,
-        ssl.create_default_context(cafile=str(ca)),
-    )
+    base = tls_server.url("", scheme="https").rstrip("/")
+    context = ssl.create_default_context(cafile=str(ca))
+    h2 = six_connections(chromium, base, STREAMS, context)
+    if h2["open"] == h2["receiving"] == 0:
+        # Seen twice in CI (never alone): no h2 stream opened in 30 s, none received. Say
+        # what the server saw, then measure once more in a fresh browser context (its own
+        # connection pool); the figure must hold there.
+        print("h2: nothing opened; server stats:", _stats(base, context), h2)
+        h2 = six_connections(chromium, base, STREAMS, context)
     print("six-connection figure:", json.dumps({"http/1.1": h1, "h2": h2}))
     assert h1["protocol"] == "http/1.1" and h2["protocol"] == "h2"
     # HTTP/1.1: six connections per origin, the 7th and 8th EventSource wait.
