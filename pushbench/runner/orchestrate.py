@@ -121,14 +121,12 @@ def run_scenario(scenario: Scenario, options: RunOptions, *, seed: int | None = 
     def measure(planned: Planned, probe: bool, label: str) -> dict[str, Any]:
         cell, index = planned.cell, len(result.rows)
         progress.cell(index, cell.cell_id, cell.run_seconds(), round_label=label)
-        before = speed.probe(cores)  # the machine's speed around and during the repeat
-        with speed.Sampler(cores) as sampler:
-            row = run_one(
-                cell, planned.repeat, run_dir, pinning, options, progress, meta["servers"], target
-            )
-        during = sampler.stop() or 0.0
+        before = speed.probe(cores)  # the machine's speed around the repeat (.speed)
+        row = run_one(
+            cell, planned.repeat, run_dir, pinning, options, progress, meta["servers"], target
+        )
         if row["status"] == "ok":
-            row["speed_probe_ns"] = max(before, speed.probe(cores), during)
+            row["speed_probe_ns"] = max(before, speed.probe(cores))
         planned_of[id(row)] = planned
         row.update(probe=probe, round=planned.round, run_index=index)
         order.note(row, planned, probe)  # before the append: a Ctrl-C between them is harmless

@@ -12,15 +12,17 @@ made the within-run spread of p50 miss ±10 % in a third of the cells.
 
 So the runner times :func:`work` on each of the run's cores before and after every
 repeat (:func:`probe`: the slower core, each core's fastest of :data:`TRIES`, on CPU
-time so a preemption does not count) and, while it runs, every quarter second at idle
-priority (:class:`Sampler`: a slow stretch inside a repeat that the probes at its ends
-miss — seen: server CPU per message ×1.6 with both ends at ×1.04); the repeat's figure
-is the largest of the three (the samples' mean). :func:`slow_repeats` compares a repeat's probe
+time so a preemption does not count); the repeat's figure is the slower of the two.
+Never while a repeat runs: sampling it then, even at idle priority every quarter
+second, doubled the p99 latency of the cells (two ``make bench`` runs: p99 ~1,000–1,750
+µs where runs without it read ~450–700), the walk evicting the server's and clients'
+caches. So a slow stretch wholly inside a repeat goes unseen (seen: server CPU per
+message ×1.6 with both ends at ×1.04). :func:`slow_repeats` compares a repeat's probe
 with the run's median probe: a repeat whose machine was :data:`SLOW` × slower or more
 is re-measured once at the end of the run (a new repeat number; nothing is
 overwritten) and its row becomes status ``left-out`` with the reason, so medians,
 spreads and verdicts use the re-measured repeat and the report still lists the one
-left out. The end probes cost ~1 ms per core each; the samples ~0.1 % of each core.
+left out. A probe costs ~1 ms per core, between repeats.
 """
 
 from __future__ import annotations
@@ -35,11 +37,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
-    "SAMPLE_EVERY_S",
     "SLOW",
     "TRIES",
     "WORK_LOOPS",
-    "Sampler",
     "Slow",
     "median_probe",
     "probe",
@@ -51,7 +51,6 @@ __all__ = [
 WORK_LOOPS = 5_000  # ~0.2 ms of CPython on the project's VM
 CELLS = 150_000  # objects of the memory walk (~15 MB)
 WALK = 1_500  # reads of it per work()
-SAMPLE_EVERY_S = 0.25  # while a repeat runs (:class:`Sampler`)
 TRIES = 3
 #: A repeat whose machine was this much slower than the run's median probe is re-measured.
 SLOW = 1.25
@@ -114,50 +113,6 @@ def probe(cores: Iterable[int], tries: int = TRIES) -> int:
         thread.join()
         worst = max([worst, *out])
     return worst
-
-
-class Sampler:
-    """The probe while a repeat runs: one thread per core, every :data:`SAMPLE_EVERY_S`,
-    times :func:`work` (the faster of two) at ``SCHED_IDLE`` priority, so it runs only
-    when its core has nothing else to run and gives way at once when a server or client
-    wakes (~0.1 % of a core: 0.4 ms in 250). :meth:`stop` → the slowest core's mean
-    sample (ns), ``None`` when no sample was taken (a saturated core starves it)."""
-
-    def __init__(self, cores: Iterable[int]) -> None:
-        self._stop = threading.Event()
-        self._samples: dict[int, list[int]] = {core: [] for core in dict.fromkeys(cores)}
-        self._threads = [
-            threading.Thread(target=self._run, args=(core, i), daemon=True)
-            for i, core in enumerate(self._samples)
-        ]
-
-    def __enter__(self) -> Sampler:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _run(self, core: int, index: int) -> None:
-        with contextlib.suppress(OSError):
-            os.sched_setaffinity(0, {core})  # this thread only
-        with contextlib.suppress(OSError, AttributeError):
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        out = self._samples[core]
-        # staggered, so the threads do not take the GIL from each other
-        if self._stop.wait(SAMPLE_EVERY_S * (index + 1) / (len(self._samples) + 1)):
-            return
-        while not self._stop.wait(SAMPLE_EVERY_S):
-            _on_core(None, 2, out)
-
-    def stop(self) -> float | None:
-        self._stop.set()
-        for thread in self._threads:
-            if thread.is_alive():
-                thread.join()
-        means = [statistics.fmean(v) for v in self._samples.values() if v]
-        return max(means) if means else None
 
 
 @dataclass(frozen=True)

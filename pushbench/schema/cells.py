@@ -382,9 +382,8 @@ EXTRA_COLUMNS: dict[str, Column] = columns_of(
         "speed_probe_ns",
         "ns",
         "the machine's speed around this repeat: CPU ns a fixed interpreter loop took on the "
-        "slowest of the run's cores, timed before and after the repeat and (the samples' "
-        "mean, at idle priority every 0.25 s) while it ran, the largest of the three "
-        "(pushbench.runner.speed)",
+        "slowest of the run's cores, timed before and after the repeat (never during it), "
+        "the slower of the two (pushbench.runner.speed)",
     ),
     _C(
         "machine_slowdown",
