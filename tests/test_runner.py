@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -277,12 +278,18 @@ def test_instrument_self_checks(tmp_path: Path) -> None:
         # not here, where the suite shares the cores (CI once read 5,506 µs).
         assert 3500 <= shift_us <= 7500, (df.index.tolist(), shift_us)
         # corrected: the pause is there; uncorrected: it vanishes. The 200 ms pause holds
-        # ~40 of each subscriber's 600 messages (6.7 %), so it shows in the corrected p99 and
-        # must not in the uncorrected p99. Not the uncorrected max: one scheduling hiccup on
-        # a CI machine whose other cores run the rest of the suite reached 120–150 ms there.
+        # ~40 of each subscriber's 600 messages (6.7 %), so it shows in the corrected p99.
         assert float(pause["lat_max_us"].iloc[0]) >= 150_000, pause.index.tolist()
         assert float(pause["lat_p99_us"].iloc[0]) >= 100_000, pause.index.tolist()
-        assert float(pause["ulat_p99_us"].iloc[0]) < 50_000, pause.index.tolist()
+        # The messages the pause held back (published ≥ 100 ms after their schedule) are
+        # there, and from their publish they arrived at once. Not the uncorrected p99 of the
+        # cell (`pushbench run selfcheck` asserts its max on a quiet machine): here the suite
+        # shares the cores, and in CI a client stall just before the pause left messages
+        # published but not yet written when the loop blocked — delivered 185 ms after their
+        # publish, which is what happened to them, and 7 % of the cell's receipts.
+        held = _held_back(_run_dir(out), str(pause.index[0]))
+        assert len(held) >= 20, (pause.index.tolist(), len(held))
+        assert float(np.median(held)) < 50_000, (pause.index.tolist(), np.median(held))
     drop = ticker[ticker.check_drop_every == 100]
     assert int(drop["msgs_expected"].iloc[0]) == 2 * 200 * 3
     assert int(drop["msgs_lost"].iloc[0]) == int(drop["msgs_expected"].iloc[0]) // 100
@@ -293,6 +300,17 @@ def test_instrument_self_checks(tmp_path: Path) -> None:
     # POST /publish waits for answers: the 200 ms stall filled the publishers' bound
     sse_pause = chat["sse"][chat["sse"].check_pause_ms == 200]
     assert int(sse_pause["publish_overruns"].iloc[0]) > 0
+
+
+def _held_back(run_dir: Path, cell_id: str) -> Any:
+    """Uncorrected latency (µs) of the receipts of ``cell_id``'s first repeat whose publish
+    came ≥ 100 ms after their schedule (the messages a server pause held back)."""
+    out = []
+    for path in sorted((run_dir / "work" / f"{cell_id}-r0").glob("worker*.npz")):
+        with np.load(path) as z:
+            late = (z["pub_ns"] - z["sched_ns"]) >= 100_000_000
+            out.append((z["recv_ns"][late] - z["pub_ns"][late]) / 1e3)
+    return np.concatenate(out) if out else np.array([])
 
 
 CHAT = """
