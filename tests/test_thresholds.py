@@ -190,6 +190,18 @@ def test_summary_is_the_median_over_ok_repeats_without_probes() -> None:
     assert [o.passed for o in verdict.outcomes] == [True, False]  # b failed a repeat
 
 
+def test_a_left_out_repeat_is_no_failure_when_its_remeasure_stands() -> None:
+    rows = [
+        _row("a", 0, lat_p99_us=100.0),
+        {**_row("a", 1, "left-out", lat_p99_us=900.0), "reason": "machine 2× slower"},
+        _row("a", 2, lat_p99_us=120.0),  # the re-measure
+        {**_row("b", 0, "left-out", lat_p99_us=900.0), "reason": "machine 2× slower"},
+    ]
+    a, b = thresholds.summarize_rows(rows)
+    assert a.failure == "" and a.values["lat_p99_us"] == 110.0  # the ok repeats only
+    assert b.failure == "1 of 1 repeat(s) left-out: machine 2× slower"  # nothing stands in
+
+
 def _verdict() -> thresholds.Verdict:
     cells = [
         _cell("aiohttp-ws-x", lat_p99_us=4000.0),
