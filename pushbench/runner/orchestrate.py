@@ -175,7 +175,7 @@ def run_scenario(scenario: Scenario, options: RunOptions, *, seed: int | None = 
             s: sum(1 for r in result.rows if r["status"] == s)
             for s in ("ok", "failed", "skipped", "left-out")
         }
-        _slowdowns(result.rows)
+        _slowdowns(result.rows, meta.get("speed", {}).get("median_probe_ns"))
         write_cells(run_dir / "cells.csv", result.rows)
         if probes.results:
             write_saturation(run_dir / "saturation.csv", probes.results)
@@ -243,9 +243,12 @@ def _remeasure_slow(
     return record
 
 
-def _slowdowns(rows: Sequence[dict[str, Any]]) -> None:
-    """Each row's ``machine_slowdown``: its probe over the median of the run's probes."""
-    median = speed.median_probe([r.get("speed_probe_ns") for r in rows])
+def _slowdowns(rows: Sequence[dict[str, Any]], median: float | None) -> None:
+    """Each row's ``machine_slowdown``: its probe over ``median`` — the listed repeats'
+    median that judged them (``metadata.json`` ``speed``), so a left-out row's reason and
+    its column say the same; without one (a run stopped early) the median of every probe."""
+    if median is None:
+        median = speed.median_probe([r.get("speed_probe_ns") for r in rows])
     for r in rows:
         if median and r.get("speed_probe_ns"):
             r["machine_slowdown"] = r["speed_probe_ns"] / median

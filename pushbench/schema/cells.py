@@ -388,8 +388,9 @@ EXTRA_COLUMNS: dict[str, Column] = columns_of(
     _C(
         "machine_slowdown",
         "ratio",
-        "speed_probe_ns ÷ the median of the run's probes: 1 is the run's usual machine; a "
-        "repeat at ≥ 1.25 was re-measured and this row left out (status left-out)",
+        "speed_probe_ns ÷ the median probe of the run's listed repeats (metadata.json "
+        "speed.median_probe_ns): 1 is the run's usual machine; a repeat at ≥ 1.25 was "
+        "re-measured and the slower of the two left out (status left-out)",
     ),
     _C(
         "publish_overruns",
