@@ -4,7 +4,6 @@ with a repeat measured while the machine was slow: re-measured once, left out, r
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -40,101 +39,137 @@ def test_probe_is_cpu_time_of_the_fixed_work(monkeypatch: pytest.MonkeyPatch) ->
     assert speed.probe([0], tries=5) > 3 * usual  # ten times the work reads as slower
 
 
-def test_slow_repeats_are_those_far_above_the_median() -> None:
-    probes: list[float | None] = [100, 102, None, 98, 130, 101, 160]
-    assert speed.median_probe(probes) == 101.5
-    slow = speed.slow_repeats(probes, limit=5)
-    assert [(s.index, round(s.slowdown, 2)) for s in slow] == [(6, 1.58), (4, 1.28)]
-    assert [s.index for s in speed.slow_repeats(probes, limit=1)] == [6]  # slowest first
-    assert speed.slow_repeats([100, 200], limit=5) == []  # too few to know the usual
-    assert speed.slow_repeats([100, 101, 99, 124], limit=5) == []  # under 1.25×
+def _row(cell: str, server: float | None, client_rate: float | None = 100_000.0) -> Any:
+    return {
+        "cell_id": cell,
+        "status": "ok",
+        "server_cpu_us_per_msg": server,
+        "delivered_msgs_per_client_cpu_s": client_rate,
+    }
+
+
+def test_cost_slowdown_is_the_costlier_figure_over_its_cells_median() -> None:
+    rows = [
+        _row("a", 10.0),
+        _row("a", 10.0),
+        _row("a", 14.0),  # server 1.4× a's median
+        _row("b", 5.0, 100_000.0),
+        _row("b", 5.5, 50_000.0),  # client CPU per message 2× b's median (msgs/CPU s halved)
+        _row("b", 5.0, 100_000.0),
+        _row("c", 3.0),  # a cell measured once: no median
+        {**_row("a", 30.0), "status": "failed"},  # takes no part in the median
+        _row("a", None, None),  # no figure
+    ]
+    costs = speed.cost_slowdowns(rows)
+    shown = [None if c is None else (round(c.slowdown, 2), c.what) for c in costs]
+    assert shown == [
+        (1.0, "server CPU per message"),
+        (1.0, "server CPU per message"),
+        (1.4, "server CPU per message"),
+        (1.0, "server CPU per message"),
+        (2.0, "client CPU per message"),
+        (1.0, "server CPU per message"),
+        None,
+        (3.0, "server CPU per message"),
+        None,
+    ]
+    assert speed.cost_of({"x": float("nan")}, "x", False) is None
+    assert speed.cost_of({"x": 0}, "x", True) is None
+    # judged against other rows' medians: a re-measure against the repeats it replaces
+    (again,) = speed.cost_slowdowns([_row("a", 11.0)], rows)
+    assert again is not None and round(again.slowdown, 2) == 1.1
+
+
+def test_slow_repeats_are_the_costliest_first_within_the_limit() -> None:
+    a = [_row("a", 10.0), _row("a", 10.0), _row("a", 13.0)]
+    costs = speed.cost_slowdowns(
+        [*a, _row("b", 4.0), _row("b", 4.0), _row("b", 7.0), _row("b", 4.7)]
+    )
+    slow = speed.slow_repeats(costs, limit=5)  # b's median: 4.35
+    assert [(s.index, round(s.cost.slowdown, 2)) for s in slow] == [(5, 1.61), (2, 1.3)]
+    assert [s.index for s in speed.slow_repeats(costs, limit=1)] == [5]  # costliest first
+    assert speed.slow_repeats(costs, limit=0) == []
+    assert speed.slow_repeats(speed.cost_slowdowns([_row("a", 10.0), _row("a", 11.9)]), 5) == []
+    assert speed.median_probe([100, None, 102, 98]) == 100
     assert speed.rerun_limit(20) == 2 and speed.rerun_limit(1) == 1
 
 
-def _fake_run_one(p50: dict[int, float]) -> Any:
-    """A run_one that starts nothing: every run ok, p50 by its place in the run."""
+def _fake_run_one(p50: dict[int, float], server: dict[int, float]) -> Any:
+    """A run_one that starts nothing: every run ok, p50 and server CPU per message by its
+    place in the run (default 200 µs, 5 µs)."""
     count = [0]
 
     def run_one(cell: scenario.Cell, repeat: int, *args: Any) -> dict[str, Any]:
         row = bare_row(cell, repeat, "ok", "")
         latency = p50.get(count[0], 200.0)
-        count[0] += 1
         row.update(
             delivered_fraction=1.0,
             lat_p50_us=latency,
             lat_p99_us=2 * latency,
             lat_all_p99_us=2 * latency,
             server_cpu_fraction=0.1,
+            server_cpu_us_per_msg=server.get(count[0], 5.0),
+            delivered_msgs_per_client_cpu_s=200_000.0,
             harness_bound=False,
         )
+        count[0] += 1
         return row
 
     return run_one
 
 
-def _fake_probe(slow_measures: Iterable[int]) -> Any:
-    """speed.probe: 1,000 ns, but 2,000 ns after the measures (0-based) in ``slow_measures``
-    (two probes per measure: before, after)."""
-    slow = set(slow_measures)
-    calls = [0]
-
-    def probe(cores: Iterable[int], tries: int = speed.TRIES) -> int:
-        measure, after = divmod(calls[0], 2)
-        calls[0] += 1
-        return 2000 if after and measure in slow else 1000
-
-    return probe
-
-
-def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slow: Iterable[int]) -> Any:
-    monkeypatch.setattr(orchestrate, "run_one", _fake_run_one({2: 900.0}))
-    monkeypatch.setattr(speed, "probe", _fake_probe(slow))
+def _run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, costly: dict[int, float]) -> Any:
+    monkeypatch.setattr(orchestrate, "run_one", _fake_run_one({2: 900.0}, costly))
+    monkeypatch.setattr(speed, "probe", lambda cores, tries=speed.TRIES: 1000)
     path = tmp_path / "tiny.toml"
     path.write_text(TINY)
     options = runner.RunOptions(out=tmp_path / "r", progress=False, remeasure_slow=True)
     return runner.run_scenario(scenario.load(path), options, seed=3)
 
 
-def test_a_repeat_on_a_slow_machine_is_remeasured_and_left_out(
+def test_a_repeat_that_cost_more_is_remeasured_and_left_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    result = _run(tmp_path, monkeypatch, slow=[2])  # the third run: p50 900 µs, probe 2×
+    result = _run(tmp_path, monkeypatch, {2: 10.0})  # the third run: p50 900 µs, CPU 2×
     assert result.status == "complete"
     cells = pd.read_csv(result.run_dir / "cells.csv")
     (left,) = cells[cells["status"] == "left-out"].itertuples()
-    assert left.lat_p50_us == 900.0 and left.machine_slowdown == 2.0
+    assert left.lat_p50_us == 900.0 and left.cost_slowdown == 2.0
     assert left.run_index == 2 and left.reason == (
-        "machine 2.00× slower than the run's median (speed probe); re-measured as repeat 3"
+        "server CPU per message 2.00× the cell's median (the machine was slower during it); "
+        "re-measured as repeat 3"
     )
     again = cells[(cells["cell_id"] == left.cell_id) & (cells["repeat"] == 3)]
     assert list(again["status"]) == ["ok"] and list(again["round"]) == [3]
-    assert (cells[cells["status"] == "ok"]["machine_slowdown"] == 1.0).all()
+    assert (cells[cells["status"] == "ok"]["cost_slowdown"] == 1.0).all()
+    assert (cells["machine_slowdown"] == 1.0).all()  # the probe: context only
     assert len(cells) == 7  # 2 cells × 3 repeats + the re-measure; nothing overwritten
     meta = json.loads((result.run_dir / "metadata.json").read_text())
-    assert meta["speed"]["remeasured"] == 1 and meta["speed"]["median_probe_ns"] == 1000
+    assert meta["speed"]["remeasured"] == 1 and meta["speed"]["slow"] == 1
     assert meta["speed"]["left_out"] == [f"{left.cell_id}-r{left.repeat}"]
     assert meta["runs_by_status"]["left-out"] == 1
-    # The summary's median and spread use the three ok repeats: the slow one is out.
+    # The summary's median and spread use the three ok repeats: the costly one is out.
     summary = load_run(result.run_dir).summary().set_index("cell_id")
     assert summary.at[left.cell_id, "lat_p50_us"] == 200.0
     assert summary.at[left.cell_id, "lat_p50_us_spread"] == 0.0
 
 
-def test_a_remeasure_no_faster_is_the_one_left_out(
+def test_a_remeasure_no_cheaper_is_the_one_left_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    result = _run(tmp_path, monkeypatch, slow=[2, 6])  # the re-measure (7th run) slow too
+    result = _run(tmp_path, monkeypatch, {2: 10.0, 6: 11.0})  # the re-measure costlier yet
     cells = pd.read_csv(result.run_dir / "cells.csv")
     (left,) = cells[cells["status"] == "left-out"].itertuples()
-    (slow,) = cells[cells["run_index"] == 2].itertuples()  # the first slow one stays
+    (slow,) = cells[cells["run_index"] == 2].itertuples()  # the first costly one stays
     assert (slow.cell_id, slow.status, slow.lat_p50_us) == (left.cell_id, "ok", 900.0)
-    assert left.repeat == 3 and left.reason.endswith(f"no faster than repeat {slow.repeat}")
+    assert left.repeat == 3 and left.cost_slowdown == 2.2
+    assert left.reason.endswith(f"no cheaper than repeat {slow.repeat}")
 
 
 def test_a_usual_machine_remeasures_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    result = _run(tmp_path, monkeypatch, slow=[])
+    result = _run(tmp_path, monkeypatch, {2: 5.9})  # 1.18×: within the usual
     cells = pd.read_csv(result.run_dir / "cells.csv")
     assert len(cells) == 6 and (cells["status"] == "ok").all()
     meta = json.loads((result.run_dir / "metadata.json").read_text())

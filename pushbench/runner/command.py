@@ -79,9 +79,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add(
         "--no-remeasure",
         action="store_true",
-        help="keep every repeat as measured: do not re-measure, once, a repeat that ran "
-        "while the machine was 1.25× slower than usual (a CPU probe around each repeat; "
-        "the slowdown is recorded either way; also PUSHBENCH_NO_REMEASURE=1)",
+        help="keep every repeat as measured: do not re-measure, once, a repeat whose "
+        "server or client CPU per message was ≥ 1.2× its cell's median (the machine was "
+        "slower during it; cost_slowdown is recorded either way; also "
+        "PUSHBENCH_NO_REMEASURE=1)",
     )
     add(
         "--dry-run",

@@ -196,22 +196,25 @@ def _remeasure_slow(
     progress: Progress,
     remeasure: bool,
 ) -> dict[str, Any]:
-    """Re-measure, once, the listed repeats whose machine was slow (:mod:`.speed`), in a
-    round after the listed ones, as new repeat numbers (nothing is overwritten). When the
-    new repeat measured on a faster machine, the slow one becomes ``left-out`` with the
-    reason; otherwise the new one does (it was no better). → ``metadata.json``'s
-    ``speed`` record."""
+    """Re-measure, once, the listed repeats that cost more than their cell's usual
+    (:mod:`.speed`: the machine was slower during them), in a round after the listed ones,
+    as new repeat numbers (nothing is overwritten). The costlier of the two, judged
+    against the same medians, becomes ``left-out`` with the reason. Every listed row gets
+    its ``cost_slowdown``. → ``metadata.json``'s ``speed`` record."""
     listed = [r for r in rows if not r.get("probe")]
-    ok = [r.get("speed_probe_ns") if r["status"] == "ok" else None for r in listed]
+    costs = speed.cost_slowdowns(listed)
+    for row, cost in zip(listed, costs, strict=True):
+        row["cost_slowdown"] = None if cost is None else cost.slowdown
     limit = speed.rerun_limit(len(listed)) if remeasure else 0
-    slow = speed.slow_repeats(ok, limit)
+    slow = speed.slow_repeats(costs, limit)
     record: dict[str, Any] = {
-        "work_loops": speed.WORK_LOOPS,
-        "tries": speed.TRIES,
+        "rule": "server or client CPU per message ≥ slow_at × the cell's median",
         "slow_at": speed.SLOW,
-        "median_probe_ns": speed.median_probe(ok),
-        "slow": len(slow),
+        "slow": sum(1 for c in costs if c is not None and c.slowdown >= speed.SLOW),
         "limit": limit,
+        "median_probe_ns": speed.median_probe(
+            [r.get("speed_probe_ns") if r["status"] == "ok" else None for r in listed]
+        ),
         "remeasured": 0,
         "left_out": [],
     }
@@ -221,25 +224,34 @@ def _remeasure_slow(
     taken: dict[str, int] = {}
     for r in rows:
         taken[r["cell_id"]] = max(taken.get(r["cell_id"], -1), int(r["repeat"]))
+    usual = list(listed)  # the medians that judged them judge the re-measures too
     for found in slow:
         old = listed[found.index]
         first = planned_of[id(old)]
         taken[first.cell.cell_id] += 1
         again = Planned(first.cell, taken[first.cell.cell_id], round_number)
-        new = measure(again, False, "re-measure (the machine was slow)")
+        new = measure(again, False, "re-measure (the repeat cost more than its cell's usual)")
         record["remeasured"] += 1
         if new["status"] != "ok":
             continue  # the slow repeat stays: it is the one that measured
-        why = "machine {:.2f}× slower than the run's median (speed probe){}"
-        if new["speed_probe_ns"] < old["speed_probe_ns"]:
-            old["status"] = "left-out"
-            old["reason"] = why.format(found.slowdown, f"; re-measured as repeat {again.repeat}")
-            record["left_out"].append(f"{old['cell_id']}-r{old['repeat']}")
+        (cost,) = speed.cost_slowdowns([new], usual)
+        new["cost_slowdown"] = None if cost is None else cost.slowdown
+        why = "{} {:.2f}× the cell's median (the machine was slower during it){}"
+        if cost is not None and cost.slowdown < found.cost.slowdown:
+            out, text = (
+                old,
+                why.format(
+                    found.cost.what, found.cost.slowdown, f"; re-measured as repeat {again.repeat}"
+                ),
+            )
         else:
-            new["status"] = "left-out"
-            slowdown = new["speed_probe_ns"] / record["median_probe_ns"]
-            new["reason"] = why.format(slowdown, f", no faster than repeat {old['repeat']}")
-            record["left_out"].append(f"{new['cell_id']}-r{new['repeat']}")
+            shown = found.cost if cost is None else cost
+            out, text = (
+                new,
+                why.format(shown.what, shown.slowdown, f", no cheaper than repeat {old['repeat']}"),
+            )
+        out.update(status="left-out", reason=text)
+        record["left_out"].append(f"{out['cell_id']}-r{out['repeat']}")
     return record
 
 

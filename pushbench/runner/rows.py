@@ -276,7 +276,7 @@ def compute(
     row["tls_at"] = proxies.tls_at(cell.via, cell.tls, cell.tls_at)
     row.update(dict.fromkeys(c.name for c in SCALEOUT_COLUMNS))  # issue 12 item 4: .scaleout
     row.update(round=None, run_index=None)  # the run's order: set by .orchestrate
-    row.update(speed_probe_ns=None, machine_slowdown=None)  # the machine: .orchestrate, .speed
+    row.update(speed_probe_ns=None, machine_slowdown=None, cost_slowdown=None)  # .orchestrate
     if cell.publishers:
         row["publish_lag_max_us"] = total_max("publish_lag_max_ns") / 1e3
     row = with_ticker_cpu(with_broker_cpu(row, *broker_cpu), ticker, last_seq - first_seq + 1)

@@ -1,46 +1,58 @@
-"""The machine's speed around each repeat: a fixed piece of CPU work timed on every core.
+"""The machine's speed during each repeat, and which repeats to measure again.
 
 Why: on a shared virtual machine the host slows the guest down for seconds at a time.
 Measured on the project's 2-vCPU VM (a pure-Python loop timed every 250 ms for 90 s,
 thread CPU time, nothing else running): most probes within ±10 % of the median, then
 stretches of 2–20 s where the same loop takes 1.3–1.6× as long, with no steal time in
 ``/proc/stat``. A repeat that lands in such a stretch measures everything slower —
-server CPU per message, the publisher's lateness and the latency together (seen in a
-``make bench`` run: the one repeat of three with p50 +43 % also had +27 % server CPU
-per message and +70 % publish lag). That is the machine, not the stack, and it is what
-made the within-run spread of p50 miss ±10 % in a third of the cells.
+server CPU per message, the publisher's lateness and the latency together. That is the
+machine, not the stack, and it is what made the within-run spread of p50 miss ±10 % in
+a third of the cells.
 
-So the runner times :func:`work` on each of the run's cores before and after every
-repeat (:func:`probe`: the slower core, each core's fastest of :data:`TRIES`, on CPU
-time so a preemption does not count); the repeat's figure is the slower of the two.
-Never while a repeat runs: sampling it then, even at idle priority every quarter
-second, doubled the p99 latency of the cells (two ``make bench`` runs: p99 ~1,000–1,750
-µs where runs without it read ~450–700), the walk evicting the server's and clients'
-caches. So a slow stretch wholly inside a repeat goes unseen (seen: server CPU per
-message ×1.6 with both ends at ×1.04). :func:`slow_repeats` compares a repeat's probe
-with the run's median probe: a repeat whose machine was :data:`SLOW` × slower or more
-is re-measured once at the end of the run (a new repeat number; nothing is
-overwritten) and its row becomes status ``left-out`` with the reason, so medians,
-spreads and verdicts use the re-measured repeat and the report still lists the one
-left out. A probe costs ~1 ms per core, between repeats.
+How a slow repeat is seen: by what the repeat itself cost. Every repeat of a cell does
+the same work, so its server CPU per message and its clients' CPU per message should
+agree across repeats; a repeat whose either figure is :data:`SLOW` × the cell's median
+or more ran on a slower machine (:func:`cost_slowdowns`). Over four ``make bench`` runs
+(247 repeats) that figure tracked the repeat's p50 (correlation 0.70 for the server's,
+and it flags 15 of the 19 repeats whose p50 was > 1.10× their cell's median), where a
+probe timed before and after the repeat did not (0.16): a slow stretch wholly inside a
+repeat is invisible at its ends, and sampling a probe *during* the repeat, even at idle
+priority every quarter second, doubled the cells' p99 (its memory walk evicting the
+server's and clients' caches).
+
+The probe (:func:`probe`: a fixed piece of interpreter work timed on every core before
+and after each repeat, ~1 ms per core, on CPU time) stays in every row as context
+(``speed_probe_ns``, ``machine_slowdown``); it decides nothing.
+
+:func:`slow_repeats` picks the repeats to re-measure, slowest first, at most
+:func:`rerun_limit`: each is measured once more at the end of the run (a new repeat
+number; nothing is overwritten) and the costlier of the two becomes status ``left-out``
+with the reason, so medians, spreads and verdicts use the other and the report still
+lists the one left out.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import random
 import statistics
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
+    "COSTS",
     "SLOW",
     "TRIES",
     "WORK_LOOPS",
+    "Cost",
     "Slow",
+    "cost_of",
+    "cost_slowdowns",
     "median_probe",
     "probe",
     "rerun_limit",
@@ -52,8 +64,9 @@ WORK_LOOPS = 5_000  # ~0.2 ms of CPython on the project's VM
 CELLS = 150_000  # objects of the memory walk (~15 MB)
 WALK = 1_500  # reads of it per work()
 TRIES = 3
-#: A repeat whose machine was this much slower than the run's median probe is re-measured.
-SLOW = 1.25
+#: A repeat whose server or client CPU per message is this many times its cell's median
+#: is re-measured (four runs: 11 % of repeats at 1.2, catching 15 of 19 p50 outliers).
+SLOW = 1.2
 #: Re-measure at most this share of the run's repeats, the slowest first: a tenth keeps
 #: ``make bench`` within its 10 minutes (a re-measure costs a repeat, ~8 s there), and a
 #: machine slow all along is the run's machine (its slowdowns stay in the rows).
@@ -115,12 +128,64 @@ def probe(cores: Iterable[int], tries: int = TRIES) -> int:
     return worst
 
 
+#: What a repeat cost, per message: (column of cells.csv, name in a reason, per message).
+COSTS = (
+    ("server_cpu_us_per_msg", "server CPU per message", False),
+    ("delivered_msgs_per_client_cpu_s", "client CPU per message", True),
+)
+
+
+def cost_of(row: Mapping[str, Any], column: str, inverse: bool) -> float | None:
+    """A row's cost figure (``inverse``: the column is messages per CPU second);
+    ``None`` when the row has none (no messages, a server not ours, a failed run)."""
+    value = row.get(column)
+    if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        return None
+    return 1 / value if inverse else float(value)
+
+
+@dataclass(frozen=True)
+class Cost:
+    """How much costlier than its cell's usual a repeat was, and on which figure."""
+
+    slowdown: float  # the figure over the cell's median of it
+    what: str  # which figure: "server CPU per message", "client CPU per message"
+
+
+def cost_slowdowns(
+    rows: Sequence[Mapping[str, Any]], usual: Sequence[Mapping[str, Any]] | None = None
+) -> list[Cost | None]:
+    """For each row, the larger of its :data:`COSTS` over the median of that figure among
+    ``usual`` (default: ``rows``) rows of the same ``cell_id`` with status ok — ``None``
+    without a figure or with fewer than two repeats to take a median of."""
+    medians: dict[tuple[str, str], float] = {}
+    by_cell: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows if usual is None else usual:
+        if row.get("status") == "ok":
+            by_cell.setdefault(str(row["cell_id"]), []).append(row)
+    for cell_id, same in by_cell.items():
+        for column, _, inverse in COSTS:
+            known = [c for r in same if (c := cost_of(r, column, inverse)) is not None]
+            if len(known) >= 2:
+                medians[cell_id, column] = statistics.median(known)
+    found: list[Cost | None] = []
+    for row in rows:
+        worst: Cost | None = None
+        for column, what, inverse in COSTS:
+            median = medians.get((str(row["cell_id"]), column))
+            cost = cost_of(row, column, inverse)
+            if median and cost is not None and (worst is None or cost / median > worst.slowdown):
+                worst = Cost(cost / median, what)
+        found.append(worst)
+    return found
+
+
 @dataclass(frozen=True)
 class Slow:
     """A repeat measured while the machine was slow: which row, and by how much."""
 
     index: int  # into the rows given to :func:`slow_repeats`
-    slowdown: float  # its probe over the run's median probe
+    cost: Cost  # what it cost over its cell's usual
 
 
 def median_probe(probes: Sequence[float | None]) -> float | None:
@@ -129,16 +194,12 @@ def median_probe(probes: Sequence[float | None]) -> float | None:
     return statistics.median(known) if known else None
 
 
-def slow_repeats(probes: Sequence[float | None], limit: int) -> list[Slow]:
-    """The repeats to re-measure: a probe ≥ :data:`SLOW` × the median of all probes,
-    slowest first, at most ``limit``. ``None``: a row without a probe (skipped, failed).
-    With fewer than three probes there is no usual machine to compare with."""
-    median = median_probe(probes)
-    if median is None or sum(1 for p in probes if p) < 3 or limit <= 0:
-        return []
-    slow = [Slow(i, p / median) for i, p in enumerate(probes) if p and p >= SLOW * median]
-    slow.sort(key=lambda s: -s.slowdown)
-    return slow[:limit]
+def slow_repeats(costs: Sequence[Cost | None], limit: int) -> list[Slow]:
+    """The repeats to re-measure: a cost ≥ :data:`SLOW` × its cell's median (from
+    :func:`cost_slowdowns`), costliest first, at most ``limit``."""
+    slow = [Slow(i, c) for i, c in enumerate(costs) if c is not None and c.slowdown >= SLOW]
+    slow.sort(key=lambda s: -s.cost.slowdown)
+    return slow[: max(limit, 0)]
 
 
 def rerun_limit(planned: int) -> int:

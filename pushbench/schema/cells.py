@@ -279,8 +279,8 @@ EXTRA_COLUMNS: dict[str, Column] = columns_of(
     _C(
         "status",
         "text",
-        "ok, failed, skipped or left-out (measured while the machine was slow, see "
-        "machine_slowdown; re-measured as another repeat)",
+        "ok, failed, skipped or left-out (cost more than its cell's usual, see "
+        "cost_slowdown: the machine was slower during it; re-measured as another repeat)",
     ),
     _C("reason", "text", "why a cell failed, was skipped or was left out (empty when ok)"),
     _C(
@@ -389,8 +389,16 @@ EXTRA_COLUMNS: dict[str, Column] = columns_of(
         "machine_slowdown",
         "ratio",
         "speed_probe_ns ÷ the median probe of the run's listed repeats (metadata.json "
-        "speed.median_probe_ns): 1 is the run's usual machine; a repeat at ≥ 1.25 was "
-        "re-measured and the slower of the two left out (status left-out)",
+        "speed.median_probe_ns): 1 is the run's usual machine; context only (a slow "
+        "stretch inside a repeat does not show at its ends; cost_slowdown decides)",
+    ),
+    _C(
+        "cost_slowdown",
+        "ratio",
+        "the larger of this repeat's server CPU per message and client CPU per message, "
+        "each over its median among the cell's ok listed repeats (the same work each time: "
+        "above 1 the machine was slower); a repeat at ≥ 1.2 was re-measured and the "
+        "costlier of the two left out (status left-out); empty without those figures",
     ),
     _C(
         "publish_overruns",

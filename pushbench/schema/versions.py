@@ -50,4 +50,6 @@ __all__ = ["CELLS_SCHEMA_VERSION"]
 #:    item 2: several server processes on one port; the per-process open-file limit).
 #: 21: speed_probe_ns and machine_slowdown (the machine's speed around each repeat), status
 #:    left-out (a repeat measured while the machine was slow, re-measured as another).
-CELLS_SCHEMA_VERSION = 21
+#: 22: cost_slowdown (a repeat's CPU per message over its cell's median), after
+#:    machine_slowdown: it, not the probe, now picks the repeats to re-measure.
+CELLS_SCHEMA_VERSION = 22
