@@ -130,7 +130,7 @@ def test_dry_run_describes_what_would_run_and_starts_nothing(
     assert _main(argv) == 0
     text = capsys.readouterr().out
     assert text == describe(narrow(load("quick"), "aiohttp-ws", 1)) + "\n"
-    assert "5 cells × 1 repeat = 5 runs" in text and "estimated duration: 37 s" in text
+    assert "5 cells × 1 repeat = 5 runs" in text and "estimated duration: 33 s" in text
     assert not out.exists()
     # without narrowing, the dry run prints exactly what describe prints
     assert _main(["run", "smoke", "--dry-run", "--out", str(out)]) == 0

@@ -91,7 +91,7 @@ def test_slow_repeats_are_the_costliest_first_within_the_limit() -> None:
     assert speed.slow_repeats(costs, limit=0) == []
     assert speed.slow_repeats(speed.cost_slowdowns([_row("a", 10.0), _row("a", 11.9)]), 5) == []
     assert speed.median_probe([100, None, 102, 98]) == 100
-    assert speed.rerun_limit(20) == 2 and speed.rerun_limit(1) == 1
+    assert speed.rerun_limit(20) == 3 and speed.rerun_limit(1) == 1
 
 
 def _fake_run_one(p50: dict[int, float], server: dict[int, float]) -> Any:

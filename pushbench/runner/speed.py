@@ -44,6 +44,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pushbench.scenario.model import REMEASURE_AT, remeasure_limit
+
 __all__ = [
     "COSTS",
     "SLOW",
@@ -64,13 +66,7 @@ WORK_LOOPS = 5_000  # ~0.2 ms of CPython on the project's VM
 CELLS = 150_000  # objects of the memory walk (~15 MB)
 WALK = 1_500  # reads of it per work()
 TRIES = 3
-#: A repeat whose server or client CPU per message is this many times its cell's median
-#: is re-measured (four runs: 11 % of repeats at 1.2, catching 15 of 19 p50 outliers).
-SLOW = 1.2
-#: Re-measure at most this share of the run's repeats, the slowest first: a tenth keeps
-#: ``make bench`` within its 10 minutes (a re-measure costs a repeat, ~8 s there), and a
-#: machine slow all along is the run's machine (its slowdowns stay in the rows).
-MAX_SHARE = 0.10
+SLOW = REMEASURE_AT  # a repeat this many times its cell's usual cost is re-measured
 
 
 def work(loops: int = WORK_LOOPS) -> int:
@@ -203,5 +199,6 @@ def slow_repeats(costs: Sequence[Cost | None], limit: int) -> list[Slow]:
 
 
 def rerun_limit(planned: int) -> int:
-    """How many repeats a run of ``planned`` may re-measure (:data:`MAX_SHARE`, at least 1)."""
-    return max(1, int(planned * MAX_SHARE))
+    """How many repeats a run of ``planned`` may re-measure (the scenario's budget counts
+    them: :func:`pushbench.scenario.model.remeasure_limit`)."""
+    return remeasure_limit(planned)

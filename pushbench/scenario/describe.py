@@ -13,7 +13,7 @@ import textwrap
 from dataclasses import replace
 from typing import Any
 
-from .model import CELL_OVERHEAD_S, Cell, Scenario
+from .model import CELL_OVERHEAD_S, REMEASURE_AT, Cell, Scenario, remeasure_limit
 from .params import FIELDS, PARAMS, num_id
 
 __all__ = ["describe", "estimate_seconds", "format_duration", "narrow"]
@@ -115,5 +115,12 @@ def describe(scenario: Scenario, overhead_s: float = CELL_OVERHEAD_S) -> str:
         f"~{num_id(overhead_s)} s of process start-up per run"
         + (f" and the probes of {probes} searches" * bool(probes))
         + ")"
+    )
+    most = remeasure_limit(sum(c.repeats for c in cells))
+    longest = max((c.run_seconds(overhead_s) for c in cells), default=0.0)
+    lines.append(
+        f"  plus at most {most} re-measure(s) of ≤ {longest:.0f} s (≤ {most * longest:.0f} s):"
+        f" repeats whose CPU per message was ≥ {REMEASURE_AT}× their cell's usual"
+        "\n  (the machine slower during them; --no-remeasure: none)"
     )
     return "\n".join(lines)

@@ -22,11 +22,34 @@ from .abuse import AbuseSpec
 from .browser_streams import BrowserStreamsSpec  # h43
 from .params import default, num_id
 
-__all__ = ["CELL_OVERHEAD_S", "Cell", "Checks", "Scenario", "ScenarioError", "Slo"]
+__all__ = [
+    "CELL_OVERHEAD_S",
+    "REMEASURE_AT",
+    "REMEASURE_SHARE",
+    "Cell",
+    "Checks",
+    "Scenario",
+    "ScenarioError",
+    "Slo",
+    "remeasure_limit",
+]
 
 # Seconds each run spends outside warm-up and measurement: starting the server
 # and client processes, connecting, collecting and writing results.
 CELL_OVERHEAD_S = 2.0
+
+#: ``pushbench run`` re-measures at most this share of a run's repeats (those that cost
+#: more than their cell's usual: ``pushbench.runner.speed``), the costliest first: in
+#: ``make bench`` (66 repeats of ~7 s) 9 re-measures, ~63 s, which its 10 minutes hold.
+REMEASURE_SHARE = 0.15
+#: … a repeat whose server or client CPU per message is this many times its cell's median
+#: (four ``make bench`` runs: 11 % of repeats at 1.2, catching 15 of 19 p50 outliers).
+REMEASURE_AT = 1.2
+
+
+def remeasure_limit(planned: int) -> int:
+    """How many repeats a run of ``planned`` may re-measure (:data:`REMEASURE_SHARE`, ≥ 1)."""
+    return max(1, int(planned * REMEASURE_SHARE))
 
 
 class ScenarioError(ValueError):
