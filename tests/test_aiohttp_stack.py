@@ -25,7 +25,7 @@ from pushbench import registry
 from pushbench.auth import make_token
 from pushbench.contract import Envelope, decode
 from pushbench.hub import Hub
-from pushbench.servers.aiohttp_stack import CLOSE_TIMEOUT, STACK, run
+from pushbench.servers.aiohttp_stack import CLOSE_TIMEOUT, STACK, make_app, run
 from pushbench.servers.base import StackOptions
 from pushbench.service import PushService, ServerConfig
 from pushbench.sse import Event, EventParser
@@ -335,6 +335,18 @@ BAD_QUERIES = [
     "topic=a%20b&topic=ok",  # a repeated name: the first one counts
     "topic=ok%00",
 ]
+
+
+def test_the_app_runs_no_middleware() -> None:
+    """Error shapes come from a wrapper per route: with any middleware aiohttp also runs
+    its own around every request (two more coroutines a request; server CPU per long-poll
+    message 65.8 against the twin's 54.3 µs with it, 59.9 against 55.1 without)."""
+    app = make_app(PushService(Hub()))
+    assert not app.middlewares
+    app.freeze()
+    assert app._run_middlewares is False  # what aiohttp checks per request
+    served = {r.canonical for r in app.router.resources()}
+    assert {"/ws", "/sse", "/poll", "/publish", "/stats"} <= served
 
 
 def test_bad_input_is_refused_with_json_errors() -> None:
