@@ -42,7 +42,7 @@ What is aiohttp-specific, and why:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -54,6 +54,8 @@ from pushbench.hub import Item, Subscription
 from pushbench.service import HttpError, PushService, sse_frame, ws_frame
 from pushbench.sessions import TrySend, push_loop
 
+from .aiohttp_routes import Route, add_routes
+from .aiohttp_routes import error_response as _error
 from .base import OnReady, Stack, StackOptions
 from .slow_close import close_slow_consumer
 
@@ -73,10 +75,6 @@ _HEARTBEAT = sse.comment(b"hb")
 
 
 _T = TypeVar("_T")
-
-
-def _error(status: int, body: bytes) -> web.Response:
-    return web.Response(status=status, body=body, headers=_JSON_HEADERS)
 
 
 def _ws_frame_size(n: int) -> int:
@@ -118,55 +116,6 @@ def _direct(
         return len(data)
 
     return try_send
-
-
-_Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _json_errors(handler: _Route) -> _Route:
-    """``handler`` answering every refusal as its status with a JSON ``{"error": ...}`` body.
-
-    HttpError comes from the service; aiohttp's own HTTP errors raised in a handler (a
-    /ws request that is no upgrade: 400) get the same shape, so clients of every stack
-    parse one error format. A wrapper per route, not an aiohttp middleware: any
-    middleware makes aiohttp run its own ``_fix_request_current_app`` (a context
-    manager) around every request besides it — two more coroutines per request, which
-    measured 65.8 against the hand-written twin's 54.3 µs of server CPU per long-poll
-    message (10 subscribers × 1,000 msg/s) with it.
-    """
-
-    async def shaped(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except HttpError as exc:
-            return _error(exc.status, exc.body())
-        except web.HTTPException as exc:
-            if exc.status < 400:
-                raise
-            resp = _error(exc.status, HttpError(exc.status, exc.reason.lower()).body())
-            allow = exc.headers.get("Allow")
-            if allow is not None:
-                resp.headers["Allow"] = allow
-            return resp
-
-    return shaped
-
-
-async def _not_found(request: web.Request) -> web.StreamResponse:
-    """Any path the server does not serve: 404, JSON like every refusal."""
-    return _error(404, HttpError(404, "not found").body())
-
-
-def _not_allowed(methods: Iterable[str]) -> _Route:
-    """A served path asked with another method: 405 with ``Allow``, JSON."""
-    allow = ",".join(sorted(methods))
-
-    async def refuse(request: web.Request) -> web.StreamResponse:
-        resp = _error(405, HttpError(405, "method not allowed").body())
-        resp.headers["Allow"] = allow
-        return resp
-
-    return refuse
 
 
 class _Server:
@@ -546,8 +495,8 @@ def make_app(service: PushService, compress: bool = False) -> web.Application:
     """The aiohttp application serving the URL scheme of :mod:`pushbench.service`
     (``compress``: accept permessage-deflate when a client offers it)."""
     server = _Server(service, compress)
-    app = web.Application()  # no middleware: see _json_errors
-    routes: dict[str, dict[str, _Route]] = {
+    app = web.Application()  # no middleware: see .aiohttp_routes
+    routes: dict[str, dict[str, Route]] = {
         "/ws": {"GET": server.ws},
         "/echo": {"GET": server.echo},
         "/sse": {"GET": server.sse},
@@ -560,12 +509,7 @@ def make_app(service: PushService, compress: bool = False) -> web.Application:
     }
     for path in client_page.PATHS:
         routes[path] = {"GET": server.page, "HEAD": server.page}
-    for path, methods in routes.items():
-        resource = app.router.add_resource(path)
-        for method, handler in methods.items():
-            resource.add_route(method, _json_errors(handler))
-        resource.add_route("*", _not_allowed(methods))
-    app.router.add_route("*", "/{tail:.*}", _not_found)
+    add_routes(app, routes)
     app.on_shutdown.append(server.shutdown)
     return app
 
