@@ -23,16 +23,16 @@ from aiohttp import web
 
 from pushbench.service import HttpError
 
-__all__ = ["Route", "add_routes", "error_response", "json_errors"]
+__all__ = ["JSON_HEADERS", "Route", "add_routes", "error_response", "json_errors"]
 
 Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-_JSON_HEADERS = {"Content-Type": "application/json"}
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 def error_response(status: int, body: bytes) -> web.Response:
     """A refusal: ``status`` with the JSON ``body``."""
-    return web.Response(status=status, body=body, headers=_JSON_HEADERS)
+    return web.Response(status=status, body=body, headers=JSON_HEADERS)
 
 
 def json_errors(handler: Route) -> Route:

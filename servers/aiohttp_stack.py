@@ -54,6 +54,7 @@ from pushbench.hub import Item, Subscription
 from pushbench.service import HttpError, PushService, sse_frame, ws_frame
 from pushbench.sessions import TrySend, push_loop
 
+from .aiohttp_routes import JSON_HEADERS as _JSON_HEADERS
 from .aiohttp_routes import Route, add_routes
 from .aiohttp_routes import error_response as _error
 from .base import OnReady, Stack, StackOptions
@@ -70,7 +71,6 @@ _SSE_HEADERS = {
     "X-Accel-Buffering": "no",  # nginx and friends: do not buffer the stream
 }
 _POLL_HEADERS = {"Content-Type": "application/json", "Cache-Control": "no-cache"}
-_JSON_HEADERS = {"Content-Type": "application/json"}
 _HEARTBEAT = sse.comment(b"hb")
 
 

@@ -76,7 +76,7 @@ def test_cost_slowdown_is_the_costlier_figure_over_its_cells_median() -> None:
     assert speed.cost_of({"x": float("nan")}, "x", False) is None
     assert speed.cost_of({"x": 0}, "x", True) is None
     # judged against other rows' medians: a re-measure against the repeats it replaces
-    (again,) = speed.cost_slowdowns([_row("a", 11.0)], rows)
+    (again,) = speed.cost_slowdowns([_row("a", 11.0)], speed.cost_medians(rows))
     assert again is not None and round(again.slowdown, 2) == 1.1
 
 
@@ -174,3 +174,28 @@ def test_a_usual_machine_remeasures_nothing(
     assert len(cells) == 6 and (cells["status"] == "ok").all()
     meta = json.loads((result.run_dir / "metadata.json").read_text())
     assert meta["speed"]["slow"] == meta["speed"]["remeasured"] == 0
+
+
+def test_every_remeasure_is_judged_against_the_medians_that_flagged_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One cell, 14 repeats: 7 at 5 µs and 7 at 10 µs of server CPU per message (median
+    7.5, so the 10s are 1.33×; the run may re-measure 2). Both re-measures cost 8 µs
+    (1.07× of 7.5): each replaces a costly repeat. Judged instead against medians taken
+    after the first one was left out (5 µs: 1.6×), the second would be left out itself."""
+    monkeypatch.setattr(
+        orchestrate,
+        "run_one",
+        _fake_run_one({}, {i: 5.0 if i % 2 else 10.0 for i in range(14)} | {14: 8.0, 15: 8.0}),
+    )
+    monkeypatch.setattr(speed, "probe", lambda cores, tries=speed.TRIES: 1000)
+    path = tmp_path / "one.toml"
+    path.write_text(TINY.replace('["ws", "sse"]', '["ws"]').replace("repeats = 3", "repeats = 14"))
+    options = runner.RunOptions(out=tmp_path / "r", progress=False, remeasure_slow=True)
+    result = runner.run_scenario(scenario.load(path), options, seed=3)
+    cells = pd.read_csv(result.run_dir / "cells.csv")
+    left = cells[cells["status"] == "left-out"]
+    assert sorted(left["server_cpu_us_per_msg"]) == [10.0, 10.0]  # the costly ones, both
+    again = cells[cells["repeat"] >= 14]
+    assert list(again["status"]) == ["ok", "ok"]
+    assert list(again["cost_slowdown"].round(3)) == [1.067, 1.067]

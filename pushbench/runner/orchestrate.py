@@ -202,7 +202,8 @@ def _remeasure_slow(
     against the same medians, becomes ``left-out`` with the reason. Every listed row gets
     its ``cost_slowdown``. → ``metadata.json``'s ``speed`` record."""
     listed = [r for r in rows if not r.get("probe")]
-    costs = speed.cost_slowdowns(listed)
+    medians = speed.cost_medians(listed)  # taken once: they judge the re-measures too
+    costs = speed.cost_slowdowns(listed, medians)
     for row, cost in zip(listed, costs, strict=True):
         row["cost_slowdown"] = None if cost is None else cost.slowdown
     limit = speed.rerun_limit(len(listed)) if remeasure else 0
@@ -224,7 +225,6 @@ def _remeasure_slow(
     taken: dict[str, int] = {}
     for r in rows:
         taken[r["cell_id"]] = max(taken.get(r["cell_id"], -1), int(r["repeat"]))
-    usual = list(listed)  # the medians that judged them judge the re-measures too
     for found in slow:
         old = listed[found.index]
         first = planned_of[id(old)]
@@ -234,7 +234,7 @@ def _remeasure_slow(
         record["remeasured"] += 1
         if new["status"] != "ok":
             continue  # the slow repeat stays: it is the one that measured
-        (cost,) = speed.cost_slowdowns([new], usual)
+        (cost,) = speed.cost_slowdowns([new], medians)  # not re-taken after a left-out
         new["cost_slowdown"] = None if cost is None else cost.slowdown
         why = "{} {:.2f}× the cell's median (the machine was slower during it){}"
         if cost is not None and cost.slowdown < found.cost.slowdown:

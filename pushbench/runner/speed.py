@@ -24,7 +24,7 @@ The probe (:func:`probe`: a fixed piece of interpreter work timed on every core 
 and after each repeat, ~1 ms per core, on CPU time) stays in every row as context
 (``speed_probe_ns``, ``machine_slowdown``); it decides nothing.
 
-:func:`slow_repeats` picks the repeats to re-measure, slowest first, at most
+:func:`slow_repeats` picks the repeats to re-measure, costliest first, at most
 :func:`rerun_limit`: each is measured once more at the end of the run (a new repeat
 number; nothing is overwritten) and the costlier of the two becomes status ``left-out``
 with the reason, so medians, spreads and verdicts use the other and the report still
@@ -52,7 +52,9 @@ __all__ = [
     "TRIES",
     "WORK_LOOPS",
     "Cost",
+    "Medians",
     "Slow",
+    "cost_medians",
     "cost_of",
     "cost_slowdowns",
     "median_probe",
@@ -148,22 +150,34 @@ class Cost:
     what: str  # which figure: "server CPU per message", "client CPU per message"
 
 
-def cost_slowdowns(
-    rows: Sequence[Mapping[str, Any]], usual: Sequence[Mapping[str, Any]] | None = None
-) -> list[Cost | None]:
-    """For each row, the larger of its :data:`COSTS` over the median of that figure among
-    ``usual`` (default: ``rows``) rows of the same ``cell_id`` with status ok — ``None``
-    without a figure or with fewer than two repeats to take a median of."""
-    medians: dict[tuple[str, str], float] = {}
+#: Each cell's median of each :data:`COSTS` figure: (cell_id, column) → median.
+Medians = dict[tuple[str, str], float]
+
+
+def cost_medians(rows: Sequence[Mapping[str, Any]]) -> Medians:
+    """Each cell's median of each :data:`COSTS` figure over its ``rows`` with status ok
+    (a figure with fewer than two repeats to take a median of has none)."""
     by_cell: dict[str, list[Mapping[str, Any]]] = {}
-    for row in rows if usual is None else usual:
+    for row in rows:
         if row.get("status") == "ok":
             by_cell.setdefault(str(row["cell_id"]), []).append(row)
+    medians: Medians = {}
     for cell_id, same in by_cell.items():
         for column, _, inverse in COSTS:
             known = [c for r in same if (c := cost_of(r, column, inverse)) is not None]
             if len(known) >= 2:
                 medians[cell_id, column] = statistics.median(known)
+    return medians
+
+
+def cost_slowdowns(
+    rows: Sequence[Mapping[str, Any]], medians: Medians | None = None
+) -> list[Cost | None]:
+    """For each row, the larger of its :data:`COSTS` over its cell's median of that figure
+    (``medians``, default :func:`cost_medians` of ``rows``) — ``None`` without a figure or
+    a median to compare it with."""
+    if medians is None:
+        medians = cost_medians(rows)
     found: list[Cost | None] = []
     for row in rows:
         worst: Cost | None = None
