@@ -41,6 +41,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "pushbench.commands.bench_client",
         "benchmark how many messages per second a client receives on one core",
     ),
+    "net-floor": (
+        "pushbench.commands.net_floor",
+        "measure what the kernel alone charges to send and receive one small message",
+    ),
     "conformance": (
         "pushbench.commands.conformance",
         "run the Autobahn-style WebSocket conformance cases against each stack's /echo",

@@ -36,6 +36,7 @@ __all__ = [
     "ReadyTimeout",
     "Started",
     "plan_pinning",
+    "run_captured",
     "run_tool",
     "sample",
 ]
@@ -51,6 +52,20 @@ def run_tool(argv: Sequence[str], *, cwd: Path | None = None, timeout: float = 1
     except (OSError, subprocess.SubprocessError):
         return None
     return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def run_captured(argv: Sequence[str], *, timeout: float) -> tuple[int, str, str]:
+    """Run a short command to completion → (exit status, stdout, stderr); status -1 with
+    the reason as stderr when it cannot start or outlives ``timeout`` seconds (killed)."""
+    try:
+        proc = subprocess.run(
+            list(argv), capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return -1, "", f"did not finish within {timeout:g} s"
+    except OSError as exc:
+        return -1, "", str(exc)
+    return proc.returncode, proc.stdout, proc.stderr
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from . import (
     faults,  # h32 (issue 12 item 5)
     guide,
     http2,  # h43: the [browser_streams] probe
+    kernel,
     netem,
     paths,
     proxies,
@@ -504,7 +505,12 @@ def document(
     if comparison is not None:
         sections.append(comparison)
     sections += [
-        doc.Section("The harness itself", "harness", tuple(_harness(run))),
+        doc.Section(
+            "The harness itself",
+            "harness",
+            tuple(_harness(run)),
+            (doc.Section("The kernel's floor", "kernel-floor", tuple(kernel.blocks(run))),),
+        ),
         doc.Section("Failures and flags", "flags", tuple(_failures(run))),
         doc.Section("Environment", "environment", tuple(_environment(run))),
     ]

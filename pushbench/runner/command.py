@@ -85,6 +85,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "PUSHBENCH_NO_REMEASURE=1)",
     )
     add(
+        "--no-kernel-floor",
+        action="store_true",
+        help="skip the loopback floor probe before the first cell (a few seconds: what the "
+        "kernel alone charges to send and receive one segment at each of the run's loads, "
+        "recorded as metadata.json kernel_floor and in each row's kernel_floor_send_ns and "
+        "kernel_floor_recv_ns)",
+    )
+    add(
         "--dry-run",
         action="store_true",
         help="validate and print what would run (cells, parameters, estimated time); start nothing",
@@ -130,6 +138,7 @@ def execute(args: argparse.Namespace) -> tuple[int, RunResult | None]:
         settings=args.settings,
         target=target,
         remeasure_slow=args.settings.remeasure and not args.no_remeasure,
+        kernel_floor=not args.no_kernel_floor,
     )
     probes = scenario.abuse is not None or scenario.browser_streams is not None  # h43
     if not selected(scenario, options) and not probes:

@@ -68,6 +68,10 @@ class RunOptions:
     #: ``pushbench run`` turns it on (``--no-remeasure`` or ``PUSHBENCH_NO_REMEASURE=1``
     #: off); off here, so a run built in code (a test) has exactly its planned rows.
     remeasure_slow: bool = False
+    #: Measure the kernel's loopback floor at the run's loads before the first cell
+    #: (:mod:`.kernel`, a few seconds). ``pushbench run`` turns it on (``--no-kernel-floor``
+    #: off); off here, like ``remeasure_slow``.
+    kernel_floor: bool = False
 
 
 @dataclass

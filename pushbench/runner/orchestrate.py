@@ -7,7 +7,9 @@ measures each cell (:mod:`.cell`) in rounds that run every cell once in a
 shuffled order (:mod:`.rounds`: repeats are rounds, so drift is spread over
 every cell rather than landing on one), rewrites ``cells.csv`` after every one
 (:mod:`.tables`; rows in scenario order, each with its ``round`` and
-``run_index``), times the machine's speed around every repeat and re-measures, once, the listed
+``run_index``), measures the kernel's loopback floor at the run's loads before the
+first cell (:mod:`.kernel`: every row of a probed load carries it), times the
+machine's speed around every repeat and re-measures, once, the listed
 repeats that ran while it was slow (:mod:`.speed`: the slow row stays, status
 ``left-out``), runs the saturation search of ``[slo]`` groups in probe rounds
 after the listed ones (:mod:`.rounds`, :mod:`.saturation`), and ends the
@@ -37,11 +39,12 @@ from pushbench.results import (
     update_latest,
 )
 from pushbench.scenario import Cell, Scenario
+from pushbench.scenario.floorplan import floor_seconds
 from pushbench.schema.abuse import write_records
 from pushbench.schema.browser_streams import write_records as write_streams  # h43
 from pushbench.schema.cells import CELLS_SCHEMA_VERSION
 
-from . import netem, speed
+from . import kernel, netem, speed
 from .abuse import run_abuse
 from .browser_streams import run_browser_streams  # h43
 from .cell import run_one
@@ -110,7 +113,8 @@ def run_scenario(scenario: Scenario, options: RunOptions, *, seed: int | None = 
         len(plan),
         started,
         estimates=[p.cell.run_seconds() for p in plan],
-        extra_s=_probe_budget_s(runs, options),
+        extra_s=_probe_budget_s(runs, options)
+        + (floor_seconds(c for c, _ in runs) if options.kernel_floor and target is None else 0),
     )
     groups = slo_groups(runs)
     probes = ProbeRounds(groups, result.rows, options)
@@ -140,6 +144,9 @@ def run_scenario(scenario: Scenario, options: RunOptions, *, seed: int | None = 
             netem_summary = netem.prepare(run_dir, [c.net for c, _ in runs], pinning)
             if netem_summary is not None:
                 meta["netem"] = netem_summary
+                atomic_write_json(run_dir / "metadata.json", meta)
+            if options.kernel_floor and target is None:  # what the kernel alone charges
+                meta["kernel_floor"] = kernel.measure([c for c, _ in runs], pinning)
                 atomic_write_json(run_dir / "metadata.json", meta)
             for planned in plan:
                 measure(planned, False, f"round {planned.round + 1}/{rounds}")
@@ -176,6 +183,7 @@ def run_scenario(scenario: Scenario, options: RunOptions, *, seed: int | None = 
             for s in ("ok", "failed", "skipped", "left-out")
         }
         _slowdowns(result.rows, meta.get("speed", {}).get("median_probe_ns"))
+        kernel.annotate(result.rows, meta.get("kernel_floor") or [])
         write_cells(run_dir / "cells.csv", result.rows)
         if probes.results:
             write_saturation(run_dir / "saturation.csv", probes.results)

@@ -13,6 +13,7 @@ import textwrap
 from dataclasses import replace
 from typing import Any
 
+from .floorplan import floor_loads, floor_seconds
 from .model import CELL_OVERHEAD_S, REMEASURE_AT, Cell, Scenario, remeasure_limit
 from .params import FIELDS, PARAMS, num_id
 
@@ -123,4 +124,9 @@ def describe(scenario: Scenario, overhead_s: float = CELL_OVERHEAD_S) -> str:
         f" repeats whose CPU per message was ≥ {REMEASURE_AT}× their cell's usual"
         "\n  (the machine slower during them; --no-remeasure: none)"
     )
+    if loads := floor_loads(cells):
+        lines.append(
+            f"  plus ~{floor_seconds(cells):.0f} s before the first cell: the kernel's loopback"
+            f" floor at {len(loads)} load(s) (pushbench net-floor; --no-kernel-floor: none)"
+        )
     return "\n".join(lines)

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .column import CPU_NS, UNITS, Column, Unit, columns_of
+from .machine import MACHINE_COLUMNS
 from .outage import FAULT_COLUMNS  # h32 (issue 12 item 5)
 from .saturation import SATURATION_COLUMNS
 from .scale import SCALE_COLUMNS
@@ -378,28 +379,7 @@ EXTRA_COLUMNS: dict[str, Column] = columns_of(
         "place of this cell × repeat in the run's order, from 0 (cells.csv lists the rows in "
         "scenario order; sort by this for the order they ran in)",
     ),
-    _C(
-        "speed_probe_ns",
-        "ns",
-        "the machine's speed around this repeat: CPU ns a fixed interpreter loop took on the "
-        "slowest of the run's cores, timed before and after the repeat (never during it), "
-        "the slower of the two (pushbench.runner.speed)",
-    ),
-    _C(
-        "machine_slowdown",
-        "ratio",
-        "speed_probe_ns ÷ the median probe of the run's listed repeats (metadata.json "
-        "speed.median_probe_ns): 1 is the run's usual machine; context only (a slow "
-        "stretch inside a repeat does not show at its ends; cost_slowdown decides)",
-    ),
-    _C(
-        "cost_slowdown",
-        "ratio",
-        "the larger of this repeat's server CPU per message and client CPU per message, "
-        "each over its median among the cell's ok listed repeats (the same work each time: "
-        "above 1 the machine was slower); a repeat at ≥ 1.2 was re-measured and the "
-        "costlier of the two left out (status left-out); empty without those figures",
-    ),
+    *MACHINE_COLUMNS,  # the machine under the figures: pushbench.schema.machine
     _C(
         "publish_overruns",
         "count",

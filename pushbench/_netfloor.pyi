@@ -1,0 +1,3 @@
+"""Type stub of the loopback floor probe's receiving loop (pushbench/_netfloor.c)."""
+
+def drain(fds: list[int], seconds: float, /) -> tuple[int, int, int]: ...
