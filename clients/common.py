@@ -38,9 +38,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
-
-import aiohttp
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pushbench.contract import publish_frame
 from pushbench.outage import BACKOFF_BASE_S, BACKOFF_CAP_S, backoff_rng, backoff_s
@@ -50,6 +48,9 @@ from pushbench.schema.worker import SEGMENT_TOTALS, WorkerSpec
 from .recorder import Recorder
 from .tcpinfo import HasFileno, Moved, TcpMeter, plus
 from .tlsconn import Phases, context_for
+
+if TYPE_CHECKING:  # imported where used: a worker of light clients never loads aiohttp
+    import aiohttp
 
 __all__ = [
     "PUBLISH_IN_FLIGHT",
@@ -448,6 +449,8 @@ class Client(ABC):
         whatever is due at once, each with its own due time). Lateness against the
         schedule is kept in ``publish_lag_*``; at the end, sends still in flight are
         cancelled."""
+        import aiohttp  # here: only publishing workers need its exception types
+
         stats = self.stats
         in_flight: set[asyncio.Task[None]] = set()
 
@@ -528,6 +531,8 @@ def _http_session(
     socket_factory: Callable[[AddrInfo], socket.socket] | None = None,
     limit: int = 1,
 ) -> aiohttp.ClientSession:
+    import aiohttp  # here: ~0.25 s of import a worker of light clients does not pay
+
     keepalive = max(60.0, 2 * spec.poll_interval_s + 10.0, spec.poll_timeout_s + 10.0)
     connector = aiohttp.TCPConnector(
         limit=limit,

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import ast
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -266,3 +268,17 @@ def test_the_source_checks_can_fail(tmp_path: Path) -> None:
     finally:
         del modules()["pushbench.__sample__"]
         tree.cache_clear()
+
+
+def test_a_worker_of_light_clients_does_not_load_aiohttp() -> None:
+    """Every cell starts its client workers afresh, so their import time is paid 66 times
+    in ``make bench``; aiohttp (~0.25 s of it) is loaded only where a client uses it."""
+    code = (
+        "import sys, pushbench.clients.worker\n"
+        "from pushbench.clients import ws_light, sse, poll, http_light, rxengine\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'aiohttp'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "[]"
