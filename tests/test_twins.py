@@ -25,7 +25,7 @@ from conftest import ServerProcess, start_twin
 from pushbench import contract, registry, runner, scenario, sse
 from pushbench.clients.recorder import Recorder
 from pushbench.hub import Item
-from pushbench.report import tax
+from pushbench.report import doc, tax
 from pushbench.report.load import load_run
 from pushbench.report.render import render
 from pushbench.runner.server import unsupported_by_stack
@@ -241,3 +241,27 @@ def test_the_tax_table_divides_each_stack_by_its_twin(tmp_path: Path) -> None:
 
 def test_no_tax_section_without_twins() -> None:
     assert tax.section(load_run(FIXTURE_RUN)) == []
+
+
+def test_a_pair_whose_server_saturated_says_so(tmp_path: Path) -> None:
+    """At ≥ 90 % of its core a server's CPU per message is 1 ÷ its rate and its latency
+    queueing: the row is marked, not read as a tax (seen: twins at 100 × 1,000 msg/s)."""
+    path = _with_twin_rows(tmp_path, 1.0)
+    run = load_run(path)
+    assert all(r.saturated() == () for r in tax.tax_rows(run))  # the fixture: far below
+    with (path / "cells.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        if r["stack"] == "aiohttp-twin":
+            r["server_cpu_fraction"] = "0.97"
+    with (path / "cells.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    run = load_run(path)
+    assert {r.saturated() for r in tax.tax_rows(run)} == {("twin",)}
+    (section,) = tax.section(run)
+    table = next(b for b in section.blocks if isinstance(b, doc.Table))
+    assert table.header[-1] == "saturated"
+    assert {row[-1] for row in table.rows} == {"twin"}
+    assert set(table.flags) == {"flagged"}

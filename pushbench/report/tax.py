@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pushbench import registry
+from pushbench.metrics.flags import SERVER_BUSY
 
 from . import doc, style
 from .load import POINT, Run, point_label
@@ -56,6 +57,14 @@ class TaxRow:
     def ratio(self, column: str) -> float | None:
         a, b = number(self.ours.get(column)), number(self.twin.get(column))
         return None if a is None or b is None or b <= 0 else a / b
+
+    def saturated(self) -> tuple[str, ...]:
+        """The sides whose server used ≥ :data:`SERVER_BUSY` of its core (median)."""
+        return tuple(
+            side
+            for side, rec in (("ours", self.ours), ("twin", self.twin))
+            if (number(rec.get("server_cpu_fraction")) or 0.0) >= SERVER_BUSY
+        )
 
     def within_spread(self, column: str) -> bool:
         """Whether the two sides' repeat ranges (min..max) overlap: not separated."""
@@ -120,9 +129,11 @@ def section(run: Run) -> list[doc.Section]:
                 runs,
             )
         )
+        full = p.saturated()
+        body[-1] += ({(): "—", ("ours",): "ours", ("twin",): "twin"}.get(full, "both"),)
         bad = not p.ours.get("ok") or not p.twin.get("ok")
         bound = bool(p.ours.get("harness_bound")) or bool(p.twin.get("harness_bound"))
-        flags.append("failed" if bad else "flagged" if bound else "")
+        flags.append("failed" if bad else "flagged" if bound or full else "")
     table = doc.Table(
         (
             "transport · stack",
@@ -130,12 +141,15 @@ def section(run: Run) -> list[doc.Section]:
             *(h for _, h in RATIOS),
             "server CPU µs/msg (ours / twin)",
             "ok/runs (ours · twin)",
+            "saturated",
         ),
         tuple(body),
         caption="pushbench's server ÷ its hand-written twin (servers/minimal), same cell, same "
         "run: medians over the ok repeats. Above 1: what the hub, service and checks cost "
         "beyond the framework. “within spread”: the two sides' repeat ranges overlap. Red: a "
-        "side measured nothing; yellow: a side was harness-bound.",
+        "side measured nothing; yellow: a side was harness-bound or saturated (its server "
+        f"used ≥ {SERVER_BUSY:.0%} of its core: its CPU per message is then 1 ÷ its rate and "
+        "its latency mostly queueing, so the row does not measure the tax).",
         flags=tuple(flags),
     )
     intro = doc.Paragraph(
