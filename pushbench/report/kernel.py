@@ -108,7 +108,10 @@ def _cells(run: Run) -> list[doc.Block]:
                 "client ÷ server",
             ),
             tuple(rows),
-            caption="Medians over the ok repeats. 1.0× is nothing above the kernel; a server "
-            "saturated near 100 % of its core reads high (its figure is 1 ÷ its rate).",
+            caption="Medians over the ok repeats. 1.0× is nothing above the kernel for a "
+            "transport that sends each message in a segment of its own (WebSocket, SSE, a "
+            "long poll answering one message); one that batches (a short poll, a long poll "
+            "that fell behind) shares a segment among messages and can read below 1; a "
+            "server saturated near 100 % of its core reads 1 ÷ its rate.",
         )
     ]
