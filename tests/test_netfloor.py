@@ -106,13 +106,31 @@ def test_the_run_probes_its_pushing_loads_most_common_first() -> None:
     assert floorplan.floor_loads([_cell(50, 200, "wan")]) == []  # behind the relay: not loopback
     many = [_cell(n, 100) for n in range(1, 8)]
     assert len(floorplan.floor_loads(many)) == floorplan.MAX_LOADS
-    assert floorplan.floor_seconds(cells) == 2 * (floorplan.PROBE_S + floorplan.PROBE_OVERHEAD_S)
+    per_load = floorplan.PROBE_S + floorplan.PROBE_OVERHEAD_S
+    assert floorplan.floor_seconds(cells) == 2 * 2 * per_load  # 2 loads, before and after
 
 
 def test_rows_of_a_probed_load_carry_its_floor() -> None:
     floors = [
-        {"connections": 50, "rate": 200, "sent": 10, "send_ns": 9876.54, "recv_ns": 6543.21},
-        {"connections": 10, "rate": 1000, "error": "the receiver did not start"},
+        {
+            "connections": 50,
+            "rate": 200,
+            "sent": 10,
+            "received": 10,
+            "send_ns": 9876.54,
+            "recv_ns": 6543.21,
+            "when": "start",
+        },
+        {
+            "connections": 50,
+            "rate": 200,
+            "sent": 10,
+            "received": 10,
+            "send_ns": 11876.54,
+            "recv_ns": 7543.21,
+            "when": "end",
+        },
+        {"connections": 10, "rate": 1000, "error": "the receiver did not start", "when": "end"},
     ]
     rows: list[dict[str, Any]] = [
         {"subscribers": 50, "rate_msgs_per_s": 200.0},
@@ -120,7 +138,8 @@ def test_rows_of_a_probed_load_carry_its_floor() -> None:
         {"subscribers": 50, "rate_msgs_per_s": 400.0},
     ]
     kernel.annotate(rows, floors)
-    assert rows[0]["kernel_floor_send_ns"] == 9877 and rows[0]["kernel_floor_recv_ns"] == 6543
+    # the mean of the run's start and end
+    assert rows[0]["kernel_floor_send_ns"] == 10877 and rows[0]["kernel_floor_recv_ns"] == 7043
     assert "kernel_floor_send_ns" not in rows[1] and "kernel_floor_send_ns" not in rows[2]
 
 
@@ -161,20 +180,23 @@ def test_a_run_measures_the_floor_first_and_its_report_reads_it(
     options = runner.RunOptions(out=tmp_path / "r", progress=False, kernel_floor=True)
     result = runner.run_scenario(scenario.load(path), options, seed=1)
     meta = json.loads((result.run_dir / "metadata.json").read_text())
-    (floor,) = meta["kernel_floor"]  # one load: 3 connections × 50/s
-    assert (floor["connections"], floor["rate"], floor["seconds"]) == (3, 50, 0.2)
-    assert floor["received"] == floor["sent"] > 0
+    start, end = meta["kernel_floor"]  # one load, 3 connections × 50/s, before and after
+    assert (start["when"], end["when"]) == ("start", "end")
+    for floor in (start, end):
+        assert (floor["connections"], floor["rate"], floor["seconds"]) == (3, 50, 0.2)
+        assert floor["received"] == floor["sent"] > 0
+    send = round((start["send_ns"] + end["send_ns"]) / 2)
     cells = pd.read_csv(result.run_dir / "cells.csv")
-    assert (cells["kernel_floor_send_ns"] == round(floor["send_ns"])).all()
-    assert (cells["kernel_floor_recv_ns"] == round(floor["recv_ns"])).all()
+    assert (cells["kernel_floor_send_ns"] == send).all()
+    assert (cells["kernel_floor_recv_ns"] == round((start["recv_ns"] + end["recv_ns"]) / 2)).all()
     blocks = report_kernel.blocks(load_run(result.run_dir))
     floors_table, cells_table = (b for b in blocks if hasattr(b, "rows"))
-    assert floors_table.rows[0][0] == "3 × 50/s"
+    assert [r[:2] for r in floors_table.rows] == [("3 × 50/s", "start"), ("3 × 50/s", "end")]
     by_cell = {r[0]: r for r in cells_table.rows}
     assert set(by_cell) == {"aiohttp-ws-sub3-rate50-p32", "aiohttp-sse-sub3-rate50-p32"}
     row = by_cell["aiohttp-ws-sub3-rate50-p32"]
     assert row[1] == "12.00" and row[3] == "8.00" and row[5] == "0.67"
-    assert row[2] == f"{12.0 / (round(floor['send_ns'], 1) / 1000):.2f}×"
+    assert row[2] == f"{12.0 / (send / 1000):.2f}×"
 
 
 def test_a_run_without_the_probe_has_no_floor_and_the_report_says_how_to_get_it(

@@ -8,7 +8,8 @@ shuffled order (:mod:`.rounds`: repeats are rounds, so drift is spread over
 every cell rather than landing on one), rewrites ``cells.csv`` after every one
 (:mod:`.tables`; rows in scenario order, each with its ``round`` and
 ``run_index``), measures the kernel's loopback floor at the run's loads before the
-first cell (:mod:`.kernel`: every row of a probed load carries it), times the
+first cell and after the last (:mod:`.kernel`: every row of a probed load carries their
+mean), times the
 machine's speed around every repeat and re-measures, once, the listed
 repeats that ran while it was slow (:mod:`.speed`: the slow row stays, status
 ``left-out``), runs the saturation search of ``[slo]`` groups in probe rounds
@@ -146,7 +147,7 @@ def run_scenario(scenario: Scenario, options: RunOptions, *, seed: int | None = 
                 meta["netem"] = netem_summary
                 atomic_write_json(run_dir / "metadata.json", meta)
             if options.kernel_floor and target is None:  # what the kernel alone charges
-                meta["kernel_floor"] = kernel.measure([c for c, _ in runs], pinning)
+                meta["kernel_floor"] = kernel.measure([c for c, _ in runs], pinning, "start")
                 atomic_write_json(run_dir / "metadata.json", meta)
             for planned in plan:
                 measure(planned, False, f"round {planned.round + 1}/{rounds}")
@@ -165,6 +166,9 @@ def run_scenario(scenario: Scenario, options: RunOptions, *, seed: int | None = 
                         progress.total += options.repeats or planned.cell.repeats
                     probes.record(planned, measure(planned, True, f"probe round {number + 1}"))
                 number += 1
+            if options.kernel_floor and target is None:  # again: the host drifts over a run
+                meta["kernel_floor"] += kernel.measure([c for c, _ in runs], pinning, "end")
+                atomic_write_json(run_dir / "metadata.json", meta)
             if scenario.abuse is not None:  # issue 17 item 5: the [abuse] probes
                 result.reason = _run_abuse(scenario, run_dir, pinning)
             if scenario.browser_streams is not None:  # h43 (issue 18 item 3)

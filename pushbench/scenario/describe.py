@@ -126,7 +126,8 @@ def describe(scenario: Scenario, overhead_s: float = CELL_OVERHEAD_S) -> str:
     )
     if loads := floor_loads(cells):
         lines.append(
-            f"  plus ~{floor_seconds(cells):.0f} s before the first cell: the kernel's loopback"
-            f" floor at {len(loads)} load(s) (pushbench net-floor; --no-kernel-floor: none)"
+            f"  plus ~{floor_seconds(cells):.0f} s before the first cell and after the last: the"
+            f" kernel's loopback floor at {len(loads)} load(s) (pushbench net-floor;"
+            " --no-kernel-floor: none)"
         )
     return "\n".join(lines)
