@@ -4,6 +4,7 @@ with a repeat measured while the machine was slow: re-measured once, left out, r
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 
 from pushbench import runner, scenario
 from pushbench.report.load import load_run
-from pushbench.runner import orchestrate, speed
+from pushbench.runner import orchestrate, speed, steal
 from pushbench.runner.rows import bare_row
 
 TINY = """
@@ -94,9 +95,11 @@ def test_slow_repeats_are_the_costliest_first_within_the_limit() -> None:
     assert speed.rerun_limit(20) == 3 and speed.rerun_limit(1) == 1
 
 
-def _fake_run_one(p50: dict[int, float], server: dict[int, float]) -> Any:
-    """A run_one that starts nothing: every run ok, p50 and server CPU per message by its
-    place in the run (default 200 µs, 5 µs)."""
+def _fake_run_one(
+    p50: dict[int, float], server: dict[int, float], stolen: dict[int, float] | None = None
+) -> Any:
+    """A run_one that starts nothing: every run ok, p50, server CPU per message and steal
+    time by its place in the run (default 200 µs, 5 µs, 1 %)."""
     count = [0]
 
     def run_one(cell: scenario.Cell, repeat: int, *args: Any) -> dict[str, Any]:
@@ -111,6 +114,7 @@ def _fake_run_one(p50: dict[int, float], server: dict[int, float]) -> Any:
             server_cpu_us_per_msg=server.get(count[0], 5.0),
             delivered_msgs_per_client_cpu_s=200_000.0,
             harness_bound=False,
+            steal_fraction_max=(stolen or {}).get(count[0], 0.01),
         )
         count[0] += 1
         return row
@@ -163,7 +167,7 @@ def test_a_remeasure_no_cheaper_is_the_one_left_out(
     (slow,) = cells[cells["run_index"] == 2].itertuples()  # the first costly one stays
     assert (slow.cell_id, slow.status, slow.lat_p50_us) == (left.cell_id, "ok", 900.0)
     assert left.repeat == 3 and left.cost_slowdown == 2.2
-    assert left.reason.endswith(f"no cheaper than repeat {slow.repeat}")
+    assert left.reason.endswith(f"no better than repeat {slow.repeat}")
 
 
 def test_a_usual_machine_remeasures_nothing(
@@ -199,3 +203,54 @@ def test_every_remeasure_is_judged_against_the_medians_that_flagged_it(
     again = cells[cells["repeat"] >= 14]
     assert list(again["status"]) == ["ok", "ok"]
     assert list(again["cost_slowdown"].round(3)) == [1.067, 1.067]
+
+
+def test_a_repeat_the_hypervisor_took_time_from_is_remeasured_and_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Steal time costs the guest no CPU, so the CPU rule cannot see it: a repeat at 12 %
+    steal (its CPU as usual) is re-measured, and the re-measure at 1 % replaces it."""
+    monkeypatch.setattr(orchestrate, "run_one", _fake_run_one({2: 900.0}, {}, {2: 0.12}))
+    monkeypatch.setattr(speed, "probe", lambda cores, tries=speed.TRIES: 1000)
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    options = runner.RunOptions(out=tmp_path / "r", progress=False, remeasure_slow=True)
+    result = runner.run_scenario(scenario.load(path), options, seed=3)
+    cells = pd.read_csv(result.run_dir / "cells.csv")
+    (left,) = cells[cells["status"] == "left-out"].itertuples()
+    assert (left.run_index, left.lat_p50_us, left.cost_slowdown) == (2, 900.0, 1.0)
+    assert left.reason == (
+        "the hypervisor took 12.0% of a core during it (steal time: the machine was slower); "
+        "re-measured as repeat 3"
+    )
+    meta = json.loads((result.run_dir / "metadata.json").read_text())
+    assert meta["speed"]["steal_at"] == speed.STEAL_AT and meta["speed"]["slow"] == 1
+
+
+def test_the_more_severe_of_cost_and_steal_decides_and_ranks() -> None:
+    rows = [_row("a", 5.0), _row("a", 5.0), _row("a", 6.5), _row("a", 5.0)]
+    rows[1]["steal_fraction_max"] = 0.2  # 4× its limit
+    rows[2]["steal_fraction_max"] = 0.01  # its cost, 1.3× (1.08× the limit), decides
+    rows[3]["steal_fraction_max"] = 0.049  # under the limit: not re-measured
+    worst = speed.judged(rows)
+    assert worst[1] is not None and worst[1].what == speed.STEAL
+    assert worst[2] is not None and worst[2].what == "server CPU per message"
+    assert [s.index for s in speed.slow_repeats(worst, 5)] == [1, 2]  # most severe first
+    assert [s.index for s in speed.slow_repeats(worst, 1)] == [1]
+    assert speed.steal_of({"steal_fraction_max": None}) is None
+
+
+def test_steal_is_read_per_cpu_and_its_largest_share_kept(tmp_path: Path) -> None:
+    tick = 1 / os.sysconf("SC_CLK_TCK")
+    stat = tmp_path / "stat"
+    stat.write_text(
+        "cpu  1 2 3 4 5 6 7 300 0 0\ncpu0 1 2 3 4 5 6 7 100 0 0\ncpu1 1 2 3 4 5 6 7 200 0 0\n"
+    )
+    before = steal.read([0, 1, 7], stat)  # a CPU the file does not list: left out
+    assert before == {0: 100, 1: 200}
+    stat.write_text("cpu0 1 2 3 4 5 6 7 110 0 0\ncpu1 1 2 3 4 5 6 7 230 0 0\n")
+    after = steal.read([0, 1], stat)
+    assert steal.fraction_max(before, after, 2.0) == pytest.approx(30 * tick / 2.0)
+    assert steal.fraction_max(before, None, 2.0) is None
+    assert steal.read([0], tmp_path / "missing") is None
+    assert steal.read([0]) is not None  # this machine's own /proc/stat

@@ -56,7 +56,7 @@ from pushbench.schema.worker import (
 )
 from pushbench.tls import TlsError, TlsFiles, client_context, generate
 
-from . import drain, netem, outage, scale, scaleout, sharedport
+from . import drain, netem, outage, scale, scaleout, sharedport, steal
 from .memory import MemoryProbe, server_port
 from .options import (
     READY_TIMEOUT_S,
@@ -465,6 +465,8 @@ def _measure(
         window_start = posted + TICKER_DELAY_S + cell.warmup_s
     broker = None if handle is None else handle.broker  # hub = "redis": CPU like the server's
     _wait(group, window_start, progress)
+    cores = (*pinning.server, *pinning.clients)
+    stolen0, at0 = steal.read(cores), time.monotonic()  # the hypervisor's share: .steal
     nodes0 = [] if handle is None else scaleout.sample_nodes(handle)  # scale-out: N nodes
     cpu0 = scaleout.total(nodes0) if nodes0 else None
     broker0 = sample(broker.pid) if broker is not None else None
@@ -507,6 +509,7 @@ def _measure(
             proxy0 = None
     # --- end h32 ---
     _wait(group, window_start + cell.duration_s, progress, soak=soak)
+    stolen = steal.fraction_max(stolen0, steal.read(cores), time.monotonic() - at0)
     nodes1 = [] if handle is None else scaleout.sample_nodes(handle)
     cpu1 = scaleout.total(nodes1) if nodes1 else None
     broker1 = sample(broker.pid) if broker is not None else None
@@ -565,6 +568,7 @@ def _measure(
         relay_cpu=(relay0, relay1),
         proxy_cpu=(proxy0, proxy1),
     )
+    row["steal_fraction_max"] = stolen
     node_cols = scaleout.node_columns(per_node, nodes0, nodes1, row.get("msgs_delivered"))
     if handle is not None:  # h44: what each server process had (the fd limit, its cap)
         row.update(sharedport.columns(cell, per_node))

@@ -80,8 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-remeasure",
         action="store_true",
         help="keep every repeat as measured: do not re-measure, once, a repeat whose "
-        "server or client CPU per message was ≥ 1.2× its cell's median (the machine was "
-        "slower during it; cost_slowdown is recorded either way; also "
+        "server or client CPU per message was ≥ 1.2× its cell's median, or whose window lost "
+        "≥ 5%% of a core to the hypervisor (the machine was slower during it; cost_slowdown "
+        "and steal_fraction_max are recorded either way; also "
         "PUSHBENCH_NO_REMEASURE=1)",
     )
     add(

@@ -208,10 +208,11 @@ def _remeasure_slow(
     progress: Progress,
     remeasure: bool,
 ) -> dict[str, Any]:
-    """Re-measure, once, the listed repeats that cost more than their cell's usual
-    (:mod:`.speed`: the machine was slower during them), in a round after the listed ones,
-    as new repeat numbers (nothing is overwritten). The costlier of the two, judged
-    against the same medians, becomes ``left-out`` with the reason. Every listed row gets
+    """Re-measure, once, the listed repeats that cost more than their cell's usual or lost
+    a share of a core to the hypervisor (:mod:`.speed`, :mod:`.steal`: the machine was
+    slower during them), in a round after the listed ones, as new repeat numbers (nothing
+    is overwritten). The worse of the two, judged against the same medians, becomes
+    ``left-out`` with the reason. Every listed row gets
     its ``cost_slowdown``. → ``metadata.json``'s ``speed`` record."""
     listed = [r for r in rows if not r.get("probe")]
     medians = speed.cost_medians(listed)  # taken once: they judge the re-measures too
@@ -219,11 +220,14 @@ def _remeasure_slow(
     for row, cost in zip(listed, costs, strict=True):
         row["cost_slowdown"] = None if cost is None else cost.slowdown
     limit = speed.rerun_limit(len(listed)) if remeasure else 0
-    slow = speed.slow_repeats(costs, limit)
+    worst = speed.judged(listed, medians)  # the CPU cost or the steal time, more severe
+    slow = speed.slow_repeats(worst, limit)
     record: dict[str, Any] = {
-        "rule": "server or client CPU per message ≥ slow_at × the cell's median",
+        "rule": "server or client CPU per message ≥ slow_at × the cell's median, or "
+        "steal time ≥ steal_at of a core",
         "slow_at": speed.SLOW,
-        "slow": sum(1 for c in costs if c is not None and c.slowdown >= speed.SLOW),
+        "steal_at": speed.STEAL_AT,
+        "slow": sum(1 for c in worst if c is not None and c.severity >= 1),
         "limit": limit,
         "median_probe_ns": speed.median_probe(
             [r.get("speed_probe_ns") if r["status"] == "ok" else None for r in listed]
@@ -248,20 +252,12 @@ def _remeasure_slow(
             continue  # the slow repeat stays: it is the one that measured
         (cost,) = speed.cost_slowdowns([new], medians)  # not re-taken after a left-out
         new["cost_slowdown"] = None if cost is None else cost.slowdown
-        why = "{} {:.2f}× the cell's median (the machine was slower during it){}"
-        if cost is not None and cost.slowdown < found.cost.slowdown:
-            out, text = (
-                old,
-                why.format(
-                    found.cost.what, found.cost.slowdown, f"; re-measured as repeat {again.repeat}"
-                ),
-            )
+        (judged,) = speed.judged([new], medians)
+        if judged is not None and judged.severity < found.cost.severity:
+            out, text = old, f"{found.cost.reason()}; re-measured as repeat {again.repeat}"
         else:
-            shown = found.cost if cost is None else cost
-            out, text = (
-                new,
-                why.format(shown.what, shown.slowdown, f", no cheaper than repeat {old['repeat']}"),
-            )
+            shown = found.cost if judged is None else judged
+            out, text = new, f"{shown.reason()}, no better than repeat {old['repeat']}"
         out.update(status="left-out", reason=text)
         record["left_out"].append(f"{out['cell_id']}-r{out['repeat']}")
     return record

@@ -277,6 +277,7 @@ def compute(
     row.update(dict.fromkeys(c.name for c in SCALEOUT_COLUMNS))  # issue 12 item 4: .scaleout
     row.update(round=None, run_index=None)  # the run's order: set by .orchestrate
     row.update(speed_probe_ns=None, machine_slowdown=None, cost_slowdown=None)  # .orchestrate
+    row.update(steal_fraction_max=None)  # .cell: over the window, from /proc/stat
     row.update(kernel_floor_send_ns=None, kernel_floor_recv_ns=None)  # .kernel, at the end
     if cell.publishers:
         row["publish_lag_max_us"] = total_max("publish_lag_max_ns") / 1e3

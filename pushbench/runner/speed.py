@@ -20,6 +20,11 @@ repeat is invisible at its ends, and sampling a probe *during* the repeat, even 
 priority every quarter second, doubled the cells' p99 (its memory walk evicting the
 server's and clients' caches).
 
+A slow stretch can also cost no CPU at all: a vCPU the hypervisor deschedules is charged
+nothing, yet every wake-up waits for it. :mod:`.steal` measures that share of each repeat's
+window (``steal_fraction_max``), and :func:`judged` takes the more severe of the two: a repeat
+with :data:`STEAL_AT` or more of a core stolen is re-measured as a costly one is.
+
 The probe (:func:`probe`: a fixed piece of interpreter work timed on every core before
 and after each repeat, ~1 ms per core, on CPU time) stays in every row as context
 (``speed_probe_ns``, ``machine_slowdown``); it decides nothing.
@@ -44,11 +49,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pushbench.scenario.model import REMEASURE_AT, remeasure_limit
+from pushbench.scenario.model import REMEASURE_AT, STEAL_AT, remeasure_limit
 
 __all__ = [
     "COSTS",
     "SLOW",
+    "STEAL",
+    "STEAL_AT",
     "TRIES",
     "WORK_LOOPS",
     "Cost",
@@ -57,10 +64,12 @@ __all__ = [
     "cost_medians",
     "cost_of",
     "cost_slowdowns",
+    "judged",
     "median_probe",
     "probe",
     "rerun_limit",
     "slow_repeats",
+    "steal_of",
     "work",
 ]
 
@@ -144,10 +153,28 @@ def cost_of(row: Mapping[str, Any], column: str, inverse: bool) -> float | None:
 
 @dataclass(frozen=True)
 class Cost:
-    """How much costlier than its cell's usual a repeat was, and on which figure."""
+    """How much slower than usual the machine was during a repeat, and by which figure:
+    a CPU figure over its cell's median (``limit`` :data:`SLOW`), or the share of a core
+    the hypervisor took (``what`` :data:`STEAL`, ``limit`` :data:`STEAL_AT`)."""
 
-    slowdown: float  # the figure over the cell's median of it
-    what: str  # which figure: "server CPU per message", "client CPU per message"
+    slowdown: float  # the figure over the cell's median of it; for STEAL the share taken
+    what: str  # "server CPU per message", "client CPU per message" or STEAL
+    limit: float = SLOW  # at or above it the repeat is re-measured
+
+    @property
+    def severity(self) -> float:
+        """The figure over its limit: ≥ 1 is re-measured; what ranks two repeats."""
+        return self.slowdown / self.limit
+
+    def reason(self) -> str:
+        if self.what == STEAL:
+            return (
+                f"the hypervisor took {self.slowdown:.1%} of a core during it (steal time: "
+                "the machine was slower)"
+            )
+        return (
+            f"{self.what} {self.slowdown:.2f}× the cell's median (the machine was slower during it)"
+        )
 
 
 #: Each cell's median of each :data:`COSTS` figure: (cell_id, column) → median.
@@ -190,6 +217,27 @@ def cost_slowdowns(
     return found
 
 
+STEAL = "steal time"
+
+
+def steal_of(row: Mapping[str, Any]) -> Cost | None:
+    """A row's ``steal_fraction_max`` as a :class:`Cost` (None without one)."""
+    value = row.get("steal_fraction_max")
+    if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        return None
+    return Cost(float(value), STEAL, STEAL_AT)
+
+
+def judged(rows: Sequence[Mapping[str, Any]], medians: Medians | None = None) -> list[Cost | None]:
+    """For each row, the more severe of its CPU cost (:func:`cost_slowdowns`) and its
+    steal time (:func:`steal_of`) — what decides whether it is re-measured."""
+    out: list[Cost | None] = []
+    for row, cost in zip(rows, cost_slowdowns(rows, medians), strict=True):
+        found = [c for c in (cost, steal_of(row)) if c is not None]
+        out.append(max(found, key=lambda c: c.severity) if found else None)
+    return out
+
+
 @dataclass(frozen=True)
 class Slow:
     """A repeat measured while the machine was slow: which row, and by how much."""
@@ -205,10 +253,11 @@ def median_probe(probes: Sequence[float | None]) -> float | None:
 
 
 def slow_repeats(costs: Sequence[Cost | None], limit: int) -> list[Slow]:
-    """The repeats to re-measure: a cost ≥ :data:`SLOW` × its cell's median (from
-    :func:`cost_slowdowns`), costliest first, at most ``limit``."""
-    slow = [Slow(i, c) for i, c in enumerate(costs) if c is not None and c.slowdown >= SLOW]
-    slow.sort(key=lambda s: -s.cost.slowdown)
+    """The repeats to re-measure: a cost at or above its limit (:func:`cost_slowdowns`:
+    ≥ :data:`SLOW` × its cell's median; :func:`judged`: or steal ≥ :data:`STEAL_AT`), the
+    most severe first, at most ``limit``."""
+    slow = [Slow(i, c) for i, c in enumerate(costs) if c is not None and c.severity >= 1]
+    slow.sort(key=lambda s: -s.cost.severity)
     return slow[: max(limit, 0)]
 
 

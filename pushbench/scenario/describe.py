@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from .floorplan import floor_loads, floor_seconds
-from .model import CELL_OVERHEAD_S, REMEASURE_AT, Cell, Scenario, remeasure_limit
+from .model import CELL_OVERHEAD_S, REMEASURE_AT, STEAL_AT, Cell, Scenario, remeasure_limit
 from .params import FIELDS, PARAMS, num_id
 
 __all__ = ["describe", "estimate_seconds", "format_duration", "narrow"]
@@ -121,7 +121,8 @@ def describe(scenario: Scenario, overhead_s: float = CELL_OVERHEAD_S) -> str:
     longest = max((c.run_seconds(overhead_s) for c in cells), default=0.0)
     lines.append(
         f"  plus at most {most} re-measure(s) of ≤ {longest:.0f} s (≤ {most * longest:.0f} s):"
-        f" repeats whose CPU per message was ≥ {REMEASURE_AT}× their cell's usual"
+        f" repeats whose CPU per message was ≥ {REMEASURE_AT}× their cell's usual or that"
+        f" lost ≥ {STEAL_AT:.0%} of a core to the hypervisor"
         "\n  (the machine slower during them; --no-remeasure: none)"
     )
     if loads := floor_loads(cells):

@@ -45,6 +45,9 @@ REMEASURE_SHARE = 0.15
 #: … a repeat whose server or client CPU per message is this many times its cell's median
 #: (four ``make bench`` runs: 11 % of repeats at 1.2, catching 15 of 19 p50 outliers).
 REMEASURE_AT = 1.2
+#: … or whose window lost this share of one of its cores to the hypervisor (steal time:
+#: ``pushbench.runner.steal``; 42 repeats on an AMD host: the p50 outliers had 8–17 %).
+STEAL_AT = 0.05
 
 
 def remeasure_limit(planned: int) -> int:

@@ -38,6 +38,14 @@ MACHINE_COLUMNS: tuple[Column, ...] = (
         "costlier of the two left out (status left-out); empty without those figures",
     ),
     _C(
+        "steal_fraction_max",
+        "fraction",
+        "the largest share of the window the hypervisor took from one of the run's pinned "
+        "cores (steal time, /proc/stat; 0.05: 50 ms a second): a descheduled vCPU is charged "
+        "no CPU, yet every wake-up waits for it; a repeat at ≥ 0.05 was re-measured like a "
+        "costly one (pushbench.runner.steal); empty where the kernel does not count it",
+    ),
+    _C(
         "kernel_floor_send_ns",
         "ns",
         "the kernel's loopback floor at this cell's load (subscribers × rate), measured "

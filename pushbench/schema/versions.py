@@ -52,6 +52,7 @@ __all__ = ["CELLS_SCHEMA_VERSION"]
 #:    left-out (a repeat measured while the machine was slow, re-measured as another).
 #: 22: cost_slowdown (a repeat's CPU per message over its cell's median), after
 #:    machine_slowdown: it, not the probe, now picks the repeats to re-measure.
-#: 23: kernel_floor_send_ns and kernel_floor_recv_ns (the kernel's loopback floor at the
-#:    cell's load, pushbench.netfloor), after cost_slowdown.
+#: 23: steal_fraction_max (the hypervisor's share of the window), kernel_floor_send_ns and
+#:    kernel_floor_recv_ns (the kernel's loopback floor at the cell's load,
+#:    pushbench.netfloor), after cost_slowdown.
 CELLS_SCHEMA_VERSION = 23
