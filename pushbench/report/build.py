@@ -345,6 +345,7 @@ _HARNESS: tuple[tuple[str, str, float, str], ...] = (
     ("client_core_busy_max", "client core busy (max)", 100.0, "{:.0f} %"),
     ("client_cpu_fraction_max", "busiest client process (max)", 100.0, "{:.0f} %"),
     ("client_max_loop_lag_us", "client loop stall (max, ms)", 1e-3, "{:,.1f}"),
+    ("steal_fraction_max", "stolen by the hypervisor (max)", 100.0, "{:.1f} %"),
     ("publish_lag_p99_us", "publisher late p99 (µs)", 1.0, "{:,.0f}"),
     ("publish_lag_max_us", "publisher late max (µs)", 1.0, "{:,.0f}"),
     ("ticker_lag_max_us", "publisher late max (µs)", 1.0, "{:,.0f}"),  # runs before 2026-11-26
@@ -373,7 +374,8 @@ def _harness(run: Run) -> list[doc.Block]:
             tuple(rows),
             caption="The worst repeat of each cell. A client core ≥ 90 % busy flags the cell "
             "harness-bound; publisher lateness is measured from the schedule, so it is part of "
-            "the corrected latency, never hidden.",
+            "the corrected latency, never hidden. Stolen: the largest share of the window the "
+            "hypervisor took from one of the run's cores (steal time; ≥ 5 % is re-measured).",
         )
     ]
 
