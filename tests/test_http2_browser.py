@@ -158,10 +158,12 @@ def test_six_eventsources_over_http1_all_eight_over_http2(
     base = tls_server.url("", scheme="https").rstrip("/")
     context = ssl.create_default_context(cafile=str(ca))
     h2 = six_connections(chromium, base, STREAMS, context)
-    if h2["open"] == h2["receiving"] == 0:
-        # Seen twice in CI (never alone): no h2 stream opened in 30 s, none received. Say
-        # what the server saw, then measure once more in a fresh browser context (its own
-        # connection pool); the figure must hold there.
+    if h2["open"] == 0:
+        # Seen three times in CI (never alone): no h2 stream opened in 30 s; twice none
+        # received either, once (a slower host, 2026-12-07) all 8 received the message
+        # published after the deadline, still reading readyState 0 until then. Say what the
+        # server saw, then measure once more in a fresh browser context (its own connection
+        # pool); the whole figure must hold there.
         print("h2: nothing opened; server stats:", _stats(base, context), h2)
         h2 = six_connections(chromium, base, STREAMS, context)
     print("six-connection figure:", json.dumps({"http/1.1": h1, "h2": h2}))
