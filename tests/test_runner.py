@@ -275,8 +275,10 @@ def test_instrument_self_checks(tmp_path: Path) -> None:
         shift_us = float(delay["lat_p50_us"].iloc[0] - base["lat_p50_us"].iloc[0])
         # The delay is applied and seen. Its accuracy (5 ± 0.5 ms) is a measurement on a
         # quiet machine, asserted by `pushbench run selfcheck` (scenarios/selfcheck.toml),
-        # not here, where the suite shares the cores (CI once read 5,506 µs).
-        assert 3500 <= shift_us <= 7500, (df.index.tolist(), shift_us)
+        # not here, where the suite shares the cores (CI once read 5,506 µs; on a slower
+        # host with steal time, 3,366 µs for the chat SSE cell, its baseline p50 inflated).
+        # Code that does not apply the delay reads ~0.
+        assert 2500 <= shift_us <= 7500, (df.index.tolist(), shift_us)
         # corrected: the pause is there; uncorrected: it vanishes. The 200 ms pause holds
         # ~40 of each subscriber's 600 messages (6.7 %), so it shows in the corrected p99.
         assert float(pause["lat_max_us"].iloc[0]) >= 150_000, pause.index.tolist()
