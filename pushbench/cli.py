@@ -64,7 +64,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with ``only``, just that subcommand's module is imported for its
+    options (the others keep their name and one-line help), so ``pushbench serve`` — run
+    once per cell repeat by the runner — does not import pandas and the report."""
     parser = argparse.ArgumentParser(
         prog="pushbench",
         description="Benchmark how a server pushes data to clients: WebSocket, SSE,\n"
@@ -77,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)
+        if only is not None and name != only:
+            continue
         importlib.import_module(module).add_arguments(p)
         p.epilog = f"{p.epilog} {summary()}" if p.epilog else summary()
     return parser
@@ -88,8 +93,21 @@ def version() -> str:
     return f"pushbench {pushbench.__version__} from {where} (Python {platform.python_version()})"
 
 
+def chosen(argv: Sequence[str]) -> str | None:
+    """The subcommand argv names (its first word that is one), or None (``--help``,
+    ``--version``, a typo: then the whole parser answers)."""
+    for word in argv:
+        if word in SUBCOMMANDS:
+            return word
+        if not word.startswith("-"):
+            return None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    name = chosen(words)
+    args = build_parser(only=name).parse_args(words)
     args.command_line = [sys.argv[0], *(sys.argv[1:] if argv is None else argv)]
     try:
         args.settings = Settings.from_environ(os.environ)

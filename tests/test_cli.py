@@ -12,13 +12,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
 import pushbench
-from pushbench import cli, results
+from pushbench import cli, procs, results
 from pushbench.exitcodes import EXIT_CODES, ExitCode, summary
 from pushbench.scenario import SCENARIOS_DIR, describe, list_scenarios, load, transport_names
 from pushbench.scenario.describe import narrow
@@ -62,6 +63,29 @@ def test_help_documents_every_exit_code(capsys: pytest.CaptureFixture[str]) -> N
         assert _main([name, "--help"]) == 0
         sub = " ".join(capsys.readouterr().out.split())  # argparse rewraps the epilog
         assert summary() in sub, name
+
+
+def test_a_subcommand_imports_only_its_own_module() -> None:
+    """The runner starts ``pushbench serve`` once per cell repeat: importing every other
+    subcommand's module (the report pulls pandas) cost ~0.75 s of each start on a slow
+    host, which make bench's 10-minute budget paid 69 times."""
+    assert cli.chosen(["serve", "--stack", "raw"]) == "serve"
+    assert cli.chosen(["--help"]) is None and cli.chosen(["nonsense", "run"]) is None
+    code = (
+        "import sys\n"
+        "from pushbench import cli\n"
+        "args = cli.build_parser(only='serve').parse_args(['serve', '--stack', 'raw'])\n"
+        "assert args.stack == 'raw', args\n"
+        "heavy = sorted(m for m in ('pandas', 'matplotlib', 'pushbench.report.build',\n"
+        "    'pushbench.runner.orchestrate') if m in sys.modules)\n"
+        "print(heavy)\n"
+    )
+    status, out, err = procs.run_captured([sys.executable, "-c", code], timeout=60)
+    assert status == 0, err
+    assert out.strip() == "[]"
+    # the whole parser still knows every subcommand, with its options
+    whole = cli.build_parser()
+    assert whole.parse_args(["report", "latest"]).command == "report"
 
 
 # --- the scenarios, found by name ----------------------------------------------------
