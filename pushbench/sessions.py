@@ -155,10 +155,16 @@ async def push_loop(
 
 
 async def push_stream(
-    service: PushService, sub: Subscription, frame: Callable[[list[Item]], bytes]
+    service: PushService,
+    sub: Subscription,
+    frame: Callable[[list[Item]], bytes],
+    prelude: bytes = b"",
 ) -> AsyncGenerator[bytes, None]:
     """:func:`push_loop` for frameworks that pull a response body from an iterator
-    (Starlette's StreamingResponse, sse-starlette): one chunk per batch.
+    (Starlette's StreamingResponse, sse-starlette): one chunk per batch, after
+    ``prelude`` (SSE's ``retry:``; not counted as a delivery) when there is one — the
+    framework's iterator itself, not wrapped in another async generator, which cost
+    each chunk a second generator resume.
 
     Same outcomes: the stream ends when the hub drops the subscriber (slow
     consumer); a chunk is counted once the consumer asks for the next one, i.e.
@@ -166,6 +172,8 @@ async def push_stream(
     (exhausted, closed with ``aclose()``, or cancelled while waiting).
     """
     try:
+        if prelude:
+            yield prelude
         while True:
             items = await sub.next_batch()
             if sub.dropped:
