@@ -29,7 +29,7 @@ from .guide import (  # and the guide's own selection and citation
 )
 from .load import METRICS, Run, variant_label
 from .situation import cite as _cite
-from .verdict import LEADS, ONLY, TIE, WINNER, protocol_label
+from .verdict import ONLY, TIE, WINNER, protocol_label
 
 __all__ = ["Verdict", "section", "verdicts"]
 
@@ -78,14 +78,12 @@ def _verdict(sit: Situation, run: Run, summary: Any) -> Verdict:
     if d is None:
         return Verdict(sit.key, sit.title, base.anchor, sit.scenario, sure="no cell qualified")
     best = d.chosen.rec
-    sure = {WINNER: "beyond noise", TIE: "tie", ONLY: "only candidate", LEADS: "leads"}[d.outcome]
+    sure = {WINNER: "beyond noise", TIE: "tie", ONLY: "only candidate"}[d.outcome]
     runner_up, change = "", None
     if d.outcome == WINNER:
         runner_up, change = d.contenders[1].label, d.versus[0].rel
     elif d.outcome == TIE:
         runner_up = ", ".join(protocol_label(p) for p in d.tied if p != d.chosen.protocol)
-    elif d.outcome == LEADS:
-        runner_up = ", ".join(protocol_label(p) for p in d.undecided)
     return Verdict(
         sit.key,
         sit.title,
@@ -110,8 +108,6 @@ def _how_sure(v: Verdict) -> str:
         return v.sure
     if v.sure == "tie":
         return f"tie with {v.runner_up} (within the repeats' noise; chosen by {v.broken_by})"
-    if v.sure == "leads":
-        return f"leads; not told apart from {v.runner_up} (more repeats would tell)"
     change = "" if v.change is None else f", {v.change * 100:+.0f}{NBSP}%"
     return f"beyond noise (next: {v.runner_up}{change})"
 

@@ -275,14 +275,14 @@ def _verdicts(sit: Situation, run: Run, rows: Any) -> tuple[list[str], list[str]
 
 
 def _simplicity_line(d: Decision) -> str:
-    """The simplest protocol whose p99 is within the rerun margin of the best, the tie of
-    :mod:`.verdict` (a protocol not told apart from the best is not in it)."""
+    """The simplest protocol whose p99 is not behind the best beyond the rerun margin and
+    the noise: the tie of :mod:`.verdict` (within the margin or not told apart)."""
     simplest = min(d.tied, key=lambda p: protocol_simplicity(p)[0])
     why = protocol_simplicity(simplest)[1]
     among = ", ".join(protocol_label(p) for p in d.tied)
     return (
-        f"**{protocol_label(simplest)}** — the simplest protocol whose p99 is within the "
-        f"rerun margin of the best (of {among}); {why}"
+        f"**{protocol_label(simplest)}** — the simplest protocol whose p99 is not behind "
+        f"the best by more than the rerun margin beyond the noise (of {among}); {why}"
     )
 
 
@@ -435,12 +435,13 @@ def section(run: Run) -> doc.Section:
         f"≥ {MIN_DELIVERED:.0%} and carries no flag ({rule_text()}). A protocol wins on "
         "latency (p99) or cost (server CPU per message; memory per connection when idle) "
         "only when every other protocol is behind it beyond the repeats' noise (the rule of "
-        "`pushbench compare`: t test on the log repeats, Holm-corrected); protocols within "
-        "the rerun margin of it tie, the tie broken by simplicity, then cost; one further "
-        "away but not beyond the noise is *not told apart* (more repeats would tell), and a "
-        "leader with no tie but such a protocol *leads*. Simplicity = the simplest protocol "
-        "whose p99 is within the rerun margin of the best (the order SSE, short polling, "
-        "long polling, WebSocket is a stated property, not measured)."
+        "`pushbench compare`: t test on the log repeats, Holm-corrected); the others tie "
+        "with it — those within the rerun margin, and those further but not beyond the "
+        "noise (*not told apart*: more repeats would tell; the evidence says which) — and "
+        "the tie is broken by simplicity, then cost, never by the lowest median alone. "
+        "Simplicity = the simplest protocol whose p99 is not behind the best by more than "
+        "the rerun margin beyond the noise (the order SSE, short polling, long polling, "
+        "WebSocket is a stated property, not measured)."
     )
     return doc.Section(
         "Decision guide",

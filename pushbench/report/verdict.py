@@ -9,16 +9,19 @@ compare`` (:mod:`.stats`): its ok repeats against each other protocol's best
 cell's repeats, a t test on the logarithms (no change within ±2 %), the
 p-values Holm-corrected over those comparisons; the leader wins only when every
 other protocol is behind it beyond the noise. Otherwise the protocols whose
-distance from it is within the rerun margin *tie*, and the tie is broken by a
-stated order: simplicity (the registry's rank of each protocol), then the cost
-figure, then the figure itself — so two runs whose repeats differ only by noise
-name the same protocol. A protocol further from the leader than the margin but
-not beyond the noise is *not told apart* (:attr:`Versus.undecided`): neither in
-the tie nor called behind. Two reruns of a distance near the margin's edge then
-read "behind" and "not told apart", never "behind" and "tie" (as two `make bench`
-runs once did: long polling's p99 +171 % and +108 % behind SSE's, under the ×1.75
-margin). A leader with nothing tied but something not told apart *leads*; it
-wins only when every other protocol is behind it.
+distance from it is within the rerun margin *tie*; so do those further than the
+margin but not beyond the noise (*not told apart*, :attr:`Versus.undecided`: more
+repeats would tell). A tie is broken by a stated order: simplicity (the registry's
+rank of each protocol), then the cost figure, then the figure itself — so two runs
+whose repeats differ only by noise name the same protocol. The lowest median alone
+names nobody: a leader that "led" a protocol it was not told apart from was a
+verdict within the noise, and two back-to-back `make bench` runs of the same code
+(2026-12-07) read chat's p99 as "WebSocket leads; SSE not told apart" (+108 %) and
+"tie between SSE, WebSocket; SSE by simplicity" (+0 %): the named protocol flipped
+on noise. The verdict line therefore says the same words whether the others in the
+tie are within the margin or not told apart; :meth:`Decision.evidence` says which
+(and how many repeats would tell), and the leader wins only when every other
+protocol is behind it beyond the noise.
 
 :class:`Decision` keeps both: :meth:`Decision.line` is the verdict in words
 that hold across reruns (protocols, winner or tie, the tie-breaker), and
@@ -38,7 +41,6 @@ from pushbench import registry
 from . import stats
 
 __all__ = [
-    "LEADS",
     "ONLY",
     "RERUN_MARGINS",
     "TIE",
@@ -51,7 +53,7 @@ __all__ = [
     "protocol_simplicity",
 ]
 
-WINNER, TIE, ONLY, LEADS = "winner", "tie", "only candidate", "leads"
+WINNER, TIE, ONLY = "winner", "tie", "only candidate"
 _UNRANKED = 9
 
 #: The rerun margin of each kind of figure (relative, by column prefix; the first match):
@@ -148,7 +150,7 @@ class Decision:
     column: str
     contenders: tuple[Contender, ...]  # the leader first, then by median
     versus: tuple[Versus, ...]  # the leader against contenders[1:], in that order
-    tied: tuple[str, ...]  # protocols within the rerun margin of the leader, tie-break order
+    tied: tuple[str, ...]  # protocols not behind the leader beyond the noise, tie-break order
     chosen: Contender
     broken_by: str  # "" (no tie), "simplicity", "cost" or the figure's own median
 
@@ -158,25 +160,15 @@ class Decision:
 
     @property
     def undecided(self) -> tuple[str, ...]:
-        """Protocols not told apart from the leader (:attr:`Versus.undecided`)."""
+        """Protocols not told apart from the leader (:attr:`Versus.undecided`): in the tie,
+        like those within the margin; the evidence tells them apart."""
         return tuple(sorted((v.protocol for v in self.versus if v.undecided), key=_order))
 
     @property
     def outcome(self) -> str:
         if len(self.contenders) == 1:
             return ONLY
-        if len(self.tied) > 1:
-            return TIE
-        return LEADS if self.undecided else WINNER
-
-    def _not_told(self) -> str:
-        names = ", ".join(protocol_label(p) for p in self.undecided)
-        return (
-            f"; {names}: not told apart (behind by more than the rerun margin, but not "
-            "beyond the repeats' noise: more repeats would tell)"
-            if names
-            else ""
-        )
+        return TIE if len(self.tied) > 1 else WINNER
 
     def line(self) -> str:
         """The verdict in words that hold across reruns: which protocol, winner or tie
@@ -191,17 +183,15 @@ class Decision:
                 f"{name} wins: ahead of {ahead} "
                 "by more than the rerun margin, beyond the repeats' noise"
             )
-        if self.outcome == LEADS:
-            beyond = (
-                f": ahead of {ahead} by more than the rerun margin, beyond the repeats' noise"
-                if ahead
-                else ""
-            )
-            return f"{name} leads{beyond}{self._not_told()}"
         tied = ", ".join(protocol_label(p) for p in self.tied)
+        beyond = (
+            f"; ahead of {ahead} by more than the rerun margin, beyond the repeats' noise"
+            if ahead
+            else ""
+        )
         return (
-            f"tie between {tied} (within the rerun margin and the repeats' noise); "
-            f"{name} by {self.broken_by}{self._not_told()}"
+            f"tie between {tied} (none of them behind the best by more than the rerun "
+            f"margin, beyond the repeats' noise); {name} by {self.broken_by}{beyond}"
         )
 
     def evidence(self, fmt: Callable[[str, Any], str]) -> str:
@@ -301,10 +291,7 @@ def decide(
         beyond = t is not None and p_holm is not None and p_holm <= stats.ALPHA and t.diff > 0
         needed = None if t is None or beyond else stats.repeats_needed(t, level)
         versus.append(Versus(c.protocol, t, p_holm, beyond, needed))
-    in_tie = [
-        leader,
-        *(c for c, v in zip(others, versus, strict=True) if not v.beyond and not v.undecided),
-    ]
+    in_tie = [leader, *(c for c, v in zip(others, versus, strict=True) if not v.beyond)]
 
     def cost_of(c: Contender) -> float:
         v = _number(c.rec.get(cost)) if cost else None
