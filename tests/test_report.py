@@ -236,6 +236,10 @@ def test_banner_names_kept_repeats_the_hypervisor_slowed(tmp_path: Path) -> None
     assert ok[0]["cell_id"] in banner and "rerun on a quieter machine" in banner
     if ok[1]["cell_id"] != ok[0]["cell_id"]:
         assert ok[1]["cell_id"] not in banner
+    # pushbench run's terminal text says it too, before the verdicts
+    text = " ".join(guide.text(load_run(run)).split())
+    assert f"Warning: 1 of {len(ok)} kept repeat(s) ran while the hypervisor took" in text
+    assert text.index("Warning:") < text.index(guide.SITUATIONS[0].title)
     plain = _copy(RUN, tmp_path / "plain")
     render(plain)
     lines = (plain / "report.md").read_text().splitlines()

@@ -21,6 +21,7 @@ from pushbench.results import atomic_write_bytes
 
 from . import (
     answer,
+    contention,
     doc,
     faults,  # h32 (issue 12 item 5)
     guide,
@@ -106,7 +107,7 @@ def banners(run: Run) -> list[str]:
             "overloaded server's, not the transport's — and left out of the decision guide's "
             "verdicts: " + ", ".join(flagged["cell_id"]) + " (the flags are in the summary rows)."
         )
-    stolen = _stolen(cells, run.meta.get("speed"))
+    stolen = contention.stolen(cells, run.meta.get("speed"))
     if stolen:
         out.append(stolen)
     bad = cells[cells["status"] != "ok"]
@@ -115,34 +116,6 @@ def banners(run: Run) -> list[str]:
         text = ", ".join(f"{n} {s}" for s, n in counts.items())
         out.append(f"{text} repeat(s) — listed under “Failures and flags”, never averaged in.")
     return out
-
-
-#: The share of a core stolen from which a kept repeat is named in the banner, when the
-#: run's ``speed`` record does not say the ``steal_at`` it re-measured from.
-STEAL_BANNER_AT = 0.05
-
-
-def _stolen(cells: Any, speed: Any) -> str:
-    """The banner for ok repeats during which the hypervisor took ≥ the run's ``steal_at``
-    of a core (kept: re-measures ran out, or the re-measure was no better): their figures
-    include the host's contention. Empty when none, or the run has no steal column."""
-    if "steal_fraction_max" not in cells:
-        return ""
-    at = STEAL_BANNER_AT
-    if isinstance(speed, dict) and speed.get("steal_at") is not None:
-        at = float(speed["steal_at"])
-    ok = cells[cells["status"] == "ok"]
-    hit = ok[ok["steal_fraction_max"].fillna(0.0) >= at]
-    if not len(hit):
-        return ""
-    ids = ", ".join(dict.fromkeys(hit["cell_id"]))
-    worst = float(hit["steal_fraction_max"].max())
-    return (
-        f"{len(hit)} of {len(ok)} kept repeat(s) ran while the hypervisor took ≥ "
-        f"{at:.0%} of a core (steal time, up to {worst:.0%}): the machine was slower "
-        "for them than for the others, so their cells' spread and any verdict near its "
-        f"margin may be the host's, not the transports'; rerun on a quieter machine: {ids}."
-    )
 
 
 def _summary_tables(run: Run) -> list[doc.Block]:

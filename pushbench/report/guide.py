@@ -40,7 +40,7 @@ from typing import Any
 from pushbench import registry
 from pushbench.metrics.flags import rule_text
 
-from . import doc, guide_topology, http2, style
+from . import contention, doc, guide_topology, http2, style
 from .load import METRICS, Run, point_label, variant_label
 from .robustness import idle_memory_line
 from .saturation import SWEEP_KEY, saturation_marks
@@ -462,6 +462,7 @@ def text(run: Run, width: int = 100) -> str:
     measures it), without the tables and caveats of the report."""
     summary = _summary(run)
     out = ["Decision guide (protocols compared beyond the repeats' noise; evidence in the report):"]
+    stolen = contention.stolen(run.cells, run.meta.get("speed"))
 
     def say(line: str, indent: str = "  ") -> None:
         wrapped = textwrap.wrap(
@@ -474,6 +475,8 @@ def text(run: Run, width: int = 100) -> str:
         )
         out.extend(wrapped)
 
+    if stolen:
+        say(f"Warning: {stolen}")
     for sit in SITUATIONS:
         rows = _deciding(sit, summary)
         if not len(rows) or not (rows["ok"] > 0).any():
