@@ -232,8 +232,9 @@ def _matches_row(hists: dict[str, Any], row: dict[str, Any]) -> None:
         row["lat_p999_us"],
         row["lat_max_us"],
     )
-    # cells.csv writes µs to 0.1 (pushbench.schema.cells): the mean agrees to that precision
-    assert c.mean_us == pytest.approx(row["lat_mean_us"], abs=0.05)
+    # cells.csv writes µs to 0.1 (pushbench.schema.cells): the mean agrees to that precision,
+    # half a step at most (a mean of 383.55 written 383.6 is 0.05 off plus float error)
+    assert c.mean_us == pytest.approx(row["lat_mean_us"], abs=0.05 + 1e-9)
     assert (u.p50_us, u.p99_us, u.max_us) == (
         row["ulat_p50_us"],
         row["ulat_p99_us"],

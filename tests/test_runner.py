@@ -135,6 +135,30 @@ def test_server_crash_marks_cell_failed(tmp_path: Path) -> None:
     assert meta["runs_by_status"] == {"ok": 0, "failed": 1, "skipped": 0, "left-out": 0}
 
 
+def test_a_request_refused_by_a_dead_server_names_the_server(tmp_path: Path) -> None:
+    """The runner's request can meet a server killed under it before any check does (seen
+    in CI once servers started faster: "URLError: Connection refused" as the reason):
+    alive.died names the exit behind the error; with nothing dead it says nothing."""
+    from pushbench.procs import ProcessGroup
+    from pushbench.runner import alive
+
+    code = "import sys, time; print('up', flush=True); time.sleep(0.2); sys.exit(3)"
+    group = ProcessGroup(tmp_path / "logs")
+    try:
+        quick = group.start("server", [sys.executable, "-c", code], ready_prefix="up")
+        assert alive.died(group, wait_s=10.0) == f"server (pid {quick.pid}) exited with 3"
+        group.stop_all()
+        calm = ProcessGroup(tmp_path / "logs2")
+        sleeper = [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(30)"]
+        calm.start("server", sleeper, ready_prefix="up")
+        started = time.monotonic()
+        assert alive.died(calm, wait_s=0.3) == ""
+        assert time.monotonic() - started >= 0.3
+        calm.stop_all()
+    finally:
+        group.stop_all()
+
+
 def _workers_of(run_dir: Path) -> list[int]:
     """Pids of live processes whose command line names ``run_dir`` (the client workers)."""
     pids = []

@@ -56,7 +56,7 @@ from pushbench.schema.worker import (
 )
 from pushbench.tls import TlsError, TlsFiles, client_context, generate
 
-from . import drain, netem, outage, scale, scaleout, sharedport, steal
+from . import alive, drain, netem, outage, scale, scaleout, sharedport, steal
 from .memory import MemoryProbe, server_port
 from .options import (
     READY_TIMEOUT_S,
@@ -155,7 +155,9 @@ def run_one(
     except CellFailed as exc:
         return {**bare_row(cell, repeat, "failed", str(exc)), **exc.columns}
     except Exception as exc:  # a ReadyTimeout, an HTTP error, unreadable output: go on
-        return bare_row(cell, repeat, "failed", f"{type(exc).__name__}: {exc}"[:2000])
+        why = f"{type(exc).__name__}: {exc}"
+        died = alive.died(group)  # the server killed under a request: its exit is the reason
+        return bare_row(cell, repeat, "failed", (f"{died} ({why})" if died else why)[:2000])
     finally:
         group.stop_all()
 
@@ -305,20 +307,6 @@ def _final_stats(
         return {}
 
 
-def _check_alive(group: ProcessGroup, stopping: Sequence[Started] = ()) -> None:
-    for entry in group.dead():
-        if entry in stopping:
-            continue
-        code = entry.proc.returncode
-        if entry.name.startswith("worker") and code == 0:
-            continue  # a worker that ended its run by itself wrote its output (a server
-            # or the cell's Redis server never ends by itself)
-        tail = ""
-        if entry.log_path is not None and entry.log_path.exists():
-            tail = entry.log_path.read_text(errors="replace").strip()[-300:]
-        raise CellFailed(f"{entry.name} (pid {entry.pid}) exited with {code}: {tail}".strip())
-
-
 def _mark_window(workers: Sequence[WorkerRun], edge: str) -> None:
     """Tell every worker that the measured window starts or ends (``edge``): each reads
     its CPU and counters at once. A worker gone meanwhile is the next check's concern."""
@@ -337,7 +325,7 @@ def _wait(
     """Sleep until ``until`` (time.monotonic) in small steps, failing on a crashed process;
     ``soak``: a churn cell's probe, sampling the server meanwhile."""
     while True:
-        _check_alive(group, stopping)
+        alive.check(group, stopping)
         now = time.monotonic()
         if now >= until:
             return
@@ -450,7 +438,7 @@ def _measure(
             memory.read(position + 1)
         started_at[k] = WorkerRun(started, out, conns, publishes)
     workers = [started_at[k] for k in range(len(plan))]  # plan order: publishers stop first
-    _check_alive(group)
+    alive.check(group)
     if memory is not None:
         memory.kernel_up = memory.kernel()
     progress.watch([work / f"worker{k}.status.json" for k in range(len(workers))])
@@ -530,7 +518,7 @@ def _measure(
         [work / f"worker{k}.status.json" for k in range(len(workers))],
         lambda until: _wait(group, until, progress),
     )
-    _check_alive(group)
+    alive.check(group)
     stats = _final_stats(http, base_url, target is not None)
     per_node = [stats]  # issue 12 item 4 (scale-out): every node's /stats, node 0 first
     if handle is not None:
@@ -545,7 +533,7 @@ def _measure(
         code = w.started.proc.returncode
         if code not in (0, None):
             raise CellFailed(f"{w.started.name} exited with {code} after SIGTERM")
-    _check_alive(group, [w.started for w in workers])
+    alive.check(group, [w.started for w in workers])
     window_ns = int(window_start * 1e9) if cell.publishers or not cell.rate else None
     if cell.fault is not None:  # h32: the seq range from the receipts (a restart renumbers
         window_ns = int(window_start * 1e9)  # nothing on Redis, but starts a new ticker)
