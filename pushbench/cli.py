@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     name = chosen(words)
     args = build_parser(only=name).parse_args(words)
-    args.command_line = [sys.argv[0], *(sys.argv[1:] if argv is None else argv)]
+    args.command_line = [sys.argv[0], *words]
     try:
         args.settings = Settings.from_environ(os.environ)
     except ValueError as exc:  # a variable that cannot be read (PUSHBENCH_CLIENT_FAULTS)

@@ -1,4 +1,5 @@
-"""CPU time of processes to the nanosecond, and of a thread's own sections of work.
+"""CPU time of processes to the nanosecond, of a thread's own sections of work, and of
+each CPU (:func:`cpu_ticks`).
 
 ``/proc/<pid>/stat`` counts user and system time in clock ticks (``SC_CLK_TCK``: 10 ms
 on Linux), so over a smoke cell a server's CPU per message moves in steps of 10 ms ÷
@@ -33,9 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "PROC_STAT",
     "CpuSpent",
     "ProcCpu",
     "ThreadCpuMeter",
+    "cpu_ticks",
     "read",
     "read_pids",
     "read_tree",
@@ -45,6 +48,26 @@ __all__ = [
 
 _TICK_NS = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
 _CPUCLOCK_SCHED = 2  # linux/posix-timers.h: the scheduler's runtime, ns
+PROC_STAT = Path("/proc/stat")
+_CPU_FIELDS = 8  # cpuN user nice system idle iowait irq softirq steal (guest is in user)
+
+
+def cpu_ticks(cpus: Iterable[int], path: Path = PROC_STAT) -> dict[int, tuple[int, ...]] | None:
+    """Clock ticks so far of each of ``cpus`` that ``path`` lists: (user, nice, system,
+    idle, iowait, irq, softirq, steal); None where the file cannot be read (not Linux).
+    The one reader of per-CPU counters: a core's busy share (``pushbench bench-client``)
+    and the hypervisor's steal (:mod:`pushbench.runner.steal`)."""
+    want = {f"cpu{c}": c for c in cpus}
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return None
+    out: dict[int, tuple[int, ...]] = {}
+    for line in lines:
+        fields = line.split()
+        if fields and fields[0] in want and len(fields) > _CPU_FIELDS:
+            out[want[fields[0]]] = tuple(int(x) for x in fields[1 : _CPU_FIELDS + 1])
+    return out
 
 
 @dataclass(frozen=True)

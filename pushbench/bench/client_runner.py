@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pushbench.cputime import cpu_ticks
 from pushbench.schema.client_bench import QUEUE_SAMPLE_S, SATURATED_FRACTION, CaseResult, Sample
 
 from .client import POLL_BATCH, Case, saturated_side, significant, verdict, write_results
@@ -67,19 +68,10 @@ class Options:
 def _cpu_times(cpus: Sequence[int]) -> dict[int, tuple[int, int]]:
     """Busy and total clock ticks so far of each CPU in ``cpus`` (``/proc/stat``)."""
     out: dict[int, tuple[int, int]] = {}
-    try:
-        text = Path("/proc/stat").read_text()
-    except OSError:
-        return out
-    wanted = {f"cpu{c}": c for c in cpus}
-    for line in text.splitlines():
-        name, _, rest = line.partition(" ")
-        if name in wanted:
-            # user nice system idle iowait irq softirq steal (guest is inside user)
-            v = [int(x) for x in rest.split()[:8]]
-            idle = v[3] + v[4]
-            total = sum(v)
-            out[wanted[name]] = (total - idle, total)
+    for cpu, v in (cpu_ticks(cpus) or {}).items():
+        idle = v[3] + v[4]  # idle, iowait
+        total = sum(v)
+        out[cpu] = (total - idle, total)
     return out
 
 

@@ -20,27 +20,19 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from pushbench.cputime import PROC_STAT, cpu_ticks
+
 __all__ = ["PROC_STAT", "fraction_max", "read"]
 
-PROC_STAT = Path("/proc/stat")
 _TICK_S = 1.0 / os.sysconf("SC_CLK_TCK")
-_STEAL = 8  # cpuN user nice system idle iowait irq softirq steal …
+_STEAL = 7  # of cputime.cpu_ticks' fields: user nice system idle iowait irq softirq steal
 
 
 def read(cpus: Iterable[int], path: Path = PROC_STAT) -> dict[int, int] | None:
     """Steal ticks so far of each of ``cpus`` (those the file lists); None where there is
     no such file or it cannot be read (not Linux)."""
-    want = {f"cpu{c}": c for c in cpus}
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return None
-    out: dict[int, int] = {}
-    for line in lines:
-        fields = line.split()
-        if fields and fields[0] in want and len(fields) > _STEAL:
-            out[want[fields[0]]] = int(fields[_STEAL])
-    return out
+    ticks = cpu_ticks(cpus, path)
+    return None if ticks is None else {c: v[_STEAL] for c, v in ticks.items()}
 
 
 def fraction_max(
