@@ -118,6 +118,12 @@ class _PollProtocol(HttpProtocol):
         if not self.in_flight:
             raise BadResponse("bytes from the server while no request was out")
         reader = self.reader
+        if not self._body:  # an answer in one read: one lookup (ResponseReader.whole)
+            got = reader.whole(data)
+            if got is not None:
+                head, body, keep = got
+                self._answered(head.status, body, keep, now)
+                return
         part = reader.feed(data)
         if part:
             self._body = self._body + part if self._body else part
@@ -136,12 +142,16 @@ class _PollProtocol(HttpProtocol):
         assert head is not None
         body = self._body
         self._body = b""
-        self.in_flight = False
         keep = reader.keep_alive
         if reader.next_response() or reader.buffered:
             raise BadResponse("bytes after the answer, before the next request")
+        self._answered(head.status, body, keep, now)
+
+    def _answered(self, status: int, body: bytes, keep: bool, now: int) -> None:
+        """The whole answer is in, nothing after it: record it, then the next request."""
+        self.in_flight = False
         first = not self.opened.done()
-        self.client.answered(head.status, body, now)
+        self.client.answered(status, body, now)
         if first:
             self.start_meter()  # the first exchange was this connection's handshake
             self.opened.set_result(now)

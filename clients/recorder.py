@@ -39,11 +39,14 @@ import numpy.typing as npt
 from pushbench.wire import speedups
 
 ScanFunction = Callable[..., tuple[int, int, int, int]]
+PollScanFunction = Callable[..., tuple[int, int, int] | None]
 _SCAN: ScanFunction | None
+_SCAN_POLL: PollScanFunction | None
 try:
     from ._scan import scan_envelopes as _SCAN
+    from ._scan import scan_poll_answer as _SCAN_POLL
 except ImportError:  # pragma: no cover - depends on the build
-    _SCAN = None
+    _SCAN = _SCAN_POLL = None
 
 __all__ = ["FIELDS", "GcMonitor", "LoopLagMonitor", "Recorder"]
 
@@ -186,10 +189,31 @@ class Recorder:
         """Record a poll answer ``{"last":N,"messages":[…]}`` → (last, messages in it).
 
         ``last`` is -1 when the body is no poll answer (counted in
-        ``parse_errors``). A body the fast scan does not fully understand is
-        rolled back and re-read with json, so no message is recorded twice.
+        ``parse_errors``). The compiled scan (``clients/_scan.c``, while the codec's
+        C helpers are on) reads the body first; what it does not recognise goes to
+        the pure scan (:meth:`_scan_batch`, the same searches in the same order). A
+        body the pure scan does not fully understand is rolled back and re-read
+        with json, so no message is recorded twice.
         """
         n0, overflow0 = self.n, self.overflow
+        scan = _SCAN_POLL if speedups.C_PARSE is not None else None
+        if scan is not None and 0 <= conn <= _UINT32_MAX:
+            got = scan(
+                body,
+                conn,
+                recv_ns,
+                self.seq,
+                self.sched_ns,
+                self.pub_ns,
+                self.recv_ns,
+                self.conn,
+                n0,
+            )
+            if got is not None:  # else: rows past n0 are forgotten, the pure scan reads it
+                last, count, n = got
+                self.n = n
+                self.overflow += count - (n - n0)
+                return last, count
         try:
             return self._scan_batch(conn, body, recv_ns)
         except (ValueError, TypeError, OverflowError, IndexError):

@@ -7,7 +7,8 @@ payload bytes, no frame or event objects) against the messages of
 and :meth:`Recorder.record_many` (one call per read; the C scanner
 ``clients/_scan.c``) against :meth:`Recorder.record` per payload: the same
 rows, counters and returned sequence numbers, including every input the fast
-parse refuses.
+parse refuses; and :meth:`Recorder.record_batch` (a poll answer) with the C
+scan against the pure one, on odd and mangled answers.
 """
 
 from __future__ import annotations
@@ -123,6 +124,109 @@ def test_record_many_scans_in_c_only_while_the_speedups_are_on(
     speedups.use_speedups(False)
     Recorder(10).record_many(0, payloads, 1)
     assert calls == [0, 2]
+
+
+def _answer(last: bytes, items: list[bytes], tail: bytes = b"]}") -> bytes:
+    return b'{"last":' + last + b',"messages":[' + b",".join(items) + tail
+
+
+#: Poll answers the compiled scan must read as the pure scan does, or hand to it.
+ODD_ANSWERS: list[bytes | bytearray] = [
+    _answer(b"29", [envelope(i) for i in range(20, 30)]),
+    bytearray(_answer(b"3", [envelope(1), envelope(2), envelope(3)])),
+    _answer(b"7", []),
+    _answer(b"7", [], b"]}trailing"),  # the pure scan stops at "]}" of an empty list
+    _answer(b"-1", [envelope(1)]),
+    _answer(b"+4", [envelope(4)]),  # a sign int() takes, the scanner not
+    _answer(b"1_0", [envelope(10)]),
+    _answer(b"%d" % 2**63, [envelope(1)]),  # beyond int64: the pure scan returns it
+    _answer(b"2", [envelope(1), b'{"t":"a","s":%d,"sch":1,"pub":1,"p":""}' % 2**63]),
+    _answer(b"2", [envelope(1), b'{"t":"a","s":2,"sch":1,"pub":1,"p":"x","z":1}']),
+    _answer(b"2", [envelope(1), envelope(2)], b"]}x"),  # bytes after the answer
+    _answer(b"2", [envelope(1), envelope(2)], b"]"),  # cut short
+    _answer(b"2", [envelope(1), envelope(2)], b""),
+    _answer(b"2", [envelope(1, 'a \\"} b \\\\'), envelope(2)]),  # escapes before "}
+    _answer(b"1", [envelope(1, 'with "s": inside ,"sch": the payload')]),
+    _answer(b"1", [envelope(1, "ünïcode")]),
+    json.dumps({"last": 2, "messages": [{"s": 2, "t": "a", "sch": 1, "pub": 1, "p": ""}]})
+    .replace(" ", "")
+    .encode(),
+    b'{"last":5}',
+    b"",
+    b"not json",
+]
+
+
+def _batches(capacity: int, conn: int, bodies: list[bytes | bytearray]) -> tuple[Recorder, list]:
+    rec = Recorder(capacity)
+    return rec, [rec.record_batch(conn, body, 77) for body in bodies]
+
+
+@pytest.mark.skipif(not COMPILED, reason="not built")
+@pytest.mark.parametrize("capacity", [100, 5, 0])
+def test_record_batch_compiled_matches_the_pure_scan(capacity: int) -> None:
+    speedups.use_speedups(True)
+    compiled = _batches(capacity, 6, ODD_ANSWERS)
+    speedups.use_speedups(False)
+    pure = _batches(capacity, 6, ODD_ANSWERS)
+    assert compiled[1] == pure[1]
+    _same(compiled[0], pure[0])
+    assert pure[0].n + pure[0].overflow >= 15  # most bodies were read, some of them by json
+
+
+@pytest.mark.skipif(not COMPILED, reason="not built")
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    seqs=st.lists(st.integers(-(2**64), 2**64), max_size=5),
+    texts=st.lists(st.text(alphabet='ab"}\\,:{[]s ', max_size=8), min_size=5, max_size=5),
+    cut=st.integers(0, 400),
+    byte=st.sampled_from(b'"}],:{\\0 9-'),
+)
+def test_record_batch_compiled_matches_the_pure_scan_on_mangled_answers(
+    seqs: list[int], texts: list[str], cut: int, byte: int
+) -> None:
+    items = [envelope(s, t) if -(2**63) <= s < 2**63 else
+             b'{"t":"a","s":%d,"sch":1,"pub":1,"p":"%s"}' % (s, t.encode())
+             for s, t in zip(seqs, texts, strict=False)]  # fmt: skip
+    good = _answer(b"%d" % (max(seqs) if seqs else 0), items)
+    mangled = bytearray(good)
+    if cut < len(mangled):
+        mangled[cut] = byte
+    bodies: list[bytes | bytearray] = [good, bytes(mangled), good[: cut % (len(good) + 1)]]
+    speedups.use_speedups(True)
+    compiled = _batches(50, 1, bodies)
+    speedups.use_speedups(False)
+    pure = _batches(50, 1, bodies)
+    assert compiled[1] == pure[1]
+    _same(compiled[0], pure[0])
+
+
+@pytest.mark.skipif(not COMPILED, reason="not built")
+def test_record_batch_scans_in_c_only_while_the_speedups_are_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = recorder_module._SCAN_POLL
+    assert real is not None
+    got: list[Any] = []
+
+    def spy(*args: Any) -> Any:
+        got.append(real(*args))
+        return got[-1]
+
+    monkeypatch.setattr(recorder_module, "_SCAN_POLL", spy)
+    speedups.use_speedups(True)
+    rec = Recorder(10)
+    assert rec.record_batch(0, _answer(b"2", [envelope(1), envelope(2)]), 1) == (2, 2)
+    assert rec.record_batch(0, _answer(b"+3", [envelope(3)]), 1) == (3, 1)
+    assert got == [(2, 2, 2), None]  # the second: refused by C, read by the pure scan
+    assert rec.arrays()["seq"].tolist() == [1, 2, 3] and rec.slow_parses == 0
+    speedups.use_speedups(False)
+    Recorder(10).record_batch(0, _answer(b"1", [envelope(1)]), 1)
+    assert len(got) == 2
 
 
 def _messages(conn: Connection, chunks: list[bytes]) -> tuple[list[Any], Any]:

@@ -428,6 +428,63 @@ def test_reader_reads_every_framing_in_every_chunking(
     assert _read_all(wire, list(range(1, len(wire)))) == bodies  # a byte at a time
 
 
+def _read_all_whole_first(wire: bytes, cuts: list[int]) -> list[bytes]:
+    """As the poll client reads: each read first offered to ``whole``, else fed."""
+    reader = ResponseReader()
+    bodies: list[bytes] = []
+    body = b""
+    for a, b in zip([0, *cuts], [*cuts, len(wire)], strict=True):
+        got = None if body else reader.whole(wire[a:b])
+        if got is not None:
+            bodies.append(got[1])
+            continue
+        body += reader.feed(wire[a:b])
+        while reader.done:
+            bodies.append(body)
+            body = reader.next_response()
+    if reader.head is not None:
+        reader.feed_eof()
+        bodies.append(body)
+    return bodies
+
+
+@settings(max_examples=300, deadline=None)
+@given(responses(), st.data())
+def test_whole_answers_read_as_feed_reads_them(
+    got: tuple[bytes, list[bytes]], data: st.DataObject
+) -> None:
+    wire, bodies = got
+    _read_all(wire, [])  # every head now seen once: whole() may take the next ones
+    ends, reader = [], ResponseReader()  # where each response ends: whole() applies there
+    for i in range(len(wire)):
+        reader.feed(wire[i : i + 1])
+        if reader.done:
+            ends.append(i + 1)
+            reader.next_response()
+    cuts = sorted({*data.draw(st.lists(st.integers(1, len(wire)), max_size=6)), *ends})
+    assert _read_all_whole_first(wire, cuts) == bodies
+
+
+def test_whole_takes_one_whole_sized_response_with_a_head_already_read() -> None:
+    head = b"HTTP/1.1 200 OK\r\nX-Whole: %d\r\nContent-Length: 5\r\n\r\n" % time.monotonic_ns()
+    reader = ResponseReader()
+    assert reader.whole(head + b"hello") is None  # a head never read: the general path
+    assert reader.feed(head + b"hello") == b"hello" and reader.done
+    assert reader.next_response() == b""
+    got = reader.whole(head + b"again")
+    assert got is not None and got[0].status == 200 and got[1:] == (b"again", True)
+    assert reader.head is None and not reader.buffered and not reader.done
+    for odd in (head + b"shor", head + b"toolong", head[:-2], b"", head + b"hello" + head):
+        assert reader.whole(odd) is None, odd  # cut, too long, no head end, two responses
+    assert reader.feed(head[:10]) == b""  # a response under way: whole() stays out
+    assert reader.whole(head + b"hello") is None
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    other = ResponseReader()
+    other.feed(chunked + b"1\r\na\r\n0\r\n\r\n")
+    other.next_response()
+    assert other.whole(chunked + b"1\r\na\r\n0\r\n\r\n") is None  # not sized
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=300))
 def test_reader_refuses_garbage_with_bad_response_only(junk: bytes) -> None:

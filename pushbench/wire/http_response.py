@@ -140,6 +140,28 @@ class ResponseReader:
         self._buf.clear()
         return self.feed(data)
 
+    def whole(self, data: bytes) -> tuple[Response, bytes, bool] | None:
+        """``data`` as exactly one whole response framed by a Content-Length, whose
+        head is one already read (:data:`_HEAD_CACHE`), while nothing is buffered
+        and no response is under way → (head, body, keep-alive), the reader ready
+        for the next response; None otherwise, the reader untouched (then
+        :meth:`feed`). A poll answer usually arrives so, in one read: one lookup
+        instead of the general path's steps.
+        """
+        if self.head is not None or self._buf:
+            return None
+        end = data.find(b"\r\n\r\n") + 4
+        if end < 4:
+            return None
+        meaning = _HEAD_CACHE.get(data[:end])
+        if meaning is None:
+            return None
+        head, keep_alive, framing, left = meaning
+        if framing is not _Framing.LENGTH or len(data) - end != left:
+            return None
+        self.keep_alive = keep_alive
+        return head, data[end:], keep_alive
+
     def feed(self, data: bytes) -> bytes:
         """Take received bytes → the body bytes they completed."""
         if self.done:
