@@ -189,11 +189,18 @@ def _typed(frame: Any) -> Any:
             frame[col] = frame[col].map(_as_bool).astype(bool)
         else:
             frame[col] = pd.to_numeric(frame[col], errors="coerce")
-    for col in ALL_COLUMNS:  # a column newer than the run: not measured then
-        if col not in frame.columns and col not in _BOOL:
-            frame[col] = "" if col in _TEXT else float("nan")
-        if col in _OFF_WHEN_ABSENT:  # a run before that fault existed did not inject it
-            frame[col] = frame[col].fillna(0.0)
+    # A column newer than the run: not measured then. Added at once (one concat, not
+    # one insert per column, which fragments the frame and makes pandas warn).
+    missing = {
+        col: "" if col in _TEXT else float("nan")
+        for col in ALL_COLUMNS
+        if col not in frame.columns and col not in _BOOL
+    }
+    missing |= {col: False for col in _BOOL if col not in frame.columns}
+    if missing:
+        frame = pd.concat([frame, pd.DataFrame(missing, index=frame.index)], axis=1)
+    for col in _OFF_WHEN_ABSENT:  # a run before that fault existed did not inject it
+        frame[col] = frame[col].fillna(0.0)
     if "client" not in frame.columns:
         frame["client"] = "python"  # runs before browser and Locust clients existed
     frame["client"] = frame["client"].replace("", "python")
@@ -204,9 +211,6 @@ def _typed(frame: Any) -> Any:
     # h42: as a point, tls_at only tells end to end behind a proxy apart (the rest follows
     # from tls and via), so every older TLS cell stays the point it was
     frame["tls_at"] = frame["tls_at"].where(frame["tls_at"] == "end-to-end", "")
-    for col in _BOOL:
-        if col not in frame.columns:
-            frame[col] = False
     # The schema's order, whatever the run's age (a column added mid-table reads the same).
     ordered = [c for c in ALL_COLUMNS if c in frame.columns]
     return frame[ordered + [c for c in frame.columns if c not in ordered]]
