@@ -269,8 +269,8 @@ def test_a_rows_text(tmp_path: Path) -> None:
         "250,1234.6,,2000.0,,,,,,,,,,,,,0.999999,,,75.0,0.03,100.0,,,,,,,"
         # … round, run_index, speed_probe_ns, machine_slowdown (schema 21), cost_slowdown
         # (schema 22), steal_fraction_max, kernel_floor_send_ns, kernel_floor_recv_ns
-        # (schema 23) before 12.5
-        "136.96,,,,,,0,,,ok,,,0.0615994,False,,,,False,,,,,,,,,,,,,,,,,,,,,12.5,240.96,,"
+        # (schema 23) before 12.5; client_loop_stalls_10ms (schema 24) before ok
+        "136.96,,,,,,0,,,,ok,,,0.0615994,False,,,,False,,,,,,,,,,,,,,,,,,,,,12.5,240.96,,"
         ",,,,,"  # connect_failures … recorder_fill_max
         ",,,,,,"  # the memory columns (schema 7)
         ",,,,,,,,,,,,,,"  # the soak columns (schema 8)

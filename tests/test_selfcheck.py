@@ -24,7 +24,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from pushbench import thresholds
+from pushbench import metrics, thresholds
 from pushbench.clients.faults import FaultyRecorder, Stalls, make_recorder
 from pushbench.clients.recorder import Recorder
 from pushbench.clients.worker import Worker
@@ -254,7 +254,24 @@ def test_client_stalls_show_as_the_workers_loop_lag() -> None:
     result, arrays = asyncio.run(_run_worker(spec, rate=200, stalls=2))
     assert len(arrays["seq"]) == 2 * COUNT  # a stall loses nothing
     assert result.max_loop_lag_ns >= 25_000_000  # a 30 ms time.sleep on the loop, seen
-    assert result.extra["client_faults"]["stalls"] >= 2
+    stalls = result.extra["client_faults"]["stalls"]
+    assert stalls >= 2
+    # and counted, one stall ≥ 10 ms each (the row's client_loop_stalls_10ms)
+    assert metrics.loop_stalls([result.extra["loop_lag_hist"]]) == stalls
+
+
+def test_loop_stalls_counts_the_lags_from_the_edge_up() -> None:
+    edges = [100, 250, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000]
+    # counts[j]: lags in [edges[j-1], edges[j]); a lag of exactly 10 ms is in bucket 7
+    one = {"edges_us": edges, "counts": [5, 0, 0, 0, 0, 0, 9, 1, 0, 0, 2]}
+    two = {"edges_us": edges, "counts": [0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0]}
+    assert metrics.loop_stalls([one, two]) == 4
+    assert metrics.loop_stalls([one], at_us=20000) == 2
+    assert metrics.loop_stalls([None, two]) == 1  # a process without one adds nothing
+    assert metrics.loop_stalls([None, {}]) is None  # nobody kept one: not measured, not 0
+    assert metrics.loop_stalls([]) is None
+    with pytest.raises(ValueError, match="without an edge at 15000"):
+        metrics.loop_stalls([one], at_us=15000)
 
 
 # --- "- baseline" thresholds ---------------------------------------------------------------

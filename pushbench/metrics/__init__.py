@@ -90,7 +90,7 @@ from .memory import (
 )
 from .receipts import Receipts
 from .repeats import RepeatStats, repeat_stats
-from .row import COLUMNS, Overhead, cell_row
+from .row import COLUMNS, STALL_US, Overhead, cell_row, loop_stalls
 from .saturation import RatePoint, Saturation, meets_slo, saturation_search
 from .soak import ResumeCheck, count_error_lines, quantiles_ms, resume_check, slope_per_min
 from .wire import HEADER_BYTES_PER_SEGMENT, wire_bytes
@@ -103,6 +103,7 @@ __all__ = [
     "HIST_SIGNIFICANT_FIGURES",
     "INTERVAL_S",
     "PERCENTILES",
+    "STALL_US",
     "TAGS",
     "TAIL_PERCENTILES",
     "Delivery",
@@ -135,6 +136,7 @@ __all__ = [
     "latency_series",
     "least_squares_slope",
     "load_histograms",
+    "loop_stalls",
     "meets_slo",
     "memory_figures",
     "merge_deliveries",

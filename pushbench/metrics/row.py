@@ -7,6 +7,8 @@ throughput and the :class:`Overhead` figures into one row whose keys are
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -15,7 +17,10 @@ from pushbench.schema.cells import COLUMNS
 from .delivery import Delivery, Throughput
 from .latency import LatencySummary
 
-__all__ = ["COLUMNS", "CellParams", "Overhead", "cell_row"]
+__all__ = ["COLUMNS", "STALL_US", "CellParams", "Overhead", "cell_row", "loop_stalls"]
+
+#: A client loop late this much or more counts as one stall (client_loop_stalls_10ms).
+STALL_US = 10_000
 
 
 class CellParams(Protocol):
@@ -54,6 +59,9 @@ class Overhead:
     errors: int = 0
     reconnects: int = 0
     client_max_loop_lag_us: float | None = None
+    #: late wake-ups ≥ STALL_US of the clients' loop-lag timer, processes summed (None:
+    #: no client kept the histogram)
+    client_loop_stalls: int | None = None
 
 
 def _per(total: float | None, n: int | float) -> float | None:
@@ -124,6 +132,24 @@ def cell_row(
         "errors": o.errors,
         "reconnects": o.reconnects,
         "client_max_loop_lag_us": o.client_max_loop_lag_us,
+        "client_loop_stalls_10ms": o.client_loop_stalls,
     }
     assert list(row) == list(COLUMNS), "cell_row and COLUMNS disagree"
     return row
+
+
+def loop_stalls(hists: Iterable[Mapping[str, Any] | None], at_us: int = STALL_US) -> int | None:
+    """How many loop-lag samples were ``at_us`` or later, over the client processes'
+    histograms (``{"edges_us": […], "counts": […]}``: ``counts[j]`` the lags from
+    ``edges_us[j - 1]`` up to, not including, ``edges_us[j]``; the last one, the rest);
+    None when no process kept one. ``at_us`` must be one of the edges."""
+    total: int | None = None
+    for hist in hists:
+        if not hist:
+            continue
+        edges, counts = list(hist["edges_us"]), list(hist["counts"])
+        k = bisect.bisect_left(edges, at_us)
+        if k >= len(edges) or edges[k] != at_us or len(counts) != len(edges) + 1:
+            raise ValueError(f"a loop-lag histogram without an edge at {at_us} µs: {hist}")
+        total = (total or 0) + int(sum(counts[k + 1 :]))
+    return total

@@ -228,6 +228,7 @@ def compute(
         errors=total("errors"),
         reconnects=total("reconnects"),
         client_max_loop_lag_us=max_lag_ns / 1e3,
+        client_loop_stalls=metrics.loop_stalls(r.extra.get("loop_lag_hist") for r in results),
     )
     row = metrics.cell_row(
         cell,

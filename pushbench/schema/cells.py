@@ -272,6 +272,14 @@ COLUMNS: dict[str, Column] = columns_of(
         "µs",
         "longest stall of a client process's own event loop (GC included), worst process",
     ),
+    _C(
+        "client_loop_stalls_10ms",
+        "count",
+        "stalls of 10 ms or more of the client processes' own event loops (the loop-lag "
+        "timer woken that late), processes summed; one alone can be the host's (an idle "
+        "process on this project's VM sees ~9 ms every minute or two); empty: the clients "
+        "(browser, Locust) keep no such histogram",
+    ),
 )
 
 #: Columns the runner adds after :data:`COLUMNS` (status, harness and publisher figures, the

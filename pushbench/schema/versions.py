@@ -55,4 +55,6 @@ __all__ = ["CELLS_SCHEMA_VERSION"]
 #: 23: steal_fraction_max (the hypervisor's share of the window), kernel_floor_send_ns and
 #:    kernel_floor_recv_ns (the kernel's loopback floor at the cell's load,
 #:    pushbench.netfloor), after cost_slowdown.
-CELLS_SCHEMA_VERSION = 23
+#: 24: client_loop_stalls_10ms (how many times a client's loop stalled ≥ 10 ms), after
+#:    client_max_loop_lag_us: the self-check's clean cells allow one (the host's), not two.
+CELLS_SCHEMA_VERSION = 24
