@@ -2,7 +2,8 @@
  *
  * parse_envelope reads the fixed encoding the recorder's fast path reads
  * ({"t":"…","s":N,"sch":N,"pub":N,"p":…}, keys in this order) → its three numbers,
- * 0 when the payload is not in that encoding (the caller then takes the slow path).
+ * 0 when the payload is not in that encoding (the caller then takes the slow path);
+ * envelope_numbers does the same for an envelope inside a longer buffer (a poll answer).
  */
 #ifndef PUSHBENCH_ENVELOPE_H
 #define PUSHBENCH_ENVELOPE_H
@@ -57,31 +58,42 @@ parse_int(const char *s, const char *e, int64_t *out)
     return 1;
 }
 
+/* The envelope starting at d, read up to end with the searches the recorder's pure
+ * paths make (each key found after the one before) → its three numbers and where its
+ * payload key ',"p":' starts; NULL when it is not in that encoding. */
+static const char *
+envelope_numbers(const char *d, const char *end, int64_t *seq, int64_t *sch, int64_t *pub)
+{
+    if (end - d < 6 || memcmp(d, "{\"t\":\"", 6) != 0) {
+        return NULL;
+    }
+    const char *i = find(d + 6, end - (d + 6), "\"s\":", 4);
+    if (i == NULL) {
+        return NULL;
+    }
+    const char *j = find(i, end - i, ",\"sch\":", 7);
+    if (j == NULL) {
+        return NULL;
+    }
+    const char *k = find(j, end - j, ",\"pub\":", 7);
+    if (k == NULL) {
+        return NULL;
+    }
+    const char *m = find(k, end - k, ",\"p\":", 5);
+    if (m == NULL) {
+        return NULL;
+    }
+    if (!parse_int(i + 4, j, seq) || !parse_int(j + 7, k, sch) || !parse_int(k + 7, m, pub)) {
+        return NULL;
+    }
+    return m;
+}
+
 /* One envelope → its three numbers (0: not recognised). */
 static int
 parse_envelope(const char *d, ssize_t n, int64_t *seq, int64_t *sch, int64_t *pub)
 {
-    if (n < 6 || memcmp(d, "{\"t\":\"", 6) != 0) {
-        return 0;
-    }
-    const char *end = d + n;
-    const char *i = find(d + 6, end - (d + 6), "\"s\":", 4);
-    if (i == NULL) {
-        return 0;
-    }
-    const char *j = find(i, end - i, ",\"sch\":", 7);
-    if (j == NULL) {
-        return 0;
-    }
-    const char *k = find(j, end - j, ",\"pub\":", 7);
-    if (k == NULL) {
-        return 0;
-    }
-    const char *m = find(k, end - k, ",\"p\":", 5);
-    if (m == NULL) {
-        return 0;
-    }
-    return parse_int(i + 4, j, seq) && parse_int(j + 7, k, sch) && parse_int(k + 7, m, pub);
+    return envelope_numbers(d, d + n, seq, sch, pub) != NULL;
 }
 
 #endif

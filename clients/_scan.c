@@ -48,6 +48,102 @@ get_array(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize)
     return 0;
 }
 
+/* The five receipt arrays (int64 seq, sch, pub, recv; uint32 conns), held while rows
+ * are written; capacity: the rows the shortest of them has. */
+typedef struct {
+    Py_buffer views[5];
+    Py_ssize_t capacity;
+    int64_t *seqs, *schs, *pubs, *recvs;
+    uint32_t *conns;
+} Receipts;
+
+static const Py_ssize_t RECEIPT_SIZES[5] = {8, 8, 8, 8, 4};
+
+/* Hold the arrays arrays[0..4]; -1 (an exception set, nothing held) if one is unfit. */
+static int
+receipts_open(Receipts *r, PyObject *const *arrays)
+{
+    for (int got = 0; got < 5; got++) {
+        if (get_array(arrays[got], &r->views[got], RECEIPT_SIZES[got]) < 0) {
+            while (got-- > 0) {
+                PyBuffer_Release(&r->views[got]);
+            }
+            return -1;
+        }
+    }
+    r->capacity = r->views[0].len / 8;
+    for (int a = 1; a < 5; a++) {
+        if (r->views[a].len / RECEIPT_SIZES[a] < r->capacity) {
+            r->capacity = r->views[a].len / RECEIPT_SIZES[a];
+        }
+    }
+    r->seqs = r->views[0].buf;
+    r->schs = r->views[1].buf;
+    r->pubs = r->views[2].buf;
+    r->recvs = r->views[3].buf;
+    r->conns = r->views[4].buf;
+    return 0;
+}
+
+static void
+receipts_close(Receipts *r)
+{
+    for (int a = 0; a < 5; a++) {
+        PyBuffer_Release(&r->views[a]);
+    }
+}
+
+/* Row *n, if the arrays have room (else the caller's overflow): *n moves on. */
+static inline void
+receipts_add(Receipts *r, Py_ssize_t *n, int64_t seq, int64_t sch, int64_t pub,
+             long long recv_ns, unsigned long long conn)
+{
+    Py_ssize_t row = *n;
+    if (row < r->capacity) {
+        r->seqs[row] = seq;
+        r->schs[row] = sch;
+        r->pubs[row] = pub;
+        r->recvs[row] = (int64_t)recv_ns;
+        r->conns[row] = (uint32_t)conn;
+        *n = row + 1;
+    }
+}
+
+/* conn, recv_ns and the first free row n, as every scanner takes them; -1: an exception. */
+static int
+row_arguments(PyObject *conn_obj, PyObject *recv_obj, PyObject *n_obj,
+              unsigned long long *conn, long long *recv_ns, Py_ssize_t *n)
+{
+    *conn = PyLong_AsUnsignedLongLong(conn_obj);
+    *recv_ns = PyLong_AsLongLong(recv_obj);
+    *n = PyLong_AsSsize_t(n_obj);
+    if (PyErr_Occurred()) {
+        return -1;
+    }
+    if (*conn > UINT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "connection id beyond uint32");
+        return -1;
+    }
+    return 0;
+}
+
+/* A bytes or bytearray object's contents; 0 for any other type. */
+static int
+bytes_of(PyObject *obj, const char **d, Py_ssize_t *len)
+{
+    if (PyBytes_CheckExact(obj)) {
+        *d = PyBytes_AS_STRING(obj);
+        *len = PyBytes_GET_SIZE(obj);
+        return 1;
+    }
+    if (PyByteArray_CheckExact(obj)) {
+        *d = PyByteArray_AS_STRING(obj);
+        *len = PyByteArray_GET_SIZE(obj);
+        return 1;
+    }
+    return 0;
+}
+
 static PyObject *
 scan_envelopes(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -61,82 +157,38 @@ scan_envelopes(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Py_ssize_t start = PyLong_AsSsize_t(args[1]);
-    unsigned long long conn = PyLong_AsUnsignedLongLong(args[2]);
-    long long recv_ns = PyLong_AsLongLong(args[3]);
-    Py_ssize_t n = PyLong_AsSsize_t(args[9]);
-    if (PyErr_Occurred()) {
+    unsigned long long conn;
+    long long recv_ns;
+    Py_ssize_t n;
+    Receipts r;
+    if ((start == -1 && PyErr_Occurred())
+        || row_arguments(args[2], args[3], args[9], &conn, &recv_ns, &n) < 0
+        || receipts_open(&r, args + 4) < 0) {
         return NULL;
     }
-    if (conn > UINT32_MAX) {
-        PyErr_SetString(PyExc_OverflowError, "connection id beyond uint32");
-        return NULL;
-    }
-    Py_buffer views[5];
-    const Py_ssize_t sizes[5] = {8, 8, 8, 8, 4};
-    int got = 0;
-    for (; got < 5; got++) {
-        if (get_array(args[4 + got], &views[got], sizes[got]) < 0) {
-            goto error;
-        }
-    }
-    Py_ssize_t capacity = views[0].len / 8;
-    for (int a = 1; a < 5; a++) {
-        if (views[a].len / sizes[a] < capacity) {
-            capacity = views[a].len / sizes[a];
-        }
-    }
-    int64_t *seqs = views[0].buf, *schs = views[1].buf, *pubs = views[2].buf;
-    int64_t *recvs = views[3].buf;
-    uint32_t *conns = views[4].buf;
     int64_t last = INT64_MIN;
     Py_ssize_t count = 0;
     Py_ssize_t i = start < 0 ? 0 : start;
     const Py_ssize_t total = PyList_GET_SIZE(payloads);
     for (; i < total; i++) {
-        PyObject *item = PyList_GET_ITEM(payloads, i);
         const char *d;
         Py_ssize_t len;
-        if (PyBytes_CheckExact(item)) {
-            d = PyBytes_AS_STRING(item);
-            len = PyBytes_GET_SIZE(item);
-        }
-        else if (PyByteArray_CheckExact(item)) {
-            d = PyByteArray_AS_STRING(item);
-            len = PyByteArray_GET_SIZE(item);
-        }
-        else {
-            break;
-        }
         int64_t seq, sch, pub;
-        if (!parse_envelope(d, len, &seq, &sch, &pub)) {
+        if (!bytes_of(PyList_GET_ITEM(payloads, i), &d, &len)
+            || !parse_envelope(d, len, &seq, &sch, &pub)) {
             break;
         }
-        if (n < capacity) {
-            seqs[n] = seq;
-            schs[n] = sch;
-            pubs[n] = pub;
-            recvs[n] = (int64_t)recv_ns;
-            conns[n] = (uint32_t)conn;
-            n++;
-        }
+        receipts_add(&r, &n, seq, sch, pub, recv_ns, conn);
         if (seq > last) {
             last = seq;
         }
         count++;
     }
-    for (int a = 0; a < 5; a++) {
-        PyBuffer_Release(&views[a]);
-    }
+    receipts_close(&r);
     if (count == 0) {
         last = -1;
     }
     return Py_BuildValue("(nnLn)", i, n, (long long)last, count);
-
-error:
-    for (int a = 0; a < got; a++) {
-        PyBuffer_Release(&views[a]);
-    }
-    return NULL;
 }
 
 /* Index of the quote closing a JSON string that starts at d[start] (after its opening
@@ -181,47 +233,19 @@ scan_poll_answer(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "scan_poll_answer takes 9 arguments");
         return NULL;
     }
-    PyObject *body = args[0];
     const char *d;
     Py_ssize_t len;
-    if (PyBytes_CheckExact(body)) {
-        d = PyBytes_AS_STRING(body);
-        len = PyBytes_GET_SIZE(body);
-    }
-    else if (PyByteArray_CheckExact(body)) {
-        d = PyByteArray_AS_STRING(body);
-        len = PyByteArray_GET_SIZE(body);
-    }
-    else {
+    if (!bytes_of(args[0], &d, &len)) {
         Py_RETURN_NONE;
     }
-    unsigned long long conn = PyLong_AsUnsignedLongLong(args[1]);
-    long long recv_ns = PyLong_AsLongLong(args[2]);
-    Py_ssize_t n = PyLong_AsSsize_t(args[8]);
-    if (PyErr_Occurred()) {
+    unsigned long long conn;
+    long long recv_ns;
+    Py_ssize_t n;
+    Receipts r;
+    if (row_arguments(args[1], args[2], args[8], &conn, &recv_ns, &n) < 0
+        || receipts_open(&r, args + 3) < 0) {
         return NULL;
     }
-    if (conn > UINT32_MAX) {
-        PyErr_SetString(PyExc_OverflowError, "connection id beyond uint32");
-        return NULL;
-    }
-    Py_buffer views[5];
-    const Py_ssize_t sizes[5] = {8, 8, 8, 8, 4};
-    int got = 0;
-    for (; got < 5; got++) {
-        if (get_array(args[3 + got], &views[got], sizes[got]) < 0) {
-            goto error;
-        }
-    }
-    Py_ssize_t capacity = views[0].len / 8;
-    for (int a = 1; a < 5; a++) {
-        if (views[a].len / sizes[a] < capacity) {
-            capacity = views[a].len / sizes[a];
-        }
-    }
-    int64_t *seqs = views[0].buf, *schs = views[1].buf, *pubs = views[2].buf;
-    int64_t *recvs = views[3].buf;
-    uint32_t *conns = views[4].buf;
     int ok = 0;
     int64_t last = 0;
     Py_ssize_t count = 0;
@@ -239,73 +263,35 @@ scan_poll_answer(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         goto done;
     }
     for (;;) {
-        if (pos + 6 > len || memcmp(d + pos, "{\"t\":\"", 6) != 0) {
-            goto done;
-        }
-        Py_ssize_t i = index_of(d, len, pos + 6, "\"s\":", 4);
-        if (i < 0) {
-            goto done;
-        }
-        Py_ssize_t j = index_of(d, len, i, ",\"sch\":", 7);
-        if (j < 0) {
-            goto done;
-        }
-        Py_ssize_t k = index_of(d, len, j, ",\"pub\":", 7);
-        if (k < 0) {
-            goto done;
-        }
-        Py_ssize_t m = index_of(d, len, k, ",\"p\":\"", 6);
-        if (m < 0) {
-            goto done;
-        }
+        /* The pure scan looks for ',"p":"': a first ',"p":' without the quote is
+         * refused here (the pure scan then reads the body), never misread. */
         int64_t seq, sch, pub;
-        if (!parse_int(d + i + 4, d + j, &seq) || !parse_int(d + j + 7, d + k, &sch)
-            || !parse_int(d + k + 7, d + m, &pub)) {
+        const char *m = envelope_numbers(d + pos, d + len, &seq, &sch, &pub);
+        if (m == NULL || m + 5 >= d + len || m[5] != '"') {
             goto done;
         }
-        Py_ssize_t end = string_end(d, len, m + 6);
+        Py_ssize_t end = string_end(d, len, m + 6 - d);
         if (end < 0 || d[end + 1] != '}') {
             goto done;
         }
-        if (n < capacity) {
-            seqs[n] = seq;
-            schs[n] = sch;
-            pubs[n] = pub;
-            recvs[n] = (int64_t)recv_ns;
-            conns[n] = (uint32_t)conn;
-            n++;
-        }
+        receipts_add(&r, &n, seq, sch, pub, recv_ns, conn);
         count++;
         pos = end + 2;
-        if (pos >= len) {
-            goto done;
-        }
-        if (d[pos] == ',') {
+        if (pos < len && d[pos] == ',') {
             pos++;
         }
-        else if (d[pos] == ']' && pos + 2 == len && d[pos + 1] == '}') {
-            ok = 1;
-            goto done;
-        }
         else {
+            ok = pos + 2 == len && d[pos] == ']' && d[pos + 1] == '}';
             goto done;
         }
     }
 
 done:
-    for (int a = 0; a < 5; a++) {
-        PyBuffer_Release(&views[a]);
-    }
+    receipts_close(&r);
     if (!ok) {
         Py_RETURN_NONE;
     }
     return Py_BuildValue("(Lnn)", (long long)last, count, n);
-
-error:
-    for (int a = 0; a < got; a++) {
-        PyBuffer_Release(&views[a]);
-    }
-    return NULL;
 }
 
 static PyMethodDef methods[] = {

@@ -81,6 +81,7 @@ class Recorder:
         "parse_errors",
         "pub_ns",
         "recv_ns",
+        "rows",
         "sched_ns",
         "seq",
         "slow_parses",
@@ -95,6 +96,8 @@ class Recorder:
         self.sched_ns = _prefaulted(capacity, np.int64)
         self.pub_ns = _prefaulted(capacity, np.int64)
         self.recv_ns = _prefaulted(capacity, np.int64)
+        #: the five arrays in the order the compiled helpers take them (_scan.c, _rxloop.c)
+        self.rows = (self.seq, self.sched_ns, self.pub_ns, self.recv_ns, self.conn)
         # memoryview item assignment is ~10% faster than numpy's __setitem__.
         self._mconn = memoryview(self.conn)  # type: ignore[arg-type]
         self._mseq = memoryview(self.seq)  # type: ignore[arg-type]
@@ -162,18 +165,7 @@ class Recorder:
         i = 0
         while True:
             n0 = self.n
-            i, n, top, count = scan(
-                payloads,
-                i,
-                conn,
-                recv_ns,
-                self.seq,
-                self.sched_ns,
-                self.pub_ns,
-                self.recv_ns,
-                self.conn,
-                n0,
-            )
+            i, n, top, count = scan(payloads, i, conn, recv_ns, *self.rows, n0)
             self.n = n
             self.overflow += count - (n - n0)
             if count and top > last:
@@ -198,17 +190,7 @@ class Recorder:
         n0, overflow0 = self.n, self.overflow
         scan = _SCAN_POLL if speedups.C_PARSE is not None else None
         if scan is not None and 0 <= conn <= _UINT32_MAX:
-            got = scan(
-                body,
-                conn,
-                recv_ns,
-                self.seq,
-                self.sched_ns,
-                self.pub_ns,
-                self.recv_ns,
-                self.conn,
-                n0,
-            )
+            got = scan(body, conn, recv_ns, *self.rows, n0)
             if got is not None:  # else: rows past n0 are forgotten, the pure scan reads it
                 last, count, n = got
                 self.n = n

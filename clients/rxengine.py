@@ -129,9 +129,7 @@ class RxEngine:
         self.recorder = recorder
         self.loop = asyncio.get_running_loop()
         rec = recorder
-        self.engine = _rxloop.Engine(
-            rec.seq, rec.sched_ns, rec.pub_ns, rec.recv_ns, rec.conn, rec.n, rec.overflow
-        )
+        self.engine = _rxloop.Engine(*rec.rows, rec.n, rec.overflow)
         self.conns: dict[int, Handed] = {}
         self.thread = threading.Thread(
             target=self.engine.run, args=(self._sync,), name="rx-loop", daemon=True

@@ -399,11 +399,17 @@ def responses(draw: st.DrawFn) -> tuple[bytes, list[bytes]]:
     return wire, bodies
 
 
-def _read_all(wire: bytes, cuts: list[int]) -> list[bytes]:
+def _read_all(wire: bytes, cuts: list[int], whole_first: bool = False) -> list[bytes]:
+    """The bodies read from ``wire`` cut at ``cuts``; ``whole_first``: as the poll client
+    reads, each read first offered to ``whole`` (when no body is under way), else fed."""
     reader = ResponseReader()
     bodies: list[bytes] = []
     body = b""
     for a, b in zip([0, *cuts], [*cuts, len(wire)], strict=True):
+        got = reader.whole(wire[a:b]) if whole_first and not body else None
+        if got is not None:
+            bodies.append(got[1])
+            continue
         body += reader.feed(wire[a:b])
         while reader.done:
             bodies.append(body)
@@ -428,26 +434,6 @@ def test_reader_reads_every_framing_in_every_chunking(
     assert _read_all(wire, list(range(1, len(wire)))) == bodies  # a byte at a time
 
 
-def _read_all_whole_first(wire: bytes, cuts: list[int]) -> list[bytes]:
-    """As the poll client reads: each read first offered to ``whole``, else fed."""
-    reader = ResponseReader()
-    bodies: list[bytes] = []
-    body = b""
-    for a, b in zip([0, *cuts], [*cuts, len(wire)], strict=True):
-        got = None if body else reader.whole(wire[a:b])
-        if got is not None:
-            bodies.append(got[1])
-            continue
-        body += reader.feed(wire[a:b])
-        while reader.done:
-            bodies.append(body)
-            body = reader.next_response()
-    if reader.head is not None:
-        reader.feed_eof()
-        bodies.append(body)
-    return bodies
-
-
 @settings(max_examples=300, deadline=None)
 @given(responses(), st.data())
 def test_whole_answers_read_as_feed_reads_them(
@@ -462,7 +448,7 @@ def test_whole_answers_read_as_feed_reads_them(
             ends.append(i + 1)
             reader.next_response()
     cuts = sorted({*data.draw(st.lists(st.integers(1, len(wire)), max_size=6)), *ends})
-    assert _read_all_whole_first(wire, cuts) == bodies
+    assert _read_all(wire, cuts, whole_first=True) == bodies
 
 
 def test_whole_takes_one_whole_sized_response_with_a_head_already_read() -> None:
