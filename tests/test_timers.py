@@ -82,3 +82,59 @@ def _append(out: list[int]) -> Callable[[int], Awaitable[None]]:
         out.append(due)
 
     return send
+
+
+def test_hold_learns_the_wake_lateness_and_spins_only_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A simulated clock whose timer wakes are always 200 µs late: after a few holds the
+    sleeper arms ~200 µs early and each hold ends within µs of its deadline (not 200 µs
+    after it), never before it, and no hold spins more than HOLD_SPIN_MAX_NS."""
+    clock = [1_000_000_000]
+    spins: list[int] = []
+
+    def fake_now() -> int:
+        clock[0] += 1_000  # every reading costs 1 µs, so a spin advances the clock
+        return clock[0]
+
+    async def late_sleep(self: DeadlineSleeper, due_ns: int, meter: object = None) -> None:
+        clock[0] = max(clock[0], due_ns) + 200_000
+
+    monkeypatch.setattr(timers, "now_ns", fake_now)
+    monkeypatch.setattr(DeadlineSleeper, "sleep_until", late_sleep)
+
+    async def main() -> list[int]:
+        lateness = []
+        with DeadlineSleeper() as sleeper:
+            for _ in range(60):
+                due = clock[0] + 5_000_000
+                await sleeper.hold_until(due)
+                end = clock[0]
+                spins.append(end - (due - sleeper.margin_ns))
+                lateness.append(end - due)
+            assert 150_000 <= sleeper.margin_ns <= timers.HOLD_SPIN_MAX_NS
+        return lateness
+
+    lateness = asyncio.run(main())
+    assert min(lateness) >= 0  # never early
+    assert lateness[0] >= 200_000  # unlearned: late by the whole wake
+    assert max(lateness[-20:]) <= 30_000, lateness[-20:]  # learned: µs, not the wake's 200
+    assert max(spins) <= timers.HOLD_SPIN_MAX_NS + 250_000  # the wake and a bounded spin
+
+
+def test_hold_margin_is_capped_after_a_very_late_wake(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One 50 ms stall must not make later holds spin 50 ms: the margin stays capped."""
+    clock = [1_000_000_000]
+    monkeypatch.setattr(timers, "now_ns", lambda: clock[0])
+
+    async def stalled(self: DeadlineSleeper, due_ns: int, meter: object = None) -> None:
+        clock[0] = max(clock[0], due_ns) + 50_000_000
+
+    monkeypatch.setattr(DeadlineSleeper, "sleep_until", stalled)
+
+    async def main() -> int:
+        with DeadlineSleeper() as sleeper:
+            await sleeper.hold_until(clock[0] + 5_000_000)
+            return sleeper.margin_ns
+
+    assert asyncio.run(main()) == timers.HOLD_SPIN_MAX_NS
