@@ -29,6 +29,13 @@
  *   set_counts(n, overflow)   after the caller recorded the slow payloads.
  *   stop()         end run() (thread-safe).
  *   close()        release the arrays and descriptors.
+ *   probe(interval_ns)   the loop's own lag probe: a timerfd in its epoll set, due
+ *       interval_ns after each firing was handled; how late each firing was handled is
+ *       kept (the worker's LoopLagMonitor, measured in this thread: an asyncio timer
+ *       on the worker's idle loop cost ~2.5x the wake-up of a bare epoll_wait).
+ *   lag(reset) -> (max_ns, max_at_ns, sum_ns, samples, counts)   counts per LAG_EDGES
+ *       bucket (the last: >= its last edge); reset forgets them (the firing in
+ *       flight is not counted). Readable after close().
  *
  * Locking: `mu` is held by the loop whenever it touches connection state (not while in
  * epoll_wait or the callback); every method takes it with the GIL released while
@@ -43,6 +50,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,6 +60,10 @@
 #define MAX_FRAME (64 * 1024 * 1024)
 #define SYNC_NS 10000000LL /* receipts reach the Python counters within 10 ms */
 #define MAX_EVENTS 256
+/* the lag histogram's edges (µs), as pushbench.clients.recorder.LoopLagMonitor.EDGES_US */
+static const int64_t LAG_EDGES_US[] = {100, 250, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000};
+#define LAG_BUCKETS (sizeof(LAG_EDGES_US) / sizeof(LAG_EDGES_US[0]) + 1)
+static char LAG_TAG; /* the epoll data of the probe's timerfd */
 
 enum { RUNNING = 0, ST_CLOSED = 1, ST_EOF = 2, ST_ERROR = 3, ST_REMOVED = 4, ST_DONE = 5 };
 enum { K_WS = 0, K_SSE = 1 };
@@ -130,6 +142,10 @@ typedef struct {
     int pending_end, stop, running, dirty;
     char *rbuf;
     uint32_t mask_state;
+    /* the lag probe (probe(), lag()) */
+    int tfd, lag_discard;
+    int64_t lag_interval, lag_due, lag_max, lag_max_at, lag_sum, lag_samples;
+    int64_t lag_counts[LAG_BUCKETS];
 } Engine;
 
 static int64_t
@@ -709,6 +725,7 @@ Engine_init(Engine *e, PyObject *args, PyObject *kw)
     e->n = n;
     e->overflow = overflow;
     e->have_views = 1;
+    e->tfd = -1;
     e->ep = epoll_create1(EPOLL_CLOEXEC);
     e->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     e->rbuf = malloc(READ_SIZE);
@@ -769,7 +786,10 @@ Engine_close(Engine *e, PyObject *unused)
         e->have_views = 0;
         close(e->ep);
         close(e->evfd);
-        e->ep = e->evfd = -1;
+        if (e->tfd >= 0) {
+            close(e->tfd);
+        }
+        e->ep = e->evfd = e->tfd = -1;
     }
     Py_RETURN_NONE;
 }
@@ -1008,6 +1028,105 @@ Engine_set_counts(Engine *e, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static int
+lag_arm(Engine *e, int64_t due)
+{
+    struct itimerspec spec = {{0, 0}, {due / 1000000000, due % 1000000000}};
+    e->lag_due = due;
+    return timerfd_settime(e->tfd, TFD_TIMER_ABSTIME, &spec, NULL);
+}
+
+/* The probe's timerfd was readable (mu held): how late, into the histogram; re-arm. */
+static void
+lag_fired(Engine *e)
+{
+    uint64_t v;
+    if (read(e->tfd, &v, 8) != 8) {
+        return; /* a stale readiness */
+    }
+    int64_t t = now_ns();
+    if (e->lag_discard) {
+        e->lag_discard = 0;
+    }
+    else {
+        int64_t lag = t > e->lag_due ? t - e->lag_due : 0;
+        size_t b = 0;
+        while (b < LAG_BUCKETS - 1 && lag >= LAG_EDGES_US[b] * 1000) {
+            b++;
+        }
+        e->lag_counts[b]++;
+        e->lag_samples++;
+        e->lag_sum += lag;
+        if (lag > e->lag_max) {
+            e->lag_max = lag;
+            e->lag_max_at = t;
+        }
+    }
+    (void)lag_arm(e, t + e->lag_interval);
+}
+
+static PyObject *
+Engine_probe(Engine *e, PyObject *arg)
+{
+    long long interval = PyLong_AsLongLong(arg);
+    if (interval == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (interval <= 0) {
+        PyErr_SetString(PyExc_ValueError, "interval_ns must be > 0");
+        return NULL;
+    }
+    lock(e);
+    PyObject *r = NULL;
+    if (!e->have_views) {
+        PyErr_SetString(PyExc_RuntimeError, "engine closed");
+        goto done;
+    }
+    if (e->tfd < 0) {
+        e->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &LAG_TAG};
+        if (e->tfd < 0 || epoll_ctl(e->ep, EPOLL_CTL_ADD, e->tfd, &ev) < 0) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            goto done;
+        }
+    }
+    e->lag_interval = interval;
+    if (lag_arm(e, now_ns() + interval) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto done;
+    }
+    r = Py_NewRef(Py_None);
+done:
+    unlock(e);
+    return r;
+}
+
+static PyObject *
+Engine_lag(Engine *e, PyObject *reset)
+{
+    int forget = PyObject_IsTrue(reset);
+    if (forget < 0) {
+        return NULL;
+    }
+    lock(e);
+    PyObject *counts = PyTuple_New(LAG_BUCKETS);
+    PyObject *r = NULL;
+    if (counts != NULL) {
+        for (size_t b = 0; b < LAG_BUCKETS; b++) {
+            PyTuple_SET_ITEM(counts, b, PyLong_FromLongLong(e->lag_counts[b]));
+        }
+        r = Py_BuildValue("(LLLLN)", (long long)e->lag_max, (long long)e->lag_max_at,
+                          (long long)e->lag_sum, (long long)e->lag_samples, counts);
+    }
+    if (r != NULL && forget) {
+        e->lag_max = e->lag_max_at = e->lag_sum = e->lag_samples = 0;
+        memset(e->lag_counts, 0, sizeof(e->lag_counts));
+        e->lag_discard = e->tfd >= 0;
+    }
+    unlock(e);
+    return r;
+}
+
 static PyObject *
 Engine_stop(Engine *e, PyObject *unused)
 {
@@ -1056,6 +1175,9 @@ Engine_run(Engine *e, PyObject *callback)
                 if (c == NULL) {
                     uint64_t v;
                     (void)read(e->evfd, &v, 8);
+                }
+                else if ((void *)c == (void *)&LAG_TAG) {
+                    lag_fired(e);
                 }
                 else if (c->status == RUNNING) {
                     on_readable(e, c);
@@ -1108,6 +1230,9 @@ static PyMethodDef Engine_methods[] = {
     {"set_counts", (PyCFunction)Engine_set_counts, METH_VARARGS, "set_counts(n, overflow)"},
     {"run", (PyCFunction)Engine_run, METH_O, "run(callback): the loop, until stop()"},
     {"stop", (PyCFunction)Engine_stop, METH_NOARGS, "stop(): end run()"},
+    {"probe", (PyCFunction)Engine_probe, METH_O, "probe(interval_ns): the loop's lag probe"},
+    {"lag", (PyCFunction)Engine_lag, METH_O,
+     "lag(reset) -> (max_ns, max_at_ns, sum_ns, samples, counts)"},
     {"close", (PyCFunction)Engine_close, METH_NOARGS, "close(): release arrays and fds"},
     {NULL, NULL, 0, NULL},
 };

@@ -46,7 +46,7 @@ from pushbench.schema.worker import WorkerSpec
 from pushbench.wire import speedups
 
 from .common import ConnStats
-from .recorder import Recorder
+from .recorder import LoopLagMonitor, Recorder
 from .tcpinfo import TcpMeter
 
 _rxloop: ModuleType | None
@@ -130,6 +130,8 @@ class RxEngine:
         self.loop = asyncio.get_running_loop()
         rec = recorder
         self.engine = _rxloop.Engine(*rec.rows, rec.n, rec.overflow)
+        # the worker's loop-lag probe, in the loop that receives (LoopLagMonitor.attach)
+        self.engine.probe(int(LoopLagMonitor.INTERVAL_S * 1e9))
         self.conns: dict[int, Handed] = {}
         self.thread = threading.Thread(
             target=self.engine.run, args=(self._sync,), name="rx-loop", daemon=True
@@ -143,6 +145,12 @@ class RxEngine:
         if engine is None or engine.recorder is not recorder:
             engine = cls._live[id(recorder)] = cls(recorder)
         return engine
+
+    @classmethod
+    def live(cls, recorder: Recorder) -> RxEngine | None:
+        """The running engine of ``recorder``, if its connections were handed over."""
+        engine = cls._live.get(id(recorder))
+        return engine if engine is not None and engine.recorder is recorder else None
 
     def _sync(self) -> None:
         """In the loop's thread, the loop paused: its counters into the Python objects."""

@@ -87,7 +87,7 @@ from .common import SUMMED, ConnStats, clock, segment_totals, wait_stop
 from .faults import FaultyRecorder, Stalls, make_recorder
 from .ramp import Pacer
 from .recorder import FIELDS, GcMonitor, LoopLagMonitor, Recorder
-from .rxengine import choice
+from .rxengine import RxEngine, choice
 from .status import STEP_S, STEPS_PER_STATUS, LatencyWindow, write_status
 from .tcpinfo import Moved, plus
 
@@ -271,6 +271,9 @@ class Worker:
                 window = None if spec.status_path is None else LatencyWindow.warmed()
                 GcMonitor.freeze()
                 self.gc.reset()
+                engine = RxEngine.live(self.recorder)
+                if engine is not None:  # its loop receives: the lag probe is there
+                    self.lag.attach(engine.engine)
                 self.lag.reset()
                 rusage_ready = resource.getrusage(resource.RUSAGE_SELF)
                 self.ready_ns = clock()

@@ -490,6 +490,39 @@ def test_loop_lag_reset_drops_the_sample_in_flight() -> None:
     arun(main())
 
 
+def test_an_attached_probe_is_merged_and_reset_with_the_loops_own() -> None:
+    """A worker whose connections the compiled loop receives attaches that loop's probe:
+    the summary takes the larger max (with its time), sums the histograms, samples and
+    means over both, says which timers it came from; reset() resets the attached one too,
+    and the loop's own timer slows to ATTACHED_INTERVAL_S."""
+
+    class Other:
+        def __init__(self) -> None:
+            self.resets = 0
+
+        def lag(self, reset: bool, /) -> tuple[int, int, int, int, tuple[int, ...]]:
+            if reset:
+                self.resets += 1
+            return (30_000_000, 123, 30_400_000, 3, (1, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0))
+
+    lag = LoopLagMonitor()
+    assert lag.summary()["loop_lag_probe"] == "asyncio timer every 5 ms"
+    lag.max_lag_ns, lag.max_lag_at_ns, lag.sum_lag_ns, lag.samples = 2_000_000, 9, 2_000_000, 1
+    lag.counts[5] = 1
+    other = Other()
+    lag.attach(other)
+    assert lag.interval_s == LoopLagMonitor.ATTACHED_INTERVAL_S
+    got = lag.summary()
+    assert (got["max_loop_lag_ns"], got["max_loop_lag_at_ns"]) == (30_000_000, 123)
+    assert got["loop_lag_samples"] == 4 and got["mean_loop_lag_ns"] == 32_400_000 // 4
+    assert got["loop_lag_hist"]["counts"] == [1, 1, 0, 0, 0, 1, 0, 0, 1, 0, 0]
+    assert got["loop_lag_probe"] == (
+        "receive loop's timerfd every 5 ms + asyncio timer every 50 ms"
+    )
+    lag.reset()
+    assert other.resets == 1 and lag.samples == 0
+
+
 # --- TCP_INFO -------------------------------------------------------------------------------
 
 

@@ -314,9 +314,57 @@ def test_a_raw_stack_cell_is_received_by_the_loop(transport: str, tmp_path: Path
     with np.load(out.with_name("out.npz")) as npz:
         conn, seq = npz["conn"], npz["seq"]
     assert result["rx_engine"] == rxengine.COMPILED
+    # the loop-lag probe ran in the receive loop, every 5 ms of the ~1.6 s after ready
+    assert result["loop_lag_probe"].startswith("receive loop's timerfd every 5 ms")
+    assert result["loop_lag_samples"] > 100  # the asyncio timer alone: one per 50 ms
     assert result["complete"] is True and result["messages"] == 300
     for c in range(3):
         assert sorted(seq[conn == c].tolist()) == list(range(1, 101))
         per = result["per_connection"][c]
         assert (per["messages"], per["last_seq"], per["errors"]) == (100, 100, 0)
         assert per["bytes_in"] > 100 * 100
+
+
+def test_the_loops_lag_probe_counts_its_firings_and_sees_it_held() -> None:
+    """The worker's loop-lag probe inside the compiled loop (``probe``/``lag``): its 5 ms
+    timerfd fires while the loop idles; a sync callback that holds the loop 40 ms (as the
+    GIL held by the worker's other thread would) shows as one lag of ≥ 30 ms, in a bucket
+    of 20 ms or more; ``lag(True)`` forgets what came before; the figures outlive close()."""
+    rec = Recorder(100)
+    engine = _rxloop.Engine(
+        rec.seq, rec.sched_ns, rec.pub_ns, rec.recv_ns, rec.conn, rec.n, rec.overflow
+    )
+    held: list[int] = []
+
+    def sync() -> None:
+        engine.take()
+        if not held and engine.counts()[0] > 0:  # the first sync after a receipt
+            held.append(time.monotonic_ns())
+            time.sleep(0.04)
+
+    ours, theirs = socket.socketpair()
+    theirs.setblocking(False)
+    engine.probe(5_000_000)
+    thread = threading.Thread(target=engine.run, args=(sync,))
+    thread.start()
+    try:
+        time.sleep(0.1)
+        top, _, total, samples, counts = engine.lag(True)
+        assert samples >= 5 and sum(counts) == samples and 0 <= top <= total
+        time.sleep(0.02)  # past the firing in flight at the reset, which is not counted
+        ident = engine.add(theirs.fileno(), 0, 0, b"", 0, 0, 0, b"")
+        ours.sendall(_frame(1, _env(1)))
+        time.sleep(0.15)
+        top, at, _, samples, counts = engine.lag(False)
+        assert held and top >= 30_000_000, (top, held)
+        assert held[0] < at and sum(counts[8:]) >= 1 and sum(counts) == samples
+        engine.remove(ident)
+    finally:
+        engine.stop()
+        thread.join()
+        engine.close()
+        ours.close()
+        theirs.close()
+    assert engine.lag(False)[0] == top  # still readable
+    with pytest.raises(RuntimeError):
+        engine.probe(5_000_000)

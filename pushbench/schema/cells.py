@@ -270,7 +270,9 @@ COLUMNS: dict[str, Column] = columns_of(
     _C(
         "client_max_loop_lag_us",
         "µs",
-        "longest stall of a client process's own event loop (GC included), worst process",
+        "longest stall of a client process's own event loop (GC included), worst process: "
+        "how late a 5 ms timer ran, in the loop that receives (the compiled receive loop's "
+        "timerfd when it took the connections, the worker's asyncio loop otherwise)",
     ),
     _C(
         "client_loop_stalls_10ms",
