@@ -23,14 +23,14 @@ setup(
         Extension(
             "pushbench.clients._scan",
             sources=["pushbench/clients/_scan.c"],
-            depends=["pushbench/clients/_envelope.h"],
+            depends=["pushbench/clients/_envelope.h", "pushbench/clients/_receipts.h"],
             optional=True,
             extra_compile_args=["-O3"],
         ),
         Extension(
             "pushbench.clients._rxloop",
             sources=["pushbench/clients/_rxloop.c"],
-            depends=["pushbench/clients/_envelope.h"],
+            depends=["pushbench/clients/_envelope.h", "pushbench/clients/_receipts.h"],
             optional=True,
             extra_compile_args=["-O3"],
         ),

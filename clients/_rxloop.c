@@ -55,6 +55,7 @@
 #include <unistd.h>
 
 #include "_envelope.h"
+#include "_receipts.h"
 
 #define READ_SIZE 65536
 #define MAX_FRAME (64 * 1024 * 1024)
@@ -128,11 +129,9 @@ typedef struct Conn {
 
 typedef struct {
     PyObject_HEAD
-    Py_buffer views[5];
+    Receipts rows; /* held while have_views */
     int have_views;
-    int64_t *seq, *sch, *pub, *recv;
-    uint32_t *conns;
-    Py_ssize_t capacity, n, overflow;
+    Py_ssize_t n, overflow;
     int ep, evfd;
     pthread_mutex_t mu;
     Conn **table;
@@ -213,14 +212,8 @@ record(Engine *e, Conn *c, const char *p, size_t len, int64_t recv_ns)
     c->dirty = 1;
     e->dirty = 1;
     if (parse_envelope(p, (ssize_t)len, &seq, &sch, &pub)) {
-        Py_ssize_t n = e->n;
-        if (n < e->capacity) {
-            e->seq[n] = seq;
-            e->sch[n] = sch;
-            e->pub[n] = pub;
-            e->recv[n] = recv_ns;
-            e->conns[n] = c->conn;
-            e->n = n + 1;
+        if (e->n < e->rows.capacity) {
+            receipts_add(&e->rows, &e->n, seq, sch, pub, recv_ns, c->conn);
         }
         else {
             e->overflow++;
@@ -698,30 +691,9 @@ Engine_init(Engine *e, PyObject *args, PyObject *kw)
         PyErr_SetString(PyExc_RuntimeError, "already initialised");
         return -1;
     }
-    const Py_ssize_t sizes[5] = {8, 8, 8, 8, 4};
-    int got = 0;
-    for (; got < 5; got++) {
-        if (PyObject_GetBuffer(arrays[got], &e->views[got],
-                               PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
-            goto fail;
-        }
-        if (e->views[got].itemsize != sizes[got]) {
-            PyErr_SetString(PyExc_TypeError, "receipt array of the wrong item size");
-            got++;
-            goto fail;
-        }
+    if (receipts_open(&e->rows, arrays) < 0) {
+        return -1;
     }
-    e->capacity = e->views[0].len / 8;
-    for (int a = 1; a < 5; a++) {
-        if (e->views[a].len / sizes[a] < e->capacity) {
-            e->capacity = e->views[a].len / sizes[a];
-        }
-    }
-    e->seq = e->views[0].buf;
-    e->sch = e->views[1].buf;
-    e->pub = e->views[2].buf;
-    e->recv = e->views[3].buf;
-    e->conns = e->views[4].buf;
     e->n = n;
     e->overflow = overflow;
     e->have_views = 1;
@@ -741,11 +713,6 @@ Engine_init(Engine *e, PyObject *args, PyObject *kw)
         return -1;
     }
     return 0;
-fail:
-    for (int a = 0; a < got; a++) {
-        PyBuffer_Release(&e->views[a]);
-    }
-    return -1;
 }
 
 static void
@@ -780,9 +747,7 @@ Engine_close(Engine *e, PyObject *unused)
     e->zombies = NULL;
     free_slow(e);
     if (e->have_views) {
-        for (int a = 0; a < 5; a++) {
-            PyBuffer_Release(&e->views[a]);
-        }
+        receipts_close(&e->rows);
         e->have_views = 0;
         close(e->ep);
         close(e->evfd);
@@ -1022,7 +987,7 @@ Engine_set_counts(Engine *e, PyObject *args)
         return NULL;
     }
     lock(e);
-    e->n = n < e->capacity ? n : e->capacity;
+    e->n = n < e->rows.capacity ? n : e->rows.capacity;
     e->overflow = overflow;
     unlock(e);
     Py_RETURN_NONE;

@@ -362,7 +362,9 @@ class LoopLagMonitor:
     rounding) and :meth:`attach` merges it: max of the two, histograms and means
     over both. This loop's own timer then falls due every :data:`ATTACHED_INTERVAL_S`
     (its stalls reach the receipts only through the GIL at the compiled loop's
-    syncs, which the compiled probe sees). On 2026-12-07 an asyncio timer wake-up of
+    syncs, which the compiled probe sees). The worker attaches the engine running at
+    ready; one made later (every connection ended, then one reconnected) is not merged,
+    and only this loop's 50 ms timer covers that time. On 2026-12-07 an asyncio timer wake-up of
     an idle worker cost ~200 µs of CPU on this VM against ~85 µs for a bare
     ``epoll_wait``: the 5 ms asyncio probe alone was 3–5 µs of a default cell's
     ~15 µs of client CPU per message.
