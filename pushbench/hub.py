@@ -381,6 +381,8 @@ class Hub:
         if not fresh:
             return
         self.stats.published += len(fresh)
+        if not t.subs:  # nobody to fan out to (short polls read history): done
+            return
         limit = self.queue_limit
         slow: list[Subscription] = []
         fanout = speedups.fanout()

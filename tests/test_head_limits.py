@@ -61,6 +61,37 @@ def test_stalled_head_after_a_response_is_closed(server_factory: StartServer, st
     assert data.count(b"HTTP/1.1") == 1
 
 
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_head_timeout_counts_from_the_last_response(
+    server_factory: StartServer, stack: str
+) -> None:
+    """A head stalled 1.5 s into a connection's life, after a second request, is given
+    its whole 2 s from that request's answer, not cut when the first head's timer
+    would have fired (the Starlette stack re-arms one timer lazily)."""
+    server = server_factory("--head-timeout-s", "2", stack=stack)
+
+    def health(sock: socket.socket) -> bytes:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: a\r\n\r\n")
+        data = b""
+        while not data.endswith(b"\r\n\r\nok"):  # /health's answer is "ok"
+            chunk = sock.recv(65536)
+            assert chunk, f"closed while answering: {data!r}"
+            data += chunk
+        return data
+
+    with _connect(server) as sock:
+        first = health(sock)
+        time.sleep(1.5)
+        second = health(sock)
+        stalled = time.monotonic()
+        sock.sendall(b"GET /health HTTP/1.1\r\nHo")
+        rest = _read_all(sock)
+        held = time.monotonic() - stalled
+    assert first.startswith(b"HTTP/1.1 200") and second.startswith(b"HTTP/1.1 200")
+    assert rest == b""
+    assert held > 1.2, f"closed {held:.2f} s after the stall: the first head's deadline"
+
+
 def _json_error(data: bytes) -> tuple[int, dict[str, object]]:
     head, _, body = data.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
