@@ -33,6 +33,7 @@ from pushbench.schema.worker import WorkerSpec
 from pushbench.wire.http_response import ResponseReader
 
 from .common import Client, ConnStats, clock
+from .publisher import LightPublisher
 from .recorder import Recorder
 from .rxengine import Handed
 from .tcpinfo import TcpMeter
@@ -195,6 +196,21 @@ class LightHttpClient(Client):
         self.netloc = url.netloc
         self.tls = context_for(spec)  # https:// (a TLS cell), verified against the run's CA
         self.protocol: HttpProtocol | None = None  # the live connection (tests look at it)
+        self.publisher: LightPublisher | None = None  # POST /publish (chat cells), once used
+
+    async def publish_light(self, due_ns: int) -> None:
+        """:meth:`~.common.Client.publish_http` on the light publish path (:mod:`.publisher`):
+        the same contract, without aiohttp."""
+        if self.publisher is None:
+            self.publisher = LightPublisher(
+                self.spec, self.stats, self.host, self.port, self.netloc, self.tls,
+                self.publish_body,
+            )  # fmt: skip
+        await self.publisher.publish(due_ns)
+
+    async def close(self) -> None:
+        if self.publisher is not None:
+            self.publisher.close()
 
     @abstractmethod
     def make_protocol(self) -> HttpProtocol:
@@ -224,7 +240,7 @@ class LightHttpClient(Client):
                 self.protocol = protocol
                 return await protocol.handed_session(protocol.handed)
             self.protocol = protocol
-            async with self.publishing(self.publish_http):
+            async with self.publishing(self.publish_light):
                 await protocol.closed
         finally:
             self.protocol = None

@@ -30,6 +30,7 @@ from conftest import StartServer
 
 from pushbench import registry
 from pushbench.clients.common import PUBLISH_IN_FLIGHT, Client, ConnStats
+from pushbench.clients.publisher import LightPublisher
 from pushbench.clients.recorder import Recorder
 from pushbench.clients.worker import client_run
 from pushbench.contract import MAX_SCHEDULED_AHEAD_NS, decode, now_ns, publish_frame
@@ -234,15 +235,34 @@ class StallingServer:
 
 
 class PublishOnly(Client):
-    """A client that only publishes over POST /publish (the HTTP clients' publish path)."""
+    """A client that only publishes over POST /publish: through aiohttp (the aiohttp
+    clients' publish path) or, ``light``, the light HTTP clients' (:mod:`.publisher`)."""
+
+    light = False
 
     async def session(self) -> None:
         self.stats.established(0)
-        async with self.publishing(self.publish_http):
-            await asyncio.Event().wait()
+        if not self.light:
+            async with self.publishing(self.publish_http):
+                await asyncio.Event().wait()
+        url = urlsplit(self.spec.base_url)
+        host, port = url.hostname or "", url.port or 80
+        pub = LightPublisher(self.spec, self.stats, host, port, url.netloc, None, b"x")
+        try:
+            async with self.publishing(pub.publish):
+                await asyncio.Event().wait()
+        finally:
+            pub.close()
 
 
-def test_http_publisher_keeps_its_schedule_while_the_server_stalls() -> None:
+class LightPublishOnly(PublishOnly):
+    light = True
+
+
+@pytest.mark.parametrize("client", [PublishOnly, LightPublishOnly], ids=["aiohttp", "light"])
+def test_http_publisher_keeps_its_schedule_while_the_server_stalls(
+    client: type[PublishOnly],
+) -> None:
     """At 100 msg/s against a server that answers nothing for 200 ms: the first
     ``PUBLISH_IN_FLIGHT`` POSTs leave on schedule although none is answered (a closed
     loop would send the second only after 200 ms); the next ones find the bound full and
@@ -259,7 +279,7 @@ def test_http_publisher_keeps_its_schedule_while_the_server_stalls() -> None:
         spec = _spec("sse", f"http://127.0.0.1:{port}", rate)
         stats = ConnStats(0)
         stop = asyncio.Event()
-        task = asyncio.ensure_future(PublishOnly.serve(0, spec, Recorder(10), stats, stop))
+        task = asyncio.ensure_future(client.serve(0, spec, Recorder(10), stats, stop))
         await asyncio.sleep(run_s)
         stop.set()
         await asyncio.wait_for(task, 10)
