@@ -53,6 +53,24 @@ def publish_request(spec: WorkerSpec, netloc: str, body: bytes) -> tuple[bytes, 
     return before, after
 
 
+def _numeric(host: str, port: int) -> tuple[int, tuple[str, int]] | None:
+    """An address literal's family and address (the usual ``127.0.0.1``), else None:
+    no resolver thread for what needs no resolving."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        return family, (host, port)
+    return None
+
+
+async def _resolve(host: str, port: int) -> tuple[int, tuple[str, int]]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    family, _, _, _, addr = infos[0]
+    return family, (str(addr[0]), int(addr[1]))
+
+
 class _Connection(asyncio.Protocol):
     """One keep-alive connection: a request written, its answer's status awaited."""
 
@@ -168,10 +186,8 @@ class LightPublisher:
         loop = asyncio.get_running_loop()
         conn = _Connection(self.stats)
         async with asyncio.timeout(self.spec.connect_timeout_s):
-            family, kind, proto, _, addr = (
-                await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
-            )[0]
-            sock = socket.socket(family, kind, proto or socket.IPPROTO_TCP)
+            family, addr = _numeric(self.host, self.port) or await _resolve(self.host, self.port)
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             try:
                 sock.setblocking(False)
                 self.stats.start_meter(conn.meter, sock)  # before the connect: every byte

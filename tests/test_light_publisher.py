@@ -12,6 +12,7 @@ Everything binds 127.0.0.1 port 0 and stops what it started.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -201,4 +202,31 @@ def test_a_light_sse_client_publishes_on_the_light_path() -> None:
         assert stats.bytes_out >= fake.read > 0  # the publishes' bytes are metered
 
     assert issubclass(SseClient, LightHttpClient)
+    arun(main())
+
+
+def test_a_host_name_is_resolved_and_an_address_literal_is_not() -> None:
+    from pushbench.clients import publisher
+
+    assert publisher._numeric("127.0.0.1", 80) == (socket.AF_INET, ("127.0.0.1", 80))
+    assert publisher._numeric("::1", 80) == (socket.AF_INET6, ("::1", 80))
+    assert publisher._numeric("localhost", 80) is None
+
+    async def main() -> None:
+        fake = Scripted([(200, False)])
+        _, (first, _) = await publisher._resolve("localhost", 80)  # the address it will use
+        server = await asyncio.start_server(fake.handle, first, 0)
+        port = server.sockets[0].getsockname()[1]
+        stats = ConnStats(0)
+        pub = LightPublisher(
+            _spec(f"http://localhost:{port}"), stats, "localhost", port, "x", None, b"a"
+        )
+        try:
+            await pub.publish(7)
+        finally:
+            pub.close()
+            server.close()
+            await server.wait_closed()
+        assert fake.scheds == [7]
+
     arun(main())
