@@ -114,6 +114,52 @@ def test_every_stack_serves_wss_and_https_verified(
             urllib.request.urlopen(server.url("/health"), timeout=5)
 
 
+def test_the_light_publisher_posts_over_verified_tls(files: tls.TlsFiles, tmp_path: Path) -> None:
+    """A chat cell's light HTTP publisher (``clients/publisher.py``) over https://: the
+    publishes reach the hub with their scheduled times, on one verified connection whose
+    bytes (the TLS handshake included: there is no other) are metered."""
+    from pushbench.clients.common import ConnStats
+    from pushbench.clients.publisher import LightPublisher
+    from pushbench.schema.worker import WorkerSpec
+
+    args = ("--tls-cert", str(files.cert), "--tls-key", str(files.key))
+    context = tls.client_context(files.ca)
+
+    async def publish(server: ServerProcess) -> ConnStats:
+        spec = WorkerSpec.from_dict(
+            {
+                "transport": "sse",
+                "base_url": server.url("", "https"),
+                "ca_file": str(files.ca),
+                "topic": "tlspub",
+                "connections": 1,
+                "capacity": 10,
+                "publish": {"rate": 10.0, "payload_size": 5},
+            }
+        )
+        stats = ConnStats(0)
+        netloc = f"{server.host}:{server.port}"
+        pub = LightPublisher(spec, stats, server.host, server.port, netloc, context, b"p-tls")
+        try:
+            for due in (1_000, 2_000, 3_000):
+                await pub.publish(due)
+            assert len(pub.connections) == 1
+        finally:
+            pub.close()
+        return stats
+
+    with serving(tmp_path / "server.stderr", *args, stack="aiohttp") as server:
+        stats = asyncio.run(asyncio.wait_for(publish(server), 10))
+        with urllib.request.urlopen(
+            server.url("/poll?topic=tlspub&since=0&timeout=0", "https"), timeout=5, context=context
+        ) as resp:
+            answer = json.loads(resp.read())
+    assert [(m["p"], m["sch"]) for m in answer["messages"]] == [
+        ("p-tls", 1_000), ("p-tls", 2_000), ("p-tls", 3_000)
+    ]  # fmt: skip
+    assert stats.sockets_metered == 1 and stats.bytes_out > 3 * len(b"p-tls")
+
+
 def test_serve_refuses_half_a_certificate(files: tls.TlsFiles, tmp_path: Path) -> None:
     log = tmp_path / "server.stderr"
     with (
