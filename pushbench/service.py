@@ -43,6 +43,7 @@ import operator
 import resource
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 
 from . import sse
 from .auth import WRONG_SCOPE, bearer, check_control_token, check_token
@@ -153,8 +154,9 @@ class HttpError(Exception):
         return json.dumps({"error": self.error}).encode()
 
 
-@dataclass(frozen=True)
-class Params:
+class Params(NamedTuple):
+    """A request's validated topic, ``since`` and poll timeout (a tuple: made per request)."""
+
     topic: str
     since: int | None
     timeout: float
@@ -362,7 +364,8 @@ class PushService:
 
     async def poll(self, params: Params) -> bytes:
         """GET /poll: long when timeout > 0, short (immediate) when 0 → JSON batch."""
-        await self.hub.ensure_topic(params.topic)
+        if not self.hub.topic_ready(params.topic):  # in-process: always ready, no await
+            await self.hub.ensure_topic(params.topic)
         since = params.since if params.since is not None else self.hub.last_seq(params.topic)
         if params.timeout > 0:
             items = await self.hub.wait(params.topic, since, params.timeout)

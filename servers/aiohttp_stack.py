@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import Any, TypeVar
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -317,7 +316,7 @@ class _Server:
         if params.timeout > 0:
             body = await self._hold(service.poll(params))
             if body is None:  # interrupted by shutdown: answer with what is there now
-                body = await service.poll(replace(params, timeout=0.0))
+                body = await service.poll(params._replace(timeout=0.0))
         else:
             body = await service.poll(params)
         return web.Response(body=body, headers=_POLL_HEADERS)
