@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING
 from pushbench.schema.worker import WorkerSpec
 from pushbench.wire.http_response import BadResponse, ResponseReader
 
-from .common import SessionEnded
+from .common import SessionEnded, clock
 from .tcpinfo import TcpMeter
+from .tlsconn import connect
 
 if TYPE_CHECKING:
     import ssl
@@ -53,24 +54,6 @@ def publish_request(spec: WorkerSpec, netloc: str, body: bytes) -> tuple[bytes, 
     return before, after
 
 
-def _numeric(host: str, port: int) -> tuple[int, tuple[str, int]] | None:
-    """An address literal's family and address (the usual ``127.0.0.1``), else None:
-    no resolver thread for what needs no resolving."""
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, host)
-        except OSError:
-            continue
-        return family, (host, port)
-    return None
-
-
-async def _resolve(host: str, port: int) -> tuple[int, tuple[str, int]]:
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    family, _, _, _, addr = infos[0]
-    return family, (str(addr[0]), int(addr[1]))
-
-
 class _Connection(asyncio.Protocol):
     """One keep-alive connection: a request written, its answer's status awaited."""
 
@@ -81,8 +64,10 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.waiter: asyncio.Future[int] | None = None  # the answer's status, once whole
         self.usable = True  # keep-alive, and nothing went wrong
+        self.made_ns = 0  # connected (TLS included): what tlsconn.connect times
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.made_ns = clock()
         self.transport = transport  # type: ignore[assignment]
 
     def send(self, request: bytes) -> asyncio.Future[int]:
@@ -183,25 +168,21 @@ class LightPublisher:
             raise SessionEnded(f"publish answered {status}")
 
     async def _connect(self) -> _Connection:
-        loop = asyncio.get_running_loop()
+        """A new connection, metered from before its connect (:func:`.tlsconn.connect`)."""
         conn = _Connection(self.stats)
-        async with asyncio.timeout(self.spec.connect_timeout_s):
-            family, addr = _numeric(self.host, self.port) or await _resolve(self.host, self.port)
-            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-            try:
-                sock.setblocking(False)
-                self.stats.start_meter(conn.meter, sock)  # before the connect: every byte
-                await loop.sock_connect(sock, addr)
-                await loop.create_connection(
-                    lambda: conn,
-                    sock=sock,
-                    ssl=self.tls,
-                    server_hostname=self.host if self.tls is not None else None,
-                )
-            except BaseException:
-                self.stats.add_meter(conn.meter)
-                sock.close()
-                raise
+
+        def metered(sock: socket.socket) -> None:
+            self.stats.start_meter(conn.meter, sock)
+
+        try:
+            async with asyncio.timeout(self.spec.connect_timeout_s):
+                await connect(
+                    lambda: conn, conn, self.host, self.port, self.tls, 0, clock,
+                    on_socket=metered,
+                )  # fmt: skip
+        except BaseException:
+            self.stats.add_meter(conn.meter)  # what the attempt moved (a duplicate fd)
+            raise
         self.connections.add(conn)
         return conn
 

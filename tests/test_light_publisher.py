@@ -206,15 +206,15 @@ def test_a_light_sse_client_publishes_on_the_light_path() -> None:
 
 
 def test_a_host_name_is_resolved_and_an_address_literal_is_not() -> None:
-    from pushbench.clients import publisher
+    from pushbench.clients import tlsconn
 
-    assert publisher._numeric("127.0.0.1", 80) == (socket.AF_INET, ("127.0.0.1", 80))
-    assert publisher._numeric("::1", 80) == (socket.AF_INET6, ("::1", 80))
-    assert publisher._numeric("localhost", 80) is None
+    assert tlsconn.numeric_address("127.0.0.1", 80) == (socket.AF_INET, ("127.0.0.1", 80))
+    assert tlsconn.numeric_address("::1", 80) == (socket.AF_INET6, ("::1", 80))
+    assert tlsconn.numeric_address("localhost", 80) is None
 
     async def main() -> None:
         fake = Scripted([(200, False)])
-        _, (first, _) = await publisher._resolve("localhost", 80)  # the address it will use
+        _, (first, _) = await tlsconn.resolve("localhost", 80)  # the address it will use
         server = await asyncio.start_server(fake.handle, first, 0)
         port = server.sockets[0].getsockname()[1]
         stats = ConnStats(0)
