@@ -213,3 +213,87 @@ def test_reader_decodes_whole_short_frames_on_the_fast_path() -> None:
     assert [f.payload for f in got] == [bytes([i]) * i for i in range(126)] + [b"p"]
     if frames._speedups.C_PARSE is None:  # the compiled parser takes them otherwise
         assert sum(taken) == len(stream) - len(_enc(9, b"p"))
+
+
+@st.composite
+def uniform_runs(draw: st.DrawFn) -> bytes:
+    """A long run of same-shape masked frames (what :func:`fastpath.decode_uniform`
+    takes), each with its own key and payload, often broken part-way by a frame of
+    another shape, an invalid text payload or a truncated tail."""
+    count = draw(st.integers(fastpath.UNIFORM_MIN - 2, 3 * fastpath.UNIFORM_MIN))
+    opcode = draw(st.sampled_from([1, 2]))
+    length = draw(st.sampled_from([1, 2, 3, 4, 5, 7, 8, 60, 124, 125]))
+    rsv = draw(st.sampled_from([0, 0, RSV1]))
+    keys = st.binary(min_size=4, max_size=4)
+    text = st.text(st.characters(max_codepoint=0x7F), min_size=length, max_size=length)
+    body = text.map(str.encode) if opcode == 1 else st.binary(min_size=length, max_size=length)
+    stream = [
+        encode_frame(opcode, draw(body), mask=draw(keys), rsv=rsv) for _ in range(count)
+    ]
+    breaker = draw(
+        st.sampled_from(
+            [
+                None,
+                encode_frame(opcode, b"y" * (length % 125 + 1), mask=KEY),  # another length
+                encode_frame(9, b"p", mask=KEY),  # a control frame
+                encode_frame(2 if opcode == 1 else 1, b"z" * length, mask=KEY),  # other opcode
+                encode_frame(opcode, b"q" * length, mask=False),  # unmasked on a server
+                encode_frame(opcode, b"\xff" * length, mask=KEY),  # text: invalid UTF-8
+                encode_frame(opcode, b"r" * length, fin=False, mask=KEY),  # a fragment
+            ]
+        )
+    )
+    if breaker is not None:
+        stream.insert(draw(st.integers(0, count)), breaker)
+    data = b"".join(stream)
+    return data[: len(data) - draw(st.integers(0, 3))]
+
+
+@EQUIV
+@given(
+    rsv_allowed=st.sampled_from([0, RSV1]),
+    limits=st.sampled_from(LIMITS),
+    data=st.data(),
+)
+def test_uniform_runs_decode_as_the_general_loop_does(
+    rsv_allowed: int, limits: tuple[int, int], data: st.DataObject
+) -> None:
+    stream = data.draw(uniform_runs())
+    chunks = data.draw(st.one_of(st.just([stream]), chunkings(stream)))
+    kwargs: dict[str, Any] = {
+        "masked": True,
+        "rsv_allowed": rsv_allowed,
+        "max_frame_size": limits[0],
+        "max_message_size": limits[1],
+    }
+    fast = FrameReader(**kwargs)
+    with general_only():
+        general = FrameReader(**kwargs)
+    assert outcome(fast, chunks) == outcome(general, chunks)
+
+
+def test_a_long_run_is_unmasked_by_decode_uniform_up_to_where_it_breaks() -> None:
+    """Guards the wiring and the cut: a 100-frame run, broken by a ping at 70 and
+    by invalid text at 90, goes to ``decode_uniform`` at its start (pure path)."""
+    keys = [bytes([i, 255 - i, i ^ 0x5A, 7]) for i in range(100)]
+    texts = [f"{i:03d}".encode() * 20 for i in range(100)]
+    texts[90] = b"\xc3" * 60
+    parts = [_enc(1, t, mask=k) for t, k in zip(texts, keys, strict=True)]
+    parts.insert(70, _enc(9, b"p"))
+    stream = b"".join(parts)
+    spans: list[tuple[int, int]] = []
+    real = fastpath.decode_uniform
+
+    def spy(data: bytes, pos: int, *args: Any) -> int:
+        stop = real(data, pos, *args)
+        spans.append((pos, stop))
+        return stop
+
+    out: list[Frame] = []
+    with mock.patch.object(fastpath, "decode_uniform", spy), pytest.raises(ProtocolError) as err:
+        FrameReader(masked=True).feed_into(stream, out)
+    assert err.value.code == 1007
+    assert [f.payload for f in out] == texts[:70] + [b"p"] + texts[70:90]
+    assert [f.opcode for f in out] == [1] * 70 + [9] + [1] * 20
+    if frames._speedups.C_PARSE is None:
+        assert spans == [(0, 70 * len(parts[0]))]
