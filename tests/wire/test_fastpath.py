@@ -227,9 +227,7 @@ def uniform_runs(draw: st.DrawFn) -> bytes:
     keys = st.binary(min_size=4, max_size=4)
     text = st.text(st.characters(max_codepoint=0x7F), min_size=length, max_size=length)
     body = text.map(str.encode) if opcode == 1 else st.binary(min_size=length, max_size=length)
-    stream = [
-        encode_frame(opcode, draw(body), mask=draw(keys), rsv=rsv) for _ in range(count)
-    ]
+    stream = [encode_frame(opcode, draw(body), mask=draw(keys), rsv=rsv) for _ in range(count)]
     breaker = draw(
         st.sampled_from(
             [
@@ -293,7 +291,7 @@ def test_a_long_run_is_unmasked_by_decode_uniform_up_to_where_it_breaks() -> Non
     with mock.patch.object(fastpath, "decode_uniform", spy), pytest.raises(ProtocolError) as err:
         FrameReader(masked=True).feed_into(stream, out)
     assert err.value.code == 1007
-    assert [f.payload for f in out] == texts[:70] + [b"p"] + texts[70:90]
+    assert [f.payload for f in out] == [*texts[:70], b"p", *texts[70:90]]
     assert [f.opcode for f in out] == [1] * 70 + [9] + [1] * 20
     if frames._speedups.C_PARSE is None:
         assert spans == [(0, 70 * len(parts[0]))]
