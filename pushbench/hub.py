@@ -30,6 +30,10 @@ only in how they put the same bytes on the wire. The hub owns:
   order) and is skipped until its buffer is empty again; one that takes nothing falls
   back to the sink or the queue. Without the compiled helper (or with
   ``PUSHBENCH_NO_FANOUT=1``) lanes are ignored and every subscriber takes the sink path.
+- held long polls (:meth:`Hub.wait`): not subscribers but a topic's waiters, a future
+  and the ``since`` each, woken together by the first publish past their ``since``
+  (no subscription, queue or fan-out entry per poll); they count in
+  ``stats.subscribers`` while held.
 
 The in-process hub lives here; :mod:`pushbench.hub_redis` feeds the same
 fan-out from Redis pub/sub.
@@ -263,6 +267,8 @@ class _Topic:
     assigned: int = 0  # last sequence number handed out by publish (≥ seq under a delay fault)
     evicted: int = 0  # sequence number of the newest item pushed out of a full history
     subs: set[Subscription] = field(default_factory=set)
+    # held long polls (Hub.wait): the future that wakes each → its ``since``
+    waiters: dict[asyncio.Future[None], int] = field(default_factory=dict)
 
 
 @dataclass
@@ -294,9 +300,7 @@ class Hub:
             self._delay = _DelayLine(int(self.faults.delay_ms * 1e6), self._deliver)
         self._topics: dict[str, _Topic] = {}
         self.stats = HubStats()
-        # held long polls: their subscriptions → the future that wakes each
-        self._waits: dict[Subscription, asyncio.Future[None]] = {}
-        self._waits_ended = False
+        self._waits_ended = False  # end_waits was called: long polls no longer wait
 
     def _topic(self, name: str) -> _Topic:
         t = self._topics.get(name)
@@ -381,6 +385,8 @@ class Hub:
         if not fresh:
             return
         self.stats.published += len(fresh)
+        if t.waiters:
+            self._wake_waiters(t, fresh[-1].seq)
         if not t.subs:  # nobody to fan out to (short polls read history): done
             return
         limit = self.queue_limit
@@ -416,6 +422,22 @@ class Hub:
             self.stats.slow_consumers_dropped += 1
             if sub.on_drop is not None:
                 sub.on_drop()
+
+    @staticmethod
+    def _wake_waiters(t: _Topic, top: int) -> None:
+        """Wake the held long polls of ``t`` that ``top`` (the newest seq) is news to.
+
+        Messages up to a poll's ``since`` do not wake it: a client coming from another
+        node of a broker hub can be ahead of this one (an empty answer would only send
+        it back at once). The answer is read from history when the poll runs, with
+        every message published until then; nothing is queued.
+        """
+        waiters, t.waiters = t.waiters, {}
+        for woken, since in waiters.items():
+            if since >= top:
+                t.waiters[woken] = since  # this node is behind the poll: keep it waiting
+            elif not woken.done():
+                woken.set_result(None)
 
     @staticmethod
     def _fan_out(
@@ -513,30 +535,28 @@ class Hub:
         items = self.since(topic, since)
         if items or self._waits_ended:
             return items
-        loop = asyncio.get_running_loop()
-        woken: asyncio.Future[None] = loop.create_future()
-        sub = self.subscribe(topic)
-
-        def first(items: list[Item]) -> bool:
-            # The first message after ``since`` wakes the poll; the answer is read from
-            # history when it runs, with every message published until then. Nothing is
-            # queued. Messages up to ``since`` do not wake it: a client coming from
-            # another node of a broker hub can be ahead of this one (an empty answer
-            # would only send it back at once).
-            if items[-1].seq > since and not woken.done():
-                woken.set_result(None)
-            return True
-
-        sub.sink = first
-        self._waits[sub] = woken
-        timer = loop.call_later(timeout, _wake, woken)
+        woken = self.hold(topic, since)
+        timer = asyncio.get_running_loop().call_later(timeout, _wake, woken)
         try:
             await woken
         finally:
             timer.cancel()
-            del self._waits[sub]
-            sub.close()
+            self.release(topic, woken)
         return self.since(topic, since)
+
+    def hold(self, topic: str, since: int) -> asyncio.Future[None]:
+        """Hold a long poll of ``topic``: a future that the first message published
+        past ``since`` sets (or :meth:`end_waits`). Held, it counts in
+        ``stats.subscribers``; :meth:`release` it once, when it is answered or gone."""
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._topic(topic).waiters[woken] = since
+        self.stats.subscribers += 1
+        return woken
+
+    def release(self, topic: str, woken: asyncio.Future[None]) -> None:
+        """The held poll ``woken`` of ``topic`` (:meth:`hold`) is answered or gone."""
+        self._topic(topic).waiters.pop(woken, None)  # still there after a timeout or shutdown
+        self.stats.subscribers -= 1
 
     def end_waits(self) -> None:
         """Shutdown: every held :meth:`wait` returns now with what is there, and later
@@ -547,5 +567,6 @@ class Hub:
         would cut the response and log the cancellation as an error.
         """
         self._waits_ended = True
-        for woken in tuple(self._waits.values()):
-            _wake(woken)
+        for t in self._topics.values():
+            for woken in tuple(t.waiters):
+                _wake(woken)

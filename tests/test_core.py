@@ -160,6 +160,28 @@ def test_hub_wait_long_poll() -> None:
     asyncio.run(main())
 
 
+def test_hub_wait_wakes_only_its_topic_and_leaves_nothing_held() -> None:
+    """Held long polls are a topic's waiters: a publish wakes every poll of its topic at
+    once, none of another; a poll that times out is no longer held or counted."""
+
+    async def main() -> None:
+        hub = Hub()
+        t1, t2 = (asyncio.create_task(hub.wait("t", 0, 5.0)) for _ in range(2))
+        other = asyncio.create_task(hub.wait("u", 0, 0.2))
+        await asyncio.sleep(0.01)
+        assert hub.stats.subscribers == 3
+        await hub.publish("t", "a")
+        async with asyncio.timeout(2):
+            assert [[i.seq for i in await t] for t in (t1, t2)] == [[1], [1]]
+        assert not other.done() and hub.stats.subscribers == 1
+        async with asyncio.timeout(2):
+            assert await other == []
+        assert hub.stats.subscribers == 0
+        assert not hub._topic("t").waiters and not hub._topic("u").waiters
+
+    asyncio.run(main())
+
+
 # --- SSE --------------------------------------------------------------------
 
 
