@@ -15,11 +15,11 @@ from urllib.parse import parse_qsl
 import pytest
 from fanout_probe import probe_polls, probe_stream
 
+from pushbench import query
 from pushbench import service as service_module
 from pushbench.contract import decode, now_ns
 from pushbench.hub import Hub, Item
 from pushbench.schedule import open_loop
-from pushbench.servers.raw import http_connection
 from pushbench.service import PushService, ServerConfig
 from pushbench.sessions import push_loop
 
@@ -305,7 +305,7 @@ def test_a_failing_sink_does_not_stop_the_fan_out(caplog: pytest.LogCaptureFixtu
     asyncio.run(asyncio.wait_for(test(), 10))
 
 
-def test_raw_query_parsing_skips_parse_qsl_when_nothing_needs_decoding(
+def test_query_parsing_skips_parse_qsl_when_nothing_needs_decoding(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     cases = ["topic=t&since=12&timeout=0", "a&b=&=c&&d=1&d=2", "", "x=1=2&token=ab.cd_e-f"]
@@ -316,8 +316,21 @@ def test_raw_query_parsing_skips_parse_qsl_when_nothing_needs_decoding(
         calls.append(query)
         return parse_qsl(query, keep_blank_values=keep_blank_values)
 
-    monkeypatch.setattr(http_connection, "parse_qsl", spy)
-    assert [http_connection.parse_query(q) for q in cases] == expected
+    monkeypatch.setattr(query, "parse_qsl", spy)
+    assert [query.parse_query(q) for q in cases] == expected
     assert calls == []  # the plain queries were split directly
-    assert http_connection.parse_query("topic=a%20b+c") == {"topic": "a b c"}
+    assert query.parse_query("topic=a%20b+c") == {"topic": "a b c"}
     assert calls == ["topic=a%20b+c"]  # escapes still decode as everywhere else
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["topic=t&since=12&timeout=0", "a&b=&=c&&d=1&d=2", "", "x=1=2&t=%E2%82%AC+%zz", "k=%2B&k=+"],
+)
+def test_query_parsing_reads_a_query_as_starlettes_query_params_do(raw: str) -> None:
+    """The Starlette stack's /poll and /publish read the query with parse_query: the
+    same names and values as ``request.query_params`` (a repeated name: its last value)."""
+    from starlette.datastructures import QueryParams
+
+    params = QueryParams(raw.encode("latin-1"))
+    assert query.parse_query(raw) == {name: params[name] for name in params}

@@ -16,7 +16,7 @@ Plain HTTP keeps connections alive like the other stacks (HTTP/1.1 without
 poll costs the same round trips everywhere. Errors are answered with
 ``Connection: close`` and the connection is closed. Request bodies (POST
 /publish only) must have a Content-Length. Query strings are parsed like
-Starlette's (:func:`parse_query`): when a name repeats, its last value wins.
+Starlette's (:func:`pushbench.query.parse_query`): when a name repeats, its last value wins.
 
 After the last response the connection is half-closed (FIN after the queued
 bytes, so that unread input cannot turn into a RST that destroys them) and
@@ -30,10 +30,10 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import cast
-from urllib.parse import parse_qsl
 
 from pushbench import client_page, sse
 from pushbench.hub import Item, Lane, Subscription
+from pushbench.query import Query, parse_query
 from pushbench.service import HttpError, Params, sse_frame
 from pushbench.sessions import push_loop
 from pushbench.wire import HandshakeError
@@ -58,7 +58,6 @@ __all__ = ["ROUTES", "HttpConnection", "parse_query"]
 
 log = logging.getLogger(__name__)
 
-Query = dict[str, str]
 
 _JSON = "application/json"
 _TEXT = "text/plain; charset=utf-8"
@@ -70,25 +69,6 @@ _SSE_HEADERS = (
 )
 _NO_CACHE = (("Cache-Control", "no-cache"),)
 _HEARTBEAT = sse.comment(b"hb")
-
-
-def parse_query(query: str) -> Query:
-    """A query string → name → value, as the other stacks see it.
-
-    ``parse_qsl`` with blank values kept: ``+`` is a space, a bad
-    %-escape decodes to U+FFFD, ``a`` alone is ``a=""``, and a repeated
-    name keeps its last value (Starlette's ``QueryParams`` does the same).
-    A query without ``%`` or ``+`` (a benchmark client's) has nothing to decode:
-    it is split directly, which gives the same result for a fraction of the cost.
-    """
-    if "%" in query or "+" in query:
-        return dict(parse_qsl(query, keep_blank_values=True))
-    out: Query = {}
-    for piece in query.split("&"):
-        if piece:
-            name, _, value = piece.partition("=")
-            out[name] = value
-    return out
 
 
 Handler = Callable[["HttpConnection", Request, Query], Awaitable[None]]
