@@ -8,9 +8,11 @@ request here) for the three or four fields the service reads.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qsl
 
-__all__ = ["Query", "parse_query"]
+__all__ = ["Query", "asgi_query", "parse_query"]
 
 Query = dict[str, str]
 
@@ -32,3 +34,10 @@ def parse_query(query: str) -> Query:
             name, _, value = piece.partition("=")
             out[name] = value
     return out
+
+
+def asgi_query(scope: Mapping[str, Any]) -> Query:
+    """An ASGI request's query as Starlette's ``request.query_params`` reads it (the
+    query string decoded as latin-1, a repeated name's last value), without building
+    its multi-dict."""
+    return parse_query(scope["query_string"].decode("latin-1"))

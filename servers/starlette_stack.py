@@ -73,7 +73,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDiscon
 
 from pushbench import client_page, sse
 from pushbench.hub import Item, Subscription
-from pushbench.query import Query, parse_query
+from pushbench.query import asgi_query
 from pushbench.servers.base import OnReady, Stack, StackOptions
 from pushbench.service import HttpError, PushService, sse_frame
 from pushbench.sessions import push_loop, push_stream
@@ -105,13 +105,6 @@ SEND_NOW_WS = frozenset({"websockets-sansio", "wsproto"})
 
 def _error(exc: HttpError, headers: dict[str, str] | None = None) -> Response:
     return Response(exc.body(), exc.status, headers=headers, media_type=JSON)
-
-
-def _query(request: Request) -> Query:
-    """The request's query as ``request.query_params`` reads it (the last value of a
-    repeated name), without building Starlette's multi-dict: for the routes every poll
-    and publish takes."""
-    return parse_query(request.scope["query_string"].decode("latin-1"))
 
 
 def _json(body: bytes) -> Response:
@@ -387,13 +380,13 @@ class PushApp:
 
     async def poll(self, request: Request) -> Response:
         """GET /poll: long poll (timeout > 0) or short poll (timeout=0)."""
-        params = self.service.params(_query(request))
+        params = self.service.params(asgi_query(request.scope))
         return _json(await self.service.poll(params))
 
     async def publish(self, request: Request) -> Response:
         """POST /publish: the body is the payload, read no further than the limit."""
         service = self.service
-        query = _query(request)
+        query = asgi_query(request.scope)
         limit = service.config.max_publish_bytes
         declared = request.headers.get("content-length", "")
         over = declared.isascii() and declared.isdigit() and int(declared) > limit

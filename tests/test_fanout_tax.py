@@ -334,3 +334,4 @@ def test_query_parsing_reads_a_query_as_starlettes_query_params_do(raw: str) -> 
 
     params = QueryParams(raw.encode("latin-1"))
     assert query.parse_query(raw) == {name: params[name] for name in params}
+    assert query.asgi_query({"query_string": raw.encode("latin-1")}) == query.parse_query(raw)
