@@ -108,6 +108,7 @@ _F = TypeVar("_F", bound=tuple[Any, ...])
 
 #: The fewest same-shape masked frames :func:`decode_run` hands to :func:`decode_uniform`.
 UNIFORM_MIN = 32
+_MASKED_MIN = 6  # the smallest masked frame: 2 header bytes and the 4-byte key
 _U8 = np.uint8
 _U32 = np.uint32
 
@@ -163,9 +164,9 @@ def decode_run(
     :data:`UNIFORM_MIN` frames of one shape goes to :func:`decode_uniform`.
     """
     end = len(data)
-    if masked and last - pos > UNIFORM_MIN * 6:
+    if masked and last - pos > UNIFORM_MIN * _MASKED_MIN:
         entry = rows[data[pos]][data[pos + 1]]
-        if entry is not None and entry[3]:
+        if entry is not None and entry[3]:  # a payload to unmask (empty ones: per frame)
             size = entry[4]
             count = min((end - pos) // size, (last - pos + size - 1) // size)
             # Probes at the second and the UNIFORM_MIN-th frame keep most runs

@@ -50,11 +50,11 @@ from pushbench.service import PushService
 from pushbench.wire.deflate import DeflateParams
 
 from ..base import OnReady, Stack, StackOptions
-from .http_connection import HttpConnection, parse_query
+from .http_connection import HttpConnection
 from .listener import Listener
 from .websocket import WebSocket
 
-__all__ = ["STACK", "HttpConnection", "WebSocket", "parse_query", "run"]
+__all__ = ["STACK", "HttpConnection", "WebSocket", "run"]
 
 _EXTRA_COUNTERS = ("dead_peers", "protocol_errors", FANOUT_COUNTER)
 

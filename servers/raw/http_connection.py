@@ -54,7 +54,7 @@ from .polls import HeldPoll
 from .websocket import App, WebSocket
 from .ws_apps import Echo, TopicSession
 
-__all__ = ["ROUTES", "HttpConnection", "parse_query"]
+__all__ = ["ROUTES", "HttpConnection"]
 
 log = logging.getLogger(__name__)
 

@@ -59,6 +59,22 @@ def outcome(reader: FrameReader, chunks: Sequence[bytes]) -> Outcome:
     return [(f.opcode, bytes(f.payload), f.fin, f.rsv) for f in got], error
 
 
+def assert_paths_agree(
+    chunks: Sequence[bytes], masked: bool, rsv_allowed: int, limits: tuple[int, int]
+) -> None:
+    """A reader with the fast path and one without it decode ``chunks`` alike."""
+    kwargs: dict[str, Any] = {
+        "masked": masked,
+        "rsv_allowed": rsv_allowed,
+        "max_frame_size": limits[0],
+        "max_message_size": limits[1],
+    }
+    fast = FrameReader(**kwargs)
+    with general_only():
+        general = FrameReader(**kwargs)
+    assert outcome(fast, chunks) == outcome(general, chunks)
+
+
 @st.composite
 def raw_frame(draw: st.DrawFn, masked: bool) -> bytes:
     """One frame of any opcode, FIN, RSV and length around 125, text often not UTF-8,
@@ -100,16 +116,7 @@ def test_fast_and_general_paths_agree(
 ) -> None:
     stream = data.draw(streams(masked))
     chunks = data.draw(chunkings(stream))
-    kwargs: dict[str, Any] = {
-        "masked": masked,
-        "rsv_allowed": rsv_allowed,
-        "max_frame_size": limits[0],
-        "max_message_size": limits[1],
-    }
-    fast = FrameReader(**kwargs)
-    with general_only():
-        general = FrameReader(**kwargs)
-    assert outcome(fast, chunks) == outcome(general, chunks)
+    assert_paths_agree(chunks, masked, rsv_allowed, limits)
 
 
 def test_many_short_frames_in_one_buffer_agree() -> None:
@@ -258,16 +265,7 @@ def test_uniform_runs_decode_as_the_general_loop_does(
 ) -> None:
     stream = data.draw(uniform_runs())
     chunks = data.draw(st.one_of(st.just([stream]), chunkings(stream)))
-    kwargs: dict[str, Any] = {
-        "masked": True,
-        "rsv_allowed": rsv_allowed,
-        "max_frame_size": limits[0],
-        "max_message_size": limits[1],
-    }
-    fast = FrameReader(**kwargs)
-    with general_only():
-        general = FrameReader(**kwargs)
-    assert outcome(fast, chunks) == outcome(general, chunks)
+    assert_paths_agree(chunks, True, rsv_allowed, limits)
 
 
 def test_a_long_run_is_unmasked_by_decode_uniform_up_to_where_it_breaks() -> None:
