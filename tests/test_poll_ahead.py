@@ -15,7 +15,7 @@ import json
 import pytest
 
 from pushbench.hub import Hub
-from pushbench.servers.raw.polls import HeldPoll
+from pushbench.servers.raw.polls import HeldPoll, PollClock
 from pushbench.service import PushService
 
 
@@ -25,7 +25,8 @@ async def _hub_wait(hub: Hub, since: int) -> list[int]:
 
 async def _held_poll(hub: Hub, since: int) -> list[int]:
     answered: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-    HeldPoll(PushService(hub), "t", since, 5.0, answered.set_result)
+    clock = PollClock(asyncio.get_running_loop())
+    HeldPoll(PushService(hub), "t", since, 5.0, answered.set_result, clock)
     return [int(m["s"]) for m in json.loads(await answered)["messages"]]
 
 

@@ -50,7 +50,7 @@ from pushbench.wire.http11 import (
 from .flow import Drain
 from .lanes import lane_for
 from .listener import Listener
-from .polls import HeldPoll
+from .polls import HeldPoll, PollClock
 from .websocket import App, WebSocket
 from .ws_apps import Echo, TopicSession
 
@@ -103,6 +103,7 @@ class HttpConnection(asyncio.Protocol):
         self._idle_since = 0.0  # loop time the connection last began waiting for a head
         self._task: asyncio.Task[None] | None = None
         self._lane: Lane | None = None  # an SSE stream the hub writes to itself (hub.Lane)
+        self._poll_clock: PollClock | None = None  # its long polls' timeouts, made at the first
         self._reset()
 
     def _reset(self) -> None:
@@ -152,6 +153,8 @@ class HttpConnection(asyncio.Protocol):
             self._task.cancel()
         if self._held_poll is not None:
             self._held_poll.cancel()
+        if self._poll_clock is not None:
+            self._poll_clock.close()
         self._server.forget(self)
 
     def pause_writing(self) -> None:
@@ -396,7 +399,12 @@ class HttpConnection(asyncio.Protocol):
         if items or params.timeout <= 0 or self._server.closing:
             self._poll_answer(service.poll_answer(items, since))
             return
-        self._held_poll = HeldPoll(service, params.topic, since, params.timeout, self._poll_answer)
+        clock = self._poll_clock
+        if clock is None:
+            clock = self._poll_clock = PollClock(self._server.loop)
+        self._held_poll = HeldPoll(
+            service, params.topic, since, params.timeout, self._poll_answer, clock
+        )
 
     def _poll_answer(self, body: bytes) -> None:
         self._held_poll = None

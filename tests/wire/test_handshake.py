@@ -428,3 +428,29 @@ def test_reject_other_status() -> None:
     assert response.serialize().startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert response.serialize().endswith(b"\r\n\r\nbad\n")
     assert response.get("Connection") == "close"
+
+
+_NAMES = st.sampled_from(
+    ["Host", "host", "HOST", "Connection", "connection", "X-Odd", "x-odd", "Content-Length"]
+)
+_VALUES = st.text(alphabet="abc, 0123-", max_size=8).map(str.strip)
+
+
+@given(st.lists(st.tuples(_NAMES, _VALUES), max_size=6), _NAMES)
+@settings(max_examples=300, deadline=None)
+def test_header_lookup_is_the_case_blind_join_of_every_value(
+    headers: list[tuple[str, str]], name: str
+) -> None:
+    """``Request.get`` reads an index built once (by parse_request, or on first use):
+    the same answer as a pass over the headers, for every case of every name."""
+    want_values = [v for k, v in headers if k.lower() == name.lower()]
+    want = ", ".join(want_values) if want_values else None
+    assert Request("GET", "/", "HTTP/1.1", tuple(headers)).get(name) == want
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers)
+    raw = f"GET / HTTP/1.1\r\n{head}\r\n".encode("latin-1")
+    if sum(k.lower() == "host" for k, _ in headers) > 1:
+        with pytest.raises(HandshakeError) as info:
+            parse_request(raw)
+        assert (info.value.status, info.value.reason) == (400, "repeated Host")
+    else:
+        assert parse_request(raw).get(name) == want
