@@ -449,6 +449,33 @@ def test_memory_figures_are_marginal_when_the_run_has_them(tmp_path: Path) -> No
     assert verdict.column == "mem_marginal_bytes_per_conn"
 
 
+def test_poll_rows_carry_server_cpu_per_request_and_streams_do_not(tmp_path: Path) -> None:
+    """Derived when a run is read (never stored): CPU per message ÷ requests per message,
+    per repeat; the summary shows it, with its meaning in the caption, only where polls are."""
+    cells = load_run(RUN).cells
+    polls = cells[cells["requests_per_msg"] > 0]
+    assert len(polls) == 12
+    want = polls["server_cpu_us_per_msg"] / polls["requests_per_msg"]
+    assert (polls["server_cpu_us_per_request"] - want).abs().max() < 1e-9
+    streams = cells[cells["transport"].isin(["ws", "sse"])]
+    assert streams["server_cpu_us_per_request"].isna().all()
+    run = _copy(RUN, tmp_path / "run")
+    render(run)
+    md = (run / "report.md").read_text()
+    assert "server CPU per request (µs/request)" in md
+    assert "what one answer costs however many messages it carries" in md
+    rows = [
+        r for r in csv.DictReader((run / "cells.csv").open()) if r["transport"] in ("ws", "sse")
+    ]
+    streams_only = _copy(RUN, tmp_path / "streams")
+    with (streams_only / "cells.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    render(streams_only)
+    assert "per request" not in (streams_only / "report.md").read_text()
+
+
 # --- numbers and units in figures ------------------------------------------------------
 
 

@@ -53,6 +53,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "delivered_fraction",
     "delivered_msgs_per_s",
     "server_cpu_us_per_msg",
+    "server_cpu_us_per_request",
     "ticker_cpu_us_per_msg",
     "bytes_in_per_msg",
     "bytes_out_per_msg",
@@ -160,13 +161,22 @@ def _summary_tables(run: Run) -> list[doc.Block]:
                 caption=f"{point_label(point)} — median over ok repeats, ±: largest distance "
                 "of a repeat from the median; p99.9 and max are those of every repeat's "
                 "histogram merged, the repeats' own range beside them. Latency is corrected "
-                "(from the scheduled send time). Red rows measured nothing; yellow rows are "
+                "(from the scheduled send time)."
+                + (PER_REQUEST_NOTE if "server_cpu_us_per_request" in cols else "")
+                + " Red rows measured nothing; yellow rows are "
                 f"flagged ({rule_text()})." + (CLOCK_NOTE if clocked else ""),
                 flags=tuple(flags),
             )
         )
     return blocks
 
+
+#: The summary caption's note when polls are in the table.
+PER_REQUEST_NOTE = (
+    " Server CPU per request (polls): server CPU per message ÷ requests per message, what "
+    "one answer costs however many messages it carries; a saturated server's CPU per "
+    "message reads 1 ÷ the rate whatever the stack, its CPU per request does not."
+)
 
 #: The summary caption's note when a row's workers read another clock (issue 18).
 CLOCK_NOTE = (

@@ -84,6 +84,7 @@ METRICS: dict[str, Metric] = {
     "handshake_bytes_per_conn": Metric("handshake TCP payload", "B/conn"),
     "connect_p50_us": Metric("connect p50", "µs"),
     "requests_per_msg": Metric("requests", "per msg"),
+    "server_cpu_us_per_request": Metric("server CPU per request", "µs/request"),
     "delivered_msgs_per_client_cpu_s": Metric(
         "client capacity", "msgs/client-CPU-s", lower_is_better=False
     ),
@@ -432,6 +433,20 @@ _TAIL: tuple[tuple[str, float | None], ...] = (("lat_p999_us", 99.9), ("lat_max_
 TAIL_COLUMNS: tuple[str, ...] = tuple(c for c, _ in _TAIL)
 
 
+def with_per_request(cells: Any) -> Any:
+    """``cells`` with ``server_cpu_us_per_request``, derived, never stored: a poll cell's
+    server CPU per HTTP request it answered (CPU per message ÷ requests per message, both
+    over the window). What an answer costs whatever the batching: where a saturated poll
+    server's CPU per message reads 1 ÷ the rate for every stack, this still tells them
+    apart. Empty for streams (no requests per message)."""
+    import pandas as pd
+
+    requests = cells["requests_per_msg"]
+    per_request = cells["server_cpu_us_per_msg"] / requests.where(requests > 0)
+    # One concat, not an insert into a frame of ~200 columns (fragmented: pandas warns).
+    return pd.concat([cells, per_request.rename("server_cpu_us_per_request")], axis=1)
+
+
 def _isnan(v: Any) -> bool:
     return isinstance(v, float) and math.isnan(v)
 
@@ -491,7 +506,7 @@ def load_run(path: Path | str) -> Run:
         )
     meta_path = run_dir / "metadata.json"
     meta: dict[str, Any] = read_json(meta_path) if meta_path.exists() else {}
-    cells = _typed(pd.read_csv(cells_path, keep_default_na=True))
+    cells = with_per_request(_typed(pd.read_csv(cells_path, keep_default_na=True)))
     if cells.empty:
         raise FileNotFoundError(
             f"{cells_path} holds no rows: the run measured nothing "
