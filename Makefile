@@ -79,8 +79,12 @@ bench-codec: venv
 bench-codec-quick: venv
 	$(VENV)/bin/pushbench bench-codec --quick
 
+# The default scenario's re-measures stop where they would carry its run past 560 s, so the
+# codec pass, the scenario and the report keep to 10 minutes on a host that steals time;
+# another SCENARIO runs uncapped (BENCH_WITHIN=SECONDS sets a cap for any).
+BENCH_WITHIN ?= $(if $(filter quick,$(SCENARIO)),560,)
 bench-scenario: venv
-	$(VENV)/bin/pushbench run scenarios/$(SCENARIO).toml
+	$(VENV)/bin/pushbench run scenarios/$(SCENARIO).toml $(if $(BENCH_WITHIN),--remeasure-within $(BENCH_WITHIN),)
 
 # The codec benchmark's quick pass (~20 s; `make bench-codec` is the full one, ~3 min), then
 # the scenario (default quick; `make bench SCENARIO=smoke`): ≤ 10 min on 2 cores in all.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
@@ -157,6 +158,38 @@ def test_a_repeat_that_cost_more_is_remeasured_and_left_out(
     summary = load_run(result.run_dir).summary().set_index("cell_id")
     assert summary.at[left.cell_id, "lat_p50_us"] == 200.0
     assert summary.at[left.cell_id, "lat_p50_us_spread"] == 0.0
+
+
+@pytest.mark.parametrize(("within", "remeasured"), [(65.0, 0), (75.0, 1), (None, 1)])
+def test_a_remeasure_starts_only_if_it_ends_within_the_runs_time_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, within: float | None, remeasured: int
+) -> None:
+    """Every run takes 10 s of a virtual clock: after the 6 listed ones the run is 60 s in,
+    and the costly repeat's re-measure would end at 70 s. Under a 65 s cap it is skipped
+    and counted (the costly repeat stays, ok); under 75 s, or no cap, it runs."""
+    now = [0.0]
+    fake = _fake_run_one({2: 900.0}, {2: 10.0})
+
+    def run_one(*args: Any) -> dict[str, Any]:
+        now[0] += 10.0
+        return fake(*args)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(orchestrate, "run_one", run_one)
+    monkeypatch.setattr(orchestrate, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(speed, "probe", lambda cores, tries=speed.TRIES: 1000)
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    options = runner.RunOptions(
+        out=tmp_path / "r", progress=False, remeasure_slow=True, remeasure_within_s=within
+    )
+    result = runner.run_scenario(scenario.load(path), options, seed=3)
+    cells = pd.read_csv(result.run_dir / "cells.csv")
+    meta = json.loads((result.run_dir / "metadata.json").read_text())
+    assert meta["speed"]["slow"] == 1
+    assert meta["speed"]["remeasured"] == remeasured
+    assert meta["speed"]["skipped_for_time"] == 1 - remeasured
+    assert len(cells) == 6 + remeasured
+    assert (cells["status"] == "left-out").sum() == remeasured
 
 
 def test_a_remeasure_no_cheaper_is_the_one_left_out(

@@ -86,6 +86,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "PUSHBENCH_NO_REMEASURE=1)",
     )
     add(
+        "--remeasure-within",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="start a re-measure only if the run would still end it within SECONDS of its "
+        "start (judged by that repeat's first wall time); the ones skipped are counted in "
+        "metadata.json speed.skipped_for_time (make bench: 560, so that codec pass, scenario "
+        "and report keep to 10 minutes)",
+    )
+    add(
         "--no-kernel-floor",
         action="store_true",
         help="skip the loopback floor probe before the first cell (a few seconds: what the "
@@ -139,6 +149,7 @@ def execute(args: argparse.Namespace) -> tuple[int, RunResult | None]:
         settings=args.settings,
         target=target,
         remeasure_slow=args.settings.remeasure and not args.no_remeasure,
+        remeasure_within_s=args.remeasure_within,
         kernel_floor=not args.no_kernel_floor,
     )
     probes = scenario.abuse is not None or scenario.browser_streams is not None  # h43

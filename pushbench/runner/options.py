@@ -68,6 +68,11 @@ class RunOptions:
     #: ``pushbench run`` turns it on (``--no-remeasure`` or ``PUSHBENCH_NO_REMEASURE=1``
     #: off); off here, so a run built in code (a test) has exactly its planned rows.
     remeasure_slow: bool = False
+    #: A re-measure starts only if the run, that far in, would still end it within this
+    #: many seconds (judged by the first measurement's wall time): a wall-clock cap on the
+    #: extras, so a run on a stealing host keeps its time budget (``make bench``: 560 s for
+    #: the scenario, ~40 s left for the codec pass and the report). None: no cap.
+    remeasure_within_s: float | None = None
     #: Measure the kernel's loopback floor at the run's loads before the first cell
     #: (:mod:`.kernel`, a few seconds). ``pushbench run`` turns it on (``--no-kernel-floor``
     #: off); off here, like ``remeasure_slow``.

@@ -122,14 +122,17 @@ def run_scenario(scenario: Scenario, options: RunOptions, *, seed: int | None = 
     order = _ScenarioOrder(runs, groups)
     cores = (*pinning.server, *pinning.clients)
     planned_of: dict[int, Planned] = {}
+    walls: dict[int, float] = {}  # each row's wall time, s: what its re-measure would take
 
     def measure(planned: Planned, probe: bool, label: str) -> dict[str, Any]:
         cell, index = planned.cell, len(result.rows)
         progress.cell(index, cell.cell_id, cell.run_seconds(), round_label=label)
+        began = time.monotonic()
         before = speed.probe(cores)  # the machine's speed around the repeat (.speed)
         row = run_one(
             cell, planned.repeat, run_dir, pinning, options, progress, meta["servers"], target
         )
+        walls[id(row)] = time.monotonic() - began
         if row["status"] == "ok":
             row["speed_probe_ns"] = max(before, speed.probe(cores))
         planned_of[id(row)] = planned
@@ -151,8 +154,14 @@ def run_scenario(scenario: Scenario, options: RunOptions, *, seed: int | None = 
                 atomic_write_json(run_dir / "metadata.json", meta)
             for planned in plan:
                 measure(planned, False, f"round {planned.round + 1}/{rounds}")
+            within = options.remeasure_within_s
+
+            def fits(row: dict[str, Any]) -> bool:  # its re-measure ends within the cap
+                spent = time.monotonic() - started + walls.get(id(row), 0.0)
+                return within is None or spent <= within
+
             meta["speed"] = _remeasure_slow(
-                result.rows, planned_of, rounds, measure, progress, options.remeasure_slow
+                result.rows, planned_of, rounds, measure, progress, options.remeasure_slow, fits
             )
             number = rounds + (1 if meta["speed"]["remeasured"] else 0)
             while True:
@@ -207,13 +216,16 @@ def _remeasure_slow(
     measure: Measure,
     progress: Progress,
     remeasure: bool,
+    fits: Callable[[dict[str, Any]], bool] = lambda row: True,
 ) -> dict[str, Any]:
     """Re-measure, once, the listed repeats that cost more than their cell's usual or lost
     a share of a core to the hypervisor (:mod:`.speed`, :mod:`.steal`: the machine was
     slower during them), in a round after the listed ones, as new repeat numbers (nothing
     is overwritten). The worse of the two, judged against the same medians, becomes
     ``left-out`` with the reason. Every listed row gets
-    its ``cost_slowdown``. → ``metadata.json``'s ``speed`` record."""
+    its ``cost_slowdown``. A repeat whose re-measure does not ``fits`` the run's time cap
+    (``--remeasure-within``) is kept as it is and counted in ``skipped_for_time``.
+    → ``metadata.json``'s ``speed`` record."""
     listed = [r for r in rows if not r.get("probe")]
     medians = speed.cost_medians(listed)  # taken once: they judge the re-measures too
     costs = speed.cost_slowdowns(listed, medians)
@@ -233,6 +245,7 @@ def _remeasure_slow(
             [r.get("speed_probe_ns") if r["status"] == "ok" else None for r in listed]
         ),
         "remeasured": 0,
+        "skipped_for_time": 0,
         "left_out": [],
     }
     if not slow:
@@ -243,6 +256,10 @@ def _remeasure_slow(
         taken[r["cell_id"]] = max(taken.get(r["cell_id"], -1), int(r["repeat"]))
     for found in slow:
         old = listed[found.index]
+        if not fits(old):
+            record["skipped_for_time"] += 1
+            progress.total -= 1
+            continue
         first = planned_of[id(old)]
         taken[first.cell.cell_id] += 1
         again = Planned(first.cell, taken[first.cell.cell_id], round_number)
