@@ -16,6 +16,7 @@ import asyncio
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from pushbench.deadline import LazyDeadline
 from pushbench.service import HttpError
 from pushbench.wire.handshake import MAX_HEAD_SIZE
 
@@ -27,45 +28,40 @@ _BAD_REQUEST = HttpError(400, "bad request").body()
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
     """HttpToolsProtocol bounded per connection; ``head_timeout`` is set by the stack.
 
-    One timer per connection, re-armed lazily: each head awaited moves a deadline, and
-    the timer, when it fires early (the deadline moved on since it was armed), arms
-    itself again for the new one; when no head is awaited (a request is being
-    answered, a long poll held) it lapses until the next one. A keep-alive connection
+    One timer per connection, re-armed lazily (:class:`~pushbench.deadline.LazyDeadline`):
+    each head awaited moves a deadline, and the timer, when it fires early (the deadline
+    moved on since it was armed), arms itself again for the new one; when no head is
+    awaited (a request is being answered, a long poll held) it lapses until the next
+    one. A keep-alive connection
     then costs no timer per request — arming and cancelling one per request, as
     uvicorn's own keep-alive timer does, was ~2 % of a short-poll server's CPU.
     """
 
     head_timeout = 30.0
-    _head_timer: asyncio.TimerHandle | None = None
-    _head_deadline = 0.0  # loop time by which the awaited head must be whole
+    _head_clock: LazyDeadline | None = None  # made with the connection
     _head_bytes = -1  # bytes of the current unfinished head, -1 while none is awaited
     _tail = b""  # the last bytes of the unfinished head (a terminator may span chunks)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._head_clock = LazyDeadline(self.loop)
         self._await_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._head_bytes = -1
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        if self._head_clock is not None:
+            self._head_clock.close()
         super().connection_lost(exc)
 
     def _await_head(self) -> None:
         self._head_bytes = 0
         self._tail = b""
-        self._head_deadline = self.loop.time() + self.head_timeout
-        if self._head_timer is None:
-            self._head_timer = self.loop.call_at(self._head_deadline, self._head_timed_out)
+        assert self._head_clock is not None
+        self._head_clock.expire_at(self.loop.time() + self.head_timeout, self._head_timed_out)
 
     def _head_timed_out(self) -> None:
-        self._head_timer = None
         if self._head_bytes < 0 or self.transport.is_closing():
-            return  # no head awaited: the next one arms the timer again
-        if self.loop.time() < self._head_deadline:  # a later head moved the deadline
-            self._head_timer = self.loop.call_at(self._head_deadline, self._head_timed_out)
-            return
+            return  # no head awaited: the next one sets a deadline again
         self.transport.close()
 
     def data_received(self, data: bytes) -> None:
@@ -85,7 +81,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().data_received(data)
 
     def on_headers_complete(self) -> None:
-        self._head_bytes = -1  # the timer, if armed, lapses when it fires
+        self._head_bytes = -1
+        if self._head_clock is not None:
+            self._head_clock.clear()  # the timer, if armed, lapses when it fires
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:

@@ -92,6 +92,43 @@ def test_the_head_timeout_counts_from_the_last_response(
     assert held > 1.2, f"closed {held:.2f} s after the stall: the first head's deadline"
 
 
+def _response(sock: socket.socket) -> bytes:
+    """One whole response with a Content-Length (the head and its body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed before a whole head: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed mid-body: {data!r}"
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_a_long_poll_held_past_the_head_timeout_is_answered_and_the_connection_kept(
+    server_factory: StartServer, stack: str
+) -> None:
+    """The head timeout runs only while a head is awaited: a long poll held 2.5 s under
+    a 1 s head timeout gets its (empty) answer, and the connection serves the next
+    request (each stack's one lazily re-armed timer lapses while a request is answered)."""
+    server = server_factory("--head-timeout-s", "1", stack=stack)
+    with _connect(server) as sock:
+        began = time.monotonic()
+        sock.sendall(b"GET /poll?topic=quiet&timeout=2.5 HTTP/1.1\r\nHost: a\r\n\r\n")
+        answer = _response(sock)
+        held = time.monotonic() - began
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: a\r\n\r\n")
+        health = _response(sock)
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["messages"] == []
+    assert held > 2.0, f"answered after {held:.2f} s, before the poll's timeout"
+    assert health.startswith(b"HTTP/1.1 200") and health.endswith(b"ok"), health
+
+
 def _json_error(data: bytes) -> tuple[int, dict[str, object]]:
     head, _, body = data.partition(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])

@@ -14,8 +14,9 @@ import json
 
 import pytest
 
+from pushbench.deadline import LazyDeadline
 from pushbench.hub import Hub
-from pushbench.servers.raw.polls import HeldPoll, PollClock
+from pushbench.servers.raw.polls import HeldPoll
 from pushbench.service import PushService
 
 
@@ -25,7 +26,7 @@ async def _hub_wait(hub: Hub, since: int) -> list[int]:
 
 async def _held_poll(hub: Hub, since: int) -> list[int]:
     answered: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-    clock = PollClock(asyncio.get_running_loop())
+    clock = LazyDeadline(asyncio.get_running_loop())
     HeldPoll(PushService(hub), "t", since, 5.0, answered.set_result, clock)
     return [int(m["s"]) for m in json.loads(await answered)["messages"]]
 

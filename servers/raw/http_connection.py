@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from typing import cast
 
 from pushbench import client_page, sse
+from pushbench.deadline import LazyDeadline
 from pushbench.hub import Item, Lane, Subscription
 from pushbench.query import Query, parse_query
 from pushbench.service import HttpError, Params, sse_frame
@@ -50,7 +51,7 @@ from pushbench.wire.http11 import (
 from .flow import Drain
 from .lanes import lane_for
 from .listener import Listener
-from .polls import HeldPoll, PollClock
+from .polls import HeldPoll
 from .websocket import App, WebSocket
 from .ws_apps import Echo, TopicSession
 
@@ -99,11 +100,10 @@ class HttpConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._drain = Drain()
         self._abort_timer: asyncio.TimerHandle | None = None
-        self._idle_timer: asyncio.TimerHandle | None = None
-        self._idle_since = 0.0  # loop time the connection last began waiting for a head
+        self._head_clock = LazyDeadline(server.loop)  # the head timeout (_arm_idle)
         self._task: asyncio.Task[None] | None = None
         self._lane: Lane | None = None  # an SSE stream the hub writes to itself (hub.Lane)
-        self._poll_clock: PollClock | None = None  # its long polls' timeouts, made at the first
+        self._poll_clock: LazyDeadline | None = None  # its long polls' timeouts, made at the first
         self._reset()
 
     def _reset(self) -> None:
@@ -145,9 +145,9 @@ class HttpConnection(asyncio.Protocol):
         # Not called after an upgrade: the WebSocket gets it then.
         if self._lane is not None:  # before asyncio closes the socket: its fd may be reused
             self._lane.closed = True
-        for timer in (self._abort_timer, self._idle_timer):
-            if timer is not None:
-                timer.cancel()
+        if self._abort_timer is not None:
+            self._abort_timer.cancel()
+        self._head_clock.close()
         self._drain.lost()
         if self._task is not None:
             self._task.cancel()
@@ -186,30 +186,18 @@ class HttpConnection(asyncio.Protocol):
     def _arm_idle(self) -> None:
         """Close the connection if no complete request head arrives in time.
 
-        One timer per connection, re-armed lazily: a request only notes the time
-        it began waiting for the next head; the timer, when it fires, closes the
-        connection if that wait has lasted the timeout, and otherwise sleeps again
-        until it would have.
+        One timer per connection, re-armed lazily (:class:`~pushbench.deadline.LazyDeadline`):
+        a request only moves the deadline. Every way back to waiting for a head comes
+        here (:meth:`_next_request`), so a connection answering a request when the
+        deadline passes is left alone, and its next wait sets a new one.
         """
         loop = self._server.loop
-        self._idle_since = loop.time()
-        if self._idle_timer is None:
-            self._idle_timer = loop.call_later(self._service.config.head_timeout, self._idle)
+        self._head_clock.expire_at(loop.time() + self._service.config.head_timeout, self._idle)
 
     def _idle(self) -> None:
-        self._idle_timer = None
-        phase = self._http.phase
-        if phase is Phase.DONE or phase is Phase.SWITCHED:
-            return  # ending (its own abort timer) or upgraded: no longer HTTP's to close
-        loop = self._server.loop
-        timeout = self._service.config.head_timeout
-        left = timeout  # busy with a request: look again a timeout later
-        if phase is Phase.HEAD:
-            left = self._idle_since + timeout - loop.time()
-            if left <= 0:
-                self.transport.close()
-                return
-        self._idle_timer = loop.call_later(left, self._idle)
+        if self._http.phase is Phase.HEAD:  # still waiting for the head: too long
+            self.transport.close()
+        # else: answering, ending (its own abort timer) or upgraded: not HTTP's to close
 
     def _route(self, request: Request) -> None:
         self._request = request
@@ -401,7 +389,7 @@ class HttpConnection(asyncio.Protocol):
             return
         clock = self._poll_clock
         if clock is None:
-            clock = self._poll_clock = PollClock(self._server.loop)
+            clock = self._poll_clock = LazyDeadline(self._server.loop)
         self._held_poll = HeldPoll(
             service, params.topic, since, params.timeout, self._poll_answer, clock
         )
@@ -520,9 +508,7 @@ class HttpConnection(asyncio.Protocol):
         transport = self.transport
         early_data = self._http.switched()
         self._task = None
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
+        self._head_clock.close()
         ws = WebSocket(self._server, transport, app, max_message_size, deflate)
         self._server.replace(self, ws)
         transport.set_protocol(ws)

@@ -8,11 +8,10 @@ same answer; the answer is read from the hub's history
 (:meth:`~pushbench.hub.Hub.since`) like any poll's. A timeout, or the server
 shutting down, answers with what is there (maybe nothing).
 
-The deadlines of one connection's polls share one timer (:class:`PollClock`), re-armed
-lazily as the connection's head timeout is: a poll that a message answers long before
-its timeout (the usual case) neither arms nor cancels a timer of its own — one
-``call_at`` and one ``cancel`` less per poll, and no cancelled timer left in the event
-loop's heap for each answered poll.
+The deadlines of one connection's polls share one timer (a
+:class:`~pushbench.deadline.LazyDeadline`, as its head timeout does): a poll that a
+message answers long before its timeout (the usual case) neither arms nor cancels a
+timer of its own.
 """
 
 from __future__ import annotations
@@ -20,59 +19,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from pushbench.deadline import LazyDeadline
 from pushbench.service import PushService
 
-__all__ = ["HeldPoll", "PollClock"]
-
-
-class PollClock:
-    """One connection's timer for the timeout of the poll it holds (one at a time).
-
-    :meth:`expire_at` notes the held poll's deadline and what to call then; the timer
-    is armed only when none is, or when the armed one would fire after the new
-    deadline. When it fires it calls the held poll's callback if that poll's deadline
-    has come, sleeps again until it does if not, and lapses if no poll is held.
-    """
-
-    __slots__ = ("_deadline", "_handle", "_loop", "_on_expiry")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._handle: asyncio.TimerHandle | None = None
-        self._deadline = 0.0
-        self._on_expiry: Callable[[], None] | None = None
-
-    def expire_at(self, deadline: float, on_expiry: Callable[[], None]) -> None:
-        """Call ``on_expiry`` at loop time ``deadline`` unless :meth:`clear` comes first."""
-        self._deadline = deadline
-        self._on_expiry = on_expiry
-        handle = self._handle
-        if handle is None or handle.when() > deadline:
-            if handle is not None:
-                handle.cancel()
-            self._handle = self._loop.call_at(deadline, self._fire)
-
-    def clear(self) -> None:
-        """The held poll is answered or gone: nothing to call (the timer lapses)."""
-        self._on_expiry = None
-
-    def close(self) -> None:
-        """The connection is gone: cancel the timer."""
-        self._on_expiry = None
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-
-    def _fire(self) -> None:
-        self._handle = None
-        on_expiry = self._on_expiry
-        if on_expiry is None:
-            return  # the poll it was armed for is answered; none is held now
-        if self._loop.time() < self._deadline:  # armed for an earlier poll's deadline
-            self._handle = self._loop.call_at(self._deadline, self._fire)
-            return
-        self._on_expiry = None
-        on_expiry()
+__all__ = ["HeldPoll"]
 
 
 class HeldPoll:
@@ -87,7 +37,7 @@ class HeldPoll:
         since: int,
         timeout: float,
         respond: Callable[[bytes], None],
-        clock: PollClock,
+        clock: LazyDeadline,
     ) -> None:
         self._service = service
         self._topic = topic

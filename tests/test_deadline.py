@@ -1,9 +1,10 @@
-"""The raw stack's per-connection long-poll timer (``servers/raw/polls.PollClock``).
+"""The lazily re-armed deadline timer (``pushbench.deadline.LazyDeadline``): the head
+timeout of the raw and Starlette stacks' connections and the raw stack's long polls.
 
-One timer serves every poll a connection holds, re-armed lazily; these pin that a poll
-still times out exactly at its own deadline whatever the timer was armed for, and that
-an answered poll's deadline calls nothing. A virtual clock drives the timer, so the
-tests neither sleep nor depend on the machine's speed.
+One timer serves every deadline a connection sets; these pin that a wait (a held poll)
+still expires exactly at its own deadline whatever the timer was armed for, and that a
+withdrawn one calls nothing. A virtual clock drives the timer, so the tests neither
+sleep nor depend on the machine's speed.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any, cast
 
-from pushbench.servers.raw.polls import PollClock
+from pushbench.deadline import LazyDeadline
 
 
 class _Handle:
@@ -60,9 +61,9 @@ class _VirtualLoop:
         return sum(not h.cancelled for _, _, h in self._heap)
 
 
-def _clock() -> tuple[PollClock, _VirtualLoop]:
+def _clock() -> tuple[LazyDeadline, _VirtualLoop]:
     loop = _VirtualLoop()
-    return PollClock(cast(asyncio.AbstractEventLoop, cast(Any, loop))), loop
+    return LazyDeadline(cast(asyncio.AbstractEventLoop, cast(Any, loop))), loop
 
 
 def test_a_held_poll_expires_at_its_deadline_and_only_then() -> None:
