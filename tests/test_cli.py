@@ -202,6 +202,7 @@ BAD_INPUT = [
     (["run", "BAD", "--dry-run"], "a scenario that does not validate"),
     (["describe", "BAD"], "a scenario that does not validate"),
     (["run", "smoke", "--repeats", "0"], "a bad option value"),
+    (["run", "smoke", "--cpu-latency-us", "-1"], "a PM QoS latency below 0"),
     (["run", "smoke", "--only", "no-cell-has-this"], "an option that selects nothing"),
     (["report", "RUN", "--no-such-option"], "an unknown option"),
     (["compare", "RUN"], "a missing argument"),

@@ -94,6 +94,8 @@ def test_run_end_to_end(tmp_path: Path) -> None:
     assert "its own cost reported separately" in meta["cpu_accounting"]["ticker"]
     assert meta["scenario_text"] == (tmp_path / "tiny.toml").read_text()
     assert "server_cpus" in meta["pinning"]
+    assert meta["cpu_idle"]["held_latency_us"] is None  # nothing held without the option
+    assert set(meta["cpu_idle"]) >= {"driver", "governor", "states", "guest_halt_poll_ns"}
     hists = sorted(p.name for p in (run_dir / "hist").iterdir())
     assert len(hists) == 2 and all(h.endswith(".hlog") for h in hists)
 

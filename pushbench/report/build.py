@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pushbench import cpuidle
 from pushbench.metrics.flags import rule_text
 from pushbench.results import atomic_write_bytes
 
@@ -416,6 +417,13 @@ def _failures(run: Run) -> list[doc.Block]:
     return [doc.Table(("cell", "repeat", "status", "reason"), tuple(rows), flags=tuple(flags))]
 
 
+def _idle_line(record: object) -> str:
+    """The run's ``cpu_idle`` record as one line (runs before it: not recorded)."""
+    if not isinstance(record, dict):
+        return "not recorded (a run before pushbench recorded its idle states)"
+    return cpuidle.IdleStates.from_dict(record).line()
+
+
 def _environment(run: Run) -> list[doc.Block]:
     m = run.meta
     cpu = m.get("cpu") or {}
@@ -435,6 +443,7 @@ def _environment(run: Run) -> list[doc.Block]:
             f"{' — ' + pin['pinning_note'] if pin.get('pinning_note') else ''}",
         ),
         ("load average", f"{m.get('loadavg_start')} at start, {m.get('loadavg_end')} at end"),
+        ("CPU idle", _idle_line(m.get("cpu_idle"))),
         ("Python", f"{py.get('implementation')} {py.get('version')} ({py.get('compiler')})"),
         ("libraries", ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))),
         (

@@ -23,7 +23,9 @@ bootstrap test. Each figure gets a verdict:
 Beside each verdict: the medians of A and B, the ratio B ÷ A of geometric
 means with its simultaneous interval (each at 1 − 5 % ÷ figures, Bonferroni,
 so all intervals hold together at 95 %), the adjusted p and the detectable
-change; a summary line counts the figures and those changed beyond noise.
+change; a summary line counts the figures and those changed beyond noise, and a
+last line names what differed between the runs' conditions (host, CPU, kernel,
+Python, PM QoS latency, idle states: :func:`conditions`).
 
 The exit status is 0 whatever the verdicts (a comparison is information),
 1 with ``--fail-on-worse`` when any figure got worse, 2 when a run cannot be
@@ -41,8 +43,9 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from pushbench import metrics
+from pushbench import cpuidle, metrics
 from pushbench.exitcodes import ExitCode
 from pushbench.results import atomic_write_text
 
@@ -56,6 +59,7 @@ __all__ = [
     "Comparison",
     "add_arguments",
     "compare_runs",
+    "conditions",
     "format_text",
     "judge",
     "run",
@@ -71,6 +75,7 @@ UNDECIDABLE, NA = "undecidable: too few repeats", "not comparable"
 NO_CHANGE = NOISE  # the verdict's name; NOISE kept for callers of the earlier rule
 _BAND = f"±{MIN_CHANGE * 100:.0f} %"
 _ALPHA_PCT = f"{ALPHA * 100:.0f} %"
+_DIFFERS = "the runs' conditions differ (a change may be the machine's, not the code's): "
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,9 @@ class Comparison:
     only_a: tuple[str, ...]
     only_b: tuple[str, ...]
     figures: int = 0  # decidable figures: the size of the Holm family
+    #: What differed between the two runs' conditions (:func:`conditions`): a change
+    #: found across them may be the machine's, not the code's.
+    differs: tuple[str, ...] = ()
 
     def count(self, verdict: str) -> int:
         return sum(1 for c in self.changes if c.verdict == verdict)
@@ -193,6 +201,41 @@ def compare_runs(a: Run, b: Run, columns: Sequence[str] = HEADLINE) -> Compariso
         tuple(c for c in ids_a if c not in ids_b),
         tuple(c for c in ids_b if c not in ids_a),
         len(tested),
+        conditions(a.meta, b.meta),
+    )
+
+
+def _idle(meta: dict[str, Any]) -> tuple[str, str]:
+    """(PM QoS held, idle states) of a run's ``cpu_idle``; a run without the record held none."""
+    record = meta.get("cpu_idle")
+    if not isinstance(record, dict):
+        return "not held", ""
+    idle = cpuidle.IdleStates.from_dict(record)
+    held = "not held" if idle.held_latency_us is None else f"held at {idle.held_latency_us} µs"
+    states = str(idle.driver) + (f" ({'/'.join(idle.states)})" if idle.states else "")
+    if idle.guest_halt_poll_ns is not None:
+        states += f", halt poll {idle.guest_halt_poll_ns} ns"
+    return held, states
+
+
+def conditions(a: dict[str, Any], b: dict[str, Any]) -> tuple[str, ...]:
+    """What differs between two runs' ``metadata.json`` that moves every figure: host, CPU,
+    kernel, Python, PM QoS latency and idle states (the latter only when both recorded)."""
+    cpu_a, cpu_b = a.get("cpu") or {}, b.get("cpu") or {}
+    py_a, py_b = a.get("python") or {}, b.get("python") or {}
+    (held_a, states_a), (held_b, states_b) = _idle(a), _idle(b)
+    pairs = [
+        ("host", a.get("hostname"), b.get("hostname")),
+        ("CPU", cpu_a.get("model"), cpu_b.get("model")),
+        ("kernel", a.get("kernel"), b.get("kernel")),
+        ("Python", py_a.get("version"), py_b.get("version")),
+        ("PM QoS CPU latency", held_a, held_b),
+        ("idle states", states_a or None, states_b or None),
+    ]
+    return tuple(
+        f"{what}: A {va}, B {vb}"
+        for what, va, vb in pairs
+        if va is not None and vb is not None and va != vb
     )
 
 
@@ -303,6 +346,8 @@ def format_text(cmp: Comparison) -> str:
         lines.append("only in B: " + ", ".join(cmp.only_b))
     if not cmp.changes:
         lines.append("the runs have no cell in common")
+    if cmp.differs:
+        lines.append(_DIFFERS + "; ".join(cmp.differs))
     return "\n".join(lines) + "\n"
 
 
@@ -334,6 +379,8 @@ def section(cmp: Comparison) -> doc.Section:
             flags=tuple(flags),
         ),
     ]
+    if cmp.differs:
+        blocks.append(doc.Note(_DIFFERS + "; ".join(cmp.differs) + "."))
     if cmp.only_a or cmp.only_b:
         blocks.append(
             doc.Note(

@@ -12,7 +12,8 @@ summary table (:mod:`.summary`) goes to stdout, then the scenario's
 ``--dry-run`` stops after validating: it prints what would run (``pushbench
 describe``'s text, narrowed by ``--only`` and ``--repeats``) and exits 0
 without starting anything. Exit codes (:mod:`pushbench.exitcodes`): 0
-complete, 1 incomplete, 2 a bad scenario or option (nothing started), 3 a
+complete, 1 incomplete, 2 a bad scenario or option, or a ``--cpu-latency-us`` that
+cannot be held (nothing started), 3 a
 ``[thresholds]`` condition failed (before 1: the table names the failed
 cells), 130 Ctrl-C, 143 SIGTERM.
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pushbench import thresholds
+from pushbench.cpuidle import MAX_LATENCY_US, LatencyHold, LatencyHoldError
 from pushbench.exitcodes import ExitCode
 from pushbench.results import LATEST, atomic_write_json, atomic_write_text
 from pushbench.scenario import Scenario, ScenarioError, describe, load
@@ -104,10 +106,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "kernel_floor_recv_ns)",
     )
     add(
+        "--cpu-latency-us",
+        type=_latency_us,
+        default=None,
+        metavar="N",
+        help="hold the kernel's PM QoS CPU latency at N µs for the run (/dev/cpu_dma_latency, "
+        "as tuned's latency-performance profile and cyclictest do; root): 0 keeps idle cores "
+        "polling, so no figure includes an idle-state exit (on a VM, the hypervisor's "
+        "wake-up). Default: not held, the kernel's choice. Runs with and without it are not "
+        "comparable; metadata.json cpu_idle records the idle states either way",
+    )
+    add(
         "--dry-run",
         action="store_true",
         help="validate and print what would run (cells, parameters, estimated time); start nothing",
     )
+
+
+def _latency_us(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_LATENCY_US:
+        raise argparse.ArgumentTypeError(f"a whole number of µs, 0..{MAX_LATENCY_US}: {text!r}")
+    return value
 
 
 def exit_code(result: RunResult, gates_passed: bool = True) -> int:
@@ -151,6 +174,7 @@ def execute(args: argparse.Namespace) -> tuple[int, RunResult | None]:
         remeasure_slow=args.settings.remeasure and not args.no_remeasure,
         remeasure_within_s=args.remeasure_within,
         kernel_floor=not args.no_kernel_floor,
+        cpu_latency_us=args.cpu_latency_us,
     )
     probes = scenario.abuse is not None or scenario.browser_streams is not None  # h43
     if not selected(scenario, options) and not probes:
@@ -159,7 +183,12 @@ def execute(args: argparse.Namespace) -> tuple[int, RunResult | None]:
     if args.dry_run:
         print(describe(narrow(scenario, args.only, args.repeats)))
         return ExitCode.OK, None
-    result = run_scenario(scenario, options, seed=args.seed)
+    try:
+        with LatencyHold(args.cpu_latency_us):  # held for the whole run (pushbench.cpuidle)
+            result = run_scenario(scenario, options, seed=args.seed)
+    except LatencyHoldError as exc:
+        print(f"pushbench run: error: --cpu-latency-us: {exc}", file=sys.stderr)
+        return ExitCode.USAGE, None
     if result.rows:
         print(format_table(summarize(result.rows)), flush=True)
     gates_passed = _judge(scenario, result.rows, result.run_dir, args.junit)

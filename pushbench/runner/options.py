@@ -77,6 +77,10 @@ class RunOptions:
     #: (:mod:`.kernel`, a few seconds). ``pushbench run`` turns it on (``--no-kernel-floor``
     #: off); off here, like ``remeasure_slow``.
     kernel_floor: bool = False
+    #: The PM QoS CPU latency (µs) the caller holds for the run (``--cpu-latency-us``,
+    #: :class:`pushbench.cpuidle.LatencyHold`), recorded in ``metadata.json`` ``cpu_idle``;
+    #: None: nothing held.
+    cpu_latency_us: int | None = None
 
 
 @dataclass

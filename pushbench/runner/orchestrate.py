@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from pushbench import cpuidle
 from pushbench.procs import Pinning, plan_pinning
 from pushbench.results import (
     atomic_write_json,
@@ -102,6 +103,7 @@ def run_scenario(scenario: Scenario, options: RunOptions, *, seed: int | None = 
             "servers": {},
             "cells_schema": CELLS_SCHEMA_VERSION,
             "cpu_accounting": cpu_accounting(),
+            "cpu_idle": cpuidle.read(held_latency_us=options.cpu_latency_us).as_dict(),
             "proxies": proxy_metadata([cell for cell, _ in runs]),  # h27: via
             "target": None if target is None else target.as_dict(),
         },
