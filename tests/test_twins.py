@@ -233,10 +233,35 @@ def test_the_tax_table_divides_each_stack_by_its_twin(tmp_path: Path) -> None:
     for r in rows:
         assert r.ours["transport"] == r.twin["transport"]
         assert r.ratio("server_cpu_us_per_msg") == pytest.approx(2.0)
-        assert r.ratio("lat_p50_us") == pytest.approx(1.0) and r.within_spread("lat_p50_us")
+        assert r.ratio("lat_p50_us") == pytest.approx(1.0)
+        lo, hi = r.interval("lat_p50_us") or (0.0, 0.0)  # the same repeats on both sides
+        assert lo < 1.0 < hi and lo * hi == pytest.approx(1.0)  # geometric, centred on 1
+        lo, hi = r.interval("server_cpu_us_per_msg") or (0.0, 0.0)
+        assert lo < 2.0 < hi and lo * hi == pytest.approx(4.0)
+        assert r.verdict() != "within" and "server CPU/msg" in r.verdict()
     render(run.path, out=tmp_path / "out")
     md = (tmp_path / "out" / "report.md").read_text()
-    assert "Framework and harness tax" in md and "2.00×" in md
+    assert "Framework and harness tax" in md and "2.00× [" in md and "within 1.2×?" in md
+
+
+def _pair(ours: dict[str, tuple[float, ...]], twin: dict[str, tuple[float, ...]]) -> tax.TaxRow:
+    rec = {"transport": "ws", "stack": "aiohttp"}
+    return tax.TaxRow(rec, {**rec, "stack": "aiohttp-twin"}, ours, twin)
+
+
+def test_the_tax_verdict_is_within_beyond_or_undecided_by_the_intervals() -> None:
+    """Issue 16's 1.2× bound judged on each ratio's 95 % interval, not its point value."""
+    base = (100.0, 102.0, 98.0, 101.0)
+    same = {c: base for c, _ in tax.RATIOS}
+    assert _pair(same, same).verdict() == "within"
+    # p99 1.21× its twin in the median but the repeats spread widely: cannot tell
+    wide = {**same, "lat_p99_us": (80.0, 121.0, 170.0, 95.0)}
+    assert _pair(wide, same).verdict() == "undecided: p99"
+    # p99 1.5× with a tight spread: beyond, whatever the other two say
+    far = {**wide, "lat_p99_us": tuple(1.5 * v for v in base)}
+    assert _pair(far, same).verdict() == "beyond: p99"
+    # one repeat on a side: no interval, no verdict
+    assert _pair({**same, "lat_p50_us": (100.0,)}, same).verdict() == "—"
 
 
 def test_no_tax_section_without_twins() -> None:

@@ -8,8 +8,11 @@ poll and heartbeat settings) measured the same thing on both servers, in the
 same run, interleaved round by round; their ratios are what pushbench's server
 costs beyond the framework itself: server CPU per delivered message, p50 and p99
 latency (corrected, from the schedule). Ratios are of the medians over the ok
-repeats; where the two sides' repeat ranges overlap the ratio is marked "within
-spread" (the repeats do not separate the two servers).
+repeats; beside each, the 95 % interval of the ratio of geometric means
+(:func:`pushbench.report.stats.ratio_test` on the two sides' repeats, each figure on
+its own), and the row's verdict against issue 16's bound (:data:`TOLERANCE`):
+*within* when every interval ends at or below it, *beyond* when one starts above
+it, *undecided* when one straddles it (the repeats cannot tell; more would).
 
 Reads stored cells only (the run's summary); a run without a twin pair gets no
 section.
@@ -17,17 +20,21 @@ section.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from pushbench import registry
 from pushbench.metrics.flags import SERVER_BUSY
 
-from . import doc, style
+from . import doc, stats, style
 from .load import POINT, Run, point_label
 from .pairs import number, same_but, twin_key
 
-__all__ = ["RATIOS", "TaxRow", "section", "tax_rows", "twin_of"]
+__all__ = ["RATIOS", "TOLERANCE", "TaxRow", "section", "tax_rows", "twin_of"]
+
+#: Issue 16's bound: pushbench's server within this factor of its twin on every ratio.
+TOLERANCE = 1.2
 
 #: (column, header) of each ratio the table shows: pushbench's median ÷ the twin's.
 RATIOS: tuple[tuple[str, str], ...] = (
@@ -49,10 +56,13 @@ def twin_of(stack: str) -> str | None:
 
 @dataclass(frozen=True)
 class TaxRow:
-    """One pair: ``ours`` (pushbench's stack) and ``twin`` (its summary row, each a dict)."""
+    """One pair: ``ours`` (pushbench's stack) and ``twin`` (its summary row, each a dict),
+    and each side's ok repeats of every :data:`RATIOS` column."""
 
     ours: dict[str, Any]
     twin: dict[str, Any]
+    ours_repeats: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    twin_repeats: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
 
     def ratio(self, column: str) -> float | None:
         a, b = number(self.ours.get(column)), number(self.twin.get(column))
@@ -66,13 +76,34 @@ class TaxRow:
             if (number(rec.get("server_cpu_fraction")) or 0.0) >= SERVER_BUSY
         )
 
-    def within_spread(self, column: str) -> bool:
-        """Whether the two sides' repeat ranges (min..max) overlap: not separated."""
-        lo_a, hi_a = number(self.ours.get(f"{column}_min")), number(self.ours.get(f"{column}_max"))
-        lo_b, hi_b = number(self.twin.get(f"{column}_min")), number(self.twin.get(f"{column}_max"))
-        if None in (lo_a, hi_a, lo_b, hi_b):
-            return False
-        return bool(lo_a <= hi_b and lo_b <= hi_a)  # type: ignore[operator]
+    def test(self, column: str) -> stats.RatioTest | None:
+        """Ours against the twin on ``column`` (None: fewer than two repeats on a side)."""
+        a, b = self.twin_repeats.get(column, ()), self.ours_repeats.get(column, ())
+        if len(a) < 2 or len(b) < 2:
+            return None
+        return stats.ratio_test(a, b)
+
+    def interval(self, column: str) -> tuple[float, float] | None:
+        """The 95 % interval of ours ÷ twin on ``column`` (None: not enough repeats)."""
+        test = self.test(column)
+        return None if test is None else test.interval()
+
+    def verdict(self) -> str:
+        """Against :data:`TOLERANCE` on every ratio: "within", "beyond: …" (the ratios
+        whose interval starts above it), "undecided: …" (those straddling it) or "—"
+        (a ratio without an interval)."""
+        beyond, straddle = [], []
+        for column, header in RATIOS:
+            iv = self.interval(column)
+            if iv is None:
+                return "—"
+            if iv[0] > TOLERANCE:
+                beyond.append(header.removesuffix(" ×"))
+            elif iv[1] > TOLERANCE:
+                straddle.append(header.removesuffix(" ×"))
+        if beyond:
+            return "beyond: " + ", ".join(beyond)
+        return "undecided: " + ", ".join(straddle) if straddle else "within"
 
 
 def tax_rows(run: Run) -> list[TaxRow]:
@@ -81,6 +112,11 @@ def tax_rows(run: Run) -> list[TaxRow]:
     if "probe" in summary:
         summary = summary[~summary["probe"].astype(bool)]
     recs = summary.to_dict("records")
+    ok = run.ok
+    repeats = {
+        cell_id: {c: tuple(float(v) for v in g[c].dropna()) for c, _ in RATIOS if c in g}
+        for cell_id, g in ok.groupby("cell_id")
+    }
     twins = {(str(r["stack"]), twin_key(r, _SAME)): r for r in recs if twin_of(str(r["stack"]))}
     if not twins:
         return []
@@ -88,7 +124,9 @@ def tax_rows(run: Run) -> list[TaxRow]:
     for r in recs:
         for (twin_stack, key), t in twins.items():
             if twin_of(twin_stack) == r["stack"] and key == twin_key(r, _SAME):
-                out.append(TaxRow(r, t))
+                out.append(
+                    TaxRow(r, t, repeats.get(r["cell_id"], {}), repeats.get(t["cell_id"], {}))
+                )
     out.sort(key=lambda p: (style.order_key(p.ours["transport"], p.ours["stack"]), _load(p.ours)))
     return out
 
@@ -101,8 +139,8 @@ def _fmt_ratio(row: TaxRow, column: str) -> str:
     r = row.ratio(column)
     if r is None:
         return "—"
-    text = f"{r:.2f}×"
-    return f"{text} (within spread)" if row.within_spread(column) else text
+    iv = row.interval(column)
+    return f"{r:.2f}×" if iv is None else f"{r:.2f}× [{iv[0]:.2f}–{iv[1]:.2f}]"
 
 
 def _fmt_pair(row: TaxRow, column: str) -> str:
@@ -130,7 +168,10 @@ def section(run: Run) -> list[doc.Section]:
             )
         )
         full = p.saturated()
-        body[-1] += ({(): "—", ("ours",): "ours", ("twin",): "twin"}.get(full, "both"),)
+        body[-1] += (
+            "— (saturated)" if full else p.verdict(),
+            {(): "—", ("ours",): "ours", ("twin",): "twin"}.get(full, "both"),
+        )
         bad = not p.ours.get("ok") or not p.twin.get("ok")
         bound = bool(p.ours.get("harness_bound")) or bool(p.twin.get("harness_bound"))
         flags.append("failed" if bad else "flagged" if bound or full else "")
@@ -141,12 +182,17 @@ def section(run: Run) -> list[doc.Section]:
             *(h for _, h in RATIOS),
             "server CPU µs/msg (ours / twin)",
             "ok/runs (ours · twin)",
+            f"within {TOLERANCE}×?",
             "saturated",
         ),
         tuple(body),
         caption="pushbench's server ÷ its hand-written twin (servers/minimal), same cell, same "
-        "run: medians over the ok repeats. Above 1: what the hub, service and checks cost "
-        "beyond the framework. “within spread”: the two sides' repeat ranges overlap. Red: a "
+        "run: medians over the ok repeats, and in brackets the 95 % interval of the ratio of "
+        "geometric means (a t test on the logarithms of the two sides' repeats, each figure "
+        "on its own). Above 1: what the hub, service and checks cost beyond the framework. "
+        f"“within {TOLERANCE}×?”: within when every interval ends at or below "
+        f"{TOLERANCE}, beyond when one starts above it, undecided when one straddles it "
+        "(more repeats would tell). Red: a "
         "side measured nothing; yellow: a side was harness-bound or saturated (its server "
         f"used ≥ {SERVER_BUSY:.0%} of its core: its CPU per message is then 1 ÷ its rate and "
         "its latency mostly queueing, so the row does not measure the tax).",
