@@ -40,6 +40,7 @@ SHIPPED = {
     "redis",
     "anchor",
     "tax",
+    "tax-tail",  # issue 16 item 2: the p99 ratios in 16 s windows
     "floor",  # issue 16 item 3: raw beside aiohttp at 100 × 1,000
     "chat-busy",
     "abuse",
