@@ -29,7 +29,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-__all__ = ["DEVICE", "MAX_LATENCY_US", "IdleStates", "LatencyHold", "LatencyHoldError", "read"]
+from .results import read_first_line
+
+__all__ = [
+    "DEVICE",
+    "MAX_LATENCY_US",
+    "IdleStates",
+    "LatencyHold",
+    "LatencyHoldError",
+    "check_latency_us",
+    "read",
+]
 
 DEVICE = Path("/dev/cpu_dma_latency")
 MAX_LATENCY_US = 2_000_000_000  # the kernel's PM_QOS_DEFAULT_VALUE: "no constraint"
@@ -92,11 +102,12 @@ class IdleStates:
         )
 
 
-def _text(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8").strip() or None
-    except OSError:
-        return None
+def check_latency_us(us: int) -> int:
+    """``us`` when it is a PM QoS CPU latency the kernel takes (0..:data:`MAX_LATENCY_US`),
+    else ValueError saying so."""
+    if not 0 <= us <= MAX_LATENCY_US:
+        raise ValueError(f"a PM QoS CPU latency is 0..{MAX_LATENCY_US} µs, not {us}")
+    return us
 
 
 def read(sysfs: Path = Path("/sys"), *, held_latency_us: int | None = None) -> IdleStates:
@@ -111,14 +122,14 @@ def read(sysfs: Path = Path("/sys"), *, held_latency_us: int | None = None) -> I
     except OSError:
         entries = []
     for entry in entries:
-        name = _text(entry / "name")
+        name = read_first_line(entry / "name")
         if name is not None:
             names.append(name)
-    poll = _text(sysfs / _HALT_POLL)
+    poll = read_first_line(sysfs / _HALT_POLL)
     return IdleStates(
-        driver=_text(sysfs / _CPUIDLE / "current_driver"),
-        governor=_text(sysfs / _CPUIDLE / "current_governor")
-        or _text(sysfs / _CPUIDLE / "current_governor_ro"),
+        driver=read_first_line(sysfs / _CPUIDLE / "current_driver"),
+        governor=read_first_line(sysfs / _CPUIDLE / "current_governor")
+        or read_first_line(sysfs / _CPUIDLE / "current_governor_ro"),
         states=tuple(names),
         guest_halt_poll_ns=int(poll) if poll is not None and poll.isdigit() else None,
         held_latency_us=held_latency_us,
@@ -131,9 +142,7 @@ class LatencyHold:
     device cannot be opened or written."""
 
     def __init__(self, us: int | None, device: Path | None = None) -> None:
-        if us is not None and not 0 <= us <= MAX_LATENCY_US:
-            raise ValueError(f"a PM QoS CPU latency is 0..{MAX_LATENCY_US} µs, not {us}")
-        self.us = us
+        self.us = None if us is None else check_latency_us(us)
         self.device = DEVICE if device is None else device
         self._fd: int | None = None
 

@@ -218,7 +218,8 @@ def _cpu_model() -> str | None:
     return platform.processor() or None
 
 
-def _read_first_line(path: str) -> str | None:
+def read_first_line(path: str | os.PathLike[str]) -> str | None:
+    """A file's first line, stripped (a sysfs or procfs value); None when absent or empty."""
     try:
         with open(path, encoding="utf-8") as f:
             return f.readline().strip() or None
@@ -319,7 +320,7 @@ def collect_metadata(
             "model": _cpu_model(),
             "count": os.cpu_count(),
             "affinity": affinity,
-            "governor": _read_first_line("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+            "governor": read_first_line("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
         },
         # Other processes competing for the cores skew timings: keep the evidence.
         "loadavg_start": _loadavg(),

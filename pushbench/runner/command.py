@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from pushbench import thresholds
-from pushbench.cpuidle import MAX_LATENCY_US, LatencyHold, LatencyHoldError
+from pushbench.cpuidle import MAX_LATENCY_US, LatencyHold, LatencyHoldError, check_latency_us
 from pushbench.exitcodes import ExitCode
 from pushbench.results import LATEST, atomic_write_json, atomic_write_text
 from pushbench.scenario import Scenario, ScenarioError, describe, load
@@ -125,12 +125,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _latency_us(text: str) -> int:
     try:
-        value = int(text)
+        return check_latency_us(int(text))
     except ValueError:
-        value = -1
-    if not 0 <= value <= MAX_LATENCY_US:
-        raise argparse.ArgumentTypeError(f"a whole number of µs, 0..{MAX_LATENCY_US}: {text!r}")
-    return value
+        raise argparse.ArgumentTypeError(
+            f"a whole number of µs, 0..{MAX_LATENCY_US}: {text!r}"
+        ) from None
 
 
 def exit_code(result: RunResult, gates_passed: bool = True) -> int:
